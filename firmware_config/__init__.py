@@ -1,0 +1,1 @@
+"""Device configuration: the schema every part meets at, its loader and its examples."""

@@ -1,0 +1,56 @@
+# Sourced by ./check and ./demo: install what this project needs, idempotently.
+# Debian packages (apt-get, as root), then a virtual environment in .venv with the
+# pinned versions from constraints.txt. Re-running does nothing when nothing changed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+# Debian packages the checks and the demo need (later parts add mosquitto, pcscd, chromium).
+APT_PACKAGES=(${EDGE_APT_PACKAGES:-})
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+need_apt=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
+done
+if ((${#need_apt[@]})); then
+    say "installing Debian packages: ${need_apt[*]}"
+    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+# The newest Python 3.11+ on PATH.
+PYTHON=""
+for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+        "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+        PYTHON="$candidate"; break
+    fi
+done
+if [[ -z "$PYTHON" ]]; then
+    say "no Python 3.11+ found: installing Debian's python3"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv
+    PYTHON=python3
+fi
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+    say "creating $VENV with $($PYTHON --version)"
+    if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+        "$PYTHON" -m venv "$VENV"
+    fi
+fi
+
+# Reinstall only when the project's requirements or pins changed.
+STAMP="$VENV/.installed"
+WANT="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -d' ' -f1)"
+if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
+    say "installing Python packages (pinned by constraints.txt)"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+        -c "$ROOT/constraints.txt" -e "$ROOT[dev]"
+    echo "$WANT" >"$STAMP"
+fi
+export PATH="$VENV/bin:$PATH"

@@ -1,0 +1,1 @@
+"""Simulated hardware, a fake clock, the city-hall model and the demo."""

@@ -1,0 +1,53 @@
+"""Anti-passback positions: the zone each card was last seen entering, per device.
+
+A card may not enter a zone it is already in (a card passed back to a colleague). Positions
+are forgotten once a day at each zone's `forgive_at` local time, so one missed exit
+(another gate, a door held for a group) does not lock someone out the next morning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+
+from edge.core.spec import AntiPassback, ZoneSpec
+
+_STRICTNESS = {AntiPassback.OFF: 0, AntiPassback.SOFT: 1, AntiPassback.HARD: 2}
+
+
+class AntiPassbackTracker:
+    """Card positions, and the daily forgiveness."""
+
+    def __init__(self, zones: Iterable[ZoneSpec]) -> None:
+        self._zones = {z.id: z for z in zones}
+        self._positions: dict[str, str] = {}
+        self._forgiven_on: dict[str, date] = {}
+
+    def __repr__(self) -> str:
+        return f"<AntiPassbackTracker positions={len(self._positions)}>"
+
+    def setting(self, *zones: str) -> AntiPassback:
+        """Return the strictest anti-passback setting among `zones`."""
+        settings = [self._zones[z].anti_passback for z in zones if z in self._zones]
+        return max(settings, key=_STRICTNESS.__getitem__, default=AntiPassback.OFF)
+
+    def position(self, card_ref: str) -> str | None:
+        """Return the zone the card last entered, or None."""
+        return self._positions.get(card_ref)
+
+    def crossed(self, card_ref: str, to_zone: str) -> None:
+        """Record that the card entered `to_zone`."""
+        self._positions[card_ref] = to_zone
+
+    def forgive_due(self, local: datetime) -> list[str]:
+        """Forget positions in every zone whose forgive time has come today; return those zones."""
+        forgiven = []
+        for zone in self._zones.values():
+            if zone.forgive_at is None or local.time() < zone.forgive_at:
+                continue
+            if self._forgiven_on.get(zone.id) == local.date():
+                continue
+            self._forgiven_on[zone.id] = local.date()
+            self._positions = {c: z for c, z in self._positions.items() if z != zone.id}
+            forgiven.append(zone.id)
+        return forgiven

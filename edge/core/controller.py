@@ -1,0 +1,336 @@
+"""The core of one device: an event and the time in, outputs out, nothing performed.
+
+It routes each event to the access decision, the door machines, presence and occupancy,
+and holds the device-wide modes: lockdown, and the fire release that beats it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+from edge.core.antipassback import AntiPassbackTracker
+from edge.core.clock import Instant
+from edge.core.credentials import CredentialStore
+from edge.core.decision import Decision, Request, decide
+from edge.core.door import DoorMachine, Passage
+from edge.core.events import (
+    CardPresented,
+    ContactChanged,
+    Event,
+    ExitPressed,
+    FireInputChanged,
+    PresenceChanged,
+    ResetAlarms,
+    ResetFire,
+    ResetOccupancy,
+    SetHoldOpen,
+    SetLockdown,
+    Tick,
+    UnlockOnce,
+)
+from edge.core.occupancy import OccupancyCounter
+from edge.core.outputs import EventKind, Indicate, Output, Signal, record
+from edge.core.policy import AccessPolicy
+from edge.core.presence import PresenceDebouncer
+from edge.core.schedule import HolidayCalendar
+from edge.core.spec import DeviceSpec, Direction
+
+
+class Controller:
+    """Everything one device decides. Not thread-safe: one loop calls `handle`."""
+
+    def __init__(
+        self,
+        spec: DeviceSpec,
+        policy: AccessPolicy,
+        credentials: CredentialStore,
+        calendar: HolidayCalendar,
+    ) -> None:
+        self.spec = spec
+        self.policy = policy
+        self.credentials = credentials
+        self.calendar = calendar
+        self._tz = ZoneInfo(spec.timezone)
+        self.doors = {d.id: DoorMachine(d) for d in spec.doors}
+        self._readers = {r.id: r for r in spec.readers}
+        self._zones = {z.id: z for z in spec.zones}
+        self.presence = {p.id: PresenceDebouncer(p) for p in spec.presence}
+        self.counts = OccupancyCounter(
+            z for d in spec.doors for z in (d.outside_zone, d.inside_zone)
+        )
+        self.passback = AntiPassbackTracker(spec.zones)
+        self.lockdown = False
+        self.fire_inputs: set[str] = set()
+        self.fire_latched = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<Controller {self.spec.id} doors={len(self.doors)} readers={len(self._readers)} "
+            f"lockdown={self.lockdown} fire={self.fire_release}>"
+        )
+
+    @property
+    def fire_release(self) -> bool:
+        """True while a fire input is active or a fire release awaits its reset."""
+        return bool(self.fire_inputs) or self.fire_latched
+
+    def handle(self, event: Event, at: Instant) -> list[Output]:
+        """Process one event at one instant; return the outputs in the order to perform them."""
+        match event:
+            case CardPresented():
+                return self._card(event, at)
+            case ContactChanged(door=door_id, is_open=is_open):
+                if door_id not in self.doors:
+                    return [self._unknown("door", door_id, at)]
+                out, crossing = self.doors[door_id].contact(at, is_open)
+                return out + self._crossed(crossing, at)
+            case ExitPressed(door=door_id):
+                if door_id not in self.doors:
+                    return [self._unknown("door", door_id, at)]
+                out = [record(EventKind.DOOR, "exit_pressed", at.utc, door=door_id)]
+                return out + self.doors[door_id].exit_pressed(at)
+            case FireInputChanged():
+                return self._fire_input(event, at)
+            case PresenceChanged():
+                return self._presence(event, at)
+            case Tick():
+                return self._tick(at)
+            case _:
+                return self._command(event, at)
+
+    # -- cards ----------------------------------------------------------------------------
+
+    def _card(self, event: CardPresented, at: Instant) -> list[Output]:
+        reader = self._readers.get(event.reader)
+        if reader is None or reader.door not in self.doors:
+            return [self._unknown("reader", event.reader, at)]
+        door = self.doors[reader.door]
+        if reader.direction is Direction.IN:
+            from_zone, to_zone = door.spec.outside_zone, door.spec.inside_zone
+        else:
+            from_zone, to_zone = door.spec.inside_zone, door.spec.outside_zone
+        request = Request(
+            card_ref=event.card_ref,
+            door=door.spec.id,
+            authenticated=event.authenticated,
+            security=reader.security,
+            destination=to_zone,
+            position=self.passback.position(event.card_ref),
+            anti_passback=self.passback.setting(from_zone, to_zone),
+        )
+        decision = decide(
+            request,
+            utc=at.utc,
+            local=at.utc.astimezone(self._tz),
+            credentials=self.credentials,
+            policy=self.policy,
+            calendar=self.calendar,
+            lockdown=self.lockdown,
+        )
+        out: list[Output] = [
+            self._access_record(event, reader.door, reader.direction, decision, at)
+        ]
+        if decision.lost_card:
+            out.append(
+                record(
+                    EventKind.ALARM,
+                    "lost_card_used",
+                    at.utc,
+                    door=door.spec.id,
+                    reader=reader.id,
+                    card_ref=event.card_ref,
+                    state="raised",
+                )
+            )
+        if not decision.granted:
+            out.append(Indicate(door.spec.id, Signal.DENY, reader.id))
+            return out
+        out.append(Indicate(door.spec.id, Signal.GRANT, reader.id))
+        passage = Passage(event.card_ref, reader.id, reader.direction, from_zone, to_zone)
+        door_out, crossing = door.grant(at, passage)
+        return out + door_out + self._crossed(crossing, at)
+
+    def _access_record(
+        self, event: CardPresented, door: str, direction: Direction, decision: Decision, at: Instant
+    ) -> Output:
+        extra: dict[str, object] = {}
+        if decision.override:
+            extra["override"] = True
+        if decision.passback_violation:
+            extra["anti_passback_violation"] = True
+        return record(
+            EventKind.ACCESS,
+            "granted" if decision.granted else "denied",
+            at.utc,
+            door=door,
+            reader=event.reader,
+            direction=str(direction),
+            card_ref=event.card_ref,
+            authenticated=event.authenticated,
+            reason=str(decision.reason),
+            **extra,
+        )
+
+    def _crossed(self, crossing: Passage | None, at: Instant) -> list[Output]:
+        if crossing is None:
+            return []
+        self.passback.crossed(crossing.card_ref, crossing.to_zone)
+        out: list[Output] = [
+            record(
+                EventKind.ACCESS,
+                "crossing",
+                at.utc,
+                door=self._readers[crossing.reader].door,
+                reader=crossing.reader,
+                direction=str(crossing.direction),
+                card_ref=crossing.card_ref,
+                from_zone=crossing.from_zone,
+                to_zone=crossing.to_zone,
+            )
+        ]
+        for zone in self.counts.cross(crossing.from_zone, crossing.to_zone):
+            out.append(self._occupancy(zone, at))
+        return out
+
+    # -- fire, commands -------------------------------------------------------------------
+
+    def _fire_input(self, event: FireInputChanged, at: Instant) -> list[Output]:
+        was_active = bool(self.fire_inputs)
+        if event.active:
+            self.fire_inputs.add(event.door)
+        else:
+            self.fire_inputs.discard(event.door)
+        active = bool(self.fire_inputs)
+        if active == was_active:
+            return []
+        if active:
+            self.fire_latched = self.spec.fire_reset_manual
+            out = [record(EventKind.ALARM, "fire", at.utc, state="raised", input=event.door)]
+        else:
+            out = [
+                record(
+                    EventKind.ALARM,
+                    "fire",
+                    at.utc,
+                    state="cleared",
+                    input=event.door,
+                    reset_required=self.fire_latched,
+                )
+            ]
+        return out + self._all_doors(at, "fire", fire=self.fire_release)
+
+    def _command(self, event: Event, at: Instant) -> list[Output]:
+        match event:
+            case SetLockdown(on=on, by=by):
+                changed = on != self.lockdown
+                self.lockdown = on
+                out = [record(EventKind.SYSTEM, "lockdown", at.utc, on=on, by=by, changed=changed)]
+                return out + self._all_doors(at, f"lockdown:{by}", lockdown=on)
+            case ResetFire(by=by):
+                if self.fire_inputs:
+                    return [
+                        record(
+                            EventKind.SYSTEM,
+                            "fire_reset_refused",
+                            at.utc,
+                            by=by,
+                            reason="fire_input_active",
+                            inputs=sorted(self.fire_inputs),
+                        )
+                    ]
+                was = self.fire_latched
+                self.fire_latched = False
+                out = [record(EventKind.SYSTEM, "fire_reset", at.utc, by=by, changed=was)]
+                return out + self._all_doors(at, f"fire_reset:{by}", fire=False)
+            case ResetOccupancy(zone=zone, count=count, by=by):
+                if not self.counts.reset(zone, count):
+                    return [self._unknown("zone", zone, at)]
+                return [
+                    record(
+                        EventKind.SYSTEM, "occupancy_reset", at.utc, zone=zone, count=count, by=by
+                    ),
+                    self._occupancy(zone, at),
+                ]
+            case UnlockOnce(door=door_id, by=by) if door_id in self.doors:
+                return self.doors[door_id].unlock_once(at, by)
+            case SetHoldOpen(door=door_id, on=on, by=by) if door_id in self.doors:
+                return self.doors[door_id].hold(at, on, by_schedule=False, cause=f"command:{by}")
+            case ResetAlarms(door=door_id, by=by) if door_id in self.doors:
+                return self.doors[door_id].reset_alarms(at, by)
+            case UnlockOnce(door=door_id) | SetHoldOpen(door=door_id) | ResetAlarms(door=door_id):
+                return [self._unknown("door", door_id, at)]
+        raise TypeError(f"not an event the core knows: {event!r}")
+
+    def _all_doors(self, at: Instant, cause: str, **modes: bool) -> list[Output]:
+        return [o for door in self.doors.values() for o in door.set_modes(at, cause, **modes)]
+
+    # -- presence, timers -----------------------------------------------------------------
+
+    def _presence(self, event: PresenceChanged, at: Instant) -> list[Output]:
+        sensor = self.presence.get(event.sensor)
+        if sensor is None:
+            return [self._unknown("presence sensor", event.sensor, at)]
+        zone_before = self._zone_occupied_by_presence(sensor.spec.zone)
+        if not sensor.edge(at, event.active):
+            return []
+        return self._presence_changed(sensor, zone_before, at)
+
+    def _presence_changed(
+        self, sensor: PresenceDebouncer, zone_before: bool, at: Instant
+    ) -> list[Output]:
+        out: list[Output] = [
+            record(
+                EventKind.PRESENCE,
+                "occupied" if sensor.occupied else "vacant",
+                at.utc,
+                sensor=sensor.spec.id,
+                zone=sensor.spec.zone,
+            )
+        ]
+        if self._zone_occupied_by_presence(sensor.spec.zone) != zone_before:
+            out.append(self._occupancy(sensor.spec.zone, at))
+        return out
+
+    def _zone_occupied_by_presence(self, zone: str) -> bool:
+        return any(p.occupied for p in self.presence.values() if p.spec.zone == zone)
+
+    def _tick(self, at: Instant) -> list[Output]:
+        out: list[Output] = []
+        local = at.utc.astimezone(self._tz)
+        for door in self.doors.values():
+            schedule = self.policy.unlock_schedule(door.spec.id)
+            held = schedule is not None and schedule.is_open(local, self.calendar)
+            if held != door.held_by_schedule:
+                out += door.hold(at, held, by_schedule=True, cause="schedule")
+            out += door.tick(at)
+        for sensor in self.presence.values():
+            zone_before = self._zone_occupied_by_presence(sensor.spec.zone)
+            if sensor.tick(at):
+                out += self._presence_changed(sensor, zone_before, at)
+        for zone in self.passback.forgive_due(local):
+            out.append(record(EventKind.SYSTEM, "anti_passback_forgiven", at.utc, zone=zone))
+        return out
+
+    # -- records --------------------------------------------------------------------------
+
+    def _occupancy(self, zone: str, at: Instant) -> Output:
+        count = self.counts.count(zone)
+        spec = self._zones.get(zone)
+        occupied = bool(count) or self._zone_occupied_by_presence(zone)
+        return record(
+            EventKind.OCCUPANCY,
+            "zone",
+            at.utc,
+            zone=zone,
+            count=count,
+            occupied=occupied,
+            capacity=spec.capacity if spec else None,
+        )
+
+    def _unknown(self, what: str, name: str, at: Instant) -> Output:
+        return record(EventKind.SYSTEM, "unknown_input", at.utc, what=what, name=name)
+
+    def iter_doors(self) -> Iterator[DoorMachine]:
+        """Yield the door machines in configuration order."""
+        yield from self.doors.values()

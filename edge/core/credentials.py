@@ -1,0 +1,70 @@
+"""Credentials by card reference, and the port the decision looks them up through.
+
+The in-memory store serves tests, benchmarks and the demo; the agent's SQLite store
+implements the same port, so 1M cardholders need not fit in RAM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+
+class DenyReason(StrEnum):
+    """Why a card is on the deny list."""
+
+    REVOKED = "revoked"
+    LOST = "lost"  # revoked and flagged: a tap raises an alarm
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A card's rights: its groups and the period it is valid (`valid_until` exclusive)."""
+
+    ref: str
+    groups: frozenset[str]
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+
+
+class CredentialStore(Protocol):
+    """Looks credentials and the deny list up by card reference."""
+
+    def find(self, ref: str) -> Credential | None:
+        """Return the card's credential, or None if it is not enrolled here."""
+        ...
+
+    def denied(self, ref: str) -> DenyReason | None:
+        """Return why the card is denied outright, or None."""
+        ...
+
+
+class InMemoryCredentials:
+    """A credential store in dictionaries."""
+
+    def __init__(
+        self, credentials: Iterable[Credential] = (), deny: Mapping[str, DenyReason] | None = None
+    ) -> None:
+        self._by_ref = {c.ref: c for c in credentials}
+        self._deny = dict(deny or {})
+
+    def __repr__(self) -> str:
+        return f"<InMemoryCredentials cards={len(self._by_ref)} denied={len(self._deny)}>"
+
+    def __len__(self) -> int:
+        return len(self._by_ref)
+
+    def find(self, ref: str) -> Credential | None:
+        """Return the card's credential, or None."""
+        return self._by_ref.get(ref)
+
+    def denied(self, ref: str) -> DenyReason | None:
+        """Return why the card is denied outright, or None."""
+        return self._deny.get(ref)
+
+    def deny(self, ref: str, reason: DenyReason) -> None:
+        """Put a card on the deny list."""
+        self._deny[ref] = reason

@@ -1,0 +1,107 @@
+"""The core's view of a device: doors, readers, zones and sensors, plain and frozen.
+
+The agent builds these from the validated device configuration; the core never sees the
+configuration models, so it stays standard-library only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import time
+from enum import StrEnum
+
+
+class FailMode(StrEnum):
+    """What the lock does without power (it is the lock's nature, not a setting of ours).
+
+    `safe`: the lock releases when unpowered (maglock, fail-safe strike). A power cut, a dead
+    Pi or a cut wire leaves the door free: used on stairways and egress routes, and released
+    by the fire input. `secure`: the lock stays locked when unpowered (fail-secure strike);
+    people inside still leave by the handle. The agent never inverts this: the relay powers
+    the lock for a fail-safe door and powers the strike to open for a fail-secure one, so a
+    dead agent always leaves the door in the lock's own fail state.
+    """
+
+    SAFE = "safe"
+    SECURE = "secure"
+
+
+class Direction(StrEnum):
+    """Which way a reader lets people cross its door."""
+
+    IN = "in"  # outside_zone -> inside_zone
+    OUT = "out"  # inside_zone -> outside_zone
+
+
+class AntiPassback(StrEnum):
+    """Anti-passback for a zone: hard denies a repeated entry, soft grants and records it."""
+
+    OFF = "off"
+    SOFT = "soft"
+    HARD = "hard"
+
+
+class CardSecurity(StrEnum):
+    """What a reader requires of a card read."""
+
+    UID = "uid"  # the card's identifier is enough (it can be cloned)
+    AUTHENTICATED = "authenticated"  # the read must be cryptographically authenticated
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneSpec:
+    """A zone: an area, a booth, a meeting room or a stairway."""
+
+    id: str
+    name: str = ""
+    kind: str = "area"
+    capacity: int | None = None
+    anti_passback: AntiPassback = AntiPassback.OFF
+    forgive_at: time | None = None  # local time of day when positions are forgotten
+
+
+@dataclass(frozen=True, slots=True)
+class DoorSpec:
+    """A door or gate leaf with its timings; zones on each side."""
+
+    id: str
+    outside_zone: str
+    inside_zone: str
+    fail: FailMode
+    unlock_s: float = 5.0
+    held_open_s: float = 30.0
+    pre_alarm_s: float = 10.0
+    has_contact: bool = True
+    has_fire_input: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderSpec:
+    """A card reader at a door, facing one direction."""
+
+    id: str
+    door: str
+    direction: Direction
+    security: CardSecurity = CardSecurity.UID
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceSpec:
+    """A presence sensor in a zone; vacant only after `hold_s` without presence."""
+
+    id: str
+    zone: str
+    hold_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSpec:
+    """Everything the core needs to know about one device."""
+
+    id: str
+    timezone: str = "Asia/Tokyo"
+    fire_reset_manual: bool = True
+    zones: tuple[ZoneSpec, ...] = ()
+    doors: tuple[DoorSpec, ...] = ()
+    readers: tuple[ReaderSpec, ...] = ()
+    presence: tuple[PresenceSpec, ...] = field(default=())

@@ -241,7 +241,8 @@ class DoorSafety(RuleBasedStateMachine):
         for door in DOORS:
             if self.unlocked[door]:
                 assert self.free(door) or self.momentary_live(door), (
-                    f"{door} unlocked with no grant, exit, command, hold or fire: {self.h.controller.doors[door]!r}"
+                    f"{door} unlocked with no grant, exit, command, hold or fire: "
+                    f"{self.h.controller.doors[door]!r}"
                 )
 
     @invariant()
@@ -257,14 +258,16 @@ class DoorSafety(RuleBasedStateMachine):
             since = self.supervised_since[door]
             if since is not None and self.now - since >= SPECS[door].held_open_s:
                 assert self.held_alarm_seen[door] or self.h.controller.doors[door].held_alarm, (
-                    f"{door} open and supervised for {self.now - since:.1f} s without a held-open alarm"
+                    f"{door} open and supervised for {self.now - since:.1f} s "
+                    "without a held-open alarm"
                 )
 
     @invariant()
     def occupancy_never_negative(self) -> None:
         for zone in ("lobby", "staff", "stairs", "floor2"):
             count = self.h.controller.counts.count(zone)
-            assert count is not None and count >= 0
+            assert count is not None
+            assert count >= 0
         for r in records(self.last_out, EventKind.OCCUPANCY):
             assert r["count"] is None or r["count"] >= 0
 

@@ -143,6 +143,18 @@ class Controller:
                     state="raised",
                 )
             )
+        if decision.passback_violation:
+            out.append(
+                record(
+                    EventKind.ALARM,
+                    "anti_passback_violation",
+                    at.utc,
+                    door=door.spec.id,
+                    reader=reader.id,
+                    card_ref=event.card_ref,
+                    state="raised",
+                )
+            )
         if not decision.granted:
             out.append(Indicate(door.spec.id, Signal.DENY, reader.id))
             return out

@@ -48,6 +48,8 @@ def test_soft_anti_passback_grants_and_flags() -> None:
     second = cross(h, "gate-in", "ref-bob")
     assert second["reason"] == Reason.GRANTED
     assert second["anti_passback_violation"] is True
+    (alarm,) = records(h.log, EventKind.ALARM, "anti_passback_violation")
+    assert alarm["card_ref"] == "ref-bob"
 
 
 def test_positions_are_forgiven_at_the_zone_time() -> None:

@@ -1,0 +1,93 @@
+"""The `edge-agent` command line: check a device configuration, print its schema."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+import click
+
+from edge import __version__
+from firmware_config.errors import ConfigError
+from firmware_config.loader import config_hash, json_schema, load_config
+from firmware_config.model import DeviceConfig
+
+EXIT_INVALID_CONFIG: Final = 2
+"""Exit status when the configuration is invalid (nothing was started)."""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edge-agent")
+def cli() -> None:
+    """The agent on each Raspberry Pi at a card door, security gate or sensor node.
+
+    A device is described by one TOML configuration file; firmware_config/examples/ has
+    one for each role (gate, door, sensor-node).
+    """
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Device configuration (TOML), e.g. /etc/edge/agent.toml.",
+)
+@click.pass_context
+def check(ctx: click.Context, config_path: Path) -> None:
+    """Validate a configuration file and summarise it; start nothing.
+
+    Every mistake is listed on standard error, one per line, with its place in the file,
+    the value found and how to fix it. Exit status 0 when the file is valid, 2 when not.
+
+    \b
+    Example:
+      edge-agent check --config /etc/edge/agent.toml
+    """
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        click.echo(f"{config_path}: {_count(len(error.problems), 'problem')}:", err=True)
+        for problem in error.problems:
+            click.echo(f"  {problem}", err=True)
+        ctx.exit(EXIT_INVALID_CONFIG)
+    click.echo(summary(config))
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of the device configuration.
+
+    It lists every key with its type, default, allowed values and description; editors
+    that understand JSON Schema can use it to check TOML files as they are typed.
+    """
+    click.echo(json.dumps(json_schema(), indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def summary(config: DeviceConfig) -> str:
+    """Describe a valid configuration in one paragraph."""
+    return (
+        f"Configuration valid: site {config.site.id}, device {config.device.id} "
+        f"(role {config.device.role}) with {_count(len(config.doors), 'door')}, "
+        f"{_count(len(config.readers), 'reader')}, "
+        f"{_count(len(config.presence), 'presence sensor')} and "
+        f"{_count(len(config.zones), 'zone')}; config hash {config_hash(config)}. "
+        "Nothing was started."
+    )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the `edge-agent` command line; `argv` defaults to the process arguments."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="edge-agent")
+
+
+if __name__ == "__main__":
+    main()

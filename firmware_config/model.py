@@ -1,0 +1,90 @@
+"""The device configuration: one frozen model tree, validated once at start.
+
+The parts live in their own modules (deployment, zones, doors, readers); every name the rest
+of the project uses is importable from here.
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from firmware_config.checks import check_config, pin_uses
+from firmware_config.deployment import DeviceInfo, MqttConfig, SiteConfig, StoreConfig, TlsConfig
+from firmware_config.doors import (
+    ButtonConfig,
+    ContactConfig,
+    DoorConfig,
+    FireInputConfig,
+    RelayConfig,
+)
+from firmware_config.errors import raise_problems
+from firmware_config.readers import (
+    IndicatorConfig,
+    NfcReader,
+    PcscReader,
+    ReaderConfig,
+    SimReader,
+)
+from firmware_config.zones import PresenceConfig, ZoneConfig
+
+__all__ = [
+    "ButtonConfig",
+    "ContactConfig",
+    "DeviceConfig",
+    "DeviceInfo",
+    "DoorConfig",
+    "FireInputConfig",
+    "IndicatorConfig",
+    "MqttConfig",
+    "NfcReader",
+    "PcscReader",
+    "PresenceConfig",
+    "ReaderConfig",
+    "RelayConfig",
+    "SimReader",
+    "SiteConfig",
+    "StoreConfig",
+    "TlsConfig",
+    "ZoneConfig",
+]
+
+
+class DeviceConfig(BaseModel):
+    """Configuration of one edge device: a gate, a card door or a sensor node.
+
+    Written in TOML; `edge-agent check --config FILE` validates a file and lists every
+    mistake with its fix. See firmware_config/examples/ for one file per role.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    site: SiteConfig = Field(description="The site this device belongs to.")
+    device: DeviceInfo = Field(description="This device's id and role.")
+    mqtt: MqttConfig = Field(default=MqttConfig(), description="The MQTT broker.")
+    store: StoreConfig = Field(default=StoreConfig(), description="The local SQLite store.")
+    zones: tuple[ZoneConfig, ...] = Field(
+        default=(), description="Zones that doors join and presence sensors watch: [[zones]]."
+    )
+    doors: tuple[DoorConfig, ...] = Field(
+        default=(), description="Doors with electric locks driven by this device: [[doors]]."
+    )
+    readers: tuple[ReaderConfig, ...] = Field(
+        default=(), description="Card readers; `kind` picks the hardware: [[readers]]."
+    )
+    presence: tuple[PresenceConfig, ...] = Field(
+        default=(), description="Presence sensors: [[presence]]."
+    )
+    indicators: tuple[IndicatorConfig, ...] = Field(
+        default=(), description="LEDs and buzzers beside the readers: [[indicators]]."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        raise_problems(check_config(self.model_dump()))
+        return self
+
+    def pins(self) -> dict[int, str]:
+        """Map each GPIO pin in use to where it is configured (`doors[0].relay.pin`)."""
+        return {pin: path for path, pin in pin_uses(self.model_dump())}

@@ -5,8 +5,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
-# Debian packages the checks and the demo need (later parts add mosquitto, pcscd, chromium).
-APT_PACKAGES=(${EDGE_APT_PACKAGES:-})
+# Debian packages: pcscd and the vpcd virtual reader for the PC/SC tests, and what pyscard
+# builds with (it has no wheel for Linux).
+APT_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig gcc)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -50,7 +51,7 @@ if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
     say "installing Python packages (pinned by constraints.txt)"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-        -c "$ROOT/constraints.txt" -e "$ROOT[dev]"
+        -c "$ROOT/constraints.txt" -e "$ROOT[dev,pcsc,nfc]"
     echo "$WANT" >"$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

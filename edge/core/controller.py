@@ -21,6 +21,7 @@ from edge.core.events import (
     ExitPressed,
     FireInputChanged,
     PresenceChanged,
+    ReaderStatusChanged,
     ResetAlarms,
     ResetFire,
     ResetOccupancy,
@@ -63,6 +64,7 @@ class Controller:
         self.lockdown = False
         self.fire_inputs: set[str] = set()
         self.fire_latched = False
+        self.offline_readers: set[str] = set()
 
     def __repr__(self) -> str:
         return (
@@ -92,6 +94,8 @@ class Controller:
                 return out + self.doors[door_id].exit_pressed(at)
             case FireInputChanged():
                 return self._fire_input(event, at)
+            case ReaderStatusChanged():
+                return self._reader_status(event, at)
             case PresenceChanged():
                 return self._presence(event, at)
             case Tick():
@@ -204,6 +208,29 @@ class Controller:
         for zone in self.counts.cross(crossing.from_zone, crossing.to_zone):
             out.append(self._occupancy(zone, at))
         return out
+
+    def _reader_status(self, event: ReaderStatusChanged, at: Instant) -> list[Output]:
+        reader = self._readers.get(event.reader)
+        if reader is None:
+            return [self._unknown("reader", event.reader, at)]
+        if event.online == (event.reader not in self.offline_readers):
+            return []
+        if event.online:
+            self.offline_readers.discard(event.reader)
+        else:
+            self.offline_readers.add(event.reader)
+        state = "cleared" if event.online else "raised"
+        return [
+            record(
+                EventKind.ALARM,
+                "reader_offline",
+                at.utc,
+                door=reader.door,
+                reader=reader.id,
+                state=state,
+                detail=event.detail,
+            )
+        ]
 
     # -- fire, commands -------------------------------------------------------------------
 

@@ -20,6 +20,15 @@ class CardPresented:
 
 
 @dataclass(frozen=True, slots=True)
+class ReaderStatusChanged:
+    """A card reader went offline (unplugged, driver lost) or came back."""
+
+    reader: str
+    online: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ContactChanged:
     """A door contact changed: the leaf opened or closed."""
 
@@ -109,6 +118,7 @@ class ResetOccupancy:
 
 Event = (
     CardPresented
+    | ReaderStatusChanged
     | ContactChanged
     | ExitPressed
     | FireInputChanged

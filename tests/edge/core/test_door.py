@@ -186,3 +186,14 @@ def test_mode_changes_are_recorded(h: Harness) -> None:
         ("gate", "lockdown", "normal"),
         ("stair", "lockdown", "normal"),
     }
+
+
+def test_reader_offline_alarm_raises_once_and_clears() -> None:
+    from edge.core.events import ReaderStatusChanged
+
+    h = make_harness()
+    out = h.send(ReaderStatusChanged("gate-in", False, "unplugged"))
+    assert alarm_states(out, "reader_offline") == ["raised"]
+    assert h.send(ReaderStatusChanged("gate-in", False)) == []
+    assert alarm_states(h.send(ReaderStatusChanged("gate-in", True)), "reader_offline") == ["cleared"]
+    assert h.send(ReaderStatusChanged("gate-in", True)) == []

@@ -1,0 +1,1 @@
+"""Card reader adapters: PC/SC (pyscard), nfcpy, and the pure parsing they share."""

@@ -34,6 +34,14 @@ class SiteConfig(BaseModel):
             "holidays. The default is the New Year closure, 29 December to 3 January."
         ),
     )
+    card_key_file: Path = Field(
+        default=Path("/etc/edge/card-key"),
+        description=(
+            "File holding the site's card key (64 hex digits), readable only by the agent: "
+            "card numbers are turned into card references with it. It comes in the device "
+            "bundle from provisioning; never copy it anywhere else."
+        ),
+    )
 
 
 class DeviceInfo(BaseModel):

@@ -62,8 +62,10 @@ class SimCardReader:
         self._check_open()
         self._emit = emit
 
-    def tap(self, technology: str, card_id: str, authenticated: bool = False) -> bool:
-        """Present a card and take it away; return True if it counted as a tap."""
+    def tap(
+        self, technology: str, card_id: str, authenticated: bool = False
+    ) -> CardPresented | None:
+        """Present a card and take it away; return the event emitted (None if merged)."""
         self._check_open()
         ref = self._referencer(technology, card_id)
         with self._lock:
@@ -71,9 +73,12 @@ class SimCardReader:
             counted = self.online and self._debounce.arrived(ref, now)
             self._debounce.left(ref, now)
             self.history.append(SimTap(ref, authenticated, counted))
-        if counted and self._emit is not None:
-            self._emit(CardPresented(self._id, ref, authenticated))
-        return counted
+        if not counted:
+            return None
+        event = CardPresented(self._id, ref, authenticated)
+        if self._emit is not None:
+            self._emit(event)
+        return event
 
     def unplug(self) -> None:
         """Pull the reader's cable."""

@@ -6,7 +6,8 @@ and holds the device-wide modes: lockdown, and the fire release that beats it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from edge.core.antipassback import AntiPassbackTracker
@@ -36,6 +37,15 @@ from edge.core.policy import AccessPolicy
 from edge.core.presence import PresenceDebouncer
 from edge.core.schedule import HolidayCalendar
 from edge.core.spec import DeviceSpec, Direction
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceState:
+    """Device-wide modes that outlive the process."""
+
+    lockdown: bool = False
+    fire_latched: bool = False
+    held_by_command: tuple[str, ...] = ()
 
 
 class Controller:
@@ -369,6 +379,38 @@ class Controller:
 
     def _unknown(self, what: str, name: str, at: Instant) -> Output:
         return record(EventKind.SYSTEM, "unknown_input", at.utc, what=what, name=name)
+
+    # -- what survives a restart ----------------------------------------------------------
+
+    def snapshot(self) -> DeviceState:
+        """Return the modes that must survive a restart (positions and counts go by record)."""
+        return DeviceState(
+            lockdown=self.lockdown,
+            fire_latched=self.fire_latched,
+            held_by_command=tuple(
+                sorted(d.spec.id for d in self.doors.values() if d.held_by_command)
+            ),
+        )
+
+    def restore(
+        self,
+        at: Instant,
+        state: DeviceState,
+        positions: Iterable[tuple[str, str]] = (),
+        counts: Iterable[tuple[str, int]] = (),
+    ) -> list[Output]:
+        """Resume after a restart: modes, anti-passback positions, head counts."""
+        for card_ref, zone in positions:
+            self.passback.crossed(card_ref, zone)
+        for zone, count in counts:
+            self.counts.reset(zone, count)
+        self.lockdown = state.lockdown
+        self.fire_latched = state.fire_latched
+        out: list[Output] = []
+        for door in self.doors.values():
+            door.held_by_command = door.spec.id in state.held_by_command
+            out += door.set_modes(at, "restart", fire=self.fire_release, lockdown=self.lockdown)
+        return out
 
     def iter_doors(self) -> Iterator[DoorMachine]:
         """Yield the door machines in configuration order."""

@@ -195,5 +195,7 @@ def test_reader_offline_alarm_raises_once_and_clears() -> None:
     out = h.send(ReaderStatusChanged("gate-in", False, "unplugged"))
     assert alarm_states(out, "reader_offline") == ["raised"]
     assert h.send(ReaderStatusChanged("gate-in", False)) == []
-    assert alarm_states(h.send(ReaderStatusChanged("gate-in", True)), "reader_offline") == ["cleared"]
+    assert alarm_states(h.send(ReaderStatusChanged("gate-in", True)), "reader_offline") == [
+        "cleared"
+    ]
     assert h.send(ReaderStatusChanged("gate-in", True)) == []

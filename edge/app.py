@@ -1,0 +1,190 @@
+"""The composition root: build one agent from a validated configuration.
+
+Hardware comes in through two factories — gpiozero's pin factory and a reader factory —
+so the same wiring serves a Raspberry Pi (lgpio, PC/SC and nfcpy readers) and the
+simulator (MockFactory, simulated readers).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import partial
+
+from gpiozero.pins import Factory
+
+import edge
+from edge.calendar import site_calendar
+from edge.cardref import card_reference
+from edge.core.clock import Clock
+from edge.core.controller import Controller
+from edge.core.outputs import EventKind, Output, record
+from edge.errors import EdgeError
+from edge.gpio import GpioIndicator, GpioInput, GpioRelay
+from edge.ports import CardReader, CardReferencer, Indicator, Input
+from edge.runtime import Agent
+from edge.store import Store
+from edge.store import state as saved_state
+from edge.store.credentials import SqliteCredentials
+from edge.system import SystemdNotifier
+from edge.wiring import device_spec
+from firmware_config.loader import config_hash
+from firmware_config.model import DeviceConfig, ReaderConfig
+
+log = logging.getLogger(__name__)
+
+ReaderFactory = Callable[[ReaderConfig, CardReferencer], CardReader]
+
+
+def hardware_reader(config: ReaderConfig, referencer: CardReferencer) -> CardReader:
+    """Build a real reader: PC/SC through pyscard, or nfcpy."""
+    match config.kind:
+        case "pcsc":
+            from edge.readers.pcsc import PcscCardReader
+
+            return PcscCardReader(config.id, config.match, referencer, config.debounce_s)
+        case "nfc":
+            from edge.readers.nfc import NfcCardReader
+
+            return NfcCardReader(config.id, config.path, referencer, config.debounce_s)
+    raise EdgeError(
+        f'reader {config.id}: kind "sim" runs only under the simulator '
+        "(python -m simulator.agent); on a Pi use pcsc or nfc"
+    )
+
+
+def build_agent(
+    config: DeviceConfig,
+    *,
+    card_key: bytes,
+    pin_factory: Factory,
+    clock: Clock,
+    reader_factory: ReaderFactory = hardware_reader,
+    clock_synced: Callable[[], bool] = lambda: True,
+    notifier: SystemdNotifier | None = None,
+) -> tuple[Agent, list[Output]]:
+    """Return the agent and the start-up outputs to hand to `Agent.start`."""
+    store = Store(config.store.path)
+    credentials = SqliteCredentials(store.db)
+    spec = device_spec(config)
+    controller = Controller(
+        spec, credentials.policy(), credentials, site_calendar(config.site.closure_days)
+    )
+    now = clock.now()
+    modes, positions, counts = saved_state.load(store.db)
+    startup: list[Output] = []
+    if store.moved_aside is not None:
+        startup.append(
+            record(
+                EventKind.ALARM,
+                "store_corrupt",
+                now.utc,
+                state="raised",
+                moved_to=store.moved_aside.name,
+            )
+        )
+    startup.append(
+        record(
+            EventKind.SYSTEM,
+            "started",
+            now.utc,
+            software=edge.__version__,
+            config_hash=config_hash(config),
+            credentials=credentials.count(),
+            policy_version=controller.policy.version,
+        )
+    )
+    startup += controller.restore(now, modes, positions, counts)
+
+    referencer: CardReferencer = partial(card_reference, card_key)
+    relays = {
+        d.id: GpioRelay(
+            d.id,
+            d.relay.pin,
+            active_high=d.relay.active_high,
+            fail=spec_door.fail,
+            factory=pin_factory,
+        )
+        for d, spec_door in zip(config.doors, spec.doors, strict=True)
+    }
+    indicators: dict[str, list[Indicator]] = {}
+    for i in config.indicators:
+        indicators.setdefault(i.reader, []).append(
+            GpioIndicator(
+                i.reader,
+                green=i.green_pin,
+                red=i.red_pin,
+                buzzer=i.buzzer_pin,
+                active_high=i.active_high,
+                factory=pin_factory,
+            )
+        )
+    agent = Agent(
+        controller,
+        store,
+        clock,
+        relays=relays,
+        indicators=indicators,
+        inputs=_inputs(config, pin_factory),
+        readers=[reader_factory(r, referencer) for r in config.readers],
+        clock_synced=clock_synced,
+        notifier=notifier,
+    )
+    return agent, startup
+
+
+def _inputs(config: DeviceConfig, factory: Factory) -> list[Input]:
+    inputs: list[Input] = []
+    for d in config.doors:
+        if d.contact:
+            c = d.contact
+            inputs.append(
+                GpioInput(
+                    "contact",
+                    d.id,
+                    c.pin,
+                    asserted_when=c.open_when,
+                    pull=c.pull,
+                    bounce_ms=c.bounce_ms,
+                    factory=factory,
+                )
+            )
+        if d.exit_button:
+            b = d.exit_button
+            inputs.append(
+                GpioInput(
+                    "exit_button",
+                    d.id,
+                    b.pin,
+                    asserted_when=b.pressed_when,
+                    pull=b.pull,
+                    bounce_ms=b.bounce_ms,
+                    factory=factory,
+                )
+            )
+        if d.fire_input:
+            f = d.fire_input
+            inputs.append(
+                GpioInput(
+                    "fire_input",
+                    d.id,
+                    f.pin,
+                    asserted_when=f.alarm_when,
+                    pull=f.pull,
+                    bounce_ms=f.bounce_ms,
+                    factory=factory,
+                )
+            )
+    for p in config.presence:
+        inputs.append(
+            GpioInput(
+                "presence",
+                p.id,
+                p.pin,
+                asserted_when=p.occupied_when,
+                pull=p.pull,
+                bounce_ms=0,
+                factory=factory,
+            )
+        )
+    return inputs

@@ -1,0 +1,244 @@
+"""GPIO through gpiozero, with the pin factory passed in: lgpio on a Pi, MockFactory elsewhere.
+
+This is the only module that imports gpiozero. gpiozero calls our callbacks on its own
+threads (synchronously on the driving thread with MockFactory): they only emit events.
+
+Relay wiring: the agent energises the relay to *hold* a fail-safe lock (maglock) and to
+*release* a fail-secure strike, so a de-energised relay — agent stopped, Pi dead, power
+cut — always leaves the lock in its own fail state. `close()` de-energises.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from gpiozero import LED as Led
+from gpiozero import Buzzer, DigitalInputDevice, OutputDevice
+from gpiozero.pins import Factory
+
+from edge.core.events import (
+    ContactChanged,
+    Event,
+    ExitPressed,
+    FireInputChanged,
+    PresenceChanged,
+)
+from edge.core.outputs import Signal
+from edge.core.spec import FailMode
+from edge.errors import ClosedError
+from edge.ports import Emit
+
+log = logging.getLogger(__name__)
+
+Level = Literal["high", "low"]
+Pull = Literal["up", "down", "none"]
+InputKind = Literal["contact", "exit_button", "fire_input", "presence"]
+
+
+class GpioRelay:
+    """The lock relay of one door."""
+
+    def __init__(
+        self, door: str, pin: int, *, active_high: bool, fail: FailMode, factory: Factory
+    ) -> None:
+        self.door = door
+        self.fail = fail
+        # Start locked: a fail-safe lock is held by energising the relay.
+        self._device = OutputDevice(
+            pin,
+            active_high=active_high,
+            initial_value=fail is FailMode.SAFE,
+            pin_factory=factory,
+        )
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("unlocked" if self.is_unlocked else "locked")
+        return f"<GpioRelay door={self.door} {self.fail}-fail {state} pin={self._device.pin}>"
+
+    @property
+    def energised(self) -> bool:
+        """True while the relay coil is driven."""
+        return bool(self._device.value)
+
+    @property
+    def is_unlocked(self) -> bool:
+        """True while the lock is released."""
+        return self.energised == (self.fail is FailMode.SECURE)
+
+    def unlock(self) -> None:
+        """Release the lock."""
+        self._drive(self.fail is FailMode.SECURE)
+
+    def lock(self) -> None:
+        """Secure the lock."""
+        self._drive(self.fail is FailMode.SAFE)
+
+    def close(self) -> None:
+        """De-energise (the lock's own fail state) and release the pin; idempotent."""
+        if self._closed:
+            return
+        self._device.off()
+        self._device.close()
+        self._closed = True
+
+    def _drive(self, energise: bool) -> None:
+        if self._closed:
+            raise ClosedError(f"relay of door {self.door} is closed")
+        if energise:
+            self._device.on()
+        else:
+            self._device.off()
+
+
+class GpioInput:
+    """A contact, exit button, fire input or presence sensor on one pin."""
+
+    def __init__(
+        self,
+        kind: InputKind,
+        target: str,
+        pin: int,
+        *,
+        asserted_when: Level,
+        pull: Pull,
+        bounce_ms: int,
+        factory: Factory,
+    ) -> None:
+        self.kind = kind
+        self.target = target
+        self._asserted_high = asserted_when == "high"
+        pull_up = {"up": True, "down": False, "none": None}[pull]
+        # gpiozero's "active" is low with a pull-up, high with a pull-down; floating inputs
+        # take our level directly.
+        self._gpiozero_active_high = self._asserted_high if pull_up is None else not pull_up
+        self._device = DigitalInputDevice(
+            pin,
+            pull_up=pull_up,
+            active_state=self._asserted_high if pull_up is None else None,
+            bounce_time=bounce_ms / 1000 if bounce_ms else None,
+            pin_factory=factory,
+        )
+        self._emit: Emit | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<GpioInput {self.kind} {self.target} pin={self._device.pin} asserted={self.asserted}>"
+        )
+
+    @property
+    def asserted(self) -> bool:
+        """True while the input reads as open / pressed / fire / presence."""
+        active = bool(self._device.is_active)
+        return active if self._gpiozero_active_high == self._asserted_high else not active
+
+    def start(self, emit: Emit) -> None:
+        """Emit the current state (buttons excepted), then every change."""
+        if self._device.closed:
+            raise ClosedError(f"{self.kind} input of {self.target} is closed")
+        self._emit = emit
+        self._device.when_activated = self._changed
+        self._device.when_deactivated = self._changed
+        if self.kind != "exit_button":
+            event = self._event(self.asserted)
+            if event is not None:
+                emit(event)
+
+    def close(self) -> None:
+        """Release the pin; idempotent."""
+        self._emit = None
+        self._device.close()
+
+    def _changed(self) -> None:
+        emit = self._emit
+        if emit is None:
+            return
+        event = self._event(self.asserted)
+        if event is not None:
+            emit(event)
+
+    def _event(self, asserted: bool) -> Event | None:
+        match self.kind:
+            case "contact":
+                return ContactChanged(self.target, asserted)
+            case "exit_button":
+                return ExitPressed(self.target) if asserted else None
+            case "fire_input":
+                return FireInputChanged(self.target, asserted)
+            case "presence":
+                return PresenceChanged(self.target, asserted)
+
+
+class GpioIndicator:
+    """Green and red LEDs and a buzzer at one reader; any of them may be absent."""
+
+    def __init__(
+        self,
+        reader: str,
+        *,
+        green: int | None,
+        red: int | None,
+        buzzer: int | None,
+        active_high: bool,
+        factory: Factory,
+    ) -> None:
+        self.reader = reader
+        self.green = Led(green, active_high=active_high, pin_factory=factory) if green else None
+        self.red = Led(red, active_high=active_high, pin_factory=factory) if red else None
+        self.buzzer = (
+            Buzzer(buzzer, active_high=active_high, pin_factory=factory) if buzzer else None
+        )
+        self.signal = Signal.QUIET
+
+    def __repr__(self) -> str:
+        return f"<GpioIndicator reader={self.reader} {self.signal}>"
+
+    def show(self, signal: Signal) -> None:
+        """Show a signal; gpiozero's background blinking times the patterns."""
+        self.signal = signal
+        for part in (self.green, self.red, self.buzzer):
+            if part is not None:
+                part.off()
+        g, r, b = self.green, self.red, self.buzzer
+        match signal:
+            case Signal.GRANT:
+                if g:
+                    g.blink(on_time=1.5, off_time=0, n=1)
+                if b:
+                    b.beep(on_time=0.1, off_time=0, n=1)
+            case Signal.DENY:
+                if r:
+                    r.blink(on_time=1.5, off_time=0, n=1)
+                if b:
+                    b.beep(on_time=0.1, off_time=0.1, n=2)
+            case Signal.PRE_ALARM:
+                if b:
+                    b.beep(on_time=0.2, off_time=0.8)
+            case Signal.ALARM:
+                if r:
+                    r.blink(on_time=0.25, off_time=0.25)
+                if b:
+                    b.on()
+            case Signal.QUIET:
+                pass
+
+    def close(self) -> None:
+        """Turn everything off and release the pins; idempotent."""
+        for part in (self.green, self.red, self.buzzer):
+            if part is not None:
+                part.close()
+
+
+def default_pin_factory() -> Factory:
+    """Return lgpio's pin factory on a Pi, or gpiozero's choice from GPIOZERO_PIN_FACTORY."""
+    import os
+
+    if os.environ.get("GPIOZERO_PIN_FACTORY"):
+        from gpiozero import Device
+
+        Device.ensure_pin_factory()
+        return Device.pin_factory
+    from gpiozero.pins.lgpio import LGPIOFactory
+
+    return LGPIOFactory()

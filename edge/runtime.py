@@ -1,0 +1,169 @@
+"""The agent's one loop: take an event, run the core, record, then act.
+
+Every other thread (readers, gpiozero callbacks, later the MQTT link) only puts events on
+the queue. The loop commits each event's records and state in one transaction *before*
+driving relays and indicators; if the store fails, the doors are still driven (safety
+first) and the failure is logged and retried on the next event.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable, Mapping
+
+from edge.core.clock import Clock
+from edge.core.controller import Controller
+from edge.core.events import Event, Tick
+from edge.core.outputs import EventRecord, Indicate, Lock, Output, Record, Unlock
+from edge.ports import CardReader, Indicator, Input, Relay
+from edge.store import Store, outbox, state
+from edge.system import SystemdNotifier
+
+log = logging.getLogger(__name__)
+
+Processed = Callable[[Event, list[Output]], None]
+
+
+class Agent:
+    """One device: its core, its store and its hardware, driven by one loop."""
+
+    def __init__(
+        self,
+        controller: Controller,
+        store: Store,
+        clock: Clock,
+        *,
+        relays: Mapping[str, Relay],
+        indicators: Mapping[str, Iterable[Indicator]],
+        inputs: Iterable[Input] = (),
+        readers: Iterable[CardReader] = (),
+        clock_synced: Callable[[], bool] = lambda: True,
+        notifier: SystemdNotifier | None = None,
+        tick_s: float = 0.1,
+    ) -> None:
+        self.controller = controller
+        self.store = store
+        self.clock = clock
+        self.relays = dict(relays)
+        self.indicators = {door: list(parts) for door, parts in indicators.items()}
+        self.inputs = list(inputs)
+        self.readers = list(readers)
+        self.clock_synced = clock_synced
+        self.notifier = notifier or SystemdNotifier("")
+        self.tick_s = tick_s
+        self.events: queue.Queue[Event] = queue.Queue()
+        self.stopping = threading.Event()
+        self.on_processed: list[Processed] = []
+        self._started = False
+        self._store_failing = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<Agent {self.controller.spec.id} relays={sorted(self.relays)} "
+            f"readers={len(self.readers)} queued={self.events.qsize()}>"
+        )
+
+    def emit(self, event: Event) -> None:
+        """Queue an event from any thread."""
+        self.events.put_nowait(event)
+
+    def handle(self, event: Event) -> list[Output]:
+        """Run one event through the core, record it, then act on it (the loop's thread only)."""
+        outputs = self.controller.handle(event, self.clock.now())
+        self._commit([o.event for o in outputs if isinstance(o, Record)])
+        self._perform(outputs)
+        for callback in self.on_processed:
+            callback(event, outputs)
+        return outputs
+
+    def start(self, startup: Iterable[Output] = ()) -> None:
+        """Commit start-up records, drive the doors, then start the inputs and readers."""
+        outputs = list(startup)
+        self._commit([o.event for o in outputs if isinstance(o, Record)])
+        for door, relay in self.relays.items():
+            if self.controller.doors[door].unlocked:
+                relay.unlock()
+        self._perform(outputs)
+        for part in [*self.inputs, *self.readers]:
+            part.start(self.emit)
+        self._started = True
+        self.notifier.notify("READY=1")
+
+    def run(self) -> None:
+        """Loop until `stop()`: events as they come, a tick every `tick_s`."""
+        next_tick = self.clock.now().mono
+        while not self.stopping.is_set():
+            timeout = max(0.0, next_tick - self.clock.now().mono)
+            try:
+                event: Event | None = self.events.get(timeout=timeout)
+            except queue.Empty:
+                event = None
+            if event is not None:
+                self.handle(event)
+            now = self.clock.now().mono
+            if now >= next_tick:
+                self.handle(Tick())
+                next_tick = now + self.tick_s
+            self.notifier.ping(now)
+
+    def stop(self) -> None:
+        """Ask the loop to finish the current event and return (signal-handler safe)."""
+        self.stopping.set()
+
+    def close(self) -> None:
+        """Stop readers and inputs, de-energise relays, close the store; idempotent."""
+        self.notifier.notify("STOPPING=1")
+        for part in [*self.readers, *self.inputs]:
+            try:
+                part.close()
+            except Exception:  # one broken part must not keep the relays energised
+                log.exception("closing %r failed", part)
+        for indicators in self.indicators.values():
+            for indicator in indicators:
+                indicator.close()
+        for relay in self.relays.values():
+            relay.close()
+        self.store.close()
+
+    def _commit(self, records: list[EventRecord]) -> None:
+        if not records:
+            return
+        try:
+            with self.store.transaction() as db:
+                outbox.append(db, self.controller.spec.id, records, self.clock_synced())
+                state.apply(db, records, self.controller.snapshot())
+        except Exception:
+            # Safety first: the doors are still driven. The records of this event are lost
+            # only if the disk itself is failing; say so loudly, once per failure spell.
+            if not self._store_failing:
+                log.exception("store write failed; doors keep working, events are at risk")
+            self._store_failing = True
+        else:
+            if self._store_failing:
+                log.warning("store writes work again")
+            self._store_failing = False
+
+    def _perform(self, outputs: Iterable[Output]) -> None:
+        for output in outputs:
+            match output:
+                case Unlock(door=door):
+                    self.relays[door].unlock()
+                case Lock(door=door):
+                    self.relays[door].lock()
+                case Indicate(door=door, signal=signal, reader=reader):
+                    for indicator in self._indicators_for(door, reader):
+                        indicator.show(signal)
+                case Record():
+                    pass
+
+    def _indicators_for(self, door: str, reader: str | None) -> list[Indicator]:
+        if reader is not None:
+            return self.indicators.get(reader, [])
+        return [
+            i
+            for r in self.controller.spec.readers
+            if r.door == door
+            for i in self.indicators.get(r.id, [])
+        ]

@@ -1,0 +1,69 @@
+"""Run one agent as a service: logging, the effective configuration, signals, the loop."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from collections.abc import Callable
+from types import FrameType
+
+from gpiozero.pins import Factory
+
+from edge.app import ReaderFactory, build_agent, hardware_reader
+from edge.core.clock import Clock
+from edge.runtime import Agent
+from edge.system import SystemdNotifier
+from firmware_config.loader import config_hash, masked
+from firmware_config.model import DeviceConfig
+
+log = logging.getLogger("edge.agent")
+
+
+def serve(
+    config: DeviceConfig,
+    *,
+    card_key: bytes,
+    pin_factory: Factory,
+    clock: Clock,
+    clock_synced: Callable[[], bool],
+    reader_factory: ReaderFactory = hardware_reader,
+    prepare: Callable[[Agent], None] | None = None,
+    ready: Callable[[Agent], None] | None = None,
+) -> int:
+    """Build the agent, run it until SIGTERM or SIGINT, then leave every door de-energised."""
+    log.info(
+        "starting device %s (config %s): %s",
+        config.device.id,
+        config_hash(config),
+        json.dumps(masked(config), default=str, ensure_ascii=False, sort_keys=True),
+    )
+    agent, startup = build_agent(
+        config,
+        card_key=card_key,
+        pin_factory=pin_factory,
+        clock=clock,
+        reader_factory=reader_factory,
+        clock_synced=clock_synced,
+        notifier=SystemdNotifier(),
+    )
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("%s: finishing the current event, then stopping", signal.Signals(signum).name)
+        agent.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        if prepare is not None:
+            prepare(agent)
+        agent.start(startup)
+        log.info("device %s running: %r", config.device.id, agent)
+        if ready is not None:
+            ready(agent)
+        agent.run()
+    finally:
+        agent.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        log.info("device %s stopped; relays de-energised, store closed", config.device.id)
+    return 0

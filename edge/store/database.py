@@ -1,0 +1,112 @@
+"""Open the device store: WAL, full sync, integrity check, migrations; a corrupt file moves aside.
+
+Writes happen only when something is recorded (a tap, a door movement, an alarm), one
+transaction per event, so a quiet door writes nothing and a busy day writes a few
+thousand small transactions: nothing that wears out an SD card.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from edge.errors import ClosedError, EdgeError
+from edge.store.migrations import migrations
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(EdgeError, RuntimeError):
+    """The store cannot be opened or written."""
+
+
+class Store:
+    """The SQLite file of one device. Used from one thread (the agent's loop)."""
+
+    def __init__(self, path: Path | str, *, memory: bool = False) -> None:
+        self.path = Path(path)
+        self.moved_aside: Path | None = None
+        self._db: Database | None = None
+        if memory:
+            self._db = Database(memory=True)
+        else:
+            self._db = self._open_checked()
+        migrations.apply(self._db)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._db is None else "open"
+        return f"<Store {self.path} {state}>"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def db(self) -> Database:
+        """The sqlite-utils database; raises ClosedError after close()."""
+        if self._db is None:
+            raise ClosedError(f"store {self.path} is closed")
+        return self._db
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """Run a block in one transaction (BEGIN IMMEDIATE … COMMIT, or ROLLBACK)."""
+        db = self.db
+        with db.atomic():
+            yield db
+
+    def close(self) -> None:
+        """Checkpoint and close; idempotent."""
+        if self._db is None:
+            return
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:  # pragma: no cover - nothing more to do at shutdown
+            log.warning("store %s: checkpoint at close failed: %s", self.path, exc)
+        self._db.close()
+        self._db = None
+
+    def _open_checked(self) -> Database:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._open()
+        except sqlite3.DatabaseError as exc:
+            aside = self.path.with_name(
+                f"{self.path.name}.corrupt-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+            )
+            log.error(
+                "store %s is damaged (%s); moved aside to %s and starting a new one. "
+                "Keep the damaged file for the security office: it may hold unsent events.",
+                self.path,
+                exc,
+                aside,
+            )
+            for suffix in ("", "-wal", "-shm"):
+                part = Path(f"{self.path}{suffix}")
+                if part.exists():
+                    part.rename(Path(f"{aside}{suffix}"))
+            self.moved_aside = aside
+            return self._open()
+
+    def _open(self) -> Database:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            result = conn.execute("PRAGMA quick_check").fetchone()
+            if result is None or result[0] != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {result[0] if result else 'no answer'}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed event survives a power cut, not only a crash.
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return Database(conn)

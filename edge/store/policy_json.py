@@ -1,0 +1,63 @@
+"""The access policy as JSON: how provisioning ships it and how the store keeps it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge.core.policy import AccessPolicy, Rule
+from edge.core.schedule import Schedule, ScheduleError, TimeRange, Window
+
+
+def _hours(r: TimeRange) -> str:
+    end = "24:00" if r.end is None else r.end.strftime("%H:%M")
+    return f"{r.start.strftime('%H:%M')}-{end}"
+
+
+def policy_to_json(policy: AccessPolicy) -> dict[str, Any]:
+    """Return the policy as plain JSON data."""
+    return {
+        "version": policy.version,
+        "schedules": {
+            sid: {
+                "windows": [{"days": sorted(w.days), "hours": _hours(w.hours)} for w in s.windows],
+                "on_holidays": [_hours(r) for r in s.on_holidays],
+            }
+            for sid, s in policy.schedules.items()
+            if sid != "always"
+        },
+        "rules": [
+            {"group": r.group, "doors": sorted(r.doors), "schedule": r.schedule}
+            for r in policy.rules
+        ],
+        "override_groups": sorted(policy.override_groups),
+        "door_schedules": dict(policy.door_schedules),
+    }
+
+
+def policy_from_json(data: dict[str, Any]) -> AccessPolicy:
+    """Build a policy from JSON data; ScheduleError names what is malformed."""
+    try:
+        schedules = {
+            sid: Schedule(
+                sid,
+                tuple(
+                    Window(frozenset(int(d) for d in w["days"]), TimeRange.parse(w["hours"]))
+                    for w in body.get("windows", [])
+                ),
+                tuple(TimeRange.parse(h) for h in body.get("on_holidays", [])),
+            )
+            for sid, body in data.get("schedules", {}).items()
+        }
+        rules = tuple(
+            Rule(r["group"], frozenset(r["doors"]), r.get("schedule", "always"))
+            for r in data.get("rules", [])
+        )
+        return AccessPolicy(
+            version=int(data.get("version", 0)),
+            schedules=schedules,
+            rules=rules,
+            override_groups=frozenset(data.get("override_groups", [])),
+            door_schedules=dict(data.get("door_schedules", {})),
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ScheduleError(f"access policy is malformed: missing or wrong field {exc}") from exc

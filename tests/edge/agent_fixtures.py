@@ -1,0 +1,62 @@
+"""Device configurations on simulated hardware, with a private store and card key."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.cardref import card_reference
+from edge.core.credentials import Credential, DenyReason
+from edge.core.policy import AccessPolicy, Rule
+from edge.store import Store
+from edge.store.credentials import SqliteCredentials
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "firmware_config" / "examples"
+KEY = bytes(range(1, 33))
+
+
+@dataclass(frozen=True)
+class SimDevice:
+    """A device configuration file for the simulator, and where its store and key live."""
+
+    config: Path
+    store: Path
+    key: bytes = KEY
+
+
+def sim_config(tmp: Path, example: str = "security-gate.toml") -> SimDevice:
+    """Copy an example with simulated readers, a private store and a card key file."""
+    text = (EXAMPLES / example).read_text(encoding="utf-8")
+    text = re.sub(r'kind = "(pcsc|nfc)"', 'kind = "sim"', text)
+    text = re.sub(r'^(match = .*|path = "(usb|udp|tty).*)$', "", text, flags=re.MULTILINE)
+    store = tmp / "agent.db"
+    key_file = tmp / "card-key"
+    key_file.write_text(KEY.hex())
+    os.chmod(key_file, 0o600)
+    if "[store]" in text:
+        text = re.sub(r"^path = .*agent.db.*$", f'path = "{store}"', text, flags=re.MULTILINE)
+    else:
+        text += f'\n[store]\npath = "{store}"\n'
+    assert f'path = "{store}"' in text
+    text = text.replace("[site]\n", f'[site]\ncard_key_file = "{key_file}"\n', 1)
+    config = tmp / "agent.toml"
+    config.write_text(text, encoding="utf-8")
+    return SimDevice(config, store)
+
+
+def felica(n: int) -> str:
+    """Return the raw IDm of test card number `n`."""
+    return f"0114{n:012X}"
+
+
+def enrol(store_path: Path, cards: range, doors: list[str], lost: range = range(0)) -> None:
+    """Load a policy (group staff on `doors`, always) and FeliCa cards into a store."""
+    policy = AccessPolicy(version=1, rules=(Rule("staff", frozenset(doors)),))
+    credentials = [
+        Credential(card_reference(KEY, "felica", felica(n)), frozenset({"staff"})) for n in cards
+    ]
+    deny = {card_reference(KEY, "felica", felica(n)): DenyReason.LOST for n in lost}
+    with Store(store_path) as store, store.transaction():
+        SqliteCredentials(store.db).replace(policy, credentials, deny)

@@ -1,0 +1,206 @@
+"""The agent in one process: simulated readers and gpiozero's MockFactory pins, a real store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from edge.app import build_agent
+from edge.core.door import DoorMode
+from edge.core.events import SetLockdown, Tick
+from edge.runtime import Agent
+from edge.system import SystemClock
+from firmware_config.loader import load_config
+from simulator.pins import idle_inputs
+from simulator.readers import SimCardReader
+
+from .agent_fixtures import SimDevice, enrol, felica, sim_config
+
+GATE_RELAY, GATE_CONTACT, GATE_EXIT = 17, 27, 22
+STAIR_RELAY_FIRE = None
+
+
+class Running:
+    """An agent running its loop on a thread, with its mock pins and simulated readers."""
+
+    def __init__(self, device: SimDevice) -> None:
+        self.factory = MockFactory()
+        self.readers: dict[str, SimCardReader] = {}
+        config = load_config(device.config)
+
+        def reader_factory(cfg, referencer):  # type: ignore[no-untyped-def]
+            reader = SimCardReader(cfg.id, referencer, cfg.debounce_s)
+            self.readers[cfg.id] = reader
+            return reader
+
+        self.agent, startup = build_agent(
+            config,
+            card_key=device.key,
+            pin_factory=self.factory,
+            clock=SystemClock(),
+            reader_factory=reader_factory,
+        )
+        idle_inputs(self.factory, config)
+        self.processed = threading.Condition()
+        self.seen: set[int] = set()
+        self.markers: list[Tick] = []
+        self.agent.on_processed.append(self._processed)
+        self.agent.start(startup)
+        self.thread = threading.Thread(target=self.agent.run, daemon=True)
+        self.thread.start()
+
+    def _processed(self, event: object, outputs: object) -> None:
+        if not any(event is m for m in self.markers):
+            return
+        with self.processed:
+            self.seen.add(id(event))
+            self.processed.notify_all()
+
+    def settle(self) -> None:
+        """Wait until everything queued so far is handled: a marker goes through the FIFO."""
+        marker = Tick()
+        self.markers.append(marker)  # keeps its id unique while we wait
+        self.agent.emit(marker)
+        with self.processed:
+            assert self.processed.wait_for(lambda: id(marker) in self.seen, timeout=5)
+
+    def stop(self) -> None:
+        self.agent.stop()
+        self.thread.join(5)
+        self.agent.close()
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Running]:
+    device = sim_config(tmp_path)
+    enrol(device.store, range(10), ["gate-east"], lost=range(100, 101))
+    running = Running(device)
+    yield running
+    running.stop()
+
+
+def outbox(db_path: Path) -> list[dict[str, object]]:
+    with sqlite3.connect(db_path) as conn:
+        return [json.loads(p) for (p,) in conn.execute("SELECT payload FROM outbox ORDER BY seq")]
+
+
+def test_a_granted_tap_energises_the_strike_and_the_door_relocks(gate: Running) -> None:
+    relay = gate.factory.pin(GATE_RELAY)
+    assert relay.state is False  # fail-secure strike: de-energised is locked
+    gate.readers["gate-east-in"].tap("felica", felica(1))
+    gate.settle()
+    assert relay.state is True
+    gate.factory.pin(GATE_CONTACT).drive_high()  # the door opens
+    gate.settle()
+    gate.factory.pin(GATE_CONTACT).drive_low()
+    gate.settle()
+    assert relay.state is False
+    types = [(e["kind"], e["type"]) for e in outbox(gate.agent.store.path)]
+    assert ("access", "granted") in types
+    assert ("access", "crossing") in types
+    assert types.index(("door", "opened")) < types.index(("door", "closed"))
+
+
+def test_events_carry_gap_free_seq_ids_and_no_raw_card_id(gate: Running) -> None:
+    for n in (1, 2, 55):
+        gate.readers["gate-east-in"].tap("felica", felica(n))
+    gate.settle()
+    events = outbox(gate.agent.store.path)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert all(e["id"] == f"gate-1f-east:{e['seq']}" and e["v"] == 1 for e in events)
+    text = Path(gate.agent.store.path).read_bytes()
+    for n in (1, 2, 55):
+        assert felica(n).encode() not in text
+    reasons = [e["reason"] for e in events if e["kind"] == "access" and e["type"] != "crossing"]
+    assert reasons == ["granted", "granted", "unknown_card"]
+
+
+def test_a_lost_card_raises_an_alarm_and_stays_locked(gate: Running) -> None:
+    gate.readers["gate-east-in"].tap("felica", felica(100))
+    gate.settle()
+    events = outbox(gate.agent.store.path)
+    assert any(e["type"] == "lost_card_used" for e in events)
+    assert gate.factory.pin(GATE_RELAY).state is False
+
+
+def test_exit_button_unlocks(gate: Running) -> None:
+    gate.factory.pin(GATE_EXIT).drive_low()  # pressed: pulled to ground
+    gate.settle()
+    assert gate.factory.pin(GATE_RELAY).state is True
+
+
+def test_doors_keep_working_when_the_store_refuses_writes(gate: Running) -> None:
+    gate.agent.store.db.execute("PRAGMA query_only = 1")  # real SQLite refusing every write
+    gate.readers["gate-east-in"].tap("felica", felica(3))
+    gate.settle()
+    assert gate.factory.pin(GATE_RELAY).state is True
+    gate.agent.store.db.execute("PRAGMA query_only = 0")
+
+
+def test_modes_and_positions_survive_a_restart(tmp_path: Path) -> None:
+    device = sim_config(tmp_path)
+    enrol(device.store, range(5), ["gate-east"])
+    first = Running(device)
+    first.readers["gate-east-in"].tap("felica", felica(1))
+    first.settle()
+    first.factory.pin(GATE_CONTACT).drive_high()
+    first.factory.pin(GATE_CONTACT).drive_low()
+    first.agent.emit(SetLockdown(True, by="test"))
+    first.settle()
+    first.stop()
+
+    second = Running(device)
+    try:
+        assert second.agent.controller.doors["gate-east"].mode is DoorMode.LOCKDOWN
+        assert second.agent.controller.counts.count("staff-area") == 1
+        second.agent.emit(SetLockdown(False, by="test"))
+        second.readers["gate-east-in"].tap("felica", felica(1))
+        second.settle()
+        last = [e for e in outbox(device.store) if e["kind"] == "access"][-1]
+        assert last["reason"] == "anti_passback"  # still inside from before the restart
+        seqs = [e["seq"] for e in outbox(device.store)]
+        assert seqs == list(range(1, len(seqs) + 1))
+    finally:
+        second.stop()
+
+
+def test_fire_releases_the_stairway_maglock(tmp_path: Path) -> None:
+    device = sim_config(tmp_path, "stairway-door.toml")
+    enrol(device.store, range(2), ["stair-b-2f"])
+    config = load_config(device.config)
+    door = config.doors[0]
+    assert door.fire_input is not None
+    running = Running(device)
+    try:
+        relay = running.factory.pin(door.relay.pin)
+        assert relay.state is True  # fail-safe maglock: held by energising
+        fire = running.factory.pin(door.fire_input.pin)
+        fire.drive_high() if door.fire_input.alarm_when == "high" else fire.drive_low()
+        running.settle()
+        assert relay.state is False
+    finally:
+        running.stop()
+    assert relay.state is False  # stopped: de-energised, the maglock's own fail state
+
+
+def test_a_corrupt_store_is_moved_aside_with_an_alarm(tmp_path: Path) -> None:
+    device = sim_config(tmp_path)
+    device.store.write_bytes(b"this is not a database" * 100)
+    running = Running(device)
+    running.stop()
+    aside = list(tmp_path.glob("agent.db.corrupt-*"))
+    assert len(aside) == 1
+    assert aside[0].read_bytes().startswith(b"this is not a database")
+    first = outbox(device.store)[0]
+    assert (first["type"], first["state"]) == ("store_corrupt", "raised")
+
+
+def test_agent_repr_and_close_twice(gate: Running) -> None:
+    assert "gate-1f-east" in repr(gate.agent)
+    assert isinstance(gate.agent, Agent)

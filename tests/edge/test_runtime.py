@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -204,3 +206,33 @@ def test_a_corrupt_store_is_moved_aside_with_an_alarm(tmp_path: Path) -> None:
 def test_agent_repr_and_close_twice(gate: Running) -> None:
     assert "gate-1f-east" in repr(gate.agent)
     assert isinstance(gate.agent, Agent)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll until `predicate` holds or the deadline passes (gpiozero blinks on a thread)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_reader_lights_and_buzzer_signal_grant_and_deny(gate: Running) -> None:
+    green, red, buzzer = (gate.factory.pin(p) for p in (5, 6, 13))  # gate-east-in's indicator
+    gate.readers["gate-east-in"].tap("felica", felica(2))
+    gate.settle()
+    assert wait_until(lambda: any(s.state for s in green.states))
+    assert wait_until(lambda: any(s.state for s in buzzer.states))
+    assert not any(s.state for s in red.states)
+    gate.readers["gate-east-in"].tap("felica", felica(999))  # not enrolled
+    gate.settle()
+    assert wait_until(lambda: any(s.state for s in red.states))
+
+    def beeps() -> int:
+        states = buzzer.states
+        return sum(1 for a, b in itertools.pairwise(states) if b.state and not a.state)
+
+    assert wait_until(lambda: beeps() >= 3)  # one for the grant, two for the denial
+    out_green = gate.factory.pin(19)  # the exit reader's lights stay dark
+    assert not any(s.state for s in out_green.states)

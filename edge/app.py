@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from gpiozero.pins import Factory
 
@@ -20,7 +21,7 @@ from edge.core.clock import Clock
 from edge.core.controller import Controller
 from edge.core.outputs import EventKind, Output, record
 from edge.errors import EdgeError
-from edge.gpio import GpioIndicator, GpioInput, GpioRelay
+from edge.gpio import GpioIndicator, GpioInput, GpioRelay, InputKind
 from edge.ports import CardReader, CardReferencer, Indicator, Input
 from edge.runtime import Agent
 from edge.store import Store
@@ -134,57 +135,24 @@ def build_agent(
 
 
 def _inputs(config: DeviceConfig, factory: Factory) -> list[Input]:
-    inputs: list[Input] = []
+    wired: list[tuple[InputKind, str, Any, str]] = []
     for d in config.doors:
-        if d.contact:
-            c = d.contact
-            inputs.append(
-                GpioInput(
-                    "contact",
-                    d.id,
-                    c.pin,
-                    asserted_when=c.open_when,
-                    pull=c.pull,
-                    bounce_ms=c.bounce_ms,
-                    factory=factory,
-                )
-            )
-        if d.exit_button:
-            b = d.exit_button
-            inputs.append(
-                GpioInput(
-                    "exit_button",
-                    d.id,
-                    b.pin,
-                    asserted_when=b.pressed_when,
-                    pull=b.pull,
-                    bounce_ms=b.bounce_ms,
-                    factory=factory,
-                )
-            )
-        if d.fire_input:
-            f = d.fire_input
-            inputs.append(
-                GpioInput(
-                    "fire_input",
-                    d.id,
-                    f.pin,
-                    asserted_when=f.alarm_when,
-                    pull=f.pull,
-                    bounce_ms=f.bounce_ms,
-                    factory=factory,
-                )
-            )
-    for p in config.presence:
-        inputs.append(
-            GpioInput(
-                "presence",
-                p.id,
-                p.pin,
-                asserted_when=p.occupied_when,
-                pull=p.pull,
-                bounce_ms=0,
-                factory=factory,
-            )
+        wired += [
+            ("contact", d.id, d.contact, "open_when"),
+            ("exit_button", d.id, d.exit_button, "pressed_when"),
+            ("fire_input", d.id, d.fire_input, "alarm_when"),
+        ]
+    wired += [("presence", p.id, p, "occupied_when") for p in config.presence]
+    return [
+        GpioInput(
+            kind,
+            target,
+            part.pin,
+            asserted_when=getattr(part, level),
+            pull=part.pull,
+            bounce_ms=getattr(part, "bounce_ms", 0),
+            factory=factory,
         )
-    return inputs
+        for kind, target, part, level in wired
+        if part is not None
+    ]

@@ -19,6 +19,16 @@ EXIT_INVALID_CONFIG: Final = 2
 """Exit status when the configuration is invalid (nothing was started)."""
 
 
+config_option = click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Device configuration (TOML), e.g. /etc/edge/agent.toml.",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edge-agent")
 def cli() -> None:
@@ -30,14 +40,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    metavar="FILE",
-    help="Device configuration (TOML), e.g. /etc/edge/agent.toml.",
-)
+@config_option
 @click.pass_context
 def check(ctx: click.Context, config_path: Path) -> None:
     """Validate a configuration file and summarise it; start nothing.
@@ -60,14 +63,7 @@ def check(ctx: click.Context, config_path: Path) -> None:
 
 
 @cli.command()
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    metavar="FILE",
-    help="Device configuration (TOML), e.g. /etc/edge/agent.toml.",
-)
+@config_option
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),

@@ -145,30 +145,22 @@ class Controller:
         out: list[Output] = [
             self._access_record(event, reader.door, reader.direction, decision, at)
         ]
-        if decision.lost_card:
-            out.append(
-                record(
-                    EventKind.ALARM,
-                    "lost_card_used",
-                    at.utc,
-                    door=door.spec.id,
-                    reader=reader.id,
-                    card_ref=event.card_ref,
-                    state="raised",
+        for flagged, alarm in (
+            (decision.lost_card, "lost_card_used"),
+            (decision.passback_violation, "anti_passback_violation"),
+        ):
+            if flagged:
+                out.append(
+                    record(
+                        EventKind.ALARM,
+                        alarm,
+                        at.utc,
+                        door=door.spec.id,
+                        reader=reader.id,
+                        card_ref=event.card_ref,
+                        state="raised",
+                    )
                 )
-            )
-        if decision.passback_violation:
-            out.append(
-                record(
-                    EventKind.ALARM,
-                    "anti_passback_violation",
-                    at.utc,
-                    door=door.spec.id,
-                    reader=reader.id,
-                    card_ref=event.card_ref,
-                    state="raised",
-                )
-            )
         if not decision.granted:
             out.append(Indicate(door.spec.id, Signal.DENY, reader.id))
             return out

@@ -21,8 +21,15 @@ from edge.core.clock import Clock
 from edge.core.controller import Controller
 from edge.core.outputs import EventKind, Output, record
 from edge.errors import EdgeError
-from edge.gpio import GpioIndicator, GpioInput, GpioRelay, InputKind
-from edge.ports import CardReader, CardReferencer, Indicator, Input
+from edge.gpio import (
+    GpioIndicator,
+    GpioInput,
+    GpioRelay,
+    HardwareError,
+    InputKind,
+    UnavailableRelay,
+)
+from edge.ports import CardReader, CardReferencer, Indicator, Input, Relay
 from edge.runtime import Agent
 from edge.store import Store
 from edge.store import state as saved_state
@@ -98,20 +105,24 @@ def build_agent(
     startup += controller.restore(now, modes, positions, counts)
 
     referencer: CardReferencer = partial(card_reference, card_key)
-    relays = {
-        d.id: GpioRelay(
-            d.id,
-            d.relay.pin,
-            active_high=d.relay.active_high,
-            fail=spec_door.fail,
-            factory=pin_factory,
-        )
-        for d, spec_door in zip(config.doors, spec.doors, strict=True)
-    }
+    faults: list[HardwareError] = []
+    relays: dict[str, Relay] = {}
+    for d, spec_door in zip(config.doors, spec.doors, strict=True):
+        try:
+            relays[d.id] = GpioRelay(
+                d.id,
+                d.relay.pin,
+                active_high=d.relay.active_high,
+                fail=spec_door.fail,
+                factory=pin_factory,
+            )
+        except HardwareError as fault:
+            faults.append(fault)
+            relays[d.id] = UnavailableRelay(d.id, str(fault))
     indicators: dict[str, list[Indicator]] = {}
     for i in config.indicators:
-        indicators.setdefault(i.reader, []).append(
-            GpioIndicator(
+        try:
+            indicator = GpioIndicator(
                 i.reader,
                 green=i.green_pin,
                 red=i.red_pin,
@@ -119,6 +130,15 @@ def build_agent(
                 active_high=i.active_high,
                 factory=pin_factory,
             )
+        except HardwareError as fault:
+            faults.append(fault)
+            continue
+        indicators.setdefault(i.reader, []).append(indicator)
+    inputs = _inputs(config, pin_factory, faults)
+    for problem in faults:
+        log.error("hardware fault: %s", problem)
+        startup.append(
+            record(EventKind.ALARM, "hardware_fault", now.utc, state="raised", detail=str(problem))
         )
     agent = Agent(
         controller,
@@ -126,7 +146,7 @@ def build_agent(
         clock,
         relays=relays,
         indicators=indicators,
-        inputs=_inputs(config, pin_factory),
+        inputs=inputs,
         readers=[reader_factory(r, referencer) for r in config.readers],
         clock_synced=clock_synced,
         notifier=notifier,
@@ -134,7 +154,7 @@ def build_agent(
     return agent, startup
 
 
-def _inputs(config: DeviceConfig, factory: Factory) -> list[Input]:
+def _inputs(config: DeviceConfig, factory: Factory, faults: list[HardwareError]) -> list[Input]:
     wired: list[tuple[InputKind, str, Any, str]] = []
     for d in config.doors:
         wired += [
@@ -143,16 +163,22 @@ def _inputs(config: DeviceConfig, factory: Factory) -> list[Input]:
             ("fire_input", d.id, d.fire_input, "alarm_when"),
         ]
     wired += [("presence", p.id, p, "occupied_when") for p in config.presence]
-    return [
-        GpioInput(
-            kind,
-            target,
-            part.pin,
-            asserted_when=getattr(part, level),
-            pull=part.pull,
-            bounce_ms=getattr(part, "bounce_ms", 0),
-            factory=factory,
-        )
-        for kind, target, part, level in wired
-        if part is not None
-    ]
+    inputs: list[Input] = []
+    for kind, target, part, level in wired:
+        if part is None:
+            continue
+        try:
+            inputs.append(
+                GpioInput(
+                    kind,
+                    target,
+                    part.pin,
+                    asserted_when=getattr(part, level),
+                    pull=part.pull,
+                    bounce_ms=getattr(part, "bounce_ms", 0),
+                    factory=factory,
+                )
+            )
+        except HardwareError as fault:
+            faults.append(fault)
+    return inputs

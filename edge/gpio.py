@@ -11,10 +11,11 @@ cut — always leaves the lock in its own fail state. `close()` de-energises.
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, TypeVar
 
 from gpiozero import LED as Led
-from gpiozero import Buzzer, DigitalInputDevice, OutputDevice
+from gpiozero import Buzzer, DigitalInputDevice, GPIOZeroError, OutputDevice
 from gpiozero.pins import Factory
 
 from edge.core.events import (
@@ -26,10 +27,60 @@ from edge.core.events import (
 )
 from edge.core.outputs import Signal
 from edge.core.spec import FailMode
-from edge.errors import ClosedError
+from edge.errors import ClosedError, EdgeError
 from edge.ports import Emit
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class HardwareError(EdgeError, OSError):
+    """A pin cannot be claimed: in use by another program, or not on this board."""
+
+
+def _claim(what: str, pin: int | None, build: Callable[[], T]) -> T:
+    try:
+        return build()
+    except GPIOZeroError as exc:
+        raise HardwareError(
+            f"{what} on GPIO {pin}: {exc}. Check that no other program (or another line of "
+            "the configuration) uses this pin, and that the wiring matches the file"
+        ) from exc
+
+
+class UnavailableRelay:
+    """Stands in for a relay whose pin could not be claimed: the door stays as it is."""
+
+    def __init__(self, door: str, reason: str) -> None:
+        self.door = door
+        self.reason = reason
+        self.requests: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"<UnavailableRelay door={self.door}: {self.reason}>"
+
+    @property
+    def is_unlocked(self) -> bool:
+        """Unknown hardware state; reported as locked."""
+        return False
+
+    def unlock(self) -> None:
+        """Log and remember a request that cannot be carried out."""
+        self._refuse("unlock")
+
+    def lock(self) -> None:
+        """Log and remember a request that cannot be carried out."""
+        self._refuse("lock")
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def _refuse(self, action: str) -> None:
+        self.requests.append(action)
+        log.error(
+            "door %s: cannot %s, its relay is unavailable (%s)", self.door, action, self.reason
+        )
+
 
 Level = Literal["high", "low"]
 Pull = Literal["up", "down", "none"]
@@ -45,11 +96,15 @@ class GpioRelay:
         self.door = door
         self.fail = fail
         # Start locked: a fail-safe lock is held by energising the relay.
-        self._device = OutputDevice(
+        self._device = _claim(
+            f"door {door}: lock relay",
             pin,
-            active_high=active_high,
-            initial_value=fail is FailMode.SAFE,
-            pin_factory=factory,
+            lambda: OutputDevice(
+                pin,
+                active_high=active_high,
+                initial_value=fail is FailMode.SAFE,
+                pin_factory=factory,
+            ),
         )
         self._closed = False
 
@@ -113,12 +168,16 @@ class GpioInput:
         # gpiozero's "active" is low with a pull-up, high with a pull-down; floating inputs
         # take our level directly.
         self._gpiozero_active_high = self._asserted_high if pull_up is None else not pull_up
-        self._device = DigitalInputDevice(
+        self._device = _claim(
+            f"{kind.replace('_', ' ')} of {target}",
             pin,
-            pull_up=pull_up,
-            active_state=self._asserted_high if pull_up is None else None,
-            bounce_time=bounce_ms / 1000 if bounce_ms else None,
-            pin_factory=factory,
+            lambda: DigitalInputDevice(
+                pin,
+                pull_up=pull_up,
+                active_state=self._asserted_high if pull_up is None else None,
+                bounce_time=bounce_ms / 1000 if bounce_ms else None,
+                pin_factory=factory,
+            ),
         )
         self._emit: Emit | None = None
 
@@ -184,11 +243,19 @@ class GpioIndicator:
         factory: Factory,
     ) -> None:
         self.reader = reader
-        self.green = Led(green, active_high=active_high, pin_factory=factory) if green else None
-        self.red = Led(red, active_high=active_high, pin_factory=factory) if red else None
-        self.buzzer = (
-            Buzzer(buzzer, active_high=active_high, pin_factory=factory) if buzzer else None
-        )
+
+        def part(kind: type[Led] | type[Buzzer], name: str, pin: int | None) -> Led | None:
+            if pin is None:
+                return None
+            return _claim(
+                f"{name} of reader {reader}",
+                pin,
+                lambda: kind(pin, active_high=active_high, pin_factory=factory),
+            )
+
+        self.green = part(Led, "green LED", green)
+        self.red = part(Led, "red LED", red)
+        self.buzzer = part(Buzzer, "buzzer", buzzer)
         self.signal = Signal.QUIET
 
     def __repr__(self) -> str:

@@ -31,8 +31,8 @@ STAIR_RELAY_FIRE = None
 class Running:
     """An agent running its loop on a thread, with its mock pins and simulated readers."""
 
-    def __init__(self, device: SimDevice) -> None:
-        self.factory = MockFactory()
+    def __init__(self, device: SimDevice, factory: MockFactory | None = None) -> None:
+        self.factory = factory or MockFactory()
         self.readers: dict[str, SimCardReader] = {}
         config = load_config(device.config)
 
@@ -236,3 +236,32 @@ def test_reader_lights_and_buzzer_signal_grant_and_deny(gate: Running) -> None:
     assert wait_until(lambda: beeps() >= 3)  # one for the grant, two for the denial
     out_green = gate.factory.pin(19)  # the exit reader's lights stay dark
     assert not any(s.state for s in out_green.states)
+
+
+def test_a_pin_that_cannot_be_claimed_is_an_alarm_and_the_rest_keeps_working(
+    tmp_path: Path,
+) -> None:
+    from gpiozero import DigitalInputDevice, OutputDevice
+
+    device = sim_config(tmp_path)
+    enrol(device.store, range(5), ["gate-east"])
+    factory = MockFactory()
+    squatters = [
+        OutputDevice(GATE_RELAY, pin_factory=factory),
+        DigitalInputDevice(GATE_CONTACT, pin_factory=factory),
+    ]
+    running = Running(device, factory)
+    try:
+        running.readers["gate-east-in"].tap("felica", felica(1))
+        running.settle()
+        events = outbox(device.store)
+        faults = [e["detail"] for e in events if e["type"] == "hardware_fault"]
+        assert len(faults) == 2
+        assert any("lock relay on GPIO 17" in f for f in faults)
+        assert any("contact of gate-east on GPIO 27" in f for f in faults)
+        assert [e["reason"] for e in events if e["type"] == "granted"] == ["granted"]
+        assert running.agent.relays["gate-east"].requests == ["unlock"]  # type: ignore[attr-defined]
+    finally:
+        running.stop()
+        for squatter in squatters:
+            squatter.close()

@@ -148,6 +148,8 @@ def build_agent(
         indicators=indicators,
         inputs=inputs,
         readers=[reader_factory(r, referencer) for r in config.readers],
+        credentials=credentials,
+        stale_after_s=config.device.credentials_stale_after_h * 3600,
         clock_synced=clock_synced,
         notifier=notifier,
     )

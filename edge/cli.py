@@ -10,6 +10,7 @@ from typing import Final
 import click
 
 from edge import __version__
+from edge.cli_store import config_option, credentials, status
 from edge.errors import EdgeError
 from firmware_config.errors import ConfigError
 from firmware_config.loader import config_hash, json_schema, load_config
@@ -17,16 +18,6 @@ from firmware_config.model import DeviceConfig
 
 EXIT_INVALID_CONFIG: Final = 2
 """Exit status when the configuration is invalid (nothing was started)."""
-
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    metavar="FILE",
-    help="Device configuration (TOML), e.g. /etc/edge/agent.toml.",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -125,6 +116,10 @@ def schema() -> None:
     that understand JSON Schema can use it to check TOML files as they are typed.
     """
     click.echo(json.dumps(json_schema(), indent=2, sort_keys=True, ensure_ascii=False))
+
+
+cli.add_command(status)
+cli.add_command(credentials)
 
 
 def summary(config: DeviceConfig) -> str:

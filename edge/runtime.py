@@ -12,13 +12,24 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 
-from edge.core.clock import Clock
+from edge.core.clock import Clock, Instant
 from edge.core.controller import Controller
-from edge.core.events import Event, Tick
-from edge.core.outputs import EventRecord, Indicate, Lock, Output, Record, Unlock
+from edge.core.events import CardPresented, Event, Tick
+from edge.core.outputs import (
+    EventKind,
+    EventRecord,
+    Indicate,
+    Lock,
+    Output,
+    Record,
+    Unlock,
+    record,
+)
 from edge.ports import CardReader, Indicator, Input, Relay
 from edge.store import Store, outbox, state
+from edge.store.credentials import SqliteCredentials
 from edge.system import SystemdNotifier
 
 log = logging.getLogger(__name__)
@@ -39,6 +50,8 @@ class Agent:
         indicators: Mapping[str, Iterable[Indicator]],
         inputs: Iterable[Input] = (),
         readers: Iterable[CardReader] = (),
+        credentials: SqliteCredentials | None = None,
+        stale_after_s: float = 26 * 3600,
         clock_synced: Callable[[], bool] = lambda: True,
         notifier: SystemdNotifier | None = None,
         tick_s: float = 0.1,
@@ -50,6 +63,10 @@ class Agent:
         self.indicators = {door: list(parts) for door, parts in indicators.items()}
         self.inputs = list(inputs)
         self.readers = list(readers)
+        self.credentials = credentials
+        self.stale_after_s = stale_after_s
+        self.stale_alarm = False
+        self._next_check = 0.0
         self.clock_synced = clock_synced
         self.notifier = notifier or SystemdNotifier("")
         self.tick_s = tick_s
@@ -71,16 +88,62 @@ class Agent:
 
     def handle(self, event: Event) -> list[Output]:
         """Run one event through the core, record it, then act on it (the loop's thread only)."""
-        outputs = self.controller.handle(event, self.clock.now())
+        now = self.clock.now()
+        if isinstance(event, CardPresented):
+            # One read snapshot: the policy and the credentials come from the same commit,
+            # so a tap during a credential swap sees the old set or the new, never a mix.
+            with self.store.snapshot():
+                outputs = self.check_credentials(now) + self.controller.handle(event, now)
+        else:
+            outputs = self.controller.handle(event, now)
+            if isinstance(event, Tick) and now.mono >= self._next_check:
+                self._next_check = now.mono + 1.0
+                outputs += self.check_credentials(now)
         self._commit([o.event for o in outputs if isinstance(o, Record)])
         self._perform(outputs)
         for callback in self.on_processed:
             callback(event, outputs)
         return outputs
 
+    def check_credentials(self, now: Instant) -> list[Output]:
+        """Pick up a newer credential set; raise or clear the credentials_stale alarm."""
+        if self.credentials is None:
+            return []
+        out: list[Output] = []
+        version = self.credentials.version()
+        if version != self.controller.policy.version:
+            self.controller.policy = self.credentials.policy()
+            meta = self.credentials.meta()
+            out.append(
+                record(
+                    EventKind.SYSTEM,
+                    "credentials_applied",
+                    now.utc,
+                    version=version,
+                    cards=meta.get("cards"),
+                    issued_at=meta.get("issued_at"),
+                )
+            )
+        issued = self.credentials.meta().get("issued_at")
+        age_s = (now.utc - datetime.fromisoformat(issued)).total_seconds() if issued else None
+        stale = age_s is None or age_s > self.stale_after_s
+        if stale != self.stale_alarm:
+            self.stale_alarm = stale
+            out.append(
+                record(
+                    EventKind.ALARM,
+                    "credentials_stale",
+                    now.utc,
+                    state="raised" if stale else "cleared",
+                    version=version,
+                    age_h=None if age_s is None else round(age_s / 3600, 2),
+                )
+            )
+        return out
+
     def start(self, startup: Iterable[Output] = ()) -> None:
         """Commit start-up records, drive the doors, then start the inputs and readers."""
-        outputs = list(startup)
+        outputs = [*startup, *self.check_credentials(self.clock.now())]
         self._commit([o.event for o in outputs if isinstance(o, Record)])
         for door, relay in self.relays.items():
             if self.controller.doors[door].unlocked:

@@ -42,6 +42,20 @@ class SiteConfig(BaseModel):
             "bundle from provisioning; never copy it anywhere else."
         ),
     )
+    credentials_key_file: Path = Field(
+        default=Path("/etc/edge/credentials.pub"),
+        description=(
+            "Public key (64 hex digits) that credential snapshots must be signed with; from "
+            "the device bundle."
+        ),
+    )
+    commands_key_file: Path = Field(
+        default=Path("/etc/edge/commands.pub"),
+        description=(
+            "Public key (64 hex digits) that commands from the console must be signed with; "
+            "from the device bundle."
+        ),
+    )
 
 
 class DeviceInfo(BaseModel):
@@ -64,6 +78,15 @@ class DeviceInfo(BaseModel):
         description=(
             'After the fire input clears: "manual" keeps the doors released until an operator '
             'resets them; "auto" returns to normal at once.'
+        ),
+    )
+    credentials_stale_after_h: float = Field(
+        default=26.0,
+        gt=0,
+        le=24 * 365,
+        description=(
+            "Raise a credentials_stale alarm when the newest credential snapshot was issued "
+            "longer ago than this (hours): the device may be running stale rules."
         ),
     )
 

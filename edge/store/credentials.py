@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
 from edge.core.credentials import Credential, DenyReason
 from edge.core.policy import AccessPolicy
 from edge.store.policy_json import policy_from_json, policy_to_json
+
+if TYPE_CHECKING:
+    from edge.snapshot import Snapshot
 
 
 class SqliteCredentials:
@@ -50,6 +54,47 @@ class SqliteCredentials:
         """Return the stored access policy (an empty one before the first load)."""
         row = self._db.execute("SELECT body FROM policy WHERE id = 1").fetchone()
         return policy_from_json(json.loads(row[0])) if row else AccessPolicy()
+
+    def version(self) -> int:
+        """Return the version of the stored credential set (0 before the first)."""
+        row = self._db.execute("SELECT version FROM policy WHERE id = 1").fetchone()
+        return int(row[0]) if row else 0
+
+    def meta(self) -> dict[str, Any]:
+        """Return version, issued_at and applied_at of the stored set ({} before the first)."""
+        row = self._db.execute(
+            "SELECT value FROM device_state WHERE key = 'credentials'"
+        ).fetchone()
+        return dict(json.loads(row[0])) if row else {}
+
+    def apply(self, snapshot: Snapshot, applied_at: datetime) -> bool:
+        """Replace the set with a newer snapshot; call inside a transaction.
+
+        Return False for the version already applied; raise SnapshotError for an older one.
+        """
+        from edge.snapshot import SnapshotError
+
+        current = self.version()
+        if snapshot.version == current:
+            return False
+        if snapshot.version < current:
+            raise SnapshotError(
+                f"credential snapshot v{snapshot.version} is older than v{current}, which is "
+                "applied; a replayed or misdirected snapshot is refused"
+            )
+        self.replace(snapshot.policy, snapshot.credentials, snapshot.deny)
+        meta = {
+            "version": snapshot.version,
+            "issued_at": snapshot.issued_at.isoformat(),
+            "applied_at": applied_at.isoformat(),
+            "cards": len(snapshot.credentials),
+        }
+        self._db.execute(
+            "INSERT INTO device_state (key, value) VALUES ('credentials', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [json.dumps(meta)],
+        )
+        return True
 
     def replace(
         self,

@@ -58,10 +58,34 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
-        """Run a block in one transaction (BEGIN IMMEDIATE … COMMIT, or ROLLBACK)."""
+        """Run a block in one write transaction (BEGIN IMMEDIATE … COMMIT, or ROLLBACK).
+
+        IMMEDIATE takes the write lock up front, so two processes (the agent and a
+        `credentials load`) queue for it instead of failing half-way with SQLITE_BUSY.
+        """
         db = self.db
-        with db.atomic():
+        db.execute("BEGIN IMMEDIATE")
+        try:
             yield db
+        except BaseException:
+            if db.conn.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Database]:
+        """Read in one consistent snapshot (WAL): every read in the block sees the same commit."""
+        db = self.db
+        if db.conn.in_transaction:  # already inside a transaction: it is the snapshot
+            yield db
+            return
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            if db.conn.in_transaction:
+                db.execute("COMMIT")
 
     def close(self) -> None:
         """Checkpoint and close; idempotent."""
@@ -106,6 +130,7 @@ class Store:
             # FULL: a committed event survives a power cut, not only a crash.
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=5000")
         except sqlite3.DatabaseError:
             conn.close()
             raise

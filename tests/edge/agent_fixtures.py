@@ -7,14 +7,20 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from edge.cardref import card_reference
 from edge.core.credentials import Credential, DenyReason
 from edge.core.policy import AccessPolicy, Rule
+from edge.signing import public_key_hex
 from edge.store import Store
 from edge.store.credentials import SqliteCredentials
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "firmware_config" / "examples"
 KEY = bytes(range(1, 33))
+# Fixed test keys (never used anywhere else): provisioning generates real ones.
+CREDENTIALS_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32, 64)))
+COMMANDS_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(64, 96)))
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,15 @@ def sim_config(tmp: Path, example: str = "security-gate.toml") -> SimDevice:
     else:
         text += f'\n[store]\npath = "{store}"\n'
     assert f'path = "{store}"' in text
-    text = text.replace("[site]\n", f'[site]\ncard_key_file = "{key_file}"\n', 1)
+    (tmp / "credentials.pub").write_text(public_key_hex(CREDENTIALS_KEY))
+    (tmp / "commands.pub").write_text(public_key_hex(COMMANDS_KEY))
+    text = text.replace(
+        "[site]\n",
+        f'[site]\ncard_key_file = "{key_file}"\n'
+        f'credentials_key_file = "{tmp / "credentials.pub"}"\n'
+        f'commands_key_file = "{tmp / "commands.pub"}"\n',
+        1,
+    )
     config = tmp / "agent.toml"
     config.write_text(text, encoding="utf-8")
     return SimDevice(config, store)

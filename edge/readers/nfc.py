@@ -1,0 +1,382 @@
+"""Card reader on nfcpy: Sony PaSoRi readers on USB, and nfcpy's udp driver for tests.
+
+The only module that imports nfcpy. One daemon thread per reader polls with
+`ContactlessFrontend.connect`, turns each tag into a card reference at once (the raw id goes
+into the referencer and nowhere else), debounces, and reopens a lost reader with a backoff.
+
+| reader (nfcpy path)                 | FeliCa | ISO 14443 A | ISO 14443 B | notes |
+| ----------------------------------- | ------ | ----------- | ----------- | ----- |
+| Sony RC-S380 (`usb:054c:06c3`, `usb:054c:06c1`) | yes | yes | yes | NFC Forum certified; the reference reader |
+| Sony RC-S370/S360/S330 (`usb:054c:02e1`) | yes | yes | yes | ATTRIB is sent by the firmware, nfcpy re-activates B cards |
+| ACS ACR122U (`usb:072f:2200`)       | yes    | yes         | yes         | only when pcscd does not hold it; nfcpy polling measured at 615-715 ms a cycle: use the PC/SC adapter (primary path) |
+| PN531 readers                       | yes    | yes         | no          | no 106B: configure `targets` without "106B" or nfcpy raises |
+| udp (`udp:127.0.0.1:PORT`)          | yes    | yes         | yes         | tests, with `simulator.nfc_card`; every absent target costs a 1 s wait |
+
+| card technology                      | technology / id                  | authenticated |
+| ------------------------------------ | -------------------------------- | ------------- |
+| FeliCa (Type 3: Suica-class, Lite)   | `felica`, IDm (8 bytes)          | no            |
+| FeliCa Lite-S (PMm IC F1h/F2h)       | `felica`, IDm                    | yes, with `lite_s_key` and mutual MAC authentication |
+| ISO 14443 A: Type 2 (Ultralight, NTAG), Type 4A (DESFire), MIFARE Classic | `iso14443a`, UID (4/7/10 bytes) | no |
+| ISO 14443 B: Type 4B                 | `iso14443b`, PUPI (4 bytes)      | no            |
+| Type 1 (Topaz), NFC-DEP phones       | ignored                          | -             |
+
+Cards with random UIDs/PUPIs (UID 08h..., many B cards) give a new reference each tap and are
+denied as unknown cards. nfcpy sets its `nfc` logger to INFO on import; keep it there: its
+DEBUG output carries raw card ids and, during Lite-S authentication, the card key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import nfc
+import nfc.clf
+import nfc.tag
+import nfc.tag.tt2
+import nfc.tag.tt3
+import nfc.tag.tt3_sony
+import nfc.tag.tt4
+
+from edge.core.events import CardPresented, Event, ReaderStatusChanged
+from edge.errors import ClosedError, EdgeError
+from edge.ports import CardReferencer, Emit
+from edge.readers.debounce import TapDebouncer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TARGETS = ("212F", "106A", "106B")
+_KNOWN_TARGETS = ("212F", "424F", "106A", "106B")
+_ID_BLOCK = 0x82  # FeliCa Lite-S ID block: IDd (= IDm), DFC
+_HEX_RUN = re.compile(r"[0-9A-Fa-f]{8,}|(?:[0-9A-Fa-f]{2}[ :-]){3,}[0-9A-Fa-f]{2}")
+
+
+class ReaderSetupError(EdgeError, ValueError):
+    """An nfc reader set up with a value that cannot work."""
+
+
+def open_frontend(path: str) -> Any:
+    """Open nfcpy's frontend on `path`; nfcpy raises OSError(ENODEV) if there is no reader."""
+    return nfc.ContactlessFrontend(path)
+
+
+class _QuietReopen(logging.Filter):
+    """Drop nfcpy's per-attempt open messages: the reader logs its state changes itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        return not msg.startswith(("searching for reader on path", "no reader available on"))
+
+
+_QUIET_REOPEN = _QuietReopen()
+
+
+def _describe(error: BaseException) -> str:
+    """Return an exception as text, with any run of hex digits (maybe a card id) masked."""
+    return _HEX_RUN.sub("…", f"{type(error).__name__}: {error}")
+
+
+def _card_identity(tag: Any) -> tuple[str, str] | None:
+    if isinstance(tag, nfc.tag.tt3.Type3Tag):
+        technology = "felica"  # identifier is the IDm
+    elif isinstance(tag, nfc.tag.tt2.Type2Tag | nfc.tag.tt4.Type4ATag):
+        technology = "iso14443a"  # identifier is the UID (sdd_res, cascade tags joined)
+    elif isinstance(tag, nfc.tag.tt4.Type4BTag):
+        technology = "iso14443b"  # identifier is the PUPI from SENSB_RES
+    else:
+        return None
+    return technology, bytes(tag.identifier).hex().upper()
+
+
+def _check_path(path: str) -> None:
+    scheme, _, rest = path.partition(":")
+    if scheme not in ("usb", "tty", "com", "udp"):
+        raise ReaderSetupError(
+            f"nfc reader path {path!r}: use usb[:vendor:product], tty:PORT:DRIVER or udp:HOST:PORT"
+        )
+    port = rest.rpartition(":")[2] if scheme == "udp" and rest.count(":") else ""
+    if port and not port.isdigit():
+        raise ReaderSetupError(f"nfc reader path {path!r}: the udp port must be a number")
+    if port:
+        # nfcpy resolves the port with getnameinfo and int()s the answer: a port with a
+        # service name in /etc/services (1 'tcpmux', 57000 'dircproxy') breaks its udp driver.
+        try:
+            name = socket.getservbyport(int(port), "tcp")
+        except OSError:
+            return
+        raise ReaderSetupError(
+            f"nfc reader path {path!r}: port {port} is named {name!r} "
+            "in /etc/services and nfcpy cannot use it; pick another port"
+        )
+
+
+class NfcCardReader:
+    """A CardReader port on one nfcpy reader, polled on its own thread."""
+
+    def __init__(
+        self,
+        reader_id: str,
+        path: str,
+        referencer: CardReferencer,
+        debounce_s: float = 1.5,
+        monotonic: Callable[[], float] = time.monotonic,
+        lite_s_key: bytes | None = None,
+        *,
+        targets: Sequence[str] = DEFAULT_TARGETS,
+        poll_gap_s: float = 0.1,
+        reopen_first_s: float = 0.5,
+        reopen_max_s: float = 4.0,
+        opener: Callable[[str], Any] = open_frontend,
+    ) -> None:
+        _check_path(path)
+        if lite_s_key is not None and len(lite_s_key) < 16:
+            raise ReaderSetupError("lite_s_key must hold at least 16 bytes (128 bits)")
+        if not targets or any(t not in _KNOWN_TARGETS for t in targets):
+            raise ReaderSetupError(f"nfc targets {list(targets)}: use some of {_KNOWN_TARGETS}")
+        if not 0 < reopen_first_s <= reopen_max_s:
+            raise ReaderSetupError("reopen_first_s must be > 0 and <= reopen_max_s")
+        self._id, self._path, self._referencer = reader_id, path, referencer
+        self._debouncer = TapDebouncer(debounce_s)
+        self._monotonic, self._lite_s_key = monotonic, lite_s_key
+        self._targets, self._poll_gap_s = tuple(targets), poll_gap_s
+        self._reopen = (reopen_first_s, reopen_max_s)
+        self._delay_s = reopen_first_s
+        self._opener = opener
+        self._lock = threading.Lock()
+        self._field = threading.Condition()  # guards _card_ref for wait_for_card
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._online = True  # the agent assumes a reader works until it says otherwise
+        self._card_ref: str | None = None
+        self._taps = 0
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "new" if self._thread is None else "running"
+        health = "online" if self._online else "offline"
+        card = " card-in-field" if self._card_ref else ""
+        return f"<NfcCardReader {self._id} {self._path} {state} {health}{card} taps={self._taps}>"
+
+    @property
+    def reader_id(self) -> str:
+        """The reader's id in the device configuration."""
+        return self._id
+
+    @property
+    def online(self) -> bool:
+        """False from a failure to open or poll the reader until it polls again."""
+        return self._online
+
+    @property
+    def card_in_field(self) -> bool:
+        """True while a card is on the reader."""
+        return self._card_ref is not None
+
+    def wait_for_card(self, present: bool = True, timeout_s: float = 5.0) -> bool:
+        """Wait until a card is on the reader (or gone, with present=False); False on timeout."""
+        with self._field:
+            return self._field.wait_for(lambda: self.card_in_field == present, timeout_s)
+
+    def start(self, emit: Emit) -> None:
+        """Start polling on a daemon thread; `emit` gets every tap and status change."""
+        with self._lock:
+            if self._closed:
+                raise ClosedError(f"nfc reader {self._id} is closed; make a new one")
+            if self._thread is not None:
+                raise EdgeError(f"nfc reader {self._id} is already started")
+            self._thread = threading.Thread(
+                target=self._run, args=(emit,), name=f"nfc-{self._id}", daemon=True
+            )
+        logging.getLogger("nfc.clf").addFilter(_QUIET_REOPEN)  # a set: adding twice is a no-op
+        log.info(
+            "nfc reader %s on %s: targets %s, debounce %.2f s, Lite-S authentication %s, "
+            "reopen every %.1f-%.1f s",
+            self._id,
+            self._path,
+            ",".join(self._targets),
+            self._debouncer.window_s,
+            "on" if self._lite_s_key else "off",
+            *self._reopen,
+        )
+        self._thread.start()
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop polling and release the reader; idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+        self._stop.set()
+        if thread is not None and thread is not threading.current_thread():
+            # nfcpy checks `terminate` between sweeps: milliseconds on USB, up to 1 s per
+            # absent target on udp.
+            thread.join(timeout_s)
+            if thread.is_alive():
+                log.warning("nfc reader %s: nfcpy did not stop within %.1f s", self._id, timeout_s)
+
+    def _run(self, emit: Emit) -> None:
+        while not self._stop.is_set():
+            try:
+                clf = self._opener(self._path)
+            except Exception as error:  # OSError(ENODEV) when unplugged; usb1/serial errors too
+                self._failed(emit, f"cannot open {self._path}: {_describe(error)}")
+            else:
+                try:
+                    failure = self._serve(clf, emit)
+                finally:
+                    self._card_left()
+                    try:
+                        clf.close()
+                    except Exception as error:  # a USB device already gone can fail to close
+                        log.debug("nfc reader %s: close: %s", self._id, _describe(error))
+                if failure is None:
+                    return
+                self._failed(emit, failure)
+            if self._stop.wait(self._delay_s):
+                return
+            self._delay_s = min(self._delay_s * 2, self._reopen[1])
+
+    def _serve(self, clf: Any, emit: Emit) -> str | None:
+        """Poll an open frontend until closed (None) or until it fails (what went wrong)."""
+        device = str(clf)  # vendor, product and bus path: no card data
+        calls = 0
+
+        def terminate() -> bool:
+            # Called before the first sweep and after each one (and between presence checks):
+            # a second call proves the reader polls. Waiting here paces polling on fast USB
+            # readers and lets close() stop the loop at once.
+            nonlocal calls
+            calls += 1
+            if calls >= 2:
+                self._healthy(emit, device)
+            return self._stop.wait(self._poll_gap_s)
+
+        def on_connect(tag: Any) -> bool:
+            self._healthy(emit, device)
+            self._arrived(tag, emit)
+            return True  # hold the tag: nfcpy checks its presence until it leaves
+
+        def on_release(tag: Any) -> bool:
+            self._card_left()
+            return True
+
+        options = {
+            "targets": list(self._targets),
+            "on-connect": on_connect,
+            "on-release": on_release,
+            "iterations": 1,  # one sweep per call, so terminate() runs between sweeps
+            # The reader must not beep "OK" (ACR122U) before the door decision is made.
+            "beep-on-connect": False,
+        }
+        while not self._stop.is_set():
+            try:
+                result = clf.connect(rdwr=options, terminate=terminate)
+            except Exception as error:  # nfcpy bugs on odd cards; usb1 errors not mapped to IOError
+                return f"nfcpy failed on {device}: {_describe(error)}"
+            self._card_left()  # a card held while the reader failed never got on-release
+            if result is False:  # nfcpy caught an IOError: the reader is gone or wedged
+                return f"lost the reader {device}"
+        return None
+
+    def _arrived(self, tag: Any, emit: Emit) -> None:
+        identity = _card_identity(tag)
+        if identity is None:
+            log.info(
+                "nfc reader %s: ignored a %s (not FeliCa, ISO 14443 A or B)",
+                self._id,
+                getattr(tag, "type", type(tag).__name__),
+            )
+            return
+        technology = identity[0]
+        try:
+            ref = self._referencer(*identity)
+        except Exception as error:
+            log.warning(
+                "nfc reader %s: a %s card without a usable id: %s",
+                self._id,
+                technology,
+                _describe(error),
+            )
+            return
+        del identity
+        new = self._debouncer.arrived(ref, self._monotonic())
+        authenticated = new and self._authenticated(tag)
+        if new:
+            self._taps += 1
+            log.debug(
+                "nfc reader %s: %s card %s… (authenticated %s)",
+                self._id,
+                technology,
+                ref[:8],
+                authenticated,
+            )
+            self._emit(emit, CardPresented(self._id, ref, authenticated))
+        with self._field:
+            self._card_ref = ref
+            self._field.notify_all()
+
+    def _authenticated(self, tag: Any) -> bool:
+        if self._lite_s_key is None or not isinstance(tag, nfc.tag.tt3_sony.FelicaLiteS):
+            return False
+        # nfcpy takes the first 16 bytes of the password as the card's 3DES key, undiversified.
+        # Its tagtool diversifies per card as HMAC-SHA256(password, IDm); so do we, so that
+        # one card's key, if extracted, opens no other card.
+        idm = bytes(tag.identifier)
+        card_key = hmac.new(self._lite_s_key, idm, hashlib.sha256).digest()
+        try:
+            if not tag.authenticate(card_key):
+                log.info("nfc reader %s: Lite-S card failed authentication", self._id)
+                return False
+            # authenticate() proves the key; binding the key to this IDm needs the ID block,
+            # which the card MACs with the session key.
+            id_block = tag.read_with_mac(_ID_BLOCK)
+        except Exception as error:  # TagCommandError, CommunicationError: card left mid-way
+            log.info(
+                "nfc reader %s: Lite-S authentication broke off: %s", self._id, _describe(error)
+            )
+            return False
+        return id_block is not None and bytes(id_block[:8]) == idm
+
+    def _card_left(self) -> None:
+        ref = self._card_ref
+        if ref is not None:
+            self._debouncer.left(ref, self._monotonic())  # before waiters move the clock
+        with self._field:
+            self._card_ref = None
+            self._field.notify_all()
+
+    def _healthy(self, emit: Emit, device: str) -> None:
+        self._delay_s = self._reopen[0]
+        if not self._online:
+            self._online = True
+            log.info("nfc reader %s online again: %s", self._id, device)
+            self._emit(emit, ReaderStatusChanged(self._id, True, f"polling again on {device}"))
+
+    def _failed(self, emit: Emit, detail: str) -> None:
+        if not self._online or self._stop.is_set():
+            log.debug("nfc reader %s still offline: %s", self._id, detail)
+            return
+        self._online = False
+        log.warning(
+            "nfc reader %s offline: %s; reopening every %.1f s at most",
+            self._id,
+            detail,
+            self._reopen[1],
+        )
+        self._emit(emit, ReaderStatusChanged(self._id, False, detail))
+
+    def _emit(self, emit: Emit, event: Event) -> None:
+        if self._stop.is_set():
+            return  # closed: the agent's queue may be gone
+        try:
+            emit(event)
+        except Exception:
+            log.exception("nfc reader %s: emit failed; event dropped", self._id)

@@ -1,0 +1,199 @@
+"""Credential snapshots: signed, versioned, compressed; one format for the file and for MQTT.
+
+    {"format": "edge-credentials/1", "site": …, "device": … or "*", "version": 42,
+     "issued_at": "2026-11-25T08:00:00.000Z", "key_id": "ab12cd34",
+     "body": base64(zlib(JSON body)), "signature": base64(Ed25519 over the signed fields)}
+
+The body holds the access policy, the credentials (by card reference, never names or raw
+card ids) and the deny list. Provisioning builds and signs; devices verify and apply.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from edge.core.credentials import Credential, DenyReason
+from edge.core.policy import AccessPolicy
+from edge.core.schedule import ScheduleError
+from edge.errors import EdgeError
+from edge.signing import SignatureError, key_id, verify
+from edge.store.policy_json import policy_from_json, policy_to_json
+
+FORMAT = "edge-credentials/1"
+MAX_BODY = 256 * 1024 * 1024  # decompressed; a bigger body is refused, not inflated
+
+
+class SnapshotError(EdgeError, ValueError):
+    """A credential snapshot that cannot be trusted or applied; the message says why."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A verified credential snapshot, ready to apply."""
+
+    site: str
+    device: str
+    version: int
+    issued_at: datetime
+    policy: AccessPolicy
+    credentials: tuple[Credential, ...]
+    deny: Mapping[str, DenyReason]
+
+    def __repr__(self) -> str:
+        return (
+            f"<Snapshot v{self.version} {self.site}/{self.device} cards={len(self.credentials)} "
+            f"denied={len(self.deny)} issued {self.issued_at:%Y-%m-%d %H:%M}Z>"
+        )
+
+
+def _signed_bytes(envelope: Mapping[str, Any]) -> bytes:
+    fields = [
+        str(envelope[k]) for k in ("format", "site", "device", "version", "issued_at", "body")
+    ]
+    return "\n".join(fields).encode()
+
+
+def build(
+    private: Ed25519PrivateKey,
+    *,
+    site: str,
+    device: str,
+    version: int,
+    policy: AccessPolicy,
+    credentials: Iterable[Credential],
+    deny: Mapping[str, DenyReason],
+    issued_at: datetime | None = None,
+) -> bytes:
+    """Return a signed snapshot as UTF-8 JSON bytes (provisioning's side)."""
+    body = {
+        "policy": policy_to_json(policy),
+        "credentials": [
+            [c.ref, sorted(c.groups), _iso(c.valid_from), _iso(c.valid_until)] for c in credentials
+        ],
+        "deny": sorted([ref, str(reason)] for ref, reason in deny.items()),
+    }
+    raw = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    envelope: dict[str, Any] = {
+        "format": FORMAT,
+        "site": site,
+        "device": device,
+        "version": version,
+        "issued_at": _iso(issued_at or datetime.now(UTC)),
+        "key_id": key_id(private.public_key()),
+        "body": base64.b64encode(zlib.compress(raw, 9)).decode(),
+    }
+    envelope["signature"] = base64.b64encode(private.sign(_signed_bytes(envelope))).decode()
+    return json.dumps(envelope).encode()
+
+
+def parse(data: bytes, public: Ed25519PublicKey, *, site: str, device: str) -> Snapshot:
+    """Verify and decode a snapshot for this site and device; SnapshotError says what is wrong."""
+    try:
+        envelope = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise SnapshotError("credential snapshot is not JSON; was the file truncated?") from None
+    if not isinstance(envelope, dict) or envelope.get("format") != FORMAT:
+        raise SnapshotError(f'credential snapshot: "format" must be "{FORMAT}"')
+    missing = [
+        k
+        for k in ("site", "device", "version", "issued_at", "body", "signature")
+        if k not in envelope
+    ]
+    if missing:
+        raise SnapshotError(f"credential snapshot: missing fields {missing}")
+    if envelope["site"] != site:
+        raise SnapshotError(
+            f"credential snapshot is for site {envelope['site']!r}, this device is in {site!r}"
+        )
+    if envelope["device"] not in (device, "*"):
+        raise SnapshotError(
+            f"credential snapshot is for device {envelope['device']!r}, not {device!r}"
+        )
+    if not isinstance(envelope["version"], int) or envelope["version"] < 1:
+        raise SnapshotError("credential snapshot: version must be a whole number >= 1")
+    try:
+        signature = base64.b64decode(envelope["signature"], validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        raise SnapshotError("credential snapshot: signature is not base64") from None
+    try:
+        verify(
+            public,
+            signature,
+            _signed_bytes(envelope),
+            f"credential snapshot v{envelope['version']}",
+        )
+    except SignatureError as exc:
+        raise SnapshotError(str(exc)) from None
+    body = _inflate(envelope["body"])
+    try:
+        issued_at = datetime.fromisoformat(str(envelope["issued_at"]).replace("Z", "+00:00"))
+        credentials = tuple(
+            Credential(str(ref), frozenset(map(str, groups)), _dt(vf), _dt(vu))
+            for ref, groups, vf, vu in body["credentials"]
+        )
+        deny = {str(ref): DenyReason(reason) for ref, reason in body["deny"]}
+        policy = policy_from_json(body["policy"])
+    except (KeyError, TypeError, ValueError, ScheduleError) as exc:
+        raise SnapshotError(
+            f"credential snapshot v{envelope['version']}: body is malformed: {exc}"
+        ) from None
+    if issued_at.tzinfo is None:
+        raise SnapshotError("credential snapshot: issued_at must carry a time zone (UTC, with Z)")
+    if policy.version != envelope["version"]:
+        policy = AccessPolicy(
+            version=envelope["version"],
+            schedules=policy.schedules,
+            rules=policy.rules,
+            override_groups=policy.override_groups,
+            door_schedules=policy.door_schedules,
+        )
+    return Snapshot(
+        envelope["site"],
+        envelope["device"],
+        envelope["version"],
+        issued_at,
+        policy,
+        credentials,
+        deny,
+    )
+
+
+def _inflate(text: object) -> dict[str, Any]:
+    try:
+        packed = base64.b64decode(str(text), validate=True)
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(packed, MAX_BODY)
+        if inflater.unconsumed_tail:
+            raise SnapshotError(f"credential snapshot body is larger than {MAX_BODY // 2**20} MiB")
+        body = json.loads(raw)
+    except SnapshotError:
+        raise
+    except (binascii.Error, zlib.error, ValueError):
+        raise SnapshotError("credential snapshot body is not base64 zlib JSON") from None
+    if not isinstance(body, dict):
+        raise SnapshotError("credential snapshot body must be a JSON object")
+    return body
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _dt(value: object) -> datetime | None:
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"validity time {value!r} has no time zone")
+    return parsed

@@ -47,7 +47,7 @@ def _config(ctx: click.Context, path: Path) -> DeviceConfig:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.pass_context
 def status(ctx: click.Context, config_path: Path, count: int, as_json: bool) -> None:
-    """Show the device store: backlog, credentials, modes, counts, the latest events.
+    """Show the store: backlog, credentials, modes, counts, latest events.
 
     Reads the store without writing to it, so it is safe while the agent runs.
 
@@ -106,7 +106,11 @@ def read_status(path: Path, count: int = 10) -> dict[str, Any]:
             )
         ]
         return {
-            "last_seq": value("SELECT value FROM counters WHERE name = 'seq'", 0),
+            "last_seq": value(
+                "SELECT max(coalesce((SELECT max(seq) FROM outbox), 0), "
+                "coalesce((SELECT value FROM counters WHERE name = 'seq'), 0))",
+                0,
+            ),
             "backlog": value("SELECT count(*) FROM outbox", 0),
             "credentials": json.loads(
                 value("SELECT value FROM device_state WHERE key = 'credentials'", "{}")
@@ -123,7 +127,7 @@ def read_status(path: Path, count: int = 10) -> dict[str, Any]:
 
 @click.group()
 def credentials() -> None:
-    """Credential sets: load a signed snapshot file (a standalone install, no broker)."""
+    """Credential sets: load a signed snapshot file (no broker needed)."""
 
 
 @credentials.command("load")
@@ -131,7 +135,7 @@ def credentials() -> None:
 @config_option
 @click.pass_context
 def load(ctx: click.Context, snapshot_file: Path, config_path: Path) -> None:
-    """Verify a signed credential snapshot and apply it in one transaction.
+    """Verify a signed credential snapshot and apply it atomically.
 
     The running agent picks the new set up within a second. A snapshot for another site or
     device, with a bad signature, or older than the set in use is refused (exit status 2).

@@ -26,9 +26,12 @@ class OutboxEvent:
 def append(
     db: Database, device: str, records: Iterable[EventRecord], clock_synced: bool
 ) -> list[OutboxEvent]:
-    """Give each record the next seq and store it; call inside the state change's transaction."""
-    row = db.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()
-    seq = row[0] if row else 0
+    """Give each record the next seq and store it; call inside the state change's transaction.
+
+    The next seq follows the newest row in the outbox; the counter row is written only when
+    events are acknowledged (deleted), which saves a page write per transaction.
+    """
+    seq = last_seq(db)
     stored = []
     for record in records:
         seq += 1
@@ -45,12 +48,6 @@ def append(
             [seq, str(record.kind), json.dumps(payload, ensure_ascii=False, sort_keys=True)],
         )
         stored.append(OutboxEvent(seq, str(record.kind), payload))
-    if stored:
-        db.execute(
-            "INSERT INTO counters (name, value) VALUES ('seq', ?) "
-            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            [seq],
-        )
     return stored
 
 
@@ -62,9 +59,18 @@ def pending(db: Database, limit: int = 100, after: int = 0) -> list[OutboxEvent]
     return [OutboxEvent(seq, kind, json.loads(payload)) for seq, kind, payload in rows]
 
 
-def acknowledge(db: Database, seq: int) -> None:
-    """Delete an event the broker has acknowledged."""
-    db.execute("DELETE FROM outbox WHERE seq = ?", [seq])
+def acknowledge(db: Database, seqs: Iterable[int]) -> None:
+    """Delete events the broker has acknowledged; call inside a transaction."""
+    seqs = sorted(seqs)
+    if not seqs:
+        return
+    # Remember the highest seq ever handed out before its row can disappear.
+    db.execute(
+        "INSERT INTO counters (name, value) VALUES ('seq', ?) "
+        "ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
+        [last_seq(db)],
+    )
+    db.conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
 
 
 def backlog(db: Database) -> int:
@@ -74,5 +80,8 @@ def backlog(db: Database) -> int:
 
 def last_seq(db: Database) -> int:
     """Return the last seq handed out (0 before the first event)."""
-    row = db.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()
-    return int(row[0]) if row else 0
+    row = db.execute(
+        "SELECT max(coalesce((SELECT max(seq) FROM outbox), 0), "
+        "coalesce((SELECT value FROM counters WHERE name = 'seq'), 0))"
+    ).fetchone()
+    return int(row[0])

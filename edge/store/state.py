@@ -11,8 +11,13 @@ from edge.core.controller import DeviceState
 from edge.core.outputs import EventKind, EventRecord
 
 
-def apply(db: Database, records: Iterable[EventRecord], state: DeviceState) -> None:
-    """Persist what `records` changed and the device modes; call in the event's transaction."""
+def apply(
+    db: Database, records: Iterable[EventRecord], state: DeviceState, saved: DeviceState | None
+) -> None:
+    """Persist what `records` changed, and the modes if they differ from `saved`.
+
+    Call inside the events' transaction.
+    """
     for record in records:
         data = record.data
         if record.kind is EventKind.ACCESS and record.type == "crossing":
@@ -29,6 +34,8 @@ def apply(db: Database, records: Iterable[EventRecord], state: DeviceState) -> N
                 "ON CONFLICT(zone) DO UPDATE SET count = excluded.count",
                 [data["zone"], data["count"]],
             )
+    if state == saved:
+        return
     modes = {
         "lockdown": state.lockdown,
         "fire_latched": state.fire_latched,

@@ -32,12 +32,20 @@ def cli() -> None:
 
 @cli.command()
 @config_option
+@click.option(
+    "--probe",
+    is_flag=True,
+    help="Also look for the readers, the GPIO chip, the key files and the store directory "
+    "(run it on the device).",
+)
 @click.pass_context
-def check(ctx: click.Context, config_path: Path) -> None:
+def check(ctx: click.Context, config_path: Path, probe: bool) -> None:
     """Validate a configuration file and summarise it; start nothing.
 
     Every mistake is listed on standard error, one per line, with its place in the file,
     the value found and how to fix it. Exit status 0 when the file is valid, 2 when not.
+    With --probe, also look for the hardware and files it names: exit status 1 if any is
+    missing.
 
     \b
     Example:
@@ -51,6 +59,20 @@ def check(ctx: click.Context, config_path: Path) -> None:
             click.echo(f"  {problem}", err=True)
         ctx.exit(EXIT_INVALID_CONFIG)
     click.echo(summary(config))
+    if probe:
+        from edge.probe import probe as run_probe
+
+        findings = run_probe(config)
+        for finding in findings:
+            click.echo(f"  {finding}")
+        failed = [f for f in findings if not f.ok]
+        if failed:
+            click.echo(
+                f"{len(failed)} of {len(findings)} probes failed; the agent would start, "
+                "but with those parts missing.",
+                err=True,
+            )
+            ctx.exit(1)
 
 
 @cli.command()

@@ -12,8 +12,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from gpiozero.pins import Factory
-
 import edge
 from edge.calendar import site_calendar
 from edge.cardref import card_reference
@@ -27,6 +25,7 @@ from edge.gpio import (
     GpioRelay,
     HardwareError,
     InputKind,
+    PinFactory,
     UnavailableRelay,
 )
 from edge.ports import CardReader, CardReferencer, Indicator, Input, Relay
@@ -65,7 +64,7 @@ def build_agent(
     config: DeviceConfig,
     *,
     card_key: bytes,
-    pin_factory: Factory,
+    pin_factory: PinFactory,
     clock: Clock,
     reader_factory: ReaderFactory = hardware_reader,
     clock_synced: Callable[[], bool] = lambda: True,
@@ -156,7 +155,7 @@ def build_agent(
     return agent, startup
 
 
-def _inputs(config: DeviceConfig, factory: Factory, faults: list[HardwareError]) -> list[Input]:
+def _inputs(config: DeviceConfig, factory: PinFactory, faults: list[HardwareError]) -> list[Input]:
     wired: list[tuple[InputKind, str, Any, str]] = []
     for d in config.doors:
         wired += [

@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+PinFactory = Factory
+"""gpiozero's pin factory type, for the composition root (which must not import gpiozero)."""
+
+
 class HardwareError(EdgeError, OSError):
     """A pin cannot be claimed: in use by another program, or not on this board."""
 

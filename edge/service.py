@@ -8,10 +8,9 @@ import signal
 from collections.abc import Callable
 from types import FrameType
 
-from gpiozero.pins import Factory
-
 from edge.app import ReaderFactory, build_agent, hardware_reader
 from edge.core.clock import Clock
+from edge.gpio import PinFactory
 from edge.runtime import Agent
 from edge.system import SystemdNotifier
 from firmware_config.loader import config_hash, masked
@@ -24,7 +23,7 @@ def serve(
     config: DeviceConfig,
     *,
     card_key: bytes,
-    pin_factory: Factory,
+    pin_factory: PinFactory,
     clock: Clock,
     clock_synced: Callable[[], bool],
     reader_factory: ReaderFactory = hardware_reader,

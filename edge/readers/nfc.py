@@ -4,25 +4,36 @@ The only module that imports nfcpy. One daemon thread per reader polls with
 `ContactlessFrontend.connect`, turns each tag into a card reference at once (the raw id goes
 into the referencer and nowhere else), debounces, and reopens a lost reader with a backoff.
 
-| reader (nfcpy path)                 | FeliCa | ISO 14443 A | ISO 14443 B | notes |
-| ----------------------------------- | ------ | ----------- | ----------- | ----- |
-| Sony RC-S380 (`usb:054c:06c3`, `usb:054c:06c1`) | yes | yes | yes | NFC Forum certified; the reference reader |
-| Sony RC-S370/S360/S330 (`usb:054c:02e1`) | yes | yes | yes | ATTRIB is sent by the firmware, nfcpy re-activates B cards |
-| ACS ACR122U (`usb:072f:2200`)       | yes    | yes         | yes         | only when pcscd does not hold it; nfcpy polling measured at 615-715 ms a cycle: use the PC/SC adapter (primary path) |
-| PN531 readers                       | yes    | yes         | no          | no 106B: configure `targets` without "106B" or nfcpy raises |
-| udp (`udp:127.0.0.1:PORT`)          | yes    | yes         | yes         | tests, with `simulator.nfc_card`; every absent target costs a 1 s wait |
+| reader (nfcpy path)                      | FeliCa | ISO 14443 A | ISO 14443 B |
+| ---------------------------------------- | ------ | ----------- | ----------- |
+| Sony RC-S380 (`usb:054c:06c3`, `06c1`)   | yes    | yes         | yes         |
+| Sony RC-S370/S360/S330 (`usb:054c:02e1`) | yes    | yes         | yes (1)     |
+| ACS ACR122U (`usb:072f:2200`) (2)        | yes    | yes         | yes (1)     |
+| PN531-based readers                      | yes    | yes         | no (3)      |
+| nfcpy udp driver (`udp:127.0.0.1:PORT`)  | yes    | yes         | yes (4)     |
 
-| card technology                      | technology / id                  | authenticated |
-| ------------------------------------ | -------------------------------- | ------------- |
-| FeliCa (Type 3: Suica-class, Lite)   | `felica`, IDm (8 bytes)          | no            |
-| FeliCa Lite-S (PMm IC F1h/F2h)       | `felica`, IDm                    | yes, with `lite_s_key` and mutual MAC authentication |
-| ISO 14443 A: Type 2 (Ultralight, NTAG), Type 4A (DESFire), MIFARE Classic | `iso14443a`, UID (4/7/10 bytes) | no |
-| ISO 14443 B: Type 4B                 | `iso14443b`, PUPI (4 bytes)      | no            |
-| Type 1 (Topaz), NFC-DEP phones       | ignored                          | -             |
+1. The firmware activates B cards itself; nfcpy deselects them and sends its own ATTRIB.
+2. Only when neither pcscd nor the kernel's pn533_usb holds it. nfcpy's polling on the
+   ACR122U has been reported at 615-715 ms a cycle: use the PC/SC adapter (the primary path).
+3. No 106B: leave "106B" out of `targets`, or nfcpy raises on every sweep.
+4. For tests, with `simulator.nfc_card`. nfcpy waits 1 s for each absent target per sweep.
 
-Cards with random UIDs/PUPIs (UID 08h..., many B cards) give a new reference each tap and are
-denied as unknown cards. nfcpy sets its `nfc` logger to INFO on import; keep it there: its
-DEBUG output carries raw card ids and, during Lite-S authentication, the card key.
+| card                                       | technology, id         | authenticated     |
+| ------------------------------------------ | ---------------------- | ----------------- |
+| FeliCa Standard, FeliCa Lite (Type 3)      | `felica`, IDm          | no                |
+| FeliCa Lite-S (PMm IC code F1h, F2h)       | `felica`, IDm          | with `lite_s_key` |
+| Type 2 (Ultralight, NTAG), MIFARE Classic (5) | `iso14443a`, UID    | no                |
+| Type 4A (DESFire and other ISO-DEP cards)  | `iso14443a`, UID       | no                |
+| Type 4B                                    | `iso14443b`, PUPI      | no                |
+| Type 1 (Topaz), NFC-DEP peers (phones)     | ignored                | -                 |
+
+5. From nfcpy's code, not tried on hardware: nfcpy activates MIFARE Classic as Type 2, whose
+   presence check (READ) a Classic card refuses unauthenticated, so nfcpy re-activates a held
+   card over and over, logging a warning each time; debouncing keeps it one tap.
+
+Random UIDs (first byte 08h) and random PUPIs change every tap: such cards are denied as
+unknown. nfcpy sets its `nfc` logger to INFO on import; keep it there: its DEBUG output
+carries raw card ids and, during Lite-S authentication, the card key.
 """
 
 from __future__ import annotations
@@ -38,8 +49,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import nfc
-import nfc.clf
-import nfc.tag
 import nfc.tag.tt2
 import nfc.tag.tt3
 import nfc.tag.tt3_sony
@@ -55,7 +64,10 @@ log = logging.getLogger(__name__)
 DEFAULT_TARGETS = ("212F", "106A", "106B")
 _KNOWN_TARGETS = ("212F", "424F", "106A", "106B")
 _ID_BLOCK = 0x82  # FeliCa Lite-S ID block: IDd (= IDm), DFC
-_HEX_RUN = re.compile(r"[0-9A-Fa-f]{8,}|(?:[0-9A-Fa-f]{2}[ :-]){3,}[0-9A-Fa-f]{2}")
+# Hex runs, spaced hex bytes and bytes reprs: whatever in an error message might be a card id.
+_MAYBE_ID = re.compile(
+    r"[0-9A-Fa-f]{8,}|(?:[0-9A-Fa-f]{2}[ :-]){3,}[0-9A-Fa-f]{2}|b'(?:[^'\\]|\\.)*'"
+)
 
 
 class ReaderSetupError(EdgeError, ValueError):
@@ -67,20 +79,14 @@ def open_frontend(path: str) -> Any:
     return nfc.ContactlessFrontend(path)
 
 
-class _QuietReopen(logging.Filter):
-    """Drop nfcpy's per-attempt open messages: the reader logs its state changes itself."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg = str(record.msg)
-        return not msg.startswith(("searching for reader on path", "no reader available on"))
-
-
-_QUIET_REOPEN = _QuietReopen()
+def _quiet_reopen(record: logging.LogRecord) -> bool:
+    """Drop nfcpy's messages for each open attempt: the reader logs its state changes itself."""
+    return not str(record.msg).startswith(("searching for reader on", "no reader available on"))
 
 
 def _describe(error: BaseException) -> str:
-    """Return an exception as text, with any run of hex digits (maybe a card id) masked."""
-    return _HEX_RUN.sub("…", f"{type(error).__name__}: {error}")
+    """Return an exception as text, with anything that might be a card id masked."""
+    return _MAYBE_ID.sub("…", f"{type(error).__name__}: {error}")
 
 
 def _card_identity(tag: Any) -> tuple[str, str] | None:
@@ -101,19 +107,19 @@ def _check_path(path: str) -> None:
         raise ReaderSetupError(
             f"nfc reader path {path!r}: use usb[:vendor:product], tty:PORT:DRIVER or udp:HOST:PORT"
         )
-    port = rest.rpartition(":")[2] if scheme == "udp" and rest.count(":") else ""
+    port = rest.rpartition(":")[2] if scheme == "udp" and ":" in rest else ""
     if port and not port.isdigit():
         raise ReaderSetupError(f"nfc reader path {path!r}: the udp port must be a number")
-    if port:
+    try:
         # nfcpy resolves the port with getnameinfo and int()s the answer: a port with a
         # service name in /etc/services (1 'tcpmux', 57000 'dircproxy') breaks its udp driver.
-        try:
-            name = socket.getservbyport(int(port), "tcp")
-        except OSError:
-            return
+        name = socket.getservbyport(int(port), "tcp") if port else None
+    except OSError:
+        name = None
+    if name:
         raise ReaderSetupError(
-            f"nfc reader path {path!r}: port {port} is named {name!r} "
-            "in /etc/services and nfcpy cannot use it; pick another port"
+            f"nfc reader path {path!r}: port {port} is {name!r} in "
+            "/etc/services, which nfcpy cannot use; pick another port"
         )
 
 
@@ -140,8 +146,8 @@ class NfcCardReader:
             raise ReaderSetupError("lite_s_key must hold at least 16 bytes (128 bits)")
         if not targets or any(t not in _KNOWN_TARGETS for t in targets):
             raise ReaderSetupError(f"nfc targets {list(targets)}: use some of {_KNOWN_TARGETS}")
-        if not 0 < reopen_first_s <= reopen_max_s:
-            raise ReaderSetupError("reopen_first_s must be > 0 and <= reopen_max_s")
+        if poll_gap_s < 0 or not 0 < reopen_first_s <= reopen_max_s:
+            raise ReaderSetupError("want poll_gap_s >= 0 and 0 < reopen_first_s <= reopen_max_s")
         self._id, self._path, self._referencer = reader_id, path, referencer
         self._debouncer = TapDebouncer(debounce_s)
         self._monotonic, self._lite_s_key = monotonic, lite_s_key
@@ -149,8 +155,7 @@ class NfcCardReader:
         self._reopen = (reopen_first_s, reopen_max_s)
         self._delay_s = reopen_first_s
         self._opener = opener
-        self._lock = threading.Lock()
-        self._field = threading.Condition()  # guards _card_ref for wait_for_card
+        self._lock = threading.Condition()  # guards the lifecycle, and _card_ref for waiters
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -181,8 +186,8 @@ class NfcCardReader:
 
     def wait_for_card(self, present: bool = True, timeout_s: float = 5.0) -> bool:
         """Wait until a card is on the reader (or gone, with present=False); False on timeout."""
-        with self._field:
-            return self._field.wait_for(lambda: self.card_in_field == present, timeout_s)
+        with self._lock:
+            return self._lock.wait_for(lambda: self.card_in_field == present, timeout_s)
 
     def start(self, emit: Emit) -> None:
         """Start polling on a daemon thread; `emit` gets every tap and status change."""
@@ -194,17 +199,11 @@ class NfcCardReader:
             self._thread = threading.Thread(
                 target=self._run, args=(emit,), name=f"nfc-{self._id}", daemon=True
             )
-        logging.getLogger("nfc.clf").addFilter(_QUIET_REOPEN)  # a set: adding twice is a no-op
-        log.info(
-            "nfc reader %s on %s: targets %s, debounce %.2f s, Lite-S authentication %s, "
-            "reopen every %.1f-%.1f s",
-            self._id,
-            self._path,
-            ",".join(self._targets),
-            self._debouncer.window_s,
-            "on" if self._lite_s_key else "off",
-            *self._reopen,
-        )
+        logging.getLogger("nfc.clf").addFilter(_quiet_reopen)  # a set: adding twice is a no-op
+        lite_s = "on" if self._lite_s_key else "off"
+        log.info("nfc reader %s on %s: targets %s, debounce %s s, Lite-S %s, reopen %s-%s s",
+                 self._id, self._path, ",".join(self._targets), self._debouncer.window_s,
+                 lite_s, *self._reopen)  # fmt: skip
         self._thread.start()
 
     def close(self, timeout_s: float = 5.0) -> None:
@@ -232,7 +231,6 @@ class NfcCardReader:
                 try:
                     failure = self._serve(clf, emit)
                 finally:
-                    self._card_left()
                     try:
                         clf.close()
                     except Exception as error:  # a USB device already gone can fail to close
@@ -281,7 +279,8 @@ class NfcCardReader:
                 result = clf.connect(rdwr=options, terminate=terminate)
             except Exception as error:  # nfcpy bugs on odd cards; usb1 errors not mapped to IOError
                 return f"nfcpy failed on {device}: {_describe(error)}"
-            self._card_left()  # a card held while the reader failed never got on-release
+            finally:
+                self._card_left()  # a card held when the reader failed never got on-release
             if result is False:  # nfcpy caught an IOError: the reader is gone or wedged
                 return f"lost the reader {device}"
         return None
@@ -289,39 +288,28 @@ class NfcCardReader:
     def _arrived(self, tag: Any, emit: Emit) -> None:
         identity = _card_identity(tag)
         if identity is None:
-            log.info(
-                "nfc reader %s: ignored a %s (not FeliCa, ISO 14443 A or B)",
-                self._id,
-                getattr(tag, "type", type(tag).__name__),
-            )
+            kind = getattr(tag, "type", type(tag).__name__)
+            log.info("nfc reader %s: ignored a %s (not FeliCa, ISO 14443 A or B)", self._id, kind)
             return
         technology = identity[0]
         try:
             ref = self._referencer(*identity)
         except Exception as error:
-            log.warning(
-                "nfc reader %s: a %s card without a usable id: %s",
-                self._id,
-                technology,
-                _describe(error),
-            )
+            log.warning("nfc reader %s: unusable %s id: %s", self._id, technology, _describe(error))
             return
         del identity
         new = self._debouncer.arrived(ref, self._monotonic())
         authenticated = new and self._authenticated(tag)
         if new:
             self._taps += 1
-            log.debug(
-                "nfc reader %s: %s card %s… (authenticated %s)",
-                self._id,
-                technology,
-                ref[:8],
-                authenticated,
-            )
+            # The product and FeliCa system code help commissioning; neither identifies a card.
+            system = f", system {tag.sys:04X}" if technology == "felica" else ""
+            log.debug("nfc reader %s: %s card %s… (%s%s), authenticated %s", self._id,
+                      technology, ref[:8], tag.product, system, authenticated)  # fmt: skip
             self._emit(emit, CardPresented(self._id, ref, authenticated))
-        with self._field:
+        with self._lock:
             self._card_ref = ref
-            self._field.notify_all()
+            self._lock.notify_all()
 
     def _authenticated(self, tag: Any) -> bool:
         if self._lite_s_key is None or not isinstance(tag, nfc.tag.tt3_sony.FelicaLiteS):
@@ -339,9 +327,8 @@ class NfcCardReader:
             # which the card MACs with the session key.
             id_block = tag.read_with_mac(_ID_BLOCK)
         except Exception as error:  # TagCommandError, CommunicationError: card left mid-way
-            log.info(
-                "nfc reader %s: Lite-S authentication broke off: %s", self._id, _describe(error)
-            )
+            log.info("nfc reader %s: Lite-S authentication broke off: %s", self._id,
+                     _describe(error))  # fmt: skip
             return False
         return id_block is not None and bytes(id_block[:8]) == idm
 
@@ -349,9 +336,9 @@ class NfcCardReader:
         ref = self._card_ref
         if ref is not None:
             self._debouncer.left(ref, self._monotonic())  # before waiters move the clock
-        with self._field:
+        with self._lock:
             self._card_ref = None
-            self._field.notify_all()
+            self._lock.notify_all()
 
     def _healthy(self, emit: Emit, device: str) -> None:
         self._delay_s = self._reopen[0]
@@ -361,16 +348,12 @@ class NfcCardReader:
             self._emit(emit, ReaderStatusChanged(self._id, True, f"polling again on {device}"))
 
     def _failed(self, emit: Emit, detail: str) -> None:
-        if not self._online or self._stop.is_set():
-            log.debug("nfc reader %s still offline: %s", self._id, detail)
+        if self._stop.is_set() or not self._online:
+            log.debug("nfc reader %s: %s", self._id, detail)
             return
         self._online = False
-        log.warning(
-            "nfc reader %s offline: %s; reopening every %.1f s at most",
-            self._id,
-            detail,
-            self._reopen[1],
-        )
+        log.warning("nfc reader %s offline: %s; retrying, at least every %s s", self._id,
+                    detail, self._reopen[1])  # fmt: skip
         self._emit(emit, ReaderStatusChanged(self._id, False, detail))
 
     def _emit(self, emit: Emit, event: Event) -> None:

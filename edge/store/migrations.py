@@ -29,3 +29,11 @@ def credentials(db: Database) -> None:
     )
     db.table("deny").create({"ref": str, "reason": str}, pk="ref", not_null={"reason"})
     db.table("policy").create({"id": int, "version": int, "body": str}, pk="id")
+
+
+@migrations(name="0003_command_nonces")
+def command_nonces(db: Database) -> None:
+    """Remember command nonces until they expire, so a replayed command is refused."""
+    db.table("nonces").create(
+        {"nonce": str, "expires_at": str}, pk="nonce", not_null={"expires_at"}
+    )

@@ -1,0 +1,1 @@
+"""The MQTT link: topics, payload models, and the one module that owns paho."""

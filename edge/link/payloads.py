@@ -1,0 +1,140 @@
+"""Versioned payload models of the MQTT contract; their JSON Schemas are exported and snapshot.
+
+Outbound payloads are built by the agent from its outbox; inbound ones (commands) are
+parsed with these models, so a malformed message is refused with a reason, never a crash.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+Hex64 = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class EventPayload(_Out):
+    """One event on `events/{kind}`; each kind adds its own fields (see `type`)."""
+
+    v: Literal[1] = Field(description="Schema version.")
+    id: str = Field(description="`{device}:{seq}`: unique; consumers de-duplicate by it.")
+    seq: int = Field(ge=1, description="Per-device sequence number, gap-free and persisted.")
+    device: str = Field(description="Device id.")
+    ts: str = Field(
+        description="UTC ISO-8601 time with milliseconds, e.g. 2026-12-01T00:00:00.000Z."
+    )
+    clock_synced: bool = Field(description="False while the device clock is not NTP-synchronised.")
+    kind: Literal["access", "door", "alarm", "presence", "system", "command"]
+    type: str = Field(
+        description="What happened, e.g. granted, denied, crossing, opened, door_forced."
+    )
+    card_ref: str | None = Field(
+        default=None,
+        description="Card reference (HMAC-SHA256, 64 hex digits); never a raw card id.",
+    )
+
+
+class OccupancyPayload(_Out):
+    """Retained on `occupancy/{zone}`: what this device knows of a zone."""
+
+    v: Literal[1]
+    device: str
+    zone: str
+    ts: str
+    count: int | None = Field(
+        description="Head count from crossings; null where this device does not count."
+    )
+    occupied: bool
+    capacity: int | None
+
+
+class CredentialsState(BaseModel):
+    """The credential set in use."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = Field(ge=0, description="0: none loaded yet.")
+    issued_at: str | None
+    age_s: float | None = Field(description="Seconds since the set was issued.")
+    stale: bool
+
+
+class StatusPayload(BaseModel):
+    """Retained on `status`: birth message on connect; the last will says `offline`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = 1
+    device: str
+    site: str
+    state: Literal["online", "offline"]
+    ts: str
+    software: str | None = None
+    config_hash: str | None = None
+    credentials: CredentialsState | None = None
+    clock_synced: bool | None = None
+    backlog: int | None = Field(default=None, description="Events waiting in the outbox.")
+
+
+CommandName = Literal[
+    "unlock", "lockdown", "hold-open", "alarm-reset", "fire-reset", "resync-credentials", "ping"
+]
+
+
+class CommandEnvelope(BaseModel):
+    """A signed command on `cmd/{name}`: Ed25519 over the canonical JSON of every other field."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1]
+    device: str = Field(description="The device it is for; another device's command is refused.")
+    name: CommandName
+    args: dict[str, Any] = Field(default_factory=dict)
+    nonce: str = Field(min_length=16, max_length=64, pattern=r"^[0-9a-f]+$")
+    expires_at: str = Field(description="UTC ISO-8601; at most 60 s after issue.")
+    issued_by: str = Field(min_length=1, max_length=64, description="Operator or console account.")
+    key_id: str = Field(pattern=r"^[0-9a-f]{8}$")
+    signature: str = Field(description="Base64 Ed25519 signature.")
+
+
+class CommandReply(BaseModel):
+    """Sent to the MQTT 5 response topic, with the correlation data echoed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = 1
+    device: str
+    command: str | None
+    ok: bool
+    reason: Literal[
+        "accepted",
+        "unsigned",
+        "bad_signature",
+        "expired",
+        "replayed",
+        "unknown_command",
+        "malformed",
+        "retained",
+        "wrong_device",
+        "unknown_door",
+        "refused",
+    ]
+    detail: str = ""
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+def mqtt_schemas() -> dict[str, Any]:
+    """Return the JSON Schema of every payload, by name."""
+    models: dict[str, type[BaseModel]] = {
+        "event": EventPayload,
+        "occupancy": OccupancyPayload,
+        "status": StatusPayload,
+        "command": CommandEnvelope,
+        "command_reply": CommandReply,
+    }
+    return {name: model.model_json_schema() for name, model in models.items()}

@@ -116,3 +116,19 @@ def test_reader_unplugged_raises_an_alarm_and_clears_it(agent: Agent, pcsc: Pcsc
     )
     pcsc.present(pcsc.card(FELICA_ATR, bytes.fromhex(felica(2))))
     until(lambda: "granted" in decisions(agent), what="a tap after the reader came back")
+
+
+def test_probe_finds_the_pcsc_reader_or_says_what_it_sees(tmp_path: Path, pcsc: PcscStack) -> None:
+    from edge.probe import probe
+
+    device = sim_config(tmp_path)
+    text = device.config.read_text()
+    text = text.replace('kind = "sim"', f'kind = "pcsc"\nmatch = "{READER}"', 1)
+    text = text.replace('kind = "sim"', 'kind = "pcsc"\nmatch = "SONY FeliCa RC-S300"', 1)
+    device.config.write_text(text)
+    found = {f.item: f for f in probe(load_config(device.config))}
+    assert found["reader gate-east-in"].ok
+    assert READER in found["reader gate-east-in"].detail
+    assert not found["reader gate-east-out"].ok
+    assert "PC/SC sees" in found["reader gate-east-out"].detail
+    assert READER in found["reader gate-east-out"].detail

@@ -13,6 +13,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from edge.core.clock import Clock, Instant
 from edge.core.controller import Controller, DeviceState
@@ -27,14 +28,18 @@ from edge.core.outputs import (
     Unlock,
     record,
 )
+from edge.link.messages import InboundMessage
 from edge.ports import CardReader, Indicator, Input, Relay
 from edge.store import Store, outbox, state
 from edge.store.credentials import SqliteCredentials
 from edge.system import SystemdNotifier
 
+if TYPE_CHECKING:
+    from edge.remote import Remote
+
 log = logging.getLogger(__name__)
 
-Processed = Callable[[Event, list[Output]], None]
+Processed = Callable[[Event | InboundMessage, list[Output]], None]
 
 
 class Agent:
@@ -72,7 +77,9 @@ class Agent:
         self.notifier = notifier or SystemdNotifier("")
         self.tick_s = tick_s
         self.batch_max = batch_max
-        self.events: queue.Queue[Event] = queue.Queue()
+        self.events: queue.Queue[Event | InboundMessage] = queue.Queue()
+        self.remote: Remote | None = None
+        self.on_committed: list[Callable[[], None]] = []
         self.stopping = threading.Event()
         self.on_processed: list[Processed] = []
         self._started = False
@@ -85,15 +92,15 @@ class Agent:
             f"readers={len(self.readers)} queued={self.events.qsize()}>"
         )
 
-    def emit(self, event: Event) -> None:
-        """Queue an event from any thread."""
+    def emit(self, event: Event | InboundMessage) -> None:
+        """Queue an event (or an inbound MQTT message) from any thread."""
         self.events.put_nowait(event)
 
     def handle(self, event: Event) -> list[Output]:
         """Run one event through the core, record it, then act on it (the loop's thread only)."""
         return self.handle_batch([event])[0]
 
-    def handle_batch(self, events: list[Event]) -> list[list[Output]]:
+    def handle_batch(self, events: list[Event | InboundMessage]) -> list[list[Output]]:
         """Run events through the core, commit all their records at once, then act.
 
         Group commit: under a burst, one fsync'd transaction carries many events (each
@@ -102,7 +109,9 @@ class Agent:
         results = []
         for event in events:
             now = self.clock.now()
-            if isinstance(event, CardPresented):
+            if isinstance(event, InboundMessage):
+                outputs = self.remote.handle(event, now) if self.remote is not None else []
+            elif isinstance(event, CardPresented):
                 # One read snapshot: the policy and the credentials come from the same
                 # commit, so a tap during a credential swap sees the old set or the new.
                 with self.store.snapshot():
@@ -174,7 +183,7 @@ class Agent:
         next_tick = self.clock.now().mono
         while not self.stopping.is_set():
             timeout = max(0.0, next_tick - self.clock.now().mono)
-            batch: list[Event] = []
+            batch: list[Event | InboundMessage] = []
             try:
                 batch.append(self.events.get(timeout=timeout))
                 while len(batch) < self.batch_max:
@@ -227,6 +236,8 @@ class Agent:
             if self._store_failing:
                 log.warning("store writes work again")
             self._store_failing = False
+            for callback in self.on_committed:
+                callback()
 
     def _perform(self, outputs: Iterable[Output]) -> None:
         for output in outputs:

@@ -26,6 +26,19 @@ class StoreError(EdgeError, RuntimeError):
     """The store cannot be opened or written."""
 
 
+@contextmanager
+def write_transaction(db: Database) -> Iterator[Database]:
+    """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error) on any connection to a store."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 class Store:
     """The SQLite file of one device. Used from one thread (the agent's loop)."""
 
@@ -63,15 +76,8 @@ class Store:
         IMMEDIATE takes the write lock up front, so two processes (the agent and a
         `credentials load`) queue for it instead of failing half-way with SQLITE_BUSY.
         """
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self.db) as db:
             yield db
-        except BaseException:
-            if db.conn.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     @contextmanager
     def snapshot(self) -> Iterator[Database]:

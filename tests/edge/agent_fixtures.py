@@ -32,9 +32,15 @@ class SimDevice:
     key: bytes = KEY
 
 
-def sim_config(tmp: Path, example: str = "security-gate.toml") -> SimDevice:
-    """Copy an example with simulated readers, a private store and a card key file."""
+def sim_config(tmp: Path, example: str = "security-gate.toml", broker_port: int = 9) -> SimDevice:
+    """Copy an example with simulated readers, a private store, keys and a local broker.
+
+    Without a broker the port is 9 (discard): nothing answers, and the agent runs offline.
+    """
     text = (EXAMPLES / example).read_text(encoding="utf-8")
+    text = re.sub(r"^\[mqtt(\.tls)?\]\n(?:(?!\[).*\n)*", "", text, flags=re.MULTILINE)
+    text += f'\n[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\nkeepalive_s = 5\n'
+    assert "broker.cityhall.lan" not in text
     text = re.sub(r'kind = "(pcsc|nfc)"', 'kind = "sim"', text)
     text = re.sub(r'^(match = .*|path = "(usb|udp|tty).*)$', "", text, flags=re.MULTILINE)
     store = tmp / "agent.db"

@@ -1,0 +1,336 @@
+"""The MQTT link: the only module that imports paho. It drains the outbox and takes commands.
+
+* One paho client (MQTT 5, callback API version 2), paho's own reconnect with backoff, a
+  retained birth `status` on every connect and a retained last will `offline`.
+* A drain thread publishes the outbox in seq order with QoS 1, at most `window` in flight,
+  and deletes an event only after its PUBACK (a refused PUBACK, e.g. 0x87 not authorised,
+  keeps it). After a reconnect or a restart it starts again from the oldest unacknowledged
+  event: consumers de-duplicate by `id`.
+* Inbound commands and credential snapshots are handed to the agent's loop untouched, their
+  MQTT 5 properties validated first. Every paho callback catches everything: an exception
+  there would silently kill paho's network thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import sqlite3
+import ssl
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from sqlite_utils import Database
+
+from edge.errors import ClosedError, EdgeError
+from edge.link import topics
+from edge.link.messages import InboundMessage, safe_correlation, safe_response_topic
+from edge.store import outbox
+from edge.store.database import write_transaction
+from firmware_config.model import MqttConfig
+
+log = logging.getLogger(__name__)
+
+Status = Callable[[sqlite3.Connection, str], dict[str, Any]]
+
+
+class LinkError(EdgeError, OSError):
+    """The link cannot be set up (a TLS or password file is missing or unreadable)."""
+
+
+class MqttLink:
+    """One device's connection to the broker."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        *,
+        site: str,
+        device: str,
+        store_path: Path,
+        status: Status,
+        on_message: Callable[[InboundMessage], None],
+        window: int = 100,
+        status_every_s: float = 30.0,
+    ) -> None:
+        self.config = config
+        self.site, self.device = site, device
+        self.prefix = topics.device_prefix(config.root, site, device)
+        self.store_path = store_path
+        self.status = status
+        self.on_message = on_message
+        self.window = window
+        self.status_every_s = status_every_s
+        self.connected = threading.Event()
+        self.published = 0
+        self.acknowledged = 0
+        self._acks: queue.SimpleQueue[tuple[int, bool, str]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._reset = threading.Event()
+        self._closing = threading.Event()
+        self._closed = False
+        self._was_up: bool | None = None
+        self._thread: threading.Thread | None = None
+        self.client = self._client()
+
+    def __repr__(self) -> str:
+        state = "up" if self.connected.is_set() else "down"
+        return (
+            f"<MqttLink {self.prefix} {state} {self.config.host}:{self.config.port} "
+            f"published={self.published} acked={self.acknowledged}>"
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background and start draining the outbox."""
+        if self._closed:
+            raise ClosedError(f"MQTT link of {self.device} is closed")
+        self.client.connect_async(
+            self.config.host, self.config.port, keepalive=self.config.keepalive_s, clean_start=True
+        )
+        self.client.loop_start()
+        self._thread = threading.Thread(target=self._drain, name=f"link-{self.device}", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Tell the drain thread that new events are in the outbox (any thread)."""
+        self._wake.set()
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Publish `offline`, disconnect, stop the threads; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._closing.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self.connected.is_set():
+            info = self.client.publish(
+                topics.status(self.config.root, self.site, self.device),
+                self._offline(),
+                qos=1,
+                retain=True,
+            )
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout_s)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def reply(self, topic: str, correlation: bytes | None, payload: bytes) -> None:
+        """Publish a command reply to a validated response topic (any thread)."""
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        if correlation is not None:
+            props.CorrelationData = correlation
+        self.client.publish(topic, payload, qos=1, properties=props)
+
+    def resubscribe_credentials(self) -> None:
+        """Ask the broker for the retained credential snapshot again."""
+        topic = topics.credentials(self.config.root, self.site, self.device)
+        self.client.unsubscribe(topic)
+        self.client.subscribe(topic, qos=1)
+
+    # -- paho ------------------------------------------------------------------------------
+
+    def _client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.device, protocol=mqtt.MQTTv5
+        )
+        if self.config.username:
+            password = None
+            if self.config.password_file is not None:
+                try:
+                    password = self.config.password_file.read_text().strip()
+                except OSError as exc:
+                    raise LinkError(
+                        f"MQTT password file {self.config.password_file}: {exc}"
+                    ) from None
+            client.username_pw_set(self.config.username, password)
+        if self.config.tls is not None:
+            tls = self.config.tls
+            try:
+                client.tls_set(
+                    ca_certs=str(tls.ca_file),
+                    certfile=str(tls.cert_file) if tls.cert_file else None,
+                    keyfile=str(tls.key_file) if tls.key_file else None,
+                    tls_version=ssl.PROTOCOL_TLS_CLIENT,
+                )
+            except (OSError, ssl.SSLError) as exc:
+                raise LinkError(f"MQTT TLS files: {exc}") from None
+        client.will_set(
+            topics.status(self.config.root, self.site, self.device),
+            self._offline(),
+            qos=1,
+            retain=True,
+        )
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_inflight_messages_set(self.window)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    def _offline(self) -> bytes:
+        return json.dumps(
+            {"v": 1, "device": self.device, "site": self.site, "state": "offline"}
+        ).encode()
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        try:
+            if reason.is_failure:
+                self._log_state(False, f"broker refused the connection: {reason}")
+                return
+            client.subscribe(
+                topics.commands_filter(self.config.root, self.site, self.device), qos=1
+            )
+            client.subscribe(topics.credentials(self.config.root, self.site, self.device), qos=1)
+            self.connected.set()
+            self._reset.set()
+            self._wake.set()
+            self._log_state(True, f"connected to {self.config.host}:{self.config.port}")
+        except Exception:
+            log.exception("MQTT on_connect failed")
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        try:
+            self.connected.clear()
+            if not self._closing.is_set():
+                self._log_state(False, f"lost the broker ({reason}); events wait in the outbox")
+        except Exception:
+            log.exception("MQTT on_disconnect failed")
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any
+    ) -> None:
+        # Runs under paho's message lock: only hand the result over, never wait here.
+        try:
+            self._acks.put((mid, not reason.is_failure, str(reason)))
+            self._wake.set()
+        except Exception:
+            log.exception("MQTT on_publish failed")
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            props = getattr(message, "properties", None)
+            self.on_message(
+                InboundMessage(
+                    topic=message.topic,
+                    payload=bytes(message.payload[: 1_048_576 * 64]),
+                    retained=bool(message.retain),
+                    response_topic=safe_response_topic(
+                        getattr(props, "ResponseTopic", None), f"{self.prefix}/reply/"
+                    ),
+                    correlation=safe_correlation(getattr(props, "CorrelationData", None)),
+                )
+            )
+        except Exception:
+            log.exception("MQTT message on %s could not be queued", message.topic)
+
+    def _log_state(self, up: bool, detail: str) -> None:
+        if self._was_up is None or self._was_up != up:
+            (log.info if up else log.warning)("MQTT link %s: %s", "up" if up else "down", detail)
+        self._was_up = up
+
+    # -- the drain thread ------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        conn = sqlite3.connect(self.store_path, isolation_level=None, timeout=5)
+        conn.execute("PRAGMA busy_timeout=5000")
+        inflight: dict[int, int] = {}
+        cursor = 0
+        next_status = 0.0
+        try:
+            while not self._closing.is_set():
+                if self._reset.is_set():
+                    self._reset.clear()
+                    inflight.clear()
+                    cursor = 0
+                    next_status = 0.0
+                self._take_acks(conn, inflight)
+                if not self.connected.is_set():
+                    self._wake.wait(0.5)
+                    self._wake.clear()
+                    continue
+                now = _monotonic()
+                if now >= next_status:
+                    self._publish_status(conn)
+                    next_status = now + self.status_every_s
+                free = self.window - len(inflight)
+                rows = []
+                if free > 0:
+                    rows = conn.execute(
+                        "SELECT seq, kind, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                        [cursor, free],
+                    ).fetchall()
+                for seq, kind, payload in rows:
+                    info = self._publish_event(kind, payload)
+                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                        break  # not connected any more: start again from the oldest on reconnect
+                    inflight[info.mid] = seq
+                    cursor = seq
+                    self.published += 1
+                if not rows or free <= 0:
+                    self._wake.wait(0.2)
+                    self._wake.clear()
+        except Exception:
+            log.exception("MQTT drain thread stopped; events stay in the outbox")
+        finally:
+            conn.close()
+
+    def _publish_event(self, kind: str, payload: str) -> mqtt.MQTTMessageInfo:
+        if kind == "occupancy":
+            zone = json.loads(payload)["zone"]
+            topic = topics.occupancy(self.config.root, self.site, self.device, zone)
+            return self.client.publish(topic, payload, qos=1, retain=True)
+        return self.client.publish(
+            topics.event(self.config.root, self.site, self.device, kind), payload, qos=1
+        )
+
+    def _take_acks(self, conn: sqlite3.Connection, inflight: dict[int, int]) -> None:
+        done: list[int] = []
+        while True:
+            try:
+                mid, ok, reason = self._acks.get_nowait()
+            except queue.Empty:
+                break
+            seq = inflight.pop(mid, None)
+            if seq is None:
+                continue  # a status, a reply, or a message from before a reconnect
+            if ok:
+                done.append(seq)
+            else:
+                log.error("broker refused event seq %d (%s); it stays in the outbox", seq, reason)
+        if done:
+            with write_transaction(Database(conn)) as db:
+                outbox.acknowledge(db, done)
+            self.acknowledged += len(done)
+
+    def _publish_status(self, conn: sqlite3.Connection) -> None:
+        body = self.status(conn, "online")
+        self.client.publish(
+            topics.status(self.config.root, self.site, self.device),
+            json.dumps(body),
+            qos=1,
+            retain=True,
+        )
+
+
+def _monotonic() -> float:
+    import time
+
+    return time.monotonic()

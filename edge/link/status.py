@@ -1,0 +1,50 @@
+"""The retained status payload, read from the store by the link's own connection."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from edge.link.payloads import CredentialsState, StatusPayload
+
+
+def status_builder(
+    *,
+    site: str,
+    device: str,
+    software: str,
+    config_hash: str,
+    clock_synced: Callable[[], bool],
+    stale_after_s: float,
+) -> Callable[[sqlite3.Connection, str], dict[str, Any]]:
+    """Return a function that builds the status payload from a store connection."""
+
+    def build(conn: sqlite3.Connection, state: str) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        backlog = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        row = conn.execute("SELECT value FROM device_state WHERE key = 'credentials'").fetchone()
+        meta = json.loads(row[0]) if row else {}
+        issued = meta.get("issued_at")
+        age = (now - datetime.fromisoformat(issued)).total_seconds() if issued else None
+        payload = StatusPayload(
+            device=device,
+            site=site,
+            state="online" if state == "online" else "offline",
+            ts=now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            software=software,
+            config_hash=config_hash,
+            credentials=CredentialsState(
+                version=int(meta.get("version", 0)),
+                issued_at=issued,
+                age_s=None if age is None else round(age, 1),
+                stale=age is None or age > stale_after_s,
+            ),
+            clock_synced=clock_synced(),
+            backlog=int(backlog),
+        )
+        return payload.model_dump()
+
+    return build

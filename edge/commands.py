@@ -13,18 +13,19 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import ValidationError
 
 from edge.core.events import Event, ResetAlarms, ResetFire, SetHoldOpen, SetLockdown, UnlockOnce
-from edge.link.payloads import CommandEnvelope
+from edge.link.payloads import CommandEnvelope, CommandName
 from edge.signing import SignatureError, key_id, verify
 
 MAX_LIFETIME = timedelta(seconds=60)
 CLOCK_SKEW = timedelta(seconds=5)
 DOOR_COMMANDS = {"unlock", "hold-open", "alarm-reset"}
+KNOWN = set(get_args(CommandName))
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,12 @@ class CommandVerifier:
             return Verdict("malformed", "the payload is not JSON")
         if not isinstance(raw, dict):
             return Verdict("malformed", "the payload must be a JSON object")
+        name = raw.get("name")
+        if not isinstance(name, str) or name not in KNOWN or (topic_name or name) not in KNOWN:
+            shown = str(name if topic_name is None else topic_name)[:40]
+            return Verdict(
+                "unknown_command", f"no command {shown!r}; known: {', '.join(sorted(KNOWN))}"
+            )
         if not raw.get("signature"):
             return Verdict("unsigned", "the envelope carries no signature")
         try:

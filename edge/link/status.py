@@ -28,6 +28,7 @@ def status_builder(
         row = conn.execute("SELECT value FROM device_state WHERE key = 'credentials'").fetchone()
         meta = json.loads(row[0]) if row else {}
         issued = meta.get("issued_at")
+        version = conn.execute("SELECT version FROM policy WHERE id = 1").fetchone()
         age = (now - datetime.fromisoformat(issued)).total_seconds() if issued else None
         payload = StatusPayload(
             device=device,
@@ -37,7 +38,7 @@ def status_builder(
             software=software,
             config_hash=config_hash,
             credentials=CredentialsState(
-                version=int(meta.get("version", 0)),
+                version=int(version[0]) if version else 0,
                 issued_at=issued,
                 age_s=None if age is None else round(age, 1),
                 stale=age is None or age > stale_after_s,

@@ -80,6 +80,7 @@ class Agent:
         self.events: queue.Queue[Event | InboundMessage] = queue.Queue()
         self.remote: Remote | None = None
         self.on_committed: list[Callable[[], None]] = []
+        self.on_status_change: list[Callable[[], None]] = []
         self.stopping = threading.Event()
         self.on_processed: list[Processed] = []
         self._started = False
@@ -148,11 +149,15 @@ class Agent:
                     issued_at=meta.get("issued_at"),
                 )
             )
+            for callback in self.on_status_change:
+                callback()
         issued = self.credentials.meta().get("issued_at")
         age_s = (now.utc - datetime.fromisoformat(issued)).total_seconds() if issued else None
         stale = age_s is None or age_s > self.stale_after_s
         if stale != self.stale_alarm:
             self.stale_alarm = stale
+            for callback in self.on_status_change:
+                callback()
             out.append(
                 record(
                     EventKind.ALARM,

@@ -116,6 +116,7 @@ def connect(
         agent.remote.reply = link.reply
         agent.remote.resubscribe = link.resubscribe_credentials
     agent.on_committed.append(link.wake)
+    agent.on_status_change.append(link.request_status)
     return link
 
 

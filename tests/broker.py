@@ -76,7 +76,8 @@ class Broker:
             except OSError:
                 if not self.running or time.monotonic() > deadline:
                     pytest.fail(
-                        f"mosquitto did not start: {self.log.read_text() if self.log.exists() else ''}"
+                        "mosquitto did not start: "
+                        + (self.log.read_text() if self.log.exists() else "(no log)")
                     )
                 time.sleep(0.02)  # polling for the port with a deadline
 
@@ -160,7 +161,8 @@ class Subscriber:
         with self.cond:
             if not self.cond.wait_for(lambda: predicate(self.messages), timeout_s):  # type: ignore[operator]
                 pytest.fail(
-                    f"timed out after {timeout_s} s waiting for {what}; got {len(self.messages)} messages"
+                    f"timed out after {timeout_s} s waiting for {what}; "
+                    f"got {len(self.messages)} messages"
                 )
 
     def payloads(self, suffix: str = "") -> list[dict[str, object]]:

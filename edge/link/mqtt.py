@@ -75,6 +75,7 @@ class MqttLink:
         self._acks: queue.SimpleQueue[tuple[int, bool, str]] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._reset = threading.Event()
+        self._status_due = threading.Event()
         self._closing = threading.Event()
         self._closed = False
         self._was_up: bool | None = None
@@ -100,6 +101,11 @@ class MqttLink:
         self.client.loop_start()
         self._thread = threading.Thread(target=self._drain, name=f"link-{self.device}", daemon=True)
         self._thread.start()
+
+    def request_status(self) -> None:
+        """Publish a fresh retained status soon (any thread)."""
+        self._status_due.set()
+        self._wake.set()
 
     def wake(self) -> None:
         """Tell the drain thread that new events are in the outbox (any thread)."""
@@ -267,7 +273,8 @@ class MqttLink:
                     self._wake.clear()
                     continue
                 now = _monotonic()
-                if now >= next_status:
+                if now >= next_status or self._status_due.is_set():
+                    self._status_due.clear()
                     self._publish_status(conn)
                     next_status = now + self.status_every_s
                 free = self.window - len(inflight)

@@ -4,7 +4,6 @@ lossless delivery through broker restarts and agent kills."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,7 +63,8 @@ def test_a_tap_reaches_a_subscriber_with_every_contract_field(
         access = [EventPayload.model_validate(p) for p in sub.payloads("events/access")]
         granted = next(a for a in access if a.type == "granted")
         assert granted.id == f"gate-1f-east:{granted.seq}"
-        assert granted.card_ref is not None and len(granted.card_ref) == 64
+        assert granted.card_ref is not None
+        assert len(granted.card_ref) == 64
         assert granted.ts.endswith("Z")
         assert felica(1) not in json.dumps(sub.payloads())
         sub.wait_for(
@@ -75,7 +75,8 @@ def test_a_tap_reaches_a_subscriber_with_every_contract_field(
         assert OccupancyPayload.model_validate(json.loads(occupancy.payload)).count == 1
         status = StatusPayload.model_validate(sub.payloads("/status")[-1])
         assert status.state == "online"
-        assert status.credentials is not None and status.credentials.version == 1
+        assert status.credentials is not None
+        assert status.credentials.version == 1
     finally:
         agent.terminate()
         sub.close()

@@ -131,12 +131,19 @@ def run(ctx: click.Context, config_path: Path, log_level: str) -> None:
 
 
 @cli.command()
-def schema() -> None:
-    """Print the JSON Schema of the device configuration.
+@click.option("--mqtt", is_flag=True, help="Print the MQTT payload schemas instead.")
+def schema(mqtt: bool) -> None:
+    """Print the JSON Schema of the device configuration (or of the MQTT payloads).
 
     It lists every key with its type, default, allowed values and description; editors
-    that understand JSON Schema can use it to check TOML files as they are typed.
+    that understand JSON Schema can use it to check TOML files as they are typed. With
+    --mqtt: status, events, occupancy, commands and command replies, by name.
     """
+    if mqtt:
+        from edge.link.payloads import mqtt_schemas
+
+        click.echo(json.dumps(mqtt_schemas(), indent=2, sort_keys=True, ensure_ascii=False))
+        return
     click.echo(json.dumps(json_schema(), indent=2, sort_keys=True, ensure_ascii=False))
 
 

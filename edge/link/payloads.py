@@ -11,7 +11,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
-Hex64 = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 class _Out(BaseModel):

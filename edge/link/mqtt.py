@@ -76,6 +76,7 @@ class MqttLink:
         self._wake = threading.Event()
         self._reset = threading.Event()
         self._status_due = threading.Event()
+        self._done: list[int] = []  # acknowledged seqs not yet deleted (drain thread only)
         self._closing = threading.Event()
         self._closed = False
         self._was_up: bool | None = None
@@ -257,11 +258,16 @@ class MqttLink:
     def _drain(self) -> None:
         conn = sqlite3.connect(self.store_path, isolation_level=None, timeout=5)
         conn.execute("PRAGMA busy_timeout=5000")
+        # Deleting delivered events need not survive a power cut: a lost delete only means
+        # the event is sent again, and consumers de-duplicate by id. No fsync per ack batch.
+        conn.execute("PRAGMA synchronous=NORMAL")
         inflight: dict[int, int] = {}
         cursor = 0
         next_status = 0.0
         try:
             while not self._closing.is_set():
+                # Clear first, then look: a wake-up that arrives while we work is not lost.
+                self._wake.clear()
                 if self._reset.is_set():
                     self._reset.clear()
                     inflight.clear()
@@ -270,7 +276,6 @@ class MqttLink:
                 self._take_acks(conn, inflight)
                 if not self.connected.is_set():
                     self._wake.wait(0.5)
-                    self._wake.clear()
                     continue
                 now = _monotonic()
                 if now >= next_status or self._status_due.is_set():
@@ -291,9 +296,10 @@ class MqttLink:
                     inflight[info.mid] = seq
                     cursor = seq
                     self.published += 1
-                if not rows or free <= 0:
+                if not rows:
+                    self._take_acks(conn, inflight, flush=free > 0)  # idle: delete what is done
                     self._wake.wait(0.2)
-                    self._wake.clear()
+            self._take_acks(conn, inflight, flush=True)
         except Exception:
             log.exception("MQTT drain thread stopped; events stay in the outbox")
         finally:
@@ -308,8 +314,10 @@ class MqttLink:
             topics.event(self.config.root, self.site, self.device, kind), payload, qos=1
         )
 
-    def _take_acks(self, conn: sqlite3.Connection, inflight: dict[int, int]) -> None:
-        done: list[int] = []
+    def _take_acks(
+        self, conn: sqlite3.Connection, inflight: dict[int, int], flush: bool = False
+    ) -> None:
+        done = self._done
         while True:
             try:
                 mid, ok, reason = self._acks.get_nowait()
@@ -322,10 +330,12 @@ class MqttLink:
                 done.append(seq)
             else:
                 log.error("broker refused event seq %d (%s); it stays in the outbox", seq, reason)
-        if done:
+        # Delete in batches: one transaction per quarter window, or when the link goes idle.
+        if done and (flush or len(done) >= max(1, self.window // 4)):
             with write_transaction(Database(conn)) as db:
                 outbox.acknowledge(db, done)
             self.acknowledged += len(done)
+            done.clear()
 
     def _publish_status(self, conn: sqlite3.Connection) -> None:
         body = self.status(conn, "online")

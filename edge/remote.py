@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edge.commands import CommandVerifier, NonceCache, Verdict
 from edge.core.clock import Instant
 from edge.core.controller import Controller
-from edge.core.outputs import EventKind, Output, Record, record
+from edge.core.outputs import EventKind, Output, record
 from edge.link import topics
 from edge.link.messages import InboundMessage
 from edge.link.payloads import CommandReply
@@ -95,7 +95,12 @@ class Remote:
             elif verdict.envelope.name == "resync-credentials" and self.resubscribe is not None:
                 self.resubscribe()
                 result = {"credentials_version": self.credentials.version()}
-            result.setdefault("records", sum(isinstance(o, Record) for o in outputs))
+            door = verdict.envelope.args.get("door")
+            if door in self.controller.doors:
+                machine = self.controller.doors[door]
+                result.update(door=door, unlocked=machine.unlocked, mode=str(machine.mode))
+            if verdict.envelope.name == "lockdown":
+                result["lockdown"] = self.controller.lockdown
         envelope = verdict.envelope
         event = record(
             EventKind.COMMAND,

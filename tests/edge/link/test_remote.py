@@ -136,6 +136,7 @@ def test_commands_are_answered_and_every_refusal_is_recorded(
         ok = console.send("unlock", command("unlock"))
         assert ok is not None
         assert (ok["ok"], ok["reason"]) == (True, "accepted")
+        assert ok["result"] == {"door": "gate-east", "unlocked": True, "mode": "normal"}
         assert agent.request(op="relay", door="gate-east")["unlocked"] is True
         replayed = command("ping", {})
         assert console.send("ping", replayed)["reason"] == "accepted"  # type: ignore[index]

@@ -13,17 +13,22 @@ class KeyFileError(EdgeError, ValueError):
     """The card key file is missing, unreadable, malformed or too open."""
 
 
-def read_card_key(path: Path) -> bytes:
-    """Return the card key from a file of hex digits (at least 32 bytes of key)."""
+def read_key_text(path: Path, what: str, error: type[EdgeError]) -> str:
+    """Return a key file's one line of text; `error` names what is wrong and the fix."""
     try:
-        text = path.read_text(encoding="ascii").strip()
+        return path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
-        raise KeyFileError(
-            f"card key file {path} does not exist; copy it from the device bundle "
-            "(edge-provision device bundle) and chmod 600 it"
+        raise error(
+            f"{what} file {path} does not exist; copy it from the device bundle "
+            "(edge-provision device bundle)"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"card key file {path} cannot be read: {exc}") from None
+        raise error(f"{what} file {path} cannot be read: {exc}") from None
+
+
+def read_card_key(path: Path) -> bytes:
+    """Return the card key from a file of hex digits (at least 32 bytes of key)."""
+    text = read_key_text(path, "card key", KeyFileError)
     try:
         key = bytes.fromhex(text)
     except ValueError:

@@ -33,15 +33,9 @@ def public_key_hex(private: Ed25519PrivateKey) -> str:
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
     """Read a public key file (64 hex digits)."""
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        raise SignatureError(
-            f"public key file {path} does not exist; copy it from the device bundle"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SignatureError(f"public key file {path} cannot be read: {exc}") from None
-    return parse_public_key(text, str(path))
+    from edge.keys import read_key_text
+
+    return parse_public_key(read_key_text(path, "public key", SignatureError), str(path))
 
 
 def parse_public_key(text: str, where: str = "public key") -> Ed25519PublicKey:

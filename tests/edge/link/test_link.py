@@ -4,7 +4,6 @@ lossless delivery through broker restarts and agent kills."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,20 +12,11 @@ import pytest
 from edge.core.outputs import EventKind, EventRecord
 from edge.link.payloads import EventPayload, OccupancyPayload, StatusPayload
 from edge.store import Store, outbox
-from tests.broker import Broker, Subscriber, start_broker
+from tests.broker import Broker, Subscriber
 from tests.edge.agent_fixtures import SimDevice, enrol, felica, sim_config
 from tests.edge.sim_process import AgentProcess
 
 PREFIX = "edge/kamakura-city-hall/gate-1f-east"
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    workdir = tmp_path / "broker"
-    workdir.mkdir()
-    b = start_broker(workdir)
-    yield b
-    b.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -20,7 +19,7 @@ from edge.commands import sign
 from edge.core.credentials import Credential, DenyReason
 from edge.core.policy import AccessPolicy, Rule
 from edge.snapshot import build
-from tests.broker import Broker, Subscriber, start_broker
+from tests.broker import Broker, Subscriber
 from tests.edge.agent_fixtures import (
     COMMANDS_KEY,
     CREDENTIALS_KEY,
@@ -34,15 +33,6 @@ from tests.edge.sim_process import AgentProcess
 
 PREFIX = "edge/kamakura-city-hall/gate-1f-east"
 REPLY = f"{PREFIX}/reply/console-1"
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    workdir = tmp_path / "broker"
-    workdir.mkdir()
-    b = start_broker(workdir)
-    yield b
-    b.stop()
 
 
 @pytest.fixture

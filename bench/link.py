@@ -82,11 +82,13 @@ def link_drain(broker: Broker, n: int) -> float:
 
 def bare_paho(broker: Broker, n: int) -> float:
     done = threading.Event()
-    acked = 0
+    window = threading.Semaphore(WINDOW)  # at most WINDOW in flight, like the link (and
+    acked = 0  # paho's 16-bit message ids must not wrap while still queued)
 
     def on_publish(client: object, userdata: object, mid: int, reason: object, props: object) -> None:
         nonlocal acked
         acked += 1
+        window.release()
         if acked == n:
             done.set()
 
@@ -99,6 +101,7 @@ def bare_paho(broker: Broker, n: int) -> float:
     payload = json.dumps({"v": 1, "id": "gate-1f-east:1", "card_ref": "a" * 64, "kind": "access", "type": "granted"})
     start = time.perf_counter()
     for _ in range(n):
+        window.acquire()
         client.publish(f"{PREFIX}/events/access", payload, qos=1)
     done.wait(600)
     elapsed = time.perf_counter() - start
@@ -144,6 +147,9 @@ def latencies(broker: Broker, rounds: int) -> tuple[list[float], list[float]]:
 
 
 def main() -> None:
+    import faulthandler
+
+    faulthandler.dump_traceback_later(1200, exit=True)  # a hung run says where, then exits
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--drain", type=int, default=100_000)
     parser.add_argument("--replay", type=int, default=1_000_000)

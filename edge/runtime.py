@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from edge.remote import Remote
 
 log = logging.getLogger(__name__)
+MAX_UNWRITTEN = 100_000  # events kept in memory while the store cannot be written
 
 Processed = Callable[[Event | InboundMessage, list[Output]], None]
 
@@ -86,6 +87,7 @@ class Agent:
         self._started = False
         self._store_failing = False
         self._saved_modes: DeviceState | None = None
+        self._unwritten: list[EventRecord] = []
 
     def __repr__(self) -> str:
         return (
@@ -223,8 +225,9 @@ class Agent:
         self.store.close()
 
     def _commit(self, records: list[EventRecord]) -> None:
-        if not records:
+        if not records and not self._unwritten:
             return
+        records = [*self._unwritten, *records]
         try:
             with self.store.transaction() as db:
                 outbox.append(db, self.controller.spec.id, records, self.clock_synced())
@@ -232,15 +235,24 @@ class Agent:
                 state.apply(db, records, modes, self._saved_modes)
                 self._saved_modes = modes
         except Exception:
-            # Safety first: the doors are still driven. The records of this event are lost
-            # only if the disk itself is failing; say so loudly, once per failure spell.
+            # Safety first: the doors are still driven. The records wait in memory and go
+            # in with the next commit that succeeds (a full disk, a failing card); only a
+            # power cut during the spell, or more than MAX_UNWRITTEN of them, loses any.
             if not self._store_failing:
-                log.exception("store write failed; doors keep working, events are at risk")
+                log.exception("store write failed; doors keep working, events wait in memory")
             self._store_failing = True
+            self._unwritten = records[-MAX_UNWRITTEN:]
+            if len(records) > MAX_UNWRITTEN:
+                log.error(
+                    "dropped %d events that could not be stored", len(records) - MAX_UNWRITTEN
+                )
         else:
             if self._store_failing:
-                log.warning("store writes work again")
+                log.warning(
+                    "store writes work again; %d waiting events stored", len(self._unwritten)
+                )
             self._store_failing = False
+            self._unwritten = []
             for callback in self.on_committed:
                 callback()
 

@@ -39,6 +39,15 @@ class AntiPassbackTracker:
         """Record that the card entered `to_zone`."""
         self._positions[card_ref] = to_zone
 
+    def forgiven_dates(self) -> tuple[tuple[str, str], ...]:
+        """Return (zone, ISO date) of each zone's last forgiveness, for the store."""
+        return tuple(sorted((z, d.isoformat()) for z, d in self._forgiven_on.items()))
+
+    def restore_forgiven(self, dates: Iterable[tuple[str, str]]) -> None:
+        """Resume after a restart: a zone forgiven today is not forgiven again."""
+        for zone, day in dates:
+            self._forgiven_on[zone] = date.fromisoformat(day)
+
     def forgive_due(self, local: datetime) -> list[str]:
         """Forget positions in every zone whose forgive time has come today; return those zones."""
         forgiven = []

@@ -46,6 +46,7 @@ class DeviceState:
     lockdown: bool = False
     fire_latched: bool = False
     held_by_command: tuple[str, ...] = ()
+    forgiven_on: tuple[tuple[str, str], ...] = ()  # (zone, local ISO date) of the last forgiveness
 
 
 class Controller:
@@ -350,7 +351,15 @@ class Controller:
             if sensor.tick(at):
                 out += self._presence_changed(sensor, zone_before, at)
         for zone in self.passback.forgive_due(local):
-            out.append(record(EventKind.SYSTEM, "anti_passback_forgiven", at.utc, zone=zone))
+            out.append(
+                record(
+                    EventKind.SYSTEM,
+                    "anti_passback_forgiven",
+                    at.utc,
+                    zone=zone,
+                    local_date=local.date().isoformat(),
+                )
+            )
         return out
 
     # -- records --------------------------------------------------------------------------
@@ -382,6 +391,7 @@ class Controller:
             held_by_command=tuple(
                 sorted(d.spec.id for d in self.doors.values() if d.held_by_command)
             ),
+            forgiven_on=self.passback.forgiven_dates(),
         )
 
     def restore(
@@ -398,6 +408,7 @@ class Controller:
             self.counts.reset(zone, count)
         self.lockdown = state.lockdown
         self.fire_latched = state.fire_latched
+        self.passback.restore_forgiven(state.forgiven_on)
         out: list[Output] = []
         for door in self.doors.values():
             door.held_by_command = door.spec.id in state.held_by_command

@@ -40,6 +40,7 @@ def apply(
         "lockdown": state.lockdown,
         "fire_latched": state.fire_latched,
         "held_by_command": list(state.held_by_command),
+        "forgiven_on": [list(pair) for pair in state.forgiven_on],
     }
     db.execute(
         "INSERT INTO device_state (key, value) VALUES ('modes', ?) "
@@ -56,6 +57,7 @@ def load(db: Database) -> tuple[DeviceState, list[tuple[str, str]], list[tuple[s
         lockdown=bool(modes.get("lockdown", False)),
         fire_latched=bool(modes.get("fire_latched", False)),
         held_by_command=tuple(modes.get("held_by_command", ())),
+        forgiven_on=tuple((str(z), str(d)) for z, d in modes.get("forgiven_on", ())),
     )
     positions = [(r[0], r[1]) for r in db.execute("SELECT card_ref, zone FROM positions")]
     counts = [(r[0], int(r[1])) for r in db.execute("SELECT zone, count FROM occupancy")]

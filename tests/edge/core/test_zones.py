@@ -120,11 +120,11 @@ def test_a_restart_after_the_forgive_time_does_not_forgive_twice() -> None:
     start = datetime(2026, 12, 1, 18, 30, tzinfo=UTC)  # 03:30 Tokyo, after forgiveness time
     first = make_harness(start=start)
     assert records(first.advance(1), EventKind.SYSTEM, "anti_passback_forgiven")
-    cross(first, "gate-in", "ref-bob")
+    assert cross(first, "gate-in", "ref-guard")["reason"] == Reason.GRANTED
     state = first.controller.snapshot()
-    positions = [("ref-bob", "staff")]
+    positions = [("ref-guard", "staff")]
 
     second = make_harness(start=start + timedelta(minutes=5))
     second.controller.restore(second.clock.now(), state, positions)
     assert not records(second.advance(1), EventKind.SYSTEM, "anti_passback_forgiven")
-    assert cross(second, "gate-in", "ref-bob")["reason"] == Reason.ANTI_PASSBACK
+    assert cross(second, "gate-in", "ref-guard")["reason"] == Reason.ANTI_PASSBACK

@@ -48,7 +48,20 @@ def pct(samples: list[float]) -> str:
 
 
 def fill(store_path: Path, n: int) -> None:
-    records = [EventRecord(EventKind.ACCESS, "granted", datetime.now(UTC), {"card_ref": "a" * 64, "door": "gate-east", "reader": "gate-east-in", "reason": "granted"}) for _ in range(10_000)]
+    records = [
+        EventRecord(
+            EventKind.ACCESS,
+            "granted",
+            datetime.now(UTC),
+            {
+                "card_ref": "a" * 64,
+                "door": "gate-east",
+                "reader": "gate-east-in",
+                "reason": "granted",
+            },
+        )
+        for _ in range(10_000)
+    ]
     with Store(store_path) as store:
         for start in range(0, n, 10_000):
             with store.transaction() as db:
@@ -85,7 +98,9 @@ def bare_paho(broker: Broker, n: int) -> float:
     window = threading.Semaphore(WINDOW)  # at most WINDOW in flight, like the link (and
     acked = 0  # paho's 16-bit message ids must not wrap while still queued)
 
-    def on_publish(client: object, userdata: object, mid: int, reason: object, props: object) -> None:
+    def on_publish(
+        client: object, userdata: object, mid: int, reason: object, props: object
+    ) -> None:
         nonlocal acked
         acked += 1
         window.release()
@@ -98,7 +113,9 @@ def bare_paho(broker: Broker, n: int) -> float:
     client.on_publish = on_publish
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
-    payload = json.dumps({"v": 1, "id": "gate-1f-east:1", "card_ref": "a" * 64, "kind": "access", "type": "granted"})
+    payload = json.dumps(
+        {"v": 1, "id": "gate-1f-east:1", "card_ref": "a" * 64, "kind": "access", "type": "granted"}
+    )
     start = time.perf_counter()
     for _ in range(n):
         window.acquire()
@@ -113,9 +130,13 @@ def bare_paho(broker: Broker, n: int) -> float:
 def latencies(broker: Broker, rounds: int) -> tuple[list[float], list[float]]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-latency-"))
     device = sim_config(tmp, broker_port=broker.port)
-    device.config.write_text(device.config.read_text().replace('kind = "sim"', 'kind = "sim"\ndebounce_s = 0.0'))
+    device.config.write_text(
+        device.config.read_text().replace('kind = "sim"', 'kind = "sim"\ndebounce_s = 0.0')
+    )
     enrol(device.store, range(rounds + 2), ["gate-east"])
-    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="provisioning", protocol=mqtt.MQTTv5)
+    publisher = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id="provisioning", protocol=mqtt.MQTTv5
+    )
     publisher.connect("127.0.0.1", broker.port)
     publisher.loop_start()
     alarms = Subscriber(broker.port, f"{PREFIX}/events/alarm", client_id="alarms")
@@ -127,7 +148,12 @@ def latencies(broker: Broker, rounds: int) -> tuple[list[float], list[float]]:
         data = snapshot(100 + r, range(r + 1, rounds + 2), lost=range(r, r + 1))
         start = time.perf_counter()
         publisher.publish(f"{PREFIX}/credentials", data, qos=1, retain=True)
-        while agent.request(op="tap", reader="gate-east-out", technology="felica", id=felica(r))["reason"] != "revoked":
+        while (
+            agent.request(op="tap", reader="gate-east-out", technology="felica", id=felica(r))[
+                "reason"
+            ]
+            != "revoked"
+        ):
             pass
         revocation.append((time.perf_counter() - start) * 1000)
     while agent.request(op="relay", door="gate-east")["unlocked"]:
@@ -136,7 +162,12 @@ def latencies(broker: Broker, rounds: int) -> tuple[list[float], list[float]]:
         before = len(alarms.messages)
         start = time.perf_counter()
         agent.request(op="pin", pin=27, high=True)  # the gate is forced open
-        alarms.wait_for(lambda ms, b=before: any(b"door_forced" in m.payload and b"raised" in m.payload for m in ms[b:]), what="door_forced")
+        alarms.wait_for(
+            lambda ms, b=before: any(
+                b"door_forced" in m.payload and b"raised" in m.payload for m in ms[b:]
+            ),
+            what="door_forced",
+        )
         alarm.append((time.perf_counter() - start) * 1000)
         agent.request(op="pin", pin=27, high=False)
     agent.terminate()
@@ -158,14 +189,20 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-broker-"))
     broker = Broker(work)
     broker.start()
-    print(f"# {platform.machine()} Python {sys.version.split()[0]}, mosquitto on loopback, window {WINDOW}")
+    print(
+        f"# {platform.machine()} Python {sys.version.split()[0]}, mosquitto on loopback, window {WINDOW}"
+    )
     try:
         bare = bare_paho(broker, args.drain)
         ours = link_drain(broker, args.drain)
-        print(f"drain {args.drain:,} events: link {ours:8.0f} events/s | bare paho QoS 1 {bare:8.0f} events/s | ratio {ours / bare:.2f}")
+        print(
+            f"drain {args.drain:,} events: link {ours:8.0f} events/s | bare paho QoS 1 {bare:8.0f} events/s | ratio {ours / bare:.2f}"
+        )
         if args.replay:
             rate = link_drain(broker, args.replay)
-            print(f"replay {args.replay:,} buffered events: {args.replay / rate:6.1f} s ({rate:.0f} events/s)")
+            print(
+                f"replay {args.replay:,} buffered events: {args.replay / rate:6.1f} s ({rate:.0f} events/s)"
+            )
         revocation, alarm = latencies(broker, args.rounds)
         print(f"revocation: snapshot published -> next tap denied   {pct(revocation)}")
         print(f"door forced -> subscriber has the alarm             {pct(alarm)}")

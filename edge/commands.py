@@ -38,6 +38,10 @@ class Verdict:
     event: Event | None = None  # the core event to run, for accepted door/mode commands
     result: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Details go into events, logs and replies: never let a sender make them large.
+        object.__setattr__(self, "detail", self.detail[:200])
+
     @property
     def ok(self) -> bool:
         """True if the command was accepted."""
@@ -147,7 +151,7 @@ class CommandVerifier:
     def _accept(self, envelope: CommandEnvelope) -> Verdict:
         args, by = envelope.args, f"{envelope.issued_by}"
         door = args.get("door")
-        if envelope.name in DOOR_COMMANDS and door not in self.doors:
+        if envelope.name in DOOR_COMMANDS and (not isinstance(door, str) or door not in self.doors):
             return Verdict(
                 "unknown_door",
                 f"no door {door!r} on this device; doors: {sorted(self.doors)}",

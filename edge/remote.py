@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -26,6 +27,7 @@ from edge.store import Store
 from edge.store.credentials import SqliteCredentials
 
 log = logging.getLogger(__name__)
+MAX_COMMAND_BYTES = 8192
 
 Reply = Callable[[str, bytes | None, bytes], None]
 
@@ -77,14 +79,20 @@ class Remote:
             )
             with self.store.transaction():
                 applied = self.credentials.apply(snapshot, now.utc)
-        except SnapshotError as exc:
+        except (SnapshotError, sqlite3.Error) as exc:  # a duplicate card, a full disk
             log.warning("credential snapshot refused: %s", exc)
             return [record(EventKind.SYSTEM, "credentials_refused", now.utc, detail=str(exc)[:300])]
         return self.refresh(now) if applied else []
 
     def _command(self, name: str | None, message: InboundMessage, now: Instant) -> list[Output]:
-        with self.store.transaction():  # the nonce is remembered in the store
-            verdict = self.verifier.check(name, message.payload, message.retained, now.utc)
+        if len(message.payload) > MAX_COMMAND_BYTES:
+            verdict = Verdict("malformed", f"a command is at most {MAX_COMMAND_BYTES} bytes")
+        else:
+            try:
+                with self.store.transaction():  # the nonce is remembered in the store
+                    verdict = self.verifier.check(name, message.payload, message.retained, now.utc)
+            except sqlite3.Error as exc:
+                verdict = Verdict("refused", f"the device store is busy or full ({exc})"[:200])
         outputs: list[Output] = []
         result: dict[str, object] = {}
         if verdict.ok and verdict.envelope is not None:
@@ -96,7 +104,7 @@ class Remote:
                 self.resubscribe()
                 result = {"credentials_version": self.credentials.version()}
             door = verdict.envelope.args.get("door")
-            if door in self.controller.doors:
+            if isinstance(door, str) and door in self.controller.doors:
                 machine = self.controller.doors[door]
                 result.update(door=door, unlocked=machine.unlocked, mode=str(machine.mode))
             if verdict.envelope.name == "lockdown":

@@ -112,25 +112,45 @@ class Agent:
         results = []
         for event in events:
             now = self.clock.now()
-            if isinstance(event, InboundMessage):
-                outputs = self.remote.handle(event, now) if self.remote is not None else []
-            elif isinstance(event, CardPresented):
-                # One read snapshot: the policy and the credentials come from the same
-                # commit, so a tap during a credential swap sees the old set or the new.
-                with self.store.snapshot():
-                    outputs = self.check_credentials(now) + self.controller.handle(event, now)
-            else:
-                outputs = self.controller.handle(event, now)
-                if isinstance(event, Tick) and now.mono >= self._next_check:
-                    self._next_check = now.mono + 1.0
-                    outputs += self.check_credentials(now)
+            try:
+                outputs = self._run(event, now)
+            except Exception as exc:
+                # One bad event (a malformed message, a store hiccup) must never stop the
+                # loop: the doors and every other event go on. Record what happened.
+                log.exception("handling %s failed; the agent carries on", type(event).__name__)
+                outputs = [
+                    record(
+                        EventKind.SYSTEM,
+                        "internal_error",
+                        now.utc,
+                        event=type(event).__name__,
+                        error=f"{type(exc).__name__}: {str(exc)[:200]}",
+                    )
+                ]
             results.append(outputs)
         self._commit([o.event for outputs in results for o in outputs if isinstance(o, Record)])
         for event, outputs in zip(events, results, strict=True):
-            self._perform(outputs)
+            try:
+                self._perform(outputs)
+            except Exception:
+                log.exception("performing the outputs of %s failed", type(event).__name__)
             for callback in self.on_processed:
                 callback(event, outputs)
         return results
+
+    def _run(self, event: Event | InboundMessage, now: Instant) -> list[Output]:
+        if isinstance(event, InboundMessage):
+            return self.remote.handle(event, now) if self.remote is not None else []
+        if isinstance(event, CardPresented):
+            # One read snapshot: the policy and the credentials come from the same commit,
+            # so a tap during a credential swap sees the old set or the new, never a mix.
+            with self.store.snapshot():
+                return self.check_credentials(now) + self.controller.handle(event, now)
+        outputs = self.controller.handle(event, now)
+        if isinstance(event, Tick) and now.mono >= self._next_check:
+            self._next_check = now.mono + 1.0
+            outputs += self.check_credentials(now)
+        return outputs
 
     def check_credentials(self, now: Instant) -> list[Output]:
         """Pick up a newer credential set; raise or clear the credentials_stale alarm."""
@@ -219,9 +239,15 @@ class Agent:
                 log.exception("closing %r failed", part)
         for indicators in self.indicators.values():
             for indicator in indicators:
-                indicator.close()
+                try:
+                    indicator.close()
+                except Exception:
+                    log.exception("closing %r failed", indicator)
         for relay in self.relays.values():
-            relay.close()
+            try:
+                relay.close()
+            except Exception:
+                log.exception("de-energising %r failed", relay)
         self.store.close()
 
     def _commit(self, records: list[EventRecord]) -> None:
@@ -258,16 +284,22 @@ class Agent:
 
     def _perform(self, outputs: Iterable[Output]) -> None:
         for output in outputs:
-            match output:
-                case Unlock(door=door):
-                    self.relays[door].unlock()
-                case Lock(door=door):
-                    self.relays[door].lock()
-                case Indicate(door=door, signal=signal, reader=reader):
-                    for indicator in self._indicators_for(door, reader):
-                        indicator.show(signal)
-                case Record():
-                    pass
+            try:
+                self._perform_one(output)
+            except Exception:
+                log.exception("could not perform %r", output)
+
+    def _perform_one(self, output: Output) -> None:
+        match output:
+            case Unlock(door=door):
+                self.relays[door].unlock()
+            case Lock(door=door):
+                self.relays[door].lock()
+            case Indicate(door=door, signal=signal, reader=reader):
+                for indicator in self._indicators_for(door, reader):
+                    indicator.show(signal)
+            case Record():
+                pass
 
     def _indicators_for(self, door: str, reader: str | None) -> list[Indicator]:
         if reader is not None:

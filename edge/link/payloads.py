@@ -91,11 +91,15 @@ class CommandEnvelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     v: Literal[1]
-    device: str = Field(description="The device it is for; another device's command is refused.")
+    device: str = Field(
+        max_length=63,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="The device it is for; another device's command is refused.",
+    )
     name: CommandName
     args: dict[str, Any] = Field(default_factory=dict)
     nonce: str = Field(min_length=16, max_length=64, pattern=r"^[0-9a-f]+$")
-    expires_at: str = Field(description="UTC ISO-8601; at most 60 s after issue.")
+    expires_at: str = Field(max_length=40, description="UTC ISO-8601; at most 60 s after issue.")
     issued_by: str = Field(min_length=1, max_length=64, description="Operator or console account.")
     key_id: str = Field(pattern=r"^[0-9a-f]{8}$")
     signature: str = Field(description="Base64 Ed25519 signature.")

@@ -73,6 +73,8 @@ def test_accepted_unlock_becomes_a_core_event(verifier: CommandVerifier) -> None
         ("unlock", cmd(lifetime=timedelta(minutes=10)), False, "expired"),
         ("unlock", cmd(device="stair-b-2f"), False, "wrong_device"),
         ("unlock", cmd(args={"door": "no-such-door"}), False, "unknown_door"),
+        ("unlock", cmd(args={"door": ["gate-east"]}), False, "unknown_door"),
+        ("unlock", cmd(device="a" * 5000), False, "malformed"),
         ("lockdown", cmd("lockdown", {"on": "yes"}), False, "malformed"),
         ("lockdown", cmd(), False, "malformed"),  # topic and envelope disagree
     ],

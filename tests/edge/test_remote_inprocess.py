@@ -1,0 +1,87 @@
+"""Inbound messages that used to be able to stop the loop: now refused, recorded, survived."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge.cardref import card_reference
+from edge.core.credentials import Credential
+from edge.core.policy import AccessPolicy, Rule
+from edge.link.messages import InboundMessage
+from edge.remote import Remote
+from edge.snapshot import build
+from edge.system import SystemClock
+
+from .agent_fixtures import COMMANDS_KEY, CREDENTIALS_KEY, KEY, enrol, felica, sim_config
+from .test_runtime import Running, outbox
+
+PREFIX = "edge/kamakura-city-hall/gate-1f-east"
+
+
+def attach_remote(running: Running) -> Remote:
+    agent = running.agent
+    assert agent.credentials is not None
+    remote = Remote(
+        root="edge",
+        site="kamakura-city-hall",
+        device="gate-1f-east",
+        controller=agent.controller,
+        store=agent.store,
+        credentials=agent.credentials,
+        commands_key=COMMANDS_KEY.public_key(),
+        credentials_key=CREDENTIALS_KEY.public_key(),
+        refresh=agent.check_credentials,
+    )
+    agent.remote = remote
+    return remote
+
+
+def test_a_signed_snapshot_with_a_duplicate_card_is_refused_and_the_agent_goes_on(
+    tmp_path: Path,
+) -> None:
+    device = sim_config(tmp_path)
+    enrol(device.store, range(3), ["gate-east"])
+    running = Running(device)
+    try:
+        attach_remote(running)
+        ref = card_reference(KEY, "felica", felica(1))
+        twice = [Credential(ref, frozenset({"staff"})), Credential(ref, frozenset({"staff"}))]
+        data = build(
+            CREDENTIALS_KEY,
+            site="kamakura-city-hall",
+            device="gate-1f-east",
+            version=9,
+            policy=AccessPolicy(rules=(Rule("staff", frozenset({"gate-east"})),)),
+            credentials=twice,
+            deny={},
+        )
+        running.agent.emit(InboundMessage(f"{PREFIX}/credentials", data, retained=True))
+        running.settle()
+        running.readers["gate-east-in"].tap("felica", felica(2))
+        running.settle()
+        events = outbox(device.store)
+        refused = [e for e in events if e["type"] == "credentials_refused"]
+        assert len(refused) == 1
+        assert "UNIQUE" in str(refused[0]["detail"])
+        assert [e["reason"] for e in events if e["type"] == "granted"] == [
+            "granted"
+        ]  # old set still works
+        assert running.thread.is_alive()
+    finally:
+        running.stop()
+
+
+def test_an_oversized_command_is_refused_without_parsing(tmp_path: Path) -> None:
+    device = sim_config(tmp_path)
+    running = Running(device)
+    try:
+        attach_remote(running)
+        running.agent.emit(
+            InboundMessage(f"{PREFIX}/cmd/unlock", b"{" + b" " * 100_000 + b"}", retained=False)
+        )
+        running.settle()
+        (event,) = [e for e in outbox(device.store) if e["kind"] == "command"]
+        assert (event["reason"], len(str(event["detail"])) < 200) == ("malformed", True)
+    finally:
+        running.stop()
+    assert SystemClock()  # the module's clock is importable (used by Running)

@@ -76,7 +76,12 @@ class MqttLink:
         self._wake = threading.Event()
         self._reset = threading.Event()
         self._status_due = threading.Event()
-        self._done: list[int] = []  # acknowledged seqs not yet deleted (drain thread only)
+        # Drain-thread state: acknowledged seqs not yet deleted, mid -> seq in flight, the
+        # last seq handed to paho, when the next status is due.
+        self._done: list[int] = []
+        self._inflight: dict[int, int] = {}
+        self._cursor = 0
+        self._next_status = 0.0
         self._closing = threading.Event()
         self._closed = False
         self._was_up: bool | None = None
@@ -256,54 +261,77 @@ class MqttLink:
     # -- the drain thread ------------------------------------------------------------------
 
     def _drain(self) -> None:
+        conn: sqlite3.Connection | None = None
+        failing = False
+        while not self._closing.is_set():
+            try:
+                if conn is None:
+                    conn = self._open_store()
+                self._drain_step(conn)
+                if failing:
+                    log.warning("MQTT drain works again")
+                failing = False
+            except Exception:
+                # Never give up: a locked or full store, a broken status builder. Events stay
+                # in the outbox; try again in a second with a fresh connection.
+                if not failing:
+                    log.exception("MQTT drain failed; events stay in the outbox, retrying")
+                failing = True
+                self._inflight.clear()
+                self._cursor = 0
+                if conn is not None:
+                    conn.close()
+                    conn = None
+                self._closing.wait(1.0)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                self._take_acks(conn, self._inflight, flush=True)
+            conn.close()
+
+    def _open_store(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.store_path, isolation_level=None, timeout=5)
         conn.execute("PRAGMA busy_timeout=5000")
         # Deleting delivered events need not survive a power cut: a lost delete only means
         # the event is sent again, and consumers de-duplicate by id. No fsync per ack batch.
         conn.execute("PRAGMA synchronous=NORMAL")
-        inflight: dict[int, int] = {}
-        cursor = 0
-        next_status = 0.0
-        try:
-            while not self._closing.is_set():
-                # Clear first, then look: a wake-up that arrives while we work is not lost.
-                self._wake.clear()
-                if self._reset.is_set():
-                    self._reset.clear()
-                    inflight.clear()
-                    cursor = 0
-                    next_status = 0.0
-                self._take_acks(conn, inflight)
-                if not self.connected.is_set():
-                    self._wake.wait(0.5)
-                    continue
-                now = _monotonic()
-                if now >= next_status or self._status_due.is_set():
-                    self._status_due.clear()
-                    self._publish_status(conn)
-                    next_status = now + self.status_every_s
-                free = self.window - len(inflight)
-                rows = []
-                if free > 0:
-                    rows = conn.execute(
-                        "SELECT seq, kind, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-                        [cursor, free],
-                    ).fetchall()
-                for seq, kind, payload in rows:
-                    info = self._publish_event(kind, payload)
-                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                        break  # not connected any more: start again from the oldest on reconnect
-                    inflight[info.mid] = seq
-                    cursor = seq
-                    self.published += 1
-                if not rows:
-                    self._take_acks(conn, inflight, flush=free > 0)  # idle: delete what is done
-                    self._wake.wait(0.2)
-            self._take_acks(conn, inflight, flush=True)
-        except Exception:
-            log.exception("MQTT drain thread stopped; events stay in the outbox")
-        finally:
-            conn.close()
+        return conn
+
+    def _drain_step(self, conn: sqlite3.Connection) -> None:
+        """Publish what the window allows and take the acknowledgements (drain thread)."""
+        inflight = self._inflight
+        # Clear first, then look: a wake-up that arrives while we work is not lost.
+        self._wake.clear()
+        if self._reset.is_set():
+            self._reset.clear()
+            inflight.clear()
+            self._cursor = 0
+            self._next_status = 0.0
+        self._take_acks(conn, inflight)
+        if not self.connected.is_set():
+            self._wake.wait(0.5)
+            return
+        now = _monotonic()
+        if now >= self._next_status or self._status_due.is_set():
+            self._status_due.clear()
+            self._publish_status(conn)
+            self._next_status = now + self.status_every_s
+        free = self.window - len(inflight)
+        rows = []
+        if free > 0:
+            rows = conn.execute(
+                "SELECT seq, kind, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                [self._cursor, free],
+            ).fetchall()
+        for seq, kind, payload in rows:
+            info = self._publish_event(kind, payload)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                break  # not connected any more: start again from the oldest on reconnect
+            inflight[info.mid] = seq
+            self._cursor = seq
+            self.published += 1
+        if not rows:
+            self._take_acks(conn, inflight, flush=free > 0)  # idle: delete what is done
+            self._wake.wait(0.2)
 
     def _publish_event(self, kind: str, payload: str) -> mqtt.MQTTMessageInfo:
         if kind == "occupancy":

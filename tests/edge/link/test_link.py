@@ -4,6 +4,7 @@ lossless delivery through broker restarts and agent kills."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -142,3 +143,30 @@ def test_agent_killed_mid_drain_resumes_without_loss(
         sub.close()
     seen = seqs_seen(sub)
     assert seen == set(range(1, max(seen) + 1))
+
+
+def test_the_drain_survives_a_store_locked_longer_than_its_timeout(
+    tmp_path: Path, broker: Broker, device: SimDevice
+) -> None:
+    import sqlite3
+
+    fill_outbox(device.store, 3_000)
+    sub = Subscriber(broker.port, f"{PREFIX}/events/#", client_id="collector")
+    blocker = sqlite3.connect(device.store, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock for 6 s (> 5 s timeout)
+    agent = AgentProcess(device, tmp_path)
+    try:
+        sub.wait_for(lambda ms: len(ms) >= 100, timeout_s=30, what="the first window of events")
+        deadline = time.monotonic() + 15
+        while "MQTT drain failed" not in agent.log():
+            assert time.monotonic() < deadline, agent.log()
+            time.sleep(0.1)  # polling the agent's log with a deadline
+        blocker.execute("ROLLBACK")
+        sub.wait_for(lambda ms: len(seqs_seen(sub)) >= 3_001, timeout_s=60, what="every event")
+    finally:
+        blocker.close()
+        agent.terminate()
+        sub.close()
+    assert "MQTT drain works again" in agent.log()
+    with Store(device.store) as store:
+        assert outbox.backlog(store.db) == 0

@@ -71,7 +71,9 @@ def build_agent(
     notifier: SystemdNotifier | None = None,
 ) -> tuple[Agent, list[Output]]:
     """Return the agent and the start-up outputs to hand to `Agent.start`."""
-    store = Store(config.store.path)
+    # The loop waits at most 200 ms for another writer (a `credentials load`): a commit that
+    # times out keeps its events in memory, and the doors never wait behind a long write.
+    store = Store(config.store.path, busy_timeout_ms=200)
     credentials = SqliteCredentials(store.db)
     spec = device_spec(config)
     controller = Controller(

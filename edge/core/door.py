@@ -60,6 +60,7 @@ class DoorMachine:
         self.forced_alarm = False
         self.mode = DoorMode.NORMAL
         self._sounding = False  # a pre-alarm or alarm signal is on at the readers
+        self._open_at_unlock = False  # the leaf was open when the momentary unlock began
 
     def __repr__(self) -> str:
         lock = "unlocked" if self.unlocked else "locked"
@@ -163,13 +164,10 @@ class DoorMachine:
     def tick(self, at: Instant) -> list[Output]:
         """Run the timers: relock an unused unlock, warn and alarm on a door held open."""
         out: list[Output] = []
-        if (
-            self.momentary_until is not None
-            and at.mono >= self.momentary_until
-            and not self.is_open
-        ):
+        cause = self._momentary_over(at)
+        if cause is not None:
             self._end_momentary()
-            out += self._settle(at, "not_opened")
+            out += self._settle(at, cause)
         if self.supervised_since is not None:
             open_for = at.mono - self.supervised_since
             warn_at = self.spec.held_open_s - self.spec.pre_alarm_s
@@ -208,7 +206,26 @@ class DoorMachine:
         self.momentary_until = at.mono + self.spec.unlock_s
         self.momentary_cause = cause
         self.opened_while_unlocked = self.is_open
+        self._open_at_unlock = self.is_open
         return self._settle(at, cause)
+
+    def _momentary_over(self, at: Instant) -> str | None:
+        """Say why a momentary unlock ends now, or None while it still holds.
+
+        Normally it ends when the door closes (see `contact`) or after unlock_s unopened. A
+        leaf that reads open for ever (a stuck contact, a propped door) must not keep the
+        lock released: it relocks at unlock_s if the door was already open when the unlock
+        began, and otherwise held_open_s later.
+        """
+        if self.momentary_until is None or at.mono < self.momentary_until:
+            return None
+        if not self.is_open:
+            return "not_opened"
+        if self._open_at_unlock:
+            return "unlock_time_over"
+        if at.mono >= self.momentary_until + self.spec.held_open_s:
+            return "held_open"
+        return None
 
     def _end_momentary(self) -> None:
         self.momentary_until = None

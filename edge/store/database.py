@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -32,18 +33,23 @@ def write_transaction(db: Database) -> Iterator[Database]:
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db
+        db.execute("COMMIT")
     except BaseException:
+        # Also when COMMIT itself fails (disk full): never leave the connection inside a
+        # transaction, or every later BEGIN fails too.
         if db.conn.in_transaction:
             db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
 
 
 class Store:
     """The SQLite file of one device. Used from one thread (the agent's loop)."""
 
-    def __init__(self, path: Path | str, *, memory: bool = False) -> None:
+    def __init__(
+        self, path: Path | str, *, memory: bool = False, busy_timeout_ms: int = 5000
+    ) -> None:
         self.path = Path(path)
+        self.busy_timeout_ms = busy_timeout_ms
         self.moved_aside: Path | None = None
         self._db: Database | None = None
         if memory:
@@ -51,6 +57,14 @@ class Store:
         else:
             self._db = self._open_checked()
         migrations.apply(self._db)
+        if self.moved_aside is not None:
+            # The old file may hold events never sent: the new one must not reuse their ids
+            # ({device}:{seq}), or consumers would drop new events as duplicates. Continue
+            # from a number no earlier store of this device can have reached (ms since 1970).
+            self._db.execute(
+                "INSERT OR REPLACE INTO counters (name, value) VALUES ('seq', ?)",
+                [int(time.time() * 1000)],
+            )
 
     def __repr__(self) -> str:
         state = "closed" if self._db is None else "open"
@@ -140,7 +154,7 @@ class Store:
             # FULL: a committed event survives a power cut, not only a crash.
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         except sqlite3.DatabaseError:
             conn.close()
             raise

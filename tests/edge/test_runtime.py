@@ -204,6 +204,8 @@ def test_a_corrupt_store_is_moved_aside_with_an_alarm(tmp_path: Path) -> None:
     assert aside[0].read_bytes().startswith(b"this is not a database")
     first = outbox(device.store)[0]
     assert (first["type"], first["state"]) == ("store_corrupt", "raised")
+    # Ids continue past anything the damaged file can hold: no id is ever reused.
+    assert int(first["seq"]) > 1_700_000_000_000
 
 
 def test_agent_repr_and_close_twice(gate: Running) -> None:

@@ -199,3 +199,20 @@ def test_reader_offline_alarm_raises_once_and_clears() -> None:
         "cleared"
     ]
     assert h.send(ReaderStatusChanged("gate-in", True)) == []
+
+
+def test_a_stuck_open_contact_does_not_keep_the_lock_released(h: Harness) -> None:
+    h.send(ContactChanged("gate", True))  # the contact reads open (stuck, or a propped door)
+    assert relay(h.send(ExitPressed("gate")), "gate") == ["unlock"]
+    out = h.advance(5.5, step=0.5)
+    assert relay(out, "gate") == ["lock"]  # already open at the unlock: relock at unlock_s
+    assert records(out, EventKind.DOOR, "locked")[0]["cause"] == "unlock_time_over"
+
+
+def test_a_door_left_open_after_a_grant_relocks_after_held_open_s(h: Harness) -> None:
+    h.send(CardPresented("gate-in", "ref-bob"))
+    h.send(ContactChanged("gate", True))
+    assert relay(h.advance(30, step=1), "gate") == []  # 5 s unlock + up to 30 s held open
+    out = h.advance(6, step=1)
+    assert relay(out, "gate") == ["lock"]
+    assert records(out, EventKind.DOOR, "locked")[0]["cause"] == "held_open"

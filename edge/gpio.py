@@ -261,27 +261,37 @@ class GpioIndicator:
         self.red = part(Led, "red LED", red)
         self.buzzer = part(Buzzer, "buzzer", buzzer)
         self.signal = Signal.QUIET
+        self.background = Signal.QUIET  # the door's alarm state, which brief signals keep
 
     def __repr__(self) -> str:
         return f"<GpioIndicator reader={self.reader} {self.signal}>"
 
     def show(self, signal: Signal) -> None:
-        """Show a signal; gpiozero's background blinking times the patterns."""
-        self.signal = signal
-        for part in (self.green, self.red, self.buzzer):
-            if part is not None:
-                part.off()
+        """Show a signal; gpiozero's background blinking times the patterns.
+
+        Grant and deny are brief and shown on the LEDs; while a door alarm or pre-alarm is
+        on, they leave the buzzer and the alarm's red light alone, so a tap never silences
+        an alarm.
+        """
         g, r, b = self.green, self.red, self.buzzer
+        brief = signal in (Signal.GRANT, Signal.DENY)
+        alarming = self.background in (Signal.ALARM, Signal.PRE_ALARM)
+        self.signal = signal
+        if not brief:
+            self.background = signal
+        for part in (g, r, b):
+            if part is not None and not (brief and alarming and part in (b, r)):
+                part.off()
         match signal:
             case Signal.GRANT:
                 if g:
                     g.blink(on_time=1.5, off_time=0, n=1)
-                if b:
+                if b and not alarming:
                     b.beep(on_time=0.1, off_time=0, n=1)
             case Signal.DENY:
-                if r:
+                if r and not alarming:
                     r.blink(on_time=1.5, off_time=0, n=1)
-                if b:
+                if b and not alarming:
                     b.beep(on_time=0.1, off_time=0.1, n=2)
             case Signal.PRE_ALARM:
                 if b:

@@ -270,3 +270,16 @@ def test_a_pin_that_cannot_be_claimed_is_an_alarm_and_the_rest_keeps_working(
         running.stop()
         for squatter in squatters:
             squatter.close()
+
+
+def test_a_tap_does_not_silence_an_alarm(gate: Running) -> None:
+    buzzer = gate.factory.pin(13)
+    gate.factory.pin(GATE_CONTACT).drive_high()  # forced open: the alarm sounds
+    gate.settle()
+    assert wait_until(lambda: buzzer.state is True)
+    gate.readers["gate-east-in"].tap("felica", felica(1))
+    gate.settle()
+    assert buzzer.state is True  # still sounding after the grant
+    gate.factory.pin(GATE_CONTACT).drive_low()  # closed: the alarm clears
+    gate.settle()
+    assert wait_until(lambda: buzzer.state is False)

@@ -277,9 +277,11 @@ def test_a_tap_does_not_silence_an_alarm(gate: Running) -> None:
     gate.factory.pin(GATE_CONTACT).drive_high()  # forced open: the alarm sounds
     gate.settle()
     assert wait_until(lambda: buzzer.state is True)
+    sounding_since = len(buzzer.states)
     gate.readers["gate-east-in"].tap("felica", felica(1))
     gate.settle()
-    assert buzzer.state is True  # still sounding after the grant
+    # The buzzer was never switched off by the grant: no low state since the alarm began.
+    assert all(s.state for s in buzzer.states[sounding_since - 1 :])
     gate.factory.pin(GATE_CONTACT).drive_low()  # closed: the alarm clears
     gate.settle()
     assert wait_until(lambda: buzzer.state is False)

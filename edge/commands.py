@@ -138,13 +138,16 @@ class CommandVerifier:
                 raise ValueError("expires_at has no time zone")
         except ValueError as exc:
             return Verdict("malformed", _short(exc), envelope)
-        if expires < now - CLOCK_SKEW:
+        # Judge expiry by the latest time this device has ever seen: a clock stepped back (a
+        # Pi without a real-time clock reboots in the past) must not revive old commands.
+        latest = self.nonces.latest(now)
+        if expires < latest - CLOCK_SKEW:
             return Verdict("expired", f"expired at {envelope.expires_at}", envelope)
         if expires > now + MAX_LIFETIME + CLOCK_SKEW:
             return Verdict(
                 "expired", "expires more than 60 s ahead: commands must be short-lived", envelope
             )
-        if not self.nonces.claim(envelope.nonce, expires, now):
+        if not self.nonces.claim(envelope.nonce, expires, latest):
             return Verdict("replayed", "this nonce was already used", envelope)
         return self._accept(envelope)
 
@@ -185,6 +188,19 @@ class NonceCache:
 
     def __init__(self, db: Any) -> None:
         self._db = db
+
+    def latest(self, now: datetime) -> datetime:
+        """Return the later of `now` and the latest time ever seen here, and remember it."""
+        row = self._db.execute("SELECT value FROM device_state WHERE key = 'clock_hwm'").fetchone()
+        seen = datetime.fromisoformat(row[0]) if row else None
+        if seen is None or now > seen:
+            self._db.execute(
+                "INSERT INTO device_state (key, value) VALUES ('clock_hwm', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [now.isoformat()],
+            )
+            return now
+        return seen
 
     def claim(self, nonce: str, expires: datetime, now: datetime) -> bool:
         """Record a nonce; return False if it was already used."""

@@ -143,3 +143,12 @@ def test_random_envelopes_never_crash(fields: dict[str, object]) -> None:
         if k not in {"nonce", "signature", "expires_at"}
     ):
         assert not verdict.ok
+
+
+def test_a_clock_stepped_back_does_not_revive_a_used_command(verifier: CommandVerifier) -> None:
+    payload = cmd()
+    assert verifier.check("unlock", payload, False, NOW).ok
+    later = NOW + timedelta(hours=1)
+    assert verifier.check("ping", cmd("ping", {}, now=later), False, later).ok
+    # The nonce has been purged by now; the clock then jumps back to before the expiry.
+    assert verifier.check("unlock", payload, False, NOW).reason == "expired"

@@ -410,8 +410,13 @@ class Controller:
         self.fire_latched = state.fire_latched
         self.passback.restore_forgiven(state.forgiven_on)
         out: list[Output] = []
+        local = at.utc.astimezone(self._tz)
         for door in self.doors.values():
             door.held_by_command = door.spec.id in state.held_by_command
+            # Holds by schedule apply before the first input arrives: a door held open by
+            # its schedule and standing open at start is not "forced".
+            schedule = self.policy.unlock_schedule(door.spec.id)
+            door.held_by_schedule = schedule is not None and schedule.is_open(local, self.calendar)
             out += door.set_modes(at, "restart", fire=self.fire_release, lockdown=self.lockdown)
         return out
 

@@ -216,3 +216,26 @@ def test_a_door_left_open_after_a_grant_relocks_after_held_open_s(h: Harness) ->
     out = h.advance(6, step=1)
     assert relay(out, "gate") == ["lock"]
     assert records(out, EventKind.DOOR, "locked")[0]["cause"] == "held_open"
+
+
+def test_a_schedule_held_door_open_at_start_is_not_forced() -> None:
+    from datetime import time as clock_time
+
+    from edge.core.controller import DeviceState
+    from edge.core.policy import AccessPolicy
+    from edge.core.schedule import EVERY_DAY, Schedule, TimeRange, Window
+
+    from .conftest import POLICY
+
+    open_all_day = Schedule(
+        "lobby-hours", (Window(EVERY_DAY, TimeRange(clock_time(0))),), (TimeRange(clock_time(0)),)
+    )
+    policy = AccessPolicy(
+        rules=POLICY.rules,
+        schedules={**POLICY.schedules, "lobby-hours": open_all_day},
+        door_schedules={"gate": "lobby-hours"},
+    )
+    h = make_harness(policy=policy)
+    out = h.controller.restore(h.clock.now(), DeviceState())
+    assert relay(out, "gate") == ["unlock"]
+    assert not alarm_states(h.send(ContactChanged("gate", True)), "door_forced")

@@ -103,6 +103,20 @@ def build_agent(
             policy_version=controller.policy.version,
         )
     )
+    # Alarms raised before a restart are cleared now; the inputs, read again at start,
+    # raise them again if the condition still holds (a door still open, a reader still gone).
+    for alarm in saved_state.active_alarms(store.db):
+        detail = {k: v for k, v in (("door", alarm["door"]), ("reader", alarm["reader"])) if v}
+        startup.append(
+            record(
+                EventKind.ALARM,
+                str(alarm["type"]),
+                now.utc,
+                state="cleared",
+                cause="restart",
+                **detail,
+            )
+        )
     startup += controller.restore(now, modes, positions, counts)
 
     referencer: CardReferencer = partial(card_reference, card_key)

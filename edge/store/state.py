@@ -10,6 +10,44 @@ from sqlite_utils import Database
 from edge.core.controller import DeviceState
 from edge.core.outputs import EventKind, EventRecord
 
+# Alarms with two edges whose "raised" must be answered by a "cleared" even across a restart.
+LASTING_ALARMS = frozenset(
+    {"door_forced", "door_held_open", "reader_offline", "fire", "credentials_stale"}
+)
+
+
+def _alarm_key(record: EventRecord) -> str:
+    data = record.data
+    return f"{record.type}|{data.get('door') or ''}|{data.get('reader') or ''}"
+
+
+def _save_alarms(db: Database, records: Iterable[EventRecord]) -> None:
+    active = {a["key"]: a for a in active_alarms(db)}
+    for record in records:
+        if record.kind is not EventKind.ALARM or record.type not in LASTING_ALARMS:
+            continue
+        key = _alarm_key(record)
+        if record.data.get("state") == "cleared":
+            active.pop(key, None)
+        else:
+            active[key] = {
+                "key": key,
+                "type": record.type,
+                "door": record.data.get("door"),
+                "reader": record.data.get("reader"),
+            }
+    db.execute(
+        "INSERT INTO device_state (key, value) VALUES ('alarms', ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [json.dumps(sorted(active.values(), key=lambda a: str(a["key"])))],
+    )
+
+
+def active_alarms(db: Database) -> list[dict[str, str | None]]:
+    """Return the lasting alarms raised and not yet cleared, as the store last saw them."""
+    row = db.execute("SELECT value FROM device_state WHERE key = 'alarms'").fetchone()
+    return list(json.loads(row[0])) if row else []
+
 
 def apply(
     db: Database, records: Iterable[EventRecord], state: DeviceState, saved: DeviceState | None
@@ -18,8 +56,11 @@ def apply(
 
     Call inside the events' transaction.
     """
+    alarms_changed = False
     for record in records:
         data = record.data
+        if record.kind is EventKind.ALARM and record.type in LASTING_ALARMS:
+            alarms_changed = True
         if record.kind is EventKind.ACCESS and record.type == "crossing":
             db.execute(
                 "INSERT INTO positions (card_ref, zone) VALUES (?, ?) "
@@ -34,6 +75,8 @@ def apply(
                 "ON CONFLICT(zone) DO UPDATE SET count = excluded.count",
                 [data["zone"], data["count"]],
             )
+    if alarms_changed:
+        _save_alarms(db, records)
     if state == saved:
         return
     modes = {

@@ -285,3 +285,22 @@ def test_a_tap_does_not_silence_an_alarm(gate: Running) -> None:
     gate.factory.pin(GATE_CONTACT).drive_low()  # closed: the alarm clears
     gate.settle()
     assert wait_until(lambda: buzzer.state is False)
+
+
+def test_an_alarm_raised_before_a_restart_is_cleared_then_raised_again_if_it_still_holds(
+    tmp_path: Path,
+) -> None:
+    device = sim_config(tmp_path)
+    first = Running(device)
+    first.factory.pin(GATE_CONTACT).drive_high()  # forced open
+    first.settle()
+    first.stop()
+
+    factory = MockFactory()
+    second = Running(device, factory)  # idle_inputs: the door reads closed this time
+    second.settle()
+    second.stop()
+    forced = [
+        (e["state"], e.get("cause")) for e in outbox(device.store) if e["type"] == "door_forced"
+    ]
+    assert forced == [("raised", None), ("cleared", "restart")]

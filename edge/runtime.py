@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_UNWRITTEN = 100_000  # events kept in memory while the store cannot be written
+MAX_INBOUND = 200  # network messages waiting for the loop before more are dropped
 
 Processed = Callable[[Event | InboundMessage, list[Output]], None]
 
@@ -82,6 +83,9 @@ class Agent:
         self.remote: Remote | None = None
         self.on_committed: list[Callable[[], None]] = []
         self.on_status_change: list[Callable[[], None]] = []
+        self._inbound_lock = threading.Lock()
+        self._inbound_waiting = 0
+        self.inbound_dropped = 0
         self.stopping = threading.Event()
         self.on_processed: list[Processed] = []
         self._started = False
@@ -96,7 +100,21 @@ class Agent:
         )
 
     def emit(self, event: Event | InboundMessage) -> None:
-        """Queue an event (or an inbound MQTT message) from any thread."""
+        """Queue an event (or an inbound MQTT message) from any thread.
+
+        Network messages are bounded: a flood of them (even from a valid account) is dropped
+        beyond MAX_INBOUND waiting, so door, reader and fire events never queue behind it.
+        """
+        if isinstance(event, InboundMessage):
+            with self._inbound_lock:
+                if self._inbound_waiting >= MAX_INBOUND:
+                    self.inbound_dropped += 1
+                    if self.inbound_dropped == 1 or self.inbound_dropped % 1000 == 0:
+                        log.warning(
+                            "dropped %d network messages: too many waiting", self.inbound_dropped
+                        )
+                    return
+                self._inbound_waiting += 1
         self.events.put_nowait(event)
 
     def handle(self, event: Event) -> list[Output]:
@@ -140,6 +158,8 @@ class Agent:
 
     def _run(self, event: Event | InboundMessage, now: Instant) -> list[Output]:
         if isinstance(event, InboundMessage):
+            with self._inbound_lock:
+                self._inbound_waiting -= 1
             return self.remote.handle(event, now) if self.remote is not None else []
         if isinstance(event, CardPresented):
             # One read snapshot: the policy and the credentials come from the same commit,

@@ -85,3 +85,23 @@ def test_an_oversized_command_is_refused_without_parsing(tmp_path: Path) -> None
     finally:
         running.stop()
     assert SystemClock()  # the module's clock is importable (used by Running)
+
+
+def test_a_flood_of_network_messages_cannot_starve_the_doors(tmp_path: Path) -> None:
+    from edge.runtime import MAX_INBOUND
+
+    device = sim_config(tmp_path)
+    enrol(device.store, range(3), ["gate-east"])
+    running = Running(device)
+    try:
+        attach_remote(running)
+        running.agent.stop()  # hold the loop so the messages pile up
+        running.thread.join(5)
+        for _ in range(MAX_INBOUND + 500):
+            running.agent.emit(InboundMessage(f"{PREFIX}/cmd/ping", b"{}", retained=False))
+        assert running.agent.inbound_dropped == 500
+        assert running.agent.events.qsize() == MAX_INBOUND
+        running.readers["gate-east-in"].tap("felica", felica(1))  # a door event still queues
+        assert running.agent.events.qsize() == MAX_INBOUND + 1
+    finally:
+        running.agent.close()

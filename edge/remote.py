@@ -11,20 +11,24 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlite_utils import Database
 
 from edge.commands import CommandVerifier, NonceCache, Verdict
-from edge.core.clock import Instant
+from edge.core.clock import Clock, Instant
 from edge.core.controller import Controller
 from edge.core.outputs import EventKind, Output, record
 from edge.link import topics
-from edge.link.messages import InboundMessage
+from edge.link.messages import InboundMessage, SnapshotResult
 from edge.link.payloads import CommandReply
 from edge.snapshot import SnapshotError, parse
 from edge.store import Store
 from edge.store.credentials import SqliteCredentials
+from edge.store.database import write_transaction
 
 log = logging.getLogger(__name__)
 MAX_COMMAND_BYTES = 8192
@@ -58,6 +62,7 @@ class Remote:
             device, commands_key, set(controller.doors), NonceCache(store.db)
         )
         self.reply: Reply | None = None
+        self.worker: SnapshotWorker | None = None
         self.resubscribe: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
@@ -73,16 +78,21 @@ class Remote:
     def _credentials(self, message: InboundMessage, now: Instant) -> list[Output]:
         if not message.payload:
             return []  # the retained snapshot was cleared
-        try:
-            snapshot = parse(
-                message.payload, self.credentials_key, site=self.site, device=self.device
-            )
-            with self.store.transaction():
-                applied = self.credentials.apply(snapshot, now.utc)
-        except (SnapshotError, sqlite3.Error) as exc:  # a duplicate card, a full disk
-            log.warning("credential snapshot refused: %s", exc)
-            return [record(EventKind.SYSTEM, "credentials_refused", now.utc, detail=str(exc)[:300])]
-        return self.refresh(now) if applied else []
+        if self.worker is not None:
+            # A large set takes seconds to verify and write on a Pi: off the loop, so the
+            # doors never wait. Taps meanwhile use the old set; the swap is one transaction.
+            self.worker.submit(message.payload)
+            return []
+        return self.snapshot_done(apply_snapshot(self, message.payload, self.store.db, now), now)
+
+    def snapshot_done(self, result: SnapshotResult, now: Instant) -> list[Output]:
+        """Record the outcome of a snapshot; pick the new set up at once if it was applied."""
+        if result.error is not None:
+            log.warning("credential snapshot refused: %s", result.error)
+            return [
+                record(EventKind.SYSTEM, "credentials_refused", now.utc, detail=result.error[:300])
+            ]
+        return self.refresh(now) if result.version is not None else []
 
     def _command(self, name: str | None, message: InboundMessage, now: Instant) -> list[Output]:
         if len(message.payload) > MAX_COMMAND_BYTES:
@@ -141,3 +151,69 @@ class Remote:
         self.reply(
             message.response_topic, message.correlation, json.dumps(body.model_dump()).encode()
         )
+
+
+def apply_snapshot(remote: Remote, payload: bytes, db: Database, now: Instant) -> SnapshotResult:
+    """Verify a snapshot and apply it on connection `db`; never raises."""
+    try:
+        snapshot = parse(payload, remote.credentials_key, site=remote.site, device=remote.device)
+        with write_transaction(db):
+            applied = SqliteCredentials(db).apply(snapshot, now.utc)
+    except (SnapshotError, sqlite3.Error) as exc:  # a duplicate card, a full disk
+        return SnapshotResult(None, str(exc))
+    return SnapshotResult(snapshot.version if applied else None)
+
+
+class SnapshotWorker:
+    """Verifies and applies credential snapshots on its own thread and store connection."""
+
+    def __init__(
+        self, remote: Remote, store_path: Path, clock: Clock, emit: Callable[[SnapshotResult], None]
+    ) -> None:
+        self.remote = remote
+        self.store_path = store_path
+        self.clock = clock
+        self.emit = emit
+        self._latest: bytes | None = None
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="credentials", daemon=True)
+        self._thread.start()
+
+    def __repr__(self) -> str:
+        return f"<SnapshotWorker {self.store_path} pending={self._latest is not None}>"
+
+    def submit(self, payload: bytes) -> None:
+        """Queue a snapshot; a newer one replaces one not yet started (latest wins)."""
+        with self._cond:
+            self._latest = payload
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Stop after the snapshot in hand; idempotent."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        db = Database(
+            sqlite3.connect(self.store_path, isolation_level=None, check_same_thread=False)
+        )
+        db.execute("PRAGMA busy_timeout=5000")
+        try:
+            while True:
+                with self._cond:
+                    self._cond.wait_for(lambda: self._latest is not None or self._closed)
+                    if self._closed:
+                        return
+                    payload, self._latest = self._latest, None
+                assert payload is not None
+                try:
+                    result = apply_snapshot(self.remote, payload, db, self.clock.now())
+                except Exception as exc:  # never let the worker die
+                    log.exception("credential snapshot worker failed")
+                    result = SnapshotResult(None, f"{type(exc).__name__}: {exc}")
+                self.emit(result)
+        finally:
+            db.close()

@@ -28,7 +28,7 @@ from edge.core.outputs import (
     Unlock,
     record,
 )
-from edge.link.messages import InboundMessage
+from edge.link.messages import InboundMessage, SnapshotResult
 from edge.ports import CardReader, Indicator, Input, Relay
 from edge.store import Store, outbox, state
 from edge.store.credentials import SqliteCredentials
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 MAX_UNWRITTEN = 100_000  # events kept in memory while the store cannot be written
 MAX_INBOUND = 200  # network messages waiting for the loop before more are dropped
 
-Processed = Callable[[Event | InboundMessage, list[Output]], None]
+Processed = Callable[[Event | InboundMessage | SnapshotResult, list[Output]], None]
 
 
 class Agent:
@@ -79,7 +79,7 @@ class Agent:
         self.notifier = notifier or SystemdNotifier("")
         self.tick_s = tick_s
         self.batch_max = batch_max
-        self.events: queue.Queue[Event | InboundMessage] = queue.Queue()
+        self.events: queue.Queue[Event | InboundMessage | SnapshotResult] = queue.Queue()
         self.remote: Remote | None = None
         self.on_committed: list[Callable[[], None]] = []
         self.on_status_change: list[Callable[[], None]] = []
@@ -99,7 +99,7 @@ class Agent:
             f"readers={len(self.readers)} queued={self.events.qsize()}>"
         )
 
-    def emit(self, event: Event | InboundMessage) -> None:
+    def emit(self, event: Event | InboundMessage | SnapshotResult) -> None:
         """Queue an event (or an inbound MQTT message) from any thread.
 
         Network messages are bounded: a flood of them (even from a valid account) is dropped
@@ -121,7 +121,9 @@ class Agent:
         """Run one event through the core, record it, then act on it (the loop's thread only)."""
         return self.handle_batch([event])[0]
 
-    def handle_batch(self, events: list[Event | InboundMessage]) -> list[list[Output]]:
+    def handle_batch(
+        self, events: list[Event | InboundMessage | SnapshotResult]
+    ) -> list[list[Output]]:
         """Run events through the core, commit all their records at once, then act.
 
         Group commit: under a burst, one fsync'd transaction carries many events (each
@@ -156,7 +158,9 @@ class Agent:
                 callback(event, outputs)
         return results
 
-    def _run(self, event: Event | InboundMessage, now: Instant) -> list[Output]:
+    def _run(self, event: Event | InboundMessage | SnapshotResult, now: Instant) -> list[Output]:
+        if isinstance(event, SnapshotResult):
+            return self.remote.snapshot_done(event, now) if self.remote is not None else []
         if isinstance(event, InboundMessage):
             with self._inbound_lock:
                 self._inbound_waiting -= 1
@@ -230,7 +234,7 @@ class Agent:
         next_tick = self.clock.now().mono
         while not self.stopping.is_set():
             timeout = max(0.0, next_tick - self.clock.now().mono)
-            batch: list[Event | InboundMessage] = []
+            batch: list[Event | InboundMessage | SnapshotResult] = []
             try:
                 batch.append(self.events.get(timeout=timeout))
                 while len(batch) < self.batch_max:

@@ -14,7 +14,7 @@ from edge.core.clock import Clock
 from edge.gpio import PinFactory
 from edge.link.mqtt import LinkError, MqttLink
 from edge.link.status import status_builder
-from edge.remote import Remote
+from edge.remote import Remote, SnapshotWorker
 from edge.runtime import Agent
 from edge.signing import SignatureError, load_public_key
 from edge.system import SystemdNotifier
@@ -71,9 +71,13 @@ def serve(
             ready(agent)
         agent.run()
     finally:
-        if mqtt is not None:
-            mqtt.close()
-        agent.close()
+        try:
+            if mqtt is not None:
+                mqtt.close()
+            if agent.remote is not None and agent.remote.worker is not None:
+                agent.remote.worker.close()
+        finally:
+            agent.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         log.info("device %s stopped; relays de-energised, store closed", config.device.id)
@@ -107,6 +111,7 @@ def connect(
             refresh=agent.check_credentials,
         )
         agent.remote = remote
+        remote.worker = SnapshotWorker(remote, config.store.path, agent.clock, agent.emit)
     try:
         link = _link(config, agent, clock_synced)
     except LinkError as exc:

@@ -30,7 +30,7 @@ from gpiozero.pins.mock import MockFactory
 from edge.core.events import Event, Tick
 from edge.core.outputs import EventKind, Output, Record
 from edge.keys import read_card_key
-from edge.link.messages import InboundMessage
+from edge.link.messages import InboundMessage, SnapshotResult
 from edge.ports import CardReader, CardReferencer
 from edge.runtime import Agent
 from edge.service import serve
@@ -54,7 +54,9 @@ class Waiter:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._done: OrderedDict[int, tuple[Event | InboundMessage, list[Output]]] = OrderedDict()
+        self._done: OrderedDict[
+            int, tuple[Event | InboundMessage | SnapshotResult, list[Output]]
+        ] = OrderedDict()
         self._expected: set[int] = set()
 
     def expect(self, event: Event) -> None:
@@ -62,7 +64,9 @@ class Waiter:
         with self._cond:
             self._expected.add(id(event))
 
-    def processed(self, event: Event | InboundMessage, outputs: list[Output]) -> None:
+    def processed(
+        self, event: Event | InboundMessage | SnapshotResult, outputs: list[Output]
+    ) -> None:
         """Called by the agent's loop after each event."""
         if isinstance(event, Tick) and id(event) not in self._expected:
             return

@@ -19,6 +19,14 @@ class InboundMessage:
     correlation: bytes | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotResult:
+    """A credential snapshot the background worker applied (version) or refused (error)."""
+
+    version: int | None
+    error: str | None = None
+
+
 def safe_response_topic(topic: object, allowed_prefix: str) -> str | None:
     """Return the response topic if the device may publish there, else None.
 

@@ -105,3 +105,52 @@ def test_a_flood_of_network_messages_cannot_starve_the_doors(tmp_path: Path) -> 
         assert running.agent.events.qsize() == MAX_INBOUND + 1
     finally:
         running.agent.close()
+
+
+def test_snapshots_are_applied_off_the_loop_and_refusals_still_recorded(tmp_path: Path) -> None:
+    import time
+
+    from edge.core.credentials import DenyReason
+    from edge.remote import SnapshotWorker
+
+    device = sim_config(tmp_path)
+    enrol(device.store, range(3), ["gate-east"])
+    running = Running(device)
+    remote = attach_remote(running)
+    remote.worker = SnapshotWorker(remote, device.store, running.agent.clock, running.agent.emit)
+    policy = AccessPolicy(rules=(Rule("staff", frozenset({"gate-east"})),))
+    refs = {n: card_reference(KEY, "felica", felica(n)) for n in range(3)}
+    try:
+        good = build(
+            CREDENTIALS_KEY,
+            site="kamakura-city-hall",
+            device="gate-1f-east",
+            version=7,
+            policy=policy,
+            credentials=[Credential(refs[2], frozenset({"staff"}))],
+            deny={refs[1]: DenyReason.LOST},
+        )
+        dup = build(
+            CREDENTIALS_KEY,
+            site="kamakura-city-hall",
+            device="gate-1f-east",
+            version=8,
+            policy=policy,
+            credentials=[Credential(refs[2], frozenset({"staff"}))] * 2,
+            deny={},
+        )
+        running.agent.emit(InboundMessage(f"{PREFIX}/credentials", good, retained=True))
+        deadline = time.monotonic() + 10
+        while not any(e["type"] == "credentials_applied" for e in outbox(device.store)):
+            assert time.monotonic() < deadline, "the worker never applied the snapshot"
+            running.settle()
+        running.readers["gate-east-in"].tap("felica", felica(1))
+        running.settle()
+        assert [e["reason"] for e in outbox(device.store) if e["kind"] == "access"][-1] == "revoked"
+        running.agent.emit(InboundMessage(f"{PREFIX}/credentials", dup, retained=True))
+        while not any(e["type"] == "credentials_refused" for e in outbox(device.store)):
+            assert time.monotonic() < deadline, "the refusal was never recorded"
+            running.settle()
+    finally:
+        remote.worker.close()
+        running.stop()

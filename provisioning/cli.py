@@ -1,0 +1,168 @@
+"""The `edge-provision` command line: site keys, broker accounts and broker configuration.
+
+Later parts add devices, cardholders, rules and publishing.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from edge.errors import EdgeError
+from edge.store.database import write_transaction
+from firmware_config.fields import check_slug, check_timezone
+from provisioning import broker
+from provisioning.keys import generate
+from provisioning.registry import Registry
+
+ROLES = ("device", "console", "operator")
+
+site_dir = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("site"),
+    show_default=True,
+    help="The site's directory: registry, keys, account passwords. Keep it private.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Provision a site: keys, broker accounts, broker configuration."""
+
+
+@cli.group()
+def site() -> None:
+    """The site itself: its id, time zone and keys."""
+
+
+@site.command("init")
+@click.option("--site", "slug", required=True, help="Site id, e.g. kamakura-city-hall.")
+@click.option("--timezone", default="Asia/Tokyo", show_default=True, help="IANA time zone.")
+@site_dir
+@click.pass_context
+def site_init(ctx: click.Context, slug: str, timezone: str, directory: Path) -> None:
+    """Create the registry and the site keys (files 0600, never printed).
+
+    \b
+    Example:
+      edge-provision site init --site kamakura-city-hall --dir /srv/edge/site
+    """
+    try:
+        check_slug(slug)
+        check_timezone(timezone)
+        ids = generate(directory / "keys")
+        registry = Registry(directory / "registry.db")
+        registry.init_site(slug, timezone, ids)
+        registry.close()
+    except (EdgeError, ValueError) as error:
+        click.echo(f"site init refused: {error}", err=True)
+        ctx.exit(2)
+    click.echo(f"site {slug} ({timezone}) created in {directory}")
+    click.echo(f"  card key          {directory / 'keys' / 'card-key'} (0600)")
+    for name, key in ids.items():
+        click.echo(f"  {name + ' key':<17} {directory / 'keys' / (name + '.key')} (0600), id {key}")
+
+
+@cli.group()
+def account() -> None:
+    """Broker accounts: one per device, plus console and operator accounts."""
+
+
+@account.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(ROLES), required=True, help="What the account may do.")
+@site_dir
+@click.pass_context
+def account_add(ctx: click.Context, username: str, role: str, directory: Path) -> None:
+    """Create a broker account with a random password, written 0600 to the site directory.
+
+    A device account's name is the device id. The password is never printed: it goes into
+    the device bundle (or the console's configuration) from its file.
+    """
+    try:
+        check_slug(username)
+        registry = Registry(directory / "registry.db")
+        registry.site()
+    except (EdgeError, ValueError) as error:
+        click.echo(f"account add refused: {error}", err=True)
+        ctx.exit(2)
+    password = secrets.token_urlsafe(24)
+    secrets_dir = directory / "accounts"
+    secrets_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(secrets_dir, 0o700)
+    path = secrets_dir / f"{username}.password"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    registry.add_account(username, role, broker.password_hash(password))
+    registry.close()
+    click.echo(f"account {username} ({role}); password in {path} (0600)")
+
+
+@cli.group("broker")
+def broker_group() -> None:
+    """mosquitto's password file, ACL and settings for this site."""
+
+
+@broker_group.command("config")
+@site_dir
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Where to write passwd, acl and edge.conf.",
+)
+@click.option(
+    "--root", default="edge", show_default=True, help="The MQTT topic root of the devices."
+)
+@click.option("--port", default=8883, show_default=True, help="The listener port in edge.conf.")
+@click.pass_context
+def broker_config(ctx: click.Context, directory: Path, out: Path, root: str, port: int) -> None:
+    """Write mosquitto's password file (hashed), a least-privilege ACL and its settings.
+
+    Add TLS (cafile, certfile, keyfile) to the listener in edge.conf for production.
+    """
+    try:
+        registry = Registry(directory / "registry.db")
+        site_row = registry.site()
+        accounts = registry.accounts()
+    except EdgeError as error:
+        click.echo(f"broker config refused: {error}", err=True)
+        ctx.exit(2)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "passwd").write_text(
+        broker.password_file({a["username"]: a["password_hash"] for a in accounts})
+    )
+    os.chmod(out / "passwd", 0o640)
+    roles = {a["username"]: a["role"] for a in accounts}
+    (out / "acl").write_text(
+        broker.acl(
+            root,
+            site_row["slug"],
+            consoles=[u for u, r in roles.items() if r == "console"],
+            operators=[u for u, r in roles.items() if r == "operator"],
+        )
+    )
+    (out / "edge.conf").write_text(
+        broker.broker_settings(port, str(out / "passwd"), str(out / "acl"))
+    )
+    with write_transaction(registry.db) as db:
+        registry.record(db, "broker config", out=str(out), accounts=len(accounts))
+    registry.close()
+    written = ", ".join(str(out / name) for name in ("passwd", "acl", "edge.conf"))
+    click.echo(f"wrote {written} for {len(accounts)} accounts")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the `edge-provision` command line."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="edge-provision")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""edge-provision site init, account add and broker config, against a real mosquitto."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.signing import load_public_key
+from provisioning.keys import SiteKeys
+from provisioning.registry import Registry
+from tests.broker import MOSQUITTO, Broker
+
+SITE = "edge/kamakura-city-hall"
+
+
+def provision(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "provisioning.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_site_init_writes_private_keys_0600_and_never_prints_them(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    result = provision("site", "init", "--site", "kamakura-city-hall", "--dir", str(site))
+    assert result.returncode == 0, result.stderr
+    keys = SiteKeys(site / "keys")
+    for path in (keys.card_key, keys.private("commands"), keys.private("credentials")):
+        assert mode(path) == 0o600
+        assert path.read_text().strip()[:16] not in result.stdout
+    assert keys.load_private("commands").public_key() is not None
+    load_public_key(keys.public("credentials"))  # devices can read the public half
+    again = provision("site", "init", "--site", "kamakura-city-hall", "--dir", str(site))
+    assert again.returncode == 2
+    assert "lock every device out" in again.stderr
+    registry = Registry(site / "registry.db")
+    assert registry.site() == {"slug": "kamakura-city-hall", "timezone": "Asia/Tokyo"}
+    assert [a["action"] for a in registry.audit()] == ["site init"]
+
+
+def test_bad_site_id_and_time_zone_are_refused(tmp_path: Path) -> None:
+    bad = provision("site", "init", "--site", "Kamakura City", "--dir", str(tmp_path / "a"))
+    assert bad.returncode == 2
+    assert "site init refused" in bad.stderr
+    tz = provision(
+        "site", "init", "--site", "kamakura", "--timezone", "Tokyo", "--dir", str(tmp_path / "b")
+    )
+    assert tz.returncode == 2
+
+
+def test_generated_accounts_and_acl_work_in_mosquitto(tmp_path: Path) -> None:
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is not installed; ./check installs it")
+    site = tmp_path / "site"
+    assert (
+        provision("site", "init", "--site", "kamakura-city-hall", "--dir", str(site)).returncode
+        == 0
+    )
+    for user, role in (
+        ("gate-1f-east", "device"),
+        ("stair-b-2f", "device"),
+        ("console", "console"),
+    ):
+        added = provision("account", "add", user, "--role", role, "--dir", str(site))
+        assert added.returncode == 0, added.stderr
+        password = (site / "accounts" / f"{user}.password").read_text().strip()
+        assert password not in added.stdout
+        assert mode(site / "accounts" / f"{user}.password") == 0o600
+    out = tmp_path / "broker-files"
+    assert provision("broker", "config", "--dir", str(site), "--out", str(out)).returncode == 0
+    assert "max_queued_messages 1000000" in (out / "edge.conf").read_text()
+    for user in ("gate-1f-east", "console"):
+        assert (site / "accounts" / f"{user}.password").read_text().strip() not in (
+            out / "passwd"
+        ).read_text()
+
+    workdir = tmp_path / "broker"
+    workdir.mkdir()
+    broker = Broker(workdir, acl=(out / "acl").read_text(), passwords=out / "passwd")
+    broker.start()
+    try:
+
+        def connect(user: str, password: str) -> tuple[mqtt.Client, object]:
+            result: dict[str, object] = {}
+            done = threading.Event()
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=f"t-{user}", protocol=mqtt.MQTTv5
+            )
+            client.username_pw_set(user, password)
+
+            def on_connect(c: object, u: object, f: object, reason: object, p: object) -> None:
+                result["reason"] = reason
+                done.set()
+
+            client.on_connect = on_connect
+            client.connect("127.0.0.1", broker.port)
+            client.loop_start()
+            assert done.wait(10)
+            return client, result["reason"]
+
+        gate_password = (site / "accounts" / "gate-1f-east.password").read_text().strip()
+        client, reason = connect("gate-1f-east", gate_password)
+        assert not reason.is_failure  # type: ignore[attr-defined]
+        acks: dict[int, int] = {}
+        got = threading.Event()
+
+        def on_publish(c: object, u: object, mid: int, reason: object, p: object) -> None:
+            acks[mid] = reason.value  # type: ignore[attr-defined]
+            got.set()
+
+        client.on_publish = on_publish
+        info = client.publish(f"{SITE}/stair-b-2f/events/access", b"{}", qos=1)
+        assert got.wait(10)
+        assert acks[info.mid] == 0x87  # another device's branch: not authorised
+        client.loop_stop()
+        client.disconnect()
+        wrong, reason = connect("gate-1f-east", "not-the-password")
+        assert reason.is_failure  # type: ignore[attr-defined]
+        wrong.loop_stop()
+    finally:
+        broker.stop()
+    registry = Registry(site / "registry.db")
+    assert [a["action"] for a in registry.audit()] == [
+        "site init",
+        "account add",
+        "account add",
+        "account add",
+        "broker config",
+    ]
+
+
+def test_every_command_has_help() -> None:
+    for args in (
+        ["--help"],
+        ["site", "--help"],
+        ["site", "init", "--help"],
+        ["account", "add", "--help"],
+        ["broker", "config", "--help"],
+    ):
+        result = provision(*args)
+        assert result.returncode == 0
+        assert "Usage:" in result.stdout

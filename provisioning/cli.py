@@ -16,8 +16,9 @@ from edge.errors import EdgeError
 from edge.store.database import write_transaction
 from firmware_config.fields import check_slug, check_timezone
 from provisioning import broker
+from provisioning.devices import EXAMPLES, bundle, config_from_example
 from provisioning.keys import generate
-from provisioning.registry import Registry
+from provisioning.registry import Registry, add_device, device_role
 
 ROLES = ("device", "console", "operator")
 
@@ -103,6 +104,67 @@ def account_add(ctx: click.Context, username: str, role: str, directory: Path) -
     registry.add_account(username, role, broker.password_hash(password))
     registry.close()
     click.echo(f"account {username} ({role}); password in {path} (0600)")
+
+
+@cli.group()
+def device() -> None:
+    """Devices: add one from its role's example, make the bundle for its installer."""
+
+
+@device.command("add")
+@click.argument("device_id")
+@click.option("--role", type=click.Choice(sorted(EXAMPLES)), required=True, help="What it is.")
+@site_dir
+@click.pass_context
+def device_add(ctx: click.Context, device_id: str, role: str, directory: Path) -> None:
+    """Register a device and write its configuration, from the role's example, to edit.
+
+    \b
+    Example:
+      edge-provision device add gate-1f-east --role gate
+    """
+    try:
+        check_slug(device_id)
+        registry = Registry(directory / "registry.db")
+        slug = registry.site()["slug"]
+        add_device(registry, device_id, role)
+        registry.close()
+    except (EdgeError, ValueError) as error:
+        click.echo(f"device add refused: {error}", err=True)
+        ctx.exit(2)
+    path = directory / "devices" / f"{device_id}.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(config_from_example(role, slug, device_id), encoding="utf-8")
+    click.echo(
+        f"device {device_id} ({role}); edit {path}, then: edge-provision device bundle {device_id}"
+    )
+
+
+@device.command("bundle")
+@click.argument("device_id")
+@site_dir
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), help="Default: DIR/bundles/ID.tar.gz"
+)
+@click.pass_context
+def device_bundle(ctx: click.Context, device_id: str, directory: Path, out: Path | None) -> None:
+    """Write the one archive an installer copies to the Pi (0600: it holds secrets).
+
+    It holds the validated configuration, the card key, the broker password, the public
+    keys, the systemd unit and the install steps.
+    """
+    target = out or directory / "bundles" / f"{device_id}.tar.gz"
+    try:
+        registry = Registry(directory / "registry.db")
+        device_role(registry, device_id)
+        members = bundle(directory, device_id, target)
+        with write_transaction(registry.db) as db:
+            registry.record(db, "device bundle", device=device_id, out=str(target))
+        registry.close()
+    except (EdgeError, OSError) as error:
+        click.echo(f"device bundle refused: {error}", err=True)
+        ctx.exit(2)
+    click.echo(f"wrote {target} (0600): {', '.join(members)}")
 
 
 @cli.group("broker")

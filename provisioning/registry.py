@@ -101,3 +101,29 @@ class Registry:
         """Return the audit trail, oldest first."""
         rows = self.db.execute("SELECT ts, actor, action, detail FROM audit ORDER BY id")
         return [{"ts": t, "actor": a, "action": x, "detail": d} for t, a, x, d in rows]
+
+
+@migrations(name="0002_devices")
+def devices(db: Database) -> None:
+    """Create the devices: id, role and their configuration file."""
+    db.table("devices").create({"id": str, "role": str, "added_at": str}, pk="id")
+
+
+def add_device(registry: Registry, device_id: str, role: str) -> None:
+    """Add a device to the registry (audited)."""
+    with write_transaction(registry.db) as db:
+        if db.execute("SELECT 1 FROM devices WHERE id = ?", [device_id]).fetchone():
+            raise RegistryError(f"device {device_id} already exists")
+        db.execute(
+            "INSERT INTO devices (id, role, added_at) VALUES (?, ?, ?)",
+            [device_id, role, datetime.now(UTC).isoformat()],
+        )
+        registry.record(db, "device add", device=device_id, role=role)
+
+
+def device_role(registry: Registry, device_id: str) -> str:
+    """Return a device's role, or raise with the fix."""
+    row = registry.db.execute("SELECT role FROM devices WHERE id = ?", [device_id]).fetchone()
+    if row is None:
+        raise RegistryError(f"no device {device_id}; add it with edge-provision device add")
+    return str(row[0])

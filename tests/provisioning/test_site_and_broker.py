@@ -154,3 +154,54 @@ def test_every_command_has_help() -> None:
         result = provision(*args)
         assert result.returncode == 0
         assert "Usage:" in result.stdout
+
+
+def test_device_add_and_bundle(tmp_path: Path) -> None:
+    import tarfile
+
+    site = tmp_path / "site"
+    assert (
+        provision("site", "init", "--site", "kamakura-city-hall", "--dir", str(site)).returncode
+        == 0
+    )
+    added = provision("device", "add", "gate-1f-east", "--role", "gate", "--dir", str(site))
+    assert added.returncode == 0, added.stderr
+    no_account = provision("device", "bundle", "gate-1f-east", "--dir", str(site))
+    assert no_account.returncode == 2
+    assert "account add gate-1f-east --role device" in no_account.stderr
+    assert (
+        provision(
+            "account", "add", "gate-1f-east", "--role", "device", "--dir", str(site)
+        ).returncode
+        == 0
+    )
+    made = provision("device", "bundle", "gate-1f-east", "--dir", str(site))
+    assert made.returncode == 0, made.stderr
+    archive = site / "bundles" / "gate-1f-east.tar.gz"
+    assert mode(archive) == 0o600
+    with tarfile.open(archive) as tar:
+        names = {m.name: m.mode for m in tar.getmembers()}
+        config = tar.extractfile("etc/edge/agent.toml").read().decode()  # type: ignore[union-attr]
+        commands_pub = tar.extractfile("etc/edge/commands.pub").read()  # type: ignore[union-attr]
+    assert names["etc/edge/card-key"] == 0o600
+    assert names["etc/edge/mqtt-password"] == 0o600
+    assert 'id = "gate-1f-east"' in config
+    assert 'username = "gate-1f-east"' in config
+    assert commands_pub == (site / "keys" / "commands.pub").read_bytes()
+    checked = tmp_path / "agent.toml"
+    checked.write_text(config)
+    result = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "check", "--config", str(checked)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    broken = site / "devices" / "gate-1f-east.toml"
+    broken.write_text(broken.read_text().replace("pin = 17", "pin = 40"))
+    refused = provision("device", "bundle", "gate-1f-east", "--dir", str(site))
+    assert refused.returncode == 2
+    assert "GPIO 40 does not exist" in refused.stderr
+    twice = provision("device", "add", "gate-1f-east", "--role", "gate", "--dir", str(site))
+    assert twice.returncode == 2
+    assert "already exists" in twice.stderr

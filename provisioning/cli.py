@@ -212,7 +212,7 @@ def broker_config(ctx: click.Context, directory: Path, out: Path, root: str, por
         )
     )
     (out / "edge.conf").write_text(
-        broker.broker_settings(port, str(out / "passwd"), str(out / "acl"))
+        broker.broker_settings(port, str((out / "passwd").resolve()), str((out / "acl").resolve()))
     )
     with write_transaction(registry.db) as db:
         registry.record(db, "broker config", out=str(out), accounts=len(accounts))

@@ -13,12 +13,15 @@ from pathlib import Path
 import click
 
 from edge.errors import EdgeError
+from edge.keys import read_card_key
 from edge.store.database import write_transaction
 from firmware_config.fields import check_slug, check_timezone
 from provisioning import broker
 from provisioning.devices import EXAMPLES, bundle, config_from_example
-from provisioning.keys import generate
-from provisioning.registry import Registry, add_device, device_role
+from provisioning.keys import SiteKeys, generate
+from provisioning.registry import Registry, add_device, card_owners, device_role, import_people
+from provisioning.staff_csv import RowProblem, decode
+from provisioning.staff_csv import parse as parse_staff
 
 ROLES = ("device", "console", "operator")
 
@@ -165,6 +168,59 @@ def device_bundle(ctx: click.Context, device_id: str, directory: Path, out: Path
         click.echo(f"device bundle refused: {error}", err=True)
         ctx.exit(2)
     click.echo(f"wrote {target} (0600): {', '.join(members)}")
+
+
+@cli.group()
+def cards() -> None:
+    """Cardholders and their cards, from HR's CSV export."""
+
+
+@cards.command("import")
+@click.argument("csv_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@site_dir
+@click.option("--encoding", help="Force the file's encoding (default: UTF-8, else Shift_JIS).")
+@click.option("--skip-bad", is_flag=True, help="Import the good rows and report the bad ones.")
+@click.pass_context
+def cards_import(
+    ctx: click.Context, csv_file: Path, directory: Path, encoding: str | None, skip_bad: bool
+) -> None:
+    """Import staff and their cards; a file with any bad row is refused as a whole.
+
+    Every bad row is listed with its line, field and how to fix it (card numbers are never
+    shown). Columns: staff_no, name, department, card_tech, card_id, groups (a;b),
+    valid_from, valid_until (YYYY-MM-DD, inclusive).
+    """
+    try:
+        registry = Registry(directory / "registry.db")
+        site_row = registry.site()
+        card_key = read_card_key(SiteKeys(directory / "keys").card_key)
+        text, used = decode(csv_file.read_bytes(), encoding)
+    except (EdgeError, ValueError) as error:
+        click.echo(f"cards import refused: {error}", err=True)
+        ctx.exit(2)
+    rows, problems = parse_staff(text, card_key, site_row["timezone"])
+    owners = card_owners(registry, [r.card_ref for r in rows])
+    clashing = [r for r in rows if owners.get(r.card_ref, r.staff_no) != r.staff_no]
+    problems += [
+        RowProblem(
+            r.line,
+            "card_id",
+            "(hidden)",
+            f"this card belongs to staff {owners[r.card_ref]}; revoke it there first",
+        )
+        for r in clashing
+    ]
+    rows = [r for r in rows if r not in clashing]
+    if problems:
+        click.echo(f"{csv_file} ({used}): {len(problems)} problems:", err=True)
+        for problem in sorted(problems, key=lambda p: p.line):
+            click.echo(f"  {problem}", err=True)
+        if not skip_bad:
+            click.echo("nothing imported; fix the rows or use --skip-bad", err=True)
+            ctx.exit(2)
+    count = import_people(registry, rows, str(csv_file))
+    registry.close()
+    click.echo(f"imported {count} people with their cards from {csv_file} ({used})")
 
 
 @cli.group("broker")

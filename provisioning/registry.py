@@ -127,3 +127,70 @@ def device_role(registry: Registry, device_id: str) -> str:
     if row is None:
         raise RegistryError(f"no device {device_id}; add it with edge-provision device add")
     return str(row[0])
+
+
+@migrations(name="0003_people_cards")
+def people_cards(db: Database) -> None:
+    """Create people and their cards; cards by reference only, never the raw card id."""
+    db.table("people").create(
+        {
+            "staff_no": str,
+            "name": str,
+            "department": str,
+            "groups": str,
+            "valid_from": str,
+            "valid_until": str,
+            "updated_at": str,
+        },
+        pk="staff_no",
+    )
+    db.table("cards").create(
+        {"card_ref": str, "staff_no": str, "technology": str, "status": str, "updated_at": str},
+        pk="card_ref",
+        not_null={"staff_no", "technology", "status"},
+    )
+    db.table("cards").create_index(["staff_no"])
+
+
+def card_owners(registry: Registry, refs: list[str]) -> dict[str, str]:
+    """Return {card_ref: staff_no} for the cards already in the registry."""
+    owners: dict[str, str] = {}
+    for start in range(0, len(refs), 500):
+        chunk = refs[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        # Only "?" placeholders are formatted in; the values are bound.
+        query = f"SELECT card_ref, staff_no FROM cards WHERE card_ref IN ({marks})"  # noqa: S608
+        for ref, staff_no in registry.db.execute(query, chunk):
+            owners[ref] = staff_no
+    return owners
+
+
+def import_people(registry: Registry, rows: list[Any], source: str) -> int:
+    """Add or update people and their cards in one transaction (audited); return the count."""
+    now = datetime.now(UTC).isoformat()
+    with write_transaction(registry.db) as db:
+        for row in rows:
+            db.execute(
+                "INSERT INTO people (staff_no, name, department, groups, valid_from, valid_until, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(staff_no) DO UPDATE SET "
+                "name = excluded.name, department = excluded.department, groups = excluded.groups, "
+                "valid_from = excluded.valid_from, valid_until = excluded.valid_until, "
+                "updated_at = excluded.updated_at",
+                [
+                    row.staff_no,
+                    row.name,
+                    row.department,
+                    json.dumps(list(row.groups)),
+                    row.valid_from.isoformat() if row.valid_from else None,
+                    row.valid_until.isoformat() if row.valid_until else None,
+                    now,
+                ],
+            )
+            db.execute(
+                "INSERT INTO cards (card_ref, staff_no, technology, status, updated_at) "
+                "VALUES (?, ?, ?, 'active', ?) ON CONFLICT(card_ref) DO UPDATE SET "
+                "updated_at = excluded.updated_at",
+                [row.card_ref, row.staff_no, row.technology, now],
+            )
+        registry.record(db, "cards import", source=source, people=len(rows))
+    return len(rows)

@@ -194,3 +194,14 @@ def import_people(registry: Registry, rows: list[Any], source: str) -> int:
             )
         registry.record(db, "cards import", source=source, people=len(rows))
     return len(rows)
+
+
+@migrations(name="0004_rules_publish")
+def rules_publish(db: Database) -> None:
+    """Create schedules, rules (group -> doors on a schedule), settings and published versions."""
+    db.table("schedules").create({"id": str, "body": str}, pk="id")
+    db.table("rules").create({"id": int, "grp": str, "doors": str, "schedule": str}, pk="id")
+    db.table("settings").create({"key": str, "value": str}, pk="key")
+    db.table("published").create(
+        {"device": str, "version": int, "published_at": str, "cards": int}, pk="device"
+    )

@@ -379,3 +379,58 @@ def _monotonic() -> float:
     import time
 
     return time.monotonic()
+
+
+def publish_and_watch(
+    config: MqttConfig,
+    client_id: str,
+    messages: list[tuple[str, bytes]],
+    watch: str,
+    done: Callable[[dict[str, dict[str, Any]]], bool],
+    timeout_s: float,
+) -> dict[str, dict[str, Any]]:
+    """Publish retained QoS 1 messages, then collect JSON on `watch` until `done` or timeout.
+
+    For operators' tools (provisioning): they meet the broker only through this module.
+    Returns the last payload seen per topic.
+    """
+    import time
+
+    seen: dict[str, dict[str, Any]] = {}
+    lock = threading.Condition()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    if config.username:
+        password = config.password_file.read_text().strip() if config.password_file else None
+        client.username_pw_set(config.username, password)
+    if config.tls is not None:
+        client.tls_set(ca_certs=str(config.tls.ca_file))
+
+    def on_message(c: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            body = json.loads(message.payload)
+        except ValueError:
+            return
+        with lock:
+            seen[message.topic] = body
+            lock.notify_all()
+
+    client.on_message = on_message
+    client.connect(config.host, config.port, keepalive=config.keepalive_s)
+    client.loop_start()
+    try:
+        client.subscribe(watch, qos=1)
+        for topic, payload in messages:
+            info = client.publish(topic, payload, qos=1, retain=True)
+            info.wait_for_publish(30)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                raise LinkError(f"could not publish to {topic}: {mqtt.error_string(info.rc)}")
+        deadline = time.monotonic() + timeout_s
+        with lock:
+            while not done(seen):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not lock.wait(remaining):
+                    break
+        return dict(seen)
+    finally:
+        client.loop_stop()
+        client.disconnect()

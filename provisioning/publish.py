@@ -1,0 +1,96 @@
+"""Publish credentials: one signed snapshot per device, with only what that device needs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edge.core.credentials import Credential, DenyReason
+from edge.snapshot import build
+from edge.store.database import write_transaction
+from firmware_config.loader import load_config
+from provisioning.keys import SiteKeys
+from provisioning.registry import Registry
+from provisioning.rules import policy_for
+
+
+@dataclass(frozen=True)
+class Built:
+    """One device's snapshot."""
+
+    device: str
+    version: int
+    cards: int
+    data: bytes
+
+
+def next_version(registry: Registry) -> int:
+    """Return the site's next credential version (persisted, strictly increasing)."""
+    with write_transaction(registry.db) as db:
+        row = db.execute("SELECT value FROM settings WHERE key = 'version'").fetchone()
+        version = int(row[0]) + 1 if row else 1
+        db.execute(
+            "INSERT INTO settings (key, value) VALUES ('version', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [str(version)],
+        )
+    return version
+
+
+def build_all(registry: Registry, site_dir: Path, devices: list[str] | None = None) -> list[Built]:
+    """Build a snapshot for each device (all by default): its doors' rules and their cards."""
+    site = registry.site()
+    keys = SiteKeys(site_dir / "keys")
+    private = keys.load_private("credentials")
+    version = next_version(registry)
+    targets = devices or [r[0] for r in registry.db.execute("SELECT id FROM devices ORDER BY id")]
+    now = datetime.now(UTC)
+    deny = {
+        ref: DenyReason.LOST if status == "lost" else DenyReason.REVOKED
+        for ref, status in registry.db.execute(
+            "SELECT card_ref, status FROM cards WHERE status IN ('revoked', 'lost')"
+        )
+    }
+    built = []
+    for device in targets:
+        config = load_config(site_dir / "devices" / f"{device}.toml")
+        policy = policy_for(registry, {d.id for d in config.doors}, version)
+        wanted = {r.group for r in policy.rules} | set(policy.override_groups)
+        credentials = []
+        for ref, groups_json, valid_from, valid_until in registry.db.execute(
+            "SELECT c.card_ref, p.groups, p.valid_from, p.valid_until FROM cards c "
+            "JOIN people p ON p.staff_no = c.staff_no WHERE c.status = 'active'"
+        ):
+            groups = frozenset(json.loads(groups_json)) & wanted
+            if groups:
+                credentials.append(
+                    Credential(
+                        ref,
+                        groups,
+                        datetime.fromisoformat(valid_from) if valid_from else None,
+                        datetime.fromisoformat(valid_until) if valid_until else None,
+                    )
+                )
+        data = build(
+            private,
+            site=site["slug"],
+            device=device,
+            version=version,
+            policy=policy,
+            credentials=credentials,
+            deny=deny,
+            issued_at=now,
+        )
+        built.append(Built(device, version, len(credentials), data))
+    with write_transaction(registry.db) as db:
+        for b in built:
+            db.execute(
+                "INSERT INTO published (device, version, published_at, cards) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(device) DO UPDATE SET version = excluded.version, "
+                "published_at = excluded.published_at, cards = excluded.cards",
+                [b.device, b.version, now.isoformat(), b.cards],
+            )
+        registry.record(db, "publish", version=version, devices=[b.device for b in built])
+    return built

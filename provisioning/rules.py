@@ -1,0 +1,101 @@
+"""Access rules in the registry: schedules, group -> doors rules, lockdown override groups."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from edge.core.policy import AccessPolicy
+from edge.core.schedule import TimeRange
+from edge.store.database import write_transaction
+from edge.store.policy_json import policy_from_json
+from provisioning.registry import Registry
+
+DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+
+
+def parse_days(text: str) -> list[int]:
+    """Parse "mon-fri", "sat,sun" or "all" into weekday numbers (0 = Monday)."""
+    if text == "all":
+        return list(range(7))
+    days: set[int] = set()
+    for part in text.lower().split(","):
+        first, _, last = part.strip().partition("-")
+        if first not in DAYS or (last and last not in DAYS):
+            raise ValueError(f"days {text!r}: write them like mon-fri, sat,sun or all")
+        start, end = DAYS[first], DAYS[last or first]
+        days.update(
+            range(start, end + 1) if start <= end else [*range(start, 7), *range(0, end + 1)]
+        )
+    return sorted(days)
+
+
+def add_schedule(
+    registry: Registry, schedule_id: str, days: str, hours: str, holidays: str | None
+) -> None:
+    """Add or replace a schedule (audited)."""
+    TimeRange.parse(hours)
+    if holidays:
+        TimeRange.parse(holidays)
+    body = {
+        "windows": [{"days": parse_days(days), "hours": hours}],
+        "on_holidays": [holidays] if holidays else [],
+    }
+    with write_transaction(registry.db) as db:
+        db.execute(
+            "INSERT INTO schedules (id, body) VALUES (?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET body = excluded.body",
+            [schedule_id, json.dumps(body)],
+        )
+        registry.record(db, "schedule add", schedule=schedule_id, **body)
+
+
+def add_rule(registry: Registry, group: str, doors: list[str], schedule: str) -> None:
+    """Let `group` pass `doors` while `schedule` is open (audited)."""
+    with write_transaction(registry.db) as db:
+        if (
+            schedule != "always"
+            and not db.execute("SELECT 1 FROM schedules WHERE id = ?", [schedule]).fetchone()
+        ):
+            raise ValueError(f"no schedule {schedule!r}; add it with edge-provision rules schedule")
+        db.execute(
+            "INSERT INTO rules (grp, doors, schedule) VALUES (?, ?, ?)",
+            [group, json.dumps(doors), schedule],
+        )
+        registry.record(db, "rule add", group=group, doors=doors, schedule=schedule)
+
+
+def set_override_groups(registry: Registry, groups: list[str]) -> None:
+    """Set the groups that pass through a lockdown (security staff)."""
+    with write_transaction(registry.db) as db:
+        db.execute(
+            "INSERT INTO settings (key, value) VALUES ('override_groups', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [json.dumps(sorted(groups))],
+        )
+        registry.record(db, "override groups", groups=sorted(groups))
+
+
+def policy_for(registry: Registry, doors: set[str], version: int) -> AccessPolicy:
+    """Return the policy a device with `doors` needs: only the rules that touch its doors."""
+    schedules: dict[str, Any] = {
+        sid: json.loads(body) for sid, body in registry.db.execute("SELECT id, body FROM schedules")
+    }
+    rules = []
+    for group, doors_json, schedule in registry.db.execute(
+        "SELECT grp, doors, schedule FROM rules ORDER BY id"
+    ):
+        mine = sorted(set(json.loads(doors_json)) & doors)
+        if mine:
+            rules.append({"group": group, "doors": mine, "schedule": schedule})
+    row = registry.db.execute("SELECT value FROM settings WHERE key = 'override_groups'").fetchone()
+    return policy_from_json(
+        {
+            "version": version,
+            "schedules": {
+                s: schedules[s] for s in {r["schedule"] for r in rules} if s in schedules
+            },
+            "rules": rules,
+            "override_groups": json.loads(row[0]) if row else [],
+        }
+    )

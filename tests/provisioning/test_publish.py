@@ -1,0 +1,132 @@
+"""From the registry to the door: rules and HR's CSV published to a running agent over a
+mosquitto configured by edge-provision, and as files for a standalone device."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.broker import Broker
+from tests.edge.agent_fixtures import SimDevice, sim_config
+from tests.edge.sim_process import AgentProcess
+
+CSV = (
+    "staff_no,name,department,card_tech,card_id,groups,valid_from,valid_until\n"
+    "S001,佐藤 花子,総務課,felica,0114A1B2C3D4E5F6,staff,,\n"
+    "S002,鈴木 太郎,警備,felica,0114A1B2C3D4E5F7,security,,\n"
+    "S003,高橋 健太,来庁者,felica,0114A1B2C3D4E5F8,visitors,,\n"
+)
+
+
+def provision(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "provisioning.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def set_up_site(tmp_path: Path) -> Path:
+    site = tmp_path / "site"
+    steps = [
+        ("site", "init", "--site", "kamakura-city-hall"),
+        ("account", "add", "gate-1f-east", "--role", "device"),
+        ("account", "add", "operator", "--role", "operator"),
+        ("device", "add", "gate-1f-east", "--role", "gate"),
+        (
+            "rules",
+            "schedule",
+            "office",
+            "--days",
+            "all",
+            "--hours",
+            "00:00-24:00",
+            "--holidays",
+            "00:00-24:00",
+        ),
+        ("rules", "add", "staff", "--doors", "gate-east", "--schedule", "office"),
+        ("rules", "add", "security", "--doors", "gate-east,stair-b-2f"),
+        ("rules", "override", "security"),
+    ]
+    for step in steps:
+        result = provision(*step, "--dir", str(site))
+        assert result.returncode == 0, (step, result.stderr)
+    csv = tmp_path / "staff.csv"
+    csv.write_text(CSV, encoding="utf-8")
+    assert provision("cards", "import", str(csv), "--dir", str(site)).returncode == 0
+    return site
+
+
+def agent_for(site: Path, tmp_path: Path, broker_port: int) -> Path:
+    agent_dir = tmp_path / "device"
+    agent_dir.mkdir()
+    device = sim_config(agent_dir, broker_port=broker_port)
+    for name in ("card-key", "credentials.pub", "commands.pub"):
+        shutil.copy(site / "keys" / name, agent_dir / name)
+    (agent_dir / "card-key").chmod(0o600)
+    password = site / "accounts" / "gate-1f-east.password"
+    device.config.write_text(
+        device.config.read_text() + f'username = "gate-1f-east"\npassword_file = "{password}"\n'
+    )
+    return agent_dir
+
+
+def test_publish_reaches_the_device_and_the_door_decides_by_it(tmp_path: Path) -> None:
+    site = set_up_site(tmp_path)
+    files = tmp_path / "broker-files"
+    assert provision("broker", "config", "--dir", str(site), "--out", str(files)).returncode == 0
+    workdir = tmp_path / "broker"
+    workdir.mkdir()
+    broker = Broker(workdir, acl=(files / "acl").read_text(), passwords=files / "passwd")
+    broker.start()
+    agent_dir = agent_for(site, tmp_path, broker.port)
+    agent = AgentProcess(SimDevice(agent_dir / "agent.toml", agent_dir / "agent.db"), agent_dir)
+    try:
+        result = provision(
+            "publish", "--dir", str(site), "--port", str(broker.port), "--wait", "30"
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "gate-1f-east: applied" in result.stdout
+        assert "gate-1f-east: 2 cards" in result.stderr  # staff and security; not the visitor
+
+        def tap(n: int) -> dict[str, object]:
+            card = f"0114A1B2C3D4E5F{n}"
+            return agent.request(op="tap", reader="gate-east-in", technology="felica", id=card)
+
+        assert tap(6)["decision"] == "granted"
+        assert tap(8)["reason"] == "unknown_card"  # visitors have no rule at this door
+    finally:
+        agent.terminate()
+        broker.stop()
+
+
+def test_publish_to_files_for_a_standalone_device(tmp_path: Path) -> None:
+    site = set_up_site(tmp_path)
+    out = tmp_path / "snapshots"
+    result = provision("publish", "--dir", str(site), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    snapshot = out / "gate-1f-east.v1.json"
+    agent_dir = agent_for(site, tmp_path, 9)
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge.cli",
+            "credentials",
+            "load",
+            str(snapshot),
+            "--config",
+            str(agent_dir / "agent.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert "applied credential set v1: 2 cards" in loaded.stdout
+    again = provision("publish", "--dir", str(site), "--out", str(out))
+    assert "(v2)" in again.stdout  # versions only go up

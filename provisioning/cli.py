@@ -21,7 +21,15 @@ from provisioning import broker
 from provisioning.devices import EXAMPLES, bundle, config_from_example
 from provisioning.keys import SiteKeys, generate
 from provisioning.publish import build_all
-from provisioning.registry import Registry, add_device, card_owners, device_role, import_people
+from provisioning.registry import (
+    Registry,
+    add_device,
+    card_owners,
+    device_role,
+    import_people,
+    people_with_cards,
+    set_card_status,
+)
 from provisioning.rules import add_rule, add_schedule, set_override_groups
 from provisioning.staff_csv import RowProblem, decode
 from provisioning.staff_csv import parse as parse_staff
@@ -224,6 +232,47 @@ def cards_import(
     count = import_people(registry, rows, str(csv_file))
     registry.close()
     click.echo(f"imported {count} people with their cards from {csv_file} ({used})")
+
+
+@cards.command("revoke")
+@click.argument("staff_no")
+@site_dir
+@click.pass_context
+def cards_revoke(ctx: click.Context, staff_no: str, directory: Path) -> None:
+    """Revoke a person's cards (a leaver); denied at the next tap once published."""
+    _card_status(ctx, staff_no, directory, "revoked")
+
+
+@cards.command("lost")
+@click.argument("staff_no")
+@site_dir
+@click.pass_context
+def cards_lost(ctx: click.Context, staff_no: str, directory: Path) -> None:
+    """Revoke a person's cards and flag them lost: a later tap also raises an alarm."""
+    _card_status(ctx, staff_no, directory, "lost")
+
+
+def _card_status(ctx: click.Context, staff_no: str, directory: Path, status: str) -> None:
+    try:
+        count = set_card_status(Registry(directory / "registry.db"), staff_no, status)
+    except EdgeError as error:
+        click.echo(f"refused: {error}", err=True)
+        ctx.exit(2)
+    click.echo(f"{count} card(s) of {staff_no} now {status}; run edge-provision publish")
+
+
+@cards.command("list")
+@site_dir
+def cards_list(directory: Path) -> None:
+    """List people and their cards (card references shortened; card numbers are not kept)."""
+    for person in people_with_cards(Registry(directory / "registry.db")):
+        cards_text = ", ".join(
+            f"{c['technology']} {c['ref']}… {c['status']}" for c in person["cards"]
+        )
+        click.echo(
+            f"{person['staff_no']:<8} {person['name']} ({person['department']}) "
+            f"[{';'.join(person['groups'])}]  {cards_text}"
+        )
 
 
 @cli.group()

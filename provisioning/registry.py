@@ -205,3 +205,43 @@ def rules_publish(db: Database) -> None:
     db.table("published").create(
         {"device": str, "version": int, "published_at": str, "cards": int}, pk="device"
     )
+
+
+def set_card_status(registry: Registry, staff_no: str, status: str) -> int:
+    """Revoke (or flag as lost) every active card of a person; return how many (audited)."""
+    with write_transaction(registry.db) as db:
+        if not db.execute("SELECT 1 FROM people WHERE staff_no = ?", [staff_no]).fetchone():
+            raise RegistryError(f"no staff {staff_no!r}; see edge-provision cards list")
+        cursor = db.execute(
+            "UPDATE cards SET status = ?, updated_at = ? WHERE staff_no = ? AND status = 'active'",
+            [status, datetime.now(UTC).isoformat(), staff_no],
+        )
+        count = cursor.rowcount
+        registry.record(db, f"cards {status}", staff_no=staff_no, cards=count)
+    return int(count)
+
+
+def people_with_cards(registry: Registry) -> list[dict[str, Any]]:
+    """Return everyone with their cards (references shortened, never raw ids)."""
+    people = []
+    for staff_no, name, department, groups in registry.db.execute(
+        "SELECT staff_no, name, department, groups FROM people ORDER BY staff_no"
+    ):
+        cards = [
+            {"ref": ref[:12], "technology": tech, "status": status}
+            for ref, tech, status in registry.db.execute(
+                "SELECT card_ref, technology, status FROM cards WHERE staff_no = ? "
+                "ORDER BY card_ref",
+                [staff_no],
+            )
+        ]
+        people.append(
+            {
+                "staff_no": staff_no,
+                "name": name,
+                "department": department,
+                "groups": json.loads(groups),
+                "cards": cards,
+            }
+        )
+    return people

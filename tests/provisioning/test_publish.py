@@ -130,3 +130,46 @@ def test_publish_to_files_for_a_standalone_device(tmp_path: Path) -> None:
     assert "applied credential set v1: 2 cards" in loaded.stdout
     again = provision("publish", "--dir", str(site), "--out", str(out))
     assert "(v2)" in again.stdout  # versions only go up
+
+
+def test_a_lost_card_is_denied_with_an_alarm_after_the_next_publish(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    site = set_up_site(tmp_path)
+    out = tmp_path / "snapshots"
+    lost = provision("cards", "lost", "S001", "--dir", str(site))
+    assert lost.returncode == 0, lost.stderr
+    assert "1 card(s) of S001 now lost" in lost.stdout
+    listing = provision("cards", "list", "--dir", str(site)).stdout
+    assert "S001" in listing
+    assert "lost" in listing
+    assert "0114A1B2C3D4E5F6" not in listing
+    assert provision("publish", "--dir", str(site), "--out", str(out)).returncode == 0
+    agent_dir = agent_for(site, tmp_path, 9)
+    load = [
+        sys.executable,
+        "-m",
+        "edge.cli",
+        "credentials",
+        "load",
+        str(out / "gate-1f-east.v1.json"),
+    ]
+    assert (
+        subprocess.run([*load, "--config", str(agent_dir / "agent.toml")], check=False).returncode
+        == 0
+    )
+    agent = AgentProcess(SimDevice(agent_dir / "agent.toml", agent_dir / "agent.db"), agent_dir)
+    try:
+        reply = agent.request(
+            op="tap", reader="gate-east-in", technology="felica", id="0114A1B2C3D4E5F6"
+        )
+        assert reply["reason"] == "revoked"
+    finally:
+        agent.terminate()
+    with sqlite3.connect(agent_dir / "agent.db") as conn:
+        types = [json.loads(p)["type"] for (p,) in conn.execute("SELECT payload FROM outbox")]
+    assert "lost_card_used" in types
+    unknown = provision("cards", "revoke", "S999", "--dir", str(site))
+    assert unknown.returncode == 2
+    assert "no staff" in unknown.stderr

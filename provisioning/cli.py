@@ -442,6 +442,95 @@ def _version(status: dict[str, object] | None) -> int:
     return 0
 
 
+@device.command("list")
+@site_dir
+def device_list(directory: Path) -> None:
+    """List the devices with the credential version last published to each."""
+    registry = Registry(directory / "registry.db")
+    rows = registry.db.execute(
+        "SELECT d.id, d.role, p.version, p.published_at, p.cards FROM devices d "
+        "LEFT JOIN published p ON p.device = d.id ORDER BY d.id"
+    ).fetchall()
+    for device_id, role, version, published_at, count in rows:
+        sent = (
+            f"v{version} ({count} cards) at {published_at[:19]}" if version else "never published"
+        )
+        click.echo(f"{device_id:<20} {role:<12} {sent}")
+
+
+@device.command("status")
+@site_dir
+@click.option("--host", default="localhost", show_default=True, help="Broker host.")
+@click.option("--port", default=1883, show_default=True, help="Broker port.")
+@click.option("--user", default="operator", show_default=True, help="Broker account.")
+@click.option("--root", default="edge", show_default=True, help="MQTT topic root.")
+@click.option("--wait", "wait_s", default=3.0, show_default=True, help="Seconds to listen.")
+@click.pass_context
+def device_status(
+    ctx: click.Context, directory: Path, host: str, port: int, user: str, root: str, wait_s: float
+) -> None:
+    """Read every device's retained status from the broker; flag offline and stale ones.
+
+    Exit status 1 when any device is offline, silent, behind the published credentials, or
+    reports stale credentials, an unsynchronised clock or a backlog.
+    """
+    registry = Registry(directory / "registry.db")
+    slug = registry.site()["slug"]
+    published = dict(registry.db.execute("SELECT device, version FROM published").fetchall())
+    devices = [r[0] for r in registry.db.execute("SELECT id FROM devices ORDER BY id")]
+    password = directory / "accounts" / f"{user}.password"
+    config = MqttConfig(host=host, port=port, root=root, username=user, password_file=password)
+    try:
+        seen = publish_and_watch(
+            config,
+            f"edge-provision-{os.getpid()}",
+            [],
+            f"{root}/{slug}/+/status",
+            lambda s: False,
+            wait_s,
+        )
+    except (EdgeError, OSError) as error:
+        click.echo(f"device status failed: {error}", err=True)
+        ctx.exit(2)
+    trouble = 0
+    for device_id in devices:
+        status = seen.get(status_topic(root, slug, device_id))
+        problems = _status_problems(status, published.get(device_id, 0))
+        trouble += bool(problems)
+        line = _status_line(status)
+        click.echo(f"{device_id:<20} {line}{'  ⚠ ' + '; '.join(problems) if problems else ''}")
+    if trouble:
+        ctx.exit(1)
+
+
+def _status_line(status: dict[str, object] | None) -> str:
+    if status is None:
+        return "no status"
+    creds = status.get("credentials") if isinstance(status.get("credentials"), dict) else {}
+    assert isinstance(creds, dict)
+    return (
+        f"{status.get('state')} software {status.get('software')} "
+        f"config {status.get('config_hash')} credentials v{creds.get('version')} "
+        f"backlog {status.get('backlog')}"
+    )
+
+
+def _status_problems(status: dict[str, object] | None, published: int) -> list[str]:
+    if status is None:
+        return ["never reported"]
+    problems = []
+    if status.get("state") != "online":
+        problems.append("offline")
+    if _version(status) < published:
+        problems.append(f"runs v{_version(status)}, v{published} was published")
+    creds = status.get("credentials")
+    if isinstance(creds, dict) and creds.get("stale"):
+        problems.append("credentials stale")
+    if status.get("clock_synced") is False:
+        problems.append("clock not synchronised")
+    return problems
+
+
 @cli.group("broker")
 def broker_group() -> None:
     """mosquitto's password file, ACL and settings for this site."""

@@ -99,9 +99,19 @@ def test_publish_reaches_the_device_and_the_door_decides_by_it(tmp_path: Path) -
 
         assert tap(6)["decision"] == "granted"
         assert tap(8)["reason"] == "unknown_card"  # visitors have no rule at this door
+        status = provision("device", "status", "--dir", str(site), "--port", str(broker.port))
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert "gate-1f-east" in status.stdout
+        assert "online" in status.stdout
+        assert "credentials v1" in status.stdout
+        listed = provision("device", "list", "--dir", str(site)).stdout
+        assert "v1 (2 cards)" in listed
     finally:
         agent.terminate()
-        broker.stop()
+    after = provision("device", "status", "--dir", str(site), "--port", str(broker.port))
+    broker.stop()
+    assert after.returncode == 1  # the agent stopped: its status says offline
+    assert "offline" in after.stdout
 
 
 def test_publish_to_files_for_a_standalone_device(tmp_path: Path) -> None:

@@ -1,0 +1,115 @@
+"""edge-provision cards: import from HR's CSV, revoke, lost, list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edge.errors import EdgeError
+from edge.keys import read_card_key
+from provisioning.keys import SiteKeys
+from provisioning.options import site_dir
+from provisioning.registry import (
+    Registry,
+    card_owners,
+    import_people,
+    people_with_cards,
+    set_card_status,
+)
+from provisioning.staff_csv import RowProblem, decode
+from provisioning.staff_csv import parse as parse_staff
+
+
+@click.group()
+def cards() -> None:
+    """Cardholders and their cards, from HR's CSV export."""
+
+
+@cards.command("import")
+@click.argument("csv_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@site_dir
+@click.option("--encoding", help="Force the file's encoding (default: UTF-8, else Shift_JIS).")
+@click.option("--skip-bad", is_flag=True, help="Import the good rows and report the bad ones.")
+@click.pass_context
+def cards_import(
+    ctx: click.Context, csv_file: Path, directory: Path, encoding: str | None, skip_bad: bool
+) -> None:
+    """Import staff and their cards; a file with any bad row is refused as a whole.
+
+    Every bad row is listed with its line, field and how to fix it (card numbers are never
+    shown). Columns: staff_no, name, department, card_tech, card_id, groups (a;b),
+    valid_from, valid_until (YYYY-MM-DD, inclusive).
+    """
+    try:
+        registry = Registry(directory / "registry.db")
+        site_row = registry.site()
+        card_key = read_card_key(SiteKeys(directory / "keys").card_key)
+        text, used = decode(csv_file.read_bytes(), encoding)
+    except (EdgeError, ValueError) as error:
+        click.echo(f"cards import refused: {error}", err=True)
+        ctx.exit(2)
+    rows, problems = parse_staff(text, card_key, site_row["timezone"])
+    owners = card_owners(registry, [r.card_ref for r in rows])
+    clashing = [r for r in rows if owners.get(r.card_ref, r.staff_no) != r.staff_no]
+    problems += [
+        RowProblem(
+            r.line,
+            "card_id",
+            "(hidden)",
+            f"this card belongs to staff {owners[r.card_ref]}; revoke it there first",
+        )
+        for r in clashing
+    ]
+    rows = [r for r in rows if r not in clashing]
+    if problems:
+        click.echo(f"{csv_file} ({used}): {len(problems)} problems:", err=True)
+        for problem in sorted(problems, key=lambda p: p.line):
+            click.echo(f"  {problem}", err=True)
+        if not skip_bad:
+            click.echo("nothing imported; fix the rows or use --skip-bad", err=True)
+            ctx.exit(2)
+    count = import_people(registry, rows, str(csv_file))
+    registry.close()
+    click.echo(f"imported {count} people with their cards from {csv_file} ({used})")
+
+
+@cards.command("revoke")
+@click.argument("staff_no")
+@site_dir
+@click.pass_context
+def cards_revoke(ctx: click.Context, staff_no: str, directory: Path) -> None:
+    """Revoke a person's cards (a leaver); denied at the next tap once published."""
+    _card_status(ctx, staff_no, directory, "revoked")
+
+
+@cards.command("lost")
+@click.argument("staff_no")
+@site_dir
+@click.pass_context
+def cards_lost(ctx: click.Context, staff_no: str, directory: Path) -> None:
+    """Revoke a person's cards and flag them lost: a later tap also raises an alarm."""
+    _card_status(ctx, staff_no, directory, "lost")
+
+
+def _card_status(ctx: click.Context, staff_no: str, directory: Path, status: str) -> None:
+    try:
+        count = set_card_status(Registry(directory / "registry.db"), staff_no, status)
+    except EdgeError as error:
+        click.echo(f"refused: {error}", err=True)
+        ctx.exit(2)
+    click.echo(f"{count} card(s) of {staff_no} now {status}; run edge-provision publish")
+
+
+@cards.command("list")
+@site_dir
+def cards_list(directory: Path) -> None:
+    """List people and their cards (card references shortened; card numbers are not kept)."""
+    for person in people_with_cards(Registry(directory / "registry.db")):
+        cards_text = ", ".join(
+            f"{c['technology']} {c['ref']}… {c['status']}" for c in person["cards"]
+        )
+        click.echo(
+            f"{person['staff_no']:<8} {person['name']} ({person['department']}) "
+            f"[{';'.join(person['groups'])}]  {cards_text}"
+        )

@@ -1,0 +1,183 @@
+"""edge-provision rules and publish."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from edge.errors import EdgeError
+from edge.link.mqtt import publish_and_watch
+from edge.link.topics import credentials as credentials_topic
+from edge.link.topics import status as status_topic
+from firmware_config.fields import check_slug
+from firmware_config.model import MqttConfig
+from provisioning.options import site_dir, status_version
+from provisioning.publish import build_all
+from provisioning.registry import (
+    Registry,
+)
+from provisioning.rules import add_rule, add_schedule, set_override_groups
+
+
+@click.group()
+def rules() -> None:
+    """Who may pass which doors, and when."""
+
+
+@rules.command("schedule")
+@click.argument("schedule_id")
+@click.option("--days", required=True, help="mon-fri, sat,sun or all.")
+@click.option(
+    "--hours", required=True, help='Local time, e.g. "07:00-20:00" ("24:00" ends the day).'
+)
+@click.option("--holidays", help="Hours on public holidays and closure days (default: closed).")
+@site_dir
+@click.pass_context
+def rules_schedule(
+    ctx: click.Context,
+    schedule_id: str,
+    days: str,
+    hours: str,
+    holidays: str | None,
+    directory: Path,
+) -> None:
+    """Add or replace a weekly schedule."""
+    try:
+        check_slug(schedule_id)
+        add_schedule(Registry(directory / "registry.db"), schedule_id, days, hours, holidays)
+    except (EdgeError, ValueError) as error:
+        click.echo(f"schedule refused: {error}", err=True)
+        ctx.exit(2)
+    click.echo(f"schedule {schedule_id}: {days} {hours}, holidays {holidays or 'closed'}")
+
+
+@rules.command("add")
+@click.argument("group")
+@click.option("--doors", required=True, help="Door ids, comma-separated.")
+@click.option("--schedule", default="always", show_default=True, help="A schedule id, or always.")
+@site_dir
+@click.pass_context
+def rules_add(ctx: click.Context, group: str, doors: str, schedule: str, directory: Path) -> None:
+    """Let a group pass doors while a schedule is open."""
+    try:
+        check_slug(group)
+        door_ids = [check_slug(d.strip()) for d in doors.split(",") if d.strip()]
+        add_rule(Registry(directory / "registry.db"), group, door_ids, schedule)
+    except (EdgeError, ValueError) as error:
+        click.echo(f"rule refused: {error}", err=True)
+        ctx.exit(2)
+    click.echo(f"rule: {group} may pass {', '.join(door_ids)} ({schedule})")
+
+
+@rules.command("override")
+@click.argument("groups", nargs=-1, required=True)
+@site_dir
+def rules_override(groups: tuple[str, ...], directory: Path) -> None:
+    """Set the groups that pass through a lockdown (security staff)."""
+    set_override_groups(Registry(directory / "registry.db"), list(groups))
+    click.echo(f"lockdown override groups: {', '.join(groups)}")
+
+
+@click.command()
+@site_dir
+@click.option("--device", "devices", multiple=True, help="Only these devices (default: all).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write snapshot files here instead of publishing (for edge-agent credentials load).",
+)
+@click.option("--host", default="localhost", show_default=True, help="Broker host.")
+@click.option("--port", default=1883, show_default=True, help="Broker port.")
+@click.option(
+    "--user",
+    default="operator",
+    show_default=True,
+    help="Broker account that may publish credentials.",
+)
+@click.option("--root", default="edge", show_default=True, help="MQTT topic root.")
+@click.option(
+    "--wait",
+    "wait_s",
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for devices to apply it.",
+)
+@click.pass_context
+def publish(
+    ctx: click.Context,
+    directory: Path,
+    devices: tuple[str, ...],
+    out: Path | None,
+    host: str,
+    port: int,
+    user: str,
+    root: str,
+    wait_s: float,
+) -> None:
+    """Build each device's signed credential snapshot and publish it retained.
+
+    Each device gets only its doors' rules and the cards allowed there, by reference. Then
+    the devices' status shows which applied the new version; any that did not in --wait
+    seconds is named (exit status 1).
+    """
+    try:
+        registry = Registry(directory / "registry.db")
+        site_row = registry.site()
+        built = build_all(registry, directory, list(devices) or None)
+    except (EdgeError, ValueError, OSError) as error:
+        click.echo(f"publish refused: {error}", err=True)
+        ctx.exit(2)
+    if not built:
+        click.echo("no devices to publish to; add them with edge-provision device add", err=True)
+        ctx.exit(2)
+    version = built[0].version
+    with click.progressbar(built, label=f"building v{version}") as bar:
+        for b in bar:
+            click.echo(f"  {b.device}: {b.cards} cards, {len(b.data):,} bytes", err=True)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for b in built:
+            (out / f"{b.device}.v{b.version}.json").write_bytes(b.data)
+        click.echo(f"wrote {len(built)} snapshots (v{version}) to {out}")
+        return
+    config = MqttConfig(
+        host=host,
+        port=port,
+        root=root,
+        username=user,
+        password_file=directory / "accounts" / f"{user}.password",
+    )
+    topics_by_device = {b.device: status_topic(root, site_row["slug"], b.device) for b in built}
+
+    def applied(seen: dict[str, dict[str, object]]) -> bool:
+        return all(status_version(seen.get(t)) >= version for t in topics_by_device.values())
+
+    try:
+        seen = publish_and_watch(
+            config,
+            f"edge-provision-{os.getpid()}",
+            [(credentials_topic(root, site_row["slug"], b.device), b.data) for b in built],
+            f"{root}/{site_row['slug']}/+/status",
+            applied,
+            wait_s,
+        )
+    except (EdgeError, OSError) as error:
+        click.echo(f"publish failed: {error}", err=True)
+        ctx.exit(2)
+    late = [d for d, t in topics_by_device.items() if status_version(seen.get(t)) < version]
+    for device, topic in topics_by_device.items():
+        mark = (
+            "applied"
+            if device not in late
+            else f"NOT applied (has v{status_version(seen.get(topic))})"
+        )
+        click.echo(f"  {device}: {mark}")
+    if late:
+        click.echo(
+            f"{len(late)} devices did not apply v{version} within {wait_s:g} s: {', '.join(late)}",
+            err=True,
+        )
+        ctx.exit(1)
+    click.echo(f"published v{version} to {len(built)} devices; all applied it")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.provisioning.commands import provision
 
 HEADER = "staff_no,name,department,card_tech,card_id,groups,valid_from,valid_until\n"
 GOOD = [
@@ -15,16 +15,6 @@ GOOD = [
     "S002,鈴木 太郎,財政課,felica,0114A1B2C3D4E5F7,staff,,2027-03-31\n",
     "S003,高橋 健太,警備,iso14443a,04A2B3C4D5E680,staff;security,,\n",
 ]
-
-
-def provision(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "provisioning.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture

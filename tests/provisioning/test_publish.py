@@ -11,6 +11,7 @@ from pathlib import Path
 from tests.broker import Broker
 from tests.edge.agent_fixtures import SimDevice, sim_config
 from tests.edge.sim_process import AgentProcess
+from tests.provisioning.commands import provision
 
 CSV = (
     "staff_no,name,department,card_tech,card_id,groups,valid_from,valid_until\n"
@@ -18,16 +19,6 @@ CSV = (
     "S002,鈴木 太郎,警備,felica,0114A1B2C3D4E5F7,security,,\n"
     "S003,高橋 健太,来庁者,felica,0114A1B2C3D4E5F8,visitors,,\n"
 )
-
-
-def provision(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "provisioning.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def set_up_site(tmp_path: Path) -> Path:

@@ -16,18 +16,9 @@ from edge.signing import load_public_key
 from provisioning.keys import SiteKeys
 from provisioning.registry import Registry
 from tests.broker import MOSQUITTO, Broker
+from tests.provisioning.commands import provision
 
 SITE = "edge/kamakura-city-hall"
-
-
-def provision(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "provisioning.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def mode(path: Path) -> int:

@@ -13,7 +13,7 @@ from edge.errors import EdgeError
 from edge.store.database import write_transaction
 from firmware_config.fields import check_slug, check_timezone
 from provisioning import broker
-from provisioning.cli_cards import cards
+from provisioning.cli_cards import cards, people
 from provisioning.cli_devices import device
 from provisioning.cli_rules import publish, rules
 from provisioning.keys import generate
@@ -155,6 +155,7 @@ def broker_config(ctx: click.Context, directory: Path, out: Path, root: str, por
 
 cli.add_command(device)
 cli.add_command(cards)
+cli.add_command(people)
 cli.add_command(rules)
 cli.add_command(publish)
 

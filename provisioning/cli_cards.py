@@ -113,3 +113,21 @@ def cards_list(directory: Path) -> None:
             f"{person['staff_no']:<8} {person['name']} ({person['department']}) "
             f"[{';'.join(person['groups'])}]  {cards_text}"
         )
+
+
+@click.group()
+def people() -> None:
+    """The people in the registry."""
+
+
+@people.command("list")
+@site_dir
+def people_list(directory: Path) -> None:
+    """List people: staff number, name, department, groups and active cards."""
+    for person in people_with_cards(Registry(directory / "registry.db")):
+        active = sum(c["status"] == "active" for c in person["cards"])
+        groups = ";".join(person["groups"])
+        click.echo(
+            f"{person['staff_no']:<8} {person['name']} ({person['department']}) "
+            f"[{groups}] {active} active card(s)"
+        )

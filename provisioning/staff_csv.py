@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -93,10 +94,15 @@ def parse(text: str, site_key: bytes, timezone: str) -> tuple[list[StaffRow], li
         line = reader.line_num
         row_problems: list[RowProblem] = []
 
+        if not any((value or "").strip() for value in raw.values()):
+            continue  # a blank line, as spreadsheets leave at the end
+
         def get(key: str, raw: dict[str, str | None] = raw) -> str:
             return (raw.get(key) or "").strip()
 
-        staff_no, name = get("staff_no"), get("name")
+        # HR systems type staff numbers, ids and dates in full-width (ＳＯＯ１, ２０２７): NFKC
+        # folds them to ASCII; names are kept as written.
+        staff_no, name = _fold(get("staff_no")), get("name")
         if not staff_no:
             row_problems.append(
                 RowProblem(line, "staff_no", "", "every row needs the staff number")
@@ -109,8 +115,9 @@ def parse(text: str, site_key: bytes, timezone: str) -> tuple[list[StaffRow], li
             row_problems.append(RowProblem(line, "name", "", "every row needs a name"))
         card_ref = ""
         try:
-            normalised = normalise(get("card_tech"), get("card_id"))
-            card_ref = card_reference(site_key, get("card_tech"), get("card_id"))
+            tech, card_id = _fold(get("card_tech")), _fold(get("card_id"))
+            normalised = normalise(tech, card_id)
+            card_ref = card_reference(site_key, tech, card_id)
             if card_ref in seen_cards:
                 row_problems.append(
                     RowProblem(
@@ -136,8 +143,8 @@ def parse(text: str, site_key: bytes, timezone: str) -> tuple[list[StaffRow], li
                         "group names are lower-case letters, digits and hyphens",
                     )
                 )
-        valid_from = _date(get("valid_from"), line, "valid_from", row_problems)
-        valid_until = _date(get("valid_until"), line, "valid_until", row_problems)
+        valid_from = _date(_fold(get("valid_from")), line, "valid_from", row_problems)
+        valid_until = _date(_fold(get("valid_until")), line, "valid_until", row_problems)
         if valid_from and valid_until and valid_until < valid_from:
             row_problems.append(
                 RowProblem(line, "valid_until", get("valid_until"), "ends before valid_from")
@@ -163,6 +170,10 @@ def parse(text: str, site_key: bytes, timezone: str) -> tuple[list[StaffRow], li
             )
         )
     return rows, problems
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).strip()
 
 
 def _date(text: str, line: int, field: str, problems: list[RowProblem]) -> date | None:

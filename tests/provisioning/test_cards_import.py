@@ -41,6 +41,8 @@ def test_utf8_import(site: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "imported 3 people" in result.stdout
     assert people(site)[0] == ("S001", "佐藤 花子", '["staff", "floor-2"]')
+    listed = provision("people", "list", "--dir", str(site)).stdout
+    assert "S001     佐藤 花子 (総務課) [staff;floor-2] 1 active card(s)" in listed
     registry = (site / "registry.db").read_bytes()
     assert b"0114A1B2C3D4E5F6" not in registry  # cards by reference only
 
@@ -111,3 +113,18 @@ def test_a_file_in_another_encoding_says_what_to_do(site: Path, tmp_path: Path) 
     result = provision("cards", "import", str(csv), "--dir", str(site))
     assert result.returncode == 2
     assert "--encoding" in result.stderr
+
+
+def test_real_world_mess_blank_lines_and_full_width_digits(site: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "hr.csv"
+    messy = (
+        HEADER
+        + "\n"
+        + "Ｓ０２０,山田 誠,財政課,felica,０１１４A1B2C3D4E5F0,staff,２０２６-０４-０１,\n"
+        + ",,,,,,,\n\n"
+    )
+    csv.write_bytes(messy.encode("cp932"))
+    result = provision("cards", "import", str(csv), "--dir", str(site))
+    assert result.returncode == 0, result.stderr
+    assert "imported 1 people" in result.stdout
+    assert people(site) == [("S020", "山田 誠", '["staff"]')]

@@ -91,7 +91,8 @@ def test_generated_accounts_and_acl_work_in_mosquitto(tmp_path: Path) -> None:
             client = mqtt.Client(
                 CallbackAPIVersion.VERSION2, client_id=f"t-{user}", protocol=mqtt.MQTTv5
             )
-            client.username_pw_set(user, password)
+            if user:  # no username at all: an anonymous client
+                client.username_pw_set(user, password)
 
             def on_connect(c: object, u: object, f: object, reason: object, p: object) -> None:
                 result["reason"] = reason
@@ -122,6 +123,24 @@ def test_generated_accounts_and_acl_work_in_mosquitto(tmp_path: Path) -> None:
         wrong, reason = connect("gate-1f-east", "not-the-password")
         assert reason.is_failure  # type: ignore[attr-defined]
         wrong.loop_stop()
+        anonymous, reason = connect("", "")
+        assert reason.is_failure  # type: ignore[attr-defined]  # anonymous is refused
+        anonymous.loop_stop()
+        console_password = (site / "accounts" / "console.password").read_text().strip()
+        console, reason = connect("console", console_password)
+        assert not reason.is_failure  # type: ignore[attr-defined]
+        console_acks: dict[int, int] = {}
+        console_got = threading.Event()
+
+        def on_console_publish(c: object, u: object, mid: int, reason: object, p: object) -> None:
+            console_acks[mid] = reason.value  # type: ignore[attr-defined]
+            console_got.set()
+
+        console.on_publish = on_console_publish
+        info = console.publish(f"{SITE}/gate-1f-east/credentials", b"{}", qos=1)
+        assert console_got.wait(10)
+        assert console_acks[info.mid] == 0x87  # the console may not publish credentials
+        console.loop_stop()
     finally:
         broker.stop()
     registry = Registry(site / "registry.db")

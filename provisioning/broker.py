@@ -68,11 +68,17 @@ def acl(
     return "\n".join(lines)
 
 
-def broker_settings(port: int, password_path: str, acl_path: str) -> str:
-    """Return the mosquitto settings every broker of ours needs."""
+def broker_settings(
+    port: int, password_path: str, acl_path: str, tls: tuple[str, str, str] | None = None
+) -> str:
+    """Return the mosquitto settings every broker of ours needs; `tls` = (ca, cert, key)."""
+    listener = [f"listener {port}"]
+    if tls is not None:
+        ca, cert, key = tls
+        listener += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
     return "\n".join(
         [
-            f"listener {port}",
+            *listener,
             "allow_anonymous false",
             f"password_file {password_path}",
             f"acl_file {acl_path}",

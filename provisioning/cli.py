@@ -13,6 +13,7 @@ from edge.errors import EdgeError
 from edge.store.database import write_transaction
 from firmware_config.fields import check_slug, check_timezone
 from provisioning import broker
+from provisioning.ca import make_ca
 from provisioning.cli_cards import cards, people
 from provisioning.cli_devices import device
 from provisioning.cli_rules import publish, rules
@@ -38,9 +39,17 @@ def site() -> None:
 @site.command("init")
 @click.option("--site", "slug", required=True, help="Site id, e.g. kamakura-city-hall.")
 @click.option("--timezone", default="Asia/Tokyo", show_default=True, help="IANA time zone.")
+@click.option(
+    "--ca",
+    "broker_hosts",
+    multiple=True,
+    help="Also make a small CA and a broker certificate for this host name (repeatable).",
+)
 @site_dir
 @click.pass_context
-def site_init(ctx: click.Context, slug: str, timezone: str, directory: Path) -> None:
+def site_init(
+    ctx: click.Context, slug: str, timezone: str, broker_hosts: tuple[str, ...], directory: Path
+) -> None:
     """Create the registry and the site keys (files 0600, never printed).
 
     \b
@@ -51,6 +60,7 @@ def site_init(ctx: click.Context, slug: str, timezone: str, directory: Path) -> 
         check_slug(slug)
         check_timezone(timezone)
         ids = generate(directory / "keys")
+        tls = make_ca(directory / "keys", slug, list(broker_hosts)) if broker_hosts else {}
         registry = Registry(directory / "registry.db")
         registry.init_site(slug, timezone, ids)
         registry.close()
@@ -61,6 +71,8 @@ def site_init(ctx: click.Context, slug: str, timezone: str, directory: Path) -> 
     click.echo(f"  card key          {directory / 'keys' / 'card-key'} (0600)")
     for name, key in ids.items():
         click.echo(f"  {name + ' key':<17} {directory / 'keys' / (name + '.key')} (0600), id {key}")
+    for name, path in tls.items():
+        click.echo(f"  {name.replace('_', ' '):<17} {path}")
 
 
 @cli.group()
@@ -144,7 +156,12 @@ def broker_config(ctx: click.Context, directory: Path, out: Path, root: str, por
         )
     )
     (out / "edge.conf").write_text(
-        broker.broker_settings(port, str((out / "passwd").resolve()), str((out / "acl").resolve()))
+        broker.broker_settings(
+            port,
+            str((out / "passwd").resolve()),
+            str((out / "acl").resolve()),
+            _tls(directory),
+        )
     )
     with write_transaction(registry.db) as db:
         registry.record(db, "broker config", out=str(out), accounts=len(accounts))
@@ -158,6 +175,13 @@ cli.add_command(cards)
 cli.add_command(people)
 cli.add_command(rules)
 cli.add_command(publish)
+
+
+def _tls(directory: Path) -> tuple[str, str, str] | None:
+    keys = (directory / "keys").resolve()
+    if not (keys / "broker-server.crt").exists():
+        return None
+    return (str(keys / "ca.crt"), str(keys / "broker-server.crt"), str(keys / "broker-server.key"))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

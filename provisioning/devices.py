@@ -77,8 +77,12 @@ def bundle(site_dir: Path, device: str, out: Path) -> list[str]:
         "etc/edge/commands.pub": (keys.public("commands").read_bytes(), 0o644),
         "etc/edge/credentials.pub": (keys.public("credentials").read_bytes(), 0o644),
         "edge-agent.service": ((DEPLOY / "edge-agent.service").read_bytes(), 0o644),
+        "install.sh": ((DEPLOY / "install.sh").read_bytes(), 0o755),
         "INSTALL.txt": (_instructions(device).encode(), 0o644),
     }
+    ca = keys.directory / "ca.crt"
+    if ca.exists():  # the broker's TLS is signed by the site's own CA
+        members["etc/edge/ca.crt"] = (ca.read_bytes(), 0o644)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(out, "w:gz") as tar:
         for name, (data, mode) in members.items():

@@ -24,7 +24,11 @@ class Broker:
     """mosquitto with persistence and queues large enough that it never drops QoS 1."""
 
     def __init__(
-        self, workdir: Path, acl: str | None = None, passwords: Path | None = None
+        self,
+        workdir: Path,
+        acl: str | None = None,
+        passwords: Path | None = None,
+        listener_options: tuple[str, ...] = (),
     ) -> None:
         self.workdir = workdir
         self.port = free_port()
@@ -35,6 +39,7 @@ class Broker:
             # pytest's private temporary directory (persistence, log, password and ACL files).
             "user root",
             f"listener {self.port} 127.0.0.1",
+            *listener_options,
             "persistence true",
             f"persistence_location {workdir}/",
             # Defaults drop QoS 1 messages beyond 1000 queued per client (TEST-STACK.md).

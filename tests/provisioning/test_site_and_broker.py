@@ -224,3 +224,60 @@ def test_device_add_and_bundle(tmp_path: Path) -> None:
     twice = provision("device", "add", "gate-1f-east", "--role", "gate", "--dir", str(site))
     assert twice.returncode == 2
     assert "already exists" in twice.stderr
+
+
+def test_the_site_ca_secures_the_broker_and_goes_into_bundles(tmp_path: Path) -> None:
+    import ssl
+    import tarfile
+
+    site = tmp_path / "site"
+    made = provision(
+        "site", "init", "--site", "kamakura-city-hall", "--ca", "127.0.0.1", "--dir", str(site)
+    )
+    assert made.returncode == 0, made.stderr
+    keys = site / "keys"
+    assert mode(keys / "ca.key") == 0o600
+    assert mode(keys / "broker-server.key") == 0o600
+    for user, role in (("gate-1f-east", "device"),):
+        assert provision("account", "add", user, "--role", role, "--dir", str(site)).returncode == 0
+    assert (
+        provision("device", "add", "gate-1f-east", "--role", "gate", "--dir", str(site)).returncode
+        == 0
+    )
+    assert provision("device", "bundle", "gate-1f-east", "--dir", str(site)).returncode == 0
+    with tarfile.open(site / "bundles" / "gate-1f-east.tar.gz") as tar:
+        assert tar.extractfile("etc/edge/ca.crt").read() == (keys / "ca.crt").read_bytes()  # type: ignore[union-attr]
+        assert "install.sh" in tar.getnames()
+    out = tmp_path / "broker-files"
+    assert provision("broker", "config", "--dir", str(site), "--out", str(out)).returncode == 0
+    conf = (out / "edge.conf").read_text()
+    assert f"cafile {(keys / 'ca.crt').resolve()}" in conf
+    tls = tuple(
+        line
+        for line in conf.splitlines()
+        if line.split(" ", 1)[0] in {"cafile", "certfile", "keyfile"}
+    )
+    workdir = tmp_path / "broker"
+    workdir.mkdir()
+    broker = Broker(
+        workdir, acl=(out / "acl").read_text(), passwords=out / "passwd", listener_options=tls
+    )
+    broker.start()
+    try:
+        password = (site / "accounts" / "gate-1f-east.password").read_text().strip()
+        done = threading.Event()
+        result: dict[str, object] = {}
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id="tls-test", protocol=mqtt.MQTTv5
+        )
+        client.username_pw_set("gate-1f-east", password)
+        client.tls_set(ca_certs=str(keys / "ca.crt"), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client.on_connect = lambda c, u, f, reason, p: (result.update(reason=reason), done.set())
+        client.connect("127.0.0.1", broker.port)
+        client.loop_start()
+        assert done.wait(10)
+        assert not result["reason"].is_failure  # type: ignore[attr-defined]
+        client.loop_stop()
+        client.disconnect()
+    finally:
+        broker.stop()

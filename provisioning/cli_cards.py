@@ -69,6 +69,11 @@ def cards_import(
         if not skip_bad:
             click.echo("nothing imported; fix the rows or use --skip-bad", err=True)
             ctx.exit(2)
+    known = {g for (g,) in registry.db.execute("SELECT DISTINCT grp FROM rules")}
+    unknown = sorted({g for r in rows for g in r.groups} - known)
+    if known and unknown:
+        # Not an error (rules may come after the people), but most often a typo.
+        click.echo(f"note: no rule uses the groups {', '.join(unknown)} (a typo?)", err=True)
     count = import_people(registry, rows, str(csv_file))
     registry.close()
     click.echo(f"imported {count} people with their cards from {csv_file} ({used})")

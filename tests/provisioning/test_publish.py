@@ -174,3 +174,39 @@ def test_a_lost_card_is_denied_with_an_alarm_after_the_next_publish(tmp_path: Pa
     unknown = provision("cards", "revoke", "S999", "--dir", str(site))
     assert unknown.returncode == 2
     assert "no staff" in unknown.stderr
+
+
+def test_unknown_groups_are_pointed_out(tmp_path: Path) -> None:
+    site = set_up_site(tmp_path)
+    csv = tmp_path / "typo.csv"
+    csv.write_text(CSV.splitlines()[0] + "\nS050,森 花子,総務課,felica,0114A1B2C3D4E5FE,stafff,,\n")
+    result = provision("cards", "import", str(csv), "--dir", str(site))
+    assert result.returncode == 0
+    assert "no rule uses the groups stafff (a typo?)" in result.stderr
+
+
+def test_an_operators_publish_revokes_a_card_at_the_next_tap(tmp_path: Path) -> None:
+    site = set_up_site(tmp_path)
+    files = tmp_path / "broker-files"
+    assert provision("broker", "config", "--dir", str(site), "--out", str(files)).returncode == 0
+    workdir = tmp_path / "broker"
+    workdir.mkdir()
+    broker = Broker(workdir, acl=(files / "acl").read_text(), passwords=files / "passwd")
+    broker.start()
+    agent_dir = agent_for(site, tmp_path, broker.port)
+    agent = AgentProcess(SimDevice(agent_dir / "agent.toml", agent_dir / "agent.db"), agent_dir)
+    try:
+        assert provision("publish", "--dir", str(site), "--port", str(broker.port)).returncode == 0
+        card = "0114A1B2C3D4E5F6"
+        assert (
+            agent.request(op="tap", reader="gate-east-in", technology="felica", id=card)["decision"]
+            == "granted"
+        )
+        assert provision("cards", "revoke", "S001", "--dir", str(site)).returncode == 0
+        published = provision("publish", "--dir", str(site), "--port", str(broker.port))
+        assert published.returncode == 0, published.stderr
+        reply = agent.request(op="tap", reader="gate-east-out", technology="felica", id=card)
+        assert reply["reason"] == "revoked"  # publish waited for the device to apply v2
+    finally:
+        agent.terminate()
+        broker.stop()

@@ -15,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.signing import load_public_key
 from provisioning.keys import SiteKeys
 from provisioning.registry import Registry
-from tests.broker import MOSQUITTO, Broker
+from tests.broker import MOSQUITTO, Broker, Subscriber
 from tests.provisioning.commands import provision
 
 SITE = "edge/kamakura-city-hall"
@@ -115,9 +115,27 @@ def test_generated_accounts_and_acl_work_in_mosquitto(tmp_path: Path) -> None:
             got.set()
 
         client.on_publish = on_publish
-        info = client.publish(f"{SITE}/stair-b-2f/events/access", b"{}", qos=1)
+        # The console listens to every device; it must never see the forged event.
+        console_password = (site / "accounts" / "console.password").read_text().strip()
+        watcher = Subscriber(
+            broker.port,
+            f"{SITE}/+/events/#",
+            client_id="watcher",
+            username="console",
+            password=console_password,
+        )
+        info = client.publish(f"{SITE}/stair-b-2f/events/access", b'{"forged": true}', qos=1)
         assert got.wait(10)
         assert acks[info.mid] == 0x87  # another device's branch: not authorised
+        got.clear()
+        own = client.publish(f"{SITE}/gate-1f-east/events/access", b'{"own": true}', qos=1)
+        assert got.wait(10)
+        assert acks[own.mid] < 0x80
+        watcher.wait_for(
+            lambda ms: any(b"own" in m.payload for m in ms), what="the device's own event"
+        )
+        assert not any(b"forged" in m.payload for m in watcher.messages)  # after its own: never
+        watcher.close()
         client.loop_stop()
         client.disconnect()
         wrong, reason = connect("gate-1f-east", "not-the-password")

@@ -126,6 +126,7 @@ class Subscriber:
 
         self.messages: list[mqtt.MQTTMessage] = []
         self.seqs: set[int] = set()  # every event seq seen, duplicates folded
+        self.arrivals: list[float] = []  # perf_counter() when each message arrived
         self.cond = threading.Condition()
         self.topic = topic
         self.connected = threading.Event()
@@ -158,6 +159,7 @@ class Subscriber:
             seq = None
         with self.cond:
             self.messages.append(message)  # type: ignore[arg-type]
+            self.arrivals.append(time.perf_counter())
             if isinstance(seq, int):
                 self.seqs.add(seq)
             self.cond.notify_all()

@@ -15,7 +15,7 @@ import binascii
 import json
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -149,13 +149,7 @@ def parse(data: bytes, public: Ed25519PublicKey, *, site: str, device: str) -> S
     if issued_at.tzinfo is None:
         raise SnapshotError("credential snapshot: issued_at must carry a time zone (UTC, with Z)")
     if policy.version != envelope["version"]:
-        policy = AccessPolicy(
-            version=envelope["version"],
-            schedules=policy.schedules,
-            rules=policy.rules,
-            override_groups=policy.override_groups,
-            door_schedules=policy.door_schedules,
-        )
+        policy = replace(policy, version=envelope["version"])
     return Snapshot(
         envelope["site"],
         envelope["device"],

@@ -18,7 +18,13 @@ from provisioning.publish import build_all
 from provisioning.registry import (
     Registry,
 )
-from provisioning.rules import add_rule, add_schedule, set_override_groups
+from provisioning.rules import (
+    add_rule,
+    add_schedule,
+    set_anti_passback,
+    set_closure_days,
+    set_override_groups,
+)
 
 
 @click.group()
@@ -78,6 +84,41 @@ def rules_override(groups: tuple[str, ...], directory: Path) -> None:
     """Set the groups that pass through a lockdown (security staff)."""
     set_override_groups(Registry(directory / "registry.db"), list(groups))
     click.echo(f"lockdown override groups: {', '.join(groups)}")
+
+
+@rules.command("closure")
+@click.argument("days", nargs=-1, required=True)
+@site_dir
+@click.pass_context
+def rules_closure(ctx: click.Context, days: tuple[str, ...], directory: Path) -> None:
+    """Set the site's closure days as MM-DD (e.g. 12-29 … 01-03); treated as holidays."""
+    try:
+        set_closure_days(Registry(directory / "registry.db"), list(days))
+    except (EdgeError, ValueError) as error:
+        click.echo(f"closure days refused: {error}", err=True)
+        ctx.exit(2)
+    click.echo(f"closure days: {', '.join(sorted(days))}")
+
+
+@rules.command("antipassback")
+@click.argument("zone")
+@click.option("--mode", type=click.Choice(["off", "soft", "hard"]), required=True)
+@click.option("--forgive-at", help='Local time positions are forgotten each day, e.g. "03:00".')
+@site_dir
+@click.pass_context
+def rules_antipassback(
+    ctx: click.Context, zone: str, mode: str, forgive_at: str | None, directory: Path
+) -> None:
+    """Set anti-passback for a zone, overriding the devices' configuration."""
+    try:
+        check_slug(zone)
+        set_anti_passback(Registry(directory / "registry.db"), zone, mode, forgive_at)
+    except (EdgeError, ValueError) as error:
+        click.echo(f"anti-passback refused: {error}", err=True)
+        ctx.exit(2)
+    click.echo(
+        f"anti-passback in {zone}: {mode}" + (f", forgiven at {forgive_at}" if forgive_at else "")
+    )
 
 
 @click.command()

@@ -56,7 +56,8 @@ def build_all(registry: Registry, site_dir: Path, devices: list[str] | None = No
     built = []
     for device in targets:
         config = load_config(site_dir / "devices" / f"{device}.toml")
-        policy = policy_for(registry, {d.id for d in config.doors}, version)
+        zones = {z for d in config.doors for z in (d.inside_zone, d.outside_zone)}
+        policy = policy_for(registry, {d.id for d in config.doors}, version, zones)
         wanted = {r.group for r in policy.rules} | set(policy.override_groups)
         credentials = []
         for ref, groups_json, valid_from, valid_until in registry.db.execute(

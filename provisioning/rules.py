@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import time
 from typing import Any
 
 from edge.core.policy import AccessPolicy
-from edge.core.schedule import TimeRange
+from edge.core.schedule import ClosureDays, TimeRange
 from edge.store.database import write_transaction
 from edge.store.policy_json import policy_from_json
 from provisioning.registry import Registry
@@ -76,7 +77,41 @@ def set_override_groups(registry: Registry, groups: list[str]) -> None:
         registry.record(db, "override groups", groups=sorted(groups))
 
 
-def policy_for(registry: Registry, doors: set[str], version: int) -> AccessPolicy:
+def _setting(registry: Registry, key: str, default: Any) -> Any:
+    row = registry.db.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
+    return json.loads(row[0]) if row else default
+
+
+def _save_setting(registry: Registry, key: str, value: Any, action: str) -> None:
+    with write_transaction(registry.db) as db:
+        db.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, json.dumps(value, sort_keys=True)],
+        )
+        registry.record(db, action, **{key: value})
+
+
+def set_closure_days(registry: Registry, days: list[str]) -> None:
+    """Set the site's closure days ("MM-DD"), on top of Japanese public holidays."""
+    ClosureDays.parse(days)
+    _save_setting(registry, "closure_days", sorted(days), "closure days")
+
+
+def set_anti_passback(registry: Registry, zone: str, mode: str, forgive_at: str | None) -> None:
+    """Set anti-passback for a zone: off, soft or hard, forgiven daily at `forgive_at`."""
+    if mode not in ("off", "soft", "hard"):
+        raise ValueError('anti-passback is "off", "soft" or "hard"')
+    if forgive_at:
+        time.fromisoformat(forgive_at)
+    settings = _setting(registry, "anti_passback", {})
+    settings[zone] = {"mode": mode, "forgive_at": forgive_at}
+    _save_setting(registry, "anti_passback", settings, "anti-passback")
+
+
+def policy_for(
+    registry: Registry, doors: set[str], version: int, zones: set[str] | None = None
+) -> AccessPolicy:
     """Return the policy a device with `doors` needs: only the rules that touch its doors."""
     schedules: dict[str, Any] = {
         sid: json.loads(body) for sid, body in registry.db.execute("SELECT id, body FROM schedules")
@@ -97,5 +132,11 @@ def policy_for(registry: Registry, doors: set[str], version: int) -> AccessPolic
             },
             "rules": rules,
             "override_groups": json.loads(row[0]) if row else [],
+            "closure_days": _setting(registry, "closure_days", []),
+            "anti_passback": {
+                z: body
+                for z, body in _setting(registry, "anti_passback", {}).items()
+                if zones is None or z in zones
+            },
         }
     )

@@ -7,8 +7,9 @@ are forgotten once a day at each zone's `forgive_at` local time, so one missed e
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import date, datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import date, datetime, time
 
 from edge.core.spec import AntiPassback, ZoneSpec
 
@@ -19,12 +20,27 @@ class AntiPassbackTracker:
     """Card positions, and the daily forgiveness."""
 
     def __init__(self, zones: Iterable[ZoneSpec]) -> None:
-        self._zones = {z.id: z for z in zones}
+        self._base = {z.id: z for z in zones}
+        self._zones = dict(self._base)
         self._positions: dict[str, str] = {}
         self._forgiven_on: dict[str, date] = {}
 
     def __repr__(self) -> str:
         return f"<AntiPassbackTracker positions={len(self._positions)}>"
+
+    def apply_overrides(self, overrides: Mapping[str, tuple[str, str | None]]) -> None:
+        """Take anti-passback settings from the access policy for the zones this device knows."""
+        for zone_id, (mode, forgive) in overrides.items():
+            zone = self._base.get(zone_id)
+            if zone is not None:
+                self._zones[zone_id] = replace(
+                    zone,
+                    anti_passback=AntiPassback(mode),
+                    forgive_at=time.fromisoformat(forgive) if forgive else None,
+                )
+        for zone_id, zone in self._base.items():
+            if zone_id not in overrides:
+                self._zones[zone_id] = zone
 
     def setting(self, *zones: str) -> AntiPassback:
         """Return the strictest anti-passback setting among `zones`."""

@@ -35,7 +35,7 @@ from edge.core.occupancy import OccupancyCounter
 from edge.core.outputs import EventKind, Indicate, Output, Signal, record
 from edge.core.policy import AccessPolicy
 from edge.core.presence import PresenceDebouncer
-from edge.core.schedule import HolidayCalendar
+from edge.core.schedule import AnyOf, ClosureDays, HolidayCalendar
 from edge.core.spec import DeviceSpec, Direction
 
 
@@ -60,9 +60,9 @@ class Controller:
         calendar: HolidayCalendar,
     ) -> None:
         self.spec = spec
-        self.policy = policy
         self.credentials = credentials
-        self.calendar = calendar
+        self._base_calendar = calendar
+        self._calendar: HolidayCalendar = calendar
         self._tz = ZoneInfo(spec.timezone)
         self.doors = {d.id: DoorMachine(d) for d in spec.doors}
         self._readers = {r.id: r for r in spec.readers}
@@ -72,6 +72,7 @@ class Controller:
             z for d in spec.doors for z in (d.outside_zone, d.inside_zone)
         )
         self.passback = AntiPassbackTracker(spec.zones)
+        self.policy = policy
         self.lockdown = False
         self.fire_inputs: set[str] = set()
         self.fire_latched = False
@@ -82,6 +83,34 @@ class Controller:
             f"<Controller {self.spec.id} doors={len(self.doors)} readers={len(self._readers)} "
             f"lockdown={self.lockdown} fire={self.fire_release}>"
         )
+
+    @property
+    def policy(self) -> AccessPolicy:
+        """The access policy in force."""
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: AccessPolicy) -> None:
+        self._policy = policy
+        self.passback.apply_overrides(policy.anti_passback)
+        self._refresh_calendar()
+
+    @property
+    def calendar(self) -> HolidayCalendar:
+        """The device's holidays and closure days, plus the policy's closure days."""
+        return self._calendar
+
+    @calendar.setter
+    def calendar(self, calendar: HolidayCalendar) -> None:
+        self._base_calendar = calendar
+        self._refresh_calendar()
+
+    def _refresh_calendar(self) -> None:
+        closures = self._policy.closure_days
+        if closures:
+            self._calendar = AnyOf((self._base_calendar, ClosureDays.parse(closures)))
+        else:
+            self._calendar = self._base_calendar
 
     @property
     def fire_release(self) -> bool:

@@ -31,6 +31,10 @@ class AccessPolicy:
     rules: tuple[Rule, ...] = ()
     override_groups: frozenset[str] = frozenset()
     door_schedules: Mapping[str, str] = field(default_factory=dict)  # door -> schedule id
+    # Site-wide closure days ("MM-DD") on top of the device's own, and anti-passback per zone
+    # (zone -> (off|soft|hard, forgive "HH:MM" or None)) overriding the device configuration.
+    closure_days: tuple[str, ...] = ()
+    anti_passback: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
     _by_door: Mapping[str, tuple[tuple[str, Schedule], ...]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )

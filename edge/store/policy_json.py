@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Any
 
 from edge.core.policy import AccessPolicy, Rule
-from edge.core.schedule import Schedule, ScheduleError, TimeRange, Window
+from edge.core.schedule import ClosureDays, Schedule, ScheduleError, TimeRange, Window
 
 
 def _hours(r: TimeRange) -> str:
@@ -31,7 +32,24 @@ def policy_to_json(policy: AccessPolicy) -> dict[str, Any]:
         ],
         "override_groups": sorted(policy.override_groups),
         "door_schedules": dict(policy.door_schedules),
+        "closure_days": list(policy.closure_days),
+        "anti_passback": {
+            zone: {"mode": mode, "forgive_at": forgive}
+            for zone, (mode, forgive) in policy.anti_passback.items()
+        },
     }
+
+
+def _anti_passback(data: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
+    out: dict[str, tuple[str, str | None]] = {}
+    for zone, body in data.items():
+        mode, forgive = str(body["mode"]), body.get("forgive_at")
+        if mode not in ("off", "soft", "hard"):
+            raise ScheduleError(f'anti-passback of zone {zone!r}: use "off", "soft" or "hard"')
+        if forgive is not None:
+            time.fromisoformat(str(forgive))
+        out[str(zone)] = (mode, None if forgive is None else str(forgive))
+    return out
 
 
 def policy_from_json(data: dict[str, Any]) -> AccessPolicy:
@@ -48,6 +66,8 @@ def policy_from_json(data: dict[str, Any]) -> AccessPolicy:
             )
             for sid, body in data.get("schedules", {}).items()
         }
+        closures = tuple(str(d) for d in data.get("closure_days", []))
+        ClosureDays.parse(closures)  # says which is malformed
         rules = tuple(
             Rule(r["group"], frozenset(r["doors"]), r.get("schedule", "always"))
             for r in data.get("rules", [])
@@ -58,6 +78,10 @@ def policy_from_json(data: dict[str, Any]) -> AccessPolicy:
             rules=rules,
             override_groups=frozenset(data.get("override_groups", [])),
             door_schedules=dict(data.get("door_schedules", {})),
+            closure_days=closures,
+            anti_passback=_anti_passback(data.get("anti_passback", {})),
         )
-    except (KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        if isinstance(exc, ScheduleError):
+            raise
         raise ScheduleError(f"access policy is malformed: missing or wrong field {exc}") from exc

@@ -210,3 +210,59 @@ def test_an_operators_publish_revokes_a_card_at_the_next_tap(tmp_path: Path) -> 
     finally:
         agent.terminate()
         broker.stop()
+
+
+def test_closure_days_and_anti_passback_from_the_registry_reach_the_door(tmp_path: Path) -> None:
+    from edge.signing import load_public_key
+    from edge.snapshot import parse
+
+    site = set_up_site(tmp_path)
+    for step in (
+        ("rules", "closure", "12-29", "01-03"),
+        ("rules", "antipassback", "staff-area", "--mode", "off"),
+    ):
+        result = provision(*step, "--dir", str(site))
+        assert result.returncode == 0, (step, result.stderr)
+    out = tmp_path / "snapshots"
+    assert provision("publish", "--dir", str(site), "--out", str(out)).returncode == 0
+    data = (out / "gate-1f-east.v1.json").read_bytes()
+    snapshot = parse(
+        data,
+        load_public_key(site / "keys" / "credentials.pub"),
+        site="kamakura-city-hall",
+        device="gate-1f-east",
+    )
+    assert snapshot.policy.closure_days == ("01-03", "12-29")
+    assert snapshot.policy.anti_passback == {"staff-area": ("off", None)}
+
+    agent_dir = agent_for(site, tmp_path, 9)
+    config = agent_dir / "agent.toml"
+    config.write_text(config.read_text().replace('kind = "sim"', 'kind = "sim"\ndebounce_s = 0.0'))
+    load = [
+        sys.executable,
+        "-m",
+        "edge.cli",
+        "credentials",
+        "load",
+        str(out / "gate-1f-east.v1.json"),
+    ]
+    assert subprocess.run([*load, "--config", str(config)], check=False).returncode == 0
+    agent = AgentProcess(SimDevice(config, agent_dir / "agent.db"), agent_dir)
+    try:
+
+        def enter() -> object:
+            reply = agent.request(
+                op="tap", reader="gate-east-in", technology="felica", id="0114A1B2C3D4E5F6"
+            )
+            agent.request(op="pin", pin=27, high=True)  # through the door...
+            agent.request(op="pin", pin=27, high=False)
+            return reply["reason"]
+
+        assert enter() == "granted"
+        # The device's configuration says hard anti-passback here; the registry says off.
+        assert enter() == "granted"
+    finally:
+        agent.terminate()
+    bad = provision("rules", "closure", "13-45", "--dir", str(site))
+    assert bad.returncode == 2
+    assert "MM-DD" in bad.stderr

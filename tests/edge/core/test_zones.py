@@ -128,3 +128,25 @@ def test_a_restart_after_the_forgive_time_does_not_forgive_twice() -> None:
     second.controller.restore(second.clock.now(), state, positions)
     assert not records(second.advance(1), EventKind.SYSTEM, "anti_passback_forgiven")
     assert cross(second, "gate-in", "ref-guard")["reason"] == Reason.ANTI_PASSBACK
+
+
+def test_the_access_policy_overrides_anti_passback_and_adds_closure_days() -> None:
+    from edge.core.policy import AccessPolicy
+
+    from .conftest import POLICY
+
+    h = make_harness()
+    # The device configuration says hard for "staff"; the site's rules say off.
+    h.controller.policy = AccessPolicy(
+        rules=POLICY.rules, schedules=POLICY.schedules, anti_passback={"staff": ("off", None)}
+    )
+    assert cross(h, "gate-in", "ref-bob")["reason"] == Reason.GRANTED
+    assert cross(h, "gate-in", "ref-bob")["reason"] == Reason.GRANTED  # no anti-passback now
+    # 1 December becomes a closure day: office hours do not apply on it.
+    h.controller.policy = AccessPolicy(
+        rules=POLICY.rules, schedules=POLICY.schedules, closure_days=("12-01",)
+    )
+    assert cross(h, "gate-out", "ref-bob")["reason"] == Reason.OUT_OF_SCHEDULE
+    h.controller.policy = POLICY  # back to the configuration's own settings
+    assert cross(h, "gate-out", "ref-bob")["reason"] == Reason.GRANTED
+    assert cross(h, "gate-out", "ref-bob")["reason"] == Reason.ANTI_PASSBACK

@@ -149,10 +149,13 @@ def _status_line(status: dict[str, object] | None) -> str:
         return "no status"
     creds = status.get("credentials") if isinstance(status.get("credentials"), dict) else {}
     assert isinstance(creds, dict)
+    age = creds.get("age_s")
+    age_text = f"{float(age) / 3600:.1f} h old" if isinstance(age, int | float) else "age unknown"
+    clock = "synced" if status.get("clock_synced") else "NOT synced"
     return (
         f"{status.get('state')} software {status.get('software')} "
-        f"config {status.get('config_hash')} credentials v{creds.get('version')} "
-        f"backlog {status.get('backlog')}"
+        f"config {status.get('config_hash')} credentials v{creds.get('version')} ({age_text}) "
+        f"clock {clock} backlog {status.get('backlog')}"
     )
 
 

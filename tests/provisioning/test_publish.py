@@ -94,7 +94,8 @@ def test_publish_reaches_the_device_and_the_door_decides_by_it(tmp_path: Path) -
         assert status.returncode == 0, status.stdout + status.stderr
         assert "gate-1f-east" in status.stdout
         assert "online" in status.stdout
-        assert "credentials v1" in status.stdout
+        assert "credentials v1 (0.0 h old)" in status.stdout
+        assert "clock synced" in status.stdout
         listed = provision("device", "list", "--dir", str(site)).stdout
         assert "v1 (2 cards)" in listed
     finally:

@@ -66,14 +66,20 @@ def agent_for(site: Path, tmp_path: Path, broker_port: int) -> Path:
     return agent_dir
 
 
-def test_publish_reaches_the_device_and_the_door_decides_by_it(tmp_path: Path) -> None:
-    site = set_up_site(tmp_path)
+def site_broker(site: Path, tmp_path: Path) -> Broker:
+    """Start mosquitto on the password and ACL files edge-provision generated for the site."""
     files = tmp_path / "broker-files"
     assert provision("broker", "config", "--dir", str(site), "--out", str(files)).returncode == 0
     workdir = tmp_path / "broker"
     workdir.mkdir()
     broker = Broker(workdir, acl=(files / "acl").read_text(), passwords=files / "passwd")
     broker.start()
+    return broker
+
+
+def test_publish_reaches_the_device_and_the_door_decides_by_it(tmp_path: Path) -> None:
+    site = set_up_site(tmp_path)
+    broker = site_broker(site, tmp_path)
     agent_dir = agent_for(site, tmp_path, broker.port)
     agent = AgentProcess(SimDevice(agent_dir / "agent.toml", agent_dir / "agent.db"), agent_dir)
     try:
@@ -188,12 +194,7 @@ def test_unknown_groups_are_pointed_out(tmp_path: Path) -> None:
 
 def test_an_operators_publish_revokes_a_card_at_the_next_tap(tmp_path: Path) -> None:
     site = set_up_site(tmp_path)
-    files = tmp_path / "broker-files"
-    assert provision("broker", "config", "--dir", str(site), "--out", str(files)).returncode == 0
-    workdir = tmp_path / "broker"
-    workdir.mkdir()
-    broker = Broker(workdir, acl=(files / "acl").read_text(), passwords=files / "passwd")
-    broker.start()
+    broker = site_broker(site, tmp_path)
     agent_dir = agent_for(site, tmp_path, broker.port)
     agent = AgentProcess(SimDevice(agent_dir / "agent.toml", agent_dir / "agent.db"), agent_dir)
     try:

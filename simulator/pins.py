@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from gpiozero.pins.mock import MockFactory
+import threading
+from collections.abc import Callable
+
+from gpiozero.pins.mock import MockFactory, MockPin
 
 from firmware_config.model import DeviceConfig
 
@@ -33,3 +36,35 @@ def assert_input(factory: MockFactory, pin: int, asserted_when: str, asserted: b
         mock.drive_high()
     else:
         mock.drive_low()
+
+
+class WatchedPin(MockPin):  # type: ignore[misc]  # gpiozero is untyped
+    """A mock pin that tells its factory each time its level changes."""
+
+    def _change_state(self, value: bool) -> bool:
+        changed = bool(super()._change_state(value))
+        if changed:
+            self.factory.pin_changed()
+        return changed
+
+
+class WatchedFactory(MockFactory):  # type: ignore[misc]  # gpiozero is untyped
+    """gpiozero's MockFactory whose pins announce changes, so a test waits on a condition.
+
+    gpiozero blinks LEDs and beeps buzzers on its own threads: `wait_for` returns as soon as a
+    pin change makes the predicate true, instead of polling the pins.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(pin_class=WatchedPin)
+        self._changes = threading.Condition()
+
+    def pin_changed(self) -> None:
+        """Wake the waiters (called by the pins, on any thread)."""
+        with self._changes:
+            self._changes.notify_all()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+        """Wait until `predicate()` holds after some pin change; False after `timeout`."""
+        with self._changes:
+            return self._changes.wait_for(predicate, timeout)

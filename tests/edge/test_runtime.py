@@ -6,12 +6,10 @@ import itertools
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from gpiozero.pins.mock import MockFactory
 
 from edge.app import build_agent
 from edge.core.door import DoorMode
@@ -19,7 +17,7 @@ from edge.core.events import SetLockdown, Tick
 from edge.runtime import Agent
 from edge.system import SystemClock
 from firmware_config.loader import load_config
-from simulator.pins import idle_inputs
+from simulator.pins import WatchedFactory, idle_inputs
 from simulator.readers import SimCardReader
 
 from .agent_fixtures import SimDevice, enrol, felica, sim_config
@@ -31,8 +29,8 @@ STAIR_RELAY_FIRE = None
 class Running:
     """An agent running its loop on a thread, with its mock pins and simulated readers."""
 
-    def __init__(self, device: SimDevice, factory: MockFactory | None = None) -> None:
-        self.factory = factory or MockFactory()
+    def __init__(self, device: SimDevice, factory: WatchedFactory | None = None) -> None:
+        self.factory = factory or WatchedFactory()
         self.readers: dict[str, SimCardReader] = {}
         config = load_config(device.config)
 
@@ -213,32 +211,27 @@ def test_agent_repr_and_close_twice(gate: Running) -> None:
     assert isinstance(gate.agent, Agent)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll until `predicate` holds or the deadline passes (gpiozero blinks on a thread)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+def wait_until(factory: WatchedFactory, predicate: Callable[[], bool]) -> bool:
+    """Wait for a pin change that makes `predicate` true (gpiozero blinks on a thread)."""
+    return factory.wait_for(predicate, timeout=5.0)
 
 
 def test_reader_lights_and_buzzer_signal_grant_and_deny(gate: Running) -> None:
     green, red, buzzer = (gate.factory.pin(p) for p in (5, 6, 13))  # gate-east-in's indicator
     gate.readers["gate-east-in"].tap("felica", felica(2))
     gate.settle()
-    assert wait_until(lambda: any(s.state for s in green.states))
-    assert wait_until(lambda: any(s.state for s in buzzer.states))
+    assert wait_until(gate.factory, lambda: any(s.state for s in green.states))
+    assert wait_until(gate.factory, lambda: any(s.state for s in buzzer.states))
     assert not any(s.state for s in red.states)
     gate.readers["gate-east-in"].tap("felica", felica(999))  # not enrolled
     gate.settle()
-    assert wait_until(lambda: any(s.state for s in red.states))
+    assert wait_until(gate.factory, lambda: any(s.state for s in red.states))
 
     def beeps() -> int:
         states = buzzer.states
         return sum(1 for a, b in itertools.pairwise(states) if b.state and not a.state)
 
-    assert wait_until(lambda: beeps() >= 3)  # one for the grant, two for the denial
+    assert wait_until(gate.factory, lambda: beeps() >= 3)  # one for the grant, two for the denial
     out_green = gate.factory.pin(19)  # the exit reader's lights stay dark
     assert not any(s.state for s in out_green.states)
 
@@ -250,7 +243,7 @@ def test_a_pin_that_cannot_be_claimed_is_an_alarm_and_the_rest_keeps_working(
 
     device = sim_config(tmp_path)
     enrol(device.store, range(5), ["gate-east"])
-    factory = MockFactory()
+    factory = WatchedFactory()
     squatters = [
         OutputDevice(GATE_RELAY, pin_factory=factory),
         DigitalInputDevice(GATE_CONTACT, pin_factory=factory),
@@ -276,7 +269,7 @@ def test_a_tap_does_not_silence_an_alarm(gate: Running) -> None:
     buzzer = gate.factory.pin(13)
     gate.factory.pin(GATE_CONTACT).drive_high()  # forced open: the alarm sounds
     gate.settle()
-    assert wait_until(lambda: buzzer.state is True)
+    assert wait_until(gate.factory, lambda: buzzer.state is True)
     sounding_since = len(buzzer.states)
     gate.readers["gate-east-in"].tap("felica", felica(1))
     gate.settle()
@@ -284,7 +277,7 @@ def test_a_tap_does_not_silence_an_alarm(gate: Running) -> None:
     assert all(s.state for s in buzzer.states[sounding_since - 1 :])
     gate.factory.pin(GATE_CONTACT).drive_low()  # closed: the alarm clears
     gate.settle()
-    assert wait_until(lambda: buzzer.state is False)
+    assert wait_until(gate.factory, lambda: buzzer.state is False)
 
 
 def test_an_alarm_raised_before_a_restart_is_cleared_then_raised_again_if_it_still_holds(
@@ -296,8 +289,7 @@ def test_an_alarm_raised_before_a_restart_is_cleared_then_raised_again_if_it_sti
     first.settle()
     first.stop()
 
-    factory = MockFactory()
-    second = Running(device, factory)  # idle_inputs: the door reads closed this time
+    second = Running(device)  # idle_inputs: the door reads closed this time
     second.settle()
     second.stop()
     forced = [

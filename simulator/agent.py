@@ -10,6 +10,7 @@ lines; each request gets one reply:
         -> {"ok": true, "counted": true, "decision": "granted", "reason": "granted"}
     {"op": "pin", "pin": 27, "high": true}      drive an input pin
     {"op": "sync"}                              wait until every queued event is handled
+    {"op": "wait_log", "text": "…"}             wait until the agent logs a line with that text
     {"op": "relay", "door": "gate-east"}   -> {"ok": true, "unlocked": false, "energised": true}
 """
 
@@ -37,7 +38,7 @@ from edge.service import serve
 from edge.system import SystemClock
 from firmware_config.loader import load_config
 from firmware_config.model import ReaderConfig
-from simulator.pins import idle_inputs
+from simulator.pins import WatchedFactory, idle_inputs
 from simulator.readers import SimCardReader
 
 log = logging.getLogger("simulator.agent")
@@ -86,6 +87,25 @@ class Waiter:
             return None if entry is None else entry[1]
 
 
+class LogWatch(logging.Handler):
+    """Keeps the agent's log lines so a control request can wait for one (no polling)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self.cond = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.cond:
+            self.lines.append(record.getMessage())
+            self.cond.notify_all()
+
+    def wait(self, text: str, timeout: float) -> bool:
+        """Wait until a log line contains `text`."""
+        with self.cond:
+            return self.cond.wait_for(lambda: any(text in line for line in self.lines), timeout)
+
+
 class Control:
     """The simulated hardware of one agent and the requests that drive it."""
 
@@ -95,6 +115,7 @@ class Control:
         self.agent: Agent | None = None
         self.waiter = Waiter()
         self.ready = threading.Event()
+        self.log = LogWatch()
 
     def reader_factory(self, config: ReaderConfig, referencer: CardReferencer) -> CardReader:
         reader = SimCardReader(config.id, referencer, config.debounce_s)
@@ -119,6 +140,9 @@ class Control:
                 return self._sync(agent)
             case "sync":
                 return self._sync(agent)
+            case "wait_log":
+                timeout = min(float(body.get("timeout", 10)), 60.0)
+                return {"ok": self.log.wait(str(body["text"]), timeout)}
             case "relay":
                 relay = agent.relays[body["door"]]
                 return {
@@ -189,8 +213,9 @@ def main(argv: list[str] | None = None, started: Callable[[Agent], None] | None 
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)
-    factory = MockFactory()
+    factory = WatchedFactory()
     control = Control(factory)
+    logging.getLogger().addHandler(control.log)
     server = serve_control(args.control, control)
     try:
         return serve(

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlite_utils import Database
 
 from edge.signing import SignatureError, load_public_key
 from edge.snapshot import SnapshotError, parse
-from edge.store import Store
+from edge.store import Store, outbox
 from edge.store.credentials import SqliteCredentials
 from firmware_config.errors import ConfigError
 from firmware_config.loader import load_config
@@ -93,6 +94,7 @@ def status(ctx: click.Context, config_path: Path, count: int, as_json: bool) -> 
 def read_status(path: Path, count: int = 10) -> dict[str, Any]:
     """Read the store's state through a read-only connection."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db = Database(conn)
     try:
 
         def value(sql: str, default: Any = None) -> Any:
@@ -106,15 +108,9 @@ def read_status(path: Path, count: int = 10) -> dict[str, Any]:
             )
         ]
         return {
-            "last_seq": value(
-                "SELECT max(coalesce((SELECT max(seq) FROM outbox), 0), "
-                "coalesce((SELECT value FROM counters WHERE name = 'seq'), 0))",
-                0,
-            ),
-            "backlog": value("SELECT count(*) FROM outbox", 0),
-            "credentials": json.loads(
-                value("SELECT value FROM device_state WHERE key = 'credentials'", "{}")
-            ),
+            "last_seq": outbox.last_seq(db),
+            "backlog": outbox.backlog(db),
+            "credentials": SqliteCredentials(db).meta(),
             "modes": json.loads(value("SELECT value FROM device_state WHERE key = 'modes'", "{}")),
             "occupancy": dict(
                 conn.execute("SELECT zone, count FROM occupancy ORDER BY zone").fetchall()

@@ -169,15 +169,18 @@ class Agent:
             # One read snapshot: the policy and the credentials come from the same commit,
             # so a tap during a credential swap sees the old set or the new, never a mix.
             with self.store.snapshot():
-                return self.check_credentials(now) + self.controller.handle(event, now)
+                return self.check_credentials(now, stale=False) + self.controller.handle(event, now)
         outputs = self.controller.handle(event, now)
         if isinstance(event, Tick) and now.mono >= self._next_check:
             self._next_check = now.mono + 1.0
             outputs += self.check_credentials(now)
         return outputs
 
-    def check_credentials(self, now: Instant) -> list[Output]:
-        """Pick up a newer credential set; raise or clear the credentials_stale alarm."""
+    def check_credentials(self, now: Instant, stale: bool = True) -> list[Output]:
+        """Pick up a newer credential set; with `stale`, raise or clear credentials_stale.
+
+        A tap checks only the version (one indexed row); the age is judged on the ticks.
+        """
         if self.credentials is None:
             return []
         out: list[Output] = []
@@ -197,11 +200,13 @@ class Agent:
             )
             for callback in self.on_status_change:
                 callback()
+        if not stale:
+            return out
         issued = self.credentials.meta().get("issued_at")
         age_s = (now.utc - datetime.fromisoformat(issued)).total_seconds() if issued else None
-        stale = age_s is None or age_s > self.stale_after_s
-        if stale != self.stale_alarm:
-            self.stale_alarm = stale
+        is_stale = age_s is None or age_s > self.stale_after_s
+        if is_stale != self.stale_alarm:
+            self.stale_alarm = is_stale
             for callback in self.on_status_change:
                 callback()
             out.append(
@@ -209,7 +214,7 @@ class Agent:
                     EventKind.ALARM,
                     "credentials_stale",
                     now.utc,
-                    state="raised" if stale else "cleared",
+                    state="raised" if is_stale else "cleared",
                     version=version,
                     age_h=None if age_s is None else round(age_s / 3600, 2),
                 )

@@ -20,6 +20,7 @@ import queue
 import sqlite3
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -310,7 +311,7 @@ class MqttLink:
         if not self.connected.is_set():
             self._wake.wait(0.5)
             return
-        now = _monotonic()
+        now = time.monotonic()
         if now >= self._next_status or self._status_due.is_set():
             self._status_due.clear()
             self._publish_status(conn)
@@ -375,12 +376,6 @@ class MqttLink:
         )
 
 
-def _monotonic() -> float:
-    import time
-
-    return time.monotonic()
-
-
 def publish_and_watch(
     config: MqttConfig,
     client_id: str,
@@ -394,8 +389,6 @@ def publish_and_watch(
     For operators' tools (provisioning): they meet the broker only through this module.
     Returns the last payload seen per topic.
     """
-    import time
-
     seen: dict[str, dict[str, Any]] = {}
     lock = threading.Condition()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlite_utils import Database
+
 from edge.link.payloads import CredentialsState, StatusPayload
+from edge.store import outbox
+from edge.store.credentials import SqliteCredentials
 
 
 def status_builder(
@@ -24,11 +27,9 @@ def status_builder(
 
     def build(conn: sqlite3.Connection, state: str) -> dict[str, Any]:
         now = datetime.now(UTC)
-        backlog = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
-        row = conn.execute("SELECT value FROM device_state WHERE key = 'credentials'").fetchone()
-        meta = json.loads(row[0]) if row else {}
-        issued = meta.get("issued_at")
-        version = conn.execute("SELECT version FROM policy WHERE id = 1").fetchone()
+        db = Database(conn)
+        credentials = SqliteCredentials(db)
+        issued = credentials.meta().get("issued_at")
         age = (now - datetime.fromisoformat(issued)).total_seconds() if issued else None
         payload = StatusPayload(
             device=device,
@@ -38,13 +39,13 @@ def status_builder(
             software=software,
             config_hash=config_hash,
             credentials=CredentialsState(
-                version=int(version[0]) if version else 0,
+                version=credentials.version(),
                 issued_at=issued,
                 age_s=None if age is None else round(age, 1),
                 stale=age is None or age > stale_after_s,
             ),
             clock_synced=clock_synced(),
-            backlog=int(backlog),
+            backlog=outbox.backlog(db),
         )
         return payload.model_dump()
 

@@ -366,6 +366,16 @@ class Controller:
     def _zone_occupied_by_presence(self, zone: str) -> bool:
         return any(p.occupied for p in self.presence.values() if p.spec.zone == zone)
 
+    def next_deadline(self) -> float | None:
+        """Return the earliest monotonic time a tick may produce something, or None.
+
+        Door and presence timers only: schedules and the anti-passback forgiveness are read
+        from the wall clock, so whoever skips time (the simulator) also ticks every minute.
+        """
+        times = [d.next_deadline() for d in self.doors.values()]
+        times += [p.next_deadline() for p in self.presence.values()]
+        return min((t for t in times if t is not None), default=None)
+
     def _tick(self, at: Instant) -> list[Output]:
         out: list[Output] = []
         local = at.utc.astimezone(self._tz)

@@ -188,6 +188,22 @@ class DoorMachine:
                 out.append(self._sound(Signal.ALARM))
         return out
 
+    def next_deadline(self) -> float | None:
+        """Return the earliest monotonic time a tick may change this door (None: no timer).
+
+        A lower bound: a tick at that time may find nothing to do yet (a door still open
+        after its unlock time waits for the held-open limit), but no timer fires earlier.
+        """
+        times: list[float] = []
+        if self.momentary_until is not None:
+            times.append(self.momentary_until)
+        if self.supervised_since is not None and not self.held_alarm:
+            warn = self.spec.held_open_s - self.spec.pre_alarm_s
+            if self.spec.pre_alarm_s > 0 and not self.pre_alarm:
+                times.append(self.supervised_since + warn)
+            times.append(self.supervised_since + self.spec.held_open_s)
+        return min(times, default=None)
+
     def reset_alarms(self, at: Instant, by: str) -> list[Output]:
         """Clear alarms by hand; a door still open is supervised afresh from now."""
         out: list[Output] = []

@@ -37,6 +37,10 @@ class PresenceDebouncer:
             self._vacant_at = at.mono + self.spec.hold_s
         return self.tick(at)
 
+    def next_deadline(self) -> float | None:
+        """Return the monotonic time the hold timer ends (None while none runs)."""
+        return self._vacant_at if self.occupied and not self._active else None
+
     def tick(self, at: Instant) -> bool:
         """Run the hold timer; return True if the sensor just turned vacant."""
         if (

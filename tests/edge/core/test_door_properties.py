@@ -8,8 +8,10 @@ bug in the machine's bookkeeping shows up as a property violation.
 
 from __future__ import annotations
 
+from copy import copy as shallow_copy
+from copy import deepcopy
 from dataclasses import replace
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -30,7 +32,8 @@ from edge.core.events import (
     Tick,
     UnlockOnce,
 )
-from edge.core.outputs import EventKind, Lock, Output, Unlock
+from edge.core.clock import Instant
+from edge.core.outputs import EventKind, Lock, Output, Record, Unlock
 from edge.core.policy import AccessPolicy
 from edge.core.schedule import WEEKDAYS, Schedule, TimeRange, Window
 from edge.core.spec import FailMode
@@ -228,6 +231,32 @@ class DoorSafety(RuleBasedStateMachine):
             if self.momentary_at[door] is not None and not self.momentary_live(door):
                 self.momentary_at[door] = None
         self.update_supervision()
+
+    @rule(fraction=st.floats(0.0, 0.999))
+    def nothing_fires_before_the_next_deadline(self, fraction: float) -> None:
+        """The simulator skips time up to next_deadline(): no timer may fire before it."""
+        controller = self.h.controller
+        deadline = controller.next_deadline()
+        horizon = self.now + 3600 if deadline is None else deadline
+        if horizon <= self.now:
+            return
+        copy = shallow_copy(controller)  # the timers' state is copied; rules are shared
+        copy.doors = deepcopy(controller.doors)
+        copy.presence = deepcopy(controller.presence)
+        copy.counts = deepcopy(controller.counts)
+        copy.passback = deepcopy(controller.passback)
+        now = self.h.clock.now()
+        skip = (horizon - now.mono) * fraction
+        later = Instant(now.mono + skip, now.utc + timedelta(seconds=skip))
+        # Every timer leaves a record; the schedule's holds are read from the wall clock.
+        fired = [
+            o.event
+            for o in copy.handle(Tick(), later)
+            if isinstance(o, Record)
+            and o.event.data.get("cause") != "schedule"
+            and o.event.type != "anti_passback_forgiven"
+        ]
+        assert fired == [], f"fired {skip:.3f} s on, before the deadline: {fired}"
 
     @precondition(lambda self: any(self.is_open.values()))
     @rule()

@@ -66,8 +66,11 @@ class SimCardReader:
         self, technology: str, card_id: str, authenticated: bool = False
     ) -> CardPresented | None:
         """Present a card and take it away; return the event emitted (None if merged)."""
+        return self.tap_ref(self._referencer(technology, card_id), authenticated)
+
+    def tap_ref(self, ref: str, authenticated: bool = False) -> CardPresented | None:
+        """Present a card known only by its reference (as a clone of it would read)."""
         self._check_open()
-        ref = self._referencer(technology, card_id)
         with self._lock:
             now = self._monotonic()
             counted = self.online and self._debounce.arrived(ref, now)

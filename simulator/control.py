@@ -1,0 +1,312 @@
+"""The simulated hardware of one agent, and the control requests that drive it.
+
+Each request is a JSON object with an `op`; the reply is a JSON object with `ok`. With a
+stepped clock (`simulator.agent --start`), a request may carry `at`: seconds since the
+simulation's start. The agent's clock is first moved there, ticking the agent at every
+timer it has pending (next_deadline) and at every minute (schedules), so a relock or a
+held-open alarm happens at its own simulated time however fast the simulation runs.
+
+Every reply carries `relays`: the lock changes read back from the relays (gpiozero's
+MockFactory) since the previous reply, as `[at, door, unlocked]`, so whoever drives the
+agent keeps the hardware's own history even across a power cut.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from gpiozero.pins.mock import MockFactory
+
+from edge.core.events import Event, Tick
+from edge.core.outputs import EventKind, Output, Record
+from edge.link.messages import InboundMessage, SnapshotResult
+from edge.ports import CardReader, CardReferencer
+from edge.runtime import Agent
+from edge.store import outbox
+from firmware_config.model import DeviceConfig, ReaderConfig
+from simulator.clock import FakeClock
+from simulator.pins import assert_input
+from simulator.readers import SimCardReader
+
+FINE_STEP_S = 0.5  # how finely time moves while a timer is due but has nothing to do yet
+SIM_MONO = 1000.0  # the stepped clock's monotonic reading at the simulation's start
+
+
+class Waiter:
+    """Lets a control request wait until the agent's loop has handled a given event.
+
+    It keeps the outputs of the last few hundred card taps and of the sync markers it was
+    told to expect; the loop's own ticks are not kept.
+    """
+
+    KEEP = 500
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._done: OrderedDict[
+            int, tuple[Event | InboundMessage | SnapshotResult, list[Output]]
+        ] = OrderedDict()
+        self._expected: set[int] = set()
+
+    def expect(self, event: Event) -> None:
+        """Keep the outputs of `event` (a marker) when it is handled."""
+        with self._cond:
+            self._expected.add(id(event))
+
+    def processed(
+        self, event: Event | InboundMessage | SnapshotResult, outputs: list[Output]
+    ) -> None:
+        """Called by the agent's loop after each event."""
+        if isinstance(event, Tick) and id(event) not in self._expected:
+            return
+        with self._cond:
+            self._expected.discard(id(event))
+            # Holding the event keeps its id from being reused while it is here.
+            self._done[id(event)] = (event, outputs)
+            while len(self._done) > self.KEEP:
+                self._done.popitem(last=False)
+            self._cond.notify_all()
+
+    def wait(self, event: Event, timeout: float = 10.0) -> list[Output] | None:
+        """Return the outputs of `event` once handled, or None after `timeout` seconds."""
+        with self._cond:
+            self._cond.wait_for(lambda: id(event) in self._done, timeout)
+            entry = self._done.pop(id(event), None)
+            return None if entry is None else entry[1]
+
+
+class LogWatch(logging.Handler):
+    """Keeps the agent's log lines so a control request can wait for one (no polling)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self.cond = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.cond:
+            self.lines.append(record.getMessage())
+            self.cond.notify_all()
+
+    def wait(self, text: str, timeout: float) -> bool:
+        """Wait until a log line contains `text`."""
+        with self.cond:
+            return self.cond.wait_for(lambda: any(text in line for line in self.lines), timeout)
+
+
+class Control:
+    """The simulated hardware of one agent and the requests that drive it."""
+
+    def __init__(
+        self, factory: MockFactory, config: DeviceConfig, clock: FakeClock | None = None
+    ) -> None:
+        self.factory = factory
+        self.config = config
+        self.clock = clock  # a stepped clock, or None when the agent runs on real time
+        self.synced = True  # what the agent is told about its clock (a fault turns it off)
+        self.readers: dict[str, SimCardReader] = {}
+        self.agent: Agent | None = None
+        self.waiter = Waiter()
+        self.ready = threading.Event()
+        self.log = LogWatch()
+        self._requests = threading.Lock()  # one request at a time moves the clock
+        self._relay_lock = threading.Lock()
+        self._unlocked: dict[str, bool] = {}
+        self._relay_changes: list[tuple[float, str, bool]] = []
+
+    def __repr__(self) -> str:
+        at = None if self.clock is None else round(self.now_s(), 3)
+        return f"<Control {self.config.device.id} at={at} readers={sorted(self.readers)}>"
+
+    def now_s(self) -> float:
+        """Return the stepped clock's seconds since the start (real monotonic otherwise)."""
+        if self.clock is None:
+            import time
+
+            return time.monotonic()
+        return self.clock.now().mono - SIM_MONO
+
+    def reader_factory(self, config: ReaderConfig, referencer: CardReferencer) -> CardReader:
+        monotonic = None if self.clock is None else self._mono
+        reader = SimCardReader(config.id, referencer, config.debounce_s, monotonic)
+        self.readers[config.id] = reader
+        return reader
+
+    def _mono(self) -> float:
+        assert self.clock is not None
+        return self.clock.now().mono
+
+    def attach(self, agent: Agent) -> None:
+        self.agent = agent
+        self._unlocked = {door: relay.is_unlocked for door, relay in agent.relays.items()}
+        agent.on_processed.append(self.waiter.processed)
+        agent.on_processed.append(self._read_back_relays)
+        self.ready.set()
+
+    def _read_back_relays(
+        self, event: Event | InboundMessage | SnapshotResult, outputs: list[Output]
+    ) -> None:
+        """Keep every change of a lock as the relay pin reads back (on the loop's thread)."""
+        assert self.agent is not None
+        at = self.now_s()
+        with self._relay_lock:
+            for door, relay in self.agent.relays.items():
+                unlocked = relay.is_unlocked
+                if self._unlocked.get(door) != unlocked:
+                    self._unlocked[door] = unlocked
+                    self._relay_changes.append((round(at, 3), door, unlocked))
+
+    def request(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Carry out one request; the reply always says `ok`."""
+        agent = self.agent
+        if agent is None:
+            return {"ok": False, "error": "agent not started"}
+        with self._requests:
+            if "at" in body:
+                if self.clock is None:
+                    return {"ok": False, "error": "'at' needs a stepped clock: start with --start"}
+                self._advance(agent, float(body["at"]))
+            reply = self._dispatch(agent, body)
+            with self._relay_lock:
+                reply["relays"] = self._relay_changes
+                self._relay_changes = []
+            return reply
+
+    def _dispatch(self, agent: Agent, body: dict[str, Any]) -> dict[str, Any]:
+        op = body.get("op")
+        doors = {d.id: d for d in self.config.doors}
+        match op:
+            case "tap":
+                return self._tap(agent, body)
+            case "pin":
+                pin = self.factory.pin(int(body["pin"]))
+                pin.drive_high() if body.get("high") else pin.drive_low()
+            case "door" | "exit" | "fire" if body.get("door") not in doors:
+                return {"ok": False, "error": f"no door {body.get('door')!r}: use {sorted(doors)}"}
+            case "door":
+                contact = doors[body["door"]].contact
+                if contact is None:
+                    return {"ok": False, "error": f"door {body['door']} has no contact"}
+                assert_input(self.factory, contact.pin, contact.open_when, bool(body["open"]))
+            case "exit":
+                button = doors[body["door"]].exit_button
+                if button is None:
+                    return {"ok": False, "error": f"door {body['door']} has no exit button"}
+                assert_input(self.factory, button.pin, button.pressed_when, True)
+                self._sync(agent)
+                assert_input(self.factory, button.pin, button.pressed_when, False)
+            case "fire":
+                fire = doors[body["door"]].fire_input
+                if fire is None:
+                    return {"ok": False, "error": f"door {body['door']} has no fire input"}
+                assert_input(self.factory, fire.pin, fire.alarm_when, bool(body["on"]))
+            case "presence":
+                sensors = {p.id: p for p in self.config.presence}
+                sensor = sensors.get(body.get("sensor", ""))
+                if sensor is None:
+                    return {"ok": False, "error": f"no sensor {body.get('sensor')!r}"}
+                assert_input(self.factory, sensor.pin, sensor.occupied_when, bool(body["on"]))
+            case "reader":
+                reader = self.readers.get(body.get("reader", ""))
+                if reader is None:
+                    return {"ok": False, "error": f"no simulated reader {body.get('reader')!r}"}
+                reader.plug() if body.get("online") else reader.unplug()
+            case "clock":
+                return self._clock_fault(body)
+            case "sync":
+                pass
+            case "stats":
+                return self._stats(agent)
+            case "wait_log":
+                timeout = min(float(body.get("timeout", 10)), 60.0)
+                return {"ok": self.log.wait(str(body["text"]), timeout)}
+            case "relay":
+                relay = agent.relays[body["door"]]
+                return {
+                    "ok": True,
+                    "unlocked": relay.is_unlocked,
+                    "energised": getattr(relay, "energised", None),
+                }
+            case _:
+                return {
+                    "ok": False,
+                    "error": f"unknown op {op!r}: use tap, door, exit, fire, presence, reader, "
+                    "clock, pin, sync, stats, wait_log or relay",
+                }
+        return self._sync(agent)
+
+    def _advance(self, agent: Agent, at: float) -> None:
+        """Move the stepped clock to `at`, ticking the agent at each timer and minute."""
+        assert self.clock is not None
+        target = SIM_MONO + at
+        while (now := self.clock.now()).mono < target:
+            wall = now.utc
+            to_minute = 60.0 - (wall.second + wall.microsecond / 1e6)
+            step = min(target, now.mono + to_minute)
+            deadline = agent.controller.next_deadline()
+            if deadline is not None:
+                step = min(step, deadline if deadline > now.mono else now.mono + FINE_STEP_S)
+            self.clock.advance(step - now.mono)
+            self._sync(agent)
+
+    def _clock_fault(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Lose (or regain) time synchronisation, optionally stepping the wall clock."""
+        self.synced = bool(body.get("synced", False))
+        step = float(body.get("step_s", 0))
+        if step and self.clock is not None:
+            self.clock.step_wall_clock(step)
+        return {"ok": True, "synced": self.synced}
+
+    def _stats(self, agent: Agent) -> dict[str, Any]:
+        """Read the outbox through a connection of our own (the loop owns the agent's)."""
+        db = sqlite3.connect(f"file:{agent.store.path}?mode=ro", uri=True, timeout=5)
+        try:
+            from sqlite_utils import Database
+
+            store = Database(db)
+            return {
+                "ok": True,
+                "last_seq": outbox.last_seq(store),
+                "backlog": outbox.backlog(store),
+            }
+        finally:
+            db.close()
+
+    def _tap(self, agent: Agent, body: dict[str, Any]) -> dict[str, Any]:
+        reader = self.readers.get(body.get("reader", ""))
+        if reader is None:
+            return {"ok": False, "error": f"no simulated reader {body.get('reader')!r}"}
+        authenticated = bool(body.get("authenticated"))
+        if "ref" in body:
+            event = reader.tap_ref(str(body["ref"]), authenticated)
+        else:
+            event = reader.tap(body["technology"], body["id"], authenticated)
+        if event is None:
+            return {"ok": True, "counted": False}
+        outputs = self.waiter.wait(event)
+        if outputs is None:
+            return {"ok": False, "error": "the agent did not handle the tap in time"}
+        decision = next(
+            (
+                o.event
+                for o in outputs
+                if isinstance(o, Record) and o.event.kind is EventKind.ACCESS
+            ),
+            None,
+        )
+        return {
+            "ok": True,
+            "counted": True,
+            "decision": decision.type if decision else None,
+            "reason": decision.data.get("reason") if decision else None,
+        }
+
+    def _sync(self, agent: Agent) -> dict[str, Any]:
+        marker = Tick()
+        self.waiter.expect(marker)
+        agent.emit(marker)
+        return {"ok": self.waiter.wait(marker) is not None}

@@ -1,0 +1,117 @@
+"""An agent on simulated hardware in its own process, with a client for its control socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class AgentExited(RuntimeError):
+    """The agent process ended (or never became ready); the message holds its log's tail."""
+
+
+class AgentProcess:
+    """`python -m simulator.agent` as a subprocess, steered over its control socket.
+
+    With `start`, the agent runs on a stepped clock beginning `at` seconds after `start`;
+    requests carrying `at` move it on.
+    """
+
+    def __init__(
+        self,
+        config: Path,
+        home: Path,
+        *,
+        start: datetime | None = None,
+        at: float = 0.0,
+        ready_timeout: float = 30.0,
+        log_level: str = "info",
+    ) -> None:
+        self.config = config
+        self.socket_path = home / "control.sock"
+        self.log_path = home / "agent.log"
+        self.socket_path.unlink(missing_ok=True)
+        self._log = self.log_path.open("ab")
+        command = [
+            sys.executable,
+            "-m",
+            "simulator.agent",
+            "--config",
+            str(config),
+            "--control",
+            str(self.socket_path),
+            "--log-level",
+            log_level,
+        ]
+        if start is not None:
+            command += ["--start", start.isoformat(), "--at", repr(at)]
+        self.proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        self._wait_ready(self.proc.stdout, ready_timeout)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(self.socket_path))
+        self.reader = self.sock.makefile("rb")
+
+    def __repr__(self) -> str:
+        return f"<AgentProcess {self.config.stem} pid={self.proc.pid}>"
+
+    def _wait_ready(self, stdout: IO[bytes], timeout: float) -> None:
+        """Wait for the agent's `ready` line (it prints it once its socket answers)."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(stdout, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                self.proc.kill()
+                raise AgentExited(f"agent not ready after {timeout} s: {self.log()[-4000:]}")
+            line = stdout.readline()
+        if line.strip() != b"ready":
+            self.proc.wait(10)
+            raise AgentExited(f"agent exited with {self.proc.returncode}: {self.log()[-4000:]}")
+
+    def request(self, **body: Any) -> dict[str, Any]:
+        """Send one request and return the agent's reply."""
+        self.sock.sendall(json.dumps(body).encode() + b"\n")
+        line = self.reader.readline()
+        if not line:
+            raise AgentExited(f"the agent closed the control socket: {self.log()[-4000:]}")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def kill(self) -> None:
+        """kill -9, a power cut: no chance to clean up."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self.close_socket()
+
+    def terminate(self, timeout: float = 10) -> int:
+        """SIGTERM, as systemd stops it; return the exit status."""
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout)
+        self.close_socket()
+        return code
+
+    def close_socket(self) -> None:
+        """Close the control connection and the log file; idempotent."""
+        self.reader.close()
+        self.sock.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._log.close()
+
+    def log(self) -> str:
+        """Return the agent's log."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

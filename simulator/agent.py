@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None, started: Callable[[Agent], None] | None 
         control.attach(agent)
         if started is not None:
             started(agent)
-        print("ready", flush=True)  # the parent waits for this line instead of polling
+        sys.stdout.write("ready\n")  # the parent waits for this line instead of polling
+        sys.stdout.flush()
 
     try:
         return serve(

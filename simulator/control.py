@@ -20,6 +20,7 @@ from collections import OrderedDict
 from typing import Any
 
 from gpiozero.pins.mock import MockFactory
+from sqlite_utils import Database
 
 from edge.core.events import Event, Tick
 from edge.core.outputs import EventKind, Output, Record
@@ -265,8 +266,6 @@ class Control:
         """Read the outbox through a connection of our own (the loop owns the agent's)."""
         db = sqlite3.connect(f"file:{agent.store.path}?mode=ro", uri=True, timeout=5)
         try:
-            from sqlite_utils import Database
-
             store = Database(db)
             return {
                 "ok": True,

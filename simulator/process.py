@@ -55,7 +55,7 @@ class AgentProcess:
         ]
         if start is not None:
             command += ["--start", start.isoformat(), "--at", repr(at)]
-        self.proc = subprocess.Popen(
+        self.proc = subprocess.Popen(  # noqa: S603  # our own module, no shell
             command,
             stdout=subprocess.PIPE,
             stderr=self._log,

@@ -2,99 +2,25 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+from simulator.broker import MOSQUITTO, BrokerError
+from simulator.broker import Broker as _Broker
+
 INSTALL = "./check installs it (apt-get install mosquitto)"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Broker:
-    """mosquitto with persistence and queues large enough that it never drops QoS 1."""
-
-    def __init__(
-        self,
-        workdir: Path,
-        acl: str | None = None,
-        passwords: Path | None = None,
-        listener_options: tuple[str, ...] = (),
-    ) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.conf = workdir / "mosquitto.conf"
-        self.log = workdir / "mosquitto.log"
-        lines = [
-            # Started as root, mosquitto would drop to user `mosquitto`, which cannot reach
-            # pytest's private temporary directory (persistence, log, password and ACL files).
-            "user root",
-            f"listener {self.port} 127.0.0.1",
-            *listener_options,
-            "persistence true",
-            f"persistence_location {workdir}/",
-            # Defaults drop QoS 1 messages beyond 1000 queued per client (TEST-STACK.md).
-            "max_queued_messages 1000000",
-            "max_inflight_messages 1000",
-            "autosave_interval 1",
-            f"log_dest file {self.log}",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-        ]
-        if passwords is not None:
-            lines += ["allow_anonymous false", f"password_file {passwords}"]
-        else:
-            lines.append("allow_anonymous true")
-        if acl is not None:
-            acl_file = workdir / "acl"
-            acl_file.write_text(acl)
-            lines.append(f"acl_file {acl_file}")
-        self.conf.write_text("\n".join(lines) + "\n")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __repr__(self) -> str:
-        return f"<Broker 127.0.0.1:{self.port} {'running' if self.running else 'stopped'}>"
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+class Broker(_Broker):
+    """The simulator's private mosquitto; a failed start fails the test."""
 
     def start(self, timeout_s: float = 10.0) -> None:
-        self.process = subprocess.Popen(
-            [MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                if not self.running or time.monotonic() > deadline:
-                    pytest.fail(
-                        "mosquitto did not start: "
-                        + (self.log.read_text() if self.log.exists() else "(no log)")
-                    )
-                time.sleep(0.02)  # polling for the port with a deadline
-
-    def stop(self, kill: bool = False) -> None:
-        if self.process is None:
-            return
-        if kill:
-            self.process.kill()
-        else:
-            self.process.terminate()
-        self.process.wait(10)
-        self.process = None
+        try:
+            super().start(timeout_s)
+        except BrokerError as error:
+            pytest.fail(str(error))
 
 
 def start_broker(workdir: Path, **kwargs: object) -> Broker:

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from edge.core.clock import Instant
 from edge.core.events import (
     CardPresented,
     ContactChanged,
@@ -32,7 +33,6 @@ from edge.core.events import (
     Tick,
     UnlockOnce,
 )
-from edge.core.clock import Instant
 from edge.core.outputs import EventKind, Lock, Output, Record, Unlock
 from edge.core.policy import AccessPolicy
 from edge.core.schedule import WEEKDAYS, Schedule, TimeRange, Window

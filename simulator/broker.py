@@ -1,0 +1,135 @@
+"""A private mosquitto on a free loopback port, started and stopped by its owner.
+
+The simulator's demo and the tests use the real broker (amqtt, the pip-installable one,
+refuses MQTT 5). It is ready when it logs "running" on its stdout: no polling of the port.
+"""
+
+from __future__ import annotations
+
+import selectors
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from edge.errors import EdgeError
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+STDBUF = shutil.which("stdbuf") or "/usr/bin/stdbuf"  # coreutils
+INSTALL = "install it with: sudo apt-get install mosquitto (./demo and ./check do it for you)"
+
+
+class BrokerError(EdgeError, RuntimeError):
+    """mosquitto is missing or did not start; the message says what to do."""
+
+
+def free_port() -> int:
+    """Return a loopback TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Broker:
+    """mosquitto with persistence and queues large enough that it never drops QoS 1."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        acl: str | None = None,
+        passwords: Path | None = None,
+        listener_options: tuple[str, ...] = (),
+        port: int | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.conf = workdir / "mosquitto.conf"
+        self.log = workdir / "mosquitto.log"
+        lines = [
+            # Started as root, mosquitto would drop to user `mosquitto`, which cannot reach
+            # a private temporary directory (persistence, log, password and ACL files).
+            "user root",
+            f"listener {self.port} 127.0.0.1",
+            *listener_options,
+            "persistence true",
+            f"persistence_location {workdir}/",
+            # Defaults drop QoS 1 messages beyond 1000 queued per client (TEST-STACK.md).
+            "max_queued_messages 1000000",
+            "max_inflight_messages 1000",
+            "autosave_interval 1",
+            f"log_dest file {self.log}",
+            "log_dest stdout",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+        ]
+        if passwords is not None:
+            lines += ["allow_anonymous false", f"password_file {passwords}"]
+        else:
+            lines.append("allow_anonymous true")
+        if acl is not None:
+            acl_file = workdir / "acl"
+            acl_file.write_text(acl)
+            lines.append(f"acl_file {acl_file}")
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.conf.write_text("\n".join(lines) + "\n")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Broker 127.0.0.1:{self.port} {'running' if self.running else 'stopped'}>"
+
+    @property
+    def running(self) -> bool:
+        """True while the mosquitto process lives."""
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Start mosquitto and return once it says it is running."""
+        if not Path(MOSQUITTO).exists():
+            raise BrokerError(f"mosquitto is not installed; {INSTALL}")
+        self.process = subprocess.Popen(  # noqa: S603  # a fixed program, no shell
+            # Line-buffered, so "running" reaches the pipe when mosquitto says it.
+            [STDBUF, "-oL", MOSQUITTO, "-c", str(self.conf)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        assert self.process.stdout is not None
+        stdout = self.process.stdout
+        deadline = time.monotonic() + timeout_s
+        with selectors.DefaultSelector() as selector:
+            selector.register(stdout, selectors.EVENT_READ)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not selector.select(remaining):
+                    self.stop(kill=True)
+                    raise BrokerError(f"mosquitto did not start in {timeout_s} s: {self._tail()}")
+                line = stdout.readline()
+                if not line:
+                    self.stop(kill=True)
+                    raise BrokerError(f"mosquitto exited at start: {self._tail()}")
+                if b" running" in line:
+                    break
+        # Keep reading its stdout so a chatty broker never blocks on a full pipe.
+        threading.Thread(target=_drain, args=(stdout,), daemon=True, name="mosquitto-out").start()
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop mosquitto (SIGTERM, or SIGKILL with `kill`); idempotent."""
+        if self.process is None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        self.process.wait(10)
+        self.process = None
+
+    def _tail(self) -> str:
+        return self.log.read_text(errors="replace")[-2000:] if self.log.exists() else "(no log)"
+
+
+def _drain(stream: object) -> None:
+    for _ in stream:  # type: ignore[attr-defined]
+        pass

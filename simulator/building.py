@@ -1,0 +1,345 @@
+"""A building from a small description file: its zones, doors, sensors and devices.
+
+The description (TOML, see simulator/buildings/kamakura.toml) names the gates of the
+security line, the staff stairways, the lobby and the office floors with their departments,
+booths and rooms. From it come one device configuration per Raspberry Pi, written with the
+same keys an installer writes, and the layout the simulated staff walk through.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+BUILDINGS = Path(__file__).resolve().parent / "buildings"
+DEFAULT_BUILDING = BUILDINGS / "kamakura.toml"
+# BCM pins a sensor node wires presence sensors to (2-3 are I2C, 14-15 the console UART).
+SENSOR_PINS = (4, 5, 6, 12, 13, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GateSpec(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str
+    share: float = Field(gt=0, le=1, description="The share of staff who use this gate.")
+
+
+class StairwaySpec(_Strict):
+    ids: list[str] = Field(min_length=1)
+    floors: list[int] = Field(min_length=2)
+
+
+class LobbySpec(_Strict):
+    consultation_booths: int = Field(0, ge=0, le=len(SENSOR_PINS))
+
+
+class FloorSpec(_Strict):
+    level: int = Field(ge=2, le=99)
+    departments: list[str] = Field(min_length=1, max_length=len(SENSOR_PINS) // 2)
+    focus_booths: int = Field(0, ge=0)
+    phone_booths: int = Field(0, ge=0)
+    meeting_rooms: list[int] = Field(default_factory=list, description="Capacities.")
+    refresh_area: bool = False
+
+
+class BuildingSpec(_Strict):
+    """The description file."""
+
+    site: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str
+    timezone: str = "Asia/Tokyo"
+    staff: int = Field(ge=1)
+    visitors: int = Field(0, ge=0)
+    gates: list[GateSpec] = Field(min_length=1)
+    stairways: StairwaySpec
+    lobby: LobbySpec = LobbySpec()
+    floors: list[FloorSpec] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Zone:
+    id: str
+    name: str
+    kind: str  # area | stairway | booth | meeting-room
+    capacity: int | None = None
+    floor: int = 1
+
+
+@dataclass(frozen=True)
+class Sensor:
+    id: str
+    zone: str
+    pin: int
+    hold_s: int
+
+
+@dataclass(frozen=True)
+class Door:
+    """A card door and the device that drives it."""
+
+    id: str
+    device: str
+    name: str
+    outside: str
+    inside: str
+    fail: str  # secure | safe
+    readers: dict[str, str]  # direction -> reader id
+    stairway: str | None = None
+    floor: int = 1
+
+
+@dataclass
+class Device:
+    """One Raspberry Pi: its role, doors, sensors and zones."""
+
+    id: str
+    role: str  # gate | door | sensor-node
+    doors: list[Door] = field(default_factory=list)
+    sensors: list[Sensor] = field(default_factory=list)
+    zones: list[Zone] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Department:
+    name: str
+    floor: int
+    area: str  # the zone of its free-seating area
+
+
+@dataclass
+class Building:
+    """The layout the staff walk through, and the devices that watch it."""
+
+    spec: BuildingSpec
+    devices: dict[str, Device]
+    departments: list[Department]
+    zones: dict[str, Zone]
+
+    @property
+    def gates(self) -> list[Door]:
+        return [d for dev in self.devices.values() if dev.role == "gate" for d in dev.doors]
+
+    @property
+    def stair_doors(self) -> list[Door]:
+        return [d for dev in self.devices.values() if dev.role == "door" for d in dev.doors]
+
+    def stair_door(self, stairway: str, floor: int) -> Door:
+        return next(d for d in self.stair_doors if d.stairway == stairway and d.floor == floor)
+
+    def rooms(self, floor: int, kind: str) -> list[Zone]:
+        return [z for z in self.zones.values() if z.floor == floor and z.kind == kind]
+
+    def sensor_for(self, zone: str) -> tuple[Device, Sensor]:
+        for device in self.devices.values():
+            for sensor in device.sensors:
+                if sensor.zone == zone:
+                    return device, sensor
+        raise KeyError(zone)
+
+
+def load_building(path: Path = DEFAULT_BUILDING) -> Building:
+    """Read a description file and lay the building out."""
+    with path.open("rb") as f:
+        spec = BuildingSpec.model_validate(tomllib.load(f))
+    return lay_out(spec)
+
+
+def lay_out(spec: BuildingSpec) -> Building:
+    """Return the zones, doors, sensors and devices of a described building."""
+    devices: dict[str, Device] = {}
+    zones: dict[str, Zone] = {}
+    lobby = Zone("lobby", "1階 市民ロビー・窓口", "area")
+    inside = Zone("staff-area", "セキュリティライン内", "area")
+    for gate in spec.gates:
+        door = Door(
+            gate.id.removeprefix("gate-"),
+            gate.id,
+            gate.name,
+            "lobby",
+            "staff-area",
+            "secure",
+            {"in": f"{gate.id}-in", "out": f"{gate.id}-out"},
+        )
+        devices[gate.id] = Device(gate.id, "gate", [door], zones=[lobby, inside])
+    floor_zones = {
+        level: Zone(f"floor-{level}", f"{level}階 執務フロア", "area", floor=level)
+        for level in sorted({*spec.stairways.floors, *(f.level for f in spec.floors)})
+    }
+    for stair in spec.stairways.ids:
+        stair_zone = Zone(f"stair-{stair}", f"{stair.upper()}階段", "stairway")
+        zones[stair_zone.id] = stair_zone
+        for level in spec.stairways.floors:
+            device = f"stair-{stair}-{level}f"
+            door = Door(
+                device,
+                device,
+                f"Stairway {stair.upper()}, {level}F",
+                stair_zone.id,
+                floor_zones[level].id,
+                "safe",
+                {"in": f"{device}-in"},
+                stairway=stair,
+                floor=level,
+            )
+            devices[device] = Device(device, "door", [door], zones=[stair_zone, floor_zones[level]])
+    departments: list[Department] = []
+    nodes: list[tuple[str, list[Zone], int]] = []
+    consult = [
+        Zone(f"consult-1f-{i}", f"相談ブース{i}", "booth", 2, 1)
+        for i in range(1, spec.lobby.consultation_booths + 1)
+    ]
+    if consult:
+        nodes.append(("sensors-1f-consult", consult, 120))
+    for floor in spec.floors:
+        n = floor.level
+        areas = []
+        for i, name in enumerate(floor.departments, 1):
+            area = Zone(f"area-{n}f-{i}", f"{name} グループアドレス", "area", floor=n)
+            areas.append(area)
+            departments.append(Department(name, n, area.id))
+        booths = [
+            Zone(f"focus-{n}f-{i}", f"{n}階 集中ブース{i}", "booth", 1, n)
+            for i in range(1, floor.focus_booths + 1)
+        ] + [
+            Zone(f"phone-{n}f-{i}", f"{n}階 電話ブース{i}", "booth", 1, n)
+            for i in range(1, floor.phone_booths + 1)
+        ]
+        rooms = [
+            Zone(f"meeting-{n}f-{i}", f"{n}階 会議室{i}({cap}人)", "meeting-room", cap, n)
+            for i, cap in enumerate(floor.meeting_rooms, 1)
+        ]
+        if floor.refresh_area:
+            rooms.append(Zone(f"refresh-{n}f", f"{n}階 リフレッシュエリア", "area", None, n))
+        nodes += [
+            (f"sensors-{n}f-areas", areas, 600),
+            (f"sensors-{n}f-booths", booths, 60),
+            (f"sensors-{n}f-rooms", rooms, 300),
+        ]
+    for device_id, node_zones, hold_s in nodes:
+        if not node_zones:
+            continue
+        if len(node_zones) > len(SENSOR_PINS):
+            raise ValueError(
+                f"{device_id}: {len(node_zones)} sensors, but a Pi has {len(SENSOR_PINS)} "
+                "free pins; split the floor's rooms over two nodes"
+            )
+        sensors = [
+            Sensor(f"{z.id}-pir", z.id, pin, hold_s)
+            for z, pin in zip(node_zones, SENSOR_PINS, strict=False)
+        ]
+        devices[device_id] = Device(device_id, "sensor-node", sensors=sensors, zones=node_zones)
+    for device in devices.values():
+        for zone in device.zones:
+            zones.setdefault(zone.id, zone)
+    return Building(spec, devices, departments, zones)
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """Where a simulated device finds its broker, keys and store."""
+
+    broker_port: int
+    site_dir: Path  # edge-provision's site directory (keys, accounts)
+    store_dir: Path
+
+
+def device_config(building: Building, device: Device, wiring: Wiring) -> str:
+    """Return the device's configuration file, as an installer would write it."""
+    spec = building.spec
+    keys = wiring.site_dir / "keys"
+    lines = [
+        f"# {device.id}: generated by edge-sim from the building description",
+        "[site]",
+        f'id = "{spec.site}"',
+        f'timezone = "{spec.timezone}"',
+        f'card_key_file = "{keys / "card-key"}"',
+        f'credentials_key_file = "{keys / "credentials.pub"}"',
+        f'commands_key_file = "{keys / "commands.pub"}"',
+        "",
+        "[device]",
+        f'id = "{device.id}"',
+        f'role = "{device.role}"',
+        'fire_reset = "manual"',
+        "",
+        "[mqtt]",
+        'host = "127.0.0.1"',
+        f"port = {wiring.broker_port}",
+        f'username = "{device.id}"',
+        f'password_file = "{wiring.site_dir / "accounts" / f"{device.id}.password"}"',
+        "keepalive_s = 5",
+        "",
+        "[store]",
+        f'path = "{wiring.store_dir / device.id / "agent.db"}"',
+        "",
+    ]
+    for zone in device.zones:
+        lines += ["[[zones]]", f'id = "{zone.id}"', f'name = "{zone.name}"']
+        lines.append(f'kind = "{zone.kind}"')
+        if zone.capacity:
+            lines.append(f"capacity = {zone.capacity}")
+        if zone.id == "staff-area":
+            lines += ['anti_passback = "hard"', "anti_passback_forgive_at = 03:00:00"]
+        lines.append("")
+    for door in device.doors:
+        lines += _door(door)
+    for sensor in device.sensors:
+        lines += [
+            "[[presence]]",
+            f'id = "{sensor.id}"',
+            f"pin = {sensor.pin}",
+            f'zone = "{sensor.zone}"',
+            f"hold_s = {sensor.hold_s}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _door(door: Door) -> list[str]:
+    gate = door.fail == "secure"
+    lines = [
+        "[[doors]]",
+        f'id = "{door.id}"',
+        f'name = "{door.name}"',
+        f'outside_zone = "{door.outside}"',
+        f'inside_zone = "{door.inside}"',
+        f'fail = "{door.fail}"',
+        "unlock_s = 5",
+        f"held_open_s = {30 if gate else 60}",
+        f"pre_alarm_s = {10 if gate else 15}",
+        "",
+        "[doors.relay]",
+        "pin = 17",
+        "",
+        "[doors.contact]",
+        "pin = 27",
+        "",
+        "[doors.exit_button]",
+        "pin = 22",
+        "",
+    ]
+    if not gate:
+        lines += ["[doors.fire_input]", "pin = 23", 'alarm_when = "high"', 'pull = "up"', ""]
+    indicator_pins = iter(((5, 6), (12, 16)))
+    for direction, reader in door.readers.items():
+        green, red = next(indicator_pins)
+        lines += [
+            "[[readers]]",
+            f'id = "{reader}"',
+            'kind = "sim"',
+            f'door = "{door.id}"',
+            f'direction = "{direction}"',
+            "",
+            "[[indicators]]",
+            f'id = "{reader}-lights"',
+            f'reader = "{reader}"',
+            f"green_pin = {green}",
+            f"red_pin = {red}",
+            "",
+        ]
+    return lines

@@ -234,8 +234,8 @@ def lay_out(spec: BuildingSpec) -> Building:
             for z, pin in zip(node_zones, SENSOR_PINS, strict=False)
         ]
         devices[device_id] = Device(device_id, "sensor-node", sensors=sensors, zones=node_zones)
-    for device in devices.values():
-        for zone in device.zones:
+    for node in devices.values():
+        for zone in node.zones:
             zones.setdefault(zone.id, zone)
     return Building(spec, devices, departments, zones)
 

@@ -1,0 +1,170 @@
+"""The collector: every device's events, status and occupancy into the central log.
+
+Events arrive on an MQTT 5 shared subscription (`$share/{group}/…`), so several collectors
+split the load; each message is acknowledged to the broker only after the batch holding it
+is committed, and the session is persistent, so neither a collector restart nor a broker
+outage loses an event. Status and occupancy are retained and idempotent: every collector
+takes them all (the broker does not send retained messages to shared subscriptions).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from console.log import CentralLog, LogError
+from console.mqtt import ConsoleClient, Message
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+BATCH_WAIT_S = 0.05
+
+
+class Collector:
+    """Runs until `close()`: receive, store in batches, then acknowledge."""
+
+    def __init__(
+        self,
+        log_path: Path,
+        *,
+        host: str,
+        port: int,
+        site: str,
+        root: str = "edge",
+        username: str | None = None,
+        password: str | None = None,
+        client_id: str = "console-collector",
+        group: str = "console",
+    ) -> None:
+        self.log = CentralLog(log_path)
+        self.site = site
+        self.root = root
+        self.received = 0
+        self.stored = 0
+        self.rejected = 0
+        self._queue: queue.Queue[Message] = queue.Queue()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self.client = ConsoleClient(
+            host,
+            port,
+            client_id=client_id,
+            username=username,
+            password=password,
+            persistent=True,
+            manual_ack=True,
+        )
+        base = f"{root}/{site}"
+        self.client.subscribe(
+            f"$share/{group}/{base}/+/events/#",
+            f"{base}/+/status",
+            f"{base}/+/occupancy/#",
+            handler=self._queue.put,
+        )
+        self._writer = threading.Thread(target=self._write_loop, name="collector", daemon=True)
+
+    def __repr__(self) -> str:
+        return f"<Collector {self.client.client_id} stored={self.stored} rejected={self.rejected}>"
+
+    def start(self) -> None:
+        """Start writing, then connect (messages waiting in the session arrive at once)."""
+        self._writer.start()
+        self.client.start()
+
+    def close(self) -> None:
+        """Stop receiving, store what was received, then close; idempotent."""
+        if self._stop.is_set():
+            return
+        self.client.close()
+        self._stop.set()
+        self._writer.join(10)
+        self.log.close()
+
+    def wait_for(self, predicate: Callable[[CentralLog], bool], timeout_s: float) -> bool:
+        """Wait until `predicate(log)` holds after some batch; False after `timeout_s`."""
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self.log), timeout_s)
+
+    def _write_loop(self) -> None:
+        while not (self._stop.is_set() and self._queue.empty()):
+            try:
+                first = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            deadline = time.monotonic() + BATCH_WAIT_S
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            try:
+                self._store(batch)
+            except Exception:
+                # Not acknowledged: the broker delivers these again after a reconnect.
+                log.exception("storing %d messages failed; they stay unacknowledged", len(batch))
+                continue
+            for message in batch:
+                self.client.ack(message)
+            with self._cond:
+                self._cond.notify_all()
+
+    def _store(self, batch: list[Message]) -> None:
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        events = []
+        for message in batch:
+            self.received += 1
+            parts = message.topic.split("/")
+            if len(parts) < 4 or "/".join(parts[:2]) != f"{self.root}/{self.site}":
+                self._reject(message, "not under this site's topics")
+                continue
+            device = parts[2]
+            try:
+                body = json.loads(message.payload) if message.payload else None
+            except ValueError:
+                self._reject(message, "not JSON")
+                continue
+            if parts[3] == "status":
+                if body is not None:
+                    self.log.set_status(device, message.payload.decode(), now)
+            elif parts[3] == "occupancy" and len(parts) == 5 and isinstance(body, dict):
+                self.log.set_occupancy(
+                    device,
+                    parts[4],
+                    int(body.get("count") or 0),
+                    bool(body.get("occupied")),
+                    str(body.get("ts", "")),
+                )
+            elif parts[3] == "events" and isinstance(body, dict):
+                if str(body.get("id", "")).rsplit(":", 1)[0] != device:
+                    self._reject(message, "event id names another device")
+                    continue
+                events.append(body)
+            else:
+                self._reject(message, "unexpected topic or payload")
+        good = []
+        for event in events:
+            try:
+                _check(event)
+                good.append(event)
+            except LogError as error:
+                self.rejected += 1
+                log.warning("rejected an event: %s", error)
+        self.stored += len(self.log.append(good, now))
+
+    def _reject(self, message: Message, why: str) -> None:
+        self.rejected += 1
+        log.warning("rejected a message on %s: %s", message.topic, why)
+
+
+def _check(event: dict[str, object]) -> None:
+    seq = event.get("seq")
+    if not isinstance(seq, int) or seq < 1:
+        raise LogError(f"event {event.get('id')!r} has no positive seq")

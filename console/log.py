@@ -1,0 +1,273 @@
+"""The central log: every device's events, once each, hash-chained so tampering shows.
+
+Each stored event gets the next `row` and a hash over the previous row's hash and its own
+canonical content, so editing, deleting or reordering a row breaks the chain at that row
+(`verify`). Events are de-duplicated by their `id` ({device}:{seq}); per device the log
+knows the highest seq below which nothing is missing (`contiguous`) and the highest seen,
+so a gap in seq is reported until it is filled. Card references stay references here;
+names come from the provisioning registry when a person asks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database, Migrations
+
+from edge.errors import EdgeError
+
+GENESIS = "0" * 64
+
+
+class LogError(EdgeError, ValueError):
+    """The log cannot be opened or an entry is unusable; the message says which."""
+
+
+migrations = Migrations("edge-console")
+
+
+@migrations(name="0001_events_devices")
+def events_devices(db: Database) -> None:
+    """Create the chained events, the devices' seq bookkeeping and status, and occupancy."""
+    for statement in (
+        "CREATE TABLE events (row INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
+        "device TEXT NOT NULL, seq INTEGER NOT NULL, ts TEXT NOT NULL, kind TEXT NOT NULL, "
+        "type TEXT NOT NULL, door TEXT, card_ref TEXT, reason TEXT, body TEXT NOT NULL, "
+        "received_at TEXT NOT NULL, hash TEXT NOT NULL)",
+        "CREATE UNIQUE INDEX events_device_seq ON events (device, seq)",
+        "CREATE INDEX events_ts ON events (ts)",
+        "CREATE INDEX events_card ON events (card_ref, ts)",
+        "CREATE INDEX events_door ON events (door, ts)",
+        "CREATE TABLE devices (device TEXT PRIMARY KEY, contiguous INTEGER NOT NULL, "
+        "max_seq INTEGER NOT NULL, duplicates INTEGER NOT NULL DEFAULT 0, "
+        "status TEXT, status_at TEXT)",
+        "CREATE TABLE occupancy (device TEXT NOT NULL, zone TEXT NOT NULL, count INTEGER, "
+        "occupied INTEGER, ts TEXT, PRIMARY KEY (device, zone))",
+    ):
+        db.execute(statement)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One event as stored."""
+
+    row: int
+    id: str
+    device: str
+    seq: int
+    ts: str
+    kind: str
+    type: str
+    body: dict[str, Any]
+
+
+def chain_hash(previous: str, body: str) -> str:
+    """Return the hash of a row: SHA-256 over the previous hash and the canonical body."""
+    return hashlib.sha256(f"{previous}\n{body}".encode()).hexdigest()
+
+
+def canonical(event: dict[str, Any]) -> str:
+    """Return the event's canonical JSON (sorted keys, no spaces)."""
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class CentralLog:
+    """The console's SQLite log (WAL); one writer (the collector), any number of readers."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
+        self.db = Database(conn)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        migrations.apply(self.db)
+        last = self.db.execute("SELECT hash FROM events ORDER BY row DESC LIMIT 1").fetchone()
+        self._head = last[0] if last else GENESIS
+
+    def __repr__(self) -> str:
+        return f"<CentralLog {self.path}>"
+
+    def close(self) -> None:
+        """Close the database; idempotent."""
+        self.db.conn.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def append(self, events: Iterable[dict[str, Any]], received_at: str) -> list[str]:
+        """Store new events in one transaction; return the ids stored (duplicates skipped).
+
+        The chain's head is re-read inside the write transaction, so two collectors writing
+        the same file never fork it.
+        """
+        stored: list[str] = []
+        with self._transaction() as conn:
+            last = conn.execute("SELECT hash FROM events ORDER BY row DESC LIMIT 1").fetchone()
+            head = last[0] if last else GENESIS
+            touched: set[str] = set()
+            for event in events:
+                event_id, device, seq = _identity(event)
+                exists = conn.execute("SELECT 1 FROM events WHERE id = ?", [event_id]).fetchone()
+                if exists:
+                    conn.execute(
+                        "UPDATE devices SET duplicates = duplicates + 1 WHERE device = ?",
+                        [device],
+                    )
+                    continue
+                body = canonical(event)
+                head = chain_hash(head, body)
+                nested = event.get("data")
+                data: dict[str, Any] = nested if isinstance(nested, dict) else event
+                conn.execute(
+                    "INSERT INTO events (id, device, seq, ts, kind, type, door, card_ref, "
+                    "reason, body, received_at, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [
+                        event_id,
+                        device,
+                        seq,
+                        str(event.get("ts", "")),
+                        str(event.get("kind", "")),
+                        str(event.get("type", "")),
+                        _text(data.get("door")),
+                        _text(data.get("card_ref")),
+                        _text(data.get("reason")),
+                        body,
+                        received_at,
+                        head,
+                    ],
+                )
+                conn.execute(
+                    "INSERT INTO devices (device, contiguous, max_seq) VALUES (?, 0, ?) "
+                    "ON CONFLICT(device) DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)",
+                    [device, seq],
+                )
+                touched.add(device)
+                stored.append(event_id)
+            for device in touched:
+                _advance_contiguous(conn, device)
+        self._head = head
+        return stored
+
+    def set_status(self, device: str, body: str, received_at: str) -> None:
+        """Keep a device's latest retained status."""
+        self.db.execute(
+            "INSERT INTO devices (device, contiguous, max_seq, status, status_at) "
+            "VALUES (?, 0, 0, ?, ?) ON CONFLICT(device) DO UPDATE SET status = excluded.status, "
+            "status_at = excluded.status_at",
+            [device, body, received_at],
+        )
+
+    def set_occupancy(self, device: str, zone: str, count: int, occupied: bool, ts: str) -> None:
+        """Keep a zone's latest occupancy as a device reports it."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO occupancy (device, zone, count, occupied, ts) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [device, zone, count, int(occupied), ts],
+        )
+
+    # -- reading --------------------------------------------------------------------------
+
+    def gaps(self) -> dict[str, list[int]]:
+        """Return {device: missing seqs} for every device with a hole below its highest seq."""
+        missing: dict[str, list[int]] = {}
+        for device, contiguous, max_seq in self.db.execute(
+            "SELECT device, contiguous, max_seq FROM devices WHERE contiguous < max_seq"
+        ):
+            present = {
+                seq
+                for (seq,) in self.db.execute(
+                    "SELECT seq FROM events WHERE device = ? AND seq > ?", [device, contiguous]
+                )
+            }
+            missing[device] = [s for s in range(contiguous + 1, max_seq + 1) if s not in present]
+        return missing
+
+    def devices(self) -> dict[str, dict[str, Any]]:
+        """Return each device's seq bookkeeping and latest status."""
+        return {
+            row["device"]: row
+            for row in self.db.query(
+                "SELECT device, contiguous, max_seq, duplicates, status, status_at FROM devices"
+            )
+        }
+
+    def count(self) -> int:
+        """Return the number of stored events."""
+        return int(self.db.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def entries(self, where: str = "", params: Iterable[Any] = ()) -> Iterator[Entry]:
+        """Yield stored events in log order, optionally filtered by an SQL condition."""
+        clause = f"WHERE {where}" if where else ""
+        query = (
+            "SELECT row, id, device, seq, ts, kind, type, body FROM events "  # noqa: S608
+            f"{clause} ORDER BY row"
+        )
+        for row, id_, device, seq, ts, kind, type_, body in self.db.execute(query, list(params)):
+            yield Entry(row, id_, device, seq, ts, kind, type_, json.loads(body))
+
+    def occupancy(self) -> dict[str, dict[str, Any]]:
+        """Return the latest occupancy per zone (the newest report among devices)."""
+        zones: dict[str, dict[str, Any]] = {}
+        for row in self.db.query("SELECT * FROM occupancy ORDER BY ts"):
+            zones[row["zone"]] = row
+        return zones
+
+    def verify(self) -> list[str]:
+        """Re-walk the chain; return a line per problem (empty: the log is intact)."""
+        problems: list[str] = []
+        head = GENESIS
+        expected_row = None
+        for row, event_id, body, stored in self.db.execute(
+            "SELECT row, id, body, hash FROM events ORDER BY row"
+        ):
+            if expected_row is not None and row != expected_row:
+                problems.append(
+                    f"row {expected_row}..{row - 1} missing (deleted?) before {event_id}"
+                )
+            expected_row = row + 1
+            head = chain_hash(head, body)
+            if head != stored:
+                problems.append(f"row {row} ({event_id}): hash does not match: edited or reordered")
+                head = stored  # report each break once, then follow the stored chain
+        return problems
+
+
+def _advance_contiguous(conn: sqlite3.Connection, device: str) -> None:
+    (contiguous,) = conn.execute(
+        "SELECT contiguous FROM devices WHERE device = ?", [device]
+    ).fetchone()
+    while conn.execute(
+        "SELECT 1 FROM events WHERE device = ? AND seq = ?", [device, contiguous + 1]
+    ).fetchone():
+        contiguous += 1
+    conn.execute("UPDATE devices SET contiguous = ? WHERE device = ?", [contiguous, device])
+
+
+def _identity(event: dict[str, Any]) -> tuple[str, str, int]:
+    event_id, seq = event.get("id"), event.get("seq")
+    if not isinstance(event_id, str) or ":" not in event_id or not isinstance(seq, int):
+        raise LogError(f"event without a valid id/seq: id={event_id!r} seq={seq!r}")
+    device = event_id.rsplit(":", 1)[0]
+    if event_id != f"{device}:{seq}":
+        raise LogError(f"event id {event_id!r} does not match its seq {seq}")
+    return event_id, device, seq
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None

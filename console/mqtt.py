@@ -1,0 +1,219 @@
+"""The console's MQTT client: the only console module that imports paho.
+
+* MQTT 5, callback API version 2, paho's own reconnect; a persistent session (clean start
+  off, session expiry) so messages published while the console is away wait for it.
+* Manual acknowledgement: a QoS 1 message is acknowledged only when the handler says it is
+  safely stored (`ack`), so a console killed mid-batch gets it again from the broker.
+* Every callback catches everything: an exception there would silently kill paho's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.errors import EdgeError
+
+log = logging.getLogger(__name__)
+
+
+class ConsoleLinkError(EdgeError, ConnectionError):
+    """The broker cannot be reached or refused us; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One received message; `ack()` it once it is safely stored."""
+
+    topic: str
+    payload: bytes
+    retained: bool
+    mid: int
+    qos: int
+    correlation: bytes | None = None
+
+
+Handler = Callable[[Message], None]
+
+
+class ConsoleClient:
+    """A console (or simulator) connection to the broker."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        client_id: str,
+        username: str | None = None,
+        password: str | None = None,
+        persistent: bool = True,
+        session_expiry_s: int = 7 * 24 * 3600,
+        manual_ack: bool = False,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self._subscriptions: list[str] = []
+        self._handler: Handler | None = None
+        self._connected = threading.Event()
+        self._refused: str | None = None
+        self._replies: dict[bytes, bytes] = {}
+        self._reply_cond = threading.Condition()
+        self._reply_topic: str | None = None
+        self._persistent = persistent
+        self._manual_ack = manual_ack
+        self._session_expiry_s = session_expiry_s
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=manual_ack,
+        )
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(1, 5)
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+
+    def __repr__(self) -> str:
+        state = "connected" if self._connected.is_set() else "disconnected"
+        return f"<ConsoleClient {self.client_id} {self.host}:{self.port} {state}>"
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker connection is up."""
+        return self._connected.is_set()
+
+    def subscribe(self, *topics: str, handler: Handler) -> None:
+        """Receive `topics` (QoS 1; `$share/group/…` splits them between consoles)."""
+        self._subscriptions += topics
+        self._handler = handler
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Connect and subscribe; raise ConsoleLinkError if the broker refuses or is absent."""
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        if self._persistent:
+            props.SessionExpiryInterval = self._session_expiry_s
+        try:
+            self.client.connect(
+                self.host,
+                self.port,
+                keepalive=10,
+                clean_start=not self._persistent,
+                properties=props,
+            )
+        except OSError as exc:
+            raise ConsoleLinkError(
+                f"cannot reach the broker at {self.host}:{self.port}: {exc}; is it running?"
+            ) from None
+        self.client.loop_start()
+        if not self._connected.wait(timeout_s):
+            self.client.loop_stop()
+            raise ConsoleLinkError(
+                f"broker {self.host}:{self.port} did not accept {self.client_id}: "
+                f"{self._refused or 'no answer'}; check the account and its password"
+            )
+
+    def ack(self, message: Message) -> None:
+        """Tell the broker a QoS 1 message is safely stored (manual acknowledgement)."""
+        if self._manual_ack and message.qos:
+            self.client.ack(message.mid, message.qos)
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1) -> None:
+        """Publish and wait (up to 10 s) for the broker's acknowledgement."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        info.wait_for_publish(10)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise ConsoleLinkError(f"could not publish to {topic}: {mqtt.error_string(info.rc)}")
+
+    def request(
+        self, topic: str, payload: bytes, reply_topic: str, correlation: bytes, timeout_s: float
+    ) -> bytes | None:
+        """Publish with an MQTT 5 response topic; return the reply, or None on timeout."""
+        if self._reply_topic != reply_topic:
+            self.client.subscribe(reply_topic, qos=1)
+            self._reply_topic = reply_topic
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.ResponseTopic = reply_topic
+        props.CorrelationData = correlation
+        info = self.client.publish(topic, payload, qos=1, properties=props)
+        info.wait_for_publish(10)
+        deadline = time.monotonic() + timeout_s
+        with self._reply_cond:
+            while correlation not in self._replies:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._reply_cond.wait(remaining)
+            return self._replies.pop(correlation)
+
+    def close(self) -> None:
+        """Disconnect (the persistent session stays on the broker); idempotent."""
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._connected.clear()
+
+    # -- paho callbacks: never raise ------------------------------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        try:
+            if reason.is_failure:
+                self._refused = str(reason)
+                return
+            for topic in self._subscriptions:
+                client.subscribe(topic, qos=1)
+            if self._reply_topic:
+                client.subscribe(self._reply_topic, qos=1)
+            log.info("console %s connected to %s:%s", self.client_id, self.host, self.port)
+            self._connected.set()
+        except Exception:
+            log.exception("on_connect failed")
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, *args: Any) -> None:
+        try:
+            if self._connected.is_set():
+                log.warning("console %s lost the broker; paho reconnects", self.client_id)
+            self._connected.clear()
+        except Exception:
+            log.exception("on_disconnect failed")
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            props = getattr(message, "properties", None)
+            correlation = getattr(props, "CorrelationData", None) if props else None
+            if self._reply_topic and message.topic == self._reply_topic:
+                if correlation is not None:
+                    with self._reply_cond:
+                        self._replies[bytes(correlation)] = bytes(message.payload)
+                        self._reply_cond.notify_all()
+                if self._manual_ack and message.qos:
+                    client.ack(message.mid, message.qos)
+                return
+            if self._handler is not None:
+                self._handler(
+                    Message(
+                        message.topic,
+                        bytes(message.payload),
+                        bool(message.retain),
+                        message.mid,
+                        message.qos,
+                        None if correlation is None else bytes(correlation),
+                    )
+                )
+        except Exception:
+            log.exception("handling a message on %s failed", message.topic)

@@ -24,7 +24,7 @@ from console.mqtt import ConsoleClient, Message
 log = logging.getLogger(__name__)
 
 BATCH = 500
-BATCH_WAIT_S = 0.05
+BATCH_WAIT_S = 0.02
 
 
 class Collector:
@@ -142,6 +142,9 @@ class Collector:
                     bool(body.get("occupied")),
                     str(body.get("ts", "")),
                 )
+                # An occupancy change is an event of the device's sequence too (retained).
+                if str(body.get("id", "")).rsplit(":", 1)[0] == device:
+                    events.append(body)
             elif parts[3] == "events" and isinstance(body, dict):
                 if str(body.get("id", "")).rsplit(":", 1)[0] != device:
                     self._reject(message, "event id names another device")

@@ -69,7 +69,7 @@ class ConsoleClient:
         self._refused: str | None = None
         self._replies: dict[bytes, bytes] = {}
         self._reply_cond = threading.Condition()
-        self._reply_topic: str | None = None
+        self._reply_filter: str | None = None
         self._persistent = persistent
         self._manual_ack = manual_ack
         self._session_expiry_s = session_expiry_s
@@ -139,15 +139,18 @@ class ConsoleClient:
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise ConsoleLinkError(f"could not publish to {topic}: {mqtt.error_string(info.rc)}")
 
+    def listen_for_replies(self, topic_filter: str) -> None:
+        """Receive command replies on `topic_filter` (e.g. edge/site/+/reply/console)."""
+        self._reply_filter = topic_filter
+        if self.connected:
+            self.client.subscribe(topic_filter, qos=1)
+
     def request(
-        self, topic: str, payload: bytes, reply_topic: str, correlation: bytes, timeout_s: float
+        self, topic: str, payload: bytes, response_topic: str, correlation: bytes, timeout_s: float
     ) -> bytes | None:
         """Publish with an MQTT 5 response topic; return the reply, or None on timeout."""
-        if self._reply_topic != reply_topic:
-            self.client.subscribe(reply_topic, qos=1)
-            self._reply_topic = reply_topic
         props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        props.ResponseTopic = reply_topic
+        props.ResponseTopic = response_topic
         props.CorrelationData = correlation
         info = self.client.publish(topic, payload, qos=1, properties=props)
         info.wait_for_publish(10)
@@ -177,8 +180,8 @@ class ConsoleClient:
                 return
             for topic in self._subscriptions:
                 client.subscribe(topic, qos=1)
-            if self._reply_topic:
-                client.subscribe(self._reply_topic, qos=1)
+            if self._reply_filter:
+                client.subscribe(self._reply_filter, qos=1)
             log.info("console %s connected to %s:%s", self.client_id, self.host, self.port)
             self._connected.set()
         except Exception:
@@ -196,7 +199,7 @@ class ConsoleClient:
         try:
             props = getattr(message, "properties", None)
             correlation = getattr(props, "CorrelationData", None) if props else None
-            if self._reply_topic and message.topic == self._reply_topic:
+            if self._reply_filter and mqtt.topic_matches_sub(self._reply_filter, message.topic):
                 if correlation is not None:
                     with self._reply_cond:
                         self._replies[bytes(correlation)] = bytes(message.payload)

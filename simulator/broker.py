@@ -44,6 +44,7 @@ class Broker:
         port: int | None = None,
     ) -> None:
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.conf = workdir / "mosquitto.conf"
         self.log = workdir / "mosquitto.log"
@@ -74,7 +75,6 @@ class Broker:
             acl_file = workdir / "acl"
             acl_file.write_text(acl)
             lines.append(f"acl_file {acl_file}")
-        workdir.mkdir(parents=True, exist_ok=True)
         self.conf.write_text("\n".join(lines) + "\n")
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -158,7 +158,7 @@ def lay_out(spec: BuildingSpec) -> Building:
     inside = Zone("staff-area", "セキュリティライン内", "area")
     for gate in spec.gates:
         door = Door(
-            gate.id.removeprefix("gate-"),
+            gate.id,
             gate.id,
             gate.name,
             "lobby",
@@ -266,6 +266,8 @@ def device_config(building: Building, device: Device, wiring: Wiring) -> str:
         f'id = "{device.id}"',
         f'role = "{device.role}"',
         'fire_reset = "manual"',
+        "# The simulated day may lie days after the real moment the credentials were published.",
+        "credentials_stale_after_h = 168",
         "",
         "[mqtt]",
         'host = "127.0.0.1"',

@@ -34,7 +34,10 @@ from simulator.pins import assert_input
 from simulator.readers import SimCardReader
 
 FINE_STEP_S = 0.5  # how finely time moves while a timer is due but has nothing to do yet
-SIM_MONO = 1000.0  # the stepped clock's monotonic reading at the simulation's start
+SIM_MONO = 1000.0
+# The longest jump without a tick: the agent's own once-a-minute and once-a-day duties
+# (credential age, anti-passback forgiveness) run at most this late.
+MAX_STEP_S = 600.0  # the stepped clock's monotonic reading at the simulation's start
 
 
 class Waiter:
@@ -241,13 +244,18 @@ class Control:
         return self._sync(agent)
 
     def _advance(self, agent: Agent, at: float) -> None:
-        """Move the stepped clock to `at`, ticking the agent at each timer and minute."""
+        """Move the stepped clock to `at`, ticking the agent at each timer it has pending.
+
+        Doors held by a schedule are also ticked on every minute; otherwise time jumps
+        straight to the next timer (next_deadline), at most MAX_STEP_S at a time.
+        """
         assert self.clock is not None
         target = SIM_MONO + at
         while (now := self.clock.now()).mono < target:
-            wall = now.utc
-            to_minute = 60.0 - (wall.second + wall.microsecond / 1e6)
-            step = min(target, now.mono + to_minute)
+            step = min(target, now.mono + MAX_STEP_S)
+            if agent.controller.policy.door_schedules:  # schedules change on the minute
+                wall = now.utc
+                step = min(step, now.mono + 60.0 - (wall.second + wall.microsecond / 1e6))
             deadline = agent.controller.next_deadline()
             if deadline is not None:
                 step = min(step, deadline if deadline > now.mono else now.mono + FINE_STEP_S)

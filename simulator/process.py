@@ -36,6 +36,7 @@ class AgentProcess:
         at: float = 0.0,
         ready_timeout: float = 30.0,
         log_level: str = "info",
+        wait: bool = True,
     ) -> None:
         self.config = config
         self.socket_path = home / "control.sock"
@@ -61,8 +62,14 @@ class AgentProcess:
             stderr=self._log,
             cwd=ROOT,
         )
+        self.sock: socket.socket | None = None
+        if wait:
+            self.wait_ready(ready_timeout)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait until the agent is ready (started with wait=False), then connect to it."""
         assert self.proc.stdout is not None
-        self._wait_ready(self.proc.stdout, ready_timeout)
+        self._wait_ready(self.proc.stdout, timeout)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(str(self.socket_path))
         self.reader = self.sock.makefile("rb")
@@ -84,6 +91,8 @@ class AgentProcess:
 
     def request(self, **body: Any) -> dict[str, Any]:
         """Send one request and return the agent's reply."""
+        if self.sock is None:
+            raise AgentExited(f"{self!r} is not ready yet: call wait_ready()")
         self.sock.sendall(json.dumps(body).encode() + b"\n")
         line = self.reader.readline()
         if not line:
@@ -106,8 +115,9 @@ class AgentProcess:
 
     def close_socket(self) -> None:
         """Close the control connection and the log file; idempotent."""
-        self.reader.close()
-        self.sock.close()
+        if self.sock is not None:
+            self.reader.close()
+            self.sock.close()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self._log.close()

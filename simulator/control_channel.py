@@ -1,0 +1,122 @@
+"""Drive a running simulation from outside, over MQTT `sim/{site}/control/{op}` topics.
+
+    edge-sim tap gate-1f-east --staff-no K20100
+    edge-sim fault fire --minutes 3
+
+The request is a JSON object; with `reply_to` (a topic under `sim/{site}/reply/`) the
+simulation answers there. It is carried out by the simulation's own thread, at its
+current simulated time, between two happenings of the day.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from console.mqtt import ConsoleClient, Message
+from edge.errors import EdgeError
+from simulator.scenario import Fault
+
+if TYPE_CHECKING:
+    from simulator.run import Simulation
+
+
+class ControlError(EdgeError, RuntimeError):
+    """No simulation answers, or it refused the request; the message says why."""
+
+
+def carry_out(sim: Simulation, op: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Carry out one request at the simulation's current time; return the answer."""
+    try:
+        if op == "tap":
+            return _tap(sim, body)
+        if op == "fault":
+            now = sim.start + timedelta(seconds=sim.engine.now)
+            args = {k: v for k, v in body.items() if k != "reply_to"}
+            fault = Fault.model_validate({**args, "at": now.time().replace(microsecond=0)})
+            sim.inject(fault)
+            return {"ok": True, "at": sim.world.clock_text(), "fault": fault.kind}
+    except ValidationError as error:
+        first = error.errors()[0]
+        return {"ok": False, "error": f"{'.'.join(map(str, first['loc']))}: {first['msg']}"}
+    except EdgeError as error:
+        return {"ok": False, "error": str(error)}
+    return {"ok": False, "error": f"unknown request {op!r}: use tap or fault"}
+
+
+def _tap(sim: Simulation, body: dict[str, Any]) -> dict[str, Any]:
+    door = str(body.get("door", ""))
+    if door not in sim.world.doors:
+        return {"ok": False, "error": f"no door {door!r}; doors: {sorted(sim.world.doors)[:6]}…"}
+    direction = str(body.get("direction", "in"))
+    if direction not in sim.world.doors[door].door.readers:
+        return {"ok": False, "error": f"{door} has no {direction!r} reader"}
+    if "staff_no" in body:
+        person = next((p for p in sim.people if p.staff_no == body["staff_no"]), None)
+        if person is None:
+            return {"ok": False, "error": f"nobody has staff number {body['staff_no']!r}"}
+        technology, card_id = person.technology, person.card_id
+    elif "technology" in body and "id" in body:
+        technology, card_id = str(body["technology"]), str(body["id"])
+    else:
+        return {"ok": False, "error": "say whose card: staff_no, or technology and id"}
+    reply = sim.world.tap(door, direction, technology, card_id)
+    return {
+        "ok": True,
+        "at": sim.world.clock_text(),
+        "decision": reply.get("decision"),
+        "reason": reply.get("reason"),
+        "unlocked": sim.world.is_unlocked(door),
+    }
+
+
+def running(run_dir: Path) -> dict[str, Any]:
+    """Return what a running simulation wrote about itself (its broker port, its site)."""
+    state = run_dir / "sim.json"
+    if not state.exists():
+        raise ControlError(
+            f"no simulation is running with run directory {run_dir}; start one with "
+            "edge-sim demo (or edge-sim run), or pass its --run-dir"
+        )
+    info: dict[str, Any] = json.loads(state.read_text())
+    return info
+
+
+def send(run_dir: Path, op: str, body: dict[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
+    """Send one request to the running simulation and wait for its answer."""
+    info = running(run_dir)
+    site = info["site"]
+    password = (run_dir / "site" / "accounts" / "sim.password").read_text().strip()
+    client = ConsoleClient(
+        "127.0.0.1",
+        int(info["port"]),
+        client_id=f"edge-sim-ctl-{secrets.token_hex(4)}",
+        username="sim",
+        password=password,
+        persistent=False,
+    )
+    reply_to = f"sim/{site}/reply/{secrets.token_hex(8)}"
+    answer: list[dict[str, Any]] = []
+    got = threading.Event()
+
+    def on_reply(message: Message) -> None:
+        answer.append(json.loads(message.payload))
+        got.set()
+
+    client.subscribe(reply_to, handler=on_reply)
+    client.start()
+    try:
+        client.publish(
+            f"sim/{site}/control/{op}", json.dumps({**body, "reply_to": reply_to}).encode()
+        )
+        if not got.wait(timeout_s):
+            raise ControlError(f"the simulation did not answer within {timeout_s:g} s")
+        return answer[0]
+    finally:
+        client.close()

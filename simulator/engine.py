@@ -1,0 +1,70 @@
+"""A discrete-event engine on simulated seconds: processes are generators that yield delays.
+
+    def walker(world):
+        yield 60.0            # a minute later…
+        world.tap(...)        # …act, at engine.now
+
+Time jumps from one happening to the next, so a day runs as fast as the agents answer;
+with `pace`, it waits for real time to catch up (a chosen speed).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+
+Process = Generator[float, None, None]
+
+
+@dataclass(order=True)
+class _Entry:
+    at: float
+    order: int
+    action: Process | Callable[[], None] = field(compare=False)
+
+
+class Engine:
+    """The simulation's clock (seconds since the day's start) and its agenda."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._agenda: list[_Entry] = []
+        self._order = itertools.count()
+
+    def __repr__(self) -> str:
+        return f"<Engine now={self.now:.1f} pending={len(self._agenda)}>"
+
+    def spawn(self, process: Process, at: float | None = None) -> None:
+        """Start a process at `at` (default: now)."""
+        self._push(self.now if at is None else at, process)
+
+    def call_at(self, at: float, action: Callable[[], None]) -> None:
+        """Run `action()` at `at`."""
+        self._push(at, action)
+
+    def _push(self, at: float, action: Process | Callable[[], None]) -> None:
+        heapq.heappush(self._agenda, _Entry(max(at, self.now), next(self._order), action))
+
+    @property
+    def next_at(self) -> float | None:
+        """When the next happening is due, or None if the agenda is empty."""
+        return self._agenda[0].at if self._agenda else None
+
+    def run_until(self, until: float, before: Callable[[float], None] | None = None) -> None:
+        """Run every happening due by `until`; call `before(at)` ahead of each one."""
+        while self._agenda and self._agenda[0].at <= until:
+            entry = heapq.heappop(self._agenda)
+            if before is not None:
+                before(entry.at)
+            self.now = entry.at
+            if callable(entry.action) and not isinstance(entry.action, Generator):
+                entry.action()
+                continue
+            try:
+                delay = next(entry.action)
+            except StopIteration:
+                continue
+            self._push(self.now + max(0.0, delay), entry.action)
+        self.now = max(self.now, until)

@@ -1,0 +1,191 @@
+"""Faults thrown at the running building, from a scenario or injected while it runs.
+
+Each fault is an engine process acting on real parts: mosquitto is stopped and started,
+an agent process is killed with SIGKILL and started again on the same store, a reader is
+unplugged, a leaf is forced, the fire panel's inputs rise, the console signs a lockdown.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from simulator.behaviour import OPEN_AFTER_S
+from simulator.engine import Process
+from simulator.scenario import Fault, ScenarioError
+
+if TYPE_CHECKING:
+    from simulator.run import Simulation
+
+
+def check_fault(sim: Simulation, fault: Fault) -> None:
+    """Refuse a fault naming a door, reader, device or gate the building does not have."""
+    building = sim.building
+    readers = {r for d in building.gates + building.stair_doors for r in d.readers.values()}
+    needs = {
+        "door_forced": ("door", sim.world.doors),
+        "door_held_open": ("door", sim.world.doors),
+        "reader_unplugged": ("reader", readers),
+        "power_cut": ("device", building.devices),
+        "clock_unsynchronised": ("device", building.devices),
+        "lost_card_used": ("gate", {g.id for g in building.gates}),
+    }
+    if fault.kind in needs:
+        field, known = needs[fault.kind]
+        value = getattr(fault, field)
+        if value not in known:
+            raise ScenarioError(
+                f"fault {fault.kind} at {fault.at}: {field} {value!r} is not in the building; "
+                f"use one of {sorted(known)[:8]}…"
+            )
+
+
+def fault_process(sim: Simulation, fault: Fault) -> Process:
+    """Return the engine process that plays `fault` from now."""
+    check_fault(sim, fault)
+    seconds = fault.minutes * 60
+    match fault.kind:
+        case "broker_outage":
+            return broker_outage(sim, seconds)
+        case "reader_unplugged":
+            assert fault.reader is not None
+            return reader_unplugged(sim, fault.reader, seconds)
+        case "door_forced":
+            assert fault.door is not None
+            return door_forced(sim, fault.door)
+        case "door_held_open":
+            assert fault.door is not None
+            return door_held_open(sim, fault.door, seconds)
+        case "fire":
+            return fire(sim, seconds)
+        case "lockdown":
+            return lockdown(sim, seconds)
+        case "lost_card_used":
+            assert fault.gate is not None
+            return lost_card_used(sim, fault.gate)
+        case "power_cut":
+            assert fault.device is not None
+            return power_cut(sim, fault.device, seconds)
+        case "clock_unsynchronised":
+            assert fault.device is not None
+            return clock_unsynchronised(sim, fault.device, seconds)
+    raise ScenarioError(f"unknown fault {fault.kind!r}")
+
+
+def broker_outage(sim: Simulation, seconds: float) -> Process:
+    sim.world.note(f"fault: the broker stops for {seconds / 60:g} min")
+    sim.broker.stop()
+    began = sim.engine.now
+    yield seconds
+    sim.broker.start()
+    sim.outages.append((began, sim.engine.now))
+    # In real time the devices drain their backlog within seconds of the broker's return:
+    # let them (the simulation waits), and measure how long it took.
+    recovered = time.perf_counter()
+    complete = sim.catch_up(timeout_s=60)
+    sim.recovery_s.append(time.perf_counter() - recovered)
+    sim.world.note(
+        f"the broker is back; the console had every stored event {sim.recovery_s[-1]:.1f} s "
+        f"later (real time){'' if complete else ' -- NOT COMPLETE after 60 s'}"
+    )
+
+
+def reader_unplugged(sim: Simulation, reader: str, seconds: float) -> Process:
+    door = next(d for d in sim.world.doors.values() if reader in d.door.readers.values())
+    sim.world.note(f"fault: reader {reader} unplugged for {seconds / 60:g} min")
+    sim.world.request(door.door.device, op="reader", reader=reader, online=False)
+    sim.expect_alarm(door.door.device, "reader_offline")
+    yield seconds
+    sim.world.request(door.door.device, op="reader", reader=reader, online=True)
+    sim.world.note(f"reader {reader} plugged back in")
+
+
+def door_forced(sim: Simulation, door: str) -> Process:
+    world = sim.world
+    state = world.doors[door]
+    while state.busy_until > world.engine.now or world.is_unlocked(door):
+        yield 5.0
+    state.busy_until = world.engine.now + 12
+    world.note(f"fault: {door} forced open (the lock was engaged)")
+    sim.expect_alarm(state.door.device, "door_forced")
+    world.leaf(door, True)
+    yield 8.0
+    world.leaf(door, False)
+
+
+def door_held_open(sim: Simulation, door: str, seconds: float) -> Process:
+    world = sim.world
+    state = world.doors[door]
+    world.note(f"fault: {door} propped open for {seconds / 60:g} min")
+    while state.busy_until > world.engine.now:
+        yield 5.0
+    state.busy_until = world.engine.now + seconds + 10
+    world.exit_button(door)
+    yield OPEN_AFTER_S
+    world.leaf(door, True)
+    sim.expect_alarm(state.door.device, "door_held_open")
+    yield seconds
+    world.leaf(door, False)
+
+
+def fire(sim: Simulation, seconds: float) -> Process:
+    world = sim.world
+    doors = [d.id for d in sim.building.stair_doors]
+    world.note(f"fault: fire alarm for {seconds / 60:g} min; every stairway door must release")
+    world.fire = True
+    for door in doors:
+        world.fire_input(door, True)
+        sim.expect_alarm(world.doors[door].door.device, "fire")
+    sim.fire_at = world.engine.now
+    sim.roll_call_check("fire")
+    yield seconds
+    for door in doors:
+        world.fire_input(door, False)
+    world.fire = False
+    world.note("the fire alarm clears; the console resets the stairway doors")
+    yield 30.0
+    for device in sorted({world.doors[d].door.device for d in doors}):
+        sim.command(device, "fire-reset", {})
+
+
+def lockdown(sim: Simulation, seconds: float) -> Process:
+    world = sim.world
+    gates = sorted(g.device for g in sim.building.gates)
+    world.note(f"fault: lockdown of every gate from the console for {seconds / 60:g} min")
+    world.lockdown = True
+    for device in gates:
+        sim.command(device, "lockdown", {"on": True})
+    yield seconds
+    for device in gates:
+        sim.command(device, "lockdown", {"on": False})
+    world.lockdown = False
+    world.note("lockdown lifted")
+
+
+def lost_card_used(sim: Simulation, gate: str) -> Process:
+    world = sim.world
+    lost = next(p for p in sim.people if p.case == "lost")
+    world.note(f"fault: someone tries {lost.staff_no}'s lost card at {gate}")
+    sim.expect_alarm(gate, "lost_card_used")
+    reply = world.tap(gate, "in", lost.technology, lost.card_id)
+    if reply.get("decision") == "granted":  # it must not be: the report says so
+        world.note(f"the lost card of {lost.staff_no} was GRANTED at {gate}")
+    yield from ()
+
+
+def power_cut(sim: Simulation, device: str, seconds: float) -> Process:
+    world = sim.world
+    world.note(f"fault: power cut on {device} (kill -9) for {seconds / 60:g} min")
+    sim.power_off(device)
+    yield seconds
+    sim.power_on(device)
+    world.note(f"{device} powered up again")
+
+
+def clock_unsynchronised(sim: Simulation, device: str, seconds: float) -> Process:
+    world = sim.world
+    world.note(f"fault: {device} loses time synchronisation for {seconds / 60:g} min")
+    world.request(device, op="clock", synced=False, step_s=90)
+    yield seconds
+    world.request(device, op="clock", synced=True, step_s=-90)
+    world.note(f"{device} clock synchronised again")

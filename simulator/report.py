@@ -1,0 +1,304 @@
+"""The day's report: the simulation checked against its own truth, with figures and a plot.
+
+Every check compares what the devices reported (the console's central log) with what the
+world knows happened: events exactly once, no lock released without a reason, fire
+releasing every stairway door, the roll call, the alarms each fault must raise.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from simulator.run import Check, Simulation
+
+CAUSES = ("grant", "exit_button", "fire", "power_cut", "schedule", "command")
+
+
+@dataclass
+class Report:
+    """What `edge-sim` prints and writes."""
+
+    site: str
+    day: str
+    agents: int
+    people: int
+    checks: list[Check]
+    decisions: dict[str, int]
+    alarms: dict[str, int]
+    max_occupancy: dict[str, int]
+    figures: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def text(self) -> str:
+        """Return the report as the terminal shows it."""
+        f = self.figures
+        lines = [
+            f"{self.site}, {self.day}: {self.agents} agents, {self.people} people",
+            f"  {f['events']:.0f} events from the devices, {f['taps']:.0f} card taps; "
+            f"played in {f['play_s']:.1f} s ({f['events_per_s']:.0f} events/s, "
+            f"{f['speedup']:.0f}x real time), set-up {f['setup_s']:.1f} s",
+            f"  tap -> decision (control socket round trip) p50 {f['tap_p50_ms']:.1f} ms, "
+            f"p95 {f['tap_p95_ms']:.1f} ms, p99 {f['tap_p99_ms']:.1f} ms",
+            f"  tap -> console log p50 {f['deliver_p50_ms']:.0f} ms, "
+            f"p95 {f['deliver_p95_ms']:.0f} ms, p99 {f['deliver_p99_ms']:.0f} ms, "
+            f"max {f['deliver_max_ms']:.0f} ms (real time; broker up)",
+            f"  taps during broker outages: {f['deliver_outage_taps']:.0f}, "
+            f"reached the console at most {f['deliver_outage_max_ms']:.0f} ms later (real time)",
+            "",
+            "Checks against the simulation's own truth:",
+        ]
+        lines += [f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}" for c in self.checks]
+        lines += ["", "Decisions (from the console's log):"]
+        lines += [f"  {k:<34} {v:>6}" for k, v in sorted(self.decisions.items())]
+        lines += ["", "Alarms (type/state):"]
+        lines += [f"  {k:<34} {v:>6}" for k, v in sorted(self.alarms.items())]
+        busiest = sorted(self.max_occupancy.items(), key=lambda kv: -kv[1])[:8]
+        lines += ["", "Most people at once (count by card; 1 = occupied by presence):"]
+        lines += [f"  {k:<34} {v:>6}" for k, v in busiest]
+        lines += ["", "Timeline:"] + [f"  {n}" for n in self.notes]
+        verdict = "ALL CHECKS PASSED" if self.ok else "SOME CHECKS FAILED"
+        return "\n".join([*lines, "", verdict])
+
+
+def build_report(sim: Simulation) -> Report:
+    """Check the day against the truth and gather the figures."""
+    log = sim.collector.log
+    entries = list(log.entries())
+    checks = list(sim.checks)
+    checks.append(_exactly_once(sim))
+    checks.append(_unlocks_have_causes(sim))
+    if sim.fire_at is not None:
+        checks.append(_fire_released(sim))
+    checks.append(_expected_alarms(sim, entries))
+    checks.append(_no_other_alarms(sim, entries))
+    checks.append(_special_cards_denied(sim, entries))
+    decisions: Counter[str] = Counter()
+    alarms: Counter[str] = Counter()
+    occupancy: dict[str, int] = defaultdict(int)
+    for e in entries:
+        if e.kind == "access" and e.type in ("granted", "denied"):
+            decisions[f"{e.type}/{e.body.get('reason')}"] += 1
+        elif e.kind == "alarm":
+            alarms[f"{e.type}/{e.body.get('state', 'raised')}"] += 1
+        elif e.kind == "occupancy":
+            zone = str(e.body.get("zone"))
+            value = int(e.body.get("count") or 0) or int(bool(e.body.get("occupied")))
+            occupancy[zone] = max(occupancy[zone], value)
+    truth = sim.world.truth
+    taps = sorted(truth.tap_ms)
+    delivered = _delivery_ms(sim, entries)
+    in_outage = [ms for at, ms in delivered if any(a <= at <= b for a, b in sim.outages)]
+    deliver = sorted(ms for at, ms in delivered if not any(a <= at <= b for a, b in sim.outages))
+    play = sim.timing.play_s or 1e-9
+    figures = {
+        "events": float(len(entries)),
+        "taps": float(sum(truth.taps.values())),
+        "play_s": sim.timing.play_s,
+        "setup_s": sim.timing.setup_s,
+        "finish_s": sim.timing.finish_s,
+        "events_per_s": len(entries) / play,
+        "speedup": sim.length / play,
+        "tap_p50_ms": _pct(taps, 50),
+        "tap_p95_ms": _pct(taps, 95),
+        "tap_p99_ms": _pct(taps, 99),
+        "deliver_p50_ms": _pct(deliver, 50),
+        "deliver_p95_ms": _pct(deliver, 95),
+        "deliver_p99_ms": _pct(deliver, 99),
+        "deliver_max_ms": deliver[-1] if deliver else float("nan"),
+        "deliver_outage_max_ms": max(in_outage, default=float("nan")),
+        "deliver_outage_taps": float(len(in_outage)),
+    }
+    return Report(
+        site=sim.building.spec.site,
+        day=f"{sim.start:%Y-%m-%d %H:%M} + {sim.length / 3600:g} h",
+        agents=len(sim.agents),
+        people=len(sim.people),
+        checks=checks,
+        decisions=dict(decisions),
+        alarms=dict(alarms),
+        max_occupancy=dict(occupancy),
+        figures=figures,
+        notes=[f"{sim.world.clock_text(at)} {text}" for at, text in truth.notes],
+    )
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
+
+
+def _exactly_once(sim: Simulation) -> Check:
+    devices = sim.collector.log.devices()
+    problems = []
+    duplicates = 0
+    for device, last in sorted(sim.last_seq.items()):
+        row = devices.get(device)
+        duplicates += int(row["duplicates"]) if row else 0
+        if row is None or row["contiguous"] != last or row["max_seq"] != last:
+            problems.append(f"{device}: device stored 1..{last}, console has {row}")
+    gaps = sim.collector.log.gaps()
+    return Check(
+        "every event arrived exactly once (per-device seq complete, no gap)",
+        not problems and not gaps,
+        f"{len(sim.last_seq)} devices, {sum(sim.last_seq.values())} events; "
+        f"{duplicates} duplicate deliveries folded by id; problems {problems[:3]}, gaps {gaps}",
+    )
+
+
+def _unlocks_have_causes(sim: Simulation) -> Check:
+    truth = sim.world.truth
+    unexplained = []
+    unlocks = 0
+    for door, changes in truth.relays.items():
+        causes = truth.causes.get(door, [])
+        for at, unlocked in changes:
+            if not unlocked:
+                continue
+            unlocks += 1
+            if not any(abs(at - when) < 0.01 for when, _ in causes):
+                unexplained.append(f"{door} at {sim.world.clock_text(at)}")
+    return Check(
+        "no lock released without a grant, exit button, schedule, command or fire",
+        not unexplained,
+        f"{unlocks} releases read back from the relays; unexplained: {unexplained[:5]}",
+    )
+
+
+def _fire_released(sim: Simulation) -> Check:
+    assert sim.fire_at is not None
+    truth = sim.world.truth
+    slow = []
+    worst = 0.0
+    for door in (d.id for d in sim.building.stair_doors):
+        before = [u for at, u in truth.relays.get(door, []) if at <= sim.fire_at]
+        released = [at for at, u in truth.relays.get(door, []) if u and at >= sim.fire_at]
+        if before and before[-1]:
+            continue  # already released when the fire began
+        if not released or released[0] - sim.fire_at > 1.0:
+            slow.append(door)
+        else:
+            worst = max(worst, released[0] - sim.fire_at)
+    return Check(
+        "fire released every stairway door within 1 s (simulated)",
+        not slow,
+        f"{len(sim.building.stair_doors)} doors, slowest {worst:.2f} s; not released: {slow}",
+    )
+
+
+def _expected_alarms(sim: Simulation, entries: list[Any]) -> Check:
+    missing = []
+    for at, device, alarm in sim.expected_alarms:
+        since = _utc(sim, at)
+        if not any(
+            e.device == device and e.kind == "alarm" and e.type == alarm and e.ts >= since
+            for e in entries
+        ):
+            missing.append(f"{alarm} from {device}")
+    return Check(
+        "every fault raised its alarm at the console",
+        not missing,
+        f"{len(sim.expected_alarms)} expected; missing: {missing}",
+    )
+
+
+def _no_other_alarms(sim: Simulation, entries: list[Any]) -> Check:
+    """Every alarm raised was one a fault called for (or the devices' first start)."""
+    expected = {(device, alarm) for _, device, alarm in sim.expected_alarms}
+    unexpected = Counter(
+        f"{e.type} on {e.device} at {e.ts[11:19]}Z"
+        for e in entries
+        if e.kind == "alarm"
+        and e.body.get("state", "raised") == "raised"
+        and (e.device, e.type) not in expected
+        # Before its first credentials arrive a device has none: stale until provisioned.
+        and not (e.type == "credentials_stale" and e.ts <= _utc(sim, 0))
+    )
+    return Check(
+        "no alarm the faults did not call for",
+        not unexpected,
+        f"unexpected: {dict(unexpected) if unexpected else 'none'}",
+    )
+
+
+def _special_cards_denied(sim: Simulation, entries: list[Any]) -> Check:
+    from edge.cardref import card_reference
+
+    special = {
+        card_reference(sim.card_key, p.technology, p.card_id): p
+        for p in sim.people
+        if p.case in ("expired", "not_yet_valid", "lost")
+    }
+    granted = [
+        special[e.body["card_ref"]].case
+        for e in entries
+        if e.kind == "access" and e.type == "granted" and e.body.get("card_ref") in special
+    ]
+    denied = Counter(
+        f"{special[e.body['card_ref']].case}->{e.body.get('reason')}"
+        for e in entries
+        if e.kind == "access" and e.type == "denied" and e.body.get("card_ref") in special
+    )
+    return Check(
+        "expired, not-yet-valid and lost cards were never granted",
+        not granted,
+        f"denied: {dict(denied)}; granted: {granted}",
+    )
+
+
+def _utc(sim: Simulation, at: float) -> str:
+    from datetime import timedelta
+
+    moment = (sim.start + timedelta(seconds=at)).astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _delivery_ms(sim: Simulation, entries: list[Any]) -> list[tuple[float, float]]:
+    """(simulated time, real ms) from a tap's decision to its event in the console's log."""
+    start = sim.start.astimezone(UTC)
+    out = []
+    received = {
+        row[0]: row[1]
+        for row in sim.collector.log.db.execute(
+            "SELECT id, received_at FROM events WHERE kind = 'access' AND type IN "
+            "('granted', 'denied')"
+        )
+    }
+    for e in entries:
+        if e.kind != "access" or e.type not in ("granted", "denied"):
+            continue
+        at = round((_parse(e.ts) - start).total_seconds(), 3)
+        tapped = sim.world.truth.tap_real.get((e.device, at))
+        if tapped is None or e.id not in received:
+            continue
+        out.append((at, (_parse(received[e.id]).timestamp() - tapped) * 1000))
+    return out
+
+
+def _parse(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+def write_report(report: Report, sim: Simulation, out: Path) -> list[Path]:
+    """Write report.txt, report.json and occupancy.png into `out`; return their paths."""
+    from simulator.plot import occupancy_plot
+
+    out.mkdir(parents=True, exist_ok=True)
+    text = out / "report.txt"
+    text.write_text(report.text() + "\n", encoding="utf-8")
+    data = out / "report.json"
+    data.write_text(json.dumps(asdict(report), ensure_ascii=False, indent=1, default=str))
+    png = occupancy_plot(sim, out / "occupancy.png")
+    return [text, data, png]

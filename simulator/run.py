@@ -1,0 +1,380 @@
+"""A whole simulated building: broker, provisioning, agents, collector, people, faults.
+
+    sim = Simulation(load_building(), load_scenario(), run_dir)
+    sim.setup()      # mosquitto, edge-provision, 37 agent processes, collector, publish
+    sim.play()       # the day, as fast as the agents answer (or at `speed`× real time)
+    result = sim.finish()
+
+Every part is real: mosquitto on a free loopback port, one `simulator.agent` process per
+Raspberry Pi (the agent's own code on simulated hardware and a stepped clock), the
+console's collector on a shared subscription. Only the hardware and the people are made up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from console.collector import Collector
+from console.mqtt import ConsoleClient, Message
+from console.rollcall import inside
+from edge.cardref import card_reference
+from edge.commands import sign
+from edge.keys import read_card_key
+from provisioning.keys import SiteKeys
+from simulator.behaviour import populate
+from simulator.broker import Broker, free_port
+from simulator.building import Building
+from simulator.engine import Engine
+from simulator.faults import fault_process
+from simulator.process import AgentProcess
+from simulator.provision import CONSOLE_ACCOUNT, SIM_ACCOUNT, Provisioned, provision, publish
+from simulator.scenario import Fault, Scenario
+from simulator.staff import make_people
+from simulator.world import World
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 300.0  # every agent's clock is moved on at least this often (simulated s)
+
+
+@dataclass
+class Check:
+    """One invariant of the report: what was checked, whether it held, and the evidence."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Progress:
+    """What the progress display shows."""
+
+    at: float
+    length: float
+    clock: str
+    inside: int
+    taps: int
+    stored: int
+    alarms: int
+
+
+@dataclass
+class Timing:
+    setup_s: float = 0.0
+    play_s: float = 0.0
+    finish_s: float = 0.0
+    catch_up_s: list[float] = field(default_factory=list)
+
+
+class Simulation:
+    """The building, its devices and its people, run on one machine."""
+
+    def __init__(
+        self,
+        building: Building,
+        scenario: Scenario,
+        run_dir: Path,
+        *,
+        speed: float | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.building = building
+        self.scenario = scenario
+        self.run_dir = run_dir
+        self.speed = speed
+        self.on_progress = on_progress
+        spec = building.spec
+        self.start, self.length = scenario.bounds(spec.timezone)
+        if scenario.staff is not None:
+            building.spec = spec.model_copy(update={"staff": scenario.staff})
+        if scenario.visitors is not None:
+            building.spec = building.spec.model_copy(update={"visitors": scenario.visitors})
+        self.people = make_people(building, self.start.date(), scenario.seed)
+        self.engine = Engine()
+        self.agents: dict[str, AgentProcess] = {}
+        self.checks: list[Check] = []
+        self.expected_alarms: list[tuple[float, str, str]] = []
+        self.fire_at: float | None = None
+        self.outages: list[tuple[float, float]] = []  # broker down, simulated seconds
+        self.recovery_s: list[float] = []  # broker back -> console complete, real seconds
+        self.timing = Timing()
+        self.last_seq: dict[str, int] = {}
+        self._injected: queue.Queue[tuple[str, dict[str, Any], Message]] = queue.Queue()
+        self._real_start = 0.0
+        self.broker: Broker
+        self.world: World
+        self.collector: Collector
+        self.console: ConsoleClient
+        self.provisioned: Provisioned
+
+    def __repr__(self) -> str:
+        site, agents = self.building.spec.site, len(self.agents)
+        return f"<Simulation {site} {self.start:%Y-%m-%d} agents={agents}>"
+
+    # -- set up ---------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Start the broker, provision the site, start every agent and the collector."""
+        began = time.perf_counter()
+        site = self.building.spec.site
+        port = free_port()
+        self.provisioned = p = provision(self.building, self.people, self.run_dir, port)
+        files = p.broker_files
+        self.broker = Broker(
+            self.run_dir / "broker",
+            acl=(files / "acl").read_text(),
+            passwords=files / "passwd",
+            port=port,
+        )
+        self.broker.start()
+        self.card_key = read_card_key(p.site_dir / "keys" / "card-key")
+        # The console listens before any device speaks: its session holds every event.
+        self.collector = Collector(
+            self.run_dir / "console" / "log.db",
+            host="127.0.0.1",
+            port=port,
+            site=site,
+            username=CONSOLE_ACCOUNT,
+            password=p.password(CONSOLE_ACCOUNT),
+        )
+        self.collector.start()
+        for device in self.building.devices:
+            self.agents[device] = self._launch(device, at=0.0, wait=False)
+        for agent in self.agents.values():
+            agent.wait_ready(60)
+        self.world = World(self.building, self.engine, self.agents, self.start)
+        publish(p, port)
+        self.console = ConsoleClient(
+            "127.0.0.1",
+            port,
+            client_id="edge-sim",
+            username=SIM_ACCOUNT,
+            password=p.password(SIM_ACCOUNT),
+            persistent=False,
+        )
+        self.console.listen_for_replies(f"edge/{site}/+/reply/edge-sim")
+        self.console.subscribe(f"sim/{site}/control/#", handler=self._on_control)
+        self.console.start()
+        self.commands_key = SiteKeys(p.site_dir / "keys").load_private("commands")
+        (self.run_dir / "sim.json").write_text(
+            json.dumps({"pid": os.getpid(), "port": port, "site": site, "start": str(self.start)})
+        )
+        populate(self.world, self.people, self.scenario.seed)
+        for fault in self.scenario.faults:
+            self.engine.call_at(self._at(fault), partial(self.inject, fault))
+        self.engine.spawn(self._heartbeat())
+        self.timing.setup_s = time.perf_counter() - began
+
+    def _launch(self, device: str, at: float, wait: bool = True) -> AgentProcess:
+        home = self.run_dir / "devices" / device
+        home.mkdir(parents=True, exist_ok=True)
+        config = self.provisioned.site_dir / "devices" / f"{device}.toml"
+        return AgentProcess(config, home, start=self.start, at=at, log_level="warning", wait=wait)
+
+    def _at(self, fault: Fault) -> float:
+        moment = self.start.replace(hour=fault.at.hour, minute=fault.at.minute, second=0)
+        return (moment - self.start).total_seconds()
+
+    # -- the day --------------------------------------------------------------------------
+
+    def play(self) -> None:
+        """Play the day to its end."""
+        began = time.perf_counter()
+        self._real_start = time.monotonic()
+        self.engine.run_until(self.length, before=self._before)
+        self.timing.play_s = time.perf_counter() - began
+
+    def _before(self, at: float) -> None:
+        if self.speed:  # pace the simulated clock against real time
+            due = self._real_start + at / self.speed
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        while not self._injected.empty():
+            self._run_injected(*self._injected.get_nowait())
+
+    def _heartbeat(self) -> Any:
+        while True:
+            for device in self.agents:
+                self.world.request(device, op="sync")
+            if self.on_progress is not None:
+                self.on_progress(self.progress())
+            yield HEARTBEAT_S
+
+    def progress(self) -> Progress:
+        """Return the figures the progress display shows."""
+        return Progress(
+            at=self.engine.now,
+            length=self.length,
+            clock=self.world.clock_text(),
+            inside=self.world.inside_count,
+            taps=sum(self.world.truth.taps.values()),
+            stored=self.collector.stored,
+            alarms=len(self.expected_alarms),
+        )
+
+    def inject(self, fault: Fault) -> None:
+        """Start a fault now (from the scenario, or from edge-sim fault)."""
+        self.engine.spawn(fault_process(self, fault))
+
+    # -- what faults use ------------------------------------------------------------------
+
+    def expect_alarm(self, device: str, alarm: str) -> None:
+        """Note an alarm the report must find in the console's log."""
+        self.expected_alarms.append((self.engine.now, device, alarm))
+
+    def command(self, device: str, name: str, args: dict[str, Any]) -> dict[str, Any] | None:
+        """Send a signed command as the console would, at the simulated time; return the reply."""
+        self.world.request(device, op="sync")
+        site = self.building.spec.site
+        now = (self.start + timedelta(seconds=self.engine.now)).astimezone(UTC)
+        envelope = sign(
+            self.commands_key,
+            device=device,
+            name=name,
+            args=args,
+            issued_by="console:edge-sim",
+            lifetime=timedelta(seconds=60),
+            now=now,
+        )
+        reply = self.console.request(
+            f"edge/{site}/{device}/cmd/{name}",
+            envelope,
+            f"edge/{site}/{device}/reply/edge-sim",
+            secrets.token_bytes(8),
+            timeout_s=10,
+        )
+        self.world.request(device, op="sync")
+        body: dict[str, Any] | None = None if reply is None else json.loads(reply)
+        if body is None or not body.get("ok"):
+            self.world.note(f"command {name} to {device} failed: {body}")
+        return body
+
+    def power_off(self, device: str) -> None:
+        """Cut a device's power: SIGKILL its agent; its relays drop (a fail-safe lock opens)."""
+        self.agents[device].kill()
+        self.world.down.add(device)
+        for door in self.building.devices[device].doors:
+            released = door.fail == "safe"
+            if self.world.truth.unlocked[door.id] != released:
+                self.world.truth.unlocked[door.id] = released
+                self.world.truth.relays[door.id].append((self.engine.now, released))
+            if released:
+                self.world.command_cause(door.id, "power_cut")
+
+    def power_on(self, device: str) -> None:
+        """Power a device up again: a new agent process on the same store and config."""
+        self.agents[device] = self._launch(device, at=self.engine.now)
+        self.world.down.discard(device)
+        for door in self.building.devices[device].doors:
+            reply = self.world.request(device, op="relay", door=door.id)
+            assert reply is not None
+            if self.world.truth.unlocked[door.id] != reply["unlocked"]:
+                self.world.truth.unlocked[door.id] = bool(reply["unlocked"])
+                self.world.truth.relays[door.id].append((self.engine.now, bool(reply["unlocked"])))
+
+    def catch_up(self, timeout_s: float = 30.0) -> bool:
+        """Wait until the console holds every event each powered device has stored."""
+        began = time.perf_counter()
+        want = {}
+        for device in self.agents:
+            reply = self.world.request(device, op="stats")
+            if reply is not None:
+                want[device] = int(reply["last_seq"])
+        self.last_seq.update(want)
+
+        def complete(log: Any) -> bool:
+            devices = log.devices()
+            return all(devices.get(d, {}).get("contiguous", 0) >= n for d, n in want.items() if n)
+
+        ok = self.collector.wait_for(complete, timeout_s)
+        self.timing.catch_up_s.append(time.perf_counter() - began)
+        return ok
+
+    def roll_call_check(self, label: str) -> None:
+        """Compare the console's roll call with who is really inside (by card)."""
+        caught_up = self.catch_up()
+        until = (self.start + timedelta(seconds=self.engine.now)).astimezone(UTC)
+        stamp = until.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        console = {p.card_ref for p in inside(self.collector.log, until=stamp)}
+        truth = {
+            card_reference(self.card_key, p.technology, p.card_id): p.staff_no
+            for p in self.world.truth.inside.values()
+        }
+        missing = [truth[r] for r in truth if r not in console]
+        extra = len(console - set(truth))
+        tailgaters = sorted(self.world.truth.tailgaters)
+        ok = caught_up and not missing and not extra
+        self.checks.append(
+            Check(
+                f"roll call at {label} ({self.world.clock_text()}) = who is inside",
+                ok,
+                f"console {len(console)}, truth {len(truth)} by card; missing {missing[:5]}, "
+                f"extra {extra}; inside without a card record (tailgaters): {tailgaters}",
+            )
+        )
+
+    # -- driven from outside (edge-sim tap / fault) ---------------------------------------
+
+    def _on_control(self, message: Message) -> None:
+        """Queue a request from the sim/ topics; the engine's thread carries it out."""
+        op = message.topic.rsplit("/", 1)[-1]
+        try:
+            body = json.loads(message.payload or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            log.warning("ignored a control message on %s: not a JSON object", message.topic)
+            return
+        self._injected.put((op, body, message))
+
+    def _run_injected(self, op: str, body: dict[str, Any], message: Message) -> None:
+        from simulator.control_channel import carry_out
+
+        reply = carry_out(self, op, body)
+        respond_to = body.get("reply_to")
+        site = self.building.spec.site
+        if isinstance(respond_to, str) and respond_to.startswith(f"sim/{site}/reply/"):
+            self.console.publish(respond_to, json.dumps(reply).encode())
+
+    # -- the end --------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Bring every agent to the day's end and wait until the console has every event."""
+        began = time.perf_counter()
+        for device in self.agents:
+            self.world.request(device, op="sync")
+        if not self.broker.running:
+            self.broker.start()
+        caught_up = self.catch_up(timeout_s=120)
+        self.roll_call_check("the end of the day")
+        if not caught_up:
+            self.checks.append(Check("the console caught up within 120 s", False, ""))
+        self.timing.finish_s = time.perf_counter() - began
+
+    def close(self) -> None:
+        """Stop the agents, the collector, the console client and the broker."""
+        for agent in self.agents.values():
+            if agent.proc.poll() is None:
+                try:
+                    agent.terminate()
+                except Exception:
+                    agent.proc.kill()
+        for part in ("console", "collector"):
+            if hasattr(self, part):
+                getattr(self, part).close()
+        if hasattr(self, "broker"):
+            self.broker.stop()
+        (self.run_dir / "sim.json").unlink(missing_ok=True)

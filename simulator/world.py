@@ -1,0 +1,170 @@
+"""The simulated building at work: the agents' hardware, the doors' physics, the truth.
+
+The world acts on the agents only through their simulated hardware (a card on a reader, a
+leaf opening, a button, a fire input, a presence sensor), at the engine's time. What the
+devices report is never used as the truth: the world keeps its own account of who is
+inside the security line and of why each lock was released, and reads every lock back
+from its relay pin.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from simulator.building import Building, Door
+from simulator.engine import Engine
+from simulator.process import AgentExited, AgentProcess
+from simulator.staff import Person
+
+
+@dataclass
+class DoorState:
+    """A door's leaf as the world knows it: who is using it, who follows."""
+
+    door: Door
+    busy_until: float = 0.0
+    followers: list[Person] = field(default_factory=list)  # tailgaters waiting
+
+
+@dataclass
+class Truth:
+    """What really happened, kept by the world and never read from the devices."""
+
+    inside: dict[str, Person] = field(default_factory=dict)  # entered by card, not yet out
+    tailgaters: dict[str, Person] = field(default_factory=dict)  # inside without a card
+    causes: dict[str, list[tuple[float, str]]] = field(default_factory=lambda: defaultdict(list))
+    relays: dict[str, list[tuple[float, bool]]] = field(default_factory=lambda: defaultdict(list))
+    unlocked: dict[str, bool] = field(default_factory=dict)
+    taps: Counter[str] = field(default_factory=Counter)  # decision/reason -> count
+    tap_ms: list[float] = field(default_factory=list)  # real ms per tap request
+    tap_real: dict[tuple[str, float], float] = field(default_factory=dict)  # (door, at) -> wall
+    inside_series: list[tuple[float, int]] = field(default_factory=list)
+    presence: dict[str, bool] = field(default_factory=dict)
+    presence_series: list[tuple[float, str, bool]] = field(default_factory=list)
+    notes: list[tuple[float, str]] = field(default_factory=list)
+
+
+class World:
+    """The building's devices, steered through their simulated hardware."""
+
+    def __init__(
+        self, building: Building, engine: Engine, agents: dict[str, AgentProcess], start: datetime
+    ) -> None:
+        self.building = building
+        self.engine = engine
+        self.agents = agents
+        self.start = start
+        self.down: set[str] = set()  # devices without power
+        self.doors = {d.id: DoorState(d) for d in building.gates + building.stair_doors}
+        self.lockdown = False
+        self.fire = False
+        self.truth = Truth()
+        self.home_gate: dict[str, str] = {}  # the gate each person entered by today
+        self.day_start_h = start.hour + start.minute / 60  # local time the day begins
+        for door in self.doors:
+            self.truth.unlocked[door] = False
+
+    def __repr__(self) -> str:
+        return f"<World t={self.clock_text()} inside={len(self.truth.inside)} down={self.down}>"
+
+    def clock_text(self, at: float | None = None) -> str:
+        """Return the local wall time at `at` (default now), e.g. 08:42:10."""
+        moment = self.start + timedelta(seconds=self.engine.now if at is None else at)
+        return moment.strftime("%H:%M:%S")
+
+    def note(self, text: str) -> None:
+        """Keep a line for the report's timeline."""
+        self.truth.notes.append((self.engine.now, text))
+
+    # -- talking to a device --------------------------------------------------------------
+
+    def request(self, device: str, **body: Any) -> dict[str, Any] | None:
+        """Send a request at the engine's time; None if the device has no power."""
+        if device in self.down:
+            return None
+        try:
+            reply = self.agents[device].request(at=self.engine.now, **body)
+        except (AgentExited, OSError) as error:
+            raise AgentExited(f"{device} stopped answering: {error}") from None
+        for at, door, unlocked in reply.get("relays", []):
+            if self.truth.unlocked.get(door) != unlocked:
+                self.truth.unlocked[door] = unlocked
+                self.truth.relays[door].append((at, unlocked))
+        if not reply.get("ok"):
+            raise AgentExited(f"{device} refused {body}: {reply.get('error')}")
+        return reply
+
+    def is_unlocked(self, door: str) -> bool:
+        """Whether the lock is released, as its relay reads back."""
+        return self.truth.unlocked[door]
+
+    # -- the hardware -----------------------------------------------------------------------
+
+    def tap(self, door: str, direction: str, technology: str, card_id: str) -> dict[str, Any]:
+        """Hold a card to a door's reader; return the device's answer (counted False if none)."""
+        state = self.doors[door]
+        reader = state.door.readers[direction]
+        began = time.perf_counter()
+        reply = self.request(
+            state.door.device, op="tap", reader=reader, technology=technology, id=card_id
+        )
+        if reply is None:
+            return {"counted": False, "decision": None, "reason": "no_power"}
+        if reply.get("counted"):
+            self.truth.tap_ms.append((time.perf_counter() - began) * 1000)
+            self.truth.tap_real[(state.door.device, round(self.engine.now, 3))] = time.time()
+            self.truth.taps[f"{reply['decision']}/{reply['reason']}"] += 1
+            if reply["decision"] == "granted":
+                self.truth.causes[door].append((self.engine.now, "grant"))
+        else:
+            reply.setdefault("reason", "reader_offline")
+        return reply
+
+    def leaf(self, door: str, is_open: bool) -> None:
+        """Open or close a door's leaf (its contact)."""
+        self.request(self.doors[door].door.device, op="door", door=door, open=is_open)
+
+    def exit_button(self, door: str) -> bool:
+        """Press the exit button; return True if the lock released."""
+        self.truth.causes[door].append((self.engine.now, "exit_button"))
+        self.request(self.doors[door].door.device, op="exit", door=door)
+        return self.is_unlocked(door)
+
+    def fire_input(self, door: str, on: bool) -> None:
+        """The fire panel's relay to one stairway door."""
+        if on:
+            self.truth.causes[door].append((self.engine.now, "fire"))
+        self.request(self.doors[door].door.device, op="fire", door=door, on=on)
+
+    def presence(self, zone: str, on: bool) -> None:
+        """Someone is (or no longer is) seen in a zone."""
+        device, sensor = self.building.sensor_for(zone)
+        self.truth.presence[zone] = on
+        self.truth.presence_series.append((self.engine.now, zone, on))
+        self.request(device.id, op="presence", sensor=sensor.id, on=on)
+
+    def command_cause(self, door: str, cause: str) -> None:
+        """Note that an operator's command may release `door` from now on."""
+        self.truth.causes[door].append((self.engine.now, cause))
+
+    # -- the truth ------------------------------------------------------------------------
+
+    def entered(self, person: Person, by_card: bool = True) -> None:
+        if by_card:
+            self.truth.inside[person.staff_no] = person
+        else:
+            self.truth.tailgaters[person.staff_no] = person
+        self.truth.inside_series.append((self.engine.now, self.inside_count))
+
+    def left(self, person: Person) -> None:
+        self.truth.inside.pop(person.staff_no, None)
+        self.truth.tailgaters.pop(person.staff_no, None)
+        self.truth.inside_series.append((self.engine.now, self.inside_count))
+
+    @property
+    def inside_count(self) -> int:
+        return len(self.truth.inside) + len(self.truth.tailgaters)

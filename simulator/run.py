@@ -108,6 +108,7 @@ class Simulation:
         self.expected_alarms: list[tuple[float, str, str]] = []
         self.fire_at: float | None = None
         self.outages: list[tuple[float, float]] = []  # broker down, simulated seconds
+        self.restarts: dict[str, int] = {}  # device -> times powered up again
         self.recovery_s: list[float] = []  # broker back -> console complete, real seconds
         self.timing = Timing()
         self.last_seq: dict[str, int] = {}
@@ -277,6 +278,7 @@ class Simulation:
     def power_on(self, device: str) -> None:
         """Power a device up again: a new agent process on the same store and config."""
         self.agents[device] = self._launch(device, at=self.engine.now)
+        self.restarts[device] = self.restarts.get(device, 0) + 1
         self.world.down.discard(device)
         for door in self.building.devices[device].doors:
             reply = self.world.request(device, op="relay", door=door.id)

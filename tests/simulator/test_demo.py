@@ -74,7 +74,8 @@ def test_a_running_simulation_takes_taps_and_faults_from_outside(tmp_path: Path)
     player = threading.Thread(target=run)
     player.start()
     try:
-        assert ready.wait(120) and not errors, errors
+        assert ready.wait(120)
+        assert not errors, errors
         someone = sim.people[30]
         tapped = edge_sim(
             "tap", "gate-1f-east", "--staff-no", someone.staff_no, "--run-dir", str(run_dir)

@@ -176,6 +176,19 @@ def fault(
     ctx.exit(_send(run_dir, "fault", {k: v for k, v in body.items() if v is not None}))
 
 
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def morning(ctx: click.Context) -> None:
+    """Print a scripted morning at one gate and one stairway door, decision by decision.
+
+    The decision core alone, on a fake clock, in about a second: every reason code a
+    guard meets, a lockdown, a fire and its roll call. Options: --all, --staff N, --seed N.
+    """
+    from simulator.demo import main as morning_main
+
+    ctx.exit(morning_main(list(ctx.args)))
+
+
 def _send(run_dir: Path, op: str, body: dict[str, Any]) -> int:
     try:
         reply = send(run_dir, op, body)

@@ -13,10 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from edge.errors import EdgeError
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class AgentExited(RuntimeError):
+class AgentExited(EdgeError, ConnectionError):
     """The agent process ended (or never became ready); the message holds its log's tail."""
 
 

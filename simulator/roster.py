@@ -11,22 +11,12 @@ from datetime import datetime
 
 from edge.cardref import card_reference
 from edge.core.credentials import Credential, DenyReason, InMemoryCredentials
+from simulator.staff import FAMILY as STAFF_FAMILY
+from simulator.staff import GIVEN as STAFF_GIVEN
 
-FAMILY = [
-    "佐藤",
-    "鈴木",
-    "高橋",
-    "田中",
-    "伊藤",
-    "渡辺",
-    "山本",
-    "中村",
-    "小林",
-    "加藤",
-    "吉田",
-    "山田",
-]
-GIVEN = ["花子", "太郎", "美咲", "健太", "陽菜", "翔", "結衣", "大輔", "さくら", "直樹", "葵", "誠"]
+# The demo's morning uses the first dozen of the simulator's names.
+FAMILY = STAFF_FAMILY[:12]
+GIVEN = STAFF_GIVEN[:12]
 DEPARTMENTS = {
     "総務課": ("staff", "floor-2"),
     "財政課": ("staff", "floor-2"),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+from provisioning.staff_csv import COLUMNS
 from simulator.building import Building
 
 FAMILY = [
@@ -82,16 +83,6 @@ GIVEN = [
     "千尋",
 ]
 SECURITY = "警備室"
-HEADER = [
-    "staff_no",
-    "name",
-    "department",
-    "card_tech",
-    "card_id",
-    "groups",
-    "valid_from",
-    "valid_until",
-]
 GUARDS = 12
 
 
@@ -175,18 +166,7 @@ def hr_csv(people: list[Person]) -> bytes:
     """Return the staff list as HR exports it: Shift_JIS, CRLF, one row per card."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(
-        [
-            "staff_no",
-            "name",
-            "department",
-            "card_tech",
-            "card_id",
-            "groups",
-            "valid_from",
-            "valid_until",
-        ]
-    )
+    writer.writerow(COLUMNS)  # what edge-provision cards import expects
     for p in people:
         writer.writerow(
             [

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -84,20 +85,36 @@ class CentralLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
-        self.db = Database(conn)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
         migrations.apply(self.db)
-        last = self.db.execute("SELECT hash FROM events ORDER BY row DESC LIMIT 1").fetchone()
-        self._head = last[0] if last else GENESIS
+
+    @property
+    def db(self) -> Database:
+        """This thread's connection: the collector writes on one, readers read on theirs."""
+        db: Database | None = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(
+                self.path, timeout=10, isolation_level=None, check_same_thread=False
+            )  # used by its own thread only; closed by close() from any
+            conn.execute("PRAGMA synchronous=NORMAL")
+            with self._lock:
+                self._connections.append(conn)
+            db = self._local.db = Database(conn)
+        return db
 
     def __repr__(self) -> str:
         return f"<CentralLog {self.path}>"
 
     def close(self) -> None:
-        """Close the database; idempotent."""
-        self.db.conn.close()
+        """Close every thread's connection; idempotent."""
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -161,7 +178,6 @@ class CentralLog:
                 stored.append(event_id)
             for device in touched:
                 _advance_contiguous(conn, device)
-        self._head = head
         return stored
 
     def set_status(self, device: str, body: str, received_at: str) -> None:

@@ -50,19 +50,20 @@ def occupancy_plot(sim: Simulation, path: Path) -> Path:
     bottom.set_ylabel("zones occupied")
     bottom.set_xlabel("local time (h)")
     bottom.legend(loc="upper left")
-    for at, text in sim.world.truth.notes:
-        if text.startswith("fault:"):
-            x = hour0 + at / 3600
-            for axis in (top, bottom):
-                axis.axvline(x, color="red", alpha=0.3, linewidth=1)
-            top.annotate(
-                text.removeprefix("fault: ").split(" ")[0],
-                (x, top.get_ylim()[1] * 0.95),
-                rotation=90,
-                fontsize=7,
-                color="red",
-                va="top",
-            )
+    for at, kind in sim.fault_log:
+        x = hour0 + at / 3600
+        for axis in (top, bottom):
+            axis.axvline(x, color="red", alpha=0.3, linewidth=1)
+        top.annotate(
+            kind.replace("_", " "),
+            (x, 0.03),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            fontsize=7,
+            color="red",
+            va="bottom",
+            ha="right",
+        )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -108,6 +108,7 @@ class Simulation:
         self.expected_alarms: list[tuple[float, str, str]] = []
         self.fire_at: float | None = None
         self.outages: list[tuple[float, float]] = []  # broker down, simulated seconds
+        self.fault_log: list[tuple[float, str]] = []  # when each fault began
         self.restarts: dict[str, int] = {}  # device -> times powered up again
         self.recovery_s: list[float] = []  # broker back -> console complete, real seconds
         self.timing = Timing()
@@ -229,6 +230,7 @@ class Simulation:
     def inject(self, fault: Fault) -> None:
         """Start a fault now (from the scenario, or from edge-sim fault)."""
         self.engine.spawn(fault_process(self, fault))
+        self.fault_log.append((self.engine.now, fault.kind))
 
     # -- what faults use ------------------------------------------------------------------
 

@@ -165,9 +165,9 @@ class ConsoleClient:
 
     def close(self) -> None:
         """Disconnect (the persistent session stays on the broker); idempotent."""
+        self._connected.clear()  # a deliberate goodbye, not a lost broker
         self.client.disconnect()
         self.client.loop_stop()
-        self._connected.clear()
 
     # -- paho callbacks: never raise ------------------------------------------------------
 

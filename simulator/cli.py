@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import shutil
+import signal
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -228,6 +230,8 @@ def _play(
     from simulator.run import Simulation
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    # Stopped by SIGTERM (or Ctrl-C): still stop every agent and the broker on the way out.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     _prepare_run_dir(run_dir)
     building = load_building(building_path)
     display = Display()

@@ -199,13 +199,24 @@ class Simulation:
         self.timing.play_s = time.perf_counter() - began
 
     def _before(self, at: float) -> None:
-        if self.speed:  # pace the simulated clock against real time
-            due = self._real_start + at / self.speed
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
+        """Pace the day against real time (with `speed`); carry out requests from outside.
+
+        While waiting for the next happening a request from outside is carried out at once,
+        at the simulated time that real time has reached.
+        """
         while not self._injected.empty():
             self._run_injected(*self._injected.get_nowait())
+        if not self.speed:
+            return
+        due = self._real_start + at / self.speed
+        while (remaining := due - time.monotonic()) > 0:
+            try:
+                request = self._injected.get(timeout=remaining)
+            except queue.Empty:
+                return
+            elapsed = (time.monotonic() - self._real_start) * self.speed
+            self.engine.now = min(max(self.engine.now, elapsed), at)
+            self._run_injected(*request)
 
     def _heartbeat(self) -> Any:
         while True:
@@ -369,16 +380,32 @@ class Simulation:
         self.timing.finish_s = time.perf_counter() - began
 
     def close(self) -> None:
-        """Stop the agents, the collector, the console client and the broker."""
-        for agent in self.agents.values():
-            if agent.proc.poll() is None:
-                try:
-                    agent.terminate()
-                except Exception:
-                    agent.proc.kill()
-        for part in ("console", "collector"):
-            if hasattr(self, part):
-                getattr(self, part).close()
+        """Stop the agents (all at once), the collector, the console client and the broker.
+
+        Every step runs even if an earlier one fails, so nothing is left running.
+        """
+        failures: list[BaseException] = []
+        running = [a for a in self.agents.values() if a.proc.poll() is None]
+        for agent in running:
+            agent.proc.terminate()
+        for agent in running:
+            try:
+                agent.terminate()
+            except Exception as error:  # each agent is stopped regardless
+                agent.proc.kill()
+                failures.append(error)
+        stops: list[Callable[[], None]] = []
+        if hasattr(self, "console"):
+            stops.append(self.console.close)
+        if hasattr(self, "collector"):
+            stops.append(self.collector.close)
         if hasattr(self, "broker"):
-            self.broker.stop()
+            stops.append(self.broker.stop)
+        for stop in stops:
+            try:
+                stop()
+            except Exception as error:  # every part is stopped regardless
+                failures.append(error)
         (self.run_dir / "sim.json").unlink(missing_ok=True)
+        if failures:
+            log.warning("closing the simulation: %s", "; ".join(map(str, failures)))

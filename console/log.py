@@ -55,6 +55,22 @@ def events_devices(db: Database) -> None:
         db.execute(statement)
 
 
+@migrations(name="0002_users_audit_acks")
+def users_audit_acks(db: Database) -> None:
+    """Create the console's users, its audit trail and alarm acknowledgements."""
+    db.table("users").create(
+        {"username": str, "role": str, "password_hash": str, "created_at": str},
+        pk="username",
+        not_null={"role", "password_hash"},
+    )
+    db.table("audit").create(
+        {"id": int, "at": str, "username": str, "action": str, "detail": str}, pk="id"
+    )
+    db.table("alarm_acks").create(
+        {"alarm": str, "username": str, "at": str, "note": str}, pk="alarm"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One event as stored."""

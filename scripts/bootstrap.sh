@@ -8,7 +8,7 @@ VENV="$ROOT/.venv"
 # Debian packages: pcscd and the vpcd virtual reader for the PC/SC tests, mosquitto for the
 # MQTT tests and the demo broker, and what pyscard
 # builds with (it has no wheel for Linux).
-APT_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig gcc systemd mosquitto)
+APT_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig gcc systemd mosquitto chromium)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -52,7 +52,7 @@ if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
     say "installing Python packages (pinned by constraints.txt)"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-        -c "$ROOT/constraints.txt" -e "$ROOT[dev,pcsc,nfc,sim]"
+        -c "$ROOT/constraints.txt" -e "$ROOT[dev,pcsc,nfc,sim,console]"
     echo "$WANT" >"$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

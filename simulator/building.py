@@ -93,6 +93,15 @@ class Door:
     stairway: str | None = None
     floor: int = 1
 
+    @property
+    def held_open_s(self) -> int:
+        """Open longer than this: held-open alarm (people carry boxes up the stairs)."""
+        return 30 if self.fail == "secure" else 60
+
+    @property
+    def pre_alarm_s(self) -> int:
+        return 10 if self.fail == "secure" else 15
+
 
 @dataclass
 class Device:
@@ -303,7 +312,6 @@ def device_config(building: Building, device: Device, wiring: Wiring) -> str:
 
 
 def _door(door: Door) -> list[str]:
-    gate = door.fail == "secure"
     lines = [
         "[[doors]]",
         f'id = "{door.id}"',
@@ -312,8 +320,8 @@ def _door(door: Door) -> list[str]:
         f'inside_zone = "{door.inside}"',
         f'fail = "{door.fail}"',
         "unlock_s = 5",
-        f"held_open_s = {30 if gate else 60}",
-        f"pre_alarm_s = {10 if gate else 15}",
+        f"held_open_s = {door.held_open_s}",
+        f"pre_alarm_s = {door.pre_alarm_s}",
         "",
         "[doors.relay]",
         "pin = 17",
@@ -325,7 +333,7 @@ def _door(door: Door) -> list[str]:
         "pin = 22",
         "",
     ]
-    if not gate:
+    if door.fail == "safe":  # a stairway: the fire panel releases it
         lines += ["[doors.fire_input]", "pin = 23", 'alarm_when = "high"', 'pull = "up"', ""]
     indicator_pins = iter(((5, 6), (12, 16)))
     for direction, reader in door.readers.items():

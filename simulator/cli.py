@@ -155,6 +155,7 @@ def tap(
 @click.option("--reader", help="reader_unplugged.")
 @click.option("--device", help="power_cut, clock_unsynchronised.")
 @click.option("--gate", help="lost_card_used.")
+@click.option("--open-s", type=float, help="door_forced: seconds the leaf stays open.")
 @run_dir_option
 @click.pass_context
 def fault(
@@ -165,6 +166,7 @@ def fault(
     reader: str | None,
     device: str | None,
     gate: str | None,
+    open_s: float | None,
     run_dir: Path,
 ) -> None:
     """Throw a fault at the running simulation, now.
@@ -174,7 +176,7 @@ def fault(
       edge-sim fault door_forced --door stair-b-3f
     """
     body = {"kind": kind, "minutes": minutes, "door": door, "reader": reader}
-    body |= {"device": device, "gate": gate}
+    body |= {"device": device, "gate": gate, "open_s": open_s}
     ctx.exit(_send(run_dir, "fault", {k: v for k, v in body.items() if v is not None}))
 
 

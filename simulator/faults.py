@@ -52,7 +52,7 @@ def fault_process(sim: Simulation, fault: Fault) -> Process:
             return reader_unplugged(sim, fault.reader, seconds)
         case "door_forced":
             assert fault.door is not None
-            return door_forced(sim, fault.door)
+            return door_forced(sim, fault.door, fault.open_s)
         case "door_held_open":
             assert fault.door is not None
             return door_held_open(sim, fault.door, seconds)
@@ -100,16 +100,18 @@ def reader_unplugged(sim: Simulation, reader: str, seconds: float) -> Process:
     sim.world.note(f"reader {reader} plugged back in")
 
 
-def door_forced(sim: Simulation, door: str) -> Process:
+def door_forced(sim: Simulation, door: str, open_s: float) -> Process:
     world = sim.world
     state = world.doors[door]
     while state.busy_until > world.engine.now or world.is_unlocked(door):
         yield 5.0
-    state.busy_until = world.engine.now + 12
-    world.note(f"fault: {door} forced open (the lock was engaged)")
+    state.busy_until = world.engine.now + open_s + 4
+    world.note(f"fault: {door} forced open (the lock was engaged), open {open_s:g} s")
     sim.expect_alarm(state.door.device, "door_forced")
+    if open_s >= state.door.held_open_s - state.door.pre_alarm_s:  # held open too
+        sim.expect_alarm(state.door.device, "door_held_open")
     world.leaf(door, True)
-    yield 8.0
+    yield open_s
     world.leaf(door, False)
 
 

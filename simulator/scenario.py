@@ -58,6 +58,9 @@ class Fault(BaseModel):
     reader: str | None = Field(None, description="reader_unplugged: which reader.")
     device: str | None = Field(None, description="power_cut, clock_unsynchronised: which Pi.")
     gate: str | None = Field(None, description="lost_card_used: where the card is tried.")
+    open_s: float = Field(
+        8.0, gt=0, le=36000, description="door_forced: how long the leaf is left open (s)."
+    )
 
 
 class Scenario(BaseModel):

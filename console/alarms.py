@@ -1,0 +1,98 @@
+"""Live alarms: what is wrong now, from the log, with who acknowledged what and when.
+
+A lasting alarm (a door forced or held open, a reader offline, fire, stale credentials, a
+corrupt store, a hardware fault) is active from `raised` (or `pre_alarm`) until its
+`cleared`. A one-shot alarm (a lost card used, an anti-passback violation) has no end: it
+stays until someone acknowledges it. Gaps in a device's sequence are the console's own
+`missing_events` alarm, active until the events arrive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from console.log import CentralLog
+
+ONE_SHOT = frozenset({"lost_card_used", "anti_passback_violation"})
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """One active (or acknowledged one-shot) alarm."""
+
+    key: str  # the id of the event that raised it, or missing:{device}
+    device: str
+    type: str
+    state: str
+    ts: str
+    where: str  # door, reader or zone
+    detail: str
+    acked_by: str | None = None
+    acked_at: str | None = None
+
+
+def active(log: CentralLog) -> list[Alarm]:
+    """Return the alarms active now, newest first (acknowledged one-shots left out)."""
+    latest: dict[tuple[str, str, str], tuple[str, str, str, str, str]] = {}
+    one_shots: list[Alarm] = []
+    for event_id, device, ts, type_, state, door, reader, zone, card in log.db.execute(
+        "SELECT id, device, ts, type, json_extract(body, '$.state'), json_extract(body, '$.door'),"
+        " json_extract(body, '$.reader'), json_extract(body, '$.zone'), card_ref "
+        "FROM events WHERE kind = 'alarm' ORDER BY ts, row"
+    ):
+        where = door or reader or zone or ""
+        if type_ in ONE_SHOT:
+            one_shots.append(
+                Alarm(event_id, device, type_, state or "raised", ts, where, _card(card))
+            )
+            continue
+        latest[(device, type_, where)] = (event_id, ts, state or "raised", where, "")
+    acks = {
+        alarm: (username, at)
+        for alarm, username, at in log.db.execute("SELECT alarm, username, at FROM alarm_acks")
+    }
+    alarms = [
+        Alarm(event_id, device, type_, state, ts, where, detail, *acks.get(event_id, (None, None)))
+        for (device, type_, _), (event_id, ts, state, where, detail) in latest.items()
+        if state in ("raised", "pre_alarm")
+    ]
+    alarms += [a for a in one_shots if a.key not in acks]
+    for device, missing in log.gaps().items():
+        key = f"missing:{device}"
+        shown = ", ".join(map(str, missing[:5])) + ("…" if len(missing) > 5 else "")
+        by, at = acks.get(key, (None, None))
+        alarms.append(
+            Alarm(key, device, "missing_events", "raised", _now(), "", f"seq {shown}", by, at)
+        )
+    return sorted(alarms, key=lambda a: a.ts, reverse=True)
+
+
+def acknowledge(log: CentralLog, key: str, username: str, note: str = "") -> bool:
+    """Record that `username` acknowledged an alarm (audited); False if it is not active."""
+    if key not in {a.key for a in active(log)}:
+        return False
+    at = _now()
+    log.db.execute(
+        "INSERT OR REPLACE INTO alarm_acks (alarm, username, at, note) VALUES (?, ?, ?, ?)",
+        [key, username, at, note[:200]],
+    )
+    log.db.execute(
+        "INSERT INTO audit (at, username, action, detail) VALUES (?, ?, 'alarm acknowledged', ?)",
+        [at, username, key],
+    )
+    return True
+
+
+def latest_alarm_row(log: CentralLog) -> int:
+    """Return the newest alarm's row (0 if none): a cheap change marker for live pages."""
+    row = log.db.execute("SELECT max(row) FROM events WHERE kind = 'alarm'").fetchone()
+    return int(row[0] or 0)
+
+
+def _card(ref: str | None) -> str:
+    return f"card {ref[:12]}…" if ref else ""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

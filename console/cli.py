@@ -1,0 +1,295 @@
+"""`edge-console`: the security office's log, alarms, roll call and web page.
+
+edge-console collect --port 8883 --user console --password-file console.password
+edge-console serve --registry SITE/registry.db
+edge-console log --since 2026-11-26T00:00 --door gate-1f-east --person 佐藤
+edge-console muster
+edge-console export --out log.csv --since …
+edge-console verify
+edge-console users add guard1 --role guard
+"""
+
+from __future__ import annotations
+
+import csv
+import getpass
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from console.log import CentralLog
+from console.people import Directory
+from console.rollcall import LINE_ZONE, inside
+from console.search import Query, export_rows, search
+from console.users import ROLES, UserError, add_user, audit, set_role, users
+from edge.errors import EdgeError
+
+DEFAULT_DB = Path("/var/lib/edge-console/log.db")
+
+
+def db_option(f: Any) -> Any:
+    return click.option(
+        "--db",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=DEFAULT_DB,
+        show_default=True,
+        help="The central log (SQLite).",
+    )(f)
+
+
+def registry_option(f: Any) -> Any:
+    return click.option(
+        "--registry",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        help="edge-provision's registry.db, to put names to card references.",
+    )(f)
+
+
+def query_options(f: Any) -> Any:
+    for name, text in reversed(
+        [
+            ("--since", "From this time (ISO, UTC), e.g. 2026-11-26T00:00."),
+            ("--until", "Up to this time (ISO, UTC)."),
+            ("--door", "A door id."),
+            ("--person", "A staff number or part of a name (needs --registry)."),
+            ("--card", "A card reference or its first characters."),
+            ("--zone", "A zone id."),
+            ("--result", "granted, denied, crossing, alarm, door, presence, system or command."),
+            ("--reason", "A reason code, e.g. expired."),
+            ("--device", "A device id."),
+        ]
+    ):
+        f = click.option(name, default="", help=text)(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """The security console: central log, alarms, roll call, web page."""
+
+
+@cli.command()
+@db_option
+@click.option("--host", default="localhost", show_default=True, help="Broker host.")
+@click.option("--port", default=8883, show_default=True, help="Broker port.")
+@click.option("--user", default="console", show_default=True, help="Broker account.")
+@click.option(
+    "--password-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="File with the account's password (from edge-provision account add).",
+)
+@click.option("--site", required=True, help="Site id, e.g. kamakura-city-hall.")
+@click.option("--root", default="edge", show_default=True, help="MQTT topic root.")
+@click.option(
+    "--client-id",
+    default="console-collector",
+    show_default=True,
+    help="Unique per collector; collectors share the load by --group.",
+)
+@click.option("--group", default="console", show_default=True, help="Shared subscription group.")
+def collect(
+    db: Path,
+    host: str,
+    port: int,
+    user: str,
+    password_file: Path | None,
+    site: str,
+    root: str,
+    client_id: str,
+    group: str,
+) -> None:
+    """Collect every device's events into the central log until stopped (SIGTERM)."""
+    from console.collector import Collector
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    password = password_file.read_text().strip() if password_file else None
+    collector = Collector(
+        db,
+        host=host,
+        port=port,
+        site=site,
+        root=root,
+        username=user,
+        password=password,
+        client_id=client_id,
+        group=group,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        collector.start()
+    except EdgeError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"collecting {root}/{site} into {db} as {client_id} (group {group})", err=True)
+    stop.wait()
+    collector.close()
+    click.echo(f"stopped: {collector.stored} events stored this run", err=True)
+
+
+@cli.command()
+@db_option
+@registry_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Listen address.")
+@click.option("--port", default=8080, show_default=True, help="Listen port.")
+@click.option(
+    "--insecure-cookies",
+    is_flag=True,
+    help="Send the session cookie over plain http (only for loopback, e.g. a laptop).",
+)
+def serve(db: Path, registry: Path | None, host: str, port: int, insecure_cookies: bool) -> None:
+    """Serve the web page (put it behind TLS; sessions are Secure cookies by default)."""
+    import uvicorn
+
+    from console.web import Settings, create_app
+
+    settings = Settings(
+        db, registry, db.with_name("console-session.key"), secure_cookies=not insecure_cookies
+    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@cli.command("log")
+@db_option
+@registry_option
+@query_options
+@click.option("--limit", default=50, show_default=True, help="How many, newest first.")
+def log_command(db: Path, registry: Path | None, limit: int, **fields: str) -> None:
+    """Search the log (newest first)."""
+    log, people = CentralLog(db), Directory(registry)
+    page = search(log, Query.of(fields, limit=limit), people)
+    for e in page.entries:
+        person = people.person(e.body.get("card_ref"))
+        who = f"{person.name} ({person.staff_no}, {person.department})" if person else ""
+        what = e.body.get("reason") or e.body.get("state") or ""
+        where = e.body.get("door") or e.body.get("zone") or ""
+        click.echo(f"{e.ts}  {e.device:<18} {e.kind}/{e.type:<14} {where:<16} {what:<16} {who}")
+    if page.next_before:
+        click.echo(f"… more: add --before {page.next_before}", err=True)
+
+
+@cli.command()
+@db_option
+@registry_option
+@click.option("--zone", "line_zone", default=LINE_ZONE, show_default=True)
+def muster(db: Path, registry: Path | None, line_zone: str) -> None:
+    """Print who is inside the security line now, by floor and department."""
+    log, people = CentralLog(db), Directory(registry)
+    present = inside(log, line_zone)
+    rows = []
+    for p in present:
+        person = people.person(p.card_ref)
+        if person:
+            rows.append((person.floor, person.department, person.name, person.staff_no, p))
+        else:
+            rows.append(("-", "?", f"card {p.card_ref[:12]}…", "", p))
+    click.echo(f"inside the security line: {len(present)}")
+    for floor, department, name, staff_no, p in sorted(rows, key=lambda r: r[:3]):
+        click.echo(f"  {floor:>2}F {department:<12} {name:<14} {staff_no:<8} {p.door} {p.ts}")
+
+
+@cli.command()
+@db_option
+@registry_option
+@query_options
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="CSV file."
+)
+@click.option("--by", default=getpass.getuser(), show_default=True, help="Who exports (audit).")
+def export(db: Path, registry: Path | None, out: Path, by: str, **fields: str) -> None:
+    """Write a search to CSV (UTF-8 with BOM, for Excel); audited."""
+    log, people = CentralLog(db), Directory(registry)
+    count = -1
+    with out.open("w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.writer(f, lineterminator="\r\n")
+        for row in export_rows(log, Query.of(fields), people):
+            writer.writerow(row)
+            count += 1
+    audit(log, by, "export", f"{out}: {count} rows; {fields}")
+    click.echo(f"wrote {count} events to {out}")
+
+
+@cli.command()
+@db_option
+@click.pass_context
+def verify(ctx: click.Context, db: Path) -> None:
+    """Check the log's hash chain: any edited, deleted or reordered row is named."""
+    log = CentralLog(db)
+    problems = log.verify()
+    gaps = log.gaps()
+    for problem in problems:
+        click.echo(f"TAMPERED: {problem}")
+    for device, missing in gaps.items():
+        click.echo(
+            f"missing events from {device}: seq {missing[:10]}{'…' if len(missing) > 10 else ''}"
+        )
+    if problems:
+        ctx.exit(1)
+    click.echo(
+        f"log intact: {log.count()} events, chain verified" + ("" if not gaps else "; gaps above")
+    )
+
+
+@cli.group("users")
+def users_group() -> None:
+    """The console's users and their roles (guard, manager, operator)."""
+
+
+@users_group.command("add")
+@db_option
+@click.argument("username")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--by", default=getpass.getuser(), show_default=True, help="Who adds (audit).")
+@click.pass_context
+def users_add(ctx: click.Context, db: Path, username: str, role: str, by: str) -> None:
+    """Add a user; the password is asked for (or read from stdin when piped)."""
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if not sys.stdin.isatty()
+        else click.prompt("password", hide_input=True, confirmation_prompt=True)
+    )
+    try:
+        add_user(CentralLog(db), username, role, password, by)
+    except UserError as error:
+        click.echo(f"users add refused: {error}", err=True)
+        ctx.exit(2)
+    click.echo(f"user {username} ({role}) added")
+
+
+@users_group.command("role")
+@db_option
+@click.argument("username")
+@click.argument("role", type=click.Choice(ROLES))
+@click.option("--by", default=getpass.getuser(), show_default=True, help="Who changes (audit).")
+@click.pass_context
+def users_role(ctx: click.Context, db: Path, username: str, role: str, by: str) -> None:
+    """Change a user's role."""
+    try:
+        set_role(CentralLog(db), username, role, by)
+    except UserError as error:
+        click.echo(f"users role refused: {error}", err=True)
+        ctx.exit(2)
+    click.echo(f"user {username} is now {role}")
+
+
+@users_group.command("list")
+@db_option
+def users_list(db: Path) -> None:
+    """List users and roles."""
+    for username, role in users(CentralLog(db)):
+        click.echo(f"{username:<20} {role}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the `edge-console` command line."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="edge-console")
+
+
+if __name__ == "__main__":
+    main()

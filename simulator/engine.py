@@ -55,10 +55,12 @@ class Engine:
     def run_until(self, until: float, before: Callable[[float], None] | None = None) -> None:
         """Run every happening due by `until`; call `before(at)` ahead of each one."""
         while self._agenda and self._agenda[0].at <= until:
-            entry = heapq.heappop(self._agenda)
             if before is not None:
-                before(entry.at)
-            self.now = entry.at
+                # Called before taking the next happening: `before` may add earlier ones
+                # (a request from outside, at the time real time has reached).
+                before(self._agenda[0].at)
+            entry = heapq.heappop(self._agenda)
+            self.now = max(self.now, entry.at)
             if callable(entry.action) and not isinstance(entry.action, Generator):
                 entry.action()
                 continue

@@ -217,6 +217,7 @@ class Simulation:
             elapsed = (time.monotonic() - self._real_start) * self.speed
             self.engine.now = min(max(self.engine.now, elapsed), at)
             self._run_injected(*request)
+            return  # what the request started (a fault) is due now: let the engine run it
 
     def _heartbeat(self) -> Any:
         while True:

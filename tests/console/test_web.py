@@ -1,0 +1,158 @@
+"""The console's web page in headless Chromium, on a live simulated building.
+
+Real parts: mosquitto, the agents, the collector, uvicorn, Debian's chromium (Playwright
+with executable_path: no browser download). Screenshots of each page are written to
+docs/screenshots/ (the roll call one is in the README).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import time as clock
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from edge.cardref import card_reference
+from simulator.control_channel import send
+from simulator.scenario import Scenario
+
+from .web_fixtures import CHROMIUM, PASSWORDS, LiveSite, live_site
+
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DAY = Scenario.model_validate(
+    {"date": "2026-12-01", "start": clock(7, 45), "end": clock(9, 15), "seed": 11}
+)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
+    with live_site(tmp_path_factory.mktemp("web"), DAY, speed=90) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield chromium
+        chromium.close()
+
+
+def login(browser: Browser, site: LiveSite, user: str) -> Page:
+    page = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{site.url}/login")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", PASSWORDS[user])
+    page.click("button[type=submit]")
+    return page
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_a_guard_sees_a_forced_door_live_and_acknowledges_it(
+    site: LiveSite, browser: Browser
+) -> None:
+    page = login(browser, site, "guard1")
+    expect(page).to_have_url(f"{site.url}/alarms")
+    page.evaluate("window.__not_reloaded = true")
+    injected = time.monotonic()
+    reply = send(
+        site.run_dir, "fault", {"kind": "door_forced", "door": "stair-a-2f", "open_s": 900}
+    )
+    assert reply["ok"], reply
+    row = page.locator("tr[data-type=door_forced][data-device=stair-a-2f]")
+    expect(row).to_be_visible(timeout=2000)  # within 2 s of the injection
+    seen_after = time.monotonic() - injected
+    assert seen_after < 2.0
+    assert page.evaluate("window.__not_reloaded") is True  # live, not a reload
+    shot(page, "alarms")
+    row.get_by_role("button").click()
+    acked = page.locator("tr.acked[data-type=door_forced][data-device=stair-a-2f]")
+    expect(acked).to_contain_text("guard1")
+
+
+def test_a_guard_searches_the_log_and_may_not_export(site: LiveSite, browser: Browser) -> None:
+    page = login(browser, site, "guard1")
+    # Wait until the console has stored someone's crossing of the line, then look them up.
+    crossed = "kind = 'access' AND type = 'crossing' AND door LIKE 'gate-%'"
+    assert site.sim.collector.wait_for(lambda log: bool(next(log.entries(crossed), None)), 60)
+    ref = next(site.sim.collector.log.entries(crossed)).body["card_ref"]
+    by_ref = {
+        card_reference(site.sim.card_key, p.technology, p.card_id): p for p in site.sim.people
+    }
+    someone = by_ref[ref]
+    page.goto(f"{site.url}/log?person={someone.staff_no}&result=granted")
+    results = page.locator("#results tbody tr")
+    expect(results.first).to_contain_text(someone.name)
+    assert page.locator("#export").count() == 0  # no export link for a guard
+    shot(page, "log")
+    response = page.goto(f"{site.url}/log/export.csv?person={someone.staff_no}")
+    assert response is not None
+    assert response.status == 403
+    expect(page.locator("p.error")).to_be_visible()
+
+
+def test_the_roll_call_matches_who_is_really_inside(site: LiveSite, browser: Browser) -> None:
+    site.wait_for_the_day()  # 09:15: everyone who came in by card is still inside
+    page = login(browser, site, "boss")
+    page.goto(f"{site.url}/muster")
+    truth = set(site.sim.world.truth.inside)
+    assert truth
+    shown = set(
+        page.locator("tr[data-staff]").evaluate_all("rows => rows.map(r => r.dataset.staff)")
+    )
+    assert shown == truth
+    assert page.locator("#total").inner_text() == str(len(truth))
+    shot(page, "muster")
+
+
+def test_a_manager_exports_and_it_is_audited(site: LiveSite, browser: Browser) -> None:
+    site.wait_for_the_day()
+    page = login(browser, site, "boss")
+    page.goto(f"{site.url}/log?result=denied")
+    with page.expect_download() as download:
+        page.click("#export")
+    text = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    assert text.startswith("ts,device,id,kind,type,door,reason,staff_no,name")
+    page.goto(f"{site.url}/audit")
+    expect(page.locator("table")).to_contain_text("export")
+    expect(page.locator("table")).to_contain_text("alarm acknowledged")
+    shot(page, "audit")
+    page.goto(f"{site.url}/occupancy")
+    expect(page.locator(".zone").first).to_be_visible()
+    shot(page, "occupancy")
+
+
+def test_an_operator_sees_devices_but_not_the_roll_call(site: LiveSite, browser: Browser) -> None:
+    page = login(browser, site, "ops")
+    expect(page).to_have_url(f"{site.url}/devices")
+    expect(page.locator("tr[data-device]")).to_have_count(len(site.sim.agents))
+    shot(page, "devices")
+    response = page.goto(f"{site.url}/muster")
+    assert response is not None
+    assert response.status == 403
+
+
+def test_a_wrong_password_and_a_missing_csrf_token_are_refused(
+    site: LiveSite, browser: Browser
+) -> None:
+    page = browser.new_context().new_page()
+    page.goto(f"{site.url}/login")
+    page.fill("input[name=username]", "guard1")
+    page.fill("input[name=password]", "not-the-password")
+    page.click("button[type=submit]")
+    expect(page.locator("p.error")).to_be_visible()
+    posted = page.request.post(
+        f"{site.url}/login",
+        form={"username": "guard1", "password": PASSWORDS["guard1"], "csrf": "forged"},
+    )
+    assert posted.status == 400
+    response = page.goto(f"{site.url}/alarms")
+    assert response is not None
+    assert page.url.endswith("/login")  # still not logged in

@@ -35,6 +35,7 @@ class Directory:
 
     def __init__(self, registry: Path | None) -> None:
         self.path = registry
+        self.timezone = "Asia/Tokyo"  # the site's, from the registry when there is one
         self._by_ref: dict[str, Person] = {}
         self._refs: dict[str, list[str]] = {}
         if registry is not None:
@@ -61,6 +62,9 @@ class Directory:
             }
             by_ref: dict[str, Person] = {}
             refs: dict[str, list[str]] = {}
+            site = conn.execute("SELECT timezone FROM site LIMIT 1").fetchone()
+            if site and site[0]:
+                self.timezone = str(site[0])
             for ref, staff_no in conn.execute("SELECT card_ref, staff_no FROM cards"):
                 if staff_no in people:
                     by_ref[ref] = people[staff_no]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -69,12 +70,12 @@ def create_app(settings: Settings) -> FastAPI:
         https_only=settings.secure_cookies,
         max_age=12 * 3600,
     )
-    app.state.console = Console(
-        settings,
-        CentralLog(settings.log_path),
-        Directory(settings.registry),
-        Jinja2Templates(directory=str(TEMPLATES)),
-    )
+    people = Directory(settings.registry)
+    templates = Jinja2Templates(directory=str(TEMPLATES))
+    zone = ZoneInfo(people.timezone)
+    # Times are stored in UTC; guards read them in the site's local time.
+    templates.env.filters["local"] = lambda ts: _local(ts, zone)
+    app.state.console = Console(settings, CentralLog(settings.log_path), people, templates)
     app.include_router(router)
     return app
 
@@ -361,6 +362,14 @@ def _floor_of(zone: str) -> str:
     if zone.startswith("floor-"):
         return f"{zone.removeprefix('floor-')}F"
     return "1F" if zone in ("lobby",) or zone.startswith("consult") else "-"
+
+
+def _local(ts: str, zone: ZoneInfo) -> str:
+    try:
+        moment = datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
+    except ValueError:
+        return str(ts)
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _local_now() -> str:

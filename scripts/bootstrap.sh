@@ -6,9 +6,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 # Debian packages: pcscd and the vpcd virtual reader for the PC/SC tests, mosquitto for the
-# MQTT tests and the demo broker, and what pyscard
-# builds with (it has no wheel for Linux).
-APT_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig gcc systemd mosquitto chromium)
+# MQTT tests and the demo broker, what pyscard builds with (it has no wheel for Linux),
+# chromium for the console's browser tests and a Japanese font for its screenshots.
+APT_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig gcc systemd mosquitto chromium
+    fonts-ipafont-gothic)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

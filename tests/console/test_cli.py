@@ -1,0 +1,170 @@
+"""`edge-console` as a security manager runs it, on a log filled by a real simulated day."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from datetime import time
+from pathlib import Path
+
+import click
+import pytest
+
+from console.cli import cli
+from simulator.scenario import Fault, Scenario
+from tests.simulator.city import played
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def edge_console(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "console.cli", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, set[str]]:
+    """A morning on the small building: the console's log, the registry, who is inside."""
+    scenario = Scenario.model_validate(
+        {
+            "date": "2026-12-01",
+            "start": time(7, 30),
+            "end": time(9, 30),
+            "seed": 2,
+            "faults": [Fault(at=time(9, 0), kind="door_forced", door="stair-a-2f")],
+        }
+    )
+    run = tmp_path_factory.mktemp("cli")
+    with played(run, scenario) as (sim, report):
+        assert report.ok
+        inside = set(sim.world.truth.inside)
+    return run / "console" / "log.db", run / "site" / "registry.db", inside
+
+
+def test_muster_lists_exactly_who_is_inside(day: tuple[Path, Path, set[str]]) -> None:
+    log, registry, inside = day
+    result = edge_console("muster", "--db", str(log), "--registry", str(registry))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"inside the security line: {len(inside)}"
+    listed = {word for line in result.stdout.splitlines()[1:] for word in line.split()}
+    assert inside <= listed
+    assert not {w for w in listed if w.startswith("K2") and len(w) == 6} - inside
+
+
+def test_log_search_by_person_door_and_result(day: tuple[Path, Path, set[str]]) -> None:
+    log, registry, inside = day
+    someone = sorted(inside)[0]
+    result = edge_console("log", "--db", str(log), "--registry", str(registry), "--person", someone)
+    assert result.returncode == 0, result.stderr
+    assert someone in result.stdout
+    assert "access/crossing" in result.stdout
+    forced = edge_console("log", "--db", str(log), "--result", "alarm", "--door", "stair-a-2f")
+    assert "alarm/door_forced" in forced.stdout
+
+
+def test_export_writes_csv_and_is_audited(day: tuple[Path, Path, set[str]], tmp_path: Path) -> None:
+    log, registry, _ = day
+    out = tmp_path / "denied.csv"
+    result = edge_console(
+        "export",
+        "--db",
+        str(log),
+        "--registry",
+        str(registry),
+        "--result",
+        "granted",
+        "--out",
+        str(out),
+        "--by",
+        "manager1",
+    )
+    assert result.returncode == 0, result.stderr
+    text = out.read_text(encoding="utf-8-sig")
+    assert text.startswith("ts,device,id,kind,type,door,reason,staff_no,name,department")
+    assert len(text.splitlines()) > 10
+    audit = sqlite3.connect(log).execute("SELECT username, action FROM audit").fetchall()
+    assert ("manager1", "export") in audit
+
+
+def test_verify_finds_an_edited_a_deleted_and_a_swapped_row(
+    day: tuple[Path, Path, set[str]], tmp_path: Path
+) -> None:
+    log, _, _ = day
+    assert edge_console("verify", "--db", str(log)).returncode == 0
+    for damage in (
+        "UPDATE events SET body = replace(body, '\"seq\":', '\"seq\": ') WHERE row = 40",
+        "DELETE FROM events WHERE row = 41",
+        "UPDATE events SET row = CASE row WHEN 50 THEN 51 WHEN 51 THEN 50 END "
+        "WHERE row IN (50, 51)",
+    ):
+        copy = tmp_path / f"copy-{abs(hash(damage))}.db"
+        source = sqlite3.connect(log)
+        target = sqlite3.connect(copy)
+        source.backup(target)
+        source.close()
+        if "CASE row" in damage:  # swap through a free row number (row is the primary key)
+            target.executescript(
+                "UPDATE events SET row = -1 WHERE row = 50; UPDATE events SET row = 50 "
+                "WHERE row = 51; UPDATE events SET row = 51 WHERE row = -1;"
+            )
+        else:
+            target.execute(damage)
+        target.commit()
+        target.close()
+        result = edge_console("verify", "--db", str(copy))
+        assert result.returncode == 1, damage
+        assert "TAMPERED" in result.stdout
+
+
+def test_users_add_role_list_and_bad_input(tmp_path: Path) -> None:
+    db = tmp_path / "log.db"
+    added = edge_console(
+        "users",
+        "add",
+        "guard1",
+        "--role",
+        "guard",
+        "--db",
+        str(db),
+        stdin="a long enough password\n",
+    )
+    assert added.returncode == 0, added.stderr
+    weak = edge_console(
+        "users", "add", "guard2", "--role", "guard", "--db", str(db), stdin="short\n"
+    )
+    assert weak.returncode == 2
+    assert "at least 12 characters" in weak.stderr
+    assert edge_console("users", "role", "guard1", "manager", "--db", str(db)).returncode == 0
+    listed = edge_console("users", "list", "--db", str(db))
+    assert "guard1" in listed.stdout
+    assert "manager" in listed.stdout
+    stored = sqlite3.connect(db).execute("SELECT password_hash FROM users").fetchone()[0]
+    assert stored.startswith("$argon2id$")
+    assert "a long enough password" not in stored
+    missing = edge_console("users", "role", "nobody", "guard", "--db", str(db))
+    assert missing.returncode == 2
+
+
+def test_every_command_has_help() -> None:
+    def walk(group: click.Group, prefix: list[str]) -> list[list[str]]:
+        found = [prefix]
+        for name, command in group.commands.items():
+            found += (
+                walk(command, [*prefix, name])
+                if isinstance(command, click.Group)
+                else [[*prefix, name]]
+            )
+        return found
+
+    for path in walk(cli, []):
+        result = edge_console(*path, "--help")
+        assert result.returncode == 0, path
+        assert "Usage:" in result.stdout

@@ -93,6 +93,11 @@ def cli() -> None:
     help="Unique per collector; collectors share the load by --group.",
 )
 @click.option("--group", default="console", show_default=True, help="Shared subscription group.")
+@click.option(
+    "--ca-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="TLS: the CA that signed the broker's certificate (omit for plain TCP).",
+)
 def collect(
     db: Path,
     host: str,
@@ -103,6 +108,7 @@ def collect(
     root: str,
     client_id: str,
     group: str,
+    ca_file: Path | None,
 ) -> None:
     """Collect every device's events into the central log until stopped (SIGTERM)."""
     from console.collector import Collector
@@ -119,6 +125,7 @@ def collect(
         password=password,
         client_id=client_id,
         group=group,
+        ca_file=str(ca_file) if ca_file else None,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -42,6 +42,7 @@ class Collector:
         password: str | None = None,
         client_id: str = "console-collector",
         group: str = "console",
+        ca_file: str | None = None,
     ) -> None:
         self.log = CentralLog(log_path)
         self.site = site
@@ -60,6 +61,7 @@ class Collector:
             password=password,
             persistent=True,
             manual_ack=True,
+            ca_file=ca_file,
         )
         base = f"{root}/{site}"
         self.client.subscribe(

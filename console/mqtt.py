@@ -59,6 +59,7 @@ class ConsoleClient:
         persistent: bool = True,
         session_expiry_s: int = 7 * 24 * 3600,
         manual_ack: bool = False,
+        ca_file: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -81,6 +82,8 @@ class ConsoleClient:
         )
         if username:
             self.client.username_pw_set(username, password)
+        if ca_file:  # TLS to the broker, trusting the site's CA (edge-provision site init --ca)
+            self.client.tls_set(ca_certs=ca_file)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message

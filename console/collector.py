@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from console.log import CentralLog, LogError
+from console.log import CentralLog, LogError, identity
 from console.mqtt import ConsoleClient, Message
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class Collector:
         username: str | None = None,
         password: str | None = None,
         client_id: str = "console-collector",
-        group: str = "console",
+        group: str | None = None,
         ca_file: str | None = None,
     ) -> None:
         self.log = CentralLog(log_path)
@@ -64,8 +64,12 @@ class Collector:
             ca_file=ca_file,
         )
         base = f"{root}/{site}"
+        # One collector: a plain subscription, which the broker keeps in the persistent
+        # session across its own restart. Several: a shared one splits the load, but
+        # mosquitto 2.0 does not restore shared subscriptions after a restart (see README).
+        events = f"{base}/+/events/#"
         self.client.subscribe(
-            f"$share/{group}/{base}/+/events/#",
+            f"$share/{group}/{events}" if group else events,
             f"{base}/+/status",
             f"{base}/+/occupancy/#",
             handler=self._queue.put,
@@ -86,7 +90,8 @@ class Collector:
             return
         self.client.close()
         self._stop.set()
-        self._writer.join(10)
+        if self._writer.is_alive():
+            self._writer.join(10)
         self.log.close()
 
     def wait_for(self, predicate: Callable[[CentralLog], bool], timeout_s: float) -> bool:
@@ -110,7 +115,8 @@ class Collector:
             try:
                 self._store(batch)
             except Exception:
-                # Not acknowledged: the broker delivers these again after a reconnect.
+                # The database itself failed (not one bad message: those are rejected one by
+                # one). Not acknowledged: the broker delivers them again after a reconnect.
                 log.exception("storing %d messages failed; they stay unacknowledged", len(batch))
                 continue
             for message in batch:
@@ -137,12 +143,12 @@ class Collector:
                 if body is not None:
                     self.log.set_status(device, message.payload.decode(), now)
             elif parts[3] == "occupancy" and len(parts) == 5 and isinstance(body, dict):
+                count = body.get("count") or 0
+                if not isinstance(count, int) or isinstance(count, bool):
+                    self._reject(message, "occupancy count is not a whole number")
+                    continue
                 self.log.set_occupancy(
-                    device,
-                    parts[4],
-                    int(body.get("count") or 0),
-                    bool(body.get("occupied")),
-                    str(body.get("ts", "")),
+                    device, parts[4], count, bool(body.get("occupied")), str(body.get("ts", ""))
                 )
                 # An occupancy change is an event of the device's sequence too (retained).
                 if str(body.get("id", "")).rsplit(":", 1)[0] == device:
@@ -157,19 +163,22 @@ class Collector:
         good = []
         for event in events:
             try:
-                _check(event)
+                identity(event)
                 good.append(event)
             except LogError as error:
                 self.rejected += 1
                 log.warning("rejected an event: %s", error)
-        self.stored += len(self.log.append(good, now))
+        try:
+            self.stored += len(self.log.append(good, now))
+        except LogError:
+            # One event the checks let through but the log refuses: store the rest one by one.
+            for event in good:
+                try:
+                    self.stored += len(self.log.append([event], now))
+                except LogError as error:
+                    self.rejected += 1
+                    log.warning("rejected an event: %s", error)
 
     def _reject(self, message: Message, why: str) -> None:
         self.rejected += 1
         log.warning("rejected a message on %s: %s", message.topic, why)
-
-
-def _check(event: dict[str, object]) -> None:
-    seq = event.get("seq")
-    if not isinstance(seq, int) or seq < 1:
-        raise LogError(f"event {event.get('id')!r} has no positive seq")

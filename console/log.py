@@ -71,6 +71,16 @@ def users_audit_acks(db: Database) -> None:
     )
 
 
+@migrations(name="0003_search_indexes")
+def search_indexes(db: Database) -> None:
+    """Index door and card alone: their entries end in the row, so newest-first pages of one
+    door or card are read straight off the index (a (door, ts) index had to sort them)."""
+    db.execute("DROP INDEX IF EXISTS events_door")
+    db.execute("DROP INDEX IF EXISTS events_card")
+    db.execute("CREATE INDEX events_door_row ON events (door)")
+    db.execute("CREATE INDEX events_card_row ON events (card_ref)")
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One event as stored."""
@@ -150,12 +160,15 @@ class CentralLog:
         the same file never fork it.
         """
         stored: list[str] = []
+        events = list(events)
+        for event in events:  # all or nothing: check every event before writing any
+            identity(event)
         with self._transaction() as conn:
             last = conn.execute("SELECT hash FROM events ORDER BY row DESC LIMIT 1").fetchone()
             head = last[0] if last else GENESIS
             touched: set[str] = set()
             for event in events:
-                event_id, device, seq = _identity(event)
+                event_id, device, seq = identity(event)
                 exists = conn.execute("SELECT 1 FROM events WHERE id = ?", [event_id]).fetchone()
                 if exists:
                     conn.execute(
@@ -215,19 +228,29 @@ class CentralLog:
 
     # -- reading --------------------------------------------------------------------------
 
-    def gaps(self) -> dict[str, list[int]]:
-        """Return {device: missing seqs} for every device with a hole below its highest seq."""
+    def gaps(self, limit: int = 1000) -> dict[str, list[int]]:
+        """Return {device: missing seqs (the first `limit`)} for every device with a hole.
+
+        The holes are found between the seqs present, never by listing the whole range: a
+        device whose store was replaced continues from a far larger seq.
+        """
         missing: dict[str, list[int]] = {}
-        for device, contiguous, max_seq in self.db.execute(
-            "SELECT device, contiguous, max_seq FROM devices WHERE contiguous < max_seq"
-        ):
-            present = {
-                seq
-                for (seq,) in self.db.execute(
-                    "SELECT seq FROM events WHERE device = ? AND seq > ?", [device, contiguous]
-                )
-            }
-            missing[device] = [s for s in range(contiguous + 1, max_seq + 1) if s not in present]
+        for device, contiguous in self.db.execute(
+            "SELECT device, contiguous FROM devices WHERE contiguous < max_seq"
+        ).fetchall():
+            holes: list[int] = []
+            expected = contiguous + 1
+            for (seq,) in self.db.execute(
+                "SELECT seq FROM events WHERE device = ? AND seq > ? ORDER BY seq",
+                [device, contiguous],
+            ):
+                while expected < seq and len(holes) < limit:
+                    holes.append(expected)
+                    expected += 1
+                if len(holes) >= limit:
+                    break
+                expected = seq + 1
+            missing[device] = holes
         return missing
 
     def devices(self) -> dict[str, dict[str, Any]]:
@@ -277,6 +300,16 @@ class CentralLog:
             if head != stored:
                 problems.append(f"row {row} ({event_id}): hash does not match: edited or reordered")
                 head = stored  # report each break once, then follow the stored chain
+        # The chain cannot see its own newest rows deleted: the devices' highest seqs can.
+        for device, max_seq, stored in self.db.execute(
+            "SELECT d.device, d.max_seq, (SELECT max(seq) FROM events e WHERE e.device = d.device)"
+            " FROM devices d WHERE d.max_seq > 0"
+        ).fetchall():
+            if stored is None or stored < max_seq:
+                problems.append(
+                    f"{device}: newest events deleted (seq {max_seq} was stored, the log "
+                    f"ends at {stored})"
+                )
         return problems
 
 
@@ -291,9 +324,16 @@ def _advance_contiguous(conn: sqlite3.Connection, device: str) -> None:
     conn.execute("UPDATE devices SET contiguous = ? WHERE device = ?", [contiguous, device])
 
 
-def _identity(event: dict[str, Any]) -> tuple[str, str, int]:
+def identity(event: dict[str, Any]) -> tuple[str, str, int]:
+    """Return (id, device, seq) of an event, or raise LogError naming what is wrong."""
     event_id, seq = event.get("id"), event.get("seq")
-    if not isinstance(event_id, str) or ":" not in event_id or not isinstance(seq, int):
+    if (
+        not isinstance(event_id, str)
+        or ":" not in event_id
+        or not isinstance(seq, int)
+        or isinstance(seq, bool)
+        or not 0 < seq < 2**53
+    ):
         raise LogError(f"event without a valid id/seq: id={event_id!r} seq={seq!r}")
     device = event_id.rsplit(":", 1)[0]
     if event_id != f"{device}:{seq}":

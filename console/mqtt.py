@@ -87,6 +87,9 @@ class ConsoleClient:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self._pending_subs: set[int] = set()
+        self._subscribed = threading.Event()
         self.client.reconnect_delay_set(1, 5)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
@@ -123,7 +126,9 @@ class ConsoleClient:
                 f"cannot reach the broker at {self.host}:{self.port}: {exc}; is it running?"
             ) from None
         self.client.loop_start()
-        if not self._connected.wait(timeout_s):
+        # Connected *and* subscribed: a close() right after start() must not cut a SUBSCRIBE
+        # off, or the persistent session would lack that subscription.
+        if not (self._connected.wait(timeout_s) and self._subscribed.wait(timeout_s)):
             self.client.loop_stop()
             raise ConsoleLinkError(
                 f"broker {self.host}:{self.port} did not accept {self.client_id}: "
@@ -181,14 +186,24 @@ class ConsoleClient:
             if reason.is_failure:
                 self._refused = str(reason)
                 return
-            for topic in self._subscriptions:
-                client.subscribe(topic, qos=1)
-            if self._reply_filter:
-                client.subscribe(self._reply_filter, qos=1)
+            topics = [*self._subscriptions, *([self._reply_filter] if self._reply_filter else [])]
+            self._subscribed.clear()
+            mids = (client.subscribe(topic, qos=1)[1] for topic in topics)
+            self._pending_subs = {mid for mid in mids if mid is not None}
+            if not self._pending_subs:
+                self._subscribed.set()
             log.info("console %s connected to %s:%s", self.client_id, self.host, self.port)
             self._connected.set()
         except Exception:
             log.exception("on_connect failed")
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, *args: Any) -> None:
+        try:
+            self._pending_subs.discard(mid)
+            if not self._pending_subs:
+                self._subscribed.set()
+        except Exception:
+            log.exception("on_subscribe failed")
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, *args: Any) -> None:
         try:

@@ -72,8 +72,10 @@ def _where(query: Query, people: Directory) -> tuple[str, list[Any]]:
         clauses.append(f"card_ref IN ({','.join('?' * len(refs))})")
         params += refs
     if query.card:
-        clauses.append("card_ref LIKE ? ESCAPE '\\'")
-        params.append(_prefix(query.card))
+        # A range, not LIKE (which ignores case and so cannot use the index).
+        prefix = query.card.strip().lower()
+        clauses.append("card_ref >= ? AND card_ref < ?")
+        params += [prefix, prefix + "\uffff"]
     if query.door:
         clauses.append("door = ?")
         params.append(query.door)
@@ -102,11 +104,6 @@ def _where(query: Query, people: Directory) -> tuple[str, list[Any]]:
         clauses.append("ts <= ?")
         params.append(query.until)
     return " AND ".join(clauses) or "1", params
-
-
-def _prefix(text: str) -> str:
-    escaped = text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
 
 
 def search(log: CentralLog, query: Query, people: Directory) -> Page:

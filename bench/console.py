@@ -1,0 +1,469 @@
+"""The console: ingest rate through the collector, and search time on a big central log.
+
+* ingest: N events (default 50,000) from 20 devices, published as fast as QoS 1 allows by a
+  few publisher clients (a separate process, a window of unacknowledged messages each) to a
+  private mosquitto; events/s until the collector has committed them all to the log. In the
+  same run, the same burst to a bare paho subscriber that only counts messages (no storage,
+  no manual acknowledgement): the ratio collector/bare is the cost of storing. Goal: the
+  collector >= 5,000 events/s.
+* search: a log of --rows rows (default 10,000,000) built directly with executemany (not
+  through the collector; indexes dropped during the load and rebuilt after), then 200
+  searches through console.search.search with a mix of filters: door + day, a door's newest
+  page and a deep page of it (`before=`), card prefix (a card in use, and one never seen),
+  denied + reason, one hour. p50/p95/p99 in ms, overall and per kind. Goal: p95 < 200 ms.
+  The hash chain is computed only with --hash; the build time and the file size are printed.
+
+Figures are printed, never asserted.
+
+    python bench/console.py [--events 50000] [--rows 10000000] [--rows 1000000 for a quick run]
+                            [--hash] [--keep] [--db PATH to search an existing log again]
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import hashlib
+import multiprocessing
+import os
+import platform
+import random
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from console.collector import Collector
+from console.log import GENESIS, CentralLog, chain_hash
+from console.mqtt import ConsoleClient
+from console.people import Directory
+from console.search import Query, search
+from simulator.broker import Broker
+
+CARD_REFS = [hashlib.sha256(f"card-{i}".encode()).hexdigest() for i in range(3000)]
+DOORS = [f"door-{floor}f-{side}" for floor in range(1, 9) for side in "abcdef"]  # 48
+DENIED = ["unknown_card"] * 40 + ["out_of_schedule"] * 25 + ["expired"] * 10 + ["revoked"] * 10
+DENIED += ["no_rule"] * 8 + ["anti_passback"] * 5 + ["not_yet_valid", "lockdown"]
+YEAR_START = calendar.timegm((2026, 1, 1, 0, 0, 0))
+
+
+def pct(samples: list[float]) -> str:
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return (
+        f"p50 {statistics.median(ordered):7.1f} ms  p95 {at(0.95):7.1f} ms  "
+        f"p99 {at(0.99):7.1f} ms  max {ordered[-1]:7.1f} ms  (n={len(ordered)})"
+    )
+
+
+def iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+# -- ingest -------------------------------------------------------------------------------
+
+
+def event_payload(device: str, seq: int, t: float) -> bytes:
+    return (
+        f'{{"v":1,"id":"{device}:{seq}","seq":{seq},"device":"{device}","ts":"{iso(t)}",'
+        f'"clock_synced":true,"kind":"access","type":"granted","door":"{device}",'
+        f'"card_ref":"{CARD_REFS[seq % len(CARD_REFS)]}","reason":"granted"}}'
+    ).encode()
+
+
+def publisher_process(
+    port: int,
+    site: str,
+    n: int,
+    devices: int,
+    clients: int,
+    window: int,
+    ready: Any,
+    go: Any,
+    results: Any,
+) -> None:
+    """Publish n events from `devices` devices over `clients` connections (a child process)."""
+    names = [f"gate-{d:02d}" for d in range(devices)]
+    per_device = n // devices
+    plans: list[list[tuple[str, bytes]]] = [[] for _ in range(clients)]
+    now = time.time()
+    for seq in range(1, per_device + 1):
+        for d, name in enumerate(names):
+            topic = f"edge/{site}/{name}/events/access"
+            plans[d % clients].append((topic, event_payload(name, seq, now + seq)))
+    connections = []
+    for k in range(clients):
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{site}-{k}", protocol=mqtt.MQTTv5
+        )
+        client.max_inflight_messages_set(window)
+        client.max_queued_messages_set(0)
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        connections.append(client)
+    ready.set()
+    go.wait()
+    start = time.perf_counter()
+    threads = [
+        threading.Thread(target=publish_plan, args=(c, p, window))
+        for c, p in zip(connections, plans, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results.put((sum(len(p) for p in plans), time.perf_counter() - start))
+    for client in connections:
+        client.disconnect()
+        client.loop_stop()
+
+
+def publish_plan(client: mqtt.Client, plan: list[tuple[str, bytes]], window: int) -> None:
+    free = threading.Semaphore(window)  # at most `window` unacknowledged (and mids never wrap)
+    done = threading.Event()
+    acked = 0
+
+    def on_publish(c: object, userdata: object, mid: int, reason: object, props: object) -> None:
+        nonlocal acked
+        acked += 1
+        free.release()
+        if acked == len(plan):
+            done.set()
+
+    client.on_publish = on_publish
+    for topic, payload in plan:
+        free.acquire()
+        client.publish(topic, payload, qos=1)
+    done.wait(600)
+
+
+class BareCounter:
+    """A plain paho subscriber that counts event messages and stores nothing."""
+
+    def __init__(self, port: int, site: str, n: int) -> None:
+        self.n = n
+        self.count = 0
+        self.done = threading.Event()
+        subscribed = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5
+        )
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.on_connect = lambda c, *a: c.subscribe(f"edge/{site}/+/events/#", qos=1)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        if not subscribed.wait(10):
+            print("bare subscriber: no SUBACK in 10 s")
+
+    def _on_message(self, client: object, userdata: object, message: object) -> None:
+        self.count += 1
+        if self.count >= self.n:
+            self.done.set()
+
+    def wait(self, timeout_s: float) -> bool:
+        return self.done.wait(timeout_s)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def burst(port: int, site: str, args: argparse.Namespace, wait: Any) -> tuple[float, float]:
+    """Publish the burst from a child process; return (consumer events/s, publish events/s)."""
+    ctx = multiprocessing.get_context("spawn")  # not fork: this process runs paho threads
+    ready, go, results = ctx.Event(), ctx.Event(), ctx.Queue()
+    n = args.events // args.devices * args.devices
+    proc = ctx.Process(
+        target=publisher_process,
+        args=(port, site, n, args.devices, args.publishers, args.window, ready, go, results),
+    )
+    proc.start()
+    if not ready.wait(120):
+        print("publishers did not connect in 120 s")
+    start = time.perf_counter()
+    go.set()
+    complete = wait(600)
+    elapsed = time.perf_counter() - start
+    published, publish_s = results.get(timeout=600)
+    proc.join(60)
+    if not complete:
+        print(f"  ({site}: not complete after 600 s)")
+    return n / elapsed, published / publish_s
+
+
+def ingest(broker: Broker, args: argparse.Namespace) -> None:
+    n = args.events // args.devices * args.devices
+    bare = BareCounter(broker.port, "bench-bare", n)
+    try:
+        bare_rate, bare_pub = burst(broker.port, "bench-bare", args, bare.wait)
+    finally:
+        bare.close()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-console-ingest-"))
+    site = "bench-collector"
+    probe = ConsoleClient("127.0.0.1", broker.port, client_id="bench-probe", persistent=False)
+    probe.start()
+    probe.publish(f"edge/{site}/probe/status", b'{"state":"online"}', retain=True)
+    probe.close()
+    collector = Collector(work / "central.db", host="127.0.0.1", port=broker.port, site=site)
+    collector.start()
+    try:
+        # The retained status arrives once the collector's subscriptions are in place.
+        collector.wait_for(lambda _: collector.received >= 1, 10)
+        rate, pub = burst(
+            broker.port,
+            site,
+            args,
+            lambda t: collector.wait_for(lambda _: collector.stored >= n, t),
+        )
+        count, gaps = collector.log.count(), collector.log.gaps()
+        rejected = f", {collector.rejected} rejected" if collector.rejected else ""
+    finally:
+        collector.close()
+        shutil.rmtree(work, ignore_errors=True)
+    print(
+        f"ingest {n:,} events from {args.devices} devices ({args.publishers} publisher clients, "
+        f"window {args.window}, QoS 1):"
+    )
+    print(
+        f"  collector {rate:8.0f} events/s until all committed ({n / rate:5.1f} s); "
+        f"log holds {count:,}, gaps {'none' if not gaps else len(gaps)}{rejected}"
+    )
+    print(
+        f"  bare paho subscriber (counts only) {bare_rate:8.0f} events/s ({n / bare_rate:5.1f} s)"
+    )
+    print(
+        f"  ratio collector/bare {rate / bare_rate:.2f}; publishers alone reached "
+        f"{pub:.0f} / {bare_pub:.0f} events/s; goal >= 5,000 events/s: "
+        f"{'met' if rate >= 5000 else 'NOT met'}"
+    )
+
+
+# -- search -------------------------------------------------------------------------------
+
+
+def day_times(rng: random.Random, day: int, count: int) -> list[float]:
+    """`count` sorted times in one day, most of them in office hours."""
+    base = YEAR_START + day * 86400
+    times = [
+        base + (rng.uniform(7 * 3600, 20 * 3600) if rng.random() < 0.9 else rng.uniform(0, 86400))
+        for _ in range(count)
+    ]
+    times.sort()
+    return times
+
+
+def rows(
+    count: int, days: int, seqs: dict[str, int], with_hash: bool, seed: int
+) -> Iterator[tuple[Any, ...]]:
+    """Yield plausible events in log order (time order): access, door and alarm events.
+
+    `seqs` keeps each device's last seq (one device per door).
+    """
+    rng = random.Random(seed)
+    head = GENESIS
+    per_day, extra = divmod(count, days)
+    for day in range(days):
+        for t in day_times(rng, day, per_day + (1 if day < extra else 0)):
+            door = rng.choice(DOORS)
+            seqs[door] += 1
+            seq = seqs[door]
+            ts = iso(t)
+            event_id = f"{door}:{seq}"
+            roll = rng.random()
+            card: str | None = rng.choice(CARD_REFS)
+            reason: str | None
+            if roll < 0.70:
+                kind, type_, reason = "access", "granted", "granted"
+            elif roll < 0.90:
+                kind, type_, reason = "access", "crossing", None
+            elif roll < 0.94:
+                kind, type_, reason = "access", "denied", rng.choice(DENIED)
+            elif roll < 0.995:
+                kind, type_, reason, card = "door", rng.choice(("opened", "closed")), None, None
+            else:
+                kind, type_ = "alarm", rng.choice(("door_forced", "held_open"))
+                reason, card = None, None
+            # Canonical JSON by hand (sorted keys, no spaces): what console.log.canonical gives.
+            body = (
+                (f'{{"card_ref":"{card}",' if card else "{")
+                + f'"clock_synced":true,"device":"{door}","door":"{door}","id":"{event_id}",'
+                + f'"kind":"{kind}",'
+                + (f'"reason":"{reason}",' if reason else "")
+                + f'"seq":{seq},"ts":"{ts}","type":"{type_}","v":1}}'
+            )
+            if with_hash:
+                head = chain_hash(head, body)
+            yield (event_id, door, seq, ts, kind, type_, door, card, reason, body, ts, head)
+
+
+def build(path: Path, count: int, with_hash: bool) -> None:
+    CentralLog(path).close()  # the schema, through the real migrations
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=OFF")
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("PRAGMA cache_size=-1000000")
+    indexes = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
+        "AND sql IS NOT NULL"
+    ).fetchall()
+    for name, _ in indexes:
+        conn.execute(f"DROP INDEX {name}")
+    insert = (
+        "INSERT INTO events (id, device, seq, ts, kind, type, door, card_ref, reason, body, "
+        "received_at, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    )
+    began = time.perf_counter()
+    seqs = dict.fromkeys(DOORS, 0)
+    chunk: list[tuple[Any, ...]] = []
+    for row in rows(count, 365, seqs, with_hash, seed=26):
+        chunk.append(row)
+        if len(chunk) == 200_000:
+            conn.execute("BEGIN")
+            conn.executemany(insert, chunk)
+            conn.execute("COMMIT")
+            chunk.clear()
+    conn.execute("BEGIN")
+    conn.executemany(insert, chunk)
+    conn.executemany(
+        "INSERT INTO devices (device, contiguous, max_seq) VALUES (?, ?, ?)",
+        [(device, seq, seq) for device, seq in seqs.items()],
+    )
+    conn.execute("COMMIT")
+    loaded = time.perf_counter()
+    for _, sql in indexes:
+        conn.execute(sql)
+    indexed = time.perf_counter()
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.close()
+    print(
+        f"  built in {indexed - began:.1f} s: {count / (loaded - began):,.0f} rows/s inserted "
+        f"({loaded - began:.1f} s), {len(indexes)} indexes rebuilt in {indexed - loaded:.1f} s"
+    )
+
+
+def queries(log: CentralLog, n: int, seed: int) -> list[tuple[str, Query]]:
+    rng = random.Random(seed)
+    last_row = int(log.db.execute("SELECT max(row) FROM events").fetchone()[0])
+    first_ts, last_ts = log.db.execute("SELECT min(ts), max(ts) FROM events").fetchone()
+    first_day = calendar.timegm(time.strptime(first_ts[:10], "%Y-%m-%d"))
+    days = max(1, (calendar.timegm(time.strptime(last_ts[:10], "%Y-%m-%d")) - first_day) // 86400)
+
+    def day_start() -> float:
+        return first_day + rng.randrange(days) * 86400
+
+    makers: dict[str, Callable[[], Query]] = {
+        "door + one day": lambda: Query(
+            door=rng.choice(DOORS), since=iso(d := day_start()), until=iso(d + 86400)
+        ),
+        "door, newest page": lambda: Query(door=rng.choice(DOORS)),
+        "card prefix (8 chars)": lambda: Query(card=rng.choice(CARD_REFS)[:8]),
+        # A card never seen (a visitor's, a typo): every row is looked at.
+        "card prefix, no match": lambda: Query(card=f"{rng.randrange(16**8):08x}"),
+        "denied + reason": lambda: Query(result="denied", reason=rng.choice(DENIED)),
+        "since/until one hour": lambda: Query(
+            since=iso(h := day_start() + rng.randrange(7, 20) * 3600), until=iso(h + 3600)
+        ),
+        "door, deep page (before=)": lambda: Query(
+            door=rng.choice(DOORS), before=rng.randrange(1, max(2, last_row // 2))
+        ),
+    }
+    kinds = list(makers)
+    mix = [(kind, makers[kind]()) for kind in (kinds[i % len(kinds)] for i in range(n))]
+    rng.shuffle(mix)
+    return mix
+
+
+def search_bench(args: argparse.Namespace) -> None:
+    work: Path | None = None
+    if args.db:
+        path = Path(args.db)
+        print(f"search: reusing {path}")
+    else:
+        work = Path(tempfile.mkdtemp(prefix="bench-console-search-"))
+        path = work / "central.db"
+        print(
+            f"search: building a log of {args.rows:,} rows over 365 days, {len(DOORS)} doors, "
+            f"{len(CARD_REFS):,} cards (executemany, not through the collector); hash chain "
+            + ("computed" if args.hash else "NOT computed (placeholder; pass --hash)")
+        )
+        build(path, args.rows, args.hash)
+    size = path.stat().st_size
+    log = CentralLog(path)
+    people = Directory(None)
+    try:
+        rows_in_log = log.count()
+        print(
+            f"  log: {rows_in_log:,} rows, {size / 1e9:.2f} GB on disk ({size / rows_in_log:.0f} B/row)"
+        )
+        times: dict[str, list[float]] = {}
+        hits: dict[str, list[int]] = {}
+        for kind, query in queries(log, args.searches, seed=7):
+            began = time.perf_counter()
+            page = search(log, query, people)
+            times.setdefault(kind, []).append((time.perf_counter() - began) * 1000)
+            hits.setdefault(kind, []).append(len(page.entries))
+        everything = [t for ts in times.values() for t in ts]
+        print(f"  {len(everything)} searches, one page (50) each:  {pct(everything)}")
+        for kind, samples in times.items():
+            print(f"    {kind:26s} {pct(samples)}  mean hits {statistics.mean(hits[kind]):4.1f}")
+        p95 = sorted(everything)[min(len(everything) - 1, int(0.95 * len(everything)))]
+        print(f"  goal p95 < 200 ms: {'met' if p95 < 200 else 'NOT met'}")
+    finally:
+        log.close()
+        if work is not None and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        elif work is not None:
+            print(f"  kept {path} (search it again with --db {path})")
+
+
+def main() -> None:
+    import faulthandler
+
+    faulthandler.dump_traceback_later(3600, exit=True)  # a hung run says where, then exits
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--devices", type=int, default=20)
+    parser.add_argument("--publishers", type=int, default=4)
+    parser.add_argument("--window", type=int, default=100)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--searches", type=int, default=200)
+    parser.add_argument("--hash", action="store_true", help="compute the hash chain too")
+    parser.add_argument("--keep", action="store_true", help="keep the built log")
+    parser.add_argument("--db", help="search this existing log instead of building one")
+    parser.add_argument("--no-ingest", action="store_true")
+    parser.add_argument("--no-search", action="store_true")
+    args = parser.parse_args()
+    print(
+        f"# machine {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}, mosquitto on loopback"
+    )
+    if not args.no_ingest:
+        broker = Broker(Path(tempfile.mkdtemp(prefix="bench-console-broker-")))
+        broker.start()
+        try:
+            ingest(broker, args)
+        finally:
+            broker.stop()
+            shutil.rmtree(broker.workdir, ignore_errors=True)
+    if not args.no_search:
+        search_bench(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -92,7 +92,12 @@ def cli() -> None:
     show_default=True,
     help="Unique per collector; collectors share the load by --group.",
 )
-@click.option("--group", default="console", show_default=True, help="Shared subscription group.")
+@click.option(
+    "--group",
+    help="Share the load between several collectors (an MQTT 5 shared subscription of this "
+    "name). Without it, one collector: a plain subscription, which mosquitto keeps across "
+    "its own restart (it does not keep shared ones).",
+)
 @click.option(
     "--ca-file",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
@@ -107,7 +112,7 @@ def collect(
     site: str,
     root: str,
     client_id: str,
-    group: str,
+    group: str | None,
     ca_file: Path | None,
 ) -> None:
     """Collect every device's events into the central log until stopped (SIGTERM)."""
@@ -134,7 +139,8 @@ def collect(
         collector.start()
     except EdgeError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"collecting {root}/{site} into {db} as {client_id} (group {group})", err=True)
+    sharing = f"sharing as {group}" if group else "alone"
+    click.echo(f"collecting {root}/{site} into {db} as {client_id} ({sharing})", err=True)
     stop.wait()
     collector.close()
     click.echo(f"stopped: {collector.stored} events stored this run", err=True)

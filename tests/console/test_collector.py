@@ -16,27 +16,14 @@ from console.collector import Collector
 from console.log import CentralLog
 from console.mqtt import ConsoleClient
 from tests.broker import Broker, start_broker
+from tests.console.test_log import event as event_body
 
 SITE = "test-hall"
 DEVICES = ("gate-1", "gate-2", "door-3f", "door-4f")
 
 
 def event(device: str, seq: int, changes: dict[str, Any] | None = None) -> bytes:
-    body: dict[str, Any] = {
-        "v": 1,
-        "id": f"{device}:{seq}",
-        "seq": seq,
-        "device": device,
-        "ts": f"2026-11-26T00:{seq // 60 % 60:02d}:{seq % 60:02d}.000Z",
-        "clock_synced": True,
-        "kind": "access",
-        "type": "granted",
-        "door": device,
-        "card_ref": f"{seq:064x}",
-        "reason": "granted",
-    }
-    body.update(changes or {})
-    return json.dumps(body).encode()
+    return json.dumps(event_body(device, seq, changes)).encode()
 
 
 def topic(device: str, kind: str = "access") -> str:

@@ -23,7 +23,7 @@ from console.web import Settings, create_app
 from simulator.building import load_building
 from simulator.run import Simulation
 from simulator.scenario import Scenario
-from tests.simulator.city import SMALL
+from tests.simulator.city import SMALL, play_in_thread
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PASSWORDS = {"guard1": "guard-password-1", "boss": "manager-password", "ops": "operator-pass1"}
@@ -54,21 +54,8 @@ def live_site(tmp: Path, scenario: Scenario, speed: float) -> Iterator[LiveSite]
     run_dir = tmp / "run"
     run_dir.mkdir()
     sim = Simulation(load_building(SMALL), scenario, run_dir, speed=speed)
-    ready = threading.Event()
-    errors: list[BaseException] = []
-
-    def play() -> None:
-        try:
-            sim.setup()
-            ready.set()
-            sim.play()
-            sim.finish()
-        except BaseException as error:
-            errors.append(error)
-            ready.set()
-
-    player = threading.Thread(target=play, name="sim")
-    player.start()
+    player = play_in_thread(sim)
+    ready, errors = player.ready, player.errors
     server: uvicorn.Server | None = None
     try:
         assert ready.wait(120)
@@ -95,9 +82,9 @@ def live_site(tmp: Path, scenario: Scenario, speed: float) -> Iterator[LiveSite]
         threading.Thread(
             target=server.run, kwargs={"sockets": [listener]}, name="uvicorn", daemon=True
         ).start()
-        yield LiveSite(sim, f"http://127.0.0.1:{port}", run_dir, player, errors)
+        yield LiveSite(sim, f"http://127.0.0.1:{port}", run_dir, player.thread, errors)
     finally:
         if server is not None:
             server.should_exit = True
-        player.join(300)
+        player.thread.join(300)
         sim.close()

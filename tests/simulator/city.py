@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from simulator.building import load_building
@@ -27,6 +29,36 @@ def played(
         yield sim, build_report(sim)
     finally:
         sim.close()
+
+
+@dataclass
+class Player:
+    """A simulation set up and played on its own thread (for tests that act while it runs)."""
+
+    sim: Simulation
+    ready: threading.Event
+    errors: list[BaseException]
+    thread: threading.Thread
+
+
+def play_in_thread(sim: Simulation) -> Player:
+    """Set up and play `sim` on a thread; `ready` is set once it is set up (or has failed)."""
+    ready = threading.Event()
+    errors: list[BaseException] = []
+
+    def play() -> None:
+        try:
+            sim.setup()
+            ready.set()
+            sim.play()
+            sim.finish()
+        except BaseException as error:
+            errors.append(error)
+            ready.set()
+
+    thread = threading.Thread(target=play, name="sim")
+    thread.start()
+    return Player(sim, ready, errors, thread)
 
 
 def failed(report: Report) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from datetime import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from simulator.report import build_report
 from simulator.run import Simulation
 from simulator.scenario import Scenario
 
-from .city import SMALL, failed
+from .city import SMALL, failed, play_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,21 +57,8 @@ def test_a_running_simulation_takes_taps_and_faults_from_outside(tmp_path: Path)
         {"date": "2026-12-01", "start": time(8, 0), "end": time(10, 0), "seed": 5}
     )
     sim = Simulation(load_building(SMALL), scenario, run_dir, speed=240)
-    ready = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            sim.setup()
-            ready.set()
-            sim.play()
-            sim.finish()
-        except BaseException as error:
-            errors.append(error)
-            ready.set()
-
-    player = threading.Thread(target=run)
-    player.start()
+    started = play_in_thread(sim)
+    ready, errors, player = started.ready, started.errors, started.thread
     try:
         assert ready.wait(120)
         assert not errors, errors

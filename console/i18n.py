@@ -20,6 +20,10 @@ LABELS: dict[str, tuple[str, str]] = {
         "ユーザー名またはパスワードが違います",
         "Wrong user name or password",
     ),
+    "login_locked": (
+        "失敗が続いたため、15分間ログインできません",
+        "Too many failed attempts: try again in 15 minutes",
+    ),
     "no_alarms": ("現在、警報はありません", "No alarms now"),
     "acknowledge": ("確認", "Acknowledge"),
     "acked_by": ("確認済み", "Acknowledged by"),

@@ -81,6 +81,12 @@ def search_indexes(db: Database) -> None:
     db.execute("CREATE INDEX events_card_row ON events (card_ref)")
 
 
+@migrations(name="0004_door_time_index")
+def door_time_index(db: Database) -> None:
+    """Index door with time too: "this door, that day" reads just the day's rows."""
+    db.execute("CREATE INDEX events_door_ts ON events (door, ts)")
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One event as stored."""

@@ -13,9 +13,11 @@ import csv
 import io
 import json
 import secrets
+import threading
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,44 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+class LoginThrottle:
+    """Refuse logins for a while after repeated failures (per user name and address).
+
+    Five wrong passwords within 15 minutes lock that name from that address for 15
+    minutes: guessing is slowed to a crawl, and a stranger cannot lock a guard out from
+    elsewhere.
+    """
+
+    LIMIT = 5
+    WINDOW_S = 15 * 60
+
+    def __init__(self) -> None:
+        self._failures: dict[tuple[str, str], list[float]] = defaultdict(list)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<LoginThrottle watching={len(self._failures)}>"
+
+    def locked(self, user: str, address: str) -> bool:
+        with self._lock:
+            recent = self._recent((user.lower(), address))
+            return len(recent) >= self.LIMIT
+
+    def failed(self, user: str, address: str) -> None:
+        with self._lock:
+            self._recent((user.lower(), address)).append(time.monotonic())
+
+    def succeeded(self, user: str, address: str) -> None:
+        with self._lock:
+            self._failures.pop((user.lower(), address), None)
+
+    def _recent(self, key: tuple[str, str]) -> list[float]:
+        cutoff = time.monotonic() - self.WINDOW_S
+        recent = [t for t in self._failures[key] if t > cutoff]
+        self._failures[key] = recent
+        return recent
+
+
 @dataclass(frozen=True)
 class Console:
     """What every request needs: the settings, the log, the directory, the templates."""
@@ -88,6 +128,7 @@ class Console:
     log: CentralLog
     people: Directory
     templates: Jinja2Templates
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
 
 router = APIRouter()
@@ -157,13 +198,20 @@ def login(
     password: str = Form(""),
     csrf: str = Form(""),
 ) -> Response:
-    log = _console(request).log
+    console = _console(request)
+    log, throttle = console.log, console.throttle
+    address = request.client.host if request.client else "-"
     if not _csrf_ok(request, csrf):
         return page(request, "login.html", status=400, failed=True)
+    if throttle.locked(username, address):
+        audit(log, username[:32] or "-", "login refused: too many failures", address)
+        return page(request, "login.html", status=429, locked=True)
     role = check_password(log, username, password)
     if role is None:
-        audit(log, username[:32] or "-", "login failed")
+        throttle.failed(username, address)
+        audit(log, username[:32] or "-", "login failed", address)
         return page(request, "login.html", status=401, failed=True)
+    throttle.succeeded(username, address)
     request.session.clear()
     request.session.update({"user": username, "role": role, "csrf": secrets.token_urlsafe(24)})
     audit(log, username, "login")

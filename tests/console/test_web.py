@@ -156,3 +156,23 @@ def test_a_wrong_password_and_a_missing_csrf_token_are_refused(
     response = page.goto(f"{site.url}/alarms")
     assert response is not None
     assert page.url.endswith("/login")  # still not logged in
+
+
+def test_repeated_wrong_passwords_lock_the_name_for_a_while(
+    site: LiveSite, browser: Browser
+) -> None:
+    page = browser.new_context().new_page()
+    for _ in range(5):
+        page.goto(f"{site.url}/login")
+        page.fill("input[name=username]", "guard9")
+        page.fill("input[name=password]", "a wrong guess")
+        page.click("button[type=submit]")
+        expect(page.locator("p.error")).to_be_visible()
+    page.goto(f"{site.url}/login")
+    page.fill("input[name=username]", "guard9")
+    page.fill("input[name=password]", PASSWORDS["guard9"])  # right, but too late
+    page.click("button[type=submit]")
+    expect(page.locator("#locked")).to_be_visible()
+    assert page.url.endswith("/login")
+    other = login(browser, site, "guard1")  # another name is not affected
+    expect(other).to_have_url(f"{site.url}/alarms")

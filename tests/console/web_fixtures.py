@@ -26,8 +26,13 @@ from simulator.scenario import Scenario
 from tests.simulator.city import SMALL, play_in_thread
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-PASSWORDS = {"guard1": "guard-password-1", "boss": "manager-password", "ops": "operator-pass1"}
-ROLES = {"guard1": "guard", "boss": "manager", "ops": "operator"}
+PASSWORDS = {
+    "guard1": "guard-password-1",
+    "boss": "manager-password",
+    "ops": "operator-pass1",
+    "guard9": "guard-password-9",  # the one the throttle test locks out
+}
+ROLES = {"guard1": "guard", "boss": "manager", "ops": "operator", "guard9": "guard"}
 
 
 @dataclass

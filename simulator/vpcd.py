@@ -68,6 +68,8 @@ class VirtualCard:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._answered = threading.Condition()
+        self.answered = 0  # APDUs whose answer has been sent
 
     def __repr__(self) -> str:
         state = "inserted" if self.inserted else "removed"
@@ -114,6 +116,11 @@ class VirtualCard:
         if thread is not None:
             thread.join(timeout_s)
         return not self.inserted
+
+    def wait_apdus(self, count: int, timeout_s: float = 5.0) -> bool:
+        """Wait until the card has answered `count` APDUs in all; False after `timeout_s`."""
+        with self._answered:
+            return self._answered.wait_for(lambda: self.answered >= count, timeout_s)
 
     def answer(self, apdu: bytes) -> bytes:
         """Return the card's response to one APDU."""
@@ -168,6 +175,9 @@ class VirtualCard:
                     _send(sock, self.atr)
                 continue
             _send(sock, self.answer(payload))
+            with self._answered:  # only now is the answer on its way back to the reader
+                self.answered += 1
+                self._answered.notify_all()
 
 
 def enter_network_namespace(pid: int) -> None:

@@ -103,9 +103,10 @@ class PcscStack:
 
     def present(self, card: VirtualCard) -> None:
         """Hold the card on the reader until GET DATA reaches it, then take it away."""
-        asked = len(card.apdus)
+        asked = card.answered
         card.insert()
-        until(lambda: len(card.apdus) > asked, what="GET DATA to reach the card")
+        if not card.wait_apdus(asked + 1):
+            pytest.fail("GET DATA never reached the card")
         card.remove()
         self.wait_reader(present=False)
 
@@ -146,7 +147,11 @@ class PcscStack:
 
 
 def until(condition: Callable[[], bool], timeout_s: float = 5.0, what: str = "condition") -> None:
-    """Poll `condition` until it holds; fail after `timeout_s`."""
+    """Poll `condition` until it holds; fail after `timeout_s`.
+
+    Left for the PC/SC adapter's own state (online, has_card, taps), which announces no
+    changes yet; cards (VirtualCard.wait_apdus) and pins (WatchedFactory) are waited on.
+    """
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:

@@ -10,20 +10,19 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from gpiozero.pins.mock import MockFactory
 
 from edge.app import build_agent, hardware_reader
 from edge.runtime import Agent
 from edge.system import SystemClock
 from firmware_config.loader import load_config
-from simulator.pins import idle_inputs
+from simulator.pins import WatchedFactory, idle_inputs
 from simulator.readers import SimCardReader
 from tests.edge.agent_fixtures import enrol, felica, sim_config
-from tests.edge.readers.conftest import FELICA_ATR, READER, PcscStack, until
+from tests.edge.readers.conftest import FELICA_ATR, READER, PcscStack
 
 pytest.importorskip("smartcard", reason="pyscard is not installed: ./check installs it")
 
@@ -39,7 +38,7 @@ def agent(tmp_path: Path, pcsc: PcscStack) -> Iterator[Agent]:
     device.config.write_text(text)
     enrol(device.store, range(3), ["gate-east"])
     config = load_config(device.config)
-    factory = MockFactory()
+    factory = WatchedFactory()  # pins announce changes: tests wait on them, never poll
 
     def readers(cfg, referencer):  # type: ignore[no-untyped-def]
         if cfg.kind == "sim":
@@ -55,6 +54,14 @@ def agent(tmp_path: Path, pcsc: PcscStack) -> Iterator[Agent]:
     )
     idle_inputs(factory, config)
     built.factory = factory  # type: ignore[attr-defined]
+    handled = threading.Condition()
+
+    def notify(*_: object) -> None:
+        with handled:
+            handled.notify_all()
+
+    built.on_processed.append(notify)
+    built.handled = handled  # type: ignore[attr-defined]
     built.start(startup)
     loop = threading.Thread(target=built.run, daemon=True)
     loop.start()
@@ -62,6 +69,20 @@ def agent(tmp_path: Path, pcsc: PcscStack) -> Iterator[Agent]:
     built.stop()
     loop.join(5)
     built.close()
+
+
+def pins(agent: Agent, predicate: Callable[[], bool], what: str) -> None:
+    """Wait until a pin change makes `predicate` true (gpiozero drives LEDs on its threads)."""
+    if not agent.factory.wait_for(predicate, 5.0):  # type: ignore[attr-defined]
+        pytest.fail(f"timed out waiting for {what}")
+
+
+def handled(agent: Agent, predicate: Callable[[], bool], what: str, timeout_s: float = 5) -> None:
+    """Wait until, after some event the agent handled, `predicate` holds."""
+    condition: threading.Condition = agent.handled  # type: ignore[attr-defined]
+    with condition:
+        if not condition.wait_for(predicate, timeout_s):
+            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def outbox(agent: Agent) -> list[dict[str, object]]:
@@ -79,18 +100,18 @@ def test_known_card_opens_unknown_card_does_not(agent: Agent, pcsc: PcscStack) -
     factory = agent.factory  # type: ignore[attr-defined]
     relay, green, red = (factory.pin(p) for p in (RELAY, GREEN, RED))
     pcsc.present(pcsc.card(FELICA_ATR, bytes.fromhex(felica(1))))
-    until(lambda: relay.state is True, what="the strike relay to energise")
-    until(lambda: any(s.state for s in green.states), what="the green light")
+    pins(agent, lambda: relay.state is True, "the strike relay to energise")
+    pins(agent, lambda: any(s.state for s in green.states), "the green light")
     assert decisions(agent) == ["granted"]
 
     factory.pin(27).drive_high()  # the door opens ...
     factory.pin(27).drive_low()  # ... and closes: the strike relocks
-    until(lambda: relay.state is False, what="the strike to relock")
+    pins(agent, lambda: relay.state is False, "the strike to relock")
     changes = len(relay.states)
     pcsc.present(pcsc.card(FELICA_ATR, bytes.fromhex(felica(99))))
-    until(lambda: len(decisions(agent)) == 2, what="the second decision")
+    handled(agent, lambda: len(decisions(agent)) == 2, "the second decision")
     assert decisions(agent) == ["granted", "unknown_card"]
-    until(lambda: any(s.state for s in red.states), what="the red light")
+    pins(agent, lambda: any(s.state for s in red.states), "the red light")
     assert len(relay.states) == changes  # the relay never moved for the unknown card
     raw = [felica(1), felica(99)]
     text = Path(agent.store.path).read_bytes()
@@ -99,23 +120,24 @@ def test_known_card_opens_unknown_card_does_not(agent: Agent, pcsc: PcscStack) -
 
 def test_reader_unplugged_raises_an_alarm_and_clears_it(agent: Agent, pcsc: PcscStack) -> None:
     pcsc.stop()
-    until(
+    handled(
+        agent,
         lambda: any(
             e["type"] == "reader_offline" and e["state"] == "raised" for e in outbox(agent)
         ),
-        timeout_s=5,
-        what="reader_offline within 5 s",
+        "reader_offline within 5 s",
     )
     pcsc.start()
-    until(
+    handled(
+        agent,
         lambda: any(
             e["type"] == "reader_offline" and e["state"] == "cleared" for e in outbox(agent)
         ),
+        "reader_offline to clear",
         timeout_s=10,
-        what="reader_offline to clear",
     )
     pcsc.present(pcsc.card(FELICA_ATR, bytes.fromhex(felica(2))))
-    until(lambda: "granted" in decisions(agent), what="a tap after the reader came back")
+    handled(agent, lambda: "granted" in decisions(agent), "a tap after the reader came back")
 
 
 def test_probe_finds_the_pcsc_reader_or_says_what_it_sees(tmp_path: Path, pcsc: PcscStack) -> None:

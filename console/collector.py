@@ -24,6 +24,7 @@ from console.mqtt import ConsoleClient, Message
 log = logging.getLogger(__name__)
 
 BATCH = 500
+NEVER = 0xFFFFFFFF  # MQTT 5: a session expiry interval that never ends
 BATCH_WAIT_S = 0.02
 
 
@@ -60,6 +61,9 @@ class Collector:
             username=username,
             password=password,
             persistent=True,
+            # The session never expires: the broker keeps every event for the console however
+            # long it is away (up to the broker's max_queued_messages).
+            session_expiry_s=NEVER,
             manual_ack=True,
             ca_file=ca_file,
         )

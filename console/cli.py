@@ -230,11 +230,35 @@ def export(db: Path, registry: Path | None, out: Path, by: str, **fields: str) -
 
 @cli.command()
 @db_option
+def head(db: Path) -> None:
+    """Print the newest row and its hash: keep it outside the log (print it, mail it daily).
+
+    Later, `verify --anchor ROW:HASH` proves the log up to that row is still the same.
+    """
+    row, digest = CentralLog(db).head()
+    click.echo(f"{row}:{digest}")
+
+
+@cli.command()
+@db_option
+@click.option(
+    "--anchor",
+    "anchors",
+    multiple=True,
+    help="ROW:HASH printed earlier by `edge-console head`; must still hold.",
+)
 @click.pass_context
-def verify(ctx: click.Context, db: Path) -> None:
+def verify(ctx: click.Context, db: Path, anchors: tuple[str, ...]) -> None:
     """Check the log's hash chain: any edited, deleted or reordered row is named."""
     log = CentralLog(db)
     problems = log.verify()
+    for anchor in anchors:
+        row, _, digest = anchor.partition(":")
+        if not row.isdigit() or len(digest) != 64:
+            raise click.BadParameter(f"{anchor!r}: use ROW:HASH as printed by edge-console head")
+        problem = log.anchored(int(row), digest)
+        if problem:
+            problems.append(problem)
     gaps = log.gaps()
     for problem in problems:
         click.echo(f"TAMPERED: {problem}")

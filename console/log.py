@@ -289,6 +289,24 @@ class CentralLog:
             zones[row["zone"]] = row
         return zones
 
+    def head(self) -> tuple[int, str]:
+        """Return (row, hash) of the newest row: write it down elsewhere to anchor the chain."""
+        row = self.db.execute("SELECT row, hash FROM events ORDER BY row DESC LIMIT 1").fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+    def anchored(self, row: int, expected: str) -> str | None:
+        """Check a head written down earlier; return the problem, or None if it still holds.
+
+        The chain alone cannot tell a log rewritten from start to end, hashes and all, from
+        the real one; a head kept outside the database (printed, mailed, published) can.
+        """
+        found = self.db.execute("SELECT hash FROM events WHERE row = ?", [row]).fetchone()
+        if found is None:
+            return f"row {row} of the anchor is gone: rows were deleted"
+        if found[0] != expected:
+            return f"row {row} no longer ends in {expected[:16]}…: the log was rewritten"
+        return None
+
     def verify(self) -> list[str]:
         """Re-walk the chain; return a line per problem (empty: the log is intact)."""
         problems: list[str] = []

@@ -124,6 +124,36 @@ def test_verify_finds_an_edited_a_deleted_and_a_swapped_row(
         assert "TAMPERED" in result.stdout
 
 
+def test_a_log_rewritten_from_start_to_end_fails_its_anchor(
+    day: tuple[Path, Path, set[str]], tmp_path: Path
+) -> None:
+    log, _, _ = day
+    anchor = edge_console("head", "--db", str(log)).stdout.strip()
+    row, digest = anchor.split(":")
+    assert len(digest) == 64
+    copy = tmp_path / "rewritten.db"
+    source, target = sqlite3.connect(log), sqlite3.connect(copy)
+    source.backup(target)
+    source.close()
+    # Someone with write access edits a row and recomputes every hash after it: the chain
+    # itself is valid again, only the anchor kept outside can tell.
+    from console.log import GENESIS, chain_hash
+
+    target.execute("UPDATE events SET body = replace(body, '\"seq\":', '\"seq\": ') WHERE row = 3")
+    previous = GENESIS
+    for number, body in target.execute("SELECT row, body FROM events ORDER BY row").fetchall():
+        previous = chain_hash(previous, body)
+        target.execute("UPDATE events SET hash = ? WHERE row = ?", [previous, number])
+    target.commit()
+    target.close()
+    assert edge_console("verify", "--db", str(copy)).returncode == 0  # the chain alone: fooled
+    anchored = edge_console("verify", "--db", str(copy), "--anchor", anchor)
+    assert anchored.returncode == 1
+    assert f"row {row}" in anchored.stdout
+    assert "rewritten" in anchored.stdout
+    assert edge_console("verify", "--db", str(log), "--anchor", anchor).returncode == 0
+
+
 def test_users_add_role_list_and_bad_input(tmp_path: Path) -> None:
     db = tmp_path / "log.db"
     added = edge_console(

@@ -69,6 +69,44 @@ LABELS: dict[str, tuple[str, str]] = {
 }
 
 
+# What the devices call things, in words a guard reads (unknown codes are shown as they are).
+CODES: dict[str, tuple[str, str]] = {
+    "door_forced": ("扉のこじ開け", "Door forced"),
+    "door_held_open": ("扉の開けっ放し", "Door held open"),
+    "reader_offline": ("カードリーダー停止", "Reader offline"),
+    "fire": ("火災報知", "Fire alarm"),
+    "credentials_stale": ("認証情報が古い", "Credentials stale"),
+    "lost_card_used": ("紛失カードの使用", "Lost card used"),
+    "anti_passback_violation": ("アンチパスバック違反", "Anti-passback violation"),
+    "missing_events": ("記録の欠落", "Missing events"),
+    "store_corrupt": ("記録装置の異常", "Store corrupt"),
+    "hardware_fault": ("機器の故障", "Hardware fault"),
+    "raised": ("発生中", "raised"),
+    "pre_alarm": ("予告", "pre-alarm"),
+    "cleared": ("解除", "cleared"),
+    "granted": ("許可", "granted"),
+    "denied": ("拒否", "denied"),
+    "crossing": ("通行", "crossing"),
+    "expired": ("有効期限切れ", "expired"),
+    "not_yet_valid": ("有効期間前", "not yet valid"),
+    "revoked": ("失効・紛失", "revoked"),
+    "unknown_card": ("未登録カード", "unknown card"),
+    "lockdown": ("ロックダウン中", "lockdown"),
+    "no_rule": ("通行権限なし", "no rule"),
+    "out_of_schedule": ("時間外", "out of schedule"),
+    "anti_passback": ("アンチパスバック", "anti-passback"),
+    "card_not_authenticated": ("カード認証なし", "card not authenticated"),
+}
+
+
+def code(name: object, language: str) -> str:
+    """Return a device's code (an alarm, a state, a reason) in `language`."""
+    pair = CODES.get(str(name))
+    if pair is None:
+        return str(name)
+    return pair[1] if language == "en" else pair[0]
+
+
 def labels(language: str) -> dict[str, str]:
     """Return every label in `language` (Japanese if unknown)."""
     index = 1 if language == "en" else 0

@@ -29,7 +29,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
 
 from console import alarms as alarm_list
-from console.i18n import LANGUAGES, labels
+from console.i18n import LANGUAGES, code, labels
 from console.log import CentralLog
 from console.people import Directory
 from console.rollcall import LINE_ZONE, inside
@@ -150,6 +150,7 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> HTML
         name,
         {
             "t": labels(language),
+            "code": lambda name: code(name, language),
             "lang": language,
             "user": request.session.get("user"),
             "role": role,

@@ -71,6 +71,7 @@ def test_a_guard_sees_a_forced_door_live_and_acknowledges_it(
     seen_after = time.monotonic() - injected
     assert seen_after < 2.0
     assert page.evaluate("window.__not_reloaded") is True  # live, not a reload
+    expect(row).to_contain_text("扉のこじ開け")  # in Japanese, as a guard reads it
     shot(page, "alarms")
     row.get_by_role("button").click()
     acked = page.locator("tr.acked[data-type=door_forced][data-device=stair-a-2f]")

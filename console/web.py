@@ -292,6 +292,7 @@ def log_page(request: Request) -> Response:
         request,
         "log.html",
         q=query,
+        form={f: request.query_params.get(f, "") for f in ("since", "until")},
         rows=rows,
         next_before=result.next_before,
         params=_params(request, drop="before"),
@@ -396,8 +397,24 @@ def _csrf_ok(request: Request, token: str) -> bool:
 
 
 def _query(request: Request) -> Query:
+    """The search form's query; its times are the site's local time, the log's are UTC."""
     before = request.query_params.get("before")
-    return Query.of(request.query_params, int(before) if before and before.isdigit() else None)
+    fields = dict(request.query_params)
+    zone = ZoneInfo(_console(request).people.timezone)
+    for name in ("since", "until"):
+        fields[name] = _to_utc(fields.get(name, ""), zone)
+    return Query.of(fields, int(before) if before and before.isdigit() else None)
+
+
+def _to_utc(text: str, zone: ZoneInfo) -> str:
+    """Turn a local time from the form (2026-12-01T08:00) into the log's UTC text."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return text  # left as typed: it then matches as text, and the page shows it back
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _params(request: Request, drop: str = "") -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
 
@@ -92,6 +93,14 @@ def test_a_guard_searches_the_log_and_may_not_export(site: LiveSite, browser: Br
     results = page.locator("#results tbody tr")
     expect(results.first).to_contain_text(someone.name)
     assert page.locator("#export").count() == 0  # no export link for a guard
+    # Times on the page and in the form are the site's local time (the log keeps UTC).
+    shown = datetime.fromisoformat(results.first.locator("td").first.inner_text())
+    window = "&since={:%Y-%m-%dT%H:%M}&until={:%Y-%m-%dT%H:%M}"
+    base = f"{site.url}/log?person={someone.staff_no}&result=granted"
+    page.goto(base + window.format(shown - timedelta(minutes=1), shown + timedelta(minutes=1)))
+    expect(results.first).to_contain_text(someone.name)
+    page.goto(base + window.format(shown + timedelta(minutes=1), shown + timedelta(minutes=9)))
+    expect(results).to_have_count(0)
     shot(page, "log")
     response = page.goto(f"{site.url}/log/export.csv?person={someone.staff_no}")
     assert response is not None

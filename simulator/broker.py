@@ -6,15 +6,13 @@ refuses MQTT 5). It is ready when it logs "running" on its stdout: no polling of
 
 from __future__ import annotations
 
-import selectors
 import shutil
 import socket
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 from edge.errors import EdgeError
+from simulator.readiness import keep_draining, wait_for_output
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 STDBUF = shutil.which("stdbuf") or "/usr/bin/stdbuf"  # coreutils
@@ -97,23 +95,10 @@ class Broker:
             stderr=subprocess.STDOUT,
         )
         assert self.process.stdout is not None
-        stdout = self.process.stdout
-        deadline = time.monotonic() + timeout_s
-        with selectors.DefaultSelector() as selector:
-            selector.register(stdout, selectors.EVENT_READ)
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not selector.select(remaining):
-                    self.stop(kill=True)
-                    raise BrokerError(f"mosquitto did not start in {timeout_s} s: {self._tail()}")
-                line = stdout.readline()
-                if not line:
-                    self.stop(kill=True)
-                    raise BrokerError(f"mosquitto exited at start: {self._tail()}")
-                if b" running" in line:
-                    break
-        # Keep reading its stdout so a chatty broker never blocks on a full pipe.
-        threading.Thread(target=_drain, args=(stdout,), daemon=True, name="mosquitto-out").start()
+        if not wait_for_output(self.process.stdout, b" running", timeout_s):
+            self.stop(kill=True)
+            raise BrokerError(f"mosquitto did not start in {timeout_s} s: {self._tail()}")
+        keep_draining(self.process.stdout)  # a chatty broker never blocks on a full pipe
 
     def stop(self, kill: bool = False) -> None:
         """Stop mosquitto (SIGTERM, or SIGKILL with `kill`); idempotent."""
@@ -128,8 +113,3 @@ class Broker:
 
     def _tail(self) -> str:
         return self.log.read_text(errors="replace")[-2000:] if self.log.exists() else "(no log)"
-
-
-def _drain(stream: object) -> None:
-    for _ in stream:  # type: ignore[attr-defined]
-        pass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
 import socket
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from edge.errors import EdgeError
+from simulator.readiness import wait_for_output
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,15 +81,14 @@ class AgentProcess:
 
     def _wait_ready(self, stdout: IO[bytes], timeout: float) -> None:
         """Wait for the agent's `ready` line (it prints it once its socket answers)."""
-        with selectors.DefaultSelector() as selector:
-            selector.register(stdout, selectors.EVENT_READ)
-            if not selector.select(timeout):
+        if not wait_for_output(stdout, b"ready\n", timeout):
+            if self.proc.poll() is None:
                 self.proc.kill()
-                raise AgentExited(f"agent not ready after {timeout} s: {self.log()[-4000:]}")
-            line = stdout.readline()
-        if line.strip() != b"ready":
             self.proc.wait(10)
-            raise AgentExited(f"agent exited with {self.proc.returncode}: {self.log()[-4000:]}")
+            raise AgentExited(
+                f"agent not ready after {timeout} s (exit {self.proc.returncode}): "
+                f"{self.log()[-4000:]}"
+            )
 
     def request(self, **body: Any) -> dict[str, Any]:
         """Send one request and return the agent's reply."""

@@ -26,6 +26,7 @@ import os
 import socket
 import struct
 import threading
+from collections.abc import Callable
 
 GET_UID = bytes.fromhex("FFCA000000")
 SW_OK = bytes.fromhex("9000")
@@ -68,7 +69,7 @@ class VirtualCard:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._answered = threading.Condition()
+        self._changed = threading.Condition()  # notified after each control and answer
         self.answered = 0  # APDUs whose answer has been sent
 
     def __repr__(self) -> str:
@@ -117,10 +118,10 @@ class VirtualCard:
             thread.join(timeout_s)
         return not self.inserted
 
-    def wait_apdus(self, count: int, timeout_s: float = 5.0) -> bool:
-        """Wait until the card has answered `count` APDUs in all; False after `timeout_s`."""
-        with self._answered:
-            return self._answered.wait_for(lambda: self.answered >= count, timeout_s)
+    def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+        """Wait until `predicate()` holds after a control or an answer; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout_s)
 
     def answer(self, apdu: bytes) -> bytes:
         """Return the card's response to one APDU."""
@@ -169,15 +170,17 @@ class VirtualCard:
             if payload is None:
                 return
             if len(payload) == 1:
-                self.controls.append(payload[0])
                 # Controls: 0 off, 1 on, 2 reset need no answer; 4 asks for the ATR.
                 if payload[0] == 4:
                     _send(sock, self.atr)
+                with self._changed:
+                    self.controls.append(payload[0])
+                    self._changed.notify_all()
                 continue
             _send(sock, self.answer(payload))
-            with self._answered:  # only now is the answer on its way back to the reader
+            with self._changed:  # only now is the answer on its way back to the reader
                 self.answered += 1
-                self._answered.notify_all()
+                self._changed.notify_all()
 
 
 def enter_network_namespace(pid: int) -> None:

@@ -126,6 +126,7 @@ class PcscCardReader:
         self._card_ref: str | None = None
         self._last_problem: str | None = None
         self._ambiguous: list[str] = []
+        self._looked = threading.Condition()  # notified after each look at the reader
         self.taps = 0
 
     def __repr__(self) -> str:
@@ -151,6 +152,15 @@ class PcscCardReader:
     def has_card(self) -> bool:
         """True while a card lies on the reader, as the watching thread last saw it."""
         return self._card_there
+
+    def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+        """Wait until `predicate()` holds after one of the watching thread's looks.
+
+        For whoever needs to know what the thread has seen (a probe, a test): `online`,
+        `has_card` and `taps` change only during a look. False after `timeout_s`.
+        """
+        with self._looked:
+            return self._looked.wait_for(predicate, timeout_s)
 
     def start(self, emit: Emit) -> None:
         """Start the watching thread; it calls `emit` for taps and status changes."""
@@ -189,6 +199,8 @@ class PcscCardReader:
                 self._problem(f"unexpected {type(exc).__name__} in the watching thread: {exc}")
                 self._release_context()
                 self._stop.wait(self._wait_s)
+            with self._looked:
+                self._looked.notify_all()
         self._release_context()
 
     def _step(self) -> None:

@@ -12,15 +12,19 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
+from simulator.readiness import keep_draining, wait_for_output
 from simulator.vpcd import Misbehaviour, VirtualCard
 
 PCSCD = Path("/usr/sbin/pcscd")
+STDBUF = shutil.which("stdbuf") or "/usr/bin/stdbuf"  # coreutils
 VPCD_CONF = Path("/etc/reader.conf.d/vpcd")
 PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
 PCSCD_PIDFILE = Path("/run/pcscd/pcscd.pid")
@@ -46,6 +50,8 @@ class PcscStack:
         self.log_path = workdir / "pcscd.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.cards: list[VirtualCard] = []
+        self._drain: threading.Thread | None = None
+        self._log_sink: BinaryIO | None = None
 
     def __repr__(self) -> str:
         state = f"pid {self.process.pid}" if self.process and self.running else "stopped"
@@ -64,20 +70,26 @@ class PcscStack:
         return self.process.pid
 
     def start(self, timeout_s: float = 10.0) -> None:
-        """Start pcscd and return once pyscard lists the virtual reader."""
+        """Start pcscd and return once it says "daemon ready" (its readers are then listed)."""
         # -a (log APDUs) is left out on purpose: it writes every UID answer to the log.
-        # `unshare` and `sh` exec into pcscd, so the process we start is pcscd itself.
-        command = f"ip link set lo up && exec {PCSCD} -f -c {self.conf_dir}"
+        # `unshare`, `sh` and `stdbuf` exec into pcscd, so the process we start is pcscd;
+        # stdbuf makes its log lines reach the pipe as they are written.
+        command = f"ip link set lo up && exec {STDBUF} -oL {PCSCD} -f --info -c {self.conf_dir}"
+        self.process = subprocess.Popen(
+            ["unshare", "-n", "sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        assert self.process.stdout is not None
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                ["unshare", "-n", "sh", "-c", command], stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout_s
-        while READER not in self._readers():
-            if not self.running or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"pcscd did not list {READER!r}; its log:\n{self.log_tail()}")
-            time.sleep(0.02)  # polling with a deadline
+            ready = wait_for_output(self.process.stdout, b"daemon ready", timeout_s, log)
+        if not ready:
+            self.stop()
+            pytest.fail(f"pcscd did not become ready; its log:\n{self.log_tail()}")
+        # Keep its log flowing into the file (and its pipe from filling up).
+        self._log_sink = self.log_path.open("ab")
+        self._drain = keep_draining(self.process.stdout, self._log_sink)
+        if READER not in self._readers():
+            self.stop()
+            pytest.fail(f"pcscd is ready but does not list {READER!r}:\n{self.log_tail()}")
 
     def stop(self) -> None:
         """Remove every card and stop pcscd (the reader vanishes for its clients)."""
@@ -92,6 +104,12 @@ class PcscStack:
                 self.process.kill()
                 self.process.wait(5)
             self.process = None
+        if self._drain is not None:  # the output ends with the process
+            self._drain.join(5)
+            self._drain = None
+        if self._log_sink is not None:
+            self._log_sink.close()
+            self._log_sink = None
 
     def card(
         self, atr: bytes, uid: bytes, misbehave: Misbehaviour = Misbehaviour.NONE
@@ -105,7 +123,7 @@ class PcscStack:
         """Hold the card on the reader until GET DATA reaches it, then take it away."""
         asked = card.answered
         card.insert()
-        if not card.wait_apdus(asked + 1):
+        if not card.wait_for(lambda: card.answered > asked):
             pytest.fail("GET DATA never reached the card")
         card.remove()
         self.wait_reader(present=False)
@@ -144,19 +162,6 @@ class PcscStack:
             return list(names) if hr == scard.SCARD_S_SUCCESS else []
         finally:
             scard.SCardReleaseContext(ctx)
-
-
-def until(condition: Callable[[], bool], timeout_s: float = 5.0, what: str = "condition") -> None:
-    """Poll `condition` until it holds; fail after `timeout_s`.
-
-    Left for the PC/SC adapter's own state (online, has_card, taps), which announces no
-    changes yet; cards (VirtualCard.wait_apdus) and pins (WatchedFactory) are waited on.
-    """
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.01)  # polling with a deadline
 
 
 def _another_pcscd() -> str | None:

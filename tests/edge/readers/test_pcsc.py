@@ -15,7 +15,7 @@ from edge.cardref import card_reference
 from edge.core.events import CardPresented, Event, ReaderStatusChanged
 from edge.errors import ClosedError
 from simulator.vpcd import Misbehaviour
-from tests.edge.readers.conftest import FELICA_ATR, ISO14443A_ATR, READER, PcscStack, until
+from tests.edge.readers.conftest import FELICA_ATR, ISO14443A_ATR, READER, PcscStack
 
 pytest.importorskip("smartcard", reason="pyscard is not installed: pip install -e '.[pcsc]'")
 from edge.readers.pcsc import PcscCardReader
@@ -66,7 +66,7 @@ def make_reader(pcsc: PcscStack) -> Iterator[ReaderFactory]:
 
 def ready(make_reader: ReaderFactory, **options: Any) -> tuple[PcscCardReader, queue.Queue[Event]]:
     reader, events = make_reader(**options)
-    until(lambda: reader.online is True, what="the reader to find the virtual PCD")
+    assert reader.wait_for(lambda: reader.online is True), "the reader never found the PCD"
     return reader, events
 
 
@@ -97,7 +97,7 @@ def test_card_left_on_the_reader_is_one_tap(pcsc: PcscStack, make_reader: Reader
     card.insert()
     assert isinstance(next_event(events), CardPresented)
     polls = card.controls.count(4)
-    until(lambda: card.controls.count(4) >= polls + 4, what="vpcd to poll the card 4 more times")
+    assert card.wait_for(lambda: card.controls.count(4) >= polls + 4), "vpcd stopped polling"
     assert events.empty()
     assert len(card.apdus) == 1
     assert reader.taps == 1
@@ -113,7 +113,7 @@ def test_retap_within_the_window_is_merged_and_after_it_counts(
     def tap_and_wait_until_gone() -> None:
         pcsc.present(card)
         # The reader notes the time a card leaves: move the clock only after it has.
-        until(lambda: not reader.has_card, what="the reader to see the card go")
+        assert reader.wait_for(lambda: not reader.has_card), "the reader never saw it go"
 
     tap_and_wait_until_gone()
     now[0] += 1.0
@@ -124,7 +124,7 @@ def test_retap_within_the_window_is_merged_and_after_it_counts(
     ref = card_reference(KEY, "felica", IDM)
     assert next_event(events) == CardPresented("door-1-in", ref)
     assert next_event(events) == CardPresented("door-1-in", ref)
-    until(lambda: reader.taps == 2, what="two taps")
+    assert reader.wait_for(lambda: reader.taps == 2), f"taps: {reader.taps}"
     assert events.empty()
 
 
@@ -204,7 +204,7 @@ def test_reader_absent_at_start_is_reported_offline_once(
         "(has 'Virtual PCD 00 00', 'Virtual PCD 00 01')",
     )
     seen = looks[0]
-    until(lambda: looks[0] >= seen + 5, what="five more looks for the reader")
+    assert reader.wait_for(lambda: looks[0] >= seen + 5), "the reader stopped looking"
     assert events.empty()
     assert reader.online is False
     offline_logs = [r for r in caplog.records if r.getMessage().endswith(event.detail)]

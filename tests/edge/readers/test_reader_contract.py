@@ -14,7 +14,7 @@ from edge.core.events import CardPresented, Event, ReaderStatusChanged
 from edge.errors import ClosedError
 from edge.ports import CardReader
 from simulator.readers import SimCardReader
-from tests.edge.readers.conftest import ATRS, READER, PcscStack, until
+from tests.edge.readers.conftest import ATRS, READER, PcscStack
 
 KEY = bytes(range(32))
 referencer = partial(card_reference, KEY)
@@ -59,7 +59,7 @@ class PcscHarness:
         self.reader: CardReader = self.pcsc
 
     def ready(self) -> None:
-        until(lambda: self.pcsc.online is True, what="the reader to find the virtual PCD")
+        assert self.pcsc.wait_for(lambda: self.pcsc.online is True), "the PCD was never found"
 
     def tap(self, technology: str, card_id: str) -> None:
         self.stack.present(self.stack.card(ATRS[technology], bytes.fromhex(card_id)))

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from console.log import CentralLog
+from console.users import audit
+from edge.core.clock import utc_text
 
 ONE_SHOT = frozenset({"lost_card_used", "anti_passback_violation"})
 
@@ -77,10 +79,7 @@ def acknowledge(log: CentralLog, key: str, username: str, note: str = "") -> boo
         "INSERT OR REPLACE INTO alarm_acks (alarm, username, at, note) VALUES (?, ?, ?, ?)",
         [key, username, at, note[:200]],
     )
-    log.db.execute(
-        "INSERT INTO audit (at, username, action, detail) VALUES (?, ?, 'alarm acknowledged', ?)",
-        [at, username, key],
-    )
+    audit(log, username, "alarm acknowledged", key)
     return True
 
 
@@ -95,4 +94,4 @@ def _card(ref: str | None) -> str:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(datetime.now(UTC))

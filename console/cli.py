@@ -173,10 +173,13 @@ def serve(db: Path, registry: Path | None, host: str, port: int, insecure_cookie
 @registry_option
 @query_options
 @click.option("--limit", default=50, show_default=True, help="How many, newest first.")
-def log_command(db: Path, registry: Path | None, limit: int, **fields: str) -> None:
+@click.option("--before", type=int, help="Only rows before this one (the next page).")
+def log_command(
+    db: Path, registry: Path | None, limit: int, before: int | None, **fields: str
+) -> None:
     """Search the log (newest first)."""
     log, people = CentralLog(db), Directory(registry)
-    page = search(log, Query.of(fields, limit=limit), people)
+    page = search(log, Query.of(fields, before, limit=limit), people)
     for e in page.entries:
         person = people.person(e.body.get("card_ref"))
         who = f"{person.name} ({person.staff_no}, {person.department})" if person else ""

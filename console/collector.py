@@ -20,6 +20,7 @@ from pathlib import Path
 
 from console.log import CentralLog, LogError, identity
 from console.mqtt import ConsoleClient, Message
+from edge.core.clock import utc_text
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class Collector:
                 self._cond.notify_all()
 
     def _store(self, batch: list[Message]) -> None:
-        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        now = utc_text(datetime.now(UTC))
         events = []
         for message in batch:
             self.received += 1

@@ -25,10 +25,6 @@ class Person:
     department: str
     floor: str  # from a floor-N group; "-" if none
 
-    @property
-    def label(self) -> str:
-        return f"{self.name} ({self.department})"
-
 
 class Directory:
     """Card reference -> person, and name/staff number -> card references."""

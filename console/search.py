@@ -7,8 +7,6 @@ page 500 costs what page 1 costs.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -76,12 +74,6 @@ def _where(query: Query, people: Directory) -> tuple[str, list[Any]]:
         prefix = query.card.strip().lower()
         clauses.append("card_ref >= ? AND card_ref < ?")
         params += [prefix, prefix + "\uffff"]
-    if query.door:
-        clauses.append("door = ?")
-        params.append(query.door)
-    if query.device:
-        clauses.append("device = ?")
-        params.append(query.device)
     if query.zone:
         clauses.append(
             "(json_extract(body, '$.zone') = ? OR json_extract(body, '$.to_zone') = ? "
@@ -94,15 +86,16 @@ def _where(query: Query, people: Directory) -> tuple[str, list[Any]]:
     elif query.result:
         clauses.append("kind = ?")
         params.append(query.result)
-    if query.reason:
-        clauses.append("reason = ?")
-        params.append(query.reason)
-    if query.since:
-        clauses.append("ts >= ?")
-        params.append(query.since)
-    if query.until:
-        clauses.append("ts <= ?")
-        params.append(query.until)
+    for value, clause in (
+        (query.door, "door = ?"),
+        (query.device, "device = ?"),
+        (query.reason, "reason = ?"),
+        (query.since, "ts >= ?"),
+        (query.until, "ts <= ?"),
+    ):
+        if value:
+            clauses.append(clause)
+            params.append(value)
     return " AND ".join(clauses) or "1", params
 
 
@@ -162,12 +155,3 @@ def export_rows(log: CentralLog, query: Query, people: Directory) -> Iterator[li
         if page.next_before is None:
             return
         before = page.next_before
-
-
-def export_csv(log: CentralLog, query: Query, people: Directory) -> str:
-    """Return the whole export as CSV text (UTF-8 with BOM added by the caller for Excel)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    for row in export_rows(log, query, people):
-        writer.writerow(row)
-    return out.getvalue()

@@ -18,6 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from console.log import CentralLog
+from edge.core.clock import utc_text
 from edge.errors import EdgeError
 
 ROLES = ("guard", "manager", "operator")
@@ -110,7 +111,7 @@ def _check_role(role: str) -> None:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(datetime.now(UTC))
 
 
 # Verifying against a real hash for an unknown user takes as long as for a known one.

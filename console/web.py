@@ -35,6 +35,7 @@ from console.people import Directory
 from console.rollcall import LINE_ZONE, inside
 from console.search import FIELDS, Query, export_rows, search
 from console.users import audit, audit_trail, check_password, may
+from edge.core.clock import utc_text
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 HOME = {"guard": "/alarms", "manager": "/alarms", "operator": "/devices"}
@@ -379,9 +380,13 @@ def audit_page(request: Request) -> Response:
 
 
 def _alarm_marker(log: CentralLog) -> str:
+    """A cheap value that changes whenever the alarm list may have (three indexed reads)."""
     acks = log.db.execute("SELECT count(*) FROM alarm_acks").fetchone()[0]
-    gaps = sum(len(v) for v in log.gaps().values())
-    return f"{alarm_list.latest_alarm_row(log)}-{acks}-{gaps}"
+    holes = log.db.execute(
+        "SELECT group_concat(device || ':' || contiguous || ':' || max_seq) FROM devices "
+        "WHERE contiguous < max_seq"
+    ).fetchone()[0]
+    return f"{alarm_list.latest_alarm_row(log)}-{acks}-{holes}"
 
 
 def _csrf(request: Request) -> str:
@@ -412,9 +417,7 @@ def _to_utc(text: str, zone: ZoneInfo) -> str:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         return text  # left as typed: it then matches as text, and the page shows it back
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(moment if moment.tzinfo else moment.replace(tzinfo=zone))
 
 
 def _params(request: Request, drop: str = "") -> dict[str, str]:
@@ -432,7 +435,7 @@ def _floor_of(zone: str) -> str:
 
 def _local(ts: str, zone: ZoneInfo) -> str:
     try:
-        moment = datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(str(ts))
     except ValueError:
         return str(ts)
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")

@@ -21,6 +21,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from edge.core.clock import utc_text
 from edge.core.credentials import Credential, DenyReason
 from edge.core.policy import AccessPolicy
 from edge.core.schedule import ScheduleError
@@ -179,9 +180,7 @@ def _inflate(text: object) -> dict[str, Any]:
 
 
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return None if value is None else utc_text(value)
 
 
 def _dt(value: object) -> datetime | None:

@@ -12,7 +12,7 @@ from collections.abc import Generator
 
 from simulator.building import Building
 from simulator.engine import Engine, Process
-from simulator.staff import GUARDS, Person
+from simulator.staff import Person
 from simulator.world import World
 
 H = 3600.0
@@ -27,14 +27,20 @@ def at_time(engine: Engine, target: float) -> float:
     return max(0.0, target - engine.now)
 
 
+def claim(world: World, door: str, hold_s: float) -> Generator[float, None, None]:
+    """Wait until nobody is using the door, then take it for `hold_s`."""
+    state = world.doors[door]
+    while state.busy_until > world.engine.now:
+        yield state.busy_until - world.engine.now + 0.2
+    state.busy_until = world.engine.now + hold_s
+
+
 def through(
     world: World, person: Person, door: str, direction: str, card: bool = True
 ) -> Generator[float, None, str]:
     """Walk through a card door: queue, tap, and pass if the lock released. Return why not."""
     state = world.doors[door]
-    while state.busy_until > world.engine.now:
-        yield state.busy_until - world.engine.now + 0.2
-    state.busy_until = world.engine.now + OPEN_AFTER_S + PASS_S + 0.5
+    yield from claim(world, door, OPEN_AFTER_S + PASS_S + 0.5)
     reason = "released"
     if card and not world.fire:  # a released door on fire is walked through without a card
         reply = world.tap(door, direction, person.technology, person.card_id)
@@ -59,10 +65,7 @@ def through(
 
 def out_by_button(world: World, door: str) -> Generator[float, None, bool]:
     """Leave through a door by its exit button (the stairway from a floor, a gate inside)."""
-    state = world.doors[door]
-    while state.busy_until > world.engine.now:
-        yield state.busy_until - world.engine.now + 0.2
-    state.busy_until = world.engine.now + OPEN_AFTER_S + PASS_S + 0.5
+    yield from claim(world, door, OPEN_AFTER_S + PASS_S + 0.5)
     if not world.exit_button(door):
         return False
     yield OPEN_AFTER_S
@@ -158,7 +161,7 @@ def staff_day(world: World, person: Person, seed: int) -> Process:
         return
     if not (yield from gate_in(world, person, rng)):
         return
-    if person.staff_no < f"K{20000 + GUARDS:05d}":
+    if "security" in person.groups:
         yield from patrol(world, person, rng)
     elif rng.random() < 0.45:
         start = rng.uniform(9.5, 11.5) * H - world.day_start_h * H

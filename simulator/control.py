@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -34,10 +35,10 @@ from simulator.pins import assert_input
 from simulator.readers import SimCardReader
 
 FINE_STEP_S = 0.5  # how finely time moves while a timer is due but has nothing to do yet
-SIM_MONO = 1000.0
+SIM_MONO = 1000.0  # the stepped clock's monotonic reading at the simulation's start
 # The longest jump without a tick: the agent's own once-a-minute and once-a-day duties
 # (credential age, anti-passback forgiveness) run at most this late.
-MAX_STEP_S = 600.0  # the stepped clock's monotonic reading at the simulation's start
+MAX_STEP_S = 600.0
 
 
 class Waiter:
@@ -121,6 +122,7 @@ class Control:
         self._relay_lock = threading.Lock()
         self._unlocked: dict[str, bool] = {}
         self._relay_changes: list[tuple[float, str, bool]] = []
+        self._doors = {d.id: d for d in config.doors}
 
     def __repr__(self) -> str:
         at = None if self.clock is None else round(self.now_s(), 3)
@@ -129,8 +131,6 @@ class Control:
     def now_s(self) -> float:
         """Return the stepped clock's seconds since the start (real monotonic otherwise)."""
         if self.clock is None:
-            import time
-
             return time.monotonic()
         return self.clock.now().mono - SIM_MONO
 
@@ -182,7 +182,7 @@ class Control:
 
     def _dispatch(self, agent: Agent, body: dict[str, Any]) -> dict[str, Any]:
         op = body.get("op")
-        doors = {d.id: d for d in self.config.doors}
+        doors = self._doors
         match op:
             case "tap":
                 return self._tap(agent, body)

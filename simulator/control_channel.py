@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from console.mqtt import ConsoleClient, Message
 from edge.errors import EdgeError
+from simulator.provision import SIM_ACCOUNT
 from simulator.scenario import Fault
 
 if TYPE_CHECKING:
@@ -92,12 +93,12 @@ def send(run_dir: Path, op: str, body: dict[str, Any], timeout_s: float = 30.0) 
     """Send one request to the running simulation and wait for its answer."""
     info = running(run_dir)
     site = info["site"]
-    password = (run_dir / "site" / "accounts" / "sim.password").read_text().strip()
+    password = (run_dir / "site" / "accounts" / f"{SIM_ACCOUNT}.password").read_text().strip()
     client = ConsoleClient(
         "127.0.0.1",
         int(info["port"]),
         client_id=f"edge-sim-ctl-{secrets.token_hex(4)}",
-        username="sim",
+        username=SIM_ACCOUNT,
         password=password,
         persistent=False,
     )

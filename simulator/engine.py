@@ -5,7 +5,7 @@
         world.tap(...)        # …act, at engine.now
 
 Time jumps from one happening to the next, so a day runs as fast as the agents answer;
-with `pace`, it waits for real time to catch up (a chosen speed).
+a `before` hook given to run_until may hold it back to a chosen speed.
 """
 
 from __future__ import annotations
@@ -46,11 +46,6 @@ class Engine:
 
     def _push(self, at: float, action: Process | Callable[[], None]) -> None:
         heapq.heappush(self._agenda, _Entry(max(at, self.now), next(self._order), action))
-
-    @property
-    def next_at(self) -> float | None:
-        """When the next happening is due, or None if the agenda is empty."""
-        return self._agenda[0].at if self._agenda else None
 
     def run_until(self, until: float, before: Callable[[float], None] | None = None) -> None:
         """Run every happening due by `until`; call `before(at)` ahead of each one."""

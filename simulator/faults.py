@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from simulator.behaviour import OPEN_AFTER_S
+from simulator.behaviour import OPEN_AFTER_S, claim
 from simulator.engine import Process
 from simulator.scenario import Fault, ScenarioError
 
@@ -119,9 +119,7 @@ def door_held_open(sim: Simulation, door: str, seconds: float) -> Process:
     world = sim.world
     state = world.doors[door]
     world.note(f"fault: {door} propped open for {seconds / 60:g} min")
-    while state.busy_until > world.engine.now:
-        yield 5.0
-    state.busy_until = world.engine.now + seconds + 10
+    yield from claim(world, door, seconds + 10)
     world.exit_button(door)
     yield OPEN_AFTER_S
     world.leaf(door, True)
@@ -154,13 +152,11 @@ def lockdown(sim: Simulation, seconds: float) -> Process:
     world = sim.world
     gates = sorted(g.device for g in sim.building.gates)
     world.note(f"fault: lockdown of every gate from the console for {seconds / 60:g} min")
-    world.lockdown = True
     for device in gates:
         sim.command(device, "lockdown", {"on": True})
     yield seconds
     for device in gates:
         sim.command(device, "lockdown", {"on": False})
-    world.lockdown = False
     world.note("lockdown lifted")
 
 

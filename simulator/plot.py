@@ -21,7 +21,7 @@ def occupancy_plot(sim: Simulation, path: Path) -> Path:
     hour0 = sim.start.hour + sim.start.minute / 60
 
     def hours(ts: str) -> float:
-        moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(ts)
         return hour0 + (moment - start).total_seconds() / 3600
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)

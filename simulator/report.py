@@ -11,10 +11,11 @@ import json
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from edge.core.clock import utc_text
 from simulator.run import Check, Simulation
 
 CAUSES = ("grant", "exit_button", "fire", "power_cut", "schedule", "command")
@@ -313,10 +314,7 @@ def _special_cards_denied(sim: Simulation, entries: list[Any]) -> Check:
 
 
 def _utc(sim: Simulation, at: float) -> str:
-    from datetime import timedelta
-
-    moment = (sim.start + timedelta(seconds=at)).astimezone(UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(sim.start + timedelta(seconds=at))
 
 
 def _delivery_ms(sim: Simulation, entries: list[Any]) -> list[tuple[float, float]]:
@@ -342,7 +340,7 @@ def _delivery_ms(sim: Simulation, entries: list[Any]) -> list[tuple[float, float
 
 
 def _parse(ts: str) -> datetime:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    return datetime.fromisoformat(ts)
 
 
 def write_report(report: Report, sim: Simulation, out: Path) -> list[Path]:

@@ -19,7 +19,7 @@ import queue
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, timedelta
 from functools import partial
 from pathlib import Path
@@ -30,6 +30,7 @@ from console.mqtt import ConsoleClient, Message
 from console.rollcall import inside
 from edge.cardref import card_reference
 from edge.commands import sign
+from edge.core.clock import utc_text
 from edge.keys import read_card_key
 from provisioning.keys import SiteKeys
 from simulator.behaviour import populate
@@ -75,7 +76,6 @@ class Timing:
     setup_s: float = 0.0
     play_s: float = 0.0
     finish_s: float = 0.0
-    catch_up_s: list[float] = field(default_factory=list)
 
 
 class Simulation:
@@ -303,7 +303,6 @@ class Simulation:
 
     def catch_up(self, timeout_s: float = 30.0) -> bool:
         """Wait until the console holds every event each powered device has stored."""
-        began = time.perf_counter()
         want = {}
         for device in self.agents:
             reply = self.world.request(device, op="stats")
@@ -315,15 +314,12 @@ class Simulation:
             devices = log.devices()
             return all(devices.get(d, {}).get("contiguous", 0) >= n for d, n in want.items() if n)
 
-        ok = self.collector.wait_for(complete, timeout_s)
-        self.timing.catch_up_s.append(time.perf_counter() - began)
-        return ok
+        return self.collector.wait_for(complete, timeout_s)
 
     def roll_call_check(self, label: str) -> None:
         """Compare the console's roll call with who is really inside (by card)."""
         caught_up = self.catch_up()
-        until = (self.start + timedelta(seconds=self.engine.now)).astimezone(UTC)
-        stamp = until.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        stamp = utc_text(self.start + timedelta(seconds=self.engine.now))
         console = {p.card_ref for p in inside(self.collector.log, until=stamp)}
         truth = {
             card_reference(self.card_key, p.technology, p.card_id): p.staff_no

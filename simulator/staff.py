@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -103,10 +103,6 @@ class Person:
     valid_until: date | None = None
     case: str = ""  # "", expired, not_yet_valid, lost, no_card
 
-    @property
-    def label(self) -> str:
-        return f"{self.name} ({self.department})"
-
 
 def make_people(building: Building, day: date, seed: int = 1) -> list[Person]:
     """Return the building's staff (security office included), with their special cases."""
@@ -149,16 +145,17 @@ def make_people(building: Building, day: date, seed: int = 1) -> list[Person]:
             )
         )
     # The cases a guard meets, on fixed people so every run has them.
-    special = {
-        GUARDS + 1: ("expired", {"valid_until": day - timedelta(days=1)}),
-        GUARDS + 2: ("not_yet_valid", {"valid_from": day + timedelta(days=1)}),
-        GUARDS + 3: ("lost", {}),
-        GUARDS + 4: ("no_card", {}),
+    special: dict[int, tuple[str, date | None, date | None]] = {  # case, valid from, until
+        GUARDS + 1: ("expired", None, day - timedelta(days=1)),
+        GUARDS + 2: ("not_yet_valid", day + timedelta(days=1), None),
+        GUARDS + 3: ("lost", None, None),
+        GUARDS + 4: ("no_card", None, None),
     }
-    for index, (case, dates) in special.items():
+    for index, (case, valid_from, valid_until) in special.items():
         if index < len(people):
-            p = people[index]
-            people[index] = Person(**{**p.__dict__, "case": case, **dates})
+            people[index] = replace(
+                people[index], case=case, valid_from=valid_from, valid_until=valid_until
+            )
     return people
 
 

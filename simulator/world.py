@@ -44,7 +44,6 @@ class Truth:
     tap_real: dict[tuple[str, float], float] = field(default_factory=dict)  # (door, at) -> wall
     inside_series: list[tuple[float, int]] = field(default_factory=list)
     presence: dict[str, bool] = field(default_factory=dict)
-    presence_series: list[tuple[float, str, bool]] = field(default_factory=list)
     notes: list[tuple[float, str]] = field(default_factory=list)
 
 
@@ -60,7 +59,6 @@ class World:
         self.start = start
         self.down: set[str] = set()  # devices without power
         self.doors = {d.id: DoorState(d) for d in building.gates + building.stair_doors}
-        self.lockdown = False
         self.fire = False
         self.truth = Truth()
         self.home_gate: dict[str, str] = {}  # the gate each person entered by today
@@ -144,7 +142,6 @@ class World:
         """Someone is (or no longer is) seen in a zone."""
         device, sensor = self.building.sensor_for(zone)
         self.truth.presence[zone] = on
-        self.truth.presence_series.append((self.engine.now, zone, on))
         self.request(device.id, op="presence", sensor=sensor.id, on=on)
 
     def command_cause(self, door: str, cause: str) -> None:

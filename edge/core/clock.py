@@ -41,3 +41,8 @@ class Clock(Protocol):
     def now(self) -> Instant:
         """Return the current instant."""
         ...
+
+
+def utc_text(moment: datetime) -> str:
+    """Return an aware time as the contract writes it: UTC, milliseconds, "Z"."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -12,12 +12,15 @@ import click
 from edge import __version__
 from edge.cli_store import config_option, credentials, status
 from edge.errors import EdgeError
+from edge.text import terminal
 from firmware_config.errors import ConfigError
 from firmware_config.loader import config_hash, json_schema, load_config
 from firmware_config.model import DeviceConfig
 
 EXIT_INVALID_CONFIG: Final = 2
 """Exit status when the configuration is invalid (nothing was started)."""
+MAX_SHOWN: Final = 50
+"""The most problems listed; a file with more is rarely a configuration at all."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,17 +57,15 @@ def check(ctx: click.Context, config_path: Path, probe: bool) -> None:
     try:
         config = load_config(config_path)
     except ConfigError as error:
-        click.echo(f"{config_path}: {_count(len(error.problems), 'problem')}:", err=True)
-        for problem in error.problems:
-            click.echo(f"  {problem}", err=True)
+        _report(config_path, error)
         ctx.exit(EXIT_INVALID_CONFIG)
-    click.echo(summary(config))
+    click.echo(terminal(summary(config)))
     if probe:
         from edge.probe import probe as run_probe
 
         findings = run_probe(config)
         for finding in findings:
-            click.echo(f"  {finding}")
+            click.echo(terminal(f"  {finding}"))
         failed = [f for f in findings if not f.ok]
         if failed:
             click.echo(
@@ -109,12 +110,10 @@ def run(ctx: click.Context, config_path: Path, log_level: str) -> None:
         config = load_config(config_path)
         card_key = read_card_key(config.site.card_key_file)
     except ConfigError as error:
-        click.echo(f"{config_path}: {_count(len(error.problems), 'problem')}:", err=True)
-        for problem in error.problems:
-            click.echo(f"  {problem}", err=True)
+        _report(config_path, error)
         ctx.exit(EXIT_INVALID_CONFIG)
     except KeyFileError as error:
-        click.echo(f"{config_path}: {error}", err=True)
+        click.echo(terminal(f"{config_path}: {error}"), err=True)
         ctx.exit(EXIT_INVALID_CONFIG)
     try:
         status = serve(
@@ -125,7 +124,7 @@ def run(ctx: click.Context, config_path: Path, log_level: str) -> None:
             clock_synced=clock_synchronised,
         )
     except EdgeError as error:
-        click.echo(f"{config_path}: cannot start: {error}", err=True)
+        click.echo(terminal(f"{config_path}: cannot start: {error}"), err=True)
         ctx.exit(EXIT_INVALID_CONFIG)
     ctx.exit(status)
 
@@ -161,6 +160,16 @@ def summary(config: DeviceConfig) -> str:
         f"{_count(len(config.zones), 'zone')}; config hash {config_hash(config)}. "
         "Nothing was started."
     )
+
+
+def _report(config_path: Path, error: ConfigError) -> None:
+    """List a configuration's problems on standard error, at most MAX_SHOWN of them."""
+    problems = error.problems
+    click.echo(terminal(f"{config_path}: {_count(len(problems), 'problem')}:"), err=True)
+    for problem in problems[:MAX_SHOWN]:
+        click.echo(terminal(f"  {problem}"), err=True)
+    if len(problems) > MAX_SHOWN:
+        click.echo(f"  … and {len(problems) - MAX_SHOWN} more; fix these first", err=True)
 
 
 def _count(number: int, noun: str) -> str:

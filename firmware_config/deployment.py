@@ -9,7 +9,15 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from firmware_config.errors import MISSING, Problem, raise_problems
-from firmware_config.fields import MonthDay, Slug, TimeZoneName, TopicRoot, Whole
+from firmware_config.fields import (
+    FilePath,
+    MonthDay,
+    Slug,
+    Text,
+    TimeZoneName,
+    TopicRoot,
+    Whole,
+)
 
 _NEW_YEAR_CLOSURE = ("12-29", "12-30", "12-31", "01-01", "01-02", "01-03")
 
@@ -29,12 +37,13 @@ class SiteConfig(BaseModel):
     )
     closure_days: tuple[MonthDay, ...] = Field(
         default=_NEW_YEAR_CLOSURE,
+        max_length=366,
         description=(
             'Days the site is closed every year, as "MM-DD", on top of Japanese public '
             "holidays. The default is the New Year closure, 29 December to 3 January."
         ),
     )
-    card_key_file: Path = Field(
+    card_key_file: FilePath = Field(
         default=Path("/etc/edge/card-key"),
         description=(
             "File holding the site's card key (64 hex digits), readable only by the agent: "
@@ -42,14 +51,14 @@ class SiteConfig(BaseModel):
             "bundle from provisioning; never copy it anywhere else."
         ),
     )
-    credentials_key_file: Path = Field(
+    credentials_key_file: FilePath = Field(
         default=Path("/etc/edge/credentials.pub"),
         description=(
             "Public key (64 hex digits) that credential snapshots must be signed with; from "
             "the device bundle."
         ),
     )
-    commands_key_file: Path = Field(
+    commands_key_file: FilePath = Field(
         default=Path("/etc/edge/commands.pub"),
         description=(
             "Public key (64 hex digits) that commands from the console must be signed with; "
@@ -96,11 +105,13 @@ class TlsConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    ca_file: Path = Field(description="PEM file of the CA that signed the broker's certificate.")
-    cert_file: Path | None = Field(
+    ca_file: FilePath = Field(
+        description="PEM file of the CA that signed the broker's certificate."
+    )
+    cert_file: FilePath | None = Field(
         default=None, description="PEM client certificate; needs key_file too."
     )
-    key_file: Path | None = Field(
+    key_file: FilePath | None = Field(
         default=None,
         description="PEM private key of the client certificate, readable only by the agent.",
     )
@@ -133,7 +144,9 @@ class MqttConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    host: str = Field(default="localhost", min_length=1, description="Broker host name or address.")
+    host: Text = Field(
+        default="localhost", min_length=1, description="Broker host name or address."
+    )
     port: Whole = Field(
         default=1883, ge=1, le=65535, description="Broker port: usually 1883, or 8883 with TLS."
     )
@@ -141,8 +154,8 @@ class MqttConfig(BaseModel):
         default="edge",
         description='First topic level(s), e.g. "edge" or "kamakura/edge"; no wildcards.',
     )
-    username: str | None = Field(default=None, description="Broker user name of this device.")
-    password_file: Path | None = Field(
+    username: Text | None = Field(default=None, description="Broker user name of this device.")
+    password_file: FilePath | None = Field(
         default=None,
         description=(
             "File holding the broker password, readable only by the agent (chmod 600). "
@@ -165,7 +178,7 @@ class StoreConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    path: Path = Field(
+    path: FilePath = Field(
         default=Path("/var/lib/edge/agent.db"),
         description="SQLite database file; its directory must be writable by the agent.",
     )

@@ -7,8 +7,8 @@ from typing import Any, Final, Literal, Self, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from firmware_config.errors import Problem, raise_problems, show_value
-from firmware_config.fields import Pin, Seconds, Slug, Whole
+from firmware_config.errors import Problem, number_text, raise_problems, show_value
+from firmware_config.fields import Pin, Seconds, Slug, Text, Whole
 
 HELD_OPEN_S: Final = 30.0
 PRE_ALARM_S: Final = 10.0
@@ -84,11 +84,11 @@ class DoorConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: Slug = Field(description="Door id, unique on this device.", examples=["gate-east"])
-    name: str = Field(default="", description="Name shown to security staff; Japanese is fine.")
-    outside_zone: str = Field(
+    name: Text = Field(default="", description="Name shown to security staff; Japanese is fine.")
+    outside_zone: Text = Field(
         description="Zone id on the outside: a person passing with an `in` reader leaves it."
     )
-    inside_zone: str = Field(
+    inside_zone: Text = Field(
         description="Zone id on the inside: a person passing with an `in` reader enters it."
     )
     fail: Literal["safe", "secure"] = Field(
@@ -114,6 +114,7 @@ class DoorConfig(BaseModel):
     pre_alarm_s: Seconds = Field(
         default=PRE_ALARM_S,
         ge=0,
+        le=3600,
         description=(
             "Seconds before the held-open alarm that the warning beep starts; "
             "less than held_open_s."
@@ -156,8 +157,8 @@ def door_rules(door: Mapping[str, Any]) -> list[Problem]:
                 "pre_alarm_s",
                 shown,
                 f"the warning beep must start before the held-open alarm "
-                f"(held_open_s = {held_open:g})",
-                f"make pre_alarm_s less than held_open_s ({held_open:g} seconds), "
+                f"(held_open_s = {number_text(held_open)})",
+                f"make pre_alarm_s less than held_open_s ({number_text(held_open)} seconds), "
                 "or held_open_s longer",
             )
         )

@@ -8,7 +8,9 @@ path, so an installer fixes the whole file at once instead of one mistake per re
 from __future__ import annotations
 
 import json
+import math
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -19,6 +21,9 @@ MISSING: Final = "missing"
 """`Problem.value` when the key is absent."""
 
 _MAX_VALUE_CHARS: Final = 60
+_MAX_PATH_CHARS: Final = 100
+_MAX_DIGITS: Final = 30
+_HIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 @dataclass(frozen=True)
@@ -34,9 +39,9 @@ class Problem:
 
     def __str__(self) -> str:
         shown = "" if self.value == MISSING else self.value
-        where = " = ".join(part for part in (self.path, shown) if part)
+        where = " = ".join(part for part in (shorten(self.path, _MAX_PATH_CHARS), shown) if part)
         text = f"{where}: {self.message}" if where else self.message
-        return f"{text}; fix: {self.fix}"
+        return printable(f"{text}; fix: {self.fix}")
 
     def within(self, prefix: str) -> Problem:
         """Return this problem with its path moved under `prefix` (`doors[1]`)."""
@@ -67,26 +72,77 @@ def join_path(prefix: str, path: str) -> str:
 
 
 def show_value(value: object) -> str:
-    """Render a value the way it looks in a TOML file, shortened for one line."""
-    text = _toml_like(value)
-    if len(text) > _MAX_VALUE_CHARS:
-        return text[: _MAX_VALUE_CHARS - 1] + "…"
-    return text
+    """Render a value the way it looks in a TOML file, shortened for one line.
+
+    Control and invisible characters are shown as escapes, so a value cannot move the
+    cursor, recolour a terminal or hide text; huge numbers are described, not printed.
+    """
+    return shorten(printable(_toml_like(value, _MAX_VALUE_CHARS)), _MAX_VALUE_CHARS)
 
 
-def _toml_like(value: object) -> str:
+def shorten(text: str, limit: int) -> str:
+    """Cut `text` to `limit` characters, marking the cut with "…"."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def printable(text: str) -> str:
+    """Replace control, format and unassigned characters with `\\uXXXX` escapes."""
+    if text.isprintable():
+        return text
+    return "".join(
+        f"\\u{ord(char):04x}" if unicodedata.category(char) in _HIDDEN_CATEGORIES else char
+        for char in text
+    )
+
+
+def number_text(value: int | float) -> str:
+    """Write a number for a message: huge integers by their size, never all their digits."""
+    if isinstance(value, float):
+        return str(value) if not math.isfinite(value) else f"{value:.6g}"
+    if abs(value) < 10**_MAX_DIGITS:
+        return str(value)
+    digits = int(value.bit_length() * math.log10(2)) + 1
+    return f"{'-' if value < 0 else ''}a number of about {digits} digits"
+
+
+def _toml_like(value: object, budget: int) -> str:
+    # Only about `budget` characters are ever shown, so each level of a deep or huge value
+    # takes some of it: rendering stops long before Python's recursion limit.
+    if budget <= 0:
+        return "…"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return json.dumps(value[: budget + 1], ensure_ascii=False)
+    if isinstance(value, int):
+        return number_text(value)
+    if isinstance(value, float):
+        return str(value)
     if isinstance(value, dict):
-        inner = ", ".join(f"{key} = {_toml_like(item)}" for key, item in value.items())
-        return f"{{ {inner} }}" if inner else "{}"
+        items = ((f"{_key(key)} = ", item) for key, item in value.items())
+        return "{ " + _items(items, budget - 2) + " }" if value else "{}"
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_like(item) for item in value) + "]"
+        return "[" + _items((("", item) for item in value), budget - 1) + "]"
     if value is None:
         return MISSING
-    return str(value)
+    return str(value)[: budget + 1]
+
+
+def _items(items: Iterable[tuple[str, object]], budget: int) -> str:
+    out: list[str] = []
+    for prefix, item in items:
+        if budget <= 0:
+            out.append("…")
+            break
+        piece = prefix + _toml_like(item, budget - len(prefix))
+        out.append(piece)
+        budget -= len(piece) + 2
+    return ", ".join(out)
+
+
+def _key(key: object) -> str:
+    text = str(key)[:_MAX_VALUE_CHARS]
+    return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else json.dumps(text, ensure_ascii=False)
 
 
 def _path_order(problem: Problem) -> tuple[str | int, ...]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime
 import difflib
 import re
+import unicodedata
 import zoneinfo
+from pathlib import Path
 from typing import Annotated, Final, NoReturn
 
 from pydantic import AfterValidator, Field, Strict
 
-from firmware_config.errors import ConfigError, Problem, show_value
+from firmware_config.errors import ConfigError, Problem, number_text, show_value
 
 FIRST_PIN: Final = 2
 LAST_PIN: Final = 27
@@ -26,6 +28,10 @@ _SLUG_RULE: Final = (
 )
 _MONTH_DAY: Final = re.compile(r"(\d\d)-(\d\d)")
 _NFC_PREFIXES: Final = ("usb:", "udp:", "tty:")
+MAX_TEXT: Final = 200
+"""Most characters in a name, host name, user name or reader match."""
+MAX_PATH: Final = 4096
+"""Most characters in a file path (Linux's PATH_MAX)."""
 
 
 def _reject(value: object, message: str, fix: str) -> NoReturn:
@@ -45,7 +51,7 @@ def check_pin(value: int) -> int:
     if not FIRST_PIN <= value <= LAST_PIN:
         _reject(
             value,
-            f"GPIO {value} does not exist on a Raspberry Pi",
+            f"GPIO {number_text(value)} does not exist on a Raspberry Pi",
             f"use a BCM number from {FIRST_PIN} to {LAST_PIN} "
             "(0 and 1 are reserved for the HAT EEPROM)",
         )
@@ -115,6 +121,31 @@ def check_nfc_path(value: str) -> str:
     return value
 
 
+def check_text(value: str) -> str:
+    """Accept one line of text without control characters (names, hosts, matches)."""
+    if any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co") for char in value):
+        _reject(
+            value,
+            "control or invisible characters are not allowed here",
+            "retype the value in a plain text editor (no tabs, line breaks or escape codes)",
+        )
+    return value
+
+
+def check_path(value: Path) -> Path:
+    """Accept a file path without control characters, at most 4096 characters long."""
+    text = str(value)
+    if len(text) > MAX_PATH:
+        _reject(text, f"a path of {len(text)} characters", f"use a path of at most {MAX_PATH}")
+    if any(unicodedata.category(char) == "Cc" for char in text):
+        _reject(
+            text,
+            "control characters are not allowed in a path",
+            'write the path as plain text, e.g. "/etc/edge/ca.crt"',
+        )
+    return value
+
+
 Slug = Annotated[
     str,
     Strict(),
@@ -132,17 +163,23 @@ Pin = Annotated[
 """A Raspberry Pi BCM GPIO number, 2-27."""
 
 Seconds = Annotated[float, Strict(), Field(allow_inf_nan=False)]
-"""A duration in seconds; whole numbers are accepted."""
+"""A duration in seconds; whole numbers are accepted. Each field sets its own bounds."""
+
+Text = Annotated[str, Strict(), Field(max_length=MAX_TEXT), AfterValidator(check_text)]
+"""One line of text, at most 200 characters, no control characters."""
+
+FilePath = Annotated[Path, AfterValidator(check_path)]
+"""A file path, at most 4096 characters, no control characters."""
 
 Whole = Annotated[int, Strict()]
 """A whole number written without quotes."""
 
-TimeZoneName = Annotated[str, Strict(), AfterValidator(check_timezone)]
+TimeZoneName = Annotated[str, Strict(), Field(max_length=MAX_TEXT), AfterValidator(check_timezone)]
 MonthDay = Annotated[
     str,
     Strict(),
     AfterValidator(check_month_day),
     Field(json_schema_extra={"pattern": r"^\d\d-\d\d$"}),
 ]
-TopicRoot = Annotated[str, Strict(), AfterValidator(check_topic_root)]
-NfcPath = Annotated[str, Strict(), AfterValidator(check_nfc_path)]
+TopicRoot = Annotated[str, Strict(), Field(max_length=MAX_TEXT), AfterValidator(check_topic_root)]
+NfcPath = Annotated[str, Strict(), Field(max_length=MAX_TEXT), AfterValidator(check_nfc_path)]

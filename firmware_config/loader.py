@@ -18,11 +18,15 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from firmware_config.checks import check_config
-from firmware_config.errors import MISSING, ConfigError, Problem
+from firmware_config.errors import MISSING, ConfigError, Problem, join_path
 from firmware_config.model import DeviceConfig
 from firmware_config.translate import problems_from
 
 _SEE: Final = "see firmware_config/examples/"
+MAX_BYTES: Final = 256 * 1024
+"""The largest configuration file read; the examples are about 4 KiB."""
+MAX_DEPTH: Final = 6
+"""The deepest nesting of tables and lists a configuration needs is 4 (doors[0].relay.pin)."""
 _TOML_WHERE: Final = re.compile(r"(.*) \((?:at line (\d+), column (\d+)|at end of document)\)")
 _TABLE_TUPLE: Final = re.compile(r"\(((?:'[^']*',? ?)+)\)")
 _SYNTAX_FIXES: Final = (
@@ -54,7 +58,8 @@ def load_config(path: Path) -> DeviceConfig:
     """Read and validate a configuration file; raise ConfigError listing every problem."""
     source = str(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            data = file.read(MAX_BYTES + 1)
     except OSError as error:
         reason = error.strerror or str(error)
         raise ConfigError(
@@ -68,6 +73,18 @@ def load_config(path: Path) -> DeviceConfig:
             ],
             source,
         ) from error
+    if len(data) > MAX_BYTES:
+        raise ConfigError(
+            [
+                Problem(
+                    "",
+                    MISSING,
+                    f"{source} is larger than {MAX_BYTES // 1024} KiB: not a device configuration",
+                    f"check the path; a configuration is a few KiB ({_SEE})",
+                )
+            ],
+            source,
+        )
     try:
         text = data.decode("utf-8-sig")  # tolerate the BOM some Windows editors write
     except UnicodeDecodeError as error:
@@ -91,17 +108,57 @@ def parse_config(text: str, source: str = "<string>") -> DeviceConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError([_syntax_problem(str(error), text)], source) from error
+    except RecursionError as error:  # tomllib parses nested arrays and tables recursively
+        raise ConfigError([_too_deep("", MAX_DEPTH)], source) from error
+    except ValueError as error:  # int() past Python's 4300-digit limit
+        raise ConfigError(
+            [
+                Problem(
+                    "",
+                    MISSING,
+                    "a number too long to read (more than 4300 digits)",
+                    "numbers in a configuration have a few digits; check for a pasted value",
+                )
+            ],
+            source,
+        ) from error
     return validate_config(data, source)
 
 
 def validate_config(data: Mapping[str, Any], source: str = "<data>") -> DeviceConfig:
     """Validate configuration data (parsed TOML); raise ConfigError listing every problem."""
+    deep = _deepest(data)
+    if deep is not None:
+        raise ConfigError([_too_deep(deep, MAX_DEPTH)], source)
     try:
         return DeviceConfig.model_validate(data)
     except ValidationError as error:
         # Pydantic skips a model's own checks when one of its fields failed; the raw
         # checks still see the rest. ConfigError de-duplicates what both found.
         raise ConfigError([*problems_from(error), *check_config(data)], source) from error
+
+
+def _deepest(data: Mapping[str, Any]) -> str | None:
+    """Return the path of the first value nested deeper than MAX_DEPTH, or None."""
+    stack: list[tuple[str, object, int]] = [("", data, 0)]
+    while stack:
+        path, value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return path
+        if isinstance(value, Mapping):
+            stack += [(join_path(path, str(key)), item, depth + 1) for key, item in value.items()]
+        elif isinstance(value, list | tuple):
+            stack += [(f"{path}[{i}]", item, depth + 1) for i, item in enumerate(value)]
+    return None
+
+
+def _too_deep(path: str, limit: int) -> Problem:
+    return Problem(
+        path,
+        MISSING,
+        f"lists or tables nested more than {limit} levels deep",
+        f"a configuration nests at most [[doors]] > [doors.relay] > pin; {_SEE}",
+    )
 
 
 def _syntax_problem(message: str, text: str) -> Problem:

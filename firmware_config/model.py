@@ -6,7 +6,7 @@ of the project uses is importable from here.
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -28,6 +28,13 @@ from firmware_config.readers import (
     SimReader,
 )
 from firmware_config.zones import PresenceConfig, ZoneConfig
+
+# A Raspberry Pi has 26 usable GPIO pins; each door needs at least its relay's.
+MAX_ZONES: Final = 64
+MAX_DOORS: Final = 26
+MAX_READERS: Final = 52
+MAX_SENSORS: Final = 26
+MAX_INDICATORS: Final = 52
 
 __all__ = [
     "ButtonConfig",
@@ -65,19 +72,27 @@ class DeviceConfig(BaseModel):
     mqtt: MqttConfig = Field(default=MqttConfig(), description="The MQTT broker.")
     store: StoreConfig = Field(default=StoreConfig(), description="The local SQLite store.")
     zones: tuple[ZoneConfig, ...] = Field(
-        default=(), description="Zones that doors join and presence sensors watch: [[zones]]."
+        default=(),
+        max_length=MAX_ZONES,
+        description="Zones that doors join and presence sensors watch: [[zones]].",
     )
     doors: tuple[DoorConfig, ...] = Field(
-        default=(), description="Doors with electric locks driven by this device: [[doors]]."
+        default=(),
+        max_length=MAX_DOORS,
+        description="Doors with electric locks driven by this device: [[doors]].",
     )
     readers: tuple[ReaderConfig, ...] = Field(
-        default=(), description="Card readers; `kind` picks the hardware: [[readers]]."
+        default=(),
+        max_length=MAX_READERS,
+        description="Card readers; `kind` picks the hardware: [[readers]].",
     )
     presence: tuple[PresenceConfig, ...] = Field(
-        default=(), description="Presence sensors: [[presence]]."
+        default=(), max_length=MAX_SENSORS, description="Presence sensors: [[presence]]."
     )
     indicators: tuple[IndicatorConfig, ...] = Field(
-        default=(), description="LEDs and buzzers beside the readers: [[indicators]]."
+        default=(),
+        max_length=MAX_INDICATORS,
+        description="LEDs and buzzers beside the readers: [[indicators]].",
     )
 
     @model_validator(mode="after")

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Final, Literal, Self
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, model_validator
 
 from firmware_config.errors import MISSING, Problem, raise_problems
-from firmware_config.fields import NfcPath, Pin, Seconds, Slug
+from firmware_config.fields import NfcPath, Pin, Seconds, Slug, Text
 
 INDICATOR_PINS: Final = ("green_pin", "red_pin", "buzzer_pin")
 
@@ -24,7 +24,7 @@ class _ReaderBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: Slug = Field(description="Reader id, unique on this device.", examples=["gate-east-in"])
-    door: str = Field(description="Id of the door this reader opens.")
+    door: Text = Field(description="Id of the door this reader opens.")
     direction: Literal["in", "out"] = Field(
         description=(
             '"in": a person passing goes from the door\'s outside_zone to its inside_zone; '
@@ -51,7 +51,7 @@ class PcscReader(_ReaderBase):
     """A PC/SC reader, found through pcscd by its name."""
 
     kind: Literal["pcsc"] = Field(description="PC/SC reader through pcscd.")
-    match: str = Field(
+    match: Text = Field(
         min_length=1,
         description=(
             "Part of the PC/SC reader name that picks this reader (case-sensitive); "
@@ -87,7 +87,7 @@ class IndicatorConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: Slug = Field(description="Indicator id, unique on this device.", examples=["gate-east-in"])
-    reader: str = Field(description="Id of the reader whose decisions this shows.")
+    reader: Text = Field(description="Id of the reader whose decisions this shows.")
     green_pin: Pin | None = Field(default=None, description="BCM GPIO number of the green LED.")
     red_pin: Pin | None = Field(default=None, description="BCM GPIO number of the red LED.")
     buzzer_pin: Pin | None = Field(default=None, description="BCM GPIO number of the buzzer.")

@@ -8,13 +8,20 @@ words and how to fix it, using the models' own field names, choices, bounds and 
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable
 from typing import Final
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from firmware_config.errors import MISSING, ConfigError, Problem, join_path, show_value
+from firmware_config.errors import (
+    MISSING,
+    ConfigError,
+    Problem,
+    join_path,
+    show_value,
+)
 from firmware_config.places import (
     Place,
     choices,
@@ -132,11 +139,9 @@ def _bounds(place: Place, details: ErrorDetails) -> tuple[str, str]:
         for name, words in _BOUND_WORDS.items()
         if name in ctx
     )
-    metadata = place.field.metadata if place.field else []
-    low = next((m.ge for m in metadata if hasattr(m, "ge")), None)
-    high = next((m.le for m in metadata if hasattr(m, "le")), None)
-    if low is not None and high is not None:
-        return broken, f"use a value from {low:g} to {high:g}{unit}"
+    fix = _range_fix(place, "a number")
+    if fix.startswith("use a value from"):
+        return broken, fix
     return broken, f"use a value that is {broken.removeprefix('must be ')}"
 
 
@@ -146,14 +151,28 @@ _BOUND_WORDS: Final = {"ge": "at least", "gt": "more than", "le": "at most", "lt
 def _number(place: Place, details: ErrorDetails) -> tuple[str, str]:
     whole = place.field is not None and unwrap(place.field.annotation) is int
     what = "a whole number" if whole else "a number"
+    unit = _unit(place)
     value = details["input"]
     if isinstance(value, str) and _looks_numeric(value):
         return f"must be {what}, not text", f"remove the quotes: {place.key} = {value.strip()}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be {what}", "write an ordinary number, not inf or nan"
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > 2**53:
+        return f"far too large for {what}{unit and ' of' + unit}", _range_fix(place, what)
     if isinstance(value, float) and whole and value.is_integer():
         return f"must be {what}", f"write it without the decimal point: {place.key} = {value:.0f}"
     if isinstance(value, float) and whole:
         return f"must be {what}", f"round it, e.g. {place.key} = {round(value)}"
-    return f"must be {what}{_unit(place)}", f"write {what} without quotes"
+    return f"must be {what}{unit and ' of' + unit}", f"write {what} without quotes"
+
+
+def _range_fix(place: Place, what: str) -> str:
+    metadata = place.field.metadata if place.field else []
+    low = next((m.ge for m in metadata if getattr(m, "ge", None) is not None), None)
+    high = next((m.le for m in metadata if getattr(m, "le", None) is not None), None)
+    if low is not None and high is not None:
+        return f"use a value from {low:g} to {high:g}{_unit(place)}"
+    return f"write {what} of a few digits"
 
 
 def _looks_numeric(text: str) -> bool:
@@ -166,6 +185,19 @@ def _looks_numeric(text: str) -> bool:
 
 def _fixed(message: str, fix: str) -> _Handler:
     return lambda place, details: (message, fix)
+
+
+def _too_long(place: Place, details: ErrorDetails) -> tuple[str, str]:
+    ctx = details.get("ctx", {})
+    most = ctx.get("max_length")
+    if details["type"] == "string_too_long":
+        return f"longer than {most} characters", f"shorten it to at most {most} characters"
+    noun = "entries" if place.key in _PLURAL_TABLES else "items"
+    found = ctx.get("actual_length")
+    return f"{found} {noun}, more than one device can use", f"list at most {most} {noun}"
+
+
+_PLURAL_TABLES: Final = frozenset({"zones", "doors", "readers", "presence", "indicators"})
 
 
 def _list(place: Place, details: ErrorDetails) -> tuple[str, str]:
@@ -203,6 +235,8 @@ _HANDLERS: Final[dict[str, _Handler]] = {
     "bool_parsing": _fixed("must be true or false", _BOOL_FIX),
     "string_type": _text,
     "string_too_short": _fixed("must not be empty", "write a value between the quotes"),
+    "string_too_long": _too_long,
+    "too_long": _too_long,
     "tuple_type": _list,
     "list_type": _list,
     "model_type": _table,

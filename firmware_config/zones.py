@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from firmware_config.fields import Pin, Seconds, Slug, Whole
+from firmware_config.fields import Pin, Seconds, Slug, Text, Whole
 
 
 class ZoneConfig(BaseModel):
@@ -16,7 +16,7 @@ class ZoneConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: Slug = Field(description="Zone id, unique on this device.", examples=["staff-area"])
-    name: str = Field(
+    name: Text = Field(
         description="Name shown to security staff; Japanese is fine.",
         examples=["執務エリア", "Staff area"],
     )
@@ -24,7 +24,10 @@ class ZoneConfig(BaseModel):
         description="What the zone is; booths and meeting rooms report occupied or vacant."
     )
     capacity: Whole | None = Field(
-        default=None, ge=1, description="Most people allowed in at once; omit for no limit."
+        default=None,
+        ge=1,
+        le=100_000,
+        description="Most people allowed in at once; omit for no limit.",
     )
     anti_passback: Literal["off", "soft", "hard"] = Field(
         default="off",
@@ -49,10 +52,11 @@ class PresenceConfig(BaseModel):
 
     id: Slug = Field(description="Sensor id, unique on this device.", examples=["booth-1-pir"])
     pin: Pin = Field(description="BCM GPIO number of the sensor output.")
-    zone: str = Field(description="Id of the zone the sensor watches.")
+    zone: Text = Field(description="Id of the zone the sensor watches.")
     hold_s: Seconds = Field(
         default=60,
         ge=0,
+        le=86_400,
         description="The zone reads vacant only after no presence for this many seconds.",
     )
     occupied_when: Literal["high", "low"] = Field(

@@ -79,8 +79,23 @@ class Registry:
             self.record(db, "site init", site=slug, timezone=timezone, key_ids=key_ids)
 
     def add_account(self, username: str, role: str, password_hash: str) -> None:
-        """Add a broker account (or replace its password)."""
+        """Add a broker account (or replace its password; its role never changes).
+
+        A device's account is named after the device, so a console or operator account may
+        not take a device's id, and no account changes role (a device account turned into a
+        console would read every device).
+        """
         with write_transaction(self.db) as db:
+            row = db.execute("SELECT role FROM accounts WHERE username = ?", [username]).fetchone()
+            if row is not None and row[0] != role:
+                raise RegistryError(
+                    f"account {username} exists as a {row[0]} account; an account keeps its "
+                    f"role: pick another name for the {role} account"
+                )
+            if role != "device" and _is_device(db, username):
+                raise RegistryError(
+                    f"{username} is a device id; a {role} account needs a name no device has"
+                )
             db.execute(
                 "INSERT INTO accounts (username, role, password_hash, created_at) "
                 "VALUES (?, ?, ?, ?) "
@@ -112,13 +127,23 @@ def devices(db: Database) -> None:
 def add_device(registry: Registry, device_id: str, role: str) -> None:
     """Add a device to the registry (audited)."""
     with write_transaction(registry.db) as db:
-        if db.execute("SELECT 1 FROM devices WHERE id = ?", [device_id]).fetchone():
+        if _is_device(db, device_id):
             raise RegistryError(f"device {device_id} already exists")
+        row = db.execute("SELECT role FROM accounts WHERE username = ?", [device_id]).fetchone()
+        if row is not None and row[0] != "device":
+            # The device's broker account is named after it: it would be a console's rights.
+            raise RegistryError(
+                f"{device_id} is the name of a {row[0]} broker account; pick another device id"
+            )
         db.execute(
             "INSERT INTO devices (id, role, added_at) VALUES (?, ?, ?)",
             [device_id, role, datetime.now(UTC).isoformat()],
         )
         registry.record(db, "device add", device=device_id, role=role)
+
+
+def _is_device(db: Database, name: str) -> bool:
+    return db.execute("SELECT 1 FROM devices WHERE id = ?", [name]).fetchone() is not None
 
 
 def device_role(registry: Registry, device_id: str) -> str:

@@ -6,12 +6,14 @@ refuses MQTT 5). It is ready when it logs "running" on its stdout: no polling of
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
 from pathlib import Path
 
 from edge.errors import EdgeError
+from provisioning.broker import limits
 from simulator.readiness import keep_draining, wait_for_output
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -31,7 +33,12 @@ def free_port() -> int:
 
 
 class Broker:
-    """mosquitto with persistence and queues large enough that it never drops QoS 1."""
+    """mosquitto with persistence and queues large enough that it never drops QoS 1.
+
+    With `generated` (the edge.conf that `edge-provision broker config` wrote) it runs that
+    configuration as it is, its listener bound to loopback. Otherwise it runs our own limits
+    and, with `passwords`, binds each client id to its username as every broker of ours does.
+    """
 
     def __init__(
         self,
@@ -40,23 +47,17 @@ class Broker:
         passwords: Path | None = None,
         listener_options: tuple[str, ...] = (),
         port: int | None = None,
+        generated: Path | None = None,
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
         self.conf = workdir / "mosquitto.conf"
         self.log = workdir / "mosquitto.log"
         lines = [
             # Started as root, mosquitto would drop to user `mosquitto`, which cannot reach
             # a private temporary directory (persistence, log, password and ACL files).
             "user root",
-            f"listener {self.port} 127.0.0.1",
-            *listener_options,
-            "persistence true",
             f"persistence_location {workdir}/",
-            # Defaults drop QoS 1 messages beyond 1000 queued per client (TEST-STACK.md).
-            "max_queued_messages 1000000",
-            "max_inflight_messages 1000",
             "autosave_interval 1",
             f"log_dest file {self.log}",
             "log_dest stdout",
@@ -65,14 +66,30 @@ class Broker:
             "log_type notice",
             "log_type information",
         ]
-        if passwords is not None:
-            lines += ["allow_anonymous false", f"password_file {passwords}"]
+        if generated is not None:
+            self.port, settings = _on_loopback(generated.read_text())
+            lines += settings
         else:
-            lines.append("allow_anonymous true")
-        if acl is not None:
-            acl_file = workdir / "acl"
-            acl_file.write_text(acl)
-            lines.append(f"acl_file {acl_file}")
+            self.port = port or free_port()
+            lines += [
+                f"listener {self.port} 127.0.0.1",
+                *listener_options,
+                "persistence true",
+                *limits(),
+            ]
+            if passwords is not None:
+                # Listener options: they follow the listener line.
+                lines += [
+                    "allow_anonymous false",
+                    f"password_file {passwords}",
+                    "use_username_as_clientid true",
+                ]
+            else:
+                lines.append("allow_anonymous true")
+            if acl is not None:
+                acl_file = workdir / "acl"
+                acl_file.write_text(acl)
+                lines.append(f"acl_file {acl_file}")
         self.conf.write_text("\n".join(lines) + "\n")
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -113,3 +130,14 @@ class Broker:
 
     def _tail(self) -> str:
         return self.log.read_text(errors="replace")[-2000:] if self.log.exists() else "(no log)"
+
+
+def _on_loopback(settings: str) -> tuple[int, list[str]]:
+    """Return the port of a generated configuration and its lines, the listener on loopback."""
+    lines = settings.splitlines()
+    for i, line in enumerate(lines):
+        if match := re.fullmatch(r"listener (\d+)", line.strip()):
+            port = int(match.group(1))
+            lines[i] = f"listener {port} 127.0.0.1"
+            return port, lines
+    raise BrokerError("the generated broker configuration has no `listener PORT` line")

@@ -3,7 +3,8 @@
     edge-sim tap gate-1f-east --staff-no K20100
     edge-sim fault fire --minutes 3
 
-The request is a JSON object; with `reply_to` (a topic under `sim/{site}/reply/`) the
+The request is a JSON object, sent from the control account (`sim-control`: it may only
+send requests and read answers); with `reply_to` (a topic under `sim/{site}/reply/`) the
 simulation answers there. It is carried out by the simulation's own thread, at its
 current simulated time, between two happenings of the day.
 """
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 
 from console.mqtt import ConsoleClient, Message
 from edge.errors import EdgeError
-from simulator.provision import SIM_ACCOUNT
+from simulator.provision import CONTROL_ACCOUNT
 from simulator.scenario import Fault
 
 if TYPE_CHECKING:
@@ -93,12 +94,13 @@ def send(run_dir: Path, op: str, body: dict[str, Any], timeout_s: float = 30.0) 
     """Send one request to the running simulation and wait for its answer."""
     info = running(run_dir)
     site = info["site"]
-    password = (run_dir / "site" / "accounts" / f"{SIM_ACCOUNT}.password").read_text().strip()
+    account = run_dir / "site" / "accounts" / f"{CONTROL_ACCOUNT}.password"
+    password = account.read_text().strip()
     client = ConsoleClient(
         "127.0.0.1",
         int(info["port"]),
-        client_id=f"edge-sim-ctl-{secrets.token_hex(4)}",
-        username=SIM_ACCOUNT,
+        client_id=CONTROL_ACCOUNT,  # the broker uses the account name whatever we send
+        username=CONTROL_ACCOUNT,
         password=password,
         persistent=False,
     )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +18,15 @@ from pathlib import Path
 import click
 
 from edge.errors import EdgeError
+from provisioning import broker
 from provisioning.cli import cli
 from simulator.building import Building, Wiring, device_config
 from simulator.staff import Person, write_hr_csv
 
 SIM_ACCOUNT = "sim"  # the simulation's own account: console rights plus its sim/ topics
+# `edge-sim tap` and `edge-sim fault`: the broker uses the account name as the client id, so
+# sharing the simulation's account would take its session over.
+CONTROL_ACCOUNT = "sim-control"
 CONSOLE_ACCOUNT = "console"
 OPERATOR_ACCOUNT = "operator"
 
@@ -107,14 +113,35 @@ def provision(
         edge_provision([*step, *d], log)
     files = run_dir / "broker-files"
     edge_provision(["broker", "config", *d, "--out", str(files), "--port", str(broker_port)], log)
-    acl = files / "acl"
-    # The simulation's account also drives the simulation over its own sim/ topics.
-    acl.write_text(
-        acl.read_text().replace(
-            f"user {SIM_ACCOUNT}\n", f"user {SIM_ACCOUNT}\ntopic readwrite sim/{spec.site}/#\n", 1
-        )
-    )
+    _control_topics(files, site, spec.site)
     return Provisioned(site, files, csv_path, log)
+
+
+def _control_topics(files: Path, site_dir: Path, site: str) -> None:
+    """Give the simulation and its control account their sim/ topics, nothing more.
+
+    The control account is the simulator's own, not the site's: it goes into the broker's
+    files (and its password beside the others) without a registry role.
+    """
+    topics = f"sim/{site}"
+    acl = files / "acl"
+    text = acl.read_text().replace(
+        f"user {SIM_ACCOUNT}\n",
+        f"user {SIM_ACCOUNT}\ntopic read {topics}/control/#\ntopic write {topics}/reply/#\n",
+        1,
+    )
+    text += (
+        f"\n# the simulation's control channel\nuser {CONTROL_ACCOUNT}\n"
+        f"topic write {topics}/control/#\ntopic read {topics}/reply/#\n"
+    )
+    acl.write_text(text)
+    password = secrets.token_urlsafe(24)
+    path = site_dir / "accounts" / f"{CONTROL_ACCOUNT}.password"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    with (files / "passwd").open("a") as f:
+        f.write(broker.password_file({CONTROL_ACCOUNT: broker.password_hash(password)}))
 
 
 def publish(provisioned: Provisioned, broker_port: int, wait_s: float = 120) -> str:

@@ -134,17 +134,14 @@ class Simulation:
         port = free_port()
         self.provisioned = p = provision(self.building, self.people, self.run_dir, port)
         files = p.broker_files
-        self.broker = Broker(
-            self.run_dir / "broker",
-            acl=(files / "acl").read_text(),
-            passwords=files / "passwd",
-            port=port,
-        )
+        # The broker runs the files provisioning generated, as a site's broker does.
+        self.broker = Broker(self.run_dir / "broker", generated=files / "edge.conf")
         self.broker.start()
         self.card_key = read_card_key(p.site_dir / "keys" / "card-key")
         # The console listens before any device speaks: its session holds every event.
         self.collector = Collector(
             self.run_dir / "console" / "log.db",
+            site_dir=p.site_dir,
             host="127.0.0.1",
             port=port,
             site=site,
@@ -161,7 +158,7 @@ class Simulation:
         self.console = ConsoleClient(
             "127.0.0.1",
             port,
-            client_id="edge-sim",
+            client_id=SIM_ACCOUNT,  # the broker uses the account name whatever we send
             username=SIM_ACCOUNT,
             password=p.password(SIM_ACCOUNT),
             persistent=False,

@@ -11,7 +11,7 @@ import click
 
 from edge.errors import EdgeError
 from edge.store.database import write_transaction
-from firmware_config.fields import check_slug, check_timezone
+from firmware_config.fields import check_slug, check_timezone, check_topic_root
 from provisioning import broker
 from provisioning.ca import make_ca
 from provisioning.cli_cards import cards, people
@@ -77,7 +77,7 @@ def site_init(
 
 @cli.group()
 def account() -> None:
-    """Broker accounts: one per device, plus console and operator accounts."""
+    """Broker accounts: one per device, one per console process, and operator accounts."""
 
 
 @account.command("add")
@@ -88,17 +88,20 @@ def account() -> None:
 def account_add(ctx: click.Context, username: str, role: str, directory: Path) -> None:
     """Create a broker account with a random password, written 0600 to the site directory.
 
-    A device account's name is the device id. The password is never printed: it goes into
+    A device account's name is the device id. The broker uses the account name as the
+    client id, so every process needs its own account: one per collector (e.g. console-a,
+    console-b when several share the load). The password is never printed: it goes into
     the device bundle (or the console's configuration) from its file.
     """
     try:
         check_slug(username)
         registry = Registry(directory / "registry.db")
         registry.site()
+        password = secrets.token_urlsafe(24)
+        registry.add_account(username, role, broker.password_hash(password))
     except (EdgeError, ValueError) as error:
         click.echo(f"account add refused: {error}", err=True)
         ctx.exit(2)
-    password = secrets.token_urlsafe(24)
     secrets_dir = directory / "accounts"
     secrets_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(secrets_dir, 0o700)
@@ -106,7 +109,6 @@ def account_add(ctx: click.Context, username: str, role: str, directory: Path) -
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(password + "\n")
-    registry.add_account(username, role, broker.password_hash(password))
     registry.close()
     click.echo(f"account {username} ({role}); password in {path} (0600)")
 
@@ -132,13 +134,18 @@ def broker_group() -> None:
 def broker_config(ctx: click.Context, directory: Path, out: Path, root: str, port: int) -> None:
     """Write mosquitto's password file (hashed), a least-privilege ACL and its settings.
 
-    Add TLS (cafile, certfile, keyfile) to the listener in edge.conf for production.
+    Each account gets only its role's topics (a device: its own branch); the client id is
+    the account name, so no account can take another's session. edge.conf bounds packets
+    (16 MiB: a 100,000-card credential snapshot is about 6 MB) and each client's queue
+    (1,000,000 messages or 1 GiB). Run it again after adding accounts, then reload or restart
+    mosquitto. Add TLS (cafile, certfile, keyfile) to the listener for production.
     """
     try:
+        check_topic_root(root)
         registry = Registry(directory / "registry.db")
         site_row = registry.site()
         accounts = registry.accounts()
-    except EdgeError as error:
+    except (EdgeError, ValueError) as error:
         click.echo(f"broker config refused: {error}", err=True)
         ctx.exit(2)
     out.mkdir(parents=True, exist_ok=True)
@@ -146,14 +153,8 @@ def broker_config(ctx: click.Context, directory: Path, out: Path, root: str, por
         broker.password_file({a["username"]: a["password_hash"] for a in accounts})
     )
     os.chmod(out / "passwd", 0o640)
-    roles = {a["username"]: a["role"] for a in accounts}
     (out / "acl").write_text(
-        broker.acl(
-            root,
-            site_row["slug"],
-            consoles=[u for u, r in roles.items() if r == "console"],
-            operators=[u for u, r in roles.items() if r == "operator"],
-        )
+        broker.acl(root, site_row["slug"], {a["username"]: a["role"] for a in accounts})
     )
     (out / "edge.conf").write_text(
         broker.broker_settings(

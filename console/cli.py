@@ -78,7 +78,12 @@ def cli() -> None:
 @db_option
 @click.option("--host", default="localhost", show_default=True, help="Broker host.")
 @click.option("--port", default=8883, show_default=True, help="Broker port.")
-@click.option("--user", default="console", show_default=True, help="Broker account.")
+@click.option(
+    "--user",
+    default="console",
+    show_default=True,
+    help="Broker account, one per collector: the broker uses it as the client id.",
+)
 @click.option(
     "--password-file",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
@@ -87,16 +92,10 @@ def cli() -> None:
 @click.option("--site", required=True, help="Site id, e.g. kamakura-city-hall.")
 @click.option("--root", default="edge", show_default=True, help="MQTT topic root.")
 @click.option(
-    "--client-id",
-    default="console-collector",
-    show_default=True,
-    help="Unique per collector; collectors share the load by --group.",
-)
-@click.option(
     "--group",
     help="Share the load between several collectors (an MQTT 5 shared subscription of this "
-    "name). Without it, one collector: a plain subscription, which mosquitto keeps across "
-    "its own restart (it does not keep shared ones).",
+    "name), each with its own --user. Without it, one collector: a plain subscription, which "
+    "mosquitto keeps across its own restart (it does not keep shared ones).",
 )
 @click.option(
     "--ca-file",
@@ -111,7 +110,6 @@ def collect(
     password_file: Path | None,
     site: str,
     root: str,
-    client_id: str,
     group: str | None,
     ca_file: Path | None,
 ) -> None:
@@ -128,7 +126,7 @@ def collect(
         root=root,
         username=user,
         password=password,
-        client_id=client_id,
+        client_id=user,
         group=group,
         ca_file=str(ca_file) if ca_file else None,
     )
@@ -140,7 +138,7 @@ def collect(
     except EdgeError as error:
         raise click.ClickException(str(error)) from None
     sharing = f"sharing as {group}" if group else "alone"
-    click.echo(f"collecting {root}/{site} into {db} as {client_id} ({sharing})", err=True)
+    click.echo(f"collecting {root}/{site} into {db} as {user} ({sharing})", err=True)
     stop.wait()
     collector.close()
     click.echo(f"stopped: {collector.stored} events stored this run", err=True)

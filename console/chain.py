@@ -1,0 +1,239 @@
+"""Hash chains over the console's tables: events, the audit trail, alarm acknowledgements.
+
+Each row's `hash` is SHA-256 over the previous row's hash, a newline and the row's record:
+the canonical JSON of `{"chain": name, "scheme": 2, "row": {column: value}}` holding every
+column the chain names (a NULL column is left out, so a nullable column added later keeps
+older rows' hashes). Editing any chained column, deleting, inserting or reordering a row
+breaks the chain at that row. Each chain's head (its newest row and hash) is also kept in
+`chain_heads`, written in the same transaction: new rows chain on that head, so rows deleted
+from the end (or appended behind the console's back) stay visible after the next append.
+
+Events written before every column was chained carry `scheme` 1 (the hash covers `body`
+only); they are accepted only before the first scheme 2 row and reported as such, so a
+row turned back to the old rule is a break, not a pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+GENESIS = "0" * 64
+SCHEME = 2  # every chained column
+BODY_ONLY = 1  # events written before every column was chained
+
+# The columns each chain covers: every stored column but the row number and the hash (and
+# the events' `scheme`, which is in the record). A column added to a table is added here.
+EVENT_COLUMNS = (
+    "id",
+    "device",
+    "seq",
+    "ts",
+    "kind",
+    "type",
+    "door",
+    "card_ref",
+    "reason",
+    "body",
+    "received_at",
+    "ts_implausible",
+)
+AUDIT_COLUMNS = ("at", "username", "action", "detail")
+ACK_COLUMNS = ("alarm", "username", "at", "note")
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """One chained table: its name in records and anchors, its row number, its columns."""
+
+    name: str
+    table: str
+    row: str
+    columns: tuple[str, ...]
+    label: str  # how a problem names one of its rows
+
+    def describe(self, row: int, values: Mapping[str, Any]) -> str:
+        ident = values.get("id") if self.name == "events" else values.get("alarm")
+        return f"{self.label} {row}" + (f" ({ident})" if ident else "")
+
+
+EVENTS = Chain("events", "events", "row", EVENT_COLUMNS, "row")
+AUDIT = Chain("audit", "audit", "id", AUDIT_COLUMNS, "audit row")
+ACKS = Chain("acks", "alarm_acks", "row", ACK_COLUMNS, "acknowledgement row")
+CHAINS = (EVENTS, AUDIT, ACKS)
+BY_NAME = {chain.name: chain for chain in CHAINS}
+
+
+def chain_hash(previous: str, text: str) -> str:
+    """Return SHA-256 (hex) over the previous hash, a newline and a row's record text."""
+    return hashlib.sha256(f"{previous}\n{text}".encode()).hexdigest()
+
+
+def canonical(value: Any) -> str:
+    """Return canonical JSON (sorted keys, no spaces, UTF-8 as is)."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_blob
+    )
+
+
+def record(chain: Chain, values: Mapping[str, Any]) -> str:
+    """Return the text a scheme 2 row's hash covers: every non-NULL chained column."""
+    row = {c: values[c] for c in chain.columns if values.get(c) is not None}
+    return canonical({"chain": chain.name, "scheme": SCHEME, "row": row})
+
+
+def row_hash(previous: str, chain: Chain, values: Mapping[str, Any]) -> str:
+    """Return the hash of a scheme 2 row chained on `previous`."""
+    return chain_hash(previous, record(chain, values))
+
+
+def stored_head(conn: sqlite3.Connection, chain: Chain) -> tuple[int, str]:
+    """Return the (row, hash) new rows chain on: the recorded head, else the newest row."""
+    found = conn.execute("SELECT row, hash FROM chain_heads WHERE chain = ?", [chain.name])
+    kept = found.fetchone()
+    return (int(kept[0]), str(kept[1])) if kept else newest(conn, chain)
+
+
+def newest(conn: sqlite3.Connection, chain: Chain) -> tuple[int, str]:
+    """Return (row, hash) of the chain's newest row, (0, GENESIS) if it has none."""
+    last = conn.execute(
+        f"SELECT {chain.row}, hash FROM {chain.table} "  # noqa: S608  # names from CHAINS
+        f"ORDER BY {chain.row} DESC LIMIT 1"
+    ).fetchone()
+    return (int(last[0]), str(last[1])) if last else (0, GENESIS)
+
+
+def insert(
+    conn: sqlite3.Connection, chain: Chain, values: Mapping[str, Any], previous: str
+) -> tuple[int, str]:
+    """Store one row chained on `previous` (the caller's transaction); return (row, hash).
+
+    The caller records the head (`set_head`) once its rows are in.
+    """
+    digest = row_hash(previous, chain, values)
+    columns = [*chain.columns, "hash", *(["scheme"] if chain is EVENTS else [])]
+    params = [values.get(c) for c in chain.columns] + [digest] + [SCHEME] * (chain is EVENTS)
+    cursor = conn.execute(
+        f"INSERT INTO {chain.table} ({', '.join(columns)}) "  # noqa: S608  # names from CHAINS
+        f"VALUES ({', '.join('?' * len(columns))})",
+        params,
+    )
+    return int(cursor.lastrowid or 0), digest
+
+
+def append_row(conn: sqlite3.Connection, chain: Chain, values: Mapping[str, Any]) -> int:
+    """Chain, store and make head one row (the caller's transaction); return its row."""
+    row, digest = insert(conn, chain, values, stored_head(conn, chain)[1])
+    set_head(conn, chain, row, digest)
+    return row
+
+
+def set_head(conn: sqlite3.Connection, chain: Chain, row: int, digest: str) -> None:
+    """Record the chain's head (inside the transaction that wrote the row)."""
+    conn.execute(
+        "INSERT INTO chain_heads (chain, row, hash) VALUES (?, ?, ?) ON CONFLICT(chain) "
+        "DO UPDATE SET row = excluded.row, hash = excluded.hash",
+        [chain.name, row, digest],
+    )
+
+
+@dataclass
+class Walk:
+    """What walking one chain found."""
+
+    problems: list[str]
+    body_only: tuple[int, int] | None  # first and last scheme 1 event row, if any
+
+
+def walk(conn: sqlite3.Connection, chain: Chain) -> Walk:
+    """Re-hash every row of `chain` in order; name each break, hole and downgrade."""
+    problems: list[str] = []
+    body_only: list[int] = []
+    head, expected, seen_full = GENESIS, 1, False
+    scheme = "scheme" if chain is EVENTS else str(SCHEME)
+    names = ", ".join(chain.columns)
+    cursor = conn.execute(
+        f"SELECT {chain.row}, hash, {scheme}, {names} FROM {chain.table} "  # noqa: S608
+        f"ORDER BY {chain.row}"
+    )
+    for row, stored, rule, *columns in cursor:
+        values = dict(zip(chain.columns, columns, strict=True))
+        where = chain.describe(row, values)
+        if row != expected:
+            missing = f"{chain.label} {expected}..{row - 1} missing"
+            problems.append(f"{missing} (deleted?) before {where}")
+        expected = row + 1
+        if rule == SCHEME:
+            seen_full = True
+            head = row_hash(head, chain, values)
+        elif rule == BODY_ONLY and chain is EVENTS and not seen_full:
+            body_only.append(row)
+            head = chain_hash(head, str(values["body"]))
+        else:
+            problems.append(
+                f"{where}: chained by rule {rule!r} where rule {SCHEME} (every column) applies: "
+                "its columns would go unchecked (downgraded)"
+            )
+            head = stored
+            continue
+        if head != stored:
+            problems.append(f"{where}: hash does not match: edited or reordered")
+            head = stored  # report each break once, then follow the stored chain
+    problems += _check_head(conn, chain, expected - 1, head)
+    return Walk(problems, (body_only[0], body_only[-1]) if body_only else None)
+
+
+def ack_columns_migration(conn: sqlite3.Connection) -> None:
+    """Give the audit trail and the acknowledgements their chains, sealing the rows so far.
+
+    Acknowledgements become append-only (a row per acknowledgement, the newest per alarm
+    counts) with their own row number, so a row is never replaced under its hash.
+    """
+    conn.execute("ALTER TABLE audit ADD COLUMN hash TEXT")
+    head = GENESIS
+    audit_columns = ", ".join(AUDIT_COLUMNS)
+    rows = conn.execute(f"SELECT id, {audit_columns} FROM audit ORDER BY id")  # noqa: S608
+    for row, *columns in rows.fetchall():
+        head = row_hash(head, AUDIT, dict(zip(AUDIT_COLUMNS, columns, strict=True)))
+        conn.execute("UPDATE audit SET hash = ? WHERE id = ?", [head, row])
+        set_head(conn, AUDIT, row, head)
+    conn.execute("ALTER TABLE alarm_acks RENAME TO alarm_acks_unchained")
+    conn.execute(
+        "CREATE TABLE alarm_acks (row INTEGER PRIMARY KEY, alarm TEXT NOT NULL, "
+        "username TEXT NOT NULL, at TEXT NOT NULL, note TEXT, hash TEXT NOT NULL)"
+    )
+    conn.execute("CREATE INDEX alarm_acks_alarm ON alarm_acks (alarm, row)")
+    head = GENESIS
+    ack_columns = ", ".join(ACK_COLUMNS)
+    acks = conn.execute(
+        f"SELECT {ack_columns} FROM alarm_acks_unchained ORDER BY at"  # noqa: S608
+    )
+    for columns in acks.fetchall():
+        row, head = insert(conn, ACKS, dict(zip(ACK_COLUMNS, columns, strict=True)), head)
+        set_head(conn, ACKS, row, head)
+    conn.execute("DROP TABLE alarm_acks_unchained")
+
+
+def _check_head(conn: sqlite3.Connection, chain: Chain, last: int, head: str) -> list[str]:
+    kept = conn.execute("SELECT row, hash FROM chain_heads WHERE chain = ?", [chain.name])
+    recorded = kept.fetchone()
+    if recorded is None:
+        return [f"{chain.name}: no head recorded (chain_heads deleted?)"] if last else []
+    row, digest = int(recorded[0]), str(recorded[1])
+    if row > last:
+        return [f"{chain.name}: rows after {last} deleted (the recorded head is row {row})"]
+    if row < last:
+        return [f"{chain.name}: rows {row + 1}..{last} were not written by the console"]
+    if digest != head:
+        return [f"{chain.name}: the newest row does not match the recorded head: rewritten"]
+    return []
+
+
+def _blob(value: object) -> object:
+    if isinstance(value, bytes):  # never stored by the console: keep it distinct from text
+        return {"blob": value.hex()}
+    raise TypeError(f"{type(value).__name__} cannot be chained")

@@ -1,8 +1,15 @@
 """Signed commands: verify an envelope, refuse it with a reason, or turn it into a core event.
 
 Checked in this order, each failure a reason code in the reply and a `command` event:
-retained -> malformed -> wrong_device -> unsigned -> bad_signature -> expired -> replayed ->
-unknown_door. Accepted commands become core events (or agent actions: ping, resync).
+retained -> malformed (too large) -> unknown_command (the topic level must be exactly a
+command name) -> malformed (not JSON, too deep, another name than the topic's) ->
+unsigned -> wrong_device -> bad_signature -> expired -> replayed -> unknown_door.
+Accepted commands become core events (or agent actions: ping, resync).
+
+Expiry is judged against the later of the device clock and the replay high-water mark
+(edge.store.nonces), so a clock stepped back does not revive old commands. A mark further
+ahead of a synchronised clock than any accepted command could have set it (a console whose
+clock ran ahead) is lowered to that bound, so commands work again within a minute.
 """
 
 from __future__ import annotations
@@ -10,7 +17,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
@@ -18,12 +27,20 @@ from typing import Any, get_args
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import ValidationError
 
+from edge.core.clock import utc_text
 from edge.core.events import Event, ResetAlarms, ResetFire, SetHoldOpen, SetLockdown, UnlockOnce
-from edge.link.payloads import CommandEnvelope, CommandName
+from edge.link.payloads import MAX_COMMAND_BYTES, CommandEnvelope, CommandName
 from edge.signing import SignatureError, key_id, verify
+from edge.store.guard import CLOCK_SKEW, LIFETIME_MS, MAX_LIFETIME, SKEW_MS, from_ms, ms
+from edge.store.nonces import NonceCache
 
-MAX_LIFETIME = timedelta(seconds=60)
-CLOCK_SKEW = timedelta(seconds=5)
+__all__ = ["CLOCK_SKEW", "MAX_LIFETIME", "CommandVerifier", "NonceCache", "Verdict", "sign"]
+
+log = logging.getLogger(__name__)
+MAX_DEPTH = 6  # an envelope is an object holding `args`, an object of scalars
+# The furthest a mark can honestly be ahead of a synchronised clock: an accepted command's
+# expiry, raised past once more by a skew when a fresh store takes over.
+PLAUSIBLE_AHEAD_MS = LIFETIME_MS + 2 * SKEW_MS
 DOOR_COMMANDS = {"unlock", "hold-open", "alarm-reset"}
 KNOWN = set(get_args(CommandName))
 
@@ -83,35 +100,52 @@ class CommandVerifier:
     """Checks commands for one device; the nonce cache lives in the device store."""
 
     def __init__(
-        self, device: str, public: Ed25519PublicKey, doors: set[str], nonces: NonceCache
+        self,
+        device: str,
+        public: Ed25519PublicKey,
+        doors: set[str],
+        nonces: NonceCache,
+        clock_synced: Callable[[], bool],
     ) -> None:
         self.device = device
         self.public = public
         self.doors = doors
         self.nonces = nonces
+        self.clock_synced = clock_synced
 
     def __repr__(self) -> str:
         return f"<CommandVerifier {self.device} key={key_id(self.public)}>"
 
-    def check(
-        self, topic_name: str | None, payload: bytes, retained: bool, now: datetime
-    ) -> Verdict:
-        """Return the verdict on one message received on a `cmd/` topic."""
+    def check(self, topic_name: str, payload: bytes, retained: bool, now: datetime) -> Verdict:
+        """Return the verdict on one message received on `cmd/{topic_name}`; never raises.
+
+        Call inside a store transaction: an accepted nonce is remembered there.
+        """
         if retained:
             return Verdict(
                 "retained", "a retained command is never acted on; publish without retain"
             )
+        if len(payload) > MAX_COMMAND_BYTES:
+            return Verdict("malformed", f"a command is at most {MAX_COMMAND_BYTES} bytes")
+        if topic_name not in KNOWN:
+            return Verdict(
+                "unknown_command",
+                f"no command {topic_name[:40]!r}; the topic level must be one of: "
+                + ", ".join(sorted(KNOWN)),
+            )
         try:
             raw = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # RecursionError: nesting past Python's limit
             return Verdict("malformed", "the payload is not JSON")
         if not isinstance(raw, dict):
             return Verdict("malformed", "the payload must be a JSON object")
+        if _depth(raw) > MAX_DEPTH:
+            return Verdict("malformed", f"the payload is nested more than {MAX_DEPTH} deep")
         name = raw.get("name")
-        if not isinstance(name, str) or name not in KNOWN or (topic_name or name) not in KNOWN:
-            shown = str(name if topic_name is None else topic_name)[:40]
+        if name != topic_name:
+            shown = str(name)[:40] if isinstance(name, str) else type(name).__name__
             return Verdict(
-                "unknown_command", f"no command {shown!r}; known: {', '.join(sorted(KNOWN))}"
+                "malformed", f"the topic says {topic_name!r}, the envelope says {shown!r}"
             )
         if not raw.get("signature"):
             return Verdict("unsigned", "the envelope carries no signature")
@@ -119,10 +153,6 @@ class CommandVerifier:
             envelope = CommandEnvelope.model_validate(raw)
         except ValidationError as exc:
             return Verdict("malformed", _short(exc))
-        if topic_name is not None and envelope.name != topic_name:
-            return Verdict(
-                "malformed", f"topic says {topic_name!r}, envelope says {envelope.name!r}", envelope
-            )
         if envelope.device != self.device:
             return Verdict(
                 "wrong_device", f"for device {envelope.device!r}, this is {self.device!r}", envelope
@@ -134,20 +164,32 @@ class CommandVerifier:
             return Verdict("bad_signature", _short(exc), envelope)
         try:
             expires = datetime.fromisoformat(envelope.expires_at.replace("Z", "+00:00"))
-            if expires.tzinfo is None:
-                raise ValueError("expires_at has no time zone")
-        except ValueError as exc:
+            if expires.tzinfo is None or expires.utcoffset() is None:
+                raise ValueError("expires_at has no UTC offset")
+            expires_ms = ms(expires)
+        except (ValueError, OverflowError) as exc:
             return Verdict("malformed", _short(exc), envelope)
-        # Judge expiry by the latest time this device has ever seen: a clock stepped back (a
-        # Pi without a real-time clock reboots in the past) must not revive old commands.
-        latest = self.nonces.latest(now)
-        if expires < latest - CLOCK_SKEW:
-            return Verdict("expired", f"expired at {envelope.expires_at}", envelope)
-        if expires > now + MAX_LIFETIME + CLOCK_SKEW:
+        return self._judge_time(envelope, expires_ms, ms(now))
+
+    def _judge_time(self, envelope: CommandEnvelope, expires_ms: int, now_ms: int) -> Verdict:
+        synced = self.clock_synced()
+        mark = self.nonces.mark()
+        if synced and mark > now_ms + PLAUSIBLE_AHEAD_MS:
+            log.warning(
+                "command mark %s is ahead of the synchronised clock; lowered to it",
+                _text(mark),
+            )
+            mark = now_ms + PLAUSIBLE_AHEAD_MS
+            self.nonces.lower_mark(mark)
+        latest = max(now_ms, mark)
+        if expires_ms < latest - SKEW_MS:
+            seen = "" if latest == now_ms else f"; this device has seen {_text(latest)}"
+            return Verdict("expired", f"expired at {_text(expires_ms)}{seen}", envelope)
+        if expires_ms > now_ms + LIFETIME_MS + SKEW_MS:
             return Verdict(
                 "expired", "expires more than 60 s ahead: commands must be short-lived", envelope
             )
-        if not self.nonces.claim(envelope.nonce, expires, latest):
+        if not self.nonces.claim(envelope.nonce, expires_ms, now_ms, synced):
             return Verdict("replayed", "this nonce was already used", envelope)
         return self._accept(envelope)
 
@@ -183,34 +225,19 @@ def _short(exc: BaseException) -> str:
     return text[:200]
 
 
-class NonceCache:
-    """Nonces seen, kept in the store until they expire (so a restart does not forget them)."""
+def _text(value_ms: int) -> str:
+    return utc_text(from_ms(value_ms))
 
-    def __init__(self, db: Any) -> None:
-        self._db = db
 
-    def latest(self, now: datetime) -> datetime:
-        """Return the later of `now` and the latest time ever seen here, and remember it."""
-        row = self._db.execute("SELECT value FROM device_state WHERE key = 'clock_hwm'").fetchone()
-        seen = datetime.fromisoformat(row[0]) if row else None
-        if seen is None or now > seen:
-            self._db.execute(
-                "INSERT INTO device_state (key, value) VALUES ('clock_hwm', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [now.isoformat()],
-            )
-            return now
-        return seen
-
-    def claim(self, nonce: str, expires: datetime, now: datetime) -> bool:
-        """Record a nonce; return False if it was already used."""
-        self._db.execute(
-            "DELETE FROM nonces WHERE expires_at < ?", [(now - CLOCK_SKEW).isoformat()]
-        )
-        seen = self._db.execute("SELECT 1 FROM nonces WHERE nonce = ?", [nonce]).fetchone()
-        if seen:
-            return False
-        self._db.execute(
-            "INSERT INTO nonces (nonce, expires_at) VALUES (?, ?)", [nonce, expires.isoformat()]
-        )
-        return True
+def _depth(value: object) -> int:
+    """Return how deep JSON containers nest in `value` (iteratively: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if deepest > MAX_DEPTH:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest

@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlite_utils import Database
 
-from edge.commands import CommandVerifier, NonceCache, Verdict
+from edge.commands import CommandVerifier, Verdict
 from edge.core.clock import Clock, Instant
 from edge.core.controller import Controller
 from edge.core.outputs import EventKind, Output, record
@@ -29,9 +29,10 @@ from edge.snapshot import SnapshotError, parse
 from edge.store import Store
 from edge.store.credentials import SqliteCredentials
 from edge.store.database import write_transaction
+from edge.store.nonces import NonceCache
 
 log = logging.getLogger(__name__)
-MAX_COMMAND_BYTES = 8192
+SHOWN_NAME = 40  # how much of a topic level that is no command name goes into events
 
 Reply = Callable[[str, bytes | None, bytes], None]
 
@@ -51,6 +52,7 @@ class Remote:
         commands_key: Ed25519PublicKey,
         credentials_key: Ed25519PublicKey,
         refresh: Callable[[Instant], list[Output]],
+        clock_synced: Callable[[], bool],
     ) -> None:
         self.root, self.site, self.device = root, site, device
         self.controller = controller
@@ -59,7 +61,7 @@ class Remote:
         self.credentials_key = credentials_key
         self.refresh = refresh
         self.verifier = CommandVerifier(
-            device, commands_key, set(controller.doors), NonceCache(store.db)
+            device, commands_key, set(controller.doors), NonceCache(store.db), clock_synced
         )
         self.reply: Reply | None = None
         self.worker: SnapshotWorker | None = None
@@ -73,7 +75,7 @@ class Remote:
         if message.topic == topics.credentials(self.root, self.site, self.device):
             return self._credentials(message, now)
         name = topics.command_name(message.topic, self.root, self.site, self.device)
-        return self._command(name, message, now)
+        return self._command(message.topic if name is None else name, message, now)
 
     def _credentials(self, message: InboundMessage, now: Instant) -> list[Output]:
         if not message.payload:
@@ -94,15 +96,12 @@ class Remote:
             ]
         return self.refresh(now) if result.version is not None else []
 
-    def _command(self, name: str | None, message: InboundMessage, now: Instant) -> list[Output]:
-        if len(message.payload) > MAX_COMMAND_BYTES:
-            verdict = Verdict("malformed", f"a command is at most {MAX_COMMAND_BYTES} bytes")
-        else:
-            try:
-                with self.store.transaction():  # the nonce is remembered in the store
-                    verdict = self.verifier.check(name, message.payload, message.retained, now.utc)
-            except sqlite3.Error as exc:
-                verdict = Verdict("refused", f"the device store is busy or full ({exc})"[:200])
+    def _command(self, name: str, message: InboundMessage, now: Instant) -> list[Output]:
+        try:
+            with self.store.transaction():  # the nonce is remembered in the store
+                verdict = self.verifier.check(name, message.payload, message.retained, now.utc)
+        except sqlite3.Error as exc:
+            verdict = Verdict("refused", f"the device store is busy or full ({exc})"[:200])
         outputs: list[Output] = []
         result: dict[str, object] = {}
         if verdict.ok and verdict.envelope is not None:
@@ -124,25 +123,26 @@ class Remote:
             EventKind.COMMAND,
             "accepted" if verdict.ok else "refused",
             now.utc,
-            command=envelope.name if envelope else name,
+            command=envelope.name if envelope else name[:SHOWN_NAME],
             reason=verdict.reason,
             detail=verdict.detail,
             issued_by=envelope.issued_by if envelope else None,
             replied=message.response_topic is not None,
         )
         if not verdict.ok:
-            log.warning("command %s refused: %s %s", name, verdict.reason, verdict.detail)
+            shown = name[:SHOWN_NAME]
+            log.warning("command %r refused: %s %r", shown, verdict.reason, verdict.detail)
         self._send_reply(message, verdict, result, name)
         return [event, *outputs]
 
     def _send_reply(
-        self, message: InboundMessage, verdict: Verdict, result: dict[str, object], name: str | None
+        self, message: InboundMessage, verdict: Verdict, result: dict[str, object], name: str
     ) -> None:
         if self.reply is None or message.response_topic is None:
             return
         body = CommandReply(
             device=self.device,
-            command=verdict.envelope.name if verdict.envelope else name,
+            command=verdict.envelope.name if verdict.envelope else name[:SHOWN_NAME],
             ok=verdict.ok,
             reason=verdict.reason,
             detail=verdict.detail,

@@ -109,6 +109,7 @@ def connect(
             commands_key=keys["commands"],
             credentials_key=keys["credentials"],
             refresh=agent.check_credentials,
+            clock_synced=clock_synced,
         )
         agent.remote = remote
         remote.worker = SnapshotWorker(remote, config.store.path, agent.clock, agent.emit)

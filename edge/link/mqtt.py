@@ -29,16 +29,19 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlite_utils import Database
 
 from edge.errors import ClosedError, EdgeError
 from edge.link import topics
 from edge.link.messages import InboundMessage, safe_correlation, safe_response_topic
+from edge.link.payloads import MAX_COMMAND_BYTES
 from edge.store import outbox
 from edge.store.database import write_transaction
 from firmware_config.model import MqttConfig
 
 log = logging.getLogger(__name__)
+MAX_INBOUND_BYTES = 1_048_576 * 64  # a credential snapshot; a command is cut at its own limit
 
 Status = Callable[[sqlite3.Connection, str], dict[str, Any]]
 
@@ -65,6 +68,7 @@ class MqttLink:
         self.config = config
         self.site, self.device = site, device
         self.prefix = topics.device_prefix(config.root, site, device)
+        self._cmd_prefix = f"{self.prefix}/cmd/"
         self.store_path = store_path
         self.status = status
         self.on_message = on_message
@@ -206,8 +210,12 @@ class MqttLink:
             if reason.is_failure:
                 self._log_state(False, f"broker refused the connection: {reason}")
                 return
+            # Retain-as-published: MQTT 5 clears the retain flag of a message that reaches an
+            # existing subscription, so without it a command published retained while the
+            # agent is connected would look live. With it the verifier sees every retained one.
             client.subscribe(
-                topics.commands_filter(self.config.root, self.site, self.device), qos=1
+                topics.commands_filter(self.config.root, self.site, self.device),
+                options=SubscribeOptions(qos=1, retainAsPublished=True),
             )
             client.subscribe(topics.credentials(self.config.root, self.site, self.device), qos=1)
             self.connected.set()
@@ -238,12 +246,19 @@ class MqttLink:
             log.exception("MQTT on_publish failed")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        topic = "?"
         try:
+            # paho decodes the topic on each access and raises on invalid UTF-8.
+            topic = bytes(message._topic).decode("utf-8", "replace")
             props = getattr(message, "properties", None)
+            # Only the first bytes past a command's limit are kept: the verifier refuses it
+            # as too large, and a queue of them holds no memory to speak of.
+            command = topic.startswith(self._cmd_prefix)
+            limit = MAX_COMMAND_BYTES + 1 if command else MAX_INBOUND_BYTES
             self.on_message(
                 InboundMessage(
-                    topic=message.topic,
-                    payload=bytes(message.payload[: 1_048_576 * 64]),
+                    topic=topic,
+                    payload=bytes(message.payload[:limit]),
                     retained=bool(message.retain),
                     response_topic=safe_response_topic(
                         getattr(props, "ResponseTopic", None), f"{self.prefix}/reply/"
@@ -252,7 +267,7 @@ class MqttLink:
                 )
             )
         except Exception:
-            log.exception("MQTT message on %s could not be queued", message.topic)
+            log.exception("MQTT message on %r could not be queued", topic[:200])
 
     def _log_state(self, up: bool, detail: str) -> None:
         if self._was_up is None or self._was_up != up:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
+MAX_COMMAND_BYTES = 8192  # a signed envelope is about 400 bytes
 
 
 class _Out(BaseModel):

@@ -70,9 +70,12 @@ def credentials(root: str, site: str, device: str) -> str:
 
 
 def command_name(topic: str, root: str, site: str, device: str) -> str | None:
-    """Return the command name if `topic` is one of this device's command topics."""
+    """Return the level after `cmd/` if `topic` is one of this device's command topics.
+
+    The level is returned as it arrived (any case, any script, even empty): the verifier
+    accepts a command only where it is exactly the signed command name.
+    """
     prefix = f"{device_prefix(root, site, device)}/cmd/"
     if not topic.startswith(prefix):
         return None
-    name = topic[len(prefix) :]
-    return name if _SLUG.match(name) else None
+    return topic[len(prefix) :]

@@ -11,6 +11,7 @@ from sqlite_utils import Database
 
 from edge.core.credentials import Credential, DenyReason
 from edge.core.policy import AccessPolicy
+from edge.store import guard
 from edge.store.policy_json import policy_from_json, policy_to_json
 
 if TYPE_CHECKING:
@@ -77,11 +78,15 @@ class SqliteCredentials:
         current = self.version()
         if snapshot.version == current:
             return False
-        if snapshot.version < current:
+        # The floor outlives the store (edge.store.guard): a store moved aside as corrupt
+        # starts empty, yet a snapshot from before a revocation is still refused.
+        floor = max(current, guard.stored(self._db).credentials_version)
+        if snapshot.version < floor:
             raise SnapshotError(
-                f"credential snapshot v{snapshot.version} is older than v{current}, which is "
-                "applied; a replayed or misdirected snapshot is refused"
+                f"credential snapshot v{snapshot.version} is older than v{floor}, the newest "
+                "this device has applied; a replayed or misdirected snapshot is refused"
             )
+        guard.raise_to(self._db, guard.Guard(credentials_version=snapshot.version))
         self.replace(snapshot.policy, snapshot.credentials, snapshot.deny)
         meta = {
             "version": snapshot.version,

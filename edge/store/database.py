@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from edge.errors import ClosedError, EdgeError
+from edge.store import guard
 from edge.store.migrations import migrations
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,13 @@ class Store:
         self.busy_timeout_ms = busy_timeout_ms
         self.moved_aside: Path | None = None
         self._db: Database | None = None
+        fresh = memory or not self.path.exists()
         if memory:
             self._db = Database(memory=True)
         else:
             self._db = self._open_checked()
         migrations.apply(self._db)
+        self._restore_guard(fresh=fresh or self.moved_aside is not None)
         if self.moved_aside is not None:
             # The old file may hold events never sent: the new one must not reuse their ids
             # ({device}:{seq}), or consumers would drop new events as duplicates. Continue
@@ -117,6 +120,26 @@ class Store:
             log.warning("store %s: checkpoint at close failed: %s", self.path, exc)
         self._db.close()
         self._db = None
+
+    def _restore_guard(self, *, fresh: bool) -> None:
+        # A moved-aside or deleted store must not reset what refuses old snapshots and
+        # replayed commands: take the largest of this store, the guard file beside it and
+        # whatever a damaged file still yields. Writes only when something was behind.
+        db = self.db
+        merged = guard.gather(db, fresh=fresh, damaged=self.moved_aside)
+        if merged != guard.stored(db):
+            with write_transaction(db):
+                guard.write_row(db, merged)
+            log.warning(
+                "store %s: rollback protection carried over: credentials v%d or newer, "
+                "commands expiring before %s refused",
+                self.path,
+                merged.credentials_version,
+                guard.from_ms(max(0, merged.command_mark_ms - guard.SKEW_MS)).isoformat(
+                    timespec="seconds"
+                ),
+            )
+        guard.save_file(db, merged)
 
     def _open_checked(self) -> Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlite_utils import Database, Migrations
+
+from edge.store.guard import Guard, ms, write_row
 
 migrations = Migrations("edge-agent")
 
@@ -37,3 +41,36 @@ def command_nonces(db: Database) -> None:
     db.table("nonces").create(
         {"nonce": str, "expires_at": str}, pk="nonce", not_null={"expires_at"}
     )
+
+
+@migrations(name="0004_rollback_guard")
+def rollback_guard(db: Database) -> None:
+    """Keep nonce expiries as instants (ms since 1970) and the rollback guard in one row."""
+
+    def instant(text: object) -> int | None:
+        try:
+            moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return ms(moment) if moment.tzinfo is not None else None
+
+    db.table("nonces").add_column("expires_ms", int)
+    latest = 0
+    for nonce, text in db.execute("SELECT nonce, expires_at FROM nonces").fetchall():
+        value = instant(text)
+        if value is None:  # never written by the agent; no command can match it
+            db.execute("DELETE FROM nonces WHERE nonce = ?", [nonce])
+            continue
+        latest = max(latest, value)
+        db.execute("UPDATE nonces SET expires_ms = ? WHERE nonce = ?", [value, nonce])
+    db.execute("CREATE INDEX nonces_expires_ms ON nonces (expires_ms)")
+    db.table("rollback_guard").create(
+        {"id": int, "credentials_version": int, "command_mark_ms": int, "command_expiry_ms": int},
+        pk="id",
+    )
+    version = db.execute("SELECT max(version) FROM policy").fetchone()[0] or 0
+    hwm = db.execute("SELECT value FROM device_state WHERE key = 'clock_hwm'").fetchone()
+    mark = (instant(hwm[0]) or 0) if hwm else 0
+    db.execute("DELETE FROM device_state WHERE key = 'clock_hwm'")
+    if version or mark or latest:
+        write_row(db, Guard(int(version), mark, latest))

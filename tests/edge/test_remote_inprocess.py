@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
+import pytest
+
 from edge.cardref import card_reference
+from edge.commands import sign
 from edge.core.credentials import Credential
 from edge.core.policy import AccessPolicy, Rule
 from edge.link.messages import InboundMessage
@@ -30,6 +35,7 @@ def attach_remote(running: Running) -> Remote:
         commands_key=COMMANDS_KEY.public_key(),
         credentials_key=CREDENTIALS_KEY.public_key(),
         refresh=agent.check_credentials,
+        clock_synced=agent.clock_synced,
     )
     agent.remote = remote
     return remote
@@ -151,4 +157,90 @@ def test_snapshots_are_applied_off_the_loop_and_refusals_still_recorded(tmp_path
             running.settle()
     finally:
         remote.worker.close()
+        running.stop()
+
+
+class Replies:
+    """Collects what the agent would publish to a response topic."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, dict[str, object]]] = []
+
+    def __call__(self, topic: str, correlation: bytes | None, payload: bytes) -> None:
+        self.sent.append((topic, correlation, json.loads(payload)))
+
+
+def signed_unlock() -> bytes:
+    return sign(
+        COMMANDS_KEY,
+        device="gate-1f-east",
+        name="unlock",
+        args={"door": "gate-east"},
+        issued_by="console:guard1",
+    )
+
+
+@pytest.mark.parametrize("level", ["UNLOCK", "ｕｎｌｏｃｋ", "", "unlock-now", "Unlock"])
+def test_a_signed_unlock_on_a_level_that_is_not_its_name_is_refused(
+    tmp_path: Path, level: str
+) -> None:
+    device = sim_config(tmp_path)
+    running = Running(device)
+    try:
+        remote = attach_remote(running)
+        remote.reply = replies = Replies()
+        running.agent.emit(
+            InboundMessage(
+                f"{PREFIX}/cmd/{level}",
+                signed_unlock(),
+                retained=False,
+                response_topic=f"{PREFIX}/reply/console-1",
+                correlation=b"req-1",
+            )
+        )
+        running.settle()
+        assert running.agent.controller.doors["gate-east"].unlocked is False
+        (event,) = [e for e in outbox(device.store) if e["kind"] == "command"]
+        assert (event["type"], event["reason"]) == ("refused", "unknown_command")
+        ((_topic, correlation, body),) = replies.sent
+        assert (correlation, body["ok"], body["reason"]) == (b"req-1", False, "unknown_command")
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"[" * 4000, b'{"name": "unlock", "args": ' + b"[" * 4000 + b"]" * 4000 + b"}"],
+    ids=["4000-brackets", "deep-args"],
+)
+def test_deep_json_is_refused_as_malformed_with_a_reply_and_one_log_line(
+    tmp_path: Path, payload: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    device = sim_config(tmp_path)
+    running = Running(device)
+    try:
+        remote = attach_remote(running)
+        remote.reply = replies = Replies()
+        with caplog.at_level(logging.INFO):
+            running.agent.emit(
+                InboundMessage(
+                    f"{PREFIX}/cmd/unlock",
+                    payload,
+                    retained=False,
+                    response_topic=f"{PREFIX}/reply/console-1",
+                    correlation=b"req-2",
+                )
+            )
+            running.settle()
+        events = outbox(device.store)
+        assert not [e for e in events if e["type"] == "internal_error"]
+        (event,) = [e for e in events if e["kind"] == "command"]
+        assert event["reason"] == "malformed"
+        ((_, _, body),) = replies.sent
+        assert body["reason"] == "malformed"
+        lines = [r for r in caplog.records if r.name.startswith("edge.")]
+        assert len(lines) == 1, [r.getMessage() for r in lines]
+        assert lines[0].exc_info is None
+        assert "\n" not in lines[0].getMessage()
+    finally:
         running.stop()

@@ -48,6 +48,9 @@ def test_topics() -> None:
     assert topics.occupancy("city/edge", "s", "d", "booth-3a") == "city/edge/s/d/occupancy/booth-3a"
     assert topics.command_name("edge/s/d/cmd/unlock", "edge", "s", "d") == "unlock"
     assert topics.command_name("edge/s/other/cmd/unlock", "edge", "s", "d") is None
+    # Levels that are no command name come back as they are, for the verifier to refuse.
+    for level in ("UNLOCK", "ｕｎｌｏｃｋ", "", "unlock "):
+        assert topics.command_name(f"edge/s/d/cmd/{level}", "edge", "s", "d") == level
     for bad in ("gate/1", "gate+", "#", "", "Gate"):
         with pytest.raises(topics.TopicError, match="cannot be a topic level"):
             topics.status("edge", "s", bad)

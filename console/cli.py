@@ -17,7 +17,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,20 @@ import click
 from console.log import CentralLog
 from console.people import Directory
 from console.rollcall import LINE_ZONE, inside
-from console.search import Query, export_rows, search
-from console.users import ROLES, UserError, add_user, audit, set_role, users
+from console.safe_output import terminal
+from console.search import Query, QueryError, export_rows, parse_query, search
+from console.users import (
+    ROLES,
+    UserError,
+    add_user,
+    audit,
+    disable_user,
+    enable_user,
+    remove_user,
+    set_password,
+    set_role,
+    users,
+)
 from edge.errors import EdgeError
 
 DEFAULT_DB = Path("/var/lib/edge-console/log.db")
@@ -54,8 +67,11 @@ def registry_option(f: Any) -> Any:
 def query_options(f: Any) -> Any:
     for name, text in reversed(
         [
-            ("--since", "From this time (ISO, UTC), e.g. 2026-11-26T00:00."),
-            ("--until", "Up to this time (ISO, UTC)."),
+            (
+                "--since",
+                "From this time (ISO; UTC unless it has an offset), e.g. 2026-11-26T00:00.",
+            ),
+            ("--until", "Up to this time (ISO; UTC unless it has an offset)."),
             ("--door", "A door id."),
             ("--person", "A staff number or part of a name (needs --registry)."),
             ("--card", "A card reference or its first characters."),
@@ -154,14 +170,51 @@ def collect(
     is_flag=True,
     help="Send the session cookie over plain http (only for loopback, e.g. a laptop).",
 )
-def serve(db: Path, registry: Path | None, host: str, port: int, insecure_cookies: bool) -> None:
+@click.option(
+    "--idle-minutes",
+    type=click.FloatRange(min=1, max=24 * 60),
+    default=30,
+    show_default=True,
+    help="A session ends this long after its last request (an open alarm page counts "
+    "only when it fetches new rows).",
+)
+@click.option(
+    "--lifetime-hours",
+    type=click.FloatRange(min=0.1, max=7 * 24),
+    default=12,
+    show_default=True,
+    help="A session ends this long after its login, whatever happens.",
+)
+@click.option(
+    "--max-streams",
+    type=click.IntRange(min=1, max=10_000),
+    default=64,
+    show_default=True,
+    help="Live alarm streams served at once (each session may hold 3).",
+)
+def serve(
+    db: Path,
+    registry: Path | None,
+    host: str,
+    port: int,
+    insecure_cookies: bool,
+    idle_minutes: float,
+    lifetime_hours: float,
+    max_streams: int,
+) -> None:
     """Serve the web page (put it behind TLS; sessions are Secure cookies by default)."""
     import uvicorn
 
     from console.web import Settings, create_app
 
     settings = Settings(
-        db, registry, db.with_name("console-session.key"), secure_cookies=not insecure_cookies
+        db,
+        registry,
+        db.with_name("console-session.key"),
+        secure_cookies=not insecure_cookies,
+        idle_s=idle_minutes * 60,
+        lifetime_s=lifetime_hours * 3600,
+        streams_total=max_streams,
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
@@ -171,19 +224,25 @@ def serve(db: Path, registry: Path | None, host: str, port: int, insecure_cookie
 @registry_option
 @query_options
 @click.option("--limit", default=50, show_default=True, help="How many, newest first.")
-@click.option("--before", type=int, help="Only rows before this one (the next page).")
-def log_command(
-    db: Path, registry: Path | None, limit: int, before: int | None, **fields: str
-) -> None:
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1, max=1000),
+    default=50,
+    show_default=True,
+    help="How many, newest first.",
+)
+@click.option("--before", default="", help="Only rows before this one (the next page).")
+def log_command(db: Path, registry: Path | None, limit: int, before: str, **fields: str) -> None:
     """Search the log (newest first)."""
     log, people = CentralLog(db), Directory(registry)
-    page = search(log, Query.of(fields, before, limit=limit), people)
+    page = search(log, _query(fields, before, limit), people)
     for e in page.entries:
         person = people.person(e.body.get("card_ref"))
         who = f"{person.name} ({person.staff_no}, {person.department})" if person else ""
         what = e.body.get("reason") or e.body.get("state") or ""
         where = e.body.get("door") or e.body.get("zone") or ""
-        click.echo(f"{e.ts}  {e.device:<18} {e.kind}/{e.type:<14} {where:<16} {what:<16} {who}")
+        kind = f"{e.kind}/{e.type}"
+        click.echo(terminal(f"{e.ts}  {e.device:<18} {kind:<20} {where!s:<16} {what!s:<16} {who}"))
     if page.next_before:
         click.echo(f"… more: add --before {page.next_before}", err=True)
 
@@ -205,7 +264,9 @@ def muster(db: Path, registry: Path | None, line_zone: str) -> None:
             rows.append(("-", "?", f"card {p.card_ref[:12]}…", "", p))
     click.echo(f"inside the security line: {len(present)}")
     for floor, department, name, staff_no, p in sorted(rows, key=lambda r: r[:3]):
-        click.echo(f"  {floor:>2}F {department:<12} {name:<14} {staff_no:<8} {p.door} {p.ts}")
+        click.echo(
+            terminal(f"  {floor:>2}F {department:<12} {name:<14} {staff_no:<8} {p.door} {p.ts}")
+        )
 
 
 @cli.command()
@@ -217,16 +278,30 @@ def muster(db: Path, registry: Path | None, line_zone: str) -> None:
 )
 @click.option("--by", default=getpass.getuser(), show_default=True, help="Who exports (audit).")
 def export(db: Path, registry: Path | None, out: Path, by: str, **fields: str) -> None:
-    """Write a search to CSV (UTF-8 with BOM, for Excel); audited."""
+    """Write a search to CSV (UTF-8 with BOM, for Excel); audited.
+
+    A cell that a spreadsheet would run as a formula (= + - @ tab CR) starts with a '.
+    """
     log, people = CentralLog(db), Directory(registry)
+    query = _query(fields, "", 1000)
     count = -1
     with out.open("w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f, lineterminator="\r\n")
-        for row in export_rows(log, Query.of(fields), people):
+        for row in export_rows(log, query, people):
             writer.writerow(row)
             count += 1
     audit(log, by, "export", f"{out}: {count} rows; {fields}")
-    click.echo(f"wrote {count} events to {out}")
+    click.echo(terminal(f"wrote {count} events to {out}"))
+
+
+def _query(fields: dict[str, str], before: str, limit: int) -> Query:
+    """The options' query (times in UTC unless they say otherwise), or a usage error."""
+    try:
+        return parse_query(fields, before, UTC, limit=limit)
+    except QueryError as error:
+        raise click.BadParameter(
+            str(error).partition(": ")[2], param_hint=f"--{error.field}"
+        ) from None
 
 
 @cli.command()
@@ -295,7 +370,7 @@ def users_add(ctx: click.Context, db: Path, username: str, role: str, by: str) -
     try:
         add_user(CentralLog(db), username, role, password, by)
     except UserError as error:
-        click.echo(f"users add refused: {error}", err=True)
+        click.echo(terminal(f"users add refused: {error}"), err=True)
         ctx.exit(2)
     click.echo(f"user {username} ({role}) added")
 
@@ -311,7 +386,7 @@ def users_role(ctx: click.Context, db: Path, username: str, role: str, by: str) 
     try:
         set_role(CentralLog(db), username, role, by)
     except UserError as error:
-        click.echo(f"users role refused: {error}", err=True)
+        click.echo(terminal(f"users role refused: {error}"), err=True)
         ctx.exit(2)
     click.echo(f"user {username} is now {role}")
 
@@ -319,9 +394,64 @@ def users_role(ctx: click.Context, db: Path, username: str, role: str, by: str) 
 @users_group.command("list")
 @db_option
 def users_list(db: Path) -> None:
-    """List users and roles."""
-    for username, role in users(CentralLog(db)):
-        click.echo(f"{username:<20} {role}")
+    """List users, roles and whether they may log in."""
+    for username, role, enabled in users(CentralLog(db)):
+        click.echo(terminal(f"{username:<20} {role:<10} {'' if enabled else 'disabled'}").rstrip())
+
+
+def _user_change(action: str, help_text: str) -> Any:
+    """A `users` subcommand that changes one user (audited) and ends their sessions."""
+
+    @db_option
+    @click.argument("username")
+    @click.option("--by", default=getpass.getuser(), show_default=True, help="Who (audit).")
+    @click.pass_context
+    def command(ctx: click.Context, db: Path, username: str, by: str) -> None:
+        changes: dict[str, Callable[[CentralLog, str, str], int | None]] = {
+            "disable": disable_user,
+            "enable": enable_user,
+            "remove": remove_user,
+        }
+        change = changes[action]
+        try:
+            ended = change(CentralLog(db), username, by)
+        except UserError as error:
+            click.echo(terminal(f"users {action} refused: {error}"), err=True)
+            ctx.exit(2)
+        done = {"disable": "disabled", "enable": "enabled", "remove": "removed"}[action]
+        sessions = f"; {ended} web sessions ended" if ended else ""
+        click.echo(terminal(f"user {username} {done}{sessions}"))
+
+    command.__doc__ = help_text
+    return users_group.command(action)(command)
+
+
+_user_change("disable", "Stop a user from logging in; their open web sessions end now.")
+_user_change("enable", "Let a disabled user log in again.")
+_user_change("remove", "Remove a user; their open web sessions end now (the audit stays).")
+
+
+@users_group.command("password")
+@db_option
+@click.argument("username")
+@click.option("--by", default=getpass.getuser(), show_default=True, help="Who changes (audit).")
+@click.pass_context
+def users_password(ctx: click.Context, db: Path, username: str, by: str) -> None:
+    """Set a user's password (asked for, hidden; read from stdin when piped).
+
+    Every web session of that user ends.
+    """
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if not sys.stdin.isatty()
+        else click.prompt("new password", hide_input=True, confirmation_prompt=True)
+    )
+    try:
+        ended = set_password(CentralLog(db), username, password, by)
+    except UserError as error:
+        click.echo(terminal(f"users password refused: {error}"), err=True)
+        ctx.exit(2)
+    click.echo(terminal(f"password of {username} changed; {ended} web sessions ended"))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -64,6 +64,30 @@ LABELS: dict[str, tuple[str, str]] = {
     "vacant": ("空き", "Vacant"),
     "forbidden": ("この画面を開く権限がありません", "You may not open this page"),
     "generated": ("作成", "Generated"),
+    "login_busy": (
+        "ログインが集中しています。少し待ってからやり直してください",
+        "Too many logins on this console right now: try again in a moment",
+    ),
+    "password_change": ("パスワード変更", "Change password"),
+    "current_password": ("現在のパスワード", "Current password"),
+    "new_password": ("新しいパスワード", "New password"),
+    "repeat_password": ("新しいパスワード（確認）", "New password again"),
+    "password_changed": (
+        "パスワードを変更しました。他の端末のログインは終了しました",
+        "Password changed; your other sessions have ended",
+    ),
+    "password_wrong": ("現在のパスワードが違います", "The current password is wrong"),
+    "password_mismatch": ("新しいパスワードが一致しません", "The new passwords differ"),
+    "password_short": (
+        "新しいパスワードが短すぎます。最低文字数",
+        "The new password is too short; at least",
+    ),
+    "password_long": ("新しいパスワードが長すぎます", "The new password is too long"),
+    "live_stopped": (
+        "自動更新が止まりました。ページを再読み込みしてください",
+        "Live updates stopped: reload the page",
+    ),
+    "back": ("戻る", "Back"),
     "who": ("操作者", "Who"),
     "action": ("操作", "Action"),
 }

@@ -87,6 +87,17 @@ def door_time_index(db: Database) -> None:
     db.execute("CREATE INDEX events_door_ts ON events (door, ts)")
 
 
+@migrations(name="0007_sessions")
+def sessions(db: Database) -> None:
+    """Keep the web page's sessions on the server; let a user be disabled."""
+    db.execute("ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        "CREATE TABLE sessions (key TEXT PRIMARY KEY, username TEXT NOT NULL, "
+        "csrf TEXT NOT NULL, created REAL NOT NULL, last_seen REAL NOT NULL)"
+    )
+    db.execute("CREATE INDEX sessions_username ON sessions (username)")
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One event as stored."""

@@ -8,15 +8,32 @@ page 500 costs what page 1 costs.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime, tzinfo
 from typing import Any
 
 from console.log import CentralLog, Entry
 from console.people import Directory
+from console.safe_output import csv_row, terminal
+from edge.core.clock import utc_text
+from edge.errors import EdgeError
 
 PAGE = 50
 FIELDS = ("person", "card", "door", "zone", "result", "reason", "since", "until", "device")
+RESULTS = ("granted", "denied", "crossing", "alarm", "door", "presence", "system", "command")
+MAX_TEXT = 100
+MAX_ROW = 2**63 - 1  # SQLite's largest integer
+FIRST_YEAR, LAST_YEAR = 1900, 9998  # any local time in these years has a UTC one
+
+
+class QueryError(EdgeError, ValueError):
+    """A search value cannot be used; the message names the field and what it accepts."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.field = name
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,61 @@ class Query:
             before=before,
             limit=limit,
         )
+
+
+def parse_query(
+    fields: Mapping[str, str], before: str | None, zone: tzinfo, limit: int = PAGE
+) -> Query:
+    """Build a query from what a person typed, or raise QueryError naming the field.
+
+    Times without an offset are in `zone` (the site's on the web page, UTC on the command
+    line); the log compares them in UTC.
+    """
+    texts: dict[str, str] = {}
+    for name in FIELDS:
+        text = str(fields.get(name) or "").strip()
+        if len(text) > MAX_TEXT:
+            raise QueryError(name, f"{len(text)} characters; use at most {MAX_TEXT}")
+        texts[name] = text
+    if texts["result"] and texts["result"] not in RESULTS:
+        raise QueryError("result", f"{_shown(texts['result'])}: use one of {', '.join(RESULTS)}")
+    for name in ("since", "until"):
+        texts[name] = _utc(name, texts[name], zone)
+    return Query.of(texts, _row(before), limit=limit)
+
+
+def _utc(name: str, text: str, zone: tzinfo) -> str:
+    if not text:
+        return ""
+    accepted = "use a date and time like 2026-12-01 or 2026-12-01T08:30"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise QueryError(name, f"{_shown(text)} is not a date and time; {accepted}") from None
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise QueryError(
+            name, f"{_shown(text)} is out of range; use a year from {FIRST_YEAR} to {LAST_YEAR}"
+        )
+    return utc_text(moment if moment.tzinfo else moment.replace(tzinfo=zone))
+
+
+def _row(text: str | None) -> int | None:
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    if not re.fullmatch(r"[0-9]{1,19}", text, re.ASCII) or not 0 < int(text) <= MAX_ROW:
+        raise QueryError(
+            "before",
+            f"{_shown(text)} is not a row number; use the number from the 'older' link "
+            f"(1 to {MAX_ROW})",
+        )
+    return int(text)
+
+
+def _shown(text: str) -> str:
+    """A value as an error message may show it: printable, short."""
+    clean = terminal(text)
+    return repr(clean if len(clean) <= 40 else clean[:40] + "…")
 
 
 @dataclass
@@ -120,7 +192,10 @@ def search(log: CentralLog, query: Query, people: Directory) -> Page:
 
 
 def export_rows(log: CentralLog, query: Query, people: Directory) -> Iterator[list[str]]:
-    """Yield the CSV rows (header first) of everything matching, newest first."""
+    """Yield the CSV rows (header first) of everything matching, newest first.
+
+    Every cell is safe to open in a spreadsheet (console.safe_output.csv_cell).
+    """
     yield [
         "ts",
         "device",
@@ -139,19 +214,21 @@ def export_rows(log: CentralLog, query: Query, people: Directory) -> Iterator[li
         page = search(log, replace(query, before=before, limit=1000), people)
         for e in page.entries:
             person = people.person(e.body.get("card_ref"))
-            yield [
-                e.ts,
-                e.device,
-                e.id,
-                e.kind,
-                e.type,
-                str(e.body.get("door", "")),
-                str(e.body.get("reason", "")),
-                person.staff_no if person else "",
-                person.name if person else "",
-                person.department if person else "",
-                str(e.body.get("card_ref", ""))[:16],
-            ]
+            yield csv_row(
+                [
+                    e.ts,
+                    e.device,
+                    e.id,
+                    e.kind,
+                    e.type,
+                    str(e.body.get("door", "")),
+                    str(e.body.get("reason", "")),
+                    person.staff_no if person else "",
+                    person.name if person else "",
+                    person.department if person else "",
+                    str(e.body.get("card_ref", ""))[:16],
+                ]
+            )
         if page.next_before is None:
             return
         before = page.next_before

@@ -50,8 +50,7 @@ def add_user(log: CentralLog, username: str, role: str, password: str, by: str) 
     if not _NAME.match(username):
         raise UserError(f"user name {username!r}: use a-z, 0-9, '.', '_' or '-' (max 32)")
     _check_role(role)
-    if len(password) < MIN_PASSWORD:
-        raise UserError(f"the password needs at least {MIN_PASSWORD} characters")
+    _check_password(password)
     if log.db.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
         raise UserError(f"user {username!r} exists; change the role with: users role")
     log.db.execute(
@@ -70,22 +69,80 @@ def set_role(log: CentralLog, username: str, role: str, by: str) -> None:
     audit(log, by, "role changed", f"{username} -> {role}")
 
 
-def users(log: CentralLog) -> list[tuple[str, str]]:
-    """Return (username, role) of every user."""
-    return list(log.db.execute("SELECT username, role FROM users ORDER BY username"))
+def users(log: CentralLog) -> list[tuple[str, str, bool]]:
+    """Return (username, role, enabled) of every user."""
+    return [
+        (str(name), str(role), not disabled)
+        for name, role, disabled in log.db.execute(
+            "SELECT username, role, disabled FROM users ORDER BY username"
+        )
+    ]
 
 
 def check_password(log: CentralLog, username: str, password: str) -> str | None:
-    """Return the user's role if the password is right, else None (always hashes once)."""
+    """Return the user's role if the password is right and the user enabled, else None.
+
+    Always hashes once, known user or not.
+    """
     row = log.db.execute(
-        "SELECT role, password_hash FROM users WHERE username = ?", [username]
+        "SELECT role, password_hash, disabled FROM users WHERE username = ?", [username]
     ).fetchone()
     stored = row[1] if row else _DUMMY
     try:
         _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return None
-    return str(row[0]) if row else None
+    return str(row[0]) if row and not row[2] else None
+
+
+def set_password(
+    log: CentralLog, username: str, password: str, by: str, keep_session: str | None = None
+) -> int:
+    """Change a user's password (audited); end their sessions but `keep_session`.
+
+    Return how many sessions were ended.
+    """
+    _check_password(password)
+    cursor = log.db.execute(
+        "UPDATE users SET password_hash = ? WHERE username = ?", [_hasher.hash(password), username]
+    )
+    if cursor.rowcount == 0:
+        raise UserError(f"no user {username!r}; add one with: users add")
+    ended = end_sessions(log, username, keep=keep_session)
+    audit(log, by, "password changed", f"{username}; {ended} other sessions ended")
+    return ended
+
+
+def disable_user(log: CentralLog, username: str, by: str) -> int:
+    """Stop a user from logging in and end their sessions (audited); return how many."""
+    _set_disabled(log, username, True)
+    ended = end_sessions(log, username)
+    audit(log, by, "user disabled", f"{username}; {ended} sessions ended")
+    return ended
+
+
+def enable_user(log: CentralLog, username: str, by: str) -> None:
+    """Let a disabled user log in again (audited)."""
+    _set_disabled(log, username, False)
+    audit(log, by, "user enabled", username)
+
+
+def remove_user(log: CentralLog, username: str, by: str) -> int:
+    """Remove a user and end their sessions (audited; their audit rows stay)."""
+    cursor = log.db.execute("DELETE FROM users WHERE username = ?", [username])
+    if cursor.rowcount == 0:
+        raise UserError(f"no user {username!r}; list them with: users list")
+    ended = end_sessions(log, username)
+    audit(log, by, "user removed", f"{username}; {ended} sessions ended")
+    return ended
+
+
+def end_sessions(log: CentralLog, username: str, keep: str | None = None) -> int:
+    """End every web session of `username` except the one whose key is `keep`."""
+    cursor = log.db.execute(
+        "DELETE FROM sessions WHERE username = ? AND key IS NOT ?", [username, keep]
+    )
+    return int(cursor.rowcount)
 
 
 def audit(log: CentralLog, username: str, action: str, detail: str = "") -> None:
@@ -108,6 +165,19 @@ def audit_trail(log: CentralLog, limit: int = 200) -> list[tuple[str, str, str, 
 def _check_role(role: str) -> None:
     if role not in ROLES:
         raise UserError(f"role {role!r}: use one of {', '.join(ROLES)}")
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"the password needs at least {MIN_PASSWORD} characters")
+
+
+def _set_disabled(log: CentralLog, username: str, disabled: bool) -> None:
+    cursor = log.db.execute(
+        "UPDATE users SET disabled = ? WHERE username = ?", [int(disabled), username]
+    )
+    if cursor.rowcount == 0:
+        raise UserError(f"no user {username!r}; list them with: users list")
 
 
 def _now() -> str:

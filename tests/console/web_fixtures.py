@@ -1,21 +1,28 @@
 """The console's web page served for a test, fed live by a simulated building.
 
 Real parts: mosquitto, one agent process per device, the console's collector, uvicorn
-serving the app, Debian's chromium driven by Playwright (no browser download).
+serving the app, Debian's chromium driven by Playwright (no browser download). Without a
+building: `serve` runs the app alone on loopback, `Client` speaks HTTP to it (keeping the
+cookies, never following a redirect) and `FakeClock` is the time its sessions judge by.
 """
 
 from __future__ import annotations
 
+import http.client
+import re
 import shutil
 import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from console.log import CentralLog
 from console.users import add_user
@@ -31,8 +38,127 @@ PASSWORDS = {
     "boss": "manager-password",
     "ops": "operator-pass1",
     "guard9": "guard-password-9",  # the one the throttle test locks out
+    "guard5": "guard-password-5",  # changes their password
+    "guard7": "guard-password-7",  # is removed while watching the alarms
 }
-ROLES = {"guard1": "guard", "boss": "manager", "ops": "operator", "guard9": "guard"}
+ROLES = {
+    "guard1": "guard",
+    "boss": "manager",
+    "ops": "operator",
+    "guard9": "guard",
+    "guard5": "guard",
+    "guard7": "guard",
+}
+
+
+class FakeClock:
+    """Seconds since the epoch that move only when a test says so."""
+
+    def __init__(self, now: float = 1_796_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free loopback port; yield its base URL."""
+    # The socket listens before uvicorn runs: the first request waits in its backlog, so
+    # there is nothing to poll for.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="error"))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [listener]}, name="uvicorn", daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        listener.close()
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    text: str
+
+
+@dataclass
+class Client:
+    """A browser's HTTP side: keeps the console's cookies, never follows redirects."""
+
+    url: str
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> Reply:
+        return self.request("GET", path, headers=headers)
+
+    def post(self, path: str, form: dict[str, str]) -> Reply:
+        body = urlencode(form)
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        return self.request("POST", path, body, headers)
+
+    def request(
+        self, method: str, path: str, body: str = "", headers: dict[str, str] | None = None
+    ) -> Reply:
+        conn = self.connect()
+        try:
+            conn.request(method, path, body=body or None, headers=self._headers(headers))
+            response = conn.getresponse()
+            text = response.read().decode("utf-8", "replace")
+            self._keep(response)
+            return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, text)
+        finally:
+            conn.close()
+
+    def open_stream(self, path: str) -> http.client.HTTPResponse:
+        """Start a GET whose body is read as it comes (Server-Sent Events)."""
+        conn = self.connect()
+        conn.request("GET", path, headers=self._headers(None))
+        return conn.getresponse()
+
+    def connect(self) -> http.client.HTTPConnection:
+        where = urlsplit(self.url)
+        return http.client.HTTPConnection(where.hostname or "", where.port, timeout=15)
+
+    def csrf(self, path: str = "/login") -> str:
+        found = re.search(r'name="csrf" value="([^"]+)"', self.get(path).text)
+        assert found, f"no CSRF token on {path}"
+        return found.group(1)
+
+    def login(self, user: str, password: str | None = None) -> Reply:
+        form = {"username": user, "password": password or PASSWORDS[user]}
+        return self.post("/login", {**form, "csrf": self.csrf()})
+
+    def copy(self) -> Client:
+        """Another client holding the same cookies (a stolen or replayed cookie)."""
+        return Client(self.url, dict(self.cookies))
+
+    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+        headers = dict(extra or {})
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        return headers
+
+    def _keep(self, response: http.client.HTTPResponse) -> None:
+        for line in response.headers.get_all("set-cookie") or []:
+            jar: SimpleCookie = SimpleCookie()
+            jar.load(line)
+            for name, morsel in jar.items():
+                if morsel.value in ("", "null") or "1970" in morsel["expires"]:
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = morsel.value
 
 
 @dataclass
@@ -61,7 +187,6 @@ def live_site(tmp: Path, scenario: Scenario, speed: float) -> Iterator[LiveSite]
     sim = Simulation(load_building(SMALL), scenario, run_dir, speed=speed)
     player = play_in_thread(sim)
     ready, errors = player.ready, player.errors
-    server: uvicorn.Server | None = None
     try:
         assert ready.wait(120)
         assert not errors, errors
@@ -76,20 +201,8 @@ def live_site(tmp: Path, scenario: Scenario, speed: float) -> Iterator[LiveSite]
             tmp / "console-session.key",
             secure_cookies=False,  # plain http on loopback in the test
         )
-        # The socket listens before uvicorn runs: the browser's first request waits in its
-        # backlog, so there is nothing to poll for.
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        port = listener.getsockname()[1]
-        config = uvicorn.Config(create_app(settings), log_level="error")
-        server = uvicorn.Server(config)
-        threading.Thread(
-            target=server.run, kwargs={"sockets": [listener]}, name="uvicorn", daemon=True
-        ).start()
-        yield LiveSite(sim, f"http://127.0.0.1:{port}", run_dir, player.thread, errors)
+        with serve(create_app(settings)) as url:
+            yield LiveSite(sim, url, run_dir, player.thread, errors)
     finally:
-        if server is not None:
-            server.should_exit = True
         player.thread.join(300)
         sim.close()

@@ -111,3 +111,45 @@ def test_status_without_a_store_says_so(tmp_path: Path) -> None:
     result = cli("status", "--config", str(device.config))
     assert result.returncode == 1
     assert "no store yet" in result.stderr
+
+
+def test_a_store_moved_aside_still_refuses_a_snapshot_from_before_a_revocation(
+    tmp_path: Path,
+) -> None:
+    device = sim_config(tmp_path)
+    config = str(device.config)
+    before = write_snapshot(tmp_path, 1, range(5))
+    revocation = write_snapshot(tmp_path, 2, range(2, 5), lost=range(1, 2))
+    for snapshot in (before, revocation):
+        assert cli("credentials", "load", str(snapshot), "--config", config).returncode == 0
+    guard = Path(f"{device.store}.guard")
+    assert guard.stat().st_mode & 0o777 == 0o600
+    # Power cut on an SD card: the store is damaged and moved aside at the next open.
+    device.store.write_bytes(b"\x00garbage" * 512)
+    for part in tmp_path.glob("agent.db-*"):
+        part.unlink()
+    replayed = cli("credentials", "load", str(before), "--config", config)
+    assert replayed.returncode == 2, replayed.stdout
+    assert "older than v2" in replayed.stderr
+    assert len(list(tmp_path.glob("agent.db.corrupt-*"))) == 1
+    # The revocation itself (and anything newer) still applies to the fresh store.
+    again = cli("credentials", "load", str(revocation), "--config", config)
+    assert again.returncode == 0, again.stderr
+    assert "applied credential set v2" in again.stdout
+
+
+def test_the_guard_file_is_written_only_when_a_number_changes(tmp_path: Path) -> None:
+    device = sim_config(tmp_path)
+    config = str(device.config)
+    snapshot = write_snapshot(tmp_path, 3, range(5))
+    assert cli("credentials", "load", str(snapshot), "--config", config).returncode == 0
+    guard = Path(f"{device.store}.guard")
+    written = (guard.stat().st_ino, guard.stat().st_mtime_ns)
+    assert json.loads(guard.read_text())["credentials_version"] == 3
+    assert "already in use" in cli("credentials", "load", str(snapshot), "--config", config).stdout
+    agent = AgentProcess(device, tmp_path)  # opens the store, runs, closes it
+    assert agent.terminate() == 0
+    assert (guard.stat().st_ino, guard.stat().st_mtime_ns) == written
+    guard.unlink()  # a guard file lost: the store's copy writes it again at the next open
+    assert cli("credentials", "load", str(snapshot), "--config", config).returncode == 0
+    assert json.loads(guard.read_text())["credentials_version"] == 3

@@ -180,6 +180,27 @@ def test_a_retained_command_is_never_executed(
         agent.terminate()
 
 
+def test_a_command_published_retained_while_the_agent_is_connected_is_refused(
+    tmp_path: Path, broker: Broker, device: SimDevice
+) -> None:
+    # MQTT 5 clears the retain flag on delivery to an existing subscription unless it asked
+    # for retain-as-published: the agent must still see that the command was retained.
+    agent = AgentProcess(device, tmp_path)
+    wait_online(broker.port)
+    console = Console(broker.port)
+    try:
+        reply = console.send("unlock", command("unlock"), retain=True)
+        assert reply is not None
+        assert (reply["ok"], reply["reason"]) == (False, "retained")
+        assert agent.request(op="relay", door="gate-east")["unlocked"] is False
+        live = console.send("unlock", command("unlock"))  # the same command, not retained
+        assert live is not None
+        assert (live["ok"], live["reason"]) == (True, "accepted")
+    finally:
+        console.close()
+        assert agent.terminate() == 0
+
+
 def snapshot(version: int, cards: range, lost: range = range(0)) -> bytes:
     refs = {n: card_reference(KEY, "felica", felica(n)) for n in [*cards, *lost]}
     return build(

@@ -18,7 +18,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from firmware_config.checks import check_config
-from firmware_config.errors import MISSING, ConfigError, Problem, join_path
+from firmware_config.errors import MISSING, ConfigError, Problem, join_path, show_value
 from firmware_config.model import DeviceConfig
 from firmware_config.translate import problems_from
 
@@ -27,6 +27,8 @@ MAX_BYTES: Final = 256 * 1024
 """The largest configuration file read; the examples are about 4 KiB."""
 MAX_DEPTH: Final = 6
 """The deepest nesting of tables and lists a configuration needs is 4 (doors[0].relay.pin)."""
+_MAX_INT: Final = 2**63 - 1  # beyond any setting; pydantic cannot even show larger tags
+_MAX_UNREADABLE: Final = 100
 _TOML_WHERE: Final = re.compile(r"(.*) \((?:at line (\d+), column (\d+)|at end of document)\)")
 _TABLE_TUPLE: Final = re.compile(r"\(((?:'[^']*',? ?)+)\)")
 _SYNTAX_FIXES: Final = (
@@ -127,9 +129,9 @@ def parse_config(text: str, source: str = "<string>") -> DeviceConfig:
 
 def validate_config(data: Mapping[str, Any], source: str = "<data>") -> DeviceConfig:
     """Validate configuration data (parsed TOML); raise ConfigError listing every problem."""
-    deep = _deepest(data)
-    if deep is not None:
-        raise ConfigError([_too_deep(deep, MAX_DEPTH)], source)
+    unreadable = _unreadable(data)
+    if unreadable:
+        raise ConfigError(unreadable, source)
     try:
         return DeviceConfig.model_validate(data)
     except ValidationError as error:
@@ -138,18 +140,28 @@ def validate_config(data: Mapping[str, Any], source: str = "<data>") -> DeviceCo
         raise ConfigError([*problems_from(error), *check_config(data)], source) from error
 
 
-def _deepest(data: Mapping[str, Any]) -> str | None:
-    """Return the path of the first value nested deeper than MAX_DEPTH, or None."""
+def _unreadable(data: Mapping[str, Any]) -> list[Problem]:
+    """Find values too deep or too large for any setting, before they reach the models."""
+    problems: list[Problem] = []
     stack: list[tuple[str, object, int]] = [("", data, 0)]
-    while stack:
+    while stack and len(problems) < _MAX_UNREADABLE:
         path, value, depth = stack.pop()
         if depth > MAX_DEPTH:
-            return path
-        if isinstance(value, Mapping):
+            problems.append(_too_deep(path, MAX_DEPTH))
+        elif isinstance(value, Mapping):
             stack += [(join_path(path, str(key)), item, depth + 1) for key, item in value.items()]
         elif isinstance(value, list | tuple):
             stack += [(f"{path}[{i}]", item, depth + 1) for i, item in enumerate(value)]
-    return None
+        elif isinstance(value, int) and not -_MAX_INT <= value <= _MAX_INT:
+            problems.append(
+                Problem(
+                    path,
+                    show_value(value),
+                    "far too large for any setting",
+                    f"write a number of a few digits ({_SEE} and `edge-agent schema`)",
+                )
+            )
+    return problems
 
 
 def _too_deep(path: str, limit: int) -> Problem:

@@ -121,7 +121,8 @@ def _literal(place: Place, details: ErrorDetails) -> tuple[str, str]:
     value = details["input"]
     allowed = choices(place.field)
     fix = f"use one of: {_listed(allowed)}"
-    close = difflib.get_close_matches(str(value), allowed, n=1) if allowed else []
+    text = value[:100] if isinstance(value, str) else show_value(value)
+    close = difflib.get_close_matches(text, allowed, n=1) if allowed else []
     return "not an allowed value", f"{fix}; did you mean {show_value(close[0])}?" if close else fix
 
 

@@ -115,6 +115,12 @@ def _check(tmp_path: Path, data: bytes) -> None:
     .replace("held_open_s = 30", "held_open_s = " + "9" * 400)
     .encode()
 )
+@example(
+    data=EXAMPLES["stairway-door.toml"].replace('kind = "nfc"', "kind = 0x" + "f" * 4000).encode()
+)
+@example(
+    data=EXAMPLES["security-gate.toml"].replace('role = "gate"', "role = 0x" + "f" * 4000).encode()
+)
 def test_check_never_prints_a_traceback(tmp_path: Path, data: bytes) -> None:
     _check(tmp_path, data)
 

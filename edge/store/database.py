@@ -124,22 +124,27 @@ class Store:
     def _restore_guard(self, *, fresh: bool) -> None:
         # A moved-aside or deleted store must not reset what refuses old snapshots and
         # replayed commands: take the largest of this store, the guard file beside it and
-        # whatever a damaged file still yields. Writes only when something was behind.
+        # whatever a damaged file still yields. Nothing is written unless something is behind;
+        # then under the write lock, as every other writer of the guard.
         db = self.db
-        merged = guard.gather(db, fresh=fresh, damaged=self.moved_aside)
-        if merged != guard.stored(db):
+        if not guard.behind(db, fresh=fresh, damaged=self.moved_aside):
+            return
+        before = guard.stored(db)
+        try:
             with write_transaction(db):
-                guard.write_row(db, merged)
+                merged = guard.restore(db, fresh=fresh, damaged=self.moved_aside)
+        except sqlite3.OperationalError as exc:  # another writer holds the store: next open
+            log.error("store %s: rollback protection not carried over now (%s)", self.path, exc)
+            return
+        if merged != before:
+            refused = guard.from_ms(max(0, merged.command_mark_ms - guard.SKEW_MS))
             log.warning(
-                "store %s: rollback protection carried over: credentials v%d or newer, "
-                "commands expiring before %s refused",
+                "store %s: rollback protection carried over: credential snapshots older than "
+                "v%d and commands expiring before %s are refused",
                 self.path,
                 merged.credentials_version,
-                guard.from_ms(max(0, merged.command_mark_ms - guard.SKEW_MS)).isoformat(
-                    timespec="seconds"
-                ),
+                refused.isoformat(timespec="seconds"),
             )
-        guard.save_file(db, merged)
 
     def _open_checked(self) -> Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)

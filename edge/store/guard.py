@@ -69,6 +69,7 @@ def stored(db: Database) -> Guard:
 
 
 def write_row(db: Database, guard: Guard) -> None:
+    """Store `guard` as the store's row; call inside a write transaction."""
     db.execute(
         "INSERT INTO rollback_guard (id, credentials_version, command_mark_ms, command_expiry_ms) "
         "VALUES (1, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
@@ -94,7 +95,7 @@ def read_file(path: Path) -> Guard:
         return Guard(*(int(body.get(f.name, 0)) for f in fields(Guard)))
     except FileNotFoundError:
         return Guard()
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, TypeError, AttributeError, OverflowError) as exc:
         log.error("rollback guard %s is unreadable (%s); the store's copy is used", path, exc)
         return Guard()
 
@@ -157,14 +158,19 @@ def lower_mark(db: Database, mark_ms: int) -> Guard:
 
 
 def read_damaged(path: Path) -> Guard:
-    """Return what a store moved aside as damaged still yields; zeros where it cannot be read."""
+    """Return what a store moved aside as damaged still yields; zeros where it cannot be read.
+
+    Reads both layouts: this one, and the one before the guard (`clock_hwm` as text).
+    """
     values = [0, 0, 0]
     queries = [
         (0, "SELECT max(credentials_version) FROM rollback_guard"),
         (0, "SELECT max(version) FROM policy"),
         (1, "SELECT max(command_mark_ms) FROM rollback_guard"),
+        (1, "SELECT value FROM device_state WHERE key = 'clock_hwm'"),
         (2, "SELECT max(command_expiry_ms) FROM rollback_guard"),
         (2, "SELECT max(expires_ms) FROM nonces"),
+        (2, "SELECT expires_at FROM nonces"),
     ]
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -172,13 +178,23 @@ def read_damaged(path: Path) -> Guard:
         return Guard()
     try:
         for index, sql in queries:
-            with contextlib.suppress(sqlite3.Error, ValueError, TypeError):
-                row = conn.execute(sql).fetchone()
-                if row and row[0] is not None:
-                    values[index] = max(values[index], int(row[0]))
+            with contextlib.suppress(sqlite3.Error):
+                for (value,) in conn.execute(sql).fetchall():
+                    values[index] = max(values[index], _number(value))
     finally:
         conn.close()
     return Guard(*values)
+
+
+def _number(value: object) -> int:
+    """Return a stored number or ISO time as an integer (ms for times); 0 if it is neither."""
+    if isinstance(value, int):
+        return value
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return 0
+    return ms(moment) if moment.tzinfo is not None else 0
 
 
 def gather(db: Database, *, fresh: bool, damaged: Path | None = None) -> Guard:
@@ -194,4 +210,20 @@ def gather(db: Database, *, fresh: bool, damaged: Path | None = None) -> Guard:
     if fresh and merged.command_expiry_ms:
         floor = merged.command_expiry_ms + SKEW_MS + 1
         merged = replace(merged, command_mark_ms=max(merged.command_mark_ms, floor))
+    return merged
+
+
+def behind(db: Database, *, fresh: bool, damaged: Path | None = None) -> bool:
+    """Return True if the store's row or the guard file holds less than `gather` finds."""
+    merged = gather(db, fresh=fresh, damaged=damaged)
+    path = file_of(db)
+    return merged != stored(db) or (path is not None and read_file(path) != merged)
+
+
+def restore(db: Database, *, fresh: bool, damaged: Path | None = None) -> Guard:
+    """Write what `gather` finds into the row and the file; call inside a write transaction."""
+    merged = gather(db, fresh=fresh, damaged=damaged)
+    if merged != stored(db):
+        write_row(db, merged)
+    save_file(db, merged)
     return merged

@@ -153,3 +153,21 @@ def test_the_guard_file_is_written_only_when_a_number_changes(tmp_path: Path) ->
     guard.unlink()  # a guard file lost: the store's copy writes it again at the next open
     assert cli("credentials", "load", str(snapshot), "--config", config).returncode == 0
     assert json.loads(guard.read_text())["credentials_version"] == 3
+
+
+def test_without_its_guard_file_a_damaged_store_still_yields_its_floor(tmp_path: Path) -> None:
+    device = sim_config(tmp_path)
+    config = str(device.config)
+    before = write_snapshot(tmp_path, 1, range(5))
+    big = write_snapshot(tmp_path, 2, range(3000))  # enough pages to damage some in the middle
+    for snapshot in (before, big):
+        assert cli("credentials", "load", str(snapshot), "--config", config).returncode == 0
+    Path(f"{device.store}.guard").unlink()  # e.g. a store written before the guard file existed
+    data = bytearray(device.store.read_bytes())
+    middle = len(data) // 2 // 1024 * 1024
+    data[middle : middle + 20 * 1024] = b"\xaa" * 20 * 1024
+    device.store.write_bytes(data)
+    replayed = cli("credentials", "load", str(before), "--config", config)
+    assert replayed.returncode == 2, replayed.stdout
+    assert "older than v2" in replayed.stderr
+    assert len(list(tmp_path.glob("agent.db.corrupt-*Z"))) == 1

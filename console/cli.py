@@ -223,7 +223,6 @@ def serve(
 @db_option
 @registry_option
 @query_options
-@click.option("--limit", default=50, show_default=True, help="How many, newest first.")
 @click.option(
     "--limit",
     type=click.IntRange(min=1, max=1000),

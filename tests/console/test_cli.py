@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import csv
 import sqlite3
 import subprocess
 import sys
-from datetime import time
+import time
+from datetime import time as clock
 from pathlib import Path
 
 import click
 import pytest
 
 from console.cli import cli
+from console.log import CentralLog
+from console.sessions import SessionStore
+from console.users import audit_trail, check_password
 from simulator.scenario import Fault, Scenario
 from tests.simulator.city import played
 
@@ -36,10 +41,10 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, set[str]]
     scenario = Scenario.model_validate(
         {
             "date": "2026-12-01",
-            "start": time(7, 30),
-            "end": time(9, 30),
+            "start": clock(7, 30),
+            "end": clock(9, 30),
             "seed": 2,
-            "faults": [Fault(at=time(9, 0), kind="door_forced", door="stair-a-2f")],
+            "faults": [Fault(at=clock(9, 0), kind="door_forced", door="stair-a-2f")],
         }
     )
     run = tmp_path_factory.mktemp("cli")
@@ -198,3 +203,105 @@ def test_every_command_has_help() -> None:
         result = edge_console(*path, "--help")
         assert result.returncode == 0, path
         assert "Usage:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["log", "--before", "²"], "--before"),
+        (["log", "--before", "9223372036854775808"], "--before"),
+        (["log", "--since", "0001-01-01"], "--since"),
+        (["log", "--until", "9999-12-31T23:59:59-12:00"], "--until"),
+        (["log", "--since", "yesterday"], "--since"),
+        (["log", "--result", "everything"], "--result"),
+        (["log", "--person", "x" * 101], "--person"),
+        (["export", "--out", "out.csv", "--since", "2026-13-01"], "--since"),
+    ],
+)
+def test_bad_search_options_get_a_usage_error_not_a_traceback(
+    tmp_path: Path, args: list[str], option: str
+) -> None:
+    result = edge_console(*args, "--db", str(tmp_path / "log.db"))
+    assert result.returncode == 2, result.stderr
+    assert f"Invalid value for {option}: " in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Warning" not in result.stderr
+    assert "use" in result.stderr  # says what is accepted
+
+
+def test_hostile_names_and_device_fields_reach_neither_terminal_nor_spreadsheet(
+    tmp_path: Path,
+) -> None:
+    from .web_fixtures import HOSTILE_DEPARTMENT, HOSTILE_DEVICE, hostile_site
+
+    log, registry = hostile_site(tmp_path)
+    where = ["--db", str(log), "--registry", str(registry)]
+    for command in (["log"], ["muster"], ["log", "--person", "K90001"]):
+        result = edge_console(*command, *where)
+        assert result.returncode == 0, result.stderr
+        assert "Mallory" in result.stdout
+        printed = result.stdout + result.stderr
+        assert not [c for c in printed if (ord(c) < 32 and c != "\n") or 0x7F <= ord(c) <= 0x9F]
+        assert "\u202e" not in printed
+    out = tmp_path / "hostile.csv"
+    exported = edge_console("export", *where, "--out", str(out), "--by", "manager1")
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.DictReader(out.read_text(encoding="utf-8-sig").splitlines()))
+    mallory = [r for r in rows if r["staff_no"] == "K90001"]
+    assert len(mallory) == 3
+    for row in mallory:
+        assert row["name"].startswith("'=HYPERLINK(")
+        assert row["department"] == "'" + HOSTILE_DEPARTMENT
+    assert {r["device"] for r in mallory} == {"gate-2", "'" + HOSTILE_DEVICE}
+    for row in rows:
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row.values())
+
+
+def test_users_disable_enable_remove_and_password_end_web_sessions(tmp_path: Path) -> None:
+    db = tmp_path / "log.db"
+    for name in ("guard1", "guard2"):
+        added = edge_console(
+            "users", "add", name, "--role", "guard", "--db", str(db), stdin="a long password!\n"
+        )
+        assert added.returncode == 0, added.stderr
+    log = CentralLog(db)
+    sessions = SessionStore(log, time.time, idle_s=600, lifetime_s=3600)
+
+    def session_of(user: str) -> str:
+        token, _ = sessions.start(user)
+        assert sessions.find(token) is not None
+        return token
+
+    token = session_of("guard1")
+    disabled = edge_console("users", "disable", "guard1", "--db", str(db), "--by", "chief")
+    assert disabled.returncode == 0, disabled.stderr
+    assert "1 web sessions ended" in disabled.stdout
+    assert sessions.find(token) is None
+    assert check_password(log, "guard1", "a long password!") is None
+    assert "disabled" in edge_console("users", "list", "--db", str(db)).stdout
+    assert edge_console("users", "enable", "guard1", "--db", str(db)).returncode == 0
+    assert check_password(log, "guard1", "a long password!") == "guard"
+
+    token = session_of("guard1")
+    changed = edge_console(
+        "users", "password", "guard1", "--db", str(db), stdin="a new long password\n"
+    )
+    assert changed.returncode == 0, changed.stderr
+    assert sessions.find(token) is None
+    assert check_password(log, "guard1", "a new long password") == "guard"
+    short = edge_console("users", "password", "guard1", "--db", str(db), stdin="short\n")
+    assert short.returncode == 2
+    assert "at least 12 characters" in short.stderr
+
+    token = session_of("guard2")
+    removed = edge_console("users", "remove", "guard2", "--db", str(db))
+    assert removed.returncode == 0, removed.stderr
+    assert sessions.find(token) is None
+    assert "guard2" not in edge_console("users", "list", "--db", str(db)).stdout
+    missing = edge_console("users", "remove", "nobody", "--db", str(db))
+    assert missing.returncode == 2
+    assert "no user 'nobody'" in missing.stderr
+    actions = [a for _, who, a, _ in audit_trail(log)]
+    for action in ("user disabled", "user enabled", "password changed", "user removed"):
+        assert action in actions
+    log.close()

@@ -206,3 +206,68 @@ def live_site(tmp: Path, scenario: Scenario, speed: float) -> Iterator[LiveSite]
     finally:
         player.thread.join(300)
         sim.close()
+
+
+# Fields as a hostile HR file or device could set them: a spreadsheet formula, a terminal
+# escape (OSC title, clear screen, colour, bell), a bidirectional override.
+HOSTILE_NAME = '=HYPERLINK("http://evil.example","x")\x1b]0;pwned\x07Mallory\x1b[2J\u202e'
+HOSTILE_DEPARTMENT = "@SUM(1+1)\x00"
+HOSTILE_DEVICE = "+gate\x1b[31m"
+HOSTILE_REASON = "-2+3\x9b1m"
+HOSTILE_REF = "ab" * 32
+
+
+def hostile_site(tmp: Path) -> tuple[Path, Path]:
+    """A log and a registry holding the hostile fields above; return their paths."""
+    from provisioning.registry import Registry, import_people
+    from provisioning.staff_csv import StaffRow
+
+    registry_path = tmp / "registry.db"
+    registry = Registry(registry_path)
+    registry.init_site("test-site", "Asia/Tokyo", {})
+    row = StaffRow(
+        1, "K90001", HOSTILE_NAME, HOSTILE_DEPARTMENT, "felica", HOSTILE_REF, (), None, None
+    )
+    import_people(registry, [row], "test")
+    registry.close()
+    log_path = tmp / "log.db"
+    log = CentralLog(log_path)
+    base = {"v": 1, "clock_synced": True, "kind": "access", "card_ref": HOSTILE_REF}
+    log.append(
+        [
+            {
+                **base,
+                "id": f"{HOSTILE_DEVICE}:1",
+                "seq": 1,
+                "ts": "2026-12-01T00:00:00.000Z",
+                "type": "granted",
+                "door": HOSTILE_DEVICE,
+                "reason": HOSTILE_REASON,
+            },
+            {
+                **base,
+                "id": f"{HOSTILE_DEVICE}:2",
+                "seq": 2,
+                "ts": "2026-12-01T00:00:01.000Z",
+                "type": "crossing",
+                "door": HOSTILE_DEVICE,
+                "from_zone": "public",
+                "to_zone": "staff-area",
+            },
+            # a device time that no time zone can show (year 0 in UTC)
+            {
+                **base,
+                "id": "gate-2:1",
+                "seq": 1,
+                "ts": "0001-01-01T00:00:00+14:00",
+                "type": "denied",
+                "door": "gate-2",
+                "reason": "expired",
+            },
+        ],
+        "2026-12-01T00:00:02.000Z",
+    )
+    for user, password in PASSWORDS.items():
+        add_user(log, user, ROLES[user], password, by="test")
+    log.close()
+    return log_path, registry_path

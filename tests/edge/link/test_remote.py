@@ -201,6 +201,34 @@ def test_a_command_published_retained_while_the_agent_is_connected_is_refused(
         assert agent.terminate() == 0
 
 
+def test_huge_or_deep_commands_are_refused_as_malformed_and_the_agent_goes_on(
+    tmp_path: Path, broker: Broker, device: SimDevice
+) -> None:
+    agent = AgentProcess(device, tmp_path)
+    wait_online(broker.port)
+    console = Console(broker.port)
+    try:
+        for payload in (
+            b"{" + b" " * 4_000_000 + b"}",
+            b"[" * 4000,
+            b'{"name": "unlock"' + b"}" * 9,
+        ):
+            reply = console.send("unlock", payload)
+            assert reply is not None
+            assert (reply["ok"], reply["reason"]) == (False, "malformed"), reply
+            assert len(str(reply["detail"])) <= 200
+        ok = console.send("unlock", command("unlock"))
+        assert ok is not None
+        assert ok["reason"] == "accepted"
+    finally:
+        console.close()
+        assert agent.terminate() == 0
+    log = agent.log()
+    assert "Traceback" not in log
+    assert "internal_error" not in log
+    assert log.count("refused: malformed") == 3  # one line each
+
+
 def snapshot(version: int, cards: range, lost: range = range(0)) -> bytes:
     refs = {n: card_reference(KEY, "felica", felica(n)) for n in [*cards, *lost]}
     return build(

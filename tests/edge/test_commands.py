@@ -217,6 +217,22 @@ def test_any_bytes_on_any_topic_level_get_a_verdict(
     assert not verdict.ok
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["unlock", "lockdown", "UNLOCK", "", "ｕｎｌｏｃｋ"]),
+    json_values,
+    st.integers(min_value=0, max_value=5000),
+)
+def test_any_json_at_any_depth_gets_a_verdict(level: str, value: object, depth: int) -> None:
+    payload = ("[" * depth + json.dumps(value) + "]" * depth).encode()
+    body = json.loads(cmd())
+    body["args"] = {"door": value}
+    for data in (payload, json.dumps(body).encode()):
+        verdict = FUZZ.check(level, data, False, NOW)
+        assert isinstance(verdict, Verdict)
+        assert not verdict.ok
+
+
 SIGNED_UNLOCK = cmd()
 
 

@@ -221,7 +221,6 @@ def check_file(log_: CentralLog, path: Path, public: Ed25519PublicKey) -> tuple[
         raise AnchorError(f"anchor file {path} cannot be read: {error.strerror}") from None
     problems: list[str] = []
     expected = key_id(public)
-    highest: dict[str, int] = {}
     count = 0
     for number, raw in enumerate(lines, 1):
         if not raw.strip():
@@ -247,9 +246,6 @@ def check_file(log_: CentralLog, path: Path, public: Ed25519PublicKey) -> tuple[
             if name not in BY_NAME:
                 problems.append(f"{where}: unknown chain {name[:40]!r}")
                 continue
-            if head.row < highest.get(name, 0):
-                problems.append(f"{where}: {name} went back to row {head.row}")
-            highest[name] = max(highest.get(name, 0), head.row)
             problem = log_.anchored(head.row, head.hash, name)
             if problem:
                 problems.append(f"{where} ({line.at}): {problem}")

@@ -58,7 +58,7 @@ class Chain:
 
     def describe(self, row: int, values: Mapping[str, Any]) -> str:
         ident = values.get("id") if self.name == "events" else values.get("alarm")
-        return f"{self.label} {row}" + (f" ({ident})" if ident else "")
+        return f"{self.label} {row}" + (f" ({str(ident)[:80]})" if ident else "")
 
 
 EVENTS = Chain("events", "events", "row", EVENT_COLUMNS, "row")
@@ -152,7 +152,7 @@ class Walk:
 def walk(conn: sqlite3.Connection, chain: Chain) -> Walk:
     """Re-hash every row of `chain` in order; name each break, hole and downgrade."""
     problems: list[str] = []
-    body_only: list[int] = []
+    body_only: tuple[int, int] | None = None  # the first and the last scheme 1 row
     head, expected, seen_full = GENESIS, 1, False
     scheme = "scheme" if chain is EVENTS else str(SCHEME)
     names = ", ".join(chain.columns)
@@ -171,7 +171,7 @@ def walk(conn: sqlite3.Connection, chain: Chain) -> Walk:
             seen_full = True
             head = row_hash(head, chain, values)
         elif rule == BODY_ONLY and chain is EVENTS and not seen_full:
-            body_only.append(row)
+            body_only = (body_only[0] if body_only else row, row)
             head = chain_hash(head, str(values["body"]))
         else:
             problems.append(
@@ -184,7 +184,7 @@ def walk(conn: sqlite3.Connection, chain: Chain) -> Walk:
             problems.append(f"{where}: hash does not match: edited or reordered")
             head = stored  # report each break once, then follow the stored chain
     problems += _check_head(conn, chain, expected - 1, head)
-    return Walk(problems, (body_only[0], body_only[-1]) if body_only else None)
+    return Walk(problems, body_only)
 
 
 def ack_columns_migration(conn: sqlite3.Connection) -> None:

@@ -4,7 +4,10 @@ A lasting alarm (a door forced or held open, a reader offline, fire, stale crede
 corrupt store, a hardware fault) is active from `raised` (or `pre_alarm`) until its
 `cleared`. A one-shot alarm (a lost card used, an anti-passback violation) has no end: it
 stays until someone acknowledges it. Gaps in a device's sequence are the console's own
-`missing_events` alarm, active until the events arrive.
+`missing_events` alarm, active until the events arrive. Messages the collector refused are
+the console's `bad_messages` (over a limit) and `device_claim_refused` (claiming what the
+device was not provisioned with) alarms, one per device: active until acknowledged, and
+raised again by the next refusal after the acknowledgement.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from console import refusals
 from console.log import CentralLog
 from console.users import audit
 from edge.core.clock import utc_text
@@ -67,6 +71,13 @@ def active(log: CentralLog) -> list[Alarm]:
         alarms.append(
             Alarm(key, device, "missing_events", "raised", _now(), "", f"seq {shown}", by, at)
         )
+    for total in refusals.totals(log):
+        key = f"{total.alarm}:{total.device}"
+        by, at = acks.get(key, (None, None))
+        if at is not None and at >= total.last_at:
+            continue  # acknowledged, and nothing refused since
+        detail = f"{total.total} refused since {total.first_at}; last: {total.last_reason}"
+        alarms.append(Alarm(key, total.device, total.alarm, "raised", total.last_at, "", detail))
     return sorted(alarms, key=lambda a: a.ts, reverse=True)
 
 
@@ -86,7 +97,8 @@ def acknowledge(log: CentralLog, key: str, username: str, note: str = "") -> boo
 def latest_alarm_row(log: CentralLog) -> int:
     """Return the newest alarm's row (0 if none): a cheap change marker for live pages."""
     row = log.db.execute("SELECT max(row) FROM events WHERE kind = 'alarm'").fetchone()
-    return int(row[0] or 0)
+    # Both only grow, so their sum changes whenever either does.
+    return int(row[0] or 0) + refusals.latest(log)
 
 
 def _card(ref: str | None) -> str:

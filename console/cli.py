@@ -108,6 +108,13 @@ def cli() -> None:
 @click.option("--site", required=True, help="Site id, e.g. kamakura-city-hall.")
 @click.option("--root", default="edge", show_default=True, help="MQTT topic root.")
 @click.option(
+    "--registry",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="edge-provision's SITE/registry.db: the device configurations in SITE/devices/ "
+    "say what each device may report.",
+)
+@click.option(
     "--group",
     help="Share the load between several collectors (an MQTT 5 shared subscription of this "
     "name), each with its own --user. Without it, one collector: a plain subscription, which "
@@ -126,6 +133,7 @@ def collect(
     password_file: Path | None,
     site: str,
     root: str,
+    registry: Path,
     group: str | None,
     ca_file: Path | None,
 ) -> None:
@@ -136,6 +144,7 @@ def collect(
     password = password_file.read_text().strip() if password_file else None
     collector = Collector(
         db,
+        site_dir=registry.parent,
         host=host,
         port=port,
         site=site,

@@ -1,25 +1,38 @@
 """The collector: every device's events, status and occupancy into the central log.
 
 Events arrive on an MQTT 5 shared subscription (`$share/{group}/…`), so several collectors
-split the load; each message is acknowledged to the broker only after the batch holding it
-is committed, and the session is persistent, so neither a collector restart nor a broker
+split the load; each message is acknowledged to the broker only after it is stored or
+refused, and the session is persistent, so neither a collector restart nor a broker
 outage loses an event. Status and occupancy are retained and idempotent: every collector
 takes them all (the broker does not send retained messages to shared subscriptions).
+
+Each message is judged alone: read under limits (`console.intake`), then checked against
+what its device was provisioned with (`console.claims`). A message that fails is refused
+with its reason, kept aside without its payload (`console.refusals`), acknowledged, and
+raises the device's console alarm; it never holds back another message. Only a failure of
+the database itself (disk full, locked) leaves a batch unacknowledged, to be delivered again.
+Messages wait in one lane per device, drained in turn behind a per-device rate budget
+(`console.lanes`), so a device that floods delays nobody else.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import queue
+import sqlite3
 import threading
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Final
 
+from console import refusals
+from console.anchor import Anchorer
+from console.claims import Registry
+from console.intake import Refused, parse
+from console.lanes import Lanes
 from console.log import CentralLog, LogError, identity
 from console.mqtt import ConsoleClient, Message
+from console.refusals import BAD_MESSAGES, CLAIM_REFUSED, Refusal
 from edge.core.clock import utc_text
 
 log = logging.getLogger(__name__)
@@ -27,15 +40,33 @@ log = logging.getLogger(__name__)
 BATCH = 500
 NEVER = 0xFFFFFFFF  # MQTT 5: a session expiry interval that never ends
 BATCH_WAIT_S = 0.02
+# Per device: the agent drains its outbox at about 11,200 events/s at most (bench/link.py,
+# x86-64 on loopback; a Raspberry Pi is slower), so an honest device never exceeds this.
+RATE_PER_S: Final = 15_000.0
+BURST: Final = 30_000.0
+UNKNOWN: Final = "(unknown)"  # the lane and refusals of every device not provisioned
+FUTURE: Final = timedelta(minutes=5)  # a device clock this far ahead is not believed
+EPOCH: Final = datetime(2020, 1, 1, tzinfo=UTC)  # nor one before the system existed
+
+
+class Refuse(Exception):
+    """Refuse one message: why, whose it is, and which console alarm it raises."""
+
+    def __init__(self, reason: str, device: str, alarm: str = BAD_MESSAGES) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.device = device
+        self.alarm = alarm
 
 
 class Collector:
-    """Runs until `close()`: receive, store in batches, then acknowledge."""
+    """Runs until `close()`: receive, judge and store in batches, then acknowledge."""
 
     def __init__(
         self,
         log_path: Path,
         *,
+        site_dir: Path,
         host: str,
         port: int,
         site: str,
@@ -45,16 +76,23 @@ class Collector:
         client_id: str = "console-collector",
         group: str | None = None,
         ca_file: str | None = None,
+        rate_per_s: float = RATE_PER_S,
+        burst: float = BURST,
+        anchorer: Anchorer | None = None,
     ) -> None:
         self.log = CentralLog(log_path)
+        self._anchorer = anchorer  # signs the chains' heads into a file outside, on a schedule
+        self.registry = Registry(site_dir, site)
         self.site = site
         self.root = root
         self.received = 0
         self.stored = 0
         self.rejected = 0
-        self._queue: queue.Queue[Message] = queue.Queue()
+        self.over_budget = 0
+        self.lanes: Lanes[Message] = Lanes(rate_per_s, burst)
         self._cond = threading.Condition()
         self._stop = threading.Event()
+        self._lost_at: datetime | None = self._last_heard()
         self.client = ConsoleClient(
             host,
             port,
@@ -67,6 +105,7 @@ class Collector:
             session_expiry_s=NEVER,
             manual_ack=True,
             ca_file=ca_file,
+            on_connect=self._connected,
         )
         base = f"{root}/{site}"
         # One collector: a plain subscription, which the broker keeps in the persistent
@@ -77,9 +116,18 @@ class Collector:
             f"$share/{group}/{events}" if group else events,
             f"{base}/+/status",
             f"{base}/+/occupancy/#",
-            handler=self._queue.put,
+            handler=self._receive,
         )
         self._writer = threading.Thread(target=self._write_loop, name="collector", daemon=True)
+        log.info(
+            "collector %s: %s/%s, claims from %s, budget %.0f/s (burst %.0f) per device",
+            client_id,
+            root,
+            site,
+            self.registry.devices_dir,
+            rate_per_s,
+            burst,
+        )
 
     def __repr__(self) -> str:
         return f"<Collector {self.client.client_id} stored={self.stored} rejected={self.rejected}>"
@@ -104,86 +152,196 @@ class Collector:
         with self._cond:
             return self._cond.wait_for(lambda: predicate(self.log), timeout_s)
 
+    # -- paho's thread: file the message in its device's lane, nothing more -----------------
+
+    def _receive(self, message: Message) -> None:
+        parts = message.topic.split("/", 3)
+        device = parts[2] if len(parts) > 3 else UNKNOWN
+        if not self.registry.known(device):
+            device = UNKNOWN
+        if not self.lanes.put(device, message):
+            self.client.ack(message)  # over the device's budget: refused, counted, gone
+
+    def _connected(self) -> None:
+        now = datetime.now(UTC)
+        if self._lost_at is not None:
+            self.lanes.credit((now - self._lost_at).total_seconds())
+        self._lost_at = now
+
+    def _last_heard(self) -> datetime | None:
+        row = self.log.db.execute("SELECT max(received_at) FROM events").fetchone()
+        try:
+            return datetime.fromisoformat(row[0]) if row and row[0] else None
+        except ValueError:
+            return None
+
+    # -- the writer -------------------------------------------------------------------------
+
     def _write_loop(self) -> None:
-        while not (self._stop.is_set() and self._queue.empty()):
-            try:
-                first = self._queue.get(timeout=0.2)
-            except queue.Empty:
+        while not (self._stop.is_set() and not len(self.lanes)):
+            if self._anchorer is not None:
+                self._anchorer.tick(self.log)
+            batch = self.lanes.take(BATCH, 0.2, BATCH_WAIT_S)
+            over = self.lanes.over_budget()
+            if not batch and not over:
                 continue
-            batch = [first]
-            deadline = time.monotonic() + BATCH_WAIT_S
-            while len(batch) < BATCH:
-                try:
-                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-                except queue.Empty:
-                    break
             try:
-                self._store(batch)
+                self._store(batch, over)
             except Exception:
-                # The database itself failed (not one bad message: those are rejected one by
-                # one). Not acknowledged: the broker delivers them again after a reconnect.
+                # The database itself failed (a bad message is refused alone, never here).
+                # Not acknowledged: the broker delivers them again after a reconnect.
                 log.exception("storing %d messages failed; they stay unacknowledged", len(batch))
                 continue
             for message in batch:
                 self.client.ack(message)
             with self._cond:
                 self._cond.notify_all()
+            self._lost_at = datetime.now(UTC)
+        if self._anchorer is not None:
+            self._anchorer.anchor(self.log)  # the heads as this run leaves them
 
-    def _store(self, batch: list[Message]) -> None:
-        now = utc_text(datetime.now(UTC))
-        events = []
+    def _store(self, batch: list[Message], over: dict[str, int]) -> None:
+        now_dt = datetime.now(UTC)
+        now = utc_text(now_dt)
+        judged = Judged(now_dt)
         for message in batch:
             self.received += 1
-            parts = message.topic.split("/")
-            if len(parts) < 4 or "/".join(parts[:2]) != f"{self.root}/{self.site}":
-                self._reject(message, "not under this site's topics")
-                continue
-            device = parts[2]
             try:
-                body = json.loads(message.payload) if message.payload else None
-            except ValueError:
-                self._reject(message, "not JSON")
-                continue
-            if parts[3] == "status":
-                if body is not None:
-                    self.log.set_status(device, message.payload.decode(), now)
-            elif parts[3] == "occupancy" and len(parts) == 5 and isinstance(body, dict):
-                count = body.get("count") or 0
-                if not isinstance(count, int) or isinstance(count, bool):
-                    self._reject(message, "occupancy count is not a whole number")
-                    continue
-                self.log.set_occupancy(
-                    device, parts[4], count, bool(body.get("occupied")), str(body.get("ts", ""))
+                self._judge(message, judged)
+            except Refuse as refuse:
+                judged.refused.append(
+                    Refusal.of(
+                        refuse.device, refuse.alarm, refuse.reason, message.topic, message.payload
+                    )
                 )
-                # An occupancy change is an event of the device's sequence too (retained).
-                if str(body.get("id", "")).rsplit(":", 1)[0] == device:
-                    events.append(body)
-            elif parts[3] == "events" and isinstance(body, dict):
-                if str(body.get("id", "")).rsplit(":", 1)[0] != device:
-                    self._reject(message, "event id names another device")
-                    continue
-                events.append(body)
-            else:
-                self._reject(message, "unexpected topic or payload")
-        good = []
-        for event in events:
-            try:
-                identity(event)
-                good.append(event)
-            except LogError as error:
-                self.rejected += 1
-                log.warning("rejected an event: %s", error)
-        try:
-            self.stored += len(self.log.append(good, now))
-        except LogError:
-            # One event the checks let through but the log refuses: store the rest one by one.
-            for event in good:
-                try:
-                    self.stored += len(self.log.append([event], now))
-                except LogError as error:
-                    self.rejected += 1
-                    log.warning("rejected an event: %s", error)
+        for device, count in over.items():
+            self.over_budget += count
+            reason = f"{count} messages over the budget of {self.lanes.rate_per_s:.0f}/s"
+            judged.refused.append(Refusal(device, BAD_MESSAGES, reason, "", 0, "", count))
+        self.stored += judged.write(self.log, now)
+        self.rejected += sum(r.count for r in judged.refused)
+        refusals.keep(self.log, judged.refused, now)
+        for refusal in judged.refused:
+            log.warning("refused from %s: %s", refusal.device, refusal.reason)
 
-    def _reject(self, message: Message, why: str) -> None:
-        self.rejected += 1
-        log.warning("rejected a message on %s: %s", message.topic, why)
+    def _judge(self, message: Message, judged: Judged) -> None:
+        parts = message.topic.split("/")
+        if len(parts) < 4 or parts[:2] != [self.root, self.site]:
+            raise Refuse("not under this site's topics", UNKNOWN)
+        device = parts[2]
+        claims = self.registry.claims(device)
+        if claims is None:
+            raise Refuse(f"device {device[:40]!r} is not provisioned", UNKNOWN, CLAIM_REFUSED)
+        if not message.payload and parts[3] in ("status", "occupancy"):
+            return  # a retained message cleared: nothing to store
+        body = _parse(message.payload, device)
+        where = parts[3]
+        if not isinstance(body, dict):
+            raise Refuse(f"{where} payload is not a JSON object", device)
+        if where == "status" and len(parts) == 4:
+            judged.statuses.append((device, message.payload.decode()))
+        elif where == "occupancy" and len(parts) == 5:
+            _claim(claims.occupancy(parts[4], body), device)
+            order = judged.plausible(body.get("ts"))
+            ts = str(body["ts"]) if order is None else order
+            judged.occupancy.append((device, parts[4], body.get("count") or 0, body, ts))
+            if "id" in body:  # an occupancy change is an event of the device's sequence too
+                judged.event(body, device)
+        elif where == "events" and len(parts) == 5:
+            _claim(claims.event(parts[4], body), device)
+            judged.event(body, device)
+        else:
+            raise Refuse("not a status, event or occupancy topic", device)
+
+
+class Judged:
+    """What one batch holds once judged: what to store and what was refused."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.events: list[dict[str, Any]] = []
+        self.implausible: dict[str, str] = {}
+        self.statuses: list[tuple[str, str]] = []
+        self.occupancy: list[tuple[str, str, int, dict[str, Any], str]] = []
+        self.refused: list[Refusal] = []
+
+    def event(self, body: dict[str, Any], device: str) -> None:
+        """Accept an event for storing, once its id names this device and its seq."""
+        try:
+            event_id, owner, _ = identity(body)
+        except LogError as error:
+            raise Refuse(str(error)[:200], device) from None
+        if owner != device:
+            raise Refuse("event id names another device", device)
+        order = self.plausible(body.get("ts"))
+        if order is not None:
+            self.implausible[event_id] = order
+        self.events.append(body)
+
+    def plausible(self, ts: object) -> str | None:
+        """Return None if a device's `ts` can order its event, else the time to use instead."""
+        now = utc_text(self.now)
+        if not isinstance(ts, str) or len(ts) > 40:
+            return now
+        try:
+            when = datetime.fromisoformat(ts)
+        except ValueError:
+            return now
+        if when.tzinfo is None or utc_text(when) != ts:
+            return now  # not the contract's UTC text: it would sort among the others wrongly
+        return now if not EPOCH <= when <= self.now + FUTURE else None
+
+    def write(self, log: CentralLog, now: str) -> int:
+        """Store what was accepted; refuse alone what the database refuses. Return events stored."""
+        for device, status in self.statuses:
+            self._alone(device, lambda: log.set_status(device, status, now))  # noqa: B023
+        for device, zone, count, body, ts in self.occupancy:
+            occupied = bool(body.get("occupied"))
+            self._alone(device, lambda: log.set_occupancy(device, zone, count, occupied, ts))  # noqa: B023
+        events = self.events
+        try:
+            return len(log.append(events, now, self.implausible))
+        except Exception as error:
+            if _database_wide(error):
+                raise
+        stored = 0
+        for event in events:  # one of them the log refuses: store the others one by one
+            try:
+                stored += len(log.append([event], now, self.implausible))
+            except Exception as error:
+                if _database_wide(error):
+                    raise
+                self._refused_by_log(str(event.get("id", "")).rsplit(":", 1)[0], error)
+        return stored
+
+    def _alone(self, device: str, write: Callable[[], None]) -> None:
+        """Write one status or occupancy (called at once); refuse it if the log refuses it."""
+        try:
+            write()
+        except Exception as error:
+            if _database_wide(error):
+                raise
+            self._refused_by_log(device, error)
+
+    def _refused_by_log(self, device: str, error: Exception) -> None:
+        reason = f"the log refused it: {type(error).__name__}"
+        self.refused.append(Refusal(device, BAD_MESSAGES, reason, "", 0, ""))
+
+
+def _parse(payload: bytes, device: str) -> Any:
+    try:
+        return parse(payload)
+    except Refused as refused:
+        raise Refuse(str(refused), device) from None
+
+
+def _claim(problem: str | None, device: str) -> None:
+    if problem is not None:
+        raise Refuse(problem, device, CLAIM_REFUSED)
+
+
+def _database_wide(error: BaseException) -> bool:
+    """True for a failure of the database itself (full, locked, corrupt), not of one row."""
+    return isinstance(error, sqlite3.OperationalError | MemoryError) or (
+        type(error) is sqlite3.DatabaseError
+    )

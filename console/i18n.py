@@ -103,6 +103,8 @@ CODES: dict[str, tuple[str, str]] = {
     "lost_card_used": ("紛失カードの使用", "Lost card used"),
     "anti_passback_violation": ("アンチパスバック違反", "Anti-passback violation"),
     "missing_events": ("記録の欠落", "Missing events"),
+    "bad_messages": ("不正なメッセージ", "Bad messages"),
+    "device_claim_refused": ("機器の越権報告", "Device claim refused"),
     "store_corrupt": ("記録装置の異常", "Store corrupt"),
     "hardware_fault": ("機器の故障", "Hardware fault"),
     "raised": ("発生中", "raised"),

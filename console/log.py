@@ -14,7 +14,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +85,23 @@ def search_indexes(db: Database) -> None:
 def door_time_index(db: Database) -> None:
     """Index door with time too: "this door, that day" reads just the day's rows."""
     db.execute("CREATE INDEX events_door_ts ON events (door, ts)")
+
+
+@migrations(name="0005_refusals")
+def refusals(db: Database) -> None:
+    """Keep refused messages aside (reason, never the payload); flag implausible device times."""
+    db.execute(
+        "CREATE TABLE refusals (id INTEGER PRIMARY KEY, device TEXT NOT NULL, "
+        "alarm TEXT NOT NULL, reason TEXT NOT NULL, topic TEXT NOT NULL, size INTEGER NOT NULL, "
+        "digest TEXT NOT NULL, count INTEGER NOT NULL DEFAULT 1, at TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX refusals_device ON refusals (device, id)")
+    db.execute(
+        "CREATE TABLE refusal_totals (device TEXT NOT NULL, alarm TEXT NOT NULL, "
+        "total INTEGER NOT NULL, first_at TEXT NOT NULL, last_at TEXT NOT NULL, "
+        "last_reason TEXT NOT NULL, PRIMARY KEY (device, alarm))"
+    )
+    db.execute("ALTER TABLE events ADD COLUMN ts_implausible INTEGER NOT NULL DEFAULT 0")
 
 
 @migrations(name="0007_sessions")
@@ -170,8 +187,17 @@ class CentralLog:
             raise
         conn.execute("COMMIT")
 
-    def append(self, events: Iterable[dict[str, Any]], received_at: str) -> list[str]:
+    def append(
+        self,
+        events: Iterable[dict[str, Any]],
+        received_at: str,
+        implausible: Mapping[str, str] | None = None,
+    ) -> list[str]:
         """Store new events in one transaction; return the ids stored (duplicates skipped).
+
+        `implausible` maps the id of an event whose own `ts` cannot be believed to the time
+        it is ordered by instead: stored as `ts` and flagged (`ts_implausible`); the body
+        stays as the device sent it.
 
         The chain's head is re-read inside the write transaction, so two collectors writing
         the same file never fork it.
@@ -199,12 +225,13 @@ class CentralLog:
                 data: dict[str, Any] = nested if isinstance(nested, dict) else event
                 conn.execute(
                     "INSERT INTO events (id, device, seq, ts, kind, type, door, card_ref, "
-                    "reason, body, received_at, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "reason, body, received_at, hash, ts_implausible) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [
                         event_id,
                         device,
                         seq,
-                        str(event.get("ts", "")),
+                        (implausible or {}).get(event_id, str(event.get("ts", ""))),
                         str(event.get("kind", "")),
                         str(event.get("type", "")),
                         _text(data.get("door")),
@@ -213,6 +240,7 @@ class CentralLog:
                         body,
                         received_at,
                         head,
+                        int(event_id in (implausible or {})),
                     ],
                 )
                 conn.execute(

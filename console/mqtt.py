@@ -4,7 +4,10 @@
   off, session expiry) so messages published while the console is away wait for it.
 * Manual acknowledgement: a QoS 1 message is acknowledged only when the handler says it is
   safely stored (`ack`), so a console killed mid-batch gets it again from the broker.
-* Every callback catches everything: an exception there would silently kill paho's thread.
+* Every callback catches everything: an exception there would silently kill paho's thread;
+  a message that cannot even be handed over is acknowledged, never left holding the window.
+* Command replies are kept only for a request that waits for them (bounded in number and
+  size); any other message on the reply topics is dropped.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -44,6 +47,10 @@ class Message:
 
 Handler = Callable[[Message], None]
 
+MAX_WAITING: Final = 256  # requests waiting for a reply at once
+MAX_REPLY: Final = 64 * 1024  # bytes kept of one reply
+MAX_CORRELATION: Final = 64  # bytes of correlation data we ever send or match
+
 
 class ConsoleClient:
     """A console (or simulator) connection to the broker."""
@@ -60,8 +67,10 @@ class ConsoleClient:
         session_expiry_s: int = 7 * 24 * 3600,
         manual_ack: bool = False,
         ca_file: str | None = None,
+        on_connect: Callable[[], None] | None = None,
     ) -> None:
         self.host = host
+        self._on_connected = on_connect
         self.port = port
         self.client_id = client_id
         self._subscriptions: list[str] = []
@@ -69,6 +78,7 @@ class ConsoleClient:
         self._connected = threading.Event()
         self._refused: str | None = None
         self._replies: dict[bytes, bytes] = {}
+        self._awaited: set[bytes] = set()
         self._reply_cond = threading.Condition()
         self._reply_filter: str | None = None
         self._persistent = persistent
@@ -157,19 +167,32 @@ class ConsoleClient:
         self, topic: str, payload: bytes, response_topic: str, correlation: bytes, timeout_s: float
     ) -> bytes | None:
         """Publish with an MQTT 5 response topic; return the reply, or None on timeout."""
+        if len(correlation) > MAX_CORRELATION:
+            raise ValueError(f"correlation data longer than {MAX_CORRELATION} bytes")
+        with self._reply_cond:
+            if len(self._awaited) >= MAX_WAITING:
+                raise ConsoleLinkError(
+                    f"{MAX_WAITING} requests already wait for replies; try again shortly"
+                )
+            self._awaited.add(correlation)
         props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         props.ResponseTopic = response_topic
         props.CorrelationData = correlation
-        info = self.client.publish(topic, payload, qos=1, properties=props)
-        info.wait_for_publish(10)
-        deadline = time.monotonic() + timeout_s
-        with self._reply_cond:
-            while correlation not in self._replies:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._reply_cond.wait(remaining)
-            return self._replies.pop(correlation)
+        try:
+            info = self.client.publish(topic, payload, qos=1, properties=props)
+            info.wait_for_publish(10)
+            deadline = time.monotonic() + timeout_s
+            with self._reply_cond:
+                while correlation not in self._replies:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return None
+                    self._reply_cond.wait(remaining)
+                return self._replies.pop(correlation)
+        finally:
+            with self._reply_cond:
+                self._awaited.discard(correlation)
+                self._replies.pop(correlation, None)
 
     def close(self) -> None:
         """Disconnect (the persistent session stays on the broker); idempotent."""
@@ -194,6 +217,8 @@ class ConsoleClient:
                 self._subscribed.set()
             log.info("console %s connected to %s:%s", self.client_id, self.host, self.port)
             self._connected.set()
+            if self._on_connected is not None:
+                self._on_connected()
         except Exception:
             log.exception("on_connect failed")
 
@@ -218,10 +243,12 @@ class ConsoleClient:
             props = getattr(message, "properties", None)
             correlation = getattr(props, "CorrelationData", None) if props else None
             if self._reply_filter and mqtt.topic_matches_sub(self._reply_filter, message.topic):
-                if correlation is not None:
+                key = bytes(correlation) if isinstance(correlation, bytes | bytearray) else None
+                if key is not None and len(message.payload) <= MAX_REPLY:
                     with self._reply_cond:
-                        self._replies[bytes(correlation)] = bytes(message.payload)
-                        self._reply_cond.notify_all()
+                        if key in self._awaited:  # nobody waits for the others
+                            self._replies[key] = bytes(message.payload)
+                            self._reply_cond.notify_all()
                 if self._manual_ack and message.qos:
                     client.ack(message.mid, message.qos)
                 return
@@ -237,4 +264,9 @@ class ConsoleClient:
                     )
                 )
         except Exception:
-            log.exception("handling a message on %s failed", message.topic)
+            log.exception("handling a message failed; acknowledged and dropped")
+            if self._manual_ack and message.qos:
+                try:
+                    client.ack(message.mid, message.qos)
+                except Exception:
+                    log.exception("acknowledging a dropped message failed")

@@ -16,6 +16,7 @@ from console.collector import Collector
 from console.log import CentralLog
 from console.mqtt import ConsoleClient
 from tests.broker import Broker, start_broker
+from tests.console.test_claims import provision
 from tests.console.test_log import event as event_body
 
 SITE = "test-hall"
@@ -52,18 +53,31 @@ def publisher(broker: Broker) -> Iterator[ConsoleClient]:
 
 
 @pytest.fixture
-def collectors(broker: Broker) -> Iterator[Callable[..., Collector]]:
+def site_dir(tmp_path: Path) -> Path:
+    """The provisioning site directory: every test device is a provisioned gate."""
+    return provision(tmp_path / "site", gates=(*DEVICES, "probe"))
+
+
+@pytest.fixture
+def collectors(broker: Broker, site_dir: Path) -> Iterator[Callable[..., Collector]]:
     """Make collectors on the test's broker; every one is closed at the end."""
     made: list[Collector] = []
 
-    def make(log_path: Path, client_id: str = "collector-a", group: str | None = None) -> Collector:
+    def make(
+        log_path: Path,
+        client_id: str = "collector-a",
+        group: str | None = None,
+        **options: Any,
+    ) -> Collector:
         collector = Collector(
             log_path,
+            site_dir=site_dir,
             host="127.0.0.1",
             port=broker.port,
             site=SITE,
             client_id=client_id,
             group=group,
+            **options,
         )
         made.append(collector)
         collector.start()

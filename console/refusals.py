@@ -1,0 +1,125 @@
+"""Messages the collector refused, kept aside for the guards: bounded, and never the payload.
+
+Each refusal keeps its device, the alarm it raises (`bad_messages` for a message that breaks
+the limits, `device_claim_refused` for one that claims what the device was not provisioned
+with), the reason, the topic, the size and a SHA-256 digest of the payload (the payload
+itself may hold anything). Only the newest `KEEP` per device stay; a running total per device
+and alarm stays too, and drives the console alarm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from console.log import CentralLog
+
+KEEP: Final = 100  # newest refusals kept per device
+BAD_MESSAGES: Final = "bad_messages"
+CLAIM_REFUSED: Final = "device_claim_refused"
+_TOPIC_CHARS: Final = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One refused message (or `count` alike ones, e.g. over the rate budget)."""
+
+    device: str
+    alarm: str
+    reason: str
+    topic: str
+    size: int
+    digest: str
+    count: int = 1
+
+    @classmethod
+    def of(cls, device: str, alarm: str, reason: str, topic: str, payload: bytes) -> Refusal:
+        """Return the refusal of one message, with a digest in place of its payload."""
+        return cls(
+            device,
+            alarm,
+            reason,
+            _printable(topic)[:_TOPIC_CHARS],
+            len(payload),
+            hashlib.sha256(payload).hexdigest(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Total:
+    """What one device had refused, for its console alarm."""
+
+    device: str
+    alarm: str
+    total: int
+    first_at: str
+    last_at: str
+    last_reason: str
+
+
+def keep(log: CentralLog, refusals: Iterable[Refusal], at: str) -> None:
+    """Store refusals in one transaction, dropping each device's oldest beyond `KEEP`."""
+    conn = log.db.conn
+    refusals = list(refusals)
+    if not refusals:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(
+            "INSERT INTO refusals (device, alarm, reason, topic, size, digest, count, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (r.device, r.alarm, r.reason, r.topic, r.size, r.digest, r.count, at)
+                for r in refusals
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO refusal_totals (device, alarm, total, first_at, last_at, last_reason) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device, alarm) DO UPDATE SET "
+            "total = total + excluded.total, last_at = excluded.last_at, "
+            "last_reason = excluded.last_reason",
+            [(r.device, r.alarm, r.count, at, at, r.reason) for r in refusals],
+        )
+        for device in {r.device for r in refusals}:
+            conn.execute(
+                "DELETE FROM refusals WHERE device = ? AND id <= (SELECT id FROM refusals "
+                "WHERE device = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                [device, device, KEEP],
+            )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def totals(log: CentralLog) -> list[Total]:
+    """Return each device's refusal totals per alarm."""
+    return [
+        Total(*row)
+        for row in log.db.execute(
+            "SELECT device, alarm, total, first_at, last_at, last_reason FROM refusal_totals"
+        )
+    ]
+
+
+def recent(log: CentralLog, device: str, limit: int = KEEP) -> list[dict[str, object]]:
+    """Return a device's newest refusals kept aside, newest first."""
+    return list(
+        log.db.query(
+            "SELECT device, alarm, reason, topic, size, digest, count, at FROM refusals "
+            "WHERE device = ? ORDER BY id DESC LIMIT ?",
+            [device, limit],
+        )
+    )
+
+
+def latest(log: CentralLog) -> int:
+    """Return the newest refusal's id (0 if none): a change marker for live pages."""
+    row = log.db.execute("SELECT max(id) FROM refusals").fetchone()
+    return int(row[0] or 0)
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)

@@ -1,0 +1,300 @@
+"""Every broker account against every other account's topics and client id.
+
+A real mosquitto runs the files `edge-provision broker config` wrote (through the command
+line), for two devices of different roles, two console accounts and an operator. MQTT 5
+makes a refused publish visible (PUBACK 0x87); a refused subscription is granted and
+delivers nothing, so reads are judged by what arrives before a last message that every
+account may read.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from click.testing import CliRunner
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from provisioning.cli import cli
+from simulator.broker import free_port
+from tests.broker import MOSQUITTO, Broker
+
+SITE = "kamakura-city-hall"
+BASE = f"edge/{SITE}"
+GATE, SENSOR = "gate-1f-east", "sensors-2f-booths"
+ROLES = {
+    GATE: "device",
+    SENSOR: "device",
+    "console": "console",
+    "console-b": "console",  # a second collector sharing the load has its own account
+    "operator": "operator",
+}
+DEVICE_ROLES = {GATE: "gate", SENSOR: "sensor-node"}
+# Every topic kind of the MQTT contract, under any account's name.
+KINDS = {
+    "status": "status",
+    "events": "events/access",
+    "occupancy": "occupancy/staff-area",
+    "reply": "reply/r1",
+    "cmd": "cmd/ping",
+    "credentials": "credentials",
+}
+DEVICE_WRITES = {"status", "events", "occupancy", "reply"}
+NOT_AUTHORIZED = 0x87
+
+
+def may_write(actor: str, target: str, kind: str) -> bool:
+    """What the account model says: the rule each cell is checked against."""
+    role = ROLES[actor]
+    if role == "device":
+        return actor == target and kind in DEVICE_WRITES
+    if role == "console":
+        return kind == "cmd"
+    return kind == "credentials"
+
+
+def may_read(actor: str, target: str, kind: str) -> bool:
+    role = ROLES[actor]
+    if role == "device":
+        return actor == target and kind in {"cmd", "credentials"}
+    if role == "console":
+        return kind in DEVICE_WRITES
+    return kind == "status"
+
+
+def topic(target: str, kind: str) -> str:
+    return f"{BASE}/{target}/{KINDS[kind]}"
+
+
+@dataclass(frozen=True)
+class Site:
+    port: int
+    passwords: dict[str, str]
+    files: Path
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is not installed; ./check installs it")
+    tmp = tmp_path_factory.mktemp("matrix")
+    directory = tmp / "site"
+    d = ("--dir", str(directory))
+    steps: list[tuple[str, ...]] = [("site", "init", "--site", SITE)]
+    for account, role in ROLES.items():
+        steps.append(("account", "add", account, "--role", role))
+        if role == "device":
+            steps.append(("device", "add", account, "--role", DEVICE_ROLES[account]))
+    files = tmp / "broker-files"
+    steps.append(("broker", "config", "--out", str(files), "--port", str(free_port())))
+    runner = CliRunner()
+    for step in steps:
+        done = runner.invoke(cli, [*step, *d])
+        assert done.exit_code == 0, done.output
+    broker = Broker(tmp / "broker", generated=files / "edge.conf")
+    broker.start()
+    passwords = {a: (directory / "accounts" / f"{a}.password").read_text().strip() for a in ROLES}
+    yield Site(broker.port, passwords, files)
+    broker.stop()
+
+
+class Account:
+    """One paho MQTT 5 connection with an account's password; records all it sees."""
+
+    def __init__(
+        self,
+        site: Site,
+        account: str,
+        client_id: str | None = None,
+        clean_start: bool = True,
+        session_s: int = 0,
+    ) -> None:
+        self.account = account
+        self.cond = threading.Condition()
+        self.got: list[tuple[str, bytes]] = []
+        self.acks: dict[int, int] = {}
+        self.subacks: dict[int, list[int]] = {}
+        self.disconnects: list[int] = []
+        self.connack: tuple[bool, int] | None = None
+        self._closing = self.connected = False
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id or account, protocol=mqtt.MQTTv5
+        )
+        self.client.username_pw_set(account, site.passwords[account])
+        # A client taken over must stay off, not reconnect and take over in turn.
+        self.client.reconnect_delay_set(60, 60)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = session_s
+        self.client.connect("127.0.0.1", site.port, clean_start=clean_start, properties=props)
+        self.client.loop_start()
+        self.wait(lambda: self.connack is not None, f"{account}: no CONNACK")
+        assert self.connack is not None
+        assert self.connack[1] == 0, f"{account} refused"
+
+    def _on_connect(self, c: object, u: object, flags: object, reason: object, p: object) -> None:
+        with self.cond:
+            present = bool(flags.session_present)  # type: ignore[attr-defined]
+            self.connack = (present, int(reason.value))  # type: ignore[attr-defined]
+            self.connected = not reason.is_failure  # type: ignore[attr-defined]
+            self.cond.notify_all()
+
+    def _on_disconnect(self, c: object, u: object, f: object, reason: object, p: object) -> None:
+        with self.cond:
+            self.connected = False
+            if not self._closing:
+                self.disconnects.append(int(reason.value))  # type: ignore[attr-defined]
+            self.cond.notify_all()
+
+    def _on_publish(self, c: object, u: object, mid: int, reason: object, p: object) -> None:
+        with self.cond:
+            self.acks[mid] = int(reason.value)  # type: ignore[attr-defined]
+            self.cond.notify_all()
+
+    def _on_subscribe(self, c: object, u: object, mid: int, codes: list[object], p: object) -> None:
+        with self.cond:
+            self.subacks[mid] = [int(r.value) for r in codes]  # type: ignore[attr-defined]
+            self.cond.notify_all()
+
+    def _on_message(self, c: object, u: object, message: mqtt.MQTTMessage) -> None:
+        with self.cond:
+            self.got.append((message.topic, message.payload))
+            self.cond.notify_all()
+
+    def wait(self, predicate: Callable[[], bool], what: str, timeout_s: float = 10) -> None:
+        with self.cond:
+            assert self.cond.wait_for(predicate, timeout_s), what
+
+    def publish(self, topic: str, payload: bytes) -> int:
+        """Publish at QoS 1 and return the PUBACK reason code."""
+        info = self.client.publish(topic, payload, qos=1)
+        self.wait(lambda: info.mid in self.acks, f"{self.account}: no PUBACK for {topic}")
+        return self.acks[info.mid]
+
+    def subscribe(self, *topics: str) -> None:
+        result, mid = self.client.subscribe([(t, 1) for t in topics])
+        assert result == mqtt.MQTT_ERR_SUCCESS
+        self.wait(lambda: mid in self.subacks, f"{self.account}: no SUBACK")
+
+    def payloads(self, topic: str) -> list[bytes]:
+        with self.cond:
+            return [p for t, p in self.got if t == topic]
+
+    def close(self) -> None:
+        with self.cond:
+            self._closing = True
+            was_connected = self.connected
+        self.client.disconnect()
+        if was_connected:
+            self.wait(lambda: not self.connected, f"{self.account}: no disconnect")
+        self.client.loop_stop()
+
+
+def test_generated_files_start_mosquitto_with_every_limit(site: Site) -> None:
+    """mosquitto refuses an unknown option, so a running broker proves each one exists."""
+    conf = (site.files / "edge.conf").read_text()
+    for option in (
+        "use_username_as_clientid true",
+        "max_packet_size 16777216",
+        "max_queued_messages 1000000",
+        "max_queued_bytes 1073741824",
+        "max_inflight_messages 1000",
+    ):
+        assert option in conf.splitlines()
+    acl = (site.files / "acl").read_text().splitlines()
+    assert not [line for line in acl if line.startswith("pattern")]
+
+
+def test_every_account_against_every_account_s_topics(site: Site) -> None:
+    accounts = {a: Account(site, a) for a in ROLES}
+    cells = list(itertools.product(ROLES, ROLES, KINDS))
+    try:
+        for account in accounts.values():
+            account.subscribe(*(topic(t, k) for t in ROLES for k in KINDS))
+        wrong: list[str] = []
+        for actor, target, kind in cells:
+            code = accounts[actor].publish(topic(target, kind), f"{actor}>{target}".encode())
+            allowed = code < 0x80  # 0x10 "no matching subscribers" is a success too
+            if allowed != may_write(actor, target, kind) or (
+                not allowed and code != NOT_AUTHORIZED
+            ):
+                wrong.append(f"{actor} publish {topic(target, kind)}: reason {code:#x}")
+        # A last message each account may read: everything before it has been delivered.
+        for device in (GATE, SENSOR):
+            assert accounts["console"].publish(topic(device, "cmd"), b"end") < 0x80
+        assert accounts[GATE].publish(topic(GATE, "status"), b"end") < 0x80
+        for name, account in accounts.items():
+            account.wait(lambda a=account: any(p == b"end" for _, p in a.got), f"{name}: end")
+            got = {t for t, p in account.got if p != b"end"}
+            for target, kind in itertools.product(ROLES, KINDS):
+                written = any(may_write(w, target, kind) for w in ROLES)
+                expected = written and may_read(name, target, kind)
+                if (topic(target, kind) in got) != expected:
+                    wrong.append(f"{name} read {topic(target, kind)}: got it = {not expected}")
+            assert not account.disconnects, f"{name} was disconnected"
+        assert not wrong, "\n".join(wrong)
+    finally:
+        for account in accounts.values():
+            account.close()
+
+
+def sample(owner: str, intruder: str) -> tuple[str, str]:
+    """Return (publisher, topic): a message the owner may read, sent by a third account."""
+    if ROLES[owner] == "device":
+        publisher = next(a for a in ("console", "console-b") if a != intruder)
+        return publisher, topic(owner, "cmd")
+    publisher = next(a for a in (GATE, SENSOR) if a != intruder)
+    return publisher, topic(publisher, "status")
+
+
+@pytest.mark.parametrize(
+    ("owner", "intruder"), [(o, i) for o, i in itertools.permutations(ROLES, 2)]
+)
+def test_no_account_takes_another_s_client_id_or_session(
+    site: Site, owner: str, intruder: str
+) -> None:
+    """The intruder connects with the owner's client id while the owner is on, then away."""
+    publisher, wanted = sample(owner, intruder)
+    echo_from, echo = sample(intruder, owner)  # a message the intruder itself may read
+    senders = {a: Account(site, a) for a in {publisher, echo_from}}
+    me = Account(site, owner, clean_start=True, session_s=3600)
+    me.subscribe(wanted)
+    # Connected: an intruder with the owner's client id must not kick it off.
+    taker = Account(site, intruder, client_id=owner, clean_start=True)
+    assert senders[publisher].publish(wanted, b"live") < 0x80
+    me.wait(lambda: b"live" in me.payloads(wanted), f"{owner} lost its connection")
+    assert not me.disconnects, f"{intruder} with {owner}'s client id kicked {owner} off"
+    taker.close()
+    me.close()
+    # Away: resuming the owner's session would hand its queued message to the intruder,
+    # before the intruder's own message (one session's messages arrive in order).
+    assert senders[publisher].publish(wanted, b"queued-1") < 0x80
+    stealer = Account(site, intruder, client_id=owner, clean_start=False)
+    stealer.subscribe(echo)
+    assert senders[echo_from].publish(echo, b"echo") < 0x80
+    stealer.wait(lambda: b"echo" in stealer.payloads(echo), f"{intruder}: no echo")
+    assert b"queued-1" not in stealer.payloads(wanted), f"{intruder} took {owner}'s message"
+    stealer.close()
+    # Away: a clean start with the owner's client id would wipe its session.
+    assert senders[publisher].publish(wanted, b"queued-2") < 0x80
+    Account(site, intruder, client_id=owner, clean_start=True).close()
+    back = Account(site, owner, clean_start=False, session_s=3600)
+    back.wait(
+        lambda: {b"queued-1", b"queued-2"} <= set(back.payloads(wanted)),
+        f"{owner}'s queued messages were lost to {intruder} using its client id",
+    )
+    assert back.connack == (True, 0), f"{owner}'s session was wiped by {intruder}"
+    for client in (back, *senders.values()):
+        client.close()
+    Account(site, owner, clean_start=True).close()  # ends the session for the next intruder

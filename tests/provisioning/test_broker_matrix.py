@@ -13,6 +13,7 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -169,7 +170,7 @@ class Account:
 
     def _on_message(self, c: object, u: object, message: mqtt.MQTTMessage) -> None:
         with self.cond:
-            self.got.append((message.topic, message.payload))
+            self.got.append((message.topic, bytes(message.payload)))
             self.cond.notify_all()
 
     def wait(self, predicate: Callable[[], bool], what: str, timeout_s: float = 10) -> None:
@@ -186,6 +187,10 @@ class Account:
         result, mid = self.client.subscribe([(t, 1) for t in topics])
         assert result == mqtt.MQTT_ERR_SUCCESS
         self.wait(lambda: mid in self.subacks, f"{self.account}: no SUBACK")
+
+    def has_payload(self, payload: bytes) -> bool:
+        with self.cond:
+            return any(p == payload for _, p in self.got)
 
     def payloads(self, topic: str) -> list[bytes]:
         with self.cond:
@@ -235,7 +240,7 @@ def test_every_account_against_every_account_s_topics(site: Site) -> None:
             assert accounts["console"].publish(topic(device, "cmd"), b"end") < 0x80
         assert accounts[GATE].publish(topic(GATE, "status"), b"end") < 0x80
         for name, account in accounts.items():
-            account.wait(lambda a=account: any(p == b"end" for _, p in a.got), f"{name}: end")
+            account.wait(partial(account.has_payload, b"end"), f"{name}: no end")
             got = {t for t, p in account.got if p != b"end"}
             for target, kind in itertools.product(ROLES, KINDS):
                 written = any(may_write(w, target, kind) for w in ROLES)

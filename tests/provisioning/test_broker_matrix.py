@@ -9,20 +9,28 @@ account may read.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import random
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge.core.credentials import Credential
+from edge.core.policy import AccessPolicy, Rule
+from edge.snapshot import build
+from provisioning.broker import MAX_PACKET_SIZE
 from provisioning.cli import cli
 from simulator.broker import free_port
 from tests.broker import MOSQUITTO, Broker
@@ -303,3 +311,40 @@ def test_no_account_takes_another_s_client_id_or_session(
     for client in (back, *senders.values()):
         client.close()
     Account(site, owner, clean_start=True).close()  # ends the session for the next intruder
+
+
+def test_a_full_snapshot_passes_and_a_larger_packet_is_refused(site: Site) -> None:
+    """The packet limit admits 100,000 cards' credentials and stops anything bigger."""
+    key = Ed25519PrivateKey.generate()
+    rng = random.Random(1)
+    groups = [f"group-{g:02d}" for g in range(50)]
+    credentials = [
+        Credential(
+            hashlib.sha256(str(i).encode()).hexdigest(),
+            frozenset(rng.sample(groups, rng.randint(1, 3))),
+            None,
+            datetime(2030, 3, 31, tzinfo=UTC),
+        )
+        for i in range(100_000)
+    ]
+    policy = AccessPolicy(version=1, rules=tuple(Rule(g, frozenset({"gate-east"})) for g in groups))
+    snapshot = build(
+        key, site=SITE, device=GATE, version=1, policy=policy, credentials=credentials, deny={}
+    )
+    assert len(snapshot) > 5_000_000
+    gate, console, operator = (Account(site, a) for a in (GATE, "console", "operator"))
+    try:
+        gate.subscribe(topic(GATE, "credentials"))
+        console.subscribe(topic(GATE, "events"))
+        assert operator.publish(topic(GATE, "credentials"), snapshot) < 0x80
+        gate.wait(lambda: snapshot in gate.payloads(topic(GATE, "credentials")), "no snapshot")
+        gate.client.publish(topic(GATE, "events"), b"x" * (MAX_PACKET_SIZE + 1), qos=1)
+        gate.wait(lambda: bool(gate.disconnects), "a packet over the limit was accepted")
+        gate.close()
+        gate = Account(site, GATE)
+        assert gate.publish(topic(GATE, "events"), b"small") < 0x80
+        console.wait(lambda: b"small" in console.payloads(topic(GATE, "events")), "no event")
+        assert console.payloads(topic(GATE, "events")) == [b"small"]  # the big one never came
+    finally:
+        for client in (gate, console, operator):
+            client.close()

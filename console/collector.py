@@ -79,15 +79,18 @@ class Collector:
         rate_per_s: float = RATE_PER_S,
         burst: float = BURST,
         anchorer: Anchorer | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.log = CentralLog(log_path)
+        self.clock = clock  # the console's time: receive times, and what device times face
         self._anchorer = anchorer  # signs the chains' heads into a file outside, on a schedule
         self.registry = Registry(site_dir, site)
         self.site = site
         self.root = root
         self.received = 0
         self.stored = 0
-        self.rejected = 0
+        self.rejected = 0  # messages refused (their own, over the budget, or by the log)
+        self.accepted = 0  # messages judged good (stored, or already stored)
         self.over_budget = 0
         self.lanes: Lanes[Message] = Lanes(rate_per_s, burst)
         self._cond = threading.Condition()
@@ -163,7 +166,7 @@ class Collector:
             self.client.ack(message)  # over the device's budget: refused, counted, gone
 
     def _connected(self) -> None:
-        now = datetime.now(UTC)
+        now = self.clock()
         if self._lost_at is not None:
             self.lanes.credit((now - self._lost_at).total_seconds())
         self._lost_at = now
@@ -196,18 +199,19 @@ class Collector:
                 self.client.ack(message)
             with self._cond:
                 self._cond.notify_all()
-            self._lost_at = datetime.now(UTC)
+            self._lost_at = self.clock()
         if self._anchorer is not None:
             self._anchorer.anchor(self.log)  # the heads as this run leaves them
 
     def _store(self, batch: list[Message], over: dict[str, int]) -> None:
-        now_dt = datetime.now(UTC)
+        now_dt = self.clock()
         now = utc_text(now_dt)
         judged = Judged(now_dt)
         for message in batch:
             self.received += 1
             try:
                 self._judge(message, judged)
+                self.accepted += 1
             except Refuse as refuse:
                 judged.refused.append(
                     Refusal.of(

@@ -30,7 +30,7 @@ class Refused(EdgeError, ValueError):
 
 def _parse_int(text: str) -> int:
     if len(text.lstrip("-")) > _MAX_INT_DIGITS:
-        raise Refused(f"a whole number has more than {_MAX_INT_DIGITS} digits")
+        raise Refused("a whole number is outside ±2^53")
     value = int(text)
     if not -MAX_INT < value < MAX_INT:
         raise Refused("a whole number is outside ±2^53")

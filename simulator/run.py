@@ -142,6 +142,7 @@ class Simulation:
         self.collector = Collector(
             self.run_dir / "console" / "log.db",
             site_dir=p.site_dir,
+            clock=lambda: (self.start + timedelta(seconds=self.engine.now)).astimezone(UTC),
             host="127.0.0.1",
             port=port,
             site=site,

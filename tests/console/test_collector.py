@@ -7,14 +7,17 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from console import alarms, refusals, rollcall
 from console.collector import Collector
 from console.log import CentralLog
 from console.mqtt import ConsoleClient
+from edge.core.clock import utc_text
 from tests.broker import Broker, start_broker
 from tests.console.test_claims import provision
 from tests.console.test_log import event as event_body
@@ -55,7 +58,7 @@ def publisher(broker: Broker) -> Iterator[ConsoleClient]:
 @pytest.fixture
 def site_dir(tmp_path: Path) -> Path:
     """The provisioning site directory: every test device is a provisioned gate."""
-    return provision(tmp_path / "site", gates=(*DEVICES, "probe"))
+    return provision(tmp_path / "site", gates=(*DEVICES, "probe"), sensors=("booth-3f",))
 
 
 @pytest.fixture
@@ -258,8 +261,19 @@ def test_bad_payloads_are_rejected_and_later_events_still_stored(
     [
         (topic("gate-1"), event("gate-1", 7, {"id": "gate-1:6"})),
         (f"edge/{SITE}/gate-1/occupancy/lobby", b'{"count": "many", "occupied": true}'),
+        (topic("gate-1"), event("gate-1", 11, {"reason": "\ud800"})),
+        (topic("gate-1"), b'{"v": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
+        (f"edge/{SITE}/gate-1/occupancy/lobby", b'{"count": 9223372036854775808}'),
+        (f"edge/{SITE}/gate-1/status", '{"state": "online"}'.encode("utf-16")),
     ],
-    ids=["id-not-matching-seq", "occupancy-count-not-a-number"],
+    ids=[
+        "id-not-matching-seq",
+        "occupancy-count-not-a-number",
+        "lone-surrogate",
+        "nested-past-the-recursion-limit",
+        "count-past-2^63",
+        "status-not-utf-8",
+    ],
 )
 def test_one_bad_payload_does_not_take_its_batch_with_it(
     tmp_path: Path,
@@ -285,3 +299,165 @@ def test_one_bad_payload_does_not_take_its_batch_with_it(
     # Once fixed this takes milliseconds; today the batch is lost and this times out.
     assert second.wait_for(holds(10), 5), f"stored {second.log.count()} of 10"
     assert second.rejected == 1
+
+
+# -- hostile devices ------------------------------------------------------------------------
+
+UTF16_STATUS = '{"state": "online"}'.encode("utf-16")
+HUGE_COUNT = b'{"count": 9223372036854775808, "occupied": true}'
+
+
+def alarm(device: str, seq: int, type_: str = "door_forced") -> bytes:
+    return event(device, seq, {"kind": "alarm", "type": type_, "state": "raised"})
+
+
+def active_keys(log: CentralLog) -> set[str]:
+    return {a.key for a in alarms.active(log)}
+
+
+def test_retained_poison_is_refused_at_every_reconnect_and_honest_events_still_flow(
+    tmp_path: Path, publisher: ConsoleClient, collectors: Callable[..., Collector]
+) -> None:
+    publisher.publish(f"edge/{SITE}/gate-2/status", UTF16_STATUS, retain=True)
+    publisher.publish(f"edge/{SITE}/gate-2/occupancy/lobby", HUGE_COUNT, retain=True)
+    path = tmp_path / "central.db"
+    first = collectors(path)
+    subscribed(first)
+    for seq in range(1, 11):
+        publisher.publish(topic("gate-1"), event("gate-1", seq))
+    assert first.wait_for(holds(10), 10), f"stored {first.log.count()} of 10"
+    assert first.rejected == 2
+    first.close()
+    for seq in range(11, 21):  # while it is away
+        publisher.publish(topic("gate-1"), event("gate-1", seq))
+
+    second = collectors(path)
+    assert second.wait_for(holds(20), 10), f"stored {second.log.count()} of 20"
+    assert second.wait_for(lambda _: second.rejected == 2, 10), second.rejected
+    assert_complete(second.log, 20, devices=["gate-1"])
+    assert "bad_messages:gate-2" in active_keys(second.log)
+    kept = refusals.recent(second.log, "gate-2")
+    assert {r["reason"] for r in kept} == {"not UTF-8 text", "a whole number is outside ±2^53"}
+    assert all(len(str(r["digest"])) == 64 and r["size"] for r in kept)  # never the payload
+
+
+def test_refused_messages_are_kept_aside_bounded_and_the_alarm_can_be_acknowledged(
+    tmp_path: Path, publisher: ConsoleClient, collectors: Callable[..., Collector]
+) -> None:
+    collector = collectors(tmp_path / "central.db")
+    subscribed(collector)
+    for n in range(refusals.KEEP + 20):
+        publisher.publish(topic("gate-2"), f"not json {n}".encode())
+    assert collector.wait_for(lambda _: collector.rejected == refusals.KEEP + 20, 10)
+    assert len(refusals.recent(collector.log, "gate-2", 1000)) == refusals.KEEP
+    (total,) = refusals.totals(collector.log)
+    assert total.total == refusals.KEEP + 20
+
+    assert alarms.acknowledge(collector.log, "bad_messages:gate-2", "guard")
+    assert "bad_messages:gate-2" not in active_keys(collector.log)
+    publisher.publish(topic("gate-2"), b"[[[")
+    assert collector.wait_for(lambda log: "bad_messages:gate-2" in active_keys(log), 10)
+
+
+def flood(port: int, device: str, payloads: list[tuple[str, bytes]]) -> None:
+    """Publish as fast as paho takes them (QoS 1, no wait per message), then wait for all."""
+    client = ConsoleClient("127.0.0.1", port, client_id=f"flood-{device}", persistent=False)
+    client.start()
+    try:
+        sent = [client.client.publish(where, payload, qos=1) for where, payload in payloads]
+        for info in sent:
+            info.wait_for_publish(60)
+    finally:
+        client.close()
+
+
+def test_an_honest_alarm_is_stored_while_another_device_floods_with_poison(
+    tmp_path: Path, broker: Broker, publisher: ConsoleClient, collectors: Callable[..., Collector]
+) -> None:
+    collector = collectors(tmp_path / "central.db", rate_per_s=2000, burst=2000)
+    subscribed(collector)
+    poison = [
+        (topic("gate-2"), event("gate-2", 1, {"reason": "\ud800"})),
+        (topic("gate-2"), b"[" * 5000 + b"]" * 5000),
+        (topic("gate-2", "alarm"), event("gate-2", 2, {"kind": "alarm", "door": "gate-1"})),
+        (f"edge/{SITE}/gate-2/occupancy/lobby", HUGE_COUNT),
+        (f"edge/{SITE}/gate-2/status", UTF16_STATUS),
+    ]
+    payloads = [poison[n % len(poison)] for n in range(10_000)]
+    with ThreadPoolExecutor(1) as pool:
+        flooding = pool.submit(flood, broker.port, "gate-2", payloads)
+        assert collector.wait_for(lambda _: collector.rejected >= 100, 30), "no flood seen"
+        publisher.publish(topic("gate-1", "alarm"), alarm("gate-1", 1))
+        published = time.monotonic()
+        stored = collector.wait_for(lambda log: "gate-1:1" in active_keys(log), 10)
+        delay = time.monotonic() - published
+        flooding.result()
+    assert stored, "the honest alarm never reached the log"
+    assert collector.wait_for(lambda _: collector.received + collector.over_budget >= 10_002, 60)
+    assert collector.rejected == 10_000, (collector.rejected, collector.over_budget)
+    assert collector.log.count() == 1
+    keys = active_keys(collector.log)
+    assert {"bad_messages:gate-2", "device_claim_refused:gate-2"} <= keys, keys
+    print(f"honest alarm stored {delay * 1000:.0f} ms after it was published, during the flood")
+
+
+def crossing_event(seq: int, ts: str, to_zone: str, device: str = "gate-1") -> bytes:
+    other = "lobby" if to_zone == "staff-area" else "staff-area"
+    card = {"card_ref": "c" * 64, "type": "crossing", "ts": ts, "door": "gate-1"}
+    return event(device, seq, {**card, "from_zone": other, "to_zone": to_zone})
+
+
+def now_text(seconds: float = 0) -> str:
+    return utc_text(datetime.now(UTC) + timedelta(seconds=seconds))
+
+
+def test_a_booth_sensor_cannot_take_anyone_out_of_the_roll_call(
+    tmp_path: Path, publisher: ConsoleClient, collectors: Callable[..., Collector]
+) -> None:
+    collector = collectors(tmp_path / "central.db")
+    subscribed(collector)
+    publisher.publish(topic("gate-1"), crossing_event(1, now_text(-60), "staff-area"))
+    out = crossing_event(1, "9999-12-31T23:59:59.000Z", "lobby", device="booth-3f")
+    publisher.publish(topic("booth-3f"), out)
+    forced = event("booth-3f", 2, {"kind": "alarm", "type": "fire", "door": "gate-1"})
+    publisher.publish(topic("booth-3f", "alarm"), forced)
+    assert collector.wait_for(lambda _: collector.received >= 5, 10)
+    assert [p.card_ref for p in rollcall.inside(collector.log)] == ["c" * 64]
+    assert collector.log.count() == 1
+    assert "device_claim_refused:booth-3f" in active_keys(collector.log)
+    assert not [a for a in alarms.active(collector.log) if a.type == "fire"]
+
+
+def test_a_device_time_far_ahead_is_ordered_by_the_consoles_receive_time_and_flagged(
+    tmp_path: Path, publisher: ConsoleClient, collectors: Callable[..., Collector]
+) -> None:
+    collector = collectors(tmp_path / "central.db")
+    subscribed(collector)
+    year_9999 = "9999-12-31T23:59:59.000Z"
+    publisher.publish(topic("gate-1"), crossing_event(1, now_text(-60), "staff-area"))
+    publisher.publish(topic("gate-1"), crossing_event(2, year_9999, "lobby"))  # out, "forever"
+    assert collector.wait_for(holds(2), 10)
+    publisher.publish(topic("gate-1"), crossing_event(3, now_text(1), "staff-area"))  # in again
+    assert collector.wait_for(holds(3), 10)
+
+    assert [p.card_ref for p in rollcall.inside(collector.log)] == ["c" * 64]
+    rows = collector.log.db.execute(
+        "SELECT ts, ts_implausible, json_extract(body, '$.ts') FROM events WHERE seq = 2"
+    ).fetchall()
+    ((ts, flagged, sent),) = rows
+    assert (flagged, sent) == (1, year_9999)  # the body as sent
+    assert ts < now_text(1)  # ordered when it arrived
+    assert collector.log.verify() == []
+
+
+def test_a_backlog_with_old_times_keeps_its_own_order(
+    tmp_path: Path, publisher: ConsoleClient, collectors: Callable[..., Collector]
+) -> None:
+    collector = collectors(tmp_path / "central.db")
+    subscribed(collector)
+    publisher.publish(topic("gate-1"), crossing_event(2, now_text(-3600), "lobby"))  # late
+    publisher.publish(topic("gate-1"), crossing_event(1, now_text(-7200), "staff-area"))
+    assert collector.wait_for(holds(2), 10)
+    assert rollcall.inside(collector.log) == []
+    flags = collector.log.db.execute("SELECT sum(ts_implausible) FROM events").fetchone()[0]
+    assert flags == 0

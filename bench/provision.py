@@ -63,7 +63,18 @@ def main() -> None:
     )
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "provisioning.cli", "cards", "import", str(csv), "--dir", str(site)],
+        [
+            sys.executable,
+            "-m",
+            "provisioning.cli",
+            "cards",
+            "import",
+            str(csv),
+            "--encoding",
+            "cp932",
+            "--dir",
+            str(site),
+        ],
         capture_output=True,
         text=True,
         check=True,

@@ -51,7 +51,8 @@ def main() -> None:
     csv.write_text(
         "staff_no,name,department,card_tech,card_id,groups,valid_from,valid_until\n"
         + "\n".join(rows)
-        + "\n"
+        + "\n",
+        encoding="utf-8",
     )
     assert provision("cards", "import", str(csv), "--dir", str(site)).returncode == 0
     files = tmp / "broker-files"

@@ -94,7 +94,7 @@ def provision(
         path = site / "devices" / f"{device.id}.toml"
         path.write_text(device_config(building, device, wiring), encoding="utf-8")
     csv_path = write_hr_csv(people, run_dir / "hr-export.csv")
-    edge_provision(["cards", "import", str(csv_path), *d], log)
+    edge_provision(["cards", "import", str(csv_path), "--encoding", "cp932", *d], log)
     for person in people:
         if person.case == "lost":
             edge_provision(["cards", "lost", person.staff_no, *d], log)

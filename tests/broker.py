@@ -62,10 +62,9 @@ class Subscriber:
         if username:
             self.client.username_pw_set(username, password)
         self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, u, f, rc, p: (
-            c.subscribe(topic, qos=1),
-            self.connected.set(),
-        )
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        # Ready once the broker has the subscription, not merely the connection.
+        self.client.on_subscribe = lambda *a: self.connected.set()
         self.client.on_disconnect = lambda *a: self.connected.clear()
         self.client.reconnect_delay_set(0.1, 1)
         props = Properties(PacketTypes.CONNECT)

@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.signing import load_public_key
 from provisioning.keys import SiteKeys
 from provisioning.registry import Registry
+from simulator.broker import free_port
 from tests.broker import MOSQUITTO, Broker, Subscriber
 from tests.provisioning.commands import provision
 
@@ -72,16 +73,16 @@ def test_generated_accounts_and_acl_work_in_mosquitto(tmp_path: Path) -> None:
         assert password not in added.stdout
         assert mode(site / "accounts" / f"{user}.password") == 0o600
     out = tmp_path / "broker-files"
-    assert provision("broker", "config", "--dir", str(site), "--out", str(out)).returncode == 0
+    port = str(free_port())
+    config = provision("broker", "config", "--dir", str(site), "--out", str(out), "--port", port)
+    assert config.returncode == 0, config.stderr
     assert "max_queued_messages 1000000" in (out / "edge.conf").read_text()
     for user in ("gate-1f-east", "console"):
         assert (site / "accounts" / f"{user}.password").read_text().strip() not in (
             out / "passwd"
         ).read_text()
 
-    workdir = tmp_path / "broker"
-    workdir.mkdir()
-    broker = Broker(workdir, acl=(out / "acl").read_text(), passwords=out / "passwd")
+    broker = Broker(tmp_path / "broker", generated=out / "edge.conf")
     broker.start()
     try:
 
@@ -169,6 +170,38 @@ def test_generated_accounts_and_acl_work_in_mosquitto(tmp_path: Path) -> None:
         "account add",
         "broker config",
     ]
+
+
+def test_device_ids_and_other_accounts_names_never_collide(tmp_path: Path) -> None:
+    """A device's account is named after it: no console or operator may share its name."""
+    site = tmp_path / "site"
+    d = ("--dir", str(site))
+    assert provision("site", "init", "--site", "kamakura-city-hall", *d).returncode == 0
+    assert provision("account", "add", "console", "--role", "console", *d).returncode == 0
+    assert provision("device", "add", "gate-1f-east", "--role", "gate", *d).returncode == 0
+    assert provision("account", "add", "gate-1f-east", "--role", "device", *d).returncode == 0
+    password = (site / "accounts" / "gate-1f-east.password").read_text()
+    device_named_console = provision("device", "add", "console", "--role", "gate", *d)
+    assert device_named_console.returncode == 2
+    assert "console is the name of a console broker account" in device_named_console.stderr
+    for role in ("console", "operator"):
+        taken = provision("account", "add", "gate-1f-east", "--role", role, *d)
+        assert taken.returncode == 2
+        assert "exists as a device account" in taken.stderr
+        assert "Traceback" not in taken.stderr
+    assert (site / "accounts" / "gate-1f-east.password").read_text() == password  # untouched
+    # A console account for a device id not yet given an account: refused too.
+    assert provision("device", "add", "stair-b-2f", "--role", "door", *d).returncode == 0
+    stair = provision("account", "add", "stair-b-2f", "--role", "operator", *d)
+    assert stair.returncode == 2
+    assert "stair-b-2f is a device id" in stair.stderr
+    assert not (site / "accounts" / "stair-b-2f.password").exists()
+    registry = Registry(site / "registry.db")
+    assert {a["username"]: a["role"] for a in registry.accounts()} == {
+        "console": "console",
+        "gate-1f-east": "device",
+    }
+    registry.close()
 
 
 def test_every_command_has_help() -> None:
@@ -267,19 +300,12 @@ def test_the_site_ca_secures_the_broker_and_goes_into_bundles(tmp_path: Path) ->
         assert tar.extractfile("etc/edge/ca.crt").read() == (keys / "ca.crt").read_bytes()  # type: ignore[union-attr]
         assert "install.sh" in tar.getnames()
     out = tmp_path / "broker-files"
-    assert provision("broker", "config", "--dir", str(site), "--out", str(out)).returncode == 0
+    port = str(free_port())
+    config = provision("broker", "config", "--dir", str(site), "--out", str(out), "--port", port)
+    assert config.returncode == 0, config.stderr
     conf = (out / "edge.conf").read_text()
     assert f"cafile {(keys / 'ca.crt').resolve()}" in conf
-    tls = tuple(
-        line
-        for line in conf.splitlines()
-        if line.split(" ", 1)[0] in {"cafile", "certfile", "keyfile"}
-    )
-    workdir = tmp_path / "broker"
-    workdir.mkdir()
-    broker = Broker(
-        workdir, acl=(out / "acl").read_text(), passwords=out / "passwd", listener_options=tls
-    )
+    broker = Broker(tmp_path / "broker", generated=out / "edge.conf")  # TLS as generated
     broker.start()
     try:
         password = (site / "accounts" / "gate-1f-east.password").read_text().strip()

@@ -1,6 +1,7 @@
-"""Least privilege at the broker: mosquitto with passwords and an ACL (MQTT 5 makes a denied
-publish visible as PUBACK 0x87). A device cannot speak for another device or read its commands;
-an agent with a wrong password keeps deciding locally."""
+"""Least privilege at the broker: mosquitto with passwords and the generated ACL (MQTT 5 makes
+a denied publish visible as PUBACK 0x87). A device cannot speak for another device or read its
+commands; an agent with a wrong password keeps deciding locally. The full matrix of accounts
+is tests/provisioning/test_broker_matrix.py."""
 
 from __future__ import annotations
 
@@ -13,27 +14,18 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from provisioning.broker import acl
 from tests.broker import Broker, Subscriber, start_broker
 from tests.edge.agent_fixtures import enrol, felica, sim_config
 from tests.edge.sim_process import AgentProcess
 
 SITE = "edge/kamakura-city-hall"
-ACL = f"""\
-# Devices: each only under its own branch (the username is the device id).
-pattern write {SITE}/%u/status
-pattern write {SITE}/%u/events/#
-pattern write {SITE}/%u/occupancy/#
-pattern write {SITE}/%u/reply/#
-pattern read {SITE}/%u/cmd/#
-pattern read {SITE}/%u/credentials
-
-user console
-topic read {SITE}/+/status
-topic read {SITE}/+/events/#
-topic read {SITE}/+/occupancy/#
-topic read {SITE}/+/reply/#
-topic write {SITE}/+/cmd/#
-"""
+# The ACL edge-provision generates: one block per account, no patterns.
+ACL = acl(
+    "edge",
+    "kamakura-city-hall",
+    {"gate-1f-east": "device", "stair-b-2f": "device", "console": "console"},
+)
 PASSWORDS = {
     "gate-1f-east": "gate-secret",
     "stair-b-2f": "stair-secret",

@@ -18,7 +18,7 @@ from provisioning.cli_cards import cards, people
 from provisioning.cli_devices import device
 from provisioning.cli_rules import publish, rules
 from provisioning.keys import generate
-from provisioning.options import site_dir
+from provisioning.options import new_site_dir, site_dir
 from provisioning.registry import (
     Registry,
 )
@@ -45,7 +45,7 @@ def site() -> None:
     multiple=True,
     help="Also make a small CA and a broker certificate for this host name (repeatable).",
 )
-@site_dir
+@new_site_dir
 @click.pass_context
 def site_init(
     ctx: click.Context, slug: str, timezone: str, broker_hosts: tuple[str, ...], directory: Path

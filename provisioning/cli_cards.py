@@ -8,6 +8,8 @@ import click
 
 from edge.errors import EdgeError
 from edge.keys import read_card_key
+from edge.text import terminal
+from provisioning.hr_text import ENCODINGS
 from provisioning.keys import SiteKeys
 from provisioning.options import site_dir
 from provisioning.registry import (
@@ -17,8 +19,13 @@ from provisioning.registry import (
     people_with_cards,
     set_card_status,
 )
-from provisioning.staff_csv import RowProblem, decode
+from provisioning.staff_csv import RowProblem, decode, unquoted
 from provisioning.staff_csv import parse as parse_staff
+
+MAX_BYTES = 32 * 1024 * 1024
+"""The largest HR file read: about 100,000 staff rows."""
+MAX_LISTED = 100
+"""The most problems listed; the count of the rest follows."""
 
 
 @click.group()
@@ -29,7 +36,12 @@ def cards() -> None:
 @cards.command("import")
 @click.argument("csv_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @site_dir
-@click.option("--encoding", help="Force the file's encoding (default: UTF-8, else Shift_JIS).")
+@click.option(
+    "--encoding",
+    help="The file's encoding when it is not UTF-8: cp932 for Excel's Shift_JIS, euc_jp, "
+    f"iso2022_jp… (one of {', '.join(sorted(ENCODINGS))}). Without it, a file that is not "
+    "UTF-8 is refused, never guessed.",
+)
 @click.option("--skip-bad", is_flag=True, help="Import the good rows and report the bad ones.")
 @click.pass_context
 def cards_import(
@@ -37,17 +49,32 @@ def cards_import(
 ) -> None:
     """Import staff and their cards; a file with any bad row is refused as a whole.
 
-    Every bad row is listed with its line, field and how to fix it (card numbers are never
-    shown). Columns: staff_no, name, department, card_tech, card_id, groups (a;b),
-    valid_from, valid_until (YYYY-MM-DD, inclusive).
+    Every bad row is listed with its line, column and how to fix it; a value is shown only
+    when it cannot be a card number. Columns: staff_no, name, department, card_tech,
+    card_id, groups (a;b), valid_from, valid_until (YYYY-MM-DD, inclusive). The file is
+    UTF-8 (with or without a BOM) unless --encoding names another.
     """
+    registry = Registry(directory / "registry.db")
     try:
-        registry = Registry(directory / "registry.db")
+        _import(ctx, registry, directory, csv_file, encoding, skip_bad)
+    finally:
+        registry.close()
+
+
+def _import(
+    ctx: click.Context,
+    registry: Registry,
+    directory: Path,
+    csv_file: Path,
+    encoding: str | None,
+    skip_bad: bool,
+) -> None:
+    try:
         site_row = registry.site()
         card_key = read_card_key(SiteKeys(directory / "keys").card_key)
-        text, used = decode(csv_file.read_bytes(), encoding)
-    except (EdgeError, ValueError) as error:
-        click.echo(f"cards import refused: {error}", err=True)
+        text, used = decode(_read(csv_file), encoding)
+    except (EdgeError, ValueError, OSError) as error:
+        click.echo(terminal(f"cards import refused: {error}"), err=True)
         ctx.exit(2)
     rows, problems = parse_staff(text, card_key, site_row["timezone"])
     owners = card_owners(registry, [r.card_ref for r in rows])
@@ -56,16 +83,19 @@ def cards_import(
         RowProblem(
             r.line,
             "card_id",
-            "(hidden)",
-            f"this card belongs to staff {owners[r.card_ref]}; revoke it there first",
+            "",
+            f"this card belongs to staff {unquoted(owners[r.card_ref])}; revoke it there first",
         )
         for r in clashing
     ]
     rows = [r for r in rows if r not in clashing]
     if problems:
-        click.echo(f"{csv_file} ({used}): {len(problems)} problems:", err=True)
-        for problem in sorted(problems, key=lambda p: p.line):
-            click.echo(f"  {problem}", err=True)
+        count = f"{len(problems)} problem" + ("" if len(problems) == 1 else "s")
+        click.echo(terminal(f"{csv_file} ({used}): {count}:"), err=True)
+        for problem in sorted(problems, key=lambda p: p.line)[:MAX_LISTED]:
+            click.echo(terminal(f"  {problem}"), err=True)
+        if len(problems) > MAX_LISTED:
+            click.echo(f"  … and {len(problems) - MAX_LISTED} more", err=True)
         if not skip_bad:
             click.echo("nothing imported; fix the rows or use --skip-bad", err=True)
             ctx.exit(2)
@@ -73,10 +103,21 @@ def cards_import(
     unknown = sorted({g for r in rows for g in r.groups} - known)
     if known and unknown:
         # Not an error (rules may come after the people), but most often a typo.
-        click.echo(f"note: no rule uses the groups {', '.join(unknown)} (a typo?)", err=True)
+        listed = ", ".join(unquoted(group) for group in unknown[:20])
+        click.echo(f"note: no rule uses the groups {listed} (a typo?)", err=True)
     count = import_people(registry, rows, str(csv_file))
-    registry.close()
-    click.echo(f"imported {count} people with their cards from {csv_file} ({used})")
+    click.echo(terminal(f"imported {count} people with their cards from {csv_file} ({used})"))
+
+
+def _read(path: Path) -> bytes:
+    with path.open("rb") as file:
+        data = file.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise ValueError(
+            f"{path} is larger than {MAX_BYTES // (1024 * 1024)} MiB: not an HR export of staff; "
+            "check the file"
+        )
+    return data
 
 
 @cards.command("revoke")
@@ -101,9 +142,9 @@ def _card_status(ctx: click.Context, staff_no: str, directory: Path, status: str
     try:
         count = set_card_status(Registry(directory / "registry.db"), staff_no, status)
     except EdgeError as error:
-        click.echo(f"refused: {error}", err=True)
+        click.echo(terminal(f"refused: {error}"), err=True)
         ctx.exit(2)
-    click.echo(f"{count} card(s) of {staff_no} now {status}; run edge-provision publish")
+    click.echo(terminal(f"{count} card(s) of {staff_no} now {status}; run edge-provision publish"))
 
 
 @cards.command("list")
@@ -115,8 +156,10 @@ def cards_list(directory: Path) -> None:
             f"{c['technology']} {c['ref']}… {c['status']}" for c in person["cards"]
         )
         click.echo(
-            f"{person['staff_no']:<8} {person['name']} ({person['department']}) "
-            f"[{';'.join(person['groups'])}]  {cards_text}"
+            terminal(
+                f"{person['staff_no']:<8} {person['name']} ({person['department']}) "
+                f"[{';'.join(person['groups'])}]  {cards_text}"
+            )
         )
 
 
@@ -133,6 +176,8 @@ def people_list(directory: Path) -> None:
         active = sum(c["status"] == "active" for c in person["cards"])
         groups = ";".join(person["groups"])
         click.echo(
-            f"{person['staff_no']:<8} {person['name']} ({person['department']}) "
-            f"[{groups}] {active} active card(s)"
+            terminal(
+                f"{person['staff_no']:<8} {person['name']} ({person['department']}) "
+                f"[{groups}] {active} active card(s)"
+            )
         )

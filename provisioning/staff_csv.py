@@ -1,9 +1,13 @@
-"""Staff CSV from HR: read (UTF-8 or Shift_JIS), validate row by row, never echo a card id.
+"""Staff CSV from HR: read, validate row by row, never echo a card id.
 
 Columns (a header row names them, in any order):
     staff_no, name, department, card_tech, card_id, groups, valid_from, valid_until
 `groups` is separated by `;`; dates are YYYY-MM-DD in the site's time zone, `valid_until`
 inclusive (the card works to the end of that day); empty dates mean no limit.
+
+Any column may hold a card number when HR swaps two of them, so a problem names the line and
+the column and shows a value only when it cannot be one (`shown`); a file without a
+recognised header row shows nothing of its first line. Decoding lives in `hr_text`.
 """
 
 from __future__ import annotations
@@ -12,13 +16,28 @@ import csv
 import io
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Final
 from zoneinfo import ZoneInfo
 
-from edge.cardref import CardIdError, card_reference, normalise
+from edge.cardref import TECHNOLOGIES, CardIdError, card_reference, normalise
+from edge.text import terminal
+from provisioning.hr_text import EncodingRefused, decode
 
-COLUMNS = (
+__all__ = [
+    "COLUMNS",
+    "EncodingRefused",
+    "RowProblem",
+    "StaffRow",
+    "decode",
+    "parse",
+    "shown",
+    "unquoted",
+]
+
+COLUMNS: Final = (
     "staff_no",
     "name",
     "department",
@@ -28,20 +47,32 @@ COLUMNS = (
     "valid_from",
     "valid_until",
 )
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+MAX_FIELD: Final = 200
+"""Most characters in one field; `groups` may hold up to MAX_GROUPS_FIELD."""
+MAX_GROUPS_FIELD: Final = 1000
+MAX_SHOWN: Final = 40
+_SLUG: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_CARD_LIKE: Final = re.compile(r"[0-9A-Fa-f]{8,}")
+_SEPARATORS: Final = re.compile(r"[\s:\-_.]")
+_HIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cs", "Co"})
+_BIDI: Final = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_FIRST_DAY: Final = date(2000, 1, 1)
+_LAST_DAY: Final = date(2099, 12, 31)
+_COLUMNS_TEXT: Final = ",".join(COLUMNS)
 
 
 @dataclass(frozen=True)
 class RowProblem:
-    """One bad field in one row."""
+    """One bad field (or row) in one line; `value` is already fit to show, or empty."""
 
     line: int
     field: str
-    value: str  # card ids are masked
+    value: str
     fix: str
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.field} = {self.value!r}: {self.fix}"
+        where = f"line {self.line}: {self.field}"
+        return f"{where} = {self.value}: {self.fix}" if self.value else f"{where}: {self.fix}"
 
 
 @dataclass(frozen=True)
@@ -59,117 +90,235 @@ class StaffRow:
     valid_until: datetime | None
 
 
-def decode(data: bytes, encoding: str | None = None) -> tuple[str, str]:
-    """Return the text and the encoding used: UTF-8 (BOM or not), else Shift_JIS (cp932)."""
-    candidates = [encoding] if encoding else ["utf-8-sig", "cp932"]
-    for name in candidates:
-        try:
-            return data.decode(name), name
-        except (UnicodeDecodeError, LookupError):
-            continue
-    raise ValueError(
-        "the file is neither UTF-8 nor Shift_JIS; save it as UTF-8 or name the encoding "
-        "with --encoding"
-    )
-
-
 def mask(card_id: str) -> str:
     """Show only the length of a card id: ids never go to screens, logs or files."""
     return f"<{len(card_id)} characters>"
 
 
+def shown(value: str) -> str:
+    """Return a value, quoted, for a message: hidden if it may be a card number."""
+    text = unquoted(value)
+    return text if text.startswith("(hidden") else repr(text)
+
+
+def unquoted(value: str) -> str:
+    """Return a value for a message: hidden if it may be a card number, else shortened."""
+    if _CARD_LIKE.search(_SEPARATORS.sub("", _fold(value))):
+        return "(hidden: it may be a card number)"
+    text = terminal(value)
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
+
+
 def parse(text: str, site_key: bytes, timezone: str) -> tuple[list[StaffRow], list[RowProblem]]:
     """Validate every row; return the good rows and every problem (the file is judged whole)."""
     tz = ZoneInfo(timezone)
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        return [], [
-            RowProblem(1, "header", ",".join(reader.fieldnames or []), f"add the columns {missing}")
-        ]
-    rows, problems = [], []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error as error:
+        return [], [RowProblem(1, "header", "", _unreadable(error))]
+    problems = _header_problems(header)
+    if problems or header is None:
+        return [], problems
+    index = {_fold(name).lower(): i for i, name in enumerate(header)}
+    rows: list[StaffRow] = []
     seen_staff: dict[str, int] = {}
     seen_cards: dict[str, int] = {}
-    for raw in reader:
-        line = reader.line_num
-        row_problems: list[RowProblem] = []
-
-        if not any((value or "").strip() for value in raw.values()):
-            continue  # a blank line, as spreadsheets leave at the end
-
-        def get(key: str, raw: dict[str, str | None] = raw) -> str:
-            return (raw.get(key) or "").strip()
-
-        # HR systems type staff numbers, ids and dates in full-width (ＳＯＯ１, ２０２７): NFKC
-        # folds them to ASCII; names are kept as written.
-        staff_no, name = _fold(get("staff_no")), get("name")
-        if not staff_no:
-            row_problems.append(
-                RowProblem(line, "staff_no", "", "every row needs the staff number")
-            )
-        elif staff_no in seen_staff:
-            row_problems.append(
-                RowProblem(line, "staff_no", staff_no, f"already on line {seen_staff[staff_no]}")
-            )
-        if not name:
-            row_problems.append(RowProblem(line, "name", "", "every row needs a name"))
-        card_ref = ""
+    while True:
         try:
-            tech, card_id = _fold(get("card_tech")), _fold(get("card_id"))
-            normalised = normalise(tech, card_id)
-            card_ref = card_reference(site_key, tech, card_id)
-            if card_ref in seen_cards:
-                row_problems.append(
-                    RowProblem(
-                        line,
-                        "card_id",
-                        mask(get("card_id")),
-                        f"the same card is on line {seen_cards[card_ref]}",
-                    )
-                )
-        except CardIdError as exc:
-            normalised = ""
-            field = "card_tech" if "technology" in str(exc) else "card_id"
-            value = get("card_tech") if field == "card_tech" else mask(get("card_id"))
-            row_problems.append(RowProblem(line, field, value, str(exc)))
-        groups = tuple(g.strip() for g in get("groups").split(";") if g.strip())
-        for group in groups:
-            if not _SLUG.match(group):
-                row_problems.append(
-                    RowProblem(
-                        line,
-                        "groups",
-                        group,
-                        "group names are lower-case letters, digits and hyphens",
-                    )
-                )
-        valid_from = _date(_fold(get("valid_from")), line, "valid_from", row_problems)
-        valid_until = _date(_fold(get("valid_until")), line, "valid_until", row_problems)
-        if valid_from and valid_until and valid_until < valid_from:
-            row_problems.append(
-                RowProblem(line, "valid_until", get("valid_until"), "ends before valid_from")
-            )
-        if row_problems:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:  # csv cannot go on past it: report and stop
+            problems.append(RowProblem(reader.line_num, "row", "", _unreadable(error)))
+            break
+        line = reader.line_num
+        if not any(field.strip() for field in fields):
+            continue  # a blank line, as spreadsheets leave at the end (perhaps with commas)
+        if len(fields) > len(header):
+            problems.append(_extra_fields(line, len(fields), len(header)))
+            continue
+        raw = {name: fields[i] if i < len(fields) else "" for name, i in index.items()}
+        field_problems = list(_field_problems(line, raw))
+        if field_problems:
+            problems += field_problems
+            continue
+        row, row_problems = _row(line, raw, site_key, tz, seen_staff, seen_cards)
+        if row is None:
             problems += row_problems
             continue
-        seen_staff[staff_no] = line
-        seen_cards[card_ref] = line
-        rows.append(
-            StaffRow(
+        seen_staff[row.staff_no] = line
+        seen_cards[row.card_ref] = line
+        rows.append(row)
+    return rows, problems
+
+
+def _unreadable(error: csv.Error) -> str:
+    reason = str(error)
+    if "field larger than field limit" in reason:
+        why = "a field is longer than 128 KiB (an unclosed double quote?)"
+    else:
+        why = "the line cannot be read as CSV"
+    return f"{why}; nothing after it was read: check the quotes on that line, or export again"
+
+
+def _header_problems(header: list[str] | None) -> list[RowProblem]:
+    if header is None:
+        return [
+            RowProblem(
+                1,
+                "header",
+                "",
+                f"the file is empty; the first line names the columns: {_COLUMNS_TEXT}",
+            )
+        ]
+    names = [_fold(name).lower() for name in header]
+    known = [name for name in names if name in COLUMNS]
+    if not known:
+        # Not a header at all: most likely the first staff row. Show nothing of it.
+        return [
+            RowProblem(
+                1,
+                "header",
+                "",
+                f"the first line is not a header row; add one naming the columns: {_COLUMNS_TEXT}",
+            )
+        ]
+    problems = []
+    for number, name in enumerate(names, start=1):
+        if name not in COLUMNS:
+            problems.append(
+                RowProblem(
+                    1,
+                    f"header column {number}",
+                    "",
+                    f"not a known column; remove it or rename it to one of: {_COLUMNS_TEXT}",
+                )
+            )
+        elif names.index(name) != number - 1:
+            problems.append(RowProblem(1, name, "", "this column appears twice; keep one"))
+    missing = [column for column in COLUMNS if column not in names]
+    if missing:
+        problems.append(RowProblem(1, "header", "", f"add the columns {', '.join(missing)}"))
+    return problems
+
+
+def _extra_fields(line: int, found: int, expected: int) -> RowProblem:
+    return RowProblem(
+        line,
+        "row",
+        "",
+        f"{found} fields, but the header names {expected} columns; remove the extra fields "
+        "(a value with a comma in it goes in double quotes)",
+    )
+
+
+def _field_problems(line: int, raw: dict[str, str]) -> Iterator[RowProblem]:
+    for column, value in raw.items():
+        limit = MAX_GROUPS_FIELD if column == "groups" else MAX_FIELD
+        if len(value) > limit:
+            yield RowProblem(
+                line, column, "", f"{len(value)} characters; at most {limit} fit in this column"
+            )
+        elif any(_hidden(char) for char in value):
+            yield RowProblem(
                 line,
-                staff_no,
-                name,
-                get("department"),
-                normalised.split(":", 1)[0],
-                card_ref,
-                groups,
-                datetime.combine(valid_from, time(0), tz) if valid_from else None,
-                datetime.combine(valid_until + timedelta(days=1), time(0), tz)
-                if valid_until
-                else None,
+                column,
+                "",
+                "holds a control character (line break, tab, escape, NUL) or a direction "
+                "mark; retype the value in the spreadsheet and export again",
+            )
+
+
+def _hidden(char: str) -> bool:
+    return unicodedata.category(char) in _HIDDEN_CATEGORIES or char in _BIDI
+
+
+def _row(
+    line: int,
+    raw: dict[str, str],
+    site_key: bytes,
+    tz: ZoneInfo,
+    seen_staff: dict[str, int],
+    seen_cards: dict[str, int],
+) -> tuple[StaffRow | None, list[RowProblem]]:
+    problems: list[RowProblem] = []
+
+    def get(key: str) -> str:
+        return raw.get(key, "").strip()
+
+    # HR systems type staff numbers, ids and dates in full-width (ＳＯＯ１, ２０２７): NFKC
+    # folds them to ASCII; names are kept as written.
+    staff_no, name = _fold(get("staff_no")), get("name")
+    if not staff_no:
+        problems.append(RowProblem(line, "staff_no", "", "every row needs the staff number"))
+    elif staff_no in seen_staff:
+        problems.append(
+            RowProblem(line, "staff_no", shown(staff_no), f"already on line {seen_staff[staff_no]}")
+        )
+    if not name:
+        problems.append(RowProblem(line, "name", "", "every row needs a name"))
+    card_ref, technology = _card(
+        line, _fold(get("card_tech")), _fold(get("card_id")), site_key, problems
+    )
+    if card_ref in seen_cards:
+        problems.append(
+            RowProblem(line, "card_id", "", f"the same card is on line {seen_cards[card_ref]}")
+        )
+    groups = tuple(g.strip() for g in get("groups").split(";") if g.strip())
+    for number, group in enumerate(groups, start=1):
+        if not _SLUG.match(group):
+            problems.append(
+                RowProblem(
+                    line,
+                    "groups",
+                    "",
+                    f"group {number} is not a group name: group names are lower-case letters, "
+                    "digits and hyphens, separated by ;",
+                )
+            )
+    valid_from = _date(_fold(get("valid_from")), line, "valid_from", problems)
+    valid_until = _date(_fold(get("valid_until")), line, "valid_until", problems)
+    if valid_from and valid_until and valid_until < valid_from:
+        problems.append(
+            RowProblem(line, "valid_until", shown(get("valid_until")), "ends before valid_from")
+        )
+    if problems:
+        return None, problems
+    return StaffRow(
+        line,
+        staff_no,
+        name,
+        get("department"),
+        technology,
+        card_ref,
+        groups,
+        datetime.combine(valid_from, time(0), tz) if valid_from else None,
+        datetime.combine(valid_until + timedelta(days=1), time(0), tz) if valid_until else None,
+    ), []
+
+
+def _card(
+    line: int, tech: str, card_id: str, site_key: bytes, problems: list[RowProblem]
+) -> tuple[str, str]:
+    """Return (card reference, technology), or ("", "") after adding a problem."""
+    if tech.lower() not in TECHNOLOGIES:
+        problems.append(
+            RowProblem(
+                line,
+                "card_tech",
+                "",
+                f"not a card technology; use one of {', '.join(TECHNOLOGIES)} "
+                "(are card_tech and card_id in the right columns?)",
             )
         )
-    return rows, problems
+        return "", ""
+    try:
+        normalised = normalise(tech, card_id)
+        return card_reference(site_key, tech, card_id), normalised.split(":", 1)[0]
+    except CardIdError as exc:  # its message never repeats the identifier
+        problems.append(RowProblem(line, "card_id", "", str(exc)))
+        return "", ""
 
 
 def _fold(text: str) -> str:
@@ -180,7 +329,15 @@ def _date(text: str, line: int, field: str, problems: list[RowProblem]) -> date 
     if not text:
         return None
     try:
-        return date.fromisoformat(text.replace("/", "-"))
+        day = date.fromisoformat(text.replace("/", "-"))
     except ValueError:
-        problems.append(RowProblem(line, field, text, "write dates as YYYY-MM-DD, e.g. 2027-03-31"))
+        problems.append(
+            RowProblem(line, field, shown(text), "write dates as YYYY-MM-DD, e.g. 2027-03-31")
+        )
         return None
+    if not _FIRST_DAY <= day <= _LAST_DAY:
+        problems.append(
+            RowProblem(line, field, shown(text), "use a date from 2000-01-01 to 2099-12-31")
+        )
+        return None
+    return day

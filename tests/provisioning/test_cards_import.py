@@ -47,13 +47,35 @@ def test_utf8_import(site: Path, tmp_path: Path) -> None:
     assert b"0114A1B2C3D4E5F6" not in registry  # cards by reference only
 
 
-def test_shift_jis_export_is_detected(site: Path, tmp_path: Path) -> None:
+def test_shift_jis_is_read_when_named_and_refused_when_not(site: Path, tmp_path: Path) -> None:
     csv = tmp_path / "hr-export.csv"
     csv.write_bytes((HEADER + "".join(GOOD)).encode("cp932"))
-    result = provision("cards", "import", str(csv), "--dir", str(site))
-    assert result.returncode == 0, result.stderr
-    assert "(cp932)" in result.stdout
+
+    guessed = provision("cards", "import", str(csv), "--dir", str(site))
+    named = provision("cards", "import", str(csv), "--dir", str(site), "--encoding", "cp932")
+
+    assert guessed.returncode == 2
+    assert "not UTF-8" in guessed.stderr
+    assert "--encoding cp932" in guessed.stderr
+    assert named.returncode == 0, named.stderr
+    assert "(cp932)" in named.stdout
     assert people(site)[1][1] == "鈴木 太郎"
+
+
+@pytest.mark.parametrize("encoding", ["euc_jp", "iso2022_jp"])
+def test_euc_jp_and_iso_2022_jp_are_refused_unless_named(
+    site: Path, tmp_path: Path, encoding: str
+) -> None:
+    csv = tmp_path / "hr-export.csv"
+    csv.write_bytes((HEADER + "".join(GOOD)).encode(encoding))
+
+    guessed = provision("cards", "import", str(csv), "--dir", str(site))
+    named = provision("cards", "import", str(csv), "--dir", str(site), "--encoding", encoding)
+
+    assert guessed.returncode == 2, guessed.stdout
+    assert "--encoding" in guessed.stderr
+    assert named.returncode == 0, named.stderr
+    assert people(site)[0][1] == "佐藤 花子"
 
 
 def test_a_bad_file_is_refused_whole_with_every_bad_row(site: Path, tmp_path: Path) -> None:
@@ -124,7 +146,7 @@ def test_real_world_mess_blank_lines_and_full_width_digits(site: Path, tmp_path:
         + ",,,,,,,\n\n"
     )
     csv.write_bytes(messy.encode("cp932"))
-    result = provision("cards", "import", str(csv), "--dir", str(site))
+    result = provision("cards", "import", str(csv), "--dir", str(site), "--encoding", "cp932")
     assert result.returncode == 0, result.stderr
     assert "imported 1 people" in result.stdout
     assert people(site) == [("S020", "山田 誠", '["staff"]')]

@@ -90,8 +90,8 @@ def _import(
     ]
     rows = [r for r in rows if r not in clashing]
     if problems:
-        count = f"{len(problems)} problem" + ("" if len(problems) == 1 else "s")
-        click.echo(terminal(f"{csv_file} ({used}): {count}:"), err=True)
+        found = f"{len(problems)} problem" + ("" if len(problems) == 1 else "s")
+        click.echo(terminal(f"{csv_file} ({used}): {found}:"), err=True)
         for problem in sorted(problems, key=lambda p: p.line)[:MAX_LISTED]:
             click.echo(terminal(f"  {problem}"), err=True)
         if len(problems) > MAX_LISTED:

@@ -37,6 +37,9 @@ def main() -> None:
     steps = [
         ("site", "init", "--site", "kamakura-city-hall"),
         ("account", "add", "operator", "--role", "operator"),
+        # The watcher's own account: the broker uses the account name as the client id, so
+        # watching as the operator would be taken over by the publish command.
+        ("account", "add", "console", "--role", "console"),
     ]
     for device in ids:
         steps += [
@@ -74,13 +77,13 @@ def main() -> None:
                 (home / name).write_bytes((site / "keys" / name).read_bytes())
             (home / "card-key").chmod(0o600)
             agents.append(AgentProcess(SimDevice(config.config, config.store), home))
-        operator = (site / "accounts" / "operator.password").read_text().strip()
+        console = (site / "accounts" / "console.password").read_text().strip()
         watch = Subscriber(
             broker.port,
             "edge/kamakura-city-hall/+/status",
-            client_id="bench-watch",
-            username="operator",
-            password=operator,
+            client_id="console",
+            username="console",
+            password=console,
         )
         applied: dict[str, float] = {}
         start = time.perf_counter()

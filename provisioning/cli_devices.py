@@ -11,6 +11,7 @@ from edge.errors import EdgeError
 from edge.link.mqtt import publish_and_watch
 from edge.link.topics import status as status_topic
 from edge.store.database import write_transaction
+from edge.text import terminal, terminal_lines
 from firmware_config.fields import check_slug
 from firmware_config.model import MqttConfig
 from provisioning.devices import EXAMPLES, bundle, config_from_example
@@ -20,6 +21,9 @@ from provisioning.registry import (
     add_device,
     device_role,
 )
+
+MAX_FIELD = 40
+"""The most characters of one status field shown."""
 
 
 @click.group()
@@ -46,13 +50,16 @@ def device_add(ctx: click.Context, device_id: str, role: str, directory: Path) -
         add_device(registry, device_id, role)
         registry.close()
     except (EdgeError, ValueError) as error:
-        click.echo(f"device add refused: {error}", err=True)
+        click.echo(terminal(f"device add refused: {error}"), err=True)
         ctx.exit(2)
     path = directory / "devices" / f"{device_id}.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(config_from_example(role, slug, device_id), encoding="utf-8")
     click.echo(
-        f"device {device_id} ({role}); edit {path}, then: edge-provision device bundle {device_id}"
+        terminal(
+            f"device {device_id} ({role}); edit {path}, then: "
+            f"edge-provision device bundle {device_id}"
+        )
     )
 
 
@@ -78,9 +85,9 @@ def device_bundle(ctx: click.Context, device_id: str, directory: Path, out: Path
             registry.record(db, "device bundle", device=device_id, out=str(target))
         registry.close()
     except (EdgeError, OSError) as error:
-        click.echo(f"device bundle refused: {error}", err=True)
+        click.echo(terminal_lines(f"device bundle refused: {error}"), err=True)
         ctx.exit(2)
-    click.echo(f"wrote {target} (0600): {', '.join(members)}")
+    click.echo(terminal(f"wrote {target} (0600): {', '.join(members)}"))
 
 
 @device.command("list")
@@ -96,7 +103,7 @@ def device_list(directory: Path) -> None:
         sent = (
             f"v{version} ({count} cards) at {published_at[:19]}" if version else "never published"
         )
-        click.echo(f"{device_id:<20} {role:<12} {sent}")
+        click.echo(terminal(f"{device_id:<20} {role:<12} {sent}"))
 
 
 @device.command("status")
@@ -131,15 +138,17 @@ def device_status(
             wait_s,
         )
     except (EdgeError, OSError) as error:
-        click.echo(f"device status failed: {error}", err=True)
+        click.echo(terminal(f"device status failed: {error}"), err=True)
         ctx.exit(2)
     trouble = 0
     for device_id in devices:
-        status = seen.get(status_topic(root, slug, device_id))
+        found = seen.get(status_topic(root, slug, device_id))
+        status = found if isinstance(found, dict) or found is None else {"state": "unreadable"}
         problems = _status_problems(status, published.get(device_id, 0))
         trouble += bool(problems)
         line = _status_line(status)
-        click.echo(f"{device_id:<20} {line}{'  ⚠ ' + '; '.join(problems) if problems else ''}")
+        warning = "  ⚠ " + "; ".join(problems) if problems else ""
+        click.echo(terminal(f"{device_id:<20} {line}{warning}"))
     if trouble:
         ctx.exit(1)
 
@@ -150,13 +159,28 @@ def _status_line(status: dict[str, object] | None) -> str:
     creds = status.get("credentials") if isinstance(status.get("credentials"), dict) else {}
     assert isinstance(creds, dict)
     age = creds.get("age_s")
-    age_text = f"{float(age) / 3600:.1f} h old" if isinstance(age, int | float) else "age unknown"
+    age_text = "age unknown"
+    if isinstance(age, int | float) and not isinstance(age, bool) and abs(age) < 1e12:
+        age_text = f"{age / 3600:.1f} h old"
     clock = "synced" if status.get("clock_synced") else "NOT synced"
     return (
-        f"{status.get('state')} software {status.get('software')} "
-        f"config {status.get('config_hash')} credentials v{creds.get('version')} ({age_text}) "
-        f"clock {clock} backlog {status.get('backlog')}"
+        f"{_field(status.get('state'))} software {_field(status.get('software'))} "
+        f"config {_field(status.get('config_hash'))} "
+        f"credentials v{_field(creds.get('version'))} ({age_text}) "
+        f"clock {clock} backlog {_field(status.get('backlog'))}"
     )
+
+
+def _field(value: object) -> str:
+    """Show one field of a device's status: a device may send anything, of any length."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = str(value) if abs(value) < 10**18 else "(too large)"
+    elif isinstance(value, str | float | bool) or value is None:
+        text = str(value)
+    else:
+        text = f"({type(value).__name__})"
+    text = terminal(text)
+    return text if len(text) <= MAX_FIELD else text[: MAX_FIELD - 1] + "…"
 
 
 def _status_problems(status: dict[str, object] | None, published: int) -> list[str]:

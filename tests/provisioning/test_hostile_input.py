@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from provisioning.cli import cli
+from provisioning.cli_devices import _status_line
 from provisioning.staff_csv import COLUMNS
 
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -260,3 +261,18 @@ def test_terminal_output_of_listed_people_has_no_control_characters(
         assert result.exit_code == 0, result.output
         assert "佐藤" in result.output
         assert _CONTROL.search(result.output) is None, repr(result.output)
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"state": "online\x1b[2J", "software": "\x1b]0;owned\x07" * 1000, "backlog": 10**5000},
+        {"state": ["x"], "credentials": {"age_s": float("inf"), "version": "\u202e9"}},
+        {"credentials": {"age_s": 10**400}, "config_hash": None, "clock_synced": "yes"},
+    ],
+)
+def test_a_device_status_cannot_reach_the_terminal_raw(status: dict[str, object]) -> None:
+    line = _status_line(status)
+
+    assert _CONTROL.search(line) is None, repr(line)
+    assert len(line) < 400

@@ -124,9 +124,10 @@ class Account:
         client_id: str | None = None,
         clean_start: bool = True,
         session_s: int = 0,
+        cond: threading.Condition | None = None,
     ) -> None:
         self.account = account
-        self.cond = threading.Condition()
+        self.cond = cond or threading.Condition()  # shared: wait on several clients at once
         self.got: list[tuple[str, bytes]] = []
         self.acks: dict[int, int] = {}
         self.subacks: dict[int, list[int]] = {}
@@ -347,4 +348,29 @@ def test_a_full_snapshot_passes_and_a_larger_packet_is_refused(site: Site) -> No
         assert console.payloads(topic(GATE, "events")) == [b"small"]  # the big one never came
     finally:
         for client in (gate, console, operator):
+            client.close()
+
+
+def test_collectors_sharing_the_load_each_on_its_own_account(site: Site) -> None:
+    """edge-console collect --group: one console account per collector, none kicks another."""
+    shared = f"$share/collectors/{BASE}/+/events/#"
+    both = threading.Condition()
+    collectors = [Account(site, "console", cond=both), Account(site, "console-b", cond=both)]
+    gate = Account(site, GATE)
+    try:
+        for collector in collectors:
+            collector.subscribe(shared)
+        sent = [str(i).encode() for i in range(40)]
+        for payload in sent:
+            assert gate.publish(topic(GATE, "events"), payload) < 0x80
+
+        def received() -> list[bytes]:
+            return [p for c in collectors for p in c.payloads(topic(GATE, "events"))]
+
+        collectors[0].wait(lambda: len(received()) >= len(sent), "events missing")
+        assert sorted(received()) == sorted(sent)  # each event to one collector
+        assert all(c.payloads(topic(GATE, "events")) for c in collectors)  # both took some
+        assert not any(c.disconnects for c in collectors)
+    finally:
+        for client in (*collectors, gate):
             client.close()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from console import refusals
+from console.chain import ACKS, append_row
 from console.log import CentralLog
 from console.users import audit
 from edge.core.clock import utc_text
@@ -56,7 +57,9 @@ def active(log: CentralLog) -> list[Alarm]:
         latest[(device, type_, where)] = (event_id, ts, state or "raised", where, "")
     acks = {
         alarm: (username, at)
-        for alarm, username, at in log.db.execute("SELECT alarm, username, at FROM alarm_acks")
+        for alarm, username, at in log.db.execute(
+            "SELECT alarm, username, at FROM alarm_acks ORDER BY row"  # the newest ack counts
+        )
     }
     alarms = [
         Alarm(event_id, device, type_, state, ts, where, detail, *acks.get(event_id, (None, None)))
@@ -85,12 +88,11 @@ def acknowledge(log: CentralLog, key: str, username: str, note: str = "") -> boo
     """Record that `username` acknowledged an alarm (audited); False if it is not active."""
     if key not in {a.key for a in active(log)}:
         return False
-    at = _now()
-    log.db.execute(
-        "INSERT OR REPLACE INTO alarm_acks (alarm, username, at, note) VALUES (?, ?, ?, ?)",
-        [key, username, at, note[:200]],
-    )
-    audit(log, username, "alarm acknowledged", key)
+    # A row per acknowledgement, on the acknowledgements' chain; the newest per alarm counts.
+    values = {"alarm": key, "username": username, "at": _now(), "note": note[:200]}
+    with log.transaction() as conn:
+        append_row(conn, ACKS, values)
+        audit(log, username, "alarm acknowledged", key)
     return True
 
 

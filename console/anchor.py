@@ -70,6 +70,7 @@ class _Line(BaseModel):
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     """Return the anchor key in `path` (PEM), creating it (mode 0600) if it is missing."""
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return _load_private(path)

@@ -1,16 +1,17 @@
 """The central log: every device's events, once each, hash-chained so tampering shows.
 
-Each stored event gets the next `row` and a hash over the previous row's hash and its own
-canonical content, so editing, deleting or reordering a row breaks the chain at that row
-(`verify`). Events are de-duplicated by their `id` ({device}:{seq}); per device the log
-knows the highest seq below which nothing is missing (`contiguous`) and the highest seen,
-so a gap in seq is reported until it is filled. Card references stay references here;
-names come from the provisioning registry when a person asks.
+Each stored event gets the next `row` and a hash over the previous row's hash and every
+column it is stored with (console/chain.py), so editing any column, deleting, inserting or
+reordering a row breaks the chain at that row (`verify`); the audit trail and the alarm
+acknowledgements are chained the same way, each its own chain. Events are de-duplicated by
+their `id` ({device}:{seq}); per device the log knows the highest seq below which nothing
+is missing (`contiguous`) and the highest seen, so a gap in seq is reported until it is
+filled. Card references stay references here; names come from the provisioning registry
+when a person asks.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
@@ -22,9 +23,23 @@ from typing import Any
 
 from sqlite_utils import Database, Migrations
 
+from console.chain import (
+    BY_NAME,
+    CHAINS,
+    EVENTS,
+    GENESIS,
+    ack_columns_migration,
+    canonical,
+    chain_hash,
+    insert,
+    newest,
+    set_head,
+    stored_head,
+    walk,
+)
 from edge.errors import EdgeError
 
-GENESIS = "0" * 64
+__all__ = ["GENESIS", "CentralLog", "Entry", "LogError", "canonical", "chain_hash", "identity"]
 
 
 class LogError(EdgeError, ValueError):
@@ -104,6 +119,20 @@ def refusals(db: Database) -> None:
     db.execute("ALTER TABLE events ADD COLUMN ts_implausible INTEGER NOT NULL DEFAULT 0")
 
 
+@migrations(name="0006_chain")
+def chain_every_column(db: Database) -> None:
+    """Chain every column of new events (`scheme` 2; older rows keep 1, the body only), and
+    the audit trail and alarm acknowledgements (their rows so far are chained now)."""
+    db.execute("ALTER TABLE events ADD COLUMN scheme INTEGER NOT NULL DEFAULT 1")
+    db.execute(
+        "CREATE TABLE chain_heads (chain TEXT PRIMARY KEY, row INTEGER NOT NULL, "
+        "hash TEXT NOT NULL)"
+    )
+    ack_columns_migration(db.conn)
+    if db.execute("SELECT 1 FROM events LIMIT 1").fetchone():
+        set_head(db.conn, EVENTS, *newest(db.conn, EVENTS))
+
+
 @migrations(name="0007_sessions")
 def sessions(db: Database) -> None:
     """Keep the web page's sessions on the server; let a user be disabled."""
@@ -127,16 +156,6 @@ class Entry:
     kind: str
     type: str
     body: dict[str, Any]
-
-
-def chain_hash(previous: str, body: str) -> str:
-    """Return the hash of a row: SHA-256 over the previous hash and the canonical body."""
-    return hashlib.sha256(f"{previous}\n{body}".encode()).hexdigest()
-
-
-def canonical(event: dict[str, Any]) -> str:
-    """Return the event's canonical JSON (sorted keys, no spaces)."""
-    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 class CentralLog:
@@ -178,7 +197,16 @@ class CentralLog:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self.transaction() as conn:
+            yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Write in one transaction on this thread's connection; inside one, join it."""
         conn = self.db.conn
+        if conn.in_transaction:
+            yield conn
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
@@ -207,8 +235,7 @@ class CentralLog:
         for event in events:  # all or nothing: check every event before writing any
             identity(event)
         with self._transaction() as conn:
-            last = conn.execute("SELECT hash FROM events ORDER BY row DESC LIMIT 1").fetchone()
-            head = last[0] if last else GENESIS
+            row, head = stored_head(conn, EVENTS)
             touched: set[str] = set()
             for event in events:
                 event_id, device, seq = identity(event)
@@ -219,30 +246,23 @@ class CentralLog:
                         [device],
                     )
                     continue
-                body = canonical(event)
-                head = chain_hash(head, body)
                 nested = event.get("data")
                 data: dict[str, Any] = nested if isinstance(nested, dict) else event
-                conn.execute(
-                    "INSERT INTO events (id, device, seq, ts, kind, type, door, card_ref, "
-                    "reason, body, received_at, hash, ts_implausible) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        event_id,
-                        device,
-                        seq,
-                        (implausible or {}).get(event_id, str(event.get("ts", ""))),
-                        str(event.get("kind", "")),
-                        str(event.get("type", "")),
-                        _text(data.get("door")),
-                        _text(data.get("card_ref")),
-                        _text(data.get("reason")),
-                        body,
-                        received_at,
-                        head,
-                        int(event_id in (implausible or {})),
-                    ],
-                )
+                values = {
+                    "id": event_id,
+                    "device": device,
+                    "seq": seq,
+                    "ts": (implausible or {}).get(event_id, str(event.get("ts", ""))),
+                    "kind": str(event.get("kind", "")),
+                    "type": str(event.get("type", "")),
+                    "door": _text(data.get("door")),
+                    "card_ref": _text(data.get("card_ref")),
+                    "reason": _text(data.get("reason")),
+                    "body": canonical(event),
+                    "received_at": received_at,
+                    "ts_implausible": int(event_id in (implausible or {})),
+                }
+                row, head = insert(conn, EVENTS, values, head)
                 conn.execute(
                     "INSERT INTO devices (device, contiguous, max_seq) VALUES (?, 0, ?) "
                     "ON CONFLICT(device) DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)",
@@ -252,6 +272,8 @@ class CentralLog:
                 stored.append(event_id)
             for device in touched:
                 _advance_contiguous(conn, device)
+            if stored:
+                set_head(conn, EVENTS, row, head)
         return stored
 
     def set_status(self, device: str, body: str, received_at: str) -> None:
@@ -328,52 +350,89 @@ class CentralLog:
             zones[row["zone"]] = row
         return zones
 
-    def head(self) -> tuple[int, str]:
-        """Return (row, hash) of the newest row: write it down elsewhere to anchor the chain."""
-        row = self.db.execute("SELECT row, hash FROM events ORDER BY row DESC LIMIT 1").fetchone()
-        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+    def head(self, chain: str = "events") -> tuple[int, str]:
+        """Return (row, hash) of a chain's newest row: kept elsewhere, it anchors the chain."""
+        return newest(self.db.conn, BY_NAME[chain])
 
-    def anchored(self, row: int, expected: str) -> str | None:
+    def heads(self) -> dict[str, tuple[int, str]]:
+        """Return every chain's (row, hash) by name: what an anchor line keeps."""
+        return {chain.name: newest(self.db.conn, chain) for chain in CHAINS}
+
+    def anchored(self, row: int, expected: str, chain: str = "events") -> str | None:
         """Check a head written down earlier; return the problem, or None if it still holds.
 
         The chain alone cannot tell a log rewritten from start to end, hashes and all, from
-        the real one; a head kept outside the database (printed, mailed, published) can.
+        the real one; a head kept outside the database (printed, mailed, signed into an
+        anchor file) can.
         """
-        found = self.db.execute("SELECT hash FROM events WHERE row = ?", [row]).fetchone()
+        spec = BY_NAME[chain]
+        if row == 0:
+            return None if expected == GENESIS else f"{chain}: an anchor at row 0 is {GENESIS}"
+        found = self.db.execute(
+            f"SELECT hash FROM {spec.table} WHERE {spec.row} = ?",  # noqa: S608  # CHAINS
+            [row],
+        ).fetchone()
+        what = f"{spec.label} {row}"
         if found is None:
-            return f"row {row} of the anchor is gone: rows were deleted"
+            return f"{what} of the anchor is gone: rows were deleted"
         if found[0] != expected:
-            return f"row {row} no longer ends in {expected[:16]}…: the log was rewritten"
+            return f"{what} no longer ends in {expected[:16]}…: the log was rewritten"
         return None
 
     def verify(self) -> list[str]:
-        """Re-walk the chain; return a line per problem (empty: the log is intact)."""
+        """Re-walk every chain; return a line per problem (empty: the log is intact)."""
+        return self.check().problems
+
+    def check(self) -> Verification:
+        """Re-walk every chain in one snapshot: problems, and notes on what is not covered."""
+        conn = self.db.conn
         problems: list[str] = []
-        head = GENESIS
-        expected_row = None
-        for row, event_id, body, stored in self.db.execute(
-            "SELECT row, id, body, hash FROM events ORDER BY row"
-        ):
-            if expected_row is not None and row != expected_row:
-                problems.append(
-                    f"row {expected_row}..{row - 1} missing (deleted?) before {event_id}"
-                )
-            expected_row = row + 1
-            head = chain_hash(head, body)
-            if head != stored:
-                problems.append(f"row {row} ({event_id}): hash does not match: edited or reordered")
-                head = stored  # report each break once, then follow the stored chain
-        # The chain cannot see its own newest rows deleted: the devices' highest seqs can.
-        for device, max_seq, stored in self.db.execute(
-            "SELECT d.device, d.max_seq, (SELECT max(seq) FROM events e WHERE e.device = d.device)"
-            " FROM devices d WHERE d.max_seq > 0"
-        ).fetchall():
-            if stored is None or stored < max_seq:
-                problems.append(
-                    f"{device}: newest events deleted (seq {max_seq} was stored, the log "
-                    f"ends at {stored})"
-                )
-        return problems
+        notes: list[str] = []
+        conn.execute("BEGIN")  # one snapshot: a collector appending meanwhile is not seen
+        try:
+            for chain in CHAINS:
+                try:
+                    found = walk(conn, chain)
+                except sqlite3.DatabaseError as error:  # a column dropped, a table gone
+                    problems.append(f"{chain.name}: cannot be read ({error}): altered")
+                    continue
+                problems += found.problems
+                if found.body_only:
+                    first, last = found.body_only
+                    notes.append(
+                        f"rows {first}..{last} are chained by their body only (written before "
+                        "every column was chained): an edit of their other columns would not show"
+                    )
+            try:
+                problems += _newest_deleted(conn)
+            except sqlite3.DatabaseError as error:
+                problems.append(f"devices: cannot be read ({error}): altered")
+        finally:
+            conn.execute("COMMIT")
+        return Verification(problems, notes)
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """What `CentralLog.check` found: `problems` (tampering) and `notes` (what is not covered)."""
+
+    problems: list[str]
+    notes: list[str]
+
+
+def _newest_deleted(conn: sqlite3.Connection) -> list[str]:
+    """Name devices whose newest events are gone: their highest seqs are kept apart."""
+    problems = []
+    for device, max_seq, stored in conn.execute(
+        "SELECT d.device, d.max_seq, (SELECT max(seq) FROM events e WHERE e.device = d.device)"
+        " FROM devices d WHERE d.max_seq > 0"
+    ).fetchall():
+        if stored is None or stored < max_seq:
+            problems.append(
+                f"{device}: newest events deleted (seq {max_seq} was stored, the log "
+                f"ends at {stored})"
+            )
+    return problems
 
 
 def _advance_contiguous(conn: sqlite3.Connection, device: str) -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from console.chain import AUDIT, append_row
 from console.log import CentralLog
 from edge.core.clock import utc_text
 from edge.errors import EdgeError
@@ -146,11 +147,11 @@ def end_sessions(log: CentralLog, username: str, keep: str | None = None) -> int
 
 
 def audit(log: CentralLog, username: str, action: str, detail: str = "") -> None:
-    """Record who did what, and when."""
-    log.db.execute(
-        "INSERT INTO audit (at, username, action, detail) VALUES (?, ?, ?, ?)",
-        [_now(), username, action, detail[:500]],
-    )
+    """Record who did what, and when, on the audit chain (inside a caller's transaction,
+    part of it)."""
+    values = {"at": _now(), "username": username, "action": action, "detail": detail[:500]}
+    with log.transaction() as conn:
+        append_row(conn, AUDIT, values)
 
 
 def audit_trail(log: CentralLog, limit: int = 200) -> list[tuple[str, str, str, str]]:

@@ -142,13 +142,15 @@ def test_a_log_rewritten_from_start_to_end_fails_its_anchor(
     source.close()
     # Someone with write access edits a row and recomputes every hash after it: the chain
     # itself is valid again, only the anchor kept outside can tell.
-    from console.log import GENESIS, chain_hash
+    from console.chain import EVENTS, GENESIS, row_hash
 
     target.execute("UPDATE events SET body = replace(body, '\"seq\":', '\"seq\": ') WHERE row = 3")
     previous = GENESIS
-    for number, body in target.execute("SELECT row, body FROM events ORDER BY row").fetchall():
-        previous = chain_hash(previous, body)
-        target.execute("UPDATE events SET hash = ? WHERE row = ?", [previous, number])
+    target.row_factory = sqlite3.Row
+    for stored in target.execute("SELECT * FROM events ORDER BY row").fetchall():
+        previous = row_hash(previous, EVENTS, dict(stored))
+        target.execute("UPDATE events SET hash = ? WHERE row = ?", [previous, stored["row"]])
+    target.execute("UPDATE chain_heads SET hash = ? WHERE chain = 'events'", [previous])
     target.commit()
     target.close()
     assert edge_console("verify", "--db", str(copy)).returncode == 0  # the chain alone: fooled

@@ -1,8 +1,11 @@
 """The central log on its own (SQLite only): the hash chain and what `verify` catches,
-de-duplication, gaps in seq, refused events, a chain continued across a reopen."""
+de-duplication, gaps in seq, refused events, a chain continued across a reopen.
+(Every chained column, the audit and acknowledgement chains and anchors: test_chain.py.)"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import closing
@@ -59,6 +62,24 @@ def tamper(path: Path, *statements: tuple[str, list[Any]]) -> None:
         conn.execute("COMMIT")
 
 
+def full_row_hash(previous: str, row: dict[str, Any]) -> str:
+    """The rule written out: SHA-256 over the previous hash, a newline and the JSON (sorted
+    keys, no spaces) of the chain, the scheme and every non-NULL column but row, hash, scheme."""
+    columns = {k: v for k, v in row.items() if k not in ("row", "hash", "scheme") and v is not None}
+    text = json.dumps(
+        {"chain": "events", "scheme": 2, "row": columns},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(f"{previous}\n{text}".encode()).hexdigest()
+
+
+def stored_row(log: CentralLog, event_id: str) -> dict[str, Any]:
+    rows = list(log.db.query("SELECT * FROM events WHERE id = ?", [event_id]))
+    return rows[0]
+
+
 def row_of(log: CentralLog, event_id: str) -> tuple[int, str, str]:
     row, body, stored = log.db.execute(
         "SELECT row, body, hash FROM events WHERE id = ?", [event_id]
@@ -78,16 +99,15 @@ def test_an_intact_log_verifies_and_each_hash_chains_on_the_previous(log: Centra
     assert log.verify() == []
     head = GENESIS
     for expected, entry in zip(batch_1 + batch_2, log.entries(), strict=True):
-        _, body, stored = row_of(log, entry.id)
+        row = stored_row(log, entry.id)
         assert entry.body == expected
-        assert body == canonical(expected)
-        head = chain_hash(head, body)
-        assert stored == head
+        assert row["body"] == canonical(expected)
+        assert row["scheme"] == 2
+        head = full_row_hash(head, row)
+        assert row["hash"] == head
 
 
-def test_chain_hash_is_sha256_of_the_previous_hash_newline_body() -> None:
-    import hashlib
-
+def test_chain_hash_is_sha256_of_the_previous_hash_newline_text() -> None:
     body = canonical(event("gate-1", 1))
     assert chain_hash(GENESIS, body) == hashlib.sha256(f"{GENESIS}\n{body}".encode()).hexdigest()
     assert canonical({"b": 1, "a": "é"}) == '{"a":"é","b":1}'
@@ -112,13 +132,14 @@ def test_an_edit_that_rewrites_its_own_hash_still_breaks_the_next_row(
 ) -> None:
     log.append(events("gate-1", range(1, 11)), RECEIVED)
     previous_hash = row_of(log, "gate-1:3")[2]
-    row, body, _ = row_of(log, "gate-1:4")
-    edited = body.replace('"reason":"granted"', '"reason":"forged"')
+    stored = stored_row(log, "gate-1:4")
+    row = stored["row"]
+    edited = {**stored, "body": stored["body"].replace('"reason":"granted"', '"reason":"forged"')}
     tamper(
         path,
         (
             "UPDATE events SET body = ?, hash = ? WHERE row = ?",
-            [edited, chain_hash(previous_hash, edited), row],
+            [edited["body"], full_row_hash(previous_hash, edited), row],
         ),
     )
 
@@ -260,8 +281,8 @@ def test_the_chain_continues_across_close_and_reopen(path: Path) -> None:
     try:
         stored = second.append(events("gate-1", range(3, 6)), RECEIVED)
         assert stored == ["gate-1:4", "gate-1:5"]  # 3 survived the reopen, so it is a duplicate
-        _, body, hash_4 = row_of(second, "gate-1:4")
-        assert hash_4 == chain_hash(head, body)
+        row_4 = stored_row(second, "gate-1:4")
+        assert row_4["hash"] == full_row_hash(head, row_4)
         assert second.count() == 5
         assert second.devices()["gate-1"]["duplicates"] == 1
         assert second.verify() == []

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from console.log import CentralLog
+from console.users import remove_user
 from edge.cardref import card_reference
 from simulator.control_channel import send
 from simulator.scenario import Scenario
@@ -186,3 +188,48 @@ def test_repeated_wrong_passwords_lock_the_name_for_a_while(
     assert page.url.endswith("/login")
     other = login(browser, site, "guard1")  # another name is not affected
     expect(other).to_have_url(f"{site.url}/alarms")
+
+
+def test_a_cookie_replayed_after_logout_is_refused(site: LiveSite, browser: Browser) -> None:
+    page = login(browser, site, "guard1")
+    expect(page).to_have_url(f"{site.url}/alarms")
+    kept = page.context.cookies()
+    page.get_by_role("button", name="ログアウト").click()
+    expect(page).to_have_url(f"{site.url}/login")
+    thief = browser.new_context()
+    thief.add_cookies(kept)  # type: ignore[arg-type]  # Cookie and SetCookieParam differ in name only
+    stolen = thief.new_page()
+    stolen.goto(f"{site.url}/alarms")
+    expect(stolen).to_have_url(f"{site.url}/login")
+
+
+def test_a_guard_removed_while_watching_the_alarms_is_sent_to_log_in(
+    site: LiveSite, browser: Browser
+) -> None:
+    page = login(browser, site, "guard7")
+    expect(page).to_have_url(f"{site.url}/alarms")
+    log = CentralLog(site.run_dir / "console" / "log.db")
+    try:
+        remove_user(log, "guard7", by="test")
+    finally:
+        log.close()
+    # The live stream re-checks its session and tells the page, which shows the login page.
+    expect(page).to_have_url(f"{site.url}/login", timeout=5000)
+
+
+def test_a_password_changed_on_its_page_ends_the_other_sessions(
+    site: LiveSite, browser: Browser
+) -> None:
+    here, elsewhere = login(browser, site, "guard5"), login(browser, site, "guard5")
+    expect(elsewhere).to_have_url(f"{site.url}/alarms")
+    here.click("#me")
+    expect(here).to_have_url(f"{site.url}/password")
+    here.fill("input[name=current_password]", PASSWORDS["guard5"])
+    here.fill("input[name=new_password]", "a new password for guard5")
+    here.fill("input[name=repeat_password]", "a new password for guard5")
+    here.get_by_role("button", name="パスワード変更").click()
+    expect(here.locator("#changed")).to_be_visible()
+    here.goto(f"{site.url}/alarms")
+    expect(here).to_have_url(f"{site.url}/alarms")  # this session goes on
+    elsewhere.goto(f"{site.url}/log")
+    expect(elsewhere).to_have_url(f"{site.url}/login")  # the other one has ended

@@ -50,6 +50,7 @@ from console.mqtt import ConsoleClient
 from console.people import Directory
 from console.search import Query, search
 from simulator.broker import Broker
+from tests.console.test_claims import provision
 
 CARD_REFS = [hashlib.sha256(f"card-{i}".encode()).hexdigest() for i in range(3000)]
 DOORS = [f"door-{floor}f-{side}" for floor in range(1, 9) for side in "abcdef"]  # 48
@@ -220,7 +221,11 @@ def ingest(broker: Broker, args: argparse.Namespace) -> None:
     probe.start()
     probe.publish(f"edge/{site}/probe/status", b'{"state":"online"}', retain=True)
     probe.close()
-    collector = Collector(work / "central.db", host="127.0.0.1", port=broker.port, site=site)
+    names = tuple(f"gate-{d:02d}" for d in range(args.devices))
+    site_dir = provision(work / "site", gates=(*names, "probe"), site=site)
+    collector = Collector(
+        work / "central.db", site_dir=site_dir, host="127.0.0.1", port=broker.port, site=site
+    )
     collector.start()
     try:
         # The retained status arrives once the collector's subscriptions are in place.

@@ -35,6 +35,7 @@ from console.mqtt import ConsoleClient
 from console.users import add_user
 from console.web import Settings, create_app
 from simulator.broker import Broker
+from tests.console.test_claims import provision
 
 SITE = "bench-hall"
 
@@ -55,7 +56,7 @@ def event(seq: int) -> bytes:
             "clock_synced": True,
             "kind": "alarm",
             "type": "door_forced",
-            "door": f"door-{seq}",
+            "door": "gate-b",
             "state": "raised",
         }
     ).encode()
@@ -69,7 +70,10 @@ def main() -> None:
     broker = Broker(tmp / "broker")
     broker.start()
     log_path = tmp / "log.db"
-    collector = Collector(log_path, host="127.0.0.1", port=broker.port, site=SITE)
+    site_dir = provision(tmp / "site", gates=("gate-b",), site=SITE)
+    collector = Collector(
+        log_path, site_dir=site_dir, host="127.0.0.1", port=broker.port, site=SITE
+    )
     collector.start()
     add_user(CentralLog(log_path), "guard1", "guard", "bench-password-1", by="bench")
     listener = socket.socket()

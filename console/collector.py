@@ -225,8 +225,15 @@ class Collector:
         self.stored += judged.write(self.log, now)
         self.rejected += sum(r.count for r in judged.refused)
         refusals.keep(self.log, judged.refused, now)
-        for refusal in judged.refused:
-            log.warning("refused from %s: %s", refusal.device, refusal.reason)
+        if judged.refused:  # one line a batch, however many: a flood must not flood the log
+            first = judged.refused[0]
+            log.warning(
+                "refused %d messages (from %s: %s%s)",
+                sum(r.count for r in judged.refused),
+                first.device,
+                first.reason,
+                ", …" if len(judged.refused) > 1 else "",
+            )
 
     def _judge(self, message: Message, judged: Judged) -> None:
         parts = message.topic.split("/")
@@ -263,6 +270,8 @@ class Judged:
 
     def __init__(self, now: datetime) -> None:
         self.now = now
+        self._now_text = utc_text(now)
+        self._latest = now + FUTURE
         self.events: list[dict[str, Any]] = []
         self.implausible: dict[str, str] = {}
         self.statuses: list[tuple[str, str]] = []
@@ -284,7 +293,7 @@ class Judged:
 
     def plausible(self, ts: object) -> str | None:
         """Return None if a device's `ts` can order its event, else the time to use instead."""
-        now = utc_text(self.now)
+        now = self._now_text
         if not isinstance(ts, str) or len(ts) > 40:
             return now
         try:
@@ -293,7 +302,7 @@ class Judged:
             return now
         if when.tzinfo is None or utc_text(when) != ts:
             return now  # not the contract's UTC text: it would sort among the others wrongly
-        return now if not EPOCH <= when <= self.now + FUTURE else None
+        return now if not EPOCH <= when <= self._latest else None
 
     def write(self, log: CentralLog, now: str) -> int:
         """Store what was accepted; refuse alone what the database refuses. Return events stored."""

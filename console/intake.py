@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, Final
 
 from edge.errors import EdgeError
@@ -22,6 +23,7 @@ MAX_STRING: Final = 4096  # characters in one string value (a `detail` of 300 fi
 MAX_KEY: Final = 64  # characters in one key
 MAX_INT: Final = 2**53  # whole numbers in (-2^53, 2^53)
 _MAX_INT_DIGITS: Final = 17
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
 
 class Refused(EdgeError, ValueError):
@@ -71,38 +73,57 @@ def parse(payload: bytes) -> Any:
         raise Refused(f"nested deeper than {MAX_DEPTH}") from None
     except (ValueError, OverflowError):
         raise Refused("not JSON") from None
-    check(value)
+    # A lone surrogate can come only from a \uD800-\uDFFF escape (UTF-8 text holds none).
+    check(value, surrogates=_SURROGATE_ESCAPE.search(text) is not None)
     return value
 
 
-def check(value: Any) -> None:
-    """Raise Refused unless a parsed JSON value keeps within the limits (no recursion)."""
+def check(value: Any, surrogates: bool = True) -> None:
+    """Raise Refused unless a parsed JSON value keeps within the limits (no recursion).
+
+    `surrogates=False` skips looking for lone surrogates: `parse` knows when the text had
+    no escape that could make one.
+    """
     nodes = 0
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        nodes += 1
-        if nodes > MAX_NODES:
-            raise Refused(f"more than {MAX_NODES} values")
-        if isinstance(item, str):
-            _text(item, MAX_STRING, "a string")
-        elif isinstance(item, dict):
+        if isinstance(item, dict):
             if depth > MAX_DEPTH:
                 raise Refused(f"nested deeper than {MAX_DEPTH}")
+            nodes += len(item)
             for key, inner in item.items():
-                _text(key, MAX_KEY, "a key")
+                if len(key) > MAX_KEY:
+                    raise Refused(f"a key is longer than {MAX_KEY} characters")
                 if not key.isprintable():
                     raise Refused("a key holds control characters")
-                stack.append((inner, depth + 1))
+                if surrogates:
+                    _text(key, "a key")
+                _inner(inner, depth, stack, surrogates)
         elif isinstance(item, list):
             if depth > MAX_DEPTH:
                 raise Refused(f"nested deeper than {MAX_DEPTH}")
-            stack.extend((inner, depth + 1) for inner in item)
+            nodes += len(item)
+            for inner in item:
+                _inner(inner, depth, stack, surrogates)
+        else:
+            nodes += 1
+            _inner(item, depth - 1, stack, surrogates)
+        if nodes > MAX_NODES:
+            raise Refused(f"more than {MAX_NODES} values")
 
 
-def _text(value: str, limit: int, what: str) -> None:
-    if len(value) > limit:
-        raise Refused(f"{what} is longer than {limit} characters")
+def _inner(item: Any, depth: int, stack: list[tuple[Any, int]], surrogates: bool) -> None:
+    if isinstance(item, str):
+        if len(item) > MAX_STRING:
+            raise Refused(f"a string is longer than {MAX_STRING} characters")
+        if surrogates:
+            _text(item, "a string")
+    elif isinstance(item, dict | list):
+        stack.append((item, depth + 1))
+
+
+def _text(value: str, what: str) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -88,14 +88,19 @@ zone = "{zone}"
 """
 
 
-def provision(site_dir: Path, gates: tuple[str, ...] = (), sensors: tuple[str, ...] = ()) -> Path:
+def provision(
+    site_dir: Path,
+    gates: tuple[str, ...] = (),
+    sensors: tuple[str, ...] = (),
+    site: str = SITE,
+) -> Path:
     """Write device configurations as edge-provision keeps them (SITE/devices/{device}.toml)."""
     devices = site_dir / "devices"
     devices.mkdir(parents=True, exist_ok=True)
     for device in gates:
-        (devices / f"{device}.toml").write_text(gate_toml(device))
+        (devices / f"{device}.toml").write_text(gate_toml(device, site))
     for device in sensors:
-        (devices / f"{device}.toml").write_text(sensor_toml(device))
+        (devices / f"{device}.toml").write_text(sensor_toml(device, site))
     return site_dir
 
 

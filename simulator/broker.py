@@ -45,7 +45,6 @@ class Broker:
         workdir: Path,
         acl: str | None = None,
         passwords: Path | None = None,
-        listener_options: tuple[str, ...] = (),
         port: int | None = None,
         generated: Path | None = None,
     ) -> None:
@@ -73,7 +72,6 @@ class Broker:
             self.port = port or free_port()
             lines += [
                 f"listener {self.port} 127.0.0.1",
-                *listener_options,
                 "persistence true",
                 *limits(),
             ]

@@ -179,7 +179,10 @@ def read_events(response: object, until: str, found: list[str], done: threading.
         done.set()
 
 
-def test_a_live_alarm_stream_ends_when_its_session_is_removed(url: str, log: CentralLog) -> None:
+@pytest.mark.parametrize("ending", ["remove", "demote", "logout", "idle"])
+def test_a_live_alarm_stream_ends_when_its_session_does(
+    url: str, log: CentralLog, clock: FakeClock, ending: str
+) -> None:
     client = logged_in(url, "carl")
     stream = client.open_stream("/alarms/stream")
     assert stream.status == 200
@@ -187,7 +190,14 @@ def test_a_live_alarm_stream_ends_when_its_session_is_removed(url: str, log: Cen
     done = threading.Event()
     reader = threading.Thread(target=read_events, args=(stream, "event: ended", lines, done))
     reader.start()
-    remove_user(log, "carl", "test")
+    if ending == "remove":
+        remove_user(log, "carl", "test")
+    elif ending == "demote":
+        set_role(log, "carl", "operator", "test")
+    elif ending == "logout":
+        client.post("/logout", {"csrf": client.csrf("/alarms")})
+    else:
+        clock.advance(IDLE_S)  # nobody has used the page since: the stream alone is no activity
     assert done.wait(10), lines
     assert "event: ended" in lines
     reader.join(5)

@@ -42,7 +42,7 @@ WINDOW = 100
 def poison(n: int) -> tuple[str, bytes]:
     """Return the n-th hostile message (topic, payload), cycling through the kinds."""
     base = f"edge/{SITE}/{HOSTILE}"
-    kinds = [
+    kinds: list[tuple[str, str | bytes]] = [
         (f"{base}/events/access", json.dumps(event(HOSTILE, n + 1, {"reason": "\ud800"}))),
         (f"{base}/events/access", "[" * 5000 + "]" * 5000),
         (f"{base}/occupancy/lobby", '{"count": 9223372036854775808, "occupied": true}'),

@@ -1,9 +1,11 @@
 """Who is inside the security line: the roll call fire wardens ask for.
 
 A card is inside when its latest crossing of the line (into or out of the line's zone,
-`staff-area` by default) went in. Crossings are ordered by their time on the device
-(`ts`), then by the log's row, so a gate's backlog arriving late after an outage still
-lands in its place.
+`staff-area` by default) went in. Crossings are ordered by their stored time (`ts`), then
+by the log's row: the time on the device, so a gate's backlog arriving late after an
+outage still lands in its place, or, where the collector could not believe the device's
+time (unreadable, or ahead of the console's clock), the time the console received it. Only
+a device provisioned with the door reports crossings through it (console.claims).
 """
 
 from __future__ import annotations

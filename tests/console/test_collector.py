@@ -4,6 +4,7 @@ across a collector restart or a broker outage, bad payloads are rejected and do 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from console import alarms, refusals, rollcall
 from console.collector import Collector
 from console.log import CentralLog
-from console.mqtt import ConsoleClient
+from console.mqtt import ConsoleClient, Message
 from edge.core.clock import utc_text
 from tests.broker import Broker, start_broker
 from tests.console.test_claims import provision
@@ -461,3 +464,52 @@ def test_a_backlog_with_old_times_keeps_its_own_order(
     assert rollcall.inside(collector.log) == []
     flags = collector.log.db.execute("SELECT sum(ts_implausible) FROM events").fetchone()[0]
     assert flags == 0
+
+
+def test_a_failure_of_the_database_itself_leaves_the_batch_unacknowledged(
+    tmp_path: Path, site_dir: Path
+) -> None:
+    collector = Collector(
+        tmp_path / "central.db", site_dir=site_dir, host="127.0.0.1", port=1, site=SITE
+    )
+    try:
+        batch = [Message(topic("gate-1"), event("gate-1", 1), False, 1, 1)]
+        collector.log.db.execute("PRAGMA query_only = ON")  # every write fails, as on a full disk
+        with pytest.raises(sqlite3.OperationalError):
+            collector._store(batch, {})  # escapes: the writer leaves the batch unacknowledged
+        assert collector.rejected == 0  # and it is not refused as if the message were bad
+        collector.log.db.execute("PRAGMA query_only = OFF")
+        collector._store(batch, {})
+        assert collector.log.count() == 1
+    finally:
+        collector.close()
+
+
+def test_only_replies_someone_waits_for_are_kept(broker: Broker) -> None:
+    reply_topic = f"edge/{SITE}/gate-1/reply/console"
+    requester = ConsoleClient("127.0.0.1", broker.port, client_id="console", persistent=False)
+    requester.listen_for_replies(f"edge/{SITE}/+/reply/console")
+    requester.start()
+    responder = ConsoleClient("127.0.0.1", broker.port, client_id="gate-1", persistent=False)
+
+    def answer(message: Message) -> None:  # on paho's thread: publish without waiting
+        for n in range(300):
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.CorrelationData = f"nobody-{n}".encode()
+            responder.client.publish(reply_topic, b"x" * 1000, qos=1, properties=props)
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.CorrelationData = message.correlation
+        responder.client.publish(reply_topic, b"the answer", qos=1, properties=props)
+
+    responder.subscribe(f"edge/{SITE}/gate-1/cmd/#", handler=answer)
+    responder.start()
+    try:
+        reply = requester.request(
+            f"edge/{SITE}/gate-1/cmd/ping", b"{}", reply_topic, b"asked-1", timeout_s=10
+        )
+        assert reply == b"the answer"
+        # The 300 unsolicited ones arrived first (one publisher, in order) and were dropped.
+        assert requester._replies == {}
+    finally:
+        responder.close()
+        requester.close()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from provisioning.files import PUBLIC, write_file
 
 YEARS = 10
 
@@ -19,9 +20,7 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    write_file(path, pem, new=True)
 
 
 def make_ca(directory: Path, site: str, broker_hosts: list[str]) -> dict[str, Path]:
@@ -74,6 +73,7 @@ def make_ca(directory: Path, site: str, broker_hosts: list[str]) -> dict[str, Pa
     }
     _write_key(paths["ca_key"], ca_key)
     _write_key(paths["server_key"], server_key)
-    paths["ca_cert"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    paths["server_cert"].write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    # Certificates are public: devices get the CA's in their bundle.
+    write_file(paths["ca_cert"], ca_cert.public_bytes(serialization.Encoding.PEM), PUBLIC)
+    write_file(paths["server_cert"], server_cert.public_bytes(serialization.Encoding.PEM), PUBLIC)
     return paths

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +19,13 @@ from provisioning.ca import make_ca
 from provisioning.cli_cards import cards, people
 from provisioning.cli_devices import device
 from provisioning.cli_rules import publish, rules
+from provisioning.files import (
+    SHARED_WITH_GROUP,
+    private_database,
+    private_dir,
+    shared_dir,
+    write_file,
+)
 from provisioning.keys import generate
 from provisioning.options import new_site_dir, site_dir
 from provisioning.registry import (
@@ -24,6 +33,8 @@ from provisioning.registry import (
 )
 
 ROLES = ("device", "console", "operator")
+MOSQUITTO = "mosquitto"
+"""The group (and user) Debian's mosquitto runs as after it drops root."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,9 +70,10 @@ def site_init(
     try:
         check_slug(slug)
         check_timezone(timezone)
+        private_dir(directory)
         ids = generate(directory / "keys")
         tls = make_ca(directory / "keys", slug, list(broker_hosts)) if broker_hosts else {}
-        registry = Registry(directory / "registry.db")
+        registry = Registry(private_database(directory / "registry.db"))
         registry.init_site(slug, timezone, ids)
         registry.close()
     except (EdgeError, ValueError) as error:
@@ -148,22 +160,17 @@ def broker_config(ctx: click.Context, directory: Path, out: Path, root: str, por
     except (EdgeError, ValueError) as error:
         click.echo(f"broker config refused: {error}", err=True)
         ctx.exit(2)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "passwd").write_text(
-        broker.password_file({a["username"]: a["password_hash"] for a in accounts})
+    # Started as root, mosquitto reads these after dropping to user mosquitto: 0640 and
+    # group mosquitto (where that group exists), in a directory it may enter.
+    shared_dir(out, MOSQUITTO)
+    passwords = broker.password_file({a["username"]: a["password_hash"] for a in accounts})
+    write_file(out / "passwd", passwords.encode(), SHARED_WITH_GROUP, MOSQUITTO)
+    acl = broker.acl(root, site_row["slug"], {a["username"]: a["role"] for a in accounts})
+    write_file(out / "acl", acl.encode(), SHARED_WITH_GROUP, MOSQUITTO)
+    settings = broker.broker_settings(
+        port, str((out / "passwd").resolve()), str((out / "acl").resolve()), _tls(directory)
     )
-    os.chmod(out / "passwd", 0o640)
-    (out / "acl").write_text(
-        broker.acl(root, site_row["slug"], {a["username"]: a["role"] for a in accounts})
-    )
-    (out / "edge.conf").write_text(
-        broker.broker_settings(
-            port,
-            str((out / "passwd").resolve()),
-            str((out / "acl").resolve()),
-            _tls(directory),
-        )
-    )
+    write_file(out / "edge.conf", settings.encode(), SHARED_WITH_GROUP, MOSQUITTO)
     with write_transaction(registry.db) as db:
         registry.record(db, "broker config", out=str(out), accounts=len(accounts))
     registry.close()
@@ -186,8 +193,15 @@ def _tls(directory: Path) -> tuple[str, str, str] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the `edge-provision` command line."""
-    cli.main(args=list(argv) if argv is not None else None, prog_name="edge-provision")
+    """Run the `edge-provision` command line; every file it creates is private (umask 077)."""
+    previous = os.umask(0o077)
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="edge-provision")
+    except sqlite3.DatabaseError as error:  # a registry.db that is not one, or is locked
+        click.echo(f"edge-provision: the site's registry cannot be used: {error}", err=True)
+        sys.exit(2)
+    finally:
+        os.umask(previous)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from edge.text import terminal, terminal_lines
 from firmware_config.fields import check_slug
 from firmware_config.model import MqttConfig
 from provisioning.devices import EXAMPLES, bundle, config_from_example
+from provisioning.files import private_dir, write_file
 from provisioning.options import site_dir, status_version
 from provisioning.registry import (
     Registry,
@@ -52,9 +53,8 @@ def device_add(ctx: click.Context, device_id: str, role: str, directory: Path) -
     except (EdgeError, ValueError) as error:
         click.echo(terminal(f"device add refused: {error}"), err=True)
         ctx.exit(2)
-    path = directory / "devices" / f"{device_id}.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(config_from_example(role, slug, device_id), encoding="utf-8")
+    path = private_dir(directory / "devices") / f"{device_id}.toml"
+    write_file(path, config_from_example(role, slug, device_id).encode())
     click.echo(
         terminal(
             f"device {device_id} ({role}); edit {path}, then: "

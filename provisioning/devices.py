@@ -10,6 +10,7 @@ from pathlib import Path
 from edge.errors import EdgeError
 from firmware_config.errors import ConfigError
 from firmware_config.loader import parse_config
+from provisioning.files import private_dir, write_file
 from provisioning.keys import SiteKeys
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,14 +84,16 @@ def bundle(site_dir: Path, device: str, out: Path) -> list[str]:
     ca = keys.directory / "ca.crt"
     if ca.exists():  # the broker's TLS is signed by the site's own CA
         members["etc/edge/ca.crt"] = (ca.read_bytes(), 0o644)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(out, "w:gz") as tar:
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
         for name, (data, mode) in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mode = mode
             tar.addfile(info, io.BytesIO(data))
-    out.chmod(0o600)
+    if not out.parent.exists():
+        private_dir(out.parent)
+    write_file(out, archive.getvalue())
     return list(members)
 
 

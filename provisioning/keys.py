@@ -1,12 +1,11 @@
 """Site keys: the card-reference key and the command and credential signing keys.
 
-Private keys are written 0600 and never printed; only their paths and key ids are shown.
-Devices get the card key and the two *public* keys in their bundle.
+Private keys are written 0600 from their first byte and never printed; only their paths and
+key ids are shown. Devices get the card key and the two *public* keys in their bundle.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from edge.errors import EdgeError
 from edge.signing import key_id, public_key_hex
+from provisioning.files import PUBLIC, private_dir, write_file
 
 
 class KeysError(EdgeError, ValueError):
@@ -58,18 +58,10 @@ class SiteKeys:
         return key
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(path, mode)
-
-
 def generate(directory: Path) -> dict[str, str]:
     """Create the site keys in `directory` (refusing to overwrite); return key ids by name."""
     keys = SiteKeys(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)
+    private_dir(directory)
     existing = [
         p
         for p in (keys.card_key, keys.private("commands"), keys.private("credentials"))
@@ -80,12 +72,12 @@ def generate(directory: Path) -> dict[str, str]:
             f"keys already exist ({', '.join(str(p) for p in existing)}); a new key would lock "
             "every device out: move them away first if you really mean to rotate"
         )
-    _write(keys.card_key, secrets.token_hex(32).encode() + b"\n", 0o600)
+    write_file(keys.card_key, secrets.token_hex(32).encode() + b"\n", new=True)
     ids = {}
     for name in ("commands", "credentials"):
         private = Ed25519PrivateKey.generate()
         pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-        _write(keys.private(name), pem, 0o600)
-        _write(keys.public(name), public_key_hex(private).encode() + b"\n", 0o644)
+        write_file(keys.private(name), pem, new=True)
+        write_file(keys.public(name), public_key_hex(private).encode() + b"\n", PUBLIC, new=True)
         ids[name] = key_id(private.public_key())
     return ids

@@ -16,6 +16,7 @@ import getpass
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -45,6 +46,8 @@ from console.users import (
 from edge.errors import EdgeError
 
 DEFAULT_DB = Path("/var/lib/edge-console/log.db")
+ANCHOR_FILE = "anchors.jsonl"  # beside the log unless --anchor-file
+ANCHOR_KEY = "console-anchor.key"
 
 
 def db_option(f: Any) -> Any:
@@ -126,6 +129,27 @@ def cli() -> None:
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="TLS: the CA that signed the broker's certificate (omit for plain TCP).",
 )
+@click.option(
+    "--anchor-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Append every chain's head (events, audit, acknowledgements), signed, to this file "
+    "as a JSON line every --anchor-every-s and on stop [default: anchors.jsonl beside --db]. "
+    "Keep it on another disk or host; `verify --anchor-file` checks the log against it.",
+)
+@click.option(
+    "--anchor-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The Ed25519 key (PEM) that signs anchor lines; created (mode 0600) when missing "
+    "[default: console-anchor.key beside --db].",
+)
+@click.option(
+    "--anchor-every-s",
+    type=click.FloatRange(min=0.1, max=86400),
+    default=300,
+    show_default=True,
+    help="Seconds between anchor lines (a line only when the log moved).",
+)
+@click.option("--no-anchor", is_flag=True, help="Write no anchor lines.")
 def collect(
     db: Path,
     host: str,
@@ -137,11 +161,32 @@ def collect(
     registry: Path,
     group: str | None,
     ca_file: Path | None,
+    anchor_file: Path | None,
+    anchor_key: Path | None,
+    anchor_every_s: float,
+    no_anchor: bool,
 ) -> None:
-    """Collect every device's events into the central log until stopped (SIGTERM)."""
+    """Collect every device's events into the central log until stopped (SIGTERM).
+
+    Unless --no-anchor, the heads of the log's chains are signed into --anchor-file on a
+    schedule and on stop, so a log rewritten later fails `verify --anchor-file`.
+    """
+    from console.anchor import Anchorer, AnchorError, load_or_create_key
     from console.collector import Collector
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    anchorer = None
+    if not no_anchor:
+        try:
+            key = load_or_create_key(anchor_key or db.with_name(ANCHOR_KEY))
+        except AnchorError as error:
+            raise click.ClickException(str(error)) from None
+        anchorer = Anchorer(anchor_file or db.with_name(ANCHOR_FILE), key, anchor_every_s)
+        click.echo(
+            f"anchoring to {anchorer.path} every {anchor_every_s:g} s; anchor public key "
+            f"{anchorer.public_key}",
+            err=True,
+        )
     password = password_file.read_text().strip() if password_file else None
     collector = Collector(
         db,
@@ -155,6 +200,7 @@ def collect(
         client_id=user,
         group=group,
         ca_file=str(ca_file) if ca_file else None,
+        anchorer=anchorer,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -315,12 +361,19 @@ def _query(fields: dict[str, str], before: str, limit: int) -> Query:
 
 @cli.command()
 @db_option
-def head(db: Path) -> None:
-    """Print the newest row and its hash: keep it outside the log (print it, mail it daily).
+@click.option("--all", "every", is_flag=True, help="Every chain, as CHAIN:ROW:HASH lines.")
+def head(db: Path, every: bool) -> None:
+    """Print the newest event row and its hash: keep it outside the log (print it, mail it).
 
     Later, `verify --anchor ROW:HASH` proves the log up to that row is still the same.
+    `edge-console collect` also signs every chain's head into an anchor file on a schedule.
     """
-    row, digest = CentralLog(db).head()
+    log = CentralLog(db)
+    if every:
+        for chain, (row, digest) in log.heads().items():
+            click.echo(f"{chain}:{row}:{digest}")
+        return
+    row, digest = log.head()
     click.echo(f"{row}:{digest}")
 
 
@@ -330,31 +383,81 @@ def head(db: Path) -> None:
     "--anchor",
     "anchors",
     multiple=True,
-    help="ROW:HASH printed earlier by `edge-console head`; must still hold.",
+    help="[CHAIN:]ROW:HASH printed earlier by `edge-console head [--all]`; must still hold.",
+)
+@click.option(
+    "--anchor-file",
+    "anchor_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="An anchor file written by `edge-console collect`: every line must carry a good "
+    "signature and heads the log still has.",
+)
+@click.option(
+    "--anchor-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="What checks --anchor-file: the anchor key (PEM) or its public half (64 hex digits, "
+    "as collect prints it) [default: console-anchor.key beside --db].",
 )
 @click.pass_context
-def verify(ctx: click.Context, db: Path, anchors: tuple[str, ...]) -> None:
-    """Check the log's hash chain: any edited, deleted or reordered row is named."""
+def verify(
+    ctx: click.Context,
+    db: Path,
+    anchors: tuple[str, ...],
+    anchor_files: tuple[Path, ...],
+    anchor_key: Path | None,
+) -> None:
+    """Check the log's hash chains (events, audit trail, acknowledgements): any edited,
+    deleted, inserted or reordered row is named; exit 1 if one is."""
+    from console.anchor import AnchorError, check_file, load_verifier
+    from console.chain import BY_NAME
+
     log = CentralLog(db)
-    problems = log.verify()
+    checked = log.check()
+    problems = list(checked.problems)
     for anchor in anchors:
-        row, _, digest = anchor.partition(":")
-        if not row.isdigit() or len(digest) != 64:
-            raise click.BadParameter(f"{anchor!r}: use ROW:HASH as printed by edge-console head")
-        problem = log.anchored(int(row), digest)
+        parts = anchor.split(":")
+        if len(parts) == 2:
+            parts.insert(0, "events")
+        if len(parts) != 3 or parts[0] not in BY_NAME or not parts[1].isdigit():
+            parts = ["", "", ""]
+        chain, row, digest = parts
+        if len(digest) != 64:
+            raise click.BadParameter(
+                f"{anchor[:80]!r}: use [CHAIN:]ROW:HASH as printed by edge-console head",
+                param_hint="--anchor",
+            )
+        problem = log.anchored(int(row), digest, chain)
         if problem:
             problems.append(problem)
-    gaps = log.gaps()
-    for problem in problems:
-        click.echo(f"TAMPERED: {problem}")
+    lines = 0
+    if anchor_files:
+        try:
+            public = load_verifier(anchor_key or db.with_name(ANCHOR_KEY))
+            for path in anchor_files:
+                count, found = check_file(log, path, public)
+                lines += count
+                problems += found
+        except AnchorError as error:
+            raise click.ClickException(str(error)) from None
+    try:
+        gaps = log.gaps()
+    except sqlite3.DatabaseError:
+        gaps = {}  # the devices table is gone: named among the problems
+    for problem in problems:  # ids in them come from devices: no escapes reach the terminal
+        click.echo(terminal(f"TAMPERED: {problem}"))
+    for note in checked.notes:
+        click.echo(f"note: {note}")
     for device, missing in gaps.items():
         click.echo(
             f"missing events from {device}: seq {missing[:10]}{'…' if len(missing) > 10 else ''}"
         )
     if problems:
         ctx.exit(1)
+    anchored = f"; {lines} anchor lines hold" if anchor_files else ""
     click.echo(
-        f"log intact: {log.count()} events, chain verified" + ("" if not gaps else "; gaps above")
+        f"log intact: {log.count()} events, chains verified{anchored}"
+        + ("" if not gaps else "; gaps above")
     )
 
 

@@ -7,7 +7,8 @@ inclusive (the card works to the end of that day); empty dates mean no limit.
 
 Any column may hold a card number when HR swaps two of them, so a problem names the line and
 the column and shows a value only when it cannot be one (`shown`); a file without a
-recognised header row shows nothing of its first line. Decoding lives in `hr_text`.
+recognised header row shows nothing of its first line. Decoding lives in `hr_text`, the
+file's shape (header, fields per row, lengths, characters) in `hr_shape`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Final
@@ -24,6 +23,15 @@ from zoneinfo import ZoneInfo
 
 from edge.cardref import TECHNOLOGIES, CardIdError, card_reference, normalise
 from edge.text import terminal
+from provisioning.hr_shape import (
+    COLUMNS,
+    RowProblem,
+    extra_fields,
+    field_problems,
+    fold,
+    header_problems,
+    unreadable,
+)
 from provisioning.hr_text import EncodingRefused, decode
 
 __all__ = [
@@ -37,42 +45,12 @@ __all__ = [
     "unquoted",
 ]
 
-COLUMNS: Final = (
-    "staff_no",
-    "name",
-    "department",
-    "card_tech",
-    "card_id",
-    "groups",
-    "valid_from",
-    "valid_until",
-)
-MAX_FIELD: Final = 200
-"""Most characters in one field; `groups` may hold up to MAX_GROUPS_FIELD."""
-MAX_GROUPS_FIELD: Final = 1000
 MAX_SHOWN: Final = 40
 _SLUG: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _CARD_LIKE: Final = re.compile(r"[0-9A-Fa-f]{8,}")
 _SEPARATORS: Final = re.compile(r"[\s:\-_.]")
-_HIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cs", "Co"})
-_BIDI: Final = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _FIRST_DAY: Final = date(2000, 1, 1)
 _LAST_DAY: Final = date(2099, 12, 31)
-_COLUMNS_TEXT: Final = ",".join(COLUMNS)
-
-
-@dataclass(frozen=True)
-class RowProblem:
-    """One bad field (or row) in one line; `value` is already fit to show, or empty."""
-
-    line: int
-    field: str
-    value: str
-    fix: str
-
-    def __str__(self) -> str:
-        where = f"line {self.line}: {self.field}"
-        return f"{where} = {self.value}: {self.fix}" if self.value else f"{where}: {self.fix}"
 
 
 @dataclass(frozen=True)
@@ -103,7 +81,7 @@ def shown(value: str) -> str:
 
 def unquoted(value: str) -> str:
     """Return a value for a message: hidden if it may be a card number, else shortened."""
-    if _CARD_LIKE.search(_SEPARATORS.sub("", _fold(value))):
+    if _CARD_LIKE.search(_SEPARATORS.sub("", fold(value))):
         return "(hidden: it may be a card number)"
     text = terminal(value)
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
@@ -116,11 +94,11 @@ def parse(text: str, site_key: bytes, timezone: str) -> tuple[list[StaffRow], li
     try:
         header = next(reader, None)
     except csv.Error as error:
-        return [], [RowProblem(1, "header", "", _unreadable(error))]
-    problems = _header_problems(header)
+        return [], [RowProblem(1, "header", "", unreadable(error))]
+    problems = header_problems(header)
     if problems or header is None:
         return [], problems
-    index = {_fold(name).lower(): i for i, name in enumerate(header)}
+    index = {fold(name).lower(): i for i, name in enumerate(header)}
     rows: list[StaffRow] = []
     seen_staff: dict[str, int] = {}
     seen_cards: dict[str, int] = {}
@@ -130,18 +108,18 @@ def parse(text: str, site_key: bytes, timezone: str) -> tuple[list[StaffRow], li
         except StopIteration:
             break
         except csv.Error as error:  # csv cannot go on past it: report and stop
-            problems.append(RowProblem(reader.line_num, "row", "", _unreadable(error)))
+            problems.append(RowProblem(reader.line_num, "row", "", unreadable(error)))
             break
         line = reader.line_num
         if not any(field.strip() for field in fields):
             continue  # a blank line, as spreadsheets leave at the end (perhaps with commas)
         if len(fields) > len(header):
-            problems.append(_extra_fields(line, len(fields), len(header)))
+            problems.append(extra_fields(line, len(fields), len(header)))
             continue
         raw = {name: fields[i] if i < len(fields) else "" for name, i in index.items()}
-        field_problems = list(_field_problems(line, raw))
-        if field_problems:
-            problems += field_problems
+        shape_problems = list(field_problems(line, raw))
+        if shape_problems:
+            problems += shape_problems
             continue
         row, row_problems = _row(line, raw, site_key, tz, seen_staff, seen_cards)
         if row is None:
@@ -151,87 +129,6 @@ def parse(text: str, site_key: bytes, timezone: str) -> tuple[list[StaffRow], li
         seen_cards[row.card_ref] = line
         rows.append(row)
     return rows, problems
-
-
-def _unreadable(error: csv.Error) -> str:
-    reason = str(error)
-    if "field larger than field limit" in reason:
-        why = "a field is longer than 128 KiB (an unclosed double quote?)"
-    else:
-        why = "the line cannot be read as CSV"
-    return f"{why}; nothing after it was read: check the quotes on that line, or export again"
-
-
-def _header_problems(header: list[str] | None) -> list[RowProblem]:
-    if header is None:
-        return [
-            RowProblem(
-                1,
-                "header",
-                "",
-                f"the file is empty; the first line names the columns: {_COLUMNS_TEXT}",
-            )
-        ]
-    names = [_fold(name).lower() for name in header]
-    known = [name for name in names if name in COLUMNS]
-    if not known:
-        # Not a header at all: most likely the first staff row. Show nothing of it.
-        return [
-            RowProblem(
-                1,
-                "header",
-                "",
-                f"the first line is not a header row; add one naming the columns: {_COLUMNS_TEXT}",
-            )
-        ]
-    problems = []
-    for number, name in enumerate(names, start=1):
-        if name not in COLUMNS:
-            problems.append(
-                RowProblem(
-                    1,
-                    f"header column {number}",
-                    "",
-                    f"not a known column; remove it or rename it to one of: {_COLUMNS_TEXT}",
-                )
-            )
-        elif names.index(name) != number - 1:
-            problems.append(RowProblem(1, name, "", "this column appears twice; keep one"))
-    missing = [column for column in COLUMNS if column not in names]
-    if missing:
-        problems.append(RowProblem(1, "header", "", f"add the columns {', '.join(missing)}"))
-    return problems
-
-
-def _extra_fields(line: int, found: int, expected: int) -> RowProblem:
-    return RowProblem(
-        line,
-        "row",
-        "",
-        f"{found} fields, but the header names {expected} columns; remove the extra fields "
-        "(a value with a comma in it goes in double quotes)",
-    )
-
-
-def _field_problems(line: int, raw: dict[str, str]) -> Iterator[RowProblem]:
-    for column, value in raw.items():
-        limit = MAX_GROUPS_FIELD if column == "groups" else MAX_FIELD
-        if len(value) > limit:
-            yield RowProblem(
-                line, column, "", f"{len(value)} characters; at most {limit} fit in this column"
-            )
-        elif any(_hidden(char) for char in value):
-            yield RowProblem(
-                line,
-                column,
-                "",
-                "holds a control character (line break, tab, escape, NUL) or a direction "
-                "mark; retype the value in the spreadsheet and export again",
-            )
-
-
-def _hidden(char: str) -> bool:
-    return unicodedata.category(char) in _HIDDEN_CATEGORIES or char in _BIDI
 
 
 def _row(
@@ -249,7 +146,7 @@ def _row(
 
     # HR systems type staff numbers, ids and dates in full-width (ＳＯＯ１, ２０２７): NFKC
     # folds them to ASCII; names are kept as written.
-    staff_no, name = _fold(get("staff_no")), get("name")
+    staff_no, name = fold(get("staff_no")), get("name")
     if not staff_no:
         problems.append(RowProblem(line, "staff_no", "", "every row needs the staff number"))
     elif staff_no in seen_staff:
@@ -259,7 +156,7 @@ def _row(
     if not name:
         problems.append(RowProblem(line, "name", "", "every row needs a name"))
     card_ref, technology = _card(
-        line, _fold(get("card_tech")), _fold(get("card_id")), site_key, problems
+        line, fold(get("card_tech")), fold(get("card_id")), site_key, problems
     )
     if card_ref in seen_cards:
         problems.append(
@@ -277,8 +174,8 @@ def _row(
                     "digits and hyphens, separated by ;",
                 )
             )
-    valid_from = _date(_fold(get("valid_from")), line, "valid_from", problems)
-    valid_until = _date(_fold(get("valid_until")), line, "valid_until", problems)
+    valid_from = _date(fold(get("valid_from")), line, "valid_from", problems)
+    valid_until = _date(fold(get("valid_until")), line, "valid_until", problems)
     if valid_from and valid_until and valid_until < valid_from:
         problems.append(
             RowProblem(line, "valid_until", shown(get("valid_until")), "ends before valid_from")
@@ -319,10 +216,6 @@ def _card(
     except CardIdError as exc:  # its message never repeats the identifier
         problems.append(RowProblem(line, "card_id", "", str(exc)))
         return "", ""
-
-
-def _fold(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).strip()
 
 
 def _date(text: str, line: int, field: str, problems: list[RowProblem]) -> date | None:

@@ -3,7 +3,8 @@
 Checked in this order, each failure a reason code in the reply and a `command` event:
 retained -> malformed (too large) -> unknown_command (the topic level must be exactly a
 command name) -> malformed (not JSON, too deep, another name than the topic's) ->
-unsigned -> wrong_device -> bad_signature -> expired -> replayed -> unknown_door.
+unsigned -> malformed (the envelope's fields) -> wrong_device -> bad_signature -> expired ->
+replayed -> unknown_door.
 Accepted commands become core events (or agent actions: ping, resync).
 
 Expiry is judged against the later of the device clock and the replay high-water mark
@@ -117,8 +118,9 @@ class CommandVerifier:
         return f"<CommandVerifier {self.device} key={key_id(self.public)}>"
 
     def check(self, topic_name: str, payload: bytes, retained: bool, now: datetime) -> Verdict:
-        """Return the verdict on one message received on `cmd/{topic_name}`; never raises.
+        """Return the verdict on one message received on `cmd/{topic_name}`.
 
+        Any bytes on any topic level get a verdict; only a failing store raises (sqlite3).
         Call inside a store transaction: an accepted nonce is remembered there.
         """
         if retained:
@@ -175,11 +177,14 @@ class CommandVerifier:
         synced = self.clock_synced()
         mark = self.nonces.mark()
         if synced and mark > now_ms + PLAUSIBLE_AHEAD_MS:
+            lowered = now_ms + PLAUSIBLE_AHEAD_MS
             log.warning(
-                "command mark %s is ahead of the synchronised clock; lowered to it",
+                "command mark %s is further ahead of the synchronised clock than any command "
+                "could set it; lowered to %s",
                 _text(mark),
+                _text(lowered),
             )
-            mark = now_ms + PLAUSIBLE_AHEAD_MS
+            mark = lowered
             self.nonces.lower_mark(mark)
         latest = max(now_ms, mark)
         if expires_ms < latest - SKEW_MS:

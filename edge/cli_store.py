@@ -11,9 +11,10 @@ from typing import Any
 import click
 from sqlite_utils import Database
 
+from edge.core.clock import utc_text
 from edge.signing import SignatureError, load_public_key
 from edge.snapshot import SnapshotError, parse
-from edge.store import Store, outbox
+from edge.store import Store, guard, outbox
 from edge.store.credentials import SqliteCredentials
 from firmware_config.errors import ConfigError
 from firmware_config.loader import load_config
@@ -81,6 +82,12 @@ def status(ctx: click.Context, config_path: Path, count: int, as_json: bool) -> 
         f"fire release awaiting reset {'YES' if modes.get('fire_latched') else 'no'}, "
         f"held open by command {modes.get('held_by_command') or 'none'}"
     )
+    floor = report["rollback_guard"]
+    if floor:
+        click.echo(
+            f"rollback guard: credential snapshots older than v{floor['credentials_version']} "
+            f"refused; commands expiring before {floor['commands_refused_before'] or '-'} refused"
+        )
     counts = ", ".join(f"{z} {n}" for z, n in report["occupancy"].items()) or "none"
     click.echo(f"occupancy: {counts}")
     click.echo(f"latest {len(report['events'])} events waiting:")
@@ -116,9 +123,23 @@ def read_status(path: Path, count: int = 10) -> dict[str, Any]:
                 conn.execute("SELECT zone, count FROM occupancy ORDER BY zone").fetchall()
             ),
             "events": list(reversed(events)),
+            "rollback_guard": _guard(db),
         }
     finally:
         conn.close()
+
+
+def _guard(db: Database) -> dict[str, Any]:
+    """The rollback guard as the store holds it ({} for a store from before the guard)."""
+    try:
+        floor = guard.stored(db)
+    except sqlite3.OperationalError:  # not migrated yet: the agent migrates it at start
+        return {}
+    mark = floor.command_mark_ms - guard.SKEW_MS
+    return {
+        "credentials_version": floor.credentials_version,
+        "commands_refused_before": utc_text(guard.from_ms(mark)) if mark > 0 else None,
+    }
 
 
 @click.group()

@@ -136,6 +136,10 @@ def test_a_store_moved_aside_still_refuses_a_snapshot_from_before_a_revocation(
     again = cli("credentials", "load", str(revocation), "--config", config)
     assert again.returncode == 0, again.stderr
     assert "applied credential set v2" in again.stdout
+    report = json.loads(cli("status", "--config", config, "--json").stdout)
+    assert report["rollback_guard"]["credentials_version"] == 2
+    status = cli("status", "--config", config).stdout
+    assert "credential snapshots older than v2 refused" in status
 
 
 def test_the_guard_file_is_written_only_when_a_number_changes(tmp_path: Path) -> None:

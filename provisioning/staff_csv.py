@@ -49,6 +49,8 @@ MAX_SHOWN: Final = 40
 _SLUG: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _CARD_LIKE: Final = re.compile(r"[0-9A-Fa-f]{8,}")
 _SEPARATORS: Final = re.compile(r"[\s:\-_.]")
+# A date written as a date (2026-03-31) is shown: no card identifier is written that way.
+_DATE: Final = re.compile(r"^\s*\d{4}-\d{1,2}-\d{1,2}\s*$")
 _FIRST_DAY: Final = date(2000, 1, 1)
 _LAST_DAY: Final = date(2099, 12, 31)
 
@@ -81,7 +83,7 @@ def shown(value: str) -> str:
 
 def unquoted(value: str) -> str:
     """Return a value for a message: hidden if it may be a card number, else shortened."""
-    if _CARD_LIKE.search(_SEPARATORS.sub("", fold(value))):
+    if not _DATE.match(value) and _CARD_LIKE.search(_SEPARATORS.sub("", fold(value))):
         return "(hidden: it may be a card number)"
     text = terminal(value)
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"

@@ -38,6 +38,7 @@ from console.chain import (
     walk,
 )
 from edge.errors import EdgeError
+from provisioning.files import private_database
 
 __all__ = ["GENESIS", "CentralLog", "Entry", "LogError", "canonical", "chain_hash", "identity"]
 
@@ -164,6 +165,7 @@ class CentralLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(path)  # 0600 from the first byte: names of people's movements
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()

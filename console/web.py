@@ -14,6 +14,7 @@ import asyncio
 import csv
 import io
 import json
+import os
 import secrets
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
@@ -68,8 +69,10 @@ def session_secret(path: Path) -> str:
     """Read the cookie-signing secret, making one (0600) the first time."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        # 0600 from the first byte, whatever the umask of whoever calls this.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 

@@ -414,10 +414,14 @@ def publish_and_watch(
         client.tls_set(ca_certs=str(config.tls.ca_file))
 
     def on_message(c: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        # What a device sends is not trusted: anything but a JSON object is seen as
+        # "unreadable" here, on paho's thread, where an exception would silently stop it.
         try:
             body = json.loads(message.payload)
-        except ValueError:
-            return
+        except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
+            body = None
+        if not isinstance(body, dict):
+            body = {"state": "unreadable"}
         with lock:
             seen[message.topic] = body
             lock.notify_all()

@@ -23,7 +23,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from console.alarms import active
 from console.log import CentralLog
@@ -33,7 +33,7 @@ from simulator.provision import OPERATOR_ACCOUNT
 from simulator.scenario import Scenario
 from tests.broker import Subscriber
 
-from .web_fixtures import CHROMIUM, PASSWORDS, LiveSite, live_site
+from .web_fixtures import LiveSite, live_site, login
 
 DAY = Scenario.model_validate(
     {"date": "2026-12-01", "start": clock(7, 45), "end": clock(9, 15), "seed": 23}
@@ -102,14 +102,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
         yield live
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield chromium
-        chromium.close()
-
-
 def offline(log: CentralLog, device: str) -> bool:
     status = log.devices().get(device, {}).get("status") or ""
     return '"offline"' in status or status == "offline"
@@ -144,11 +136,7 @@ def test_stolen_devices_cannot_blind_the_console_or_falsify_the_roll_call(
     gate_status.wait_for(bool, what="the gate's retained status")
 
     # A guard watches the live alarms page.
-    page = browser.new_context(locale="ja-JP").new_page()
-    page.goto(f"{site.url}/login")
-    page.fill("input[name=username]", "guard1")
-    page.fill("input[name=password]", PASSWORDS["guard1"])
-    page.click("button[type=submit]")
+    page = login(browser, site, "guard1")
     expect(page).to_have_url(f"{site.url}/alarms")
 
     # Forged claims: everyone out of the line "in year 9999", a fire at another device's
@@ -246,11 +234,7 @@ def test_stolen_devices_cannot_blind_the_console_or_falsify_the_roll_call(
 
     # The day ends; the roll call is the truth, and the log still proves itself.
     site.wait_for_the_day()
-    boss = browser.new_context(locale="ja-JP").new_page()
-    boss.goto(f"{site.url}/login")
-    boss.fill("input[name=username]", "boss")
-    boss.fill("input[name=password]", PASSWORDS["boss"])
-    boss.click("button[type=submit]")
+    boss = login(browser, site, "boss")
     boss.goto(f"{site.url}/muster")
     truth = set(site.sim.world.truth.inside)
     assert truth

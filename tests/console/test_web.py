@@ -15,7 +15,7 @@ from datetime import time as clock
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from console.log import CentralLog
 from console.users import remove_user
@@ -23,7 +23,7 @@ from edge.cardref import card_reference
 from simulator.control_channel import send
 from simulator.scenario import Scenario
 
-from .web_fixtures import CHROMIUM, PASSWORDS, LiveSite, live_site
+from .web_fixtures import PASSWORDS, LiveSite, live_site, login
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 DAY = Scenario.model_validate(
@@ -35,23 +35,6 @@ DAY = Scenario.model_validate(
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
     with live_site(tmp_path_factory.mktemp("web"), DAY, speed=90) as live:
         yield live
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield chromium
-        chromium.close()
-
-
-def login(browser: Browser, site: LiveSite, user: str) -> Page:
-    page = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 900}).new_page()
-    page.goto(f"{site.url}/login")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", PASSWORDS[user])
-    page.click("button[type=submit]")
-    return page
 
 
 def shot(page: Page, name: str) -> None:

@@ -23,6 +23,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from playwright.sync_api import Browser, Page
 
 from console.log import CentralLog
 from console.users import add_user
@@ -271,3 +272,13 @@ def hostile_site(tmp: Path) -> tuple[Path, Path]:
         add_user(log, user, ROLES[user], password, by="test")
     log.close()
     return log_path, registry_path
+
+
+def login(browser: Browser, site: LiveSite, user: str) -> Page:
+    """Log `user` in on a new page of its own (a browser context: its own cookies)."""
+    page = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{site.url}/login")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", PASSWORDS[user])
+    page.click("button[type=submit]")
+    return page

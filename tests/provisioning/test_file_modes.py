@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from console.log import CentralLog
+from console.web import session_secret
 from provisioning.files import private_database, write_file
 from provisioning.keys import generate
 from simulator.broker import MOSQUITTO, STDBUF, free_port
@@ -171,6 +173,8 @@ def test_files_made_in_process_are_private_whatever_the_umask(tmp_path: Path) ->
         generate(tmp_path / "keys")
         private_database(tmp_path / "registry.db")
         write_file(tmp_path / "secret", b"x")
+        CentralLog(tmp_path / "console" / "log.db").close()
+        session_secret(tmp_path / "console" / "session.key")
     finally:
         os.umask(previous)
 
@@ -184,6 +188,8 @@ def test_files_made_in_process_are_private_whatever_the_umask(tmp_path: Path) ->
     }
     assert stat.S_IMODE((tmp_path / "registry.db").stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "secret").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "console" / "log.db").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "console" / "session.key").stat().st_mode) == 0o600
 
 
 def test_an_existing_world_readable_file_is_closed_before_it_is_rewritten(tmp_path: Path) -> None:

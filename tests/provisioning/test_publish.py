@@ -268,3 +268,33 @@ def test_closure_days_and_anti_passback_from_the_registry_reach_the_door(tmp_pat
     bad = provision("rules", "closure", "13-45", "--dir", str(site))
     assert bad.returncode == 2
     assert "MM-DD" in bad.stderr
+
+
+def test_a_hostile_status_is_shown_unreadable_and_the_tool_goes_on(tmp_path: Path) -> None:
+    """A device's retained status nested past Python's recursion limit once raised on paho's
+    thread, which stopped the client silently; the operator now sees it named."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    site = set_up_site(tmp_path)
+    broker = site_broker(site, tmp_path)
+    try:
+        gate = mqtt.Client(CallbackAPIVersion.VERSION2, "gate-1f-east", protocol=mqtt.MQTTv5)
+        gate.username_pw_set(
+            "gate-1f-east", (site / "accounts" / "gate-1f-east.password").read_text().strip()
+        )
+        gate.connect("127.0.0.1", broker.port)
+        gate.loop_start()
+        sent = gate.publish(
+            "edge/kamakura-city-hall/gate-1f-east/status", b"[" * 100_000, qos=1, retain=True
+        )
+        sent.wait_for_publish(10)
+        gate.disconnect()
+        gate.loop_stop()
+        status = provision("device", "status", "--dir", str(site), "--port", str(broker.port))
+    finally:
+        broker.stop()
+    assert status.returncode == 1, status.stdout + status.stderr
+    assert "gate-1f-east" in status.stdout
+    assert "unreadable" in status.stdout
+    assert "Traceback" not in status.stdout + status.stderr

@@ -95,6 +95,7 @@ class Collector:
         self.lanes: Lanes[Message] = Lanes(rate_per_s, burst)
         self._cond = threading.Condition()
         self._stop = threading.Event()
+        self._listeners: list[Callable[[list[str]], None]] = []
         self._lost_at: datetime | None = self._last_heard()
         self.client = ConsoleClient(
             host,
@@ -150,6 +151,12 @@ class Collector:
             self._writer.join(10)
         self.log.close()
 
+    def on_stored(self, listener: Callable[[list[str]], None]) -> Callable[[], None]:
+        """Call `listener` with the ids of each batch's new events once they are committed
+        (on the writer's thread; keep it short). Return the way to remove it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
     def wait_for(self, predicate: Callable[[CentralLog], bool], timeout_s: float) -> bool:
         """Wait until `predicate(log)` holds after some batch; False after `timeout_s`."""
         with self._cond:
@@ -189,7 +196,7 @@ class Collector:
             if not batch and not over:
                 continue
             try:
-                self._store(batch, over)
+                stored = self._store(batch, over)
             except Exception:
                 # The database itself failed (a bad message is refused alone, never here).
                 # Not acknowledged: the broker delivers them again after a reconnect.
@@ -197,13 +204,15 @@ class Collector:
                 continue
             for message in batch:
                 self.client.ack(message)
+            for listener in list(self._listeners):
+                listener(stored)
             with self._cond:
                 self._cond.notify_all()
             self._lost_at = self.clock()
         if self._anchorer is not None:
             self._anchorer.anchor(self.log)  # the heads as this run leaves them
 
-    def _store(self, batch: list[Message], over: dict[str, int]) -> None:
+    def _store(self, batch: list[Message], over: dict[str, int]) -> list[str]:
         now_dt = self.clock()
         now = utc_text(now_dt)
         judged = Judged(now_dt)
@@ -222,7 +231,8 @@ class Collector:
             self.over_budget += count
             reason = f"{count} messages over the budget of {self.lanes.rate_per_s:.0f}/s"
             judged.refused.append(Refusal(device, BAD_MESSAGES, reason, "", 0, "", count))
-        self.stored += judged.write(self.log, now)
+        stored = judged.write(self.log, now)
+        self.stored += len(stored)
         self.rejected += sum(r.count for r in judged.refused)
         refusals.keep(self.log, judged.refused, now)
         if judged.refused:  # one line a batch, however many: a flood must not flood the log
@@ -234,6 +244,7 @@ class Collector:
                 first.reason,
                 ", …" if len(judged.refused) > 1 else "",
             )
+        return stored
 
     def _judge(self, message: Message, judged: Judged) -> None:
         parts = message.topic.split("/")
@@ -304,8 +315,9 @@ class Judged:
             return now  # not the contract's UTC text: it would sort among the others wrongly
         return now if not EPOCH <= when <= self._latest else None
 
-    def write(self, log: CentralLog, now: str) -> int:
-        """Store what was accepted; refuse alone what the database refuses. Return events stored."""
+    def write(self, log: CentralLog, now: str) -> list[str]:
+        """Store what was accepted; refuse alone what the database refuses. Return the ids of
+        the events stored (duplicates left out)."""
         for device, status in self.statuses:
             self._alone(device, lambda: log.set_status(device, status, now))  # noqa: B023
         for device, zone, count, body, ts in self.occupancy:
@@ -313,14 +325,14 @@ class Judged:
             self._alone(device, lambda: log.set_occupancy(device, zone, count, occupied, ts))  # noqa: B023
         events = self.events
         try:
-            return len(log.append(events, now, self.implausible))
+            return log.append(events, now, self.implausible)
         except Exception as error:
             if _database_wide(error):
                 raise
-        stored = 0
+        stored: list[str] = []
         for event in events:  # one of them the log refuses: store the others one by one
             try:
-                stored += len(log.append([event], now, self.implausible))
+                stored += log.append([event], now, self.implausible)
             except Exception as error:
                 if _database_wide(error):
                     raise

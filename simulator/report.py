@@ -321,21 +321,15 @@ def _delivery_ms(sim: Simulation, entries: list[Any]) -> list[tuple[float, float
     """(simulated time, real ms) from a tap's decision to its event in the console's log."""
     start = sim.start.astimezone(UTC)
     out = []
-    received = {
-        row[0]: row[1]
-        for row in sim.collector.log.db.execute(
-            "SELECT id, received_at FROM events WHERE kind = 'access' AND type IN "
-            "('granted', 'denied')"
-        )
-    }
     for e in entries:
         if e.kind != "access" or e.type not in ("granted", "denied"):
             continue
         at = round((_parse(e.ts) - start).total_seconds(), 3)
         tapped = sim.world.truth.tap_real.get((e.device, at))
-        if tapped is None or e.id not in received:
+        stored = sim.stored_real.get(e.id)
+        if tapped is None or stored is None:
             continue
-        out.append((at, (_parse(received[e.id]).timestamp() - tapped) * 1000))
+        out.append((at, (stored - tapped) * 1000))
     return out
 
 

@@ -112,6 +112,9 @@ class Simulation:
         self.restarts: dict[str, int] = {}  # device -> times powered up again
         self.recovery_s: list[float] = []  # broker back -> console complete, real seconds
         self.timing = Timing()
+        # Wall time (time.time()) at which the console committed each event: the collector
+        # runs on the simulated clock, so the log's received_at is simulated time.
+        self.stored_real: dict[str, float] = {}
         self.last_seq: dict[str, int] = {}
         self._injected: queue.Queue[tuple[str, dict[str, Any], Message]] = queue.Queue()
         self._real_start = 0.0
@@ -149,6 +152,7 @@ class Simulation:
             username=CONSOLE_ACCOUNT,
             password=p.password(CONSOLE_ACCOUNT),
         )
+        self.collector.on_stored(self._stored)
         self.collector.start()
         for device in self.building.devices:
             self.agents[device] = self._launch(device, at=0.0, wait=False)
@@ -176,6 +180,11 @@ class Simulation:
             self.engine.call_at(self._at(fault), partial(self.inject, fault))
         self.engine.spawn(self._heartbeat())
         self.timing.setup_s = time.perf_counter() - began
+
+    def _stored(self, ids: list[str]) -> None:
+        now = time.time()
+        for event_id in ids:
+            self.stored_real[event_id] = now
 
     def _launch(self, device: str, at: float, wait: bool = True) -> AgentProcess:
         home = self.run_dir / "devices" / device

@@ -42,9 +42,14 @@ def test_each_fault_keeps_every_invariant(tmp_path: Path, kind: str) -> None:
         assert not failed(report), failed(report)
         alarms, decisions = report.alarms, report.decisions
         notes = " | ".join(report.notes)
+        # Tap -> console is measured on the wall clock: never more than the whole run took.
+        wall_ms = 1000 * (sim.timing.setup_s + sim.timing.play_s + 60)
+        f = report.figures
+        assert 0 <= f["deliver_p50_ms"] <= f["deliver_max_ms"] < wall_ms, f
         match kind:
             case "broker_outage":
                 assert sim.outages, notes
+                assert 0 <= f["deliver_outage_max_ms"] < wall_ms, f
                 assert sim.recovery_s, notes
                 assert "the broker is back; the console had every stored event" in notes
             case "reader_unplugged":

@@ -1,0 +1,146 @@
+"""`edge-console users`: who may log in, with which role; every change audited.
+
+edge-console users add guard1 --role guard
+edge-console users disable guard1
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from console.log import CentralLog
+from console.safe_output import terminal
+from console.users import (
+    ROLES,
+    UserError,
+    add_user,
+    disable_user,
+    enable_user,
+    remove_user,
+    set_password,
+    set_role,
+    users,
+)
+
+DEFAULT_DB = Path("/var/lib/edge-console/log.db")
+
+
+def db_option(f: Any) -> Any:
+    return click.option(
+        "--db",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=DEFAULT_DB,
+        show_default=True,
+        help="The central log (SQLite).",
+    )(f)
+
+
+@click.group("users")
+def users_group() -> None:
+    """The console's users and their roles (guard, manager, operator)."""
+
+
+@users_group.command("add")
+@db_option
+@click.argument("username")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--by", default=getpass.getuser(), show_default=True, help="Who adds (audit).")
+@click.pass_context
+def users_add(ctx: click.Context, db: Path, username: str, role: str, by: str) -> None:
+    """Add a user; the password is asked for (or read from stdin when piped)."""
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if not sys.stdin.isatty()
+        else click.prompt("password", hide_input=True, confirmation_prompt=True)
+    )
+    try:
+        add_user(CentralLog(db), username, role, password, by)
+    except UserError as error:
+        click.echo(terminal(f"users add refused: {error}"), err=True)
+        ctx.exit(2)
+    click.echo(f"user {username} ({role}) added")
+
+
+@users_group.command("role")
+@db_option
+@click.argument("username")
+@click.argument("role", type=click.Choice(ROLES))
+@click.option("--by", default=getpass.getuser(), show_default=True, help="Who changes (audit).")
+@click.pass_context
+def users_role(ctx: click.Context, db: Path, username: str, role: str, by: str) -> None:
+    """Change a user's role."""
+    try:
+        set_role(CentralLog(db), username, role, by)
+    except UserError as error:
+        click.echo(terminal(f"users role refused: {error}"), err=True)
+        ctx.exit(2)
+    click.echo(f"user {username} is now {role}")
+
+
+@users_group.command("list")
+@db_option
+def users_list(db: Path) -> None:
+    """List users, roles and whether they may log in."""
+    for username, role, enabled in users(CentralLog(db)):
+        click.echo(terminal(f"{username:<20} {role:<10} {'' if enabled else 'disabled'}").rstrip())
+
+
+def _user_change(action: str, help_text: str) -> Any:
+    """A `users` subcommand that changes one user (audited) and ends their sessions."""
+
+    @db_option
+    @click.argument("username")
+    @click.option("--by", default=getpass.getuser(), show_default=True, help="Who (audit).")
+    @click.pass_context
+    def command(ctx: click.Context, db: Path, username: str, by: str) -> None:
+        changes: dict[str, Callable[[CentralLog, str, str], int | None]] = {
+            "disable": disable_user,
+            "enable": enable_user,
+            "remove": remove_user,
+        }
+        change = changes[action]
+        try:
+            ended = change(CentralLog(db), username, by)
+        except UserError as error:
+            click.echo(terminal(f"users {action} refused: {error}"), err=True)
+            ctx.exit(2)
+        done = {"disable": "disabled", "enable": "enabled", "remove": "removed"}[action]
+        sessions = f"; {ended} web sessions ended" if ended else ""
+        click.echo(terminal(f"user {username} {done}{sessions}"))
+
+    command.__doc__ = help_text
+    return users_group.command(action)(command)
+
+
+_user_change("disable", "Stop a user from logging in; their open web sessions end now.")
+_user_change("enable", "Let a disabled user log in again.")
+_user_change("remove", "Remove a user; their open web sessions end now (the audit stays).")
+
+
+@users_group.command("password")
+@db_option
+@click.argument("username")
+@click.option("--by", default=getpass.getuser(), show_default=True, help="Who changes (audit).")
+@click.pass_context
+def users_password(ctx: click.Context, db: Path, username: str, by: str) -> None:
+    """Set a user's password (asked for, hidden; read from stdin when piped).
+
+    Every web session of that user ends.
+    """
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if not sys.stdin.isatty()
+        else click.prompt("new password", hide_input=True, confirmation_prompt=True)
+    )
+    try:
+        ended = set_password(CentralLog(db), username, password, by)
+    except UserError as error:
+        click.echo(terminal(f"users password refused: {error}"), err=True)
+        ctx.exit(2)
+    click.echo(terminal(f"password of {username} changed; {ended} web sessions ended"))

@@ -132,7 +132,7 @@ def test_ten_thousand_generated_messages_are_each_stored_or_refused(collector: C
     judged = 0
 
     @settings(
-        max_examples=500,
+        max_examples=700,  # at least 15 each: 10,500 messages whatever is drawn
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

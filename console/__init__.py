@@ -1,1 +1,1 @@
-"""The security office: central log, alarms, search, roll call (issue 9)."""
+"""The security office: central log, alarms, search, roll call."""

@@ -1,6 +1,6 @@
 """The agent's one loop: take an event, run the core, record, then act.
 
-Every other thread (readers, gpiozero callbacks, later the MQTT link) only puts events on
+Every other thread (readers, gpiozero callbacks, the MQTT link) only puts events on
 the queue. The loop commits each event's records and state in one transaction *before*
 driving relays and indicators; if the store fails, the doors are still driven (safety
 first) and the failure is logged and retried on the next event.

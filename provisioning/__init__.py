@@ -1,1 +1,1 @@
-"""Operators' tools: sites, devices, cardholders, rules, broker accounts (issue 7)."""
+"""Operators' tools: sites, devices, cardholders, rules, broker accounts."""

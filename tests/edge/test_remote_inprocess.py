@@ -1,4 +1,4 @@
-"""Inbound messages that used to be able to stop the loop: now refused, recorded, survived."""
+"""Malformed or hostile inbound messages are refused and recorded; the loop keeps running."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the edge agent on a Raspberry Pi (Raspberry Pi OS / Debian 12, aarch64), as root,
-# from this checkout or an unpacked device bundle. Safe to run again: it upgrades in place.
+# from this checkout (the device bundle carries the configuration and keys). Safe to run
+# again: it upgrades in place.
 #
 #   sudo firmware_config/deploy/install.sh            # install, enable and start
 #   sudo firmware_config/deploy/install.sh --no-start # install and enable only
@@ -45,6 +46,8 @@ python3 -m venv "$PREFIX/venv"
 "$PREFIX/venv/bin/pip" install -q --disable-pip-version-check \
     -c "$SRC/constraints.txt" "$SRC[pi,pcsc,nfc]"
 install -m 0644 "$SRC/README.md" "$PREFIX/README.md"
+install -d -m 0755 "$PREFIX/docs"
+install -m 0644 "$SRC"/docs/*.md "$PREFIX/docs/"
 "$PREFIX/venv/bin/edge-agent" --version
 
 if ((SYSTEMD)); then

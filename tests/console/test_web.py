@@ -2,7 +2,7 @@
 
 Real parts: mosquitto, the agents, the collector, uvicorn, Debian's chromium (Playwright
 with executable_path: no browser download). With EDGE_SCREENSHOTS=1, screenshots of
-each page are written to docs/screenshots/ (the roll call one is in the README).
+each page are written to docs/screenshots/ (docs/security-staff.md shows them).
 """
 
 from __future__ import annotations

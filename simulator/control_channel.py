@@ -6,7 +6,7 @@
 The request is a JSON object, sent from the control account (`sim-control`: it may only
 send requests and read answers); with `reply_to` (a topic under `sim/{site}/reply/`) the
 simulation answers there. It is carried out by the simulation's own thread, at its
-current simulated time, between two happenings of the day.
+current simulated time, between two happenings of the day (`simulator.control_server`).
 """
 
 from __future__ import annotations
@@ -14,68 +14,16 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from pydantic import ValidationError
+from typing import Any
 
 from console.mqtt import ConsoleClient, Message
 from edge.errors import EdgeError
 from simulator.provision import CONTROL_ACCOUNT
-from simulator.scenario import Fault
-
-if TYPE_CHECKING:
-    from simulator.run import Simulation
 
 
 class ControlError(EdgeError, RuntimeError):
     """No simulation answers, or it refused the request; the message says why."""
-
-
-def carry_out(sim: Simulation, op: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Carry out one request at the simulation's current time; return the answer."""
-    try:
-        if op == "tap":
-            return _tap(sim, body)
-        if op == "fault":
-            now = sim.start + timedelta(seconds=sim.engine.now)
-            args = {k: v for k, v in body.items() if k != "reply_to"}
-            fault = Fault.model_validate({**args, "at": now.time().replace(microsecond=0)})
-            sim.inject(fault)
-            return {"ok": True, "at": sim.world.clock_text(), "fault": fault.kind}
-    except ValidationError as error:
-        first = error.errors()[0]
-        return {"ok": False, "error": f"{'.'.join(map(str, first['loc']))}: {first['msg']}"}
-    except EdgeError as error:
-        return {"ok": False, "error": str(error)}
-    return {"ok": False, "error": f"unknown request {op!r}: use tap or fault"}
-
-
-def _tap(sim: Simulation, body: dict[str, Any]) -> dict[str, Any]:
-    door = str(body.get("door", ""))
-    if door not in sim.world.doors:
-        return {"ok": False, "error": f"no door {door!r}; doors: {sorted(sim.world.doors)[:6]}…"}
-    direction = str(body.get("direction", "in"))
-    if direction not in sim.world.doors[door].door.readers:
-        return {"ok": False, "error": f"{door} has no {direction!r} reader"}
-    if "staff_no" in body:
-        person = next((p for p in sim.people if p.staff_no == body["staff_no"]), None)
-        if person is None:
-            return {"ok": False, "error": f"nobody has staff number {body['staff_no']!r}"}
-        technology, card_id = person.technology, person.card_id
-    elif "technology" in body and "id" in body:
-        technology, card_id = str(body["technology"]), str(body["id"])
-    else:
-        return {"ok": False, "error": "say whose card: staff_no, or technology and id"}
-    reply = sim.world.tap(door, direction, technology, card_id)
-    return {
-        "ok": True,
-        "at": sim.world.clock_text(),
-        "decision": reply.get("decision"),
-        "reason": reply.get("reason"),
-        "unlocked": sim.world.is_unlocked(door),
-    }
 
 
 def running(run_dir: Path) -> dict[str, Any]:

@@ -8,17 +8,42 @@ unplugged, a leaf is forced, the fire panel's inputs rise, the console signs a l
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from simulator.behaviour import OPEN_AFTER_S, claim
+from simulator.broker import Broker
+from simulator.building import Building
 from simulator.engine import Process
 from simulator.scenario import Fault, ScenarioError
+from simulator.staff import Person
+from simulator.world import World
 
-if TYPE_CHECKING:
-    from simulator.run import Simulation
+
+class Stage(Protocol):
+    """What faults act on and report to: the running simulation."""
+
+    @property
+    def building(self) -> Building: ...
+    @property
+    def world(self) -> World: ...
+    @property
+    def broker(self) -> Broker: ...
+    @property
+    def people(self) -> list[Person]: ...
+
+    outages: list[tuple[float, float]]  # broker down, simulated seconds
+    recovery_s: list[float]  # broker back -> console complete, real seconds
+    fire_at: float | None  # when the fire alarm rose, simulated seconds
+
+    def expect_alarm(self, device: str, alarm: str) -> None: ...
+    def command(self, device: str, name: str, args: dict[str, Any]) -> dict[str, Any] | None: ...
+    def catch_up(self, timeout_s: float = 30.0) -> bool: ...
+    def roll_call_check(self, label: str) -> None: ...
+    def power_off(self, device: str) -> None: ...
+    def power_on(self, device: str) -> None: ...
 
 
-def check_fault(sim: Simulation, fault: Fault) -> None:
+def check_fault(sim: Stage, fault: Fault) -> None:
     """Refuse a fault naming a door, reader, device or gate the building does not have."""
     building = sim.building
     readers = {r for d in building.gates + building.stair_doors for r in d.readers.values()}
@@ -40,7 +65,7 @@ def check_fault(sim: Simulation, fault: Fault) -> None:
             )
 
 
-def fault_process(sim: Simulation, fault: Fault) -> Process:
+def fault_process(sim: Stage, fault: Fault) -> Process:
     """Return the engine process that plays `fault` from now."""
     check_fault(sim, fault)
     seconds = fault.minutes * 60
@@ -72,13 +97,13 @@ def fault_process(sim: Simulation, fault: Fault) -> Process:
     raise ScenarioError(f"unknown fault {fault.kind!r}")
 
 
-def broker_outage(sim: Simulation, seconds: float) -> Process:
+def broker_outage(sim: Stage, seconds: float) -> Process:
     sim.world.note(f"fault: the broker stops for {seconds / 60:g} min")
     sim.broker.stop()
-    began = sim.engine.now
+    began = sim.world.engine.now
     yield seconds
     sim.broker.start()
-    sim.outages.append((began, sim.engine.now))
+    sim.outages.append((began, sim.world.engine.now))
     # In real time the devices drain their backlog within seconds of the broker's return:
     # let them (the simulation waits), and measure how long it took.
     recovered = time.perf_counter()
@@ -90,7 +115,7 @@ def broker_outage(sim: Simulation, seconds: float) -> Process:
     )
 
 
-def reader_unplugged(sim: Simulation, reader: str, seconds: float) -> Process:
+def reader_unplugged(sim: Stage, reader: str, seconds: float) -> Process:
     door = next(d for d in sim.world.doors.values() if reader in d.door.readers.values())
     sim.world.note(f"fault: reader {reader} unplugged for {seconds / 60:g} min")
     sim.world.request(door.door.device, op="reader", reader=reader, online=False)
@@ -100,7 +125,7 @@ def reader_unplugged(sim: Simulation, reader: str, seconds: float) -> Process:
     sim.world.note(f"reader {reader} plugged back in")
 
 
-def door_forced(sim: Simulation, door: str, open_s: float) -> Process:
+def door_forced(sim: Stage, door: str, open_s: float) -> Process:
     world = sim.world
     state = world.doors[door]
     while state.busy_until > world.engine.now or world.is_unlocked(door):
@@ -115,7 +140,7 @@ def door_forced(sim: Simulation, door: str, open_s: float) -> Process:
     world.leaf(door, False)
 
 
-def door_held_open(sim: Simulation, door: str, seconds: float) -> Process:
+def door_held_open(sim: Stage, door: str, seconds: float) -> Process:
     world = sim.world
     state = world.doors[door]
     world.note(f"fault: {door} propped open for {seconds / 60:g} min")
@@ -128,7 +153,7 @@ def door_held_open(sim: Simulation, door: str, seconds: float) -> Process:
     world.leaf(door, False)
 
 
-def fire(sim: Simulation, seconds: float) -> Process:
+def fire(sim: Stage, seconds: float) -> Process:
     world = sim.world
     doors = [d.id for d in sim.building.stair_doors]
     world.note(f"fault: fire alarm for {seconds / 60:g} min; every stairway door must release")
@@ -148,7 +173,7 @@ def fire(sim: Simulation, seconds: float) -> Process:
         sim.command(device, "fire-reset", {})
 
 
-def lockdown(sim: Simulation, seconds: float) -> Process:
+def lockdown(sim: Stage, seconds: float) -> Process:
     world = sim.world
     gates = sorted(g.device for g in sim.building.gates)
     world.note(f"fault: lockdown of every gate from the console for {seconds / 60:g} min")
@@ -160,7 +185,7 @@ def lockdown(sim: Simulation, seconds: float) -> Process:
     world.note("lockdown lifted")
 
 
-def lost_card_used(sim: Simulation, gate: str) -> Process:
+def lost_card_used(sim: Stage, gate: str) -> Process:
     world = sim.world
     lost = next(p for p in sim.people if p.case == "lost")
     world.note(f"fault: someone tries {lost.staff_no}'s lost card at {gate}")
@@ -171,7 +196,7 @@ def lost_card_used(sim: Simulation, gate: str) -> Process:
     yield from ()
 
 
-def power_cut(sim: Simulation, device: str, seconds: float) -> Process:
+def power_cut(sim: Stage, device: str, seconds: float) -> Process:
     world = sim.world
     world.note(f"fault: power cut on {device} (kill -9) for {seconds / 60:g} min")
     sim.power_off(device)
@@ -180,7 +205,7 @@ def power_cut(sim: Simulation, device: str, seconds: float) -> Process:
     world.note(f"{device} powered up again")
 
 
-def clock_unsynchronised(sim: Simulation, device: str, seconds: float) -> Process:
+def clock_unsynchronised(sim: Stage, device: str, seconds: float) -> Process:
     world = sim.world
     world.note(f"fault: {device} loses time synchronisation for {seconds / 60:g} min")
     world.request(device, op="clock", synced=False, step_s=90)

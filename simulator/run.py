@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import secrets
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from console.collector import Collector
-from console.mqtt import ConsoleClient, Message
+from console.mqtt import ConsoleClient
 from console.rollcall import inside
 from edge.cardref import card_reference
 from edge.commands import sign
@@ -36,6 +35,7 @@ from provisioning.keys import SiteKeys
 from simulator.behaviour import populate
 from simulator.broker import Broker, free_port
 from simulator.building import Building
+from simulator.control_server import ControlServer
 from simulator.engine import Engine
 from simulator.faults import fault_process
 from simulator.process import AgentProcess
@@ -116,12 +116,12 @@ class Simulation:
         # runs on the simulated clock, so the log's received_at is simulated time.
         self.stored_real: dict[str, float] = {}
         self.last_seq: dict[str, int] = {}
-        self._injected: queue.Queue[tuple[str, dict[str, Any], Message]] = queue.Queue()
         self._real_start = 0.0
         self.broker: Broker
         self.world: World
         self.collector: Collector
         self.console: ConsoleClient
+        self.control: ControlServer
         self.provisioned: Provisioned
 
     def __repr__(self) -> str:
@@ -169,7 +169,7 @@ class Simulation:
             persistent=False,
         )
         self.console.listen_for_replies(f"edge/{site}/+/reply/edge-sim")
-        self.console.subscribe(f"sim/{site}/control/#", handler=self._on_control)
+        self.control = ControlServer(self.console, site, self)
         self.console.start()
         self.commands_key = SiteKeys(p.site_dir / "keys").load_private("commands")
         (self.run_dir / "sim.json").write_text(
@@ -211,19 +211,17 @@ class Simulation:
         While waiting for the next happening a request from outside is carried out at once,
         at the simulated time that real time has reached.
         """
-        while not self._injected.empty():
-            self._run_injected(*self._injected.get_nowait())
+        while (request := self.control.take()) is not None:
+            self.control.carry_out(request)
         if not self.speed:
             return
         due = self._real_start + at / self.speed
         while (remaining := due - time.monotonic()) > 0:
-            try:
-                request = self._injected.get(timeout=remaining)
-            except queue.Empty:
+            if (request := self.control.take(timeout_s=remaining)) is None:
                 return
             elapsed = (time.monotonic() - self._real_start) * self.speed
             self.engine.now = min(max(self.engine.now, elapsed), at)
-            self._run_injected(*request)
+            self.control.carry_out(request)
             return  # what the request started (a fault) is due now: let the engine run it
 
     def _heartbeat(self) -> Any:
@@ -285,28 +283,13 @@ class Simulation:
         return body
 
     def power_off(self, device: str) -> None:
-        """Cut a device's power: SIGKILL its agent; its relays drop (a fail-safe lock opens)."""
-        self.agents[device].kill()
-        self.world.down.add(device)
-        for door in self.building.devices[device].doors:
-            released = door.fail == "safe"
-            if self.world.truth.unlocked[door.id] != released:
-                self.world.truth.unlocked[door.id] = released
-                self.world.truth.relays[door.id].append((self.engine.now, released))
-            if released:
-                self.world.command_cause(door.id, "power_cut")
+        """Cut a device's power (the world kills its agent and drops its relays)."""
+        self.world.power_off(device)
 
     def power_on(self, device: str) -> None:
         """Power a device up again: a new agent process on the same store and config."""
-        self.agents[device] = self._launch(device, at=self.engine.now)
+        self.world.power_on(device, self._launch(device, at=self.engine.now))
         self.restarts[device] = self.restarts.get(device, 0) + 1
-        self.world.down.discard(device)
-        for door in self.building.devices[device].doors:
-            reply = self.world.request(device, op="relay", door=door.id)
-            assert reply is not None
-            if self.world.truth.unlocked[door.id] != reply["unlocked"]:
-                self.world.truth.unlocked[door.id] = bool(reply["unlocked"])
-                self.world.truth.relays[door.id].append((self.engine.now, bool(reply["unlocked"])))
 
     def catch_up(self, timeout_s: float = 30.0) -> bool:
         """Wait until the console holds every event each powered device has stored."""
@@ -344,29 +327,6 @@ class Simulation:
                 f"extra {extra}; inside without a card record (tailgaters): {tailgaters}",
             )
         )
-
-    # -- driven from outside (edge-sim tap / fault) ---------------------------------------
-
-    def _on_control(self, message: Message) -> None:
-        """Queue a request from the sim/ topics; the engine's thread carries it out."""
-        op = message.topic.rsplit("/", 1)[-1]
-        try:
-            body = json.loads(message.payload or b"{}")
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            log.warning("ignored a control message on %s: not a JSON object", message.topic)
-            return
-        self._injected.put((op, body, message))
-
-    def _run_injected(self, op: str, body: dict[str, Any], message: Message) -> None:
-        from simulator.control_channel import carry_out
-
-        reply = carry_out(self, op, body)
-        respond_to = body.get("reply_to")
-        site = self.building.spec.site
-        if isinstance(respond_to, str) and respond_to.startswith(f"sim/{site}/reply/"):
-            self.console.publish(respond_to, json.dumps(reply).encode())
 
     # -- the end --------------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ class World:
     ) -> None:
         self.building = building
         self.engine = engine
-        self.agents = agents
+        self.agents = agents  # by device; the same dict the simulation stops at the end
         self.start = start
         self.down: set[str] = set()  # devices without power
         self.doors = {d.id: DoorState(d) for d in building.gates + building.stair_doors}
@@ -89,9 +89,7 @@ class World:
         except (AgentExited, OSError) as error:
             raise AgentExited(f"{device} stopped answering: {error}") from None
         for at, door, unlocked in reply.get("relays", []):
-            if self.truth.unlocked.get(door) != unlocked:
-                self.truth.unlocked[door] = unlocked
-                self.truth.relays[door].append((at, unlocked))
+            self._relay(door, at, unlocked)
         if not reply.get("ok"):
             raise AgentExited(f"{device} refused {body}: {reply.get('error')}")
         return reply
@@ -99,6 +97,33 @@ class World:
     def is_unlocked(self, door: str) -> bool:
         """Whether the lock is released, as its relay reads back."""
         return self.truth.unlocked[door]
+
+    def _relay(self, door: str, at: float, unlocked: bool) -> None:
+        """Note a lock's relay as read back at `at`, if it changed."""
+        if self.truth.unlocked.get(door) != unlocked:
+            self.truth.unlocked[door] = unlocked
+            self.truth.relays[door].append((at, unlocked))
+
+    # -- power ------------------------------------------------------------------------------
+
+    def power_off(self, device: str) -> None:
+        """Cut a device's power: SIGKILL its agent; its relays drop (a fail-safe lock opens)."""
+        self.agents[device].kill()
+        self.down.add(device)
+        for door in self.building.devices[device].doors:
+            released = door.fail == "safe"
+            self._relay(door.id, self.engine.now, released)
+            if released:
+                self.command_cause(door.id, "power_cut")
+
+    def power_on(self, device: str, agent: AgentProcess) -> None:
+        """Power a device up again as `agent` (a new process); read its relays back."""
+        self.agents[device] = agent
+        self.down.discard(device)
+        for door in self.building.devices[device].doors:
+            reply = self.request(device, op="relay", door=door.id)
+            assert reply is not None
+            self._relay(door.id, self.engine.now, bool(reply["unlocked"]))
 
     # -- the hardware -----------------------------------------------------------------------
 

@@ -26,8 +26,8 @@ from edge.core.credentials import Credential, DenyReason
 from edge.core.policy import AccessPolicy
 from edge.core.schedule import ScheduleError
 from edge.errors import EdgeError
+from edge.policy_json import policy_from_json, policy_to_json
 from edge.signing import SignatureError, key_id, verify
-from edge.store.policy_json import policy_from_json, policy_to_json
 
 FORMAT = "edge-credentials/1"
 MAX_BODY = 256 * 1024 * 1024  # decompressed; a bigger body is refused, not inflated

@@ -8,8 +8,8 @@ from typing import Any
 
 from edge.core.policy import AccessPolicy
 from edge.core.schedule import ClosureDays, TimeRange
+from edge.policy_json import policy_from_json
 from edge.store.database import write_transaction
-from edge.store.policy_json import policy_from_json
 from provisioning.registry import Registry
 
 DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}

@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlite_utils import Database
 
 from edge.core.credentials import Credential, DenyReason
 from edge.core.policy import AccessPolicy
+from edge.policy_json import policy_from_json, policy_to_json
+from edge.snapshot import Snapshot, SnapshotError
 from edge.store import guard
-from edge.store.policy_json import policy_from_json, policy_to_json
-
-if TYPE_CHECKING:
-    from edge.snapshot import Snapshot
 
 
 class SqliteCredentials:
@@ -73,8 +71,6 @@ class SqliteCredentials:
 
         Return False for the version already applied; raise SnapshotError for an older one.
         """
-        from edge.snapshot import SnapshotError
-
         current = self.version()
         if snapshot.version == current:
             return False

@@ -96,7 +96,7 @@ class InProcess:
         self.cond = threading.Condition()
         self.done: dict[int, float] = {}
         self.watch: set[int] = set()
-        self.agent.on_processed.append(self._processed)
+        self.agent.when_processed(self._processed)
         self.agent.start(startup)
         self.thread = threading.Thread(target=self.agent.run, daemon=True)
         self.thread.start()

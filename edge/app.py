@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 import edge
 from edge.calendar import site_calendar
 from edge.cardref import card_reference
-from edge.core.clock import Clock
+from edge.core.clock import Clock, Instant
 from edge.core.controller import Controller
 from edge.core.outputs import EventKind, Output, record
+from edge.core.spec import DeviceSpec
+from edge.credentials_freshness import CredentialRefresh
 from edge.errors import EdgeError
 from edge.gpio import (
     GpioIndicator,
@@ -28,8 +33,21 @@ from edge.gpio import (
     PinFactory,
     UnavailableRelay,
 )
+from edge.inbox import Inbox
+from edge.link.mqtt import MqttLink
+from edge.link.status import status_builder
 from edge.ports import CardReader, CardReferencer, Indicator, Input, Relay
-from edge.runtime import Agent
+from edge.remote import (
+    InlineSnapshots,
+    NoReplies,
+    Remote,
+    ReplyChannel,
+    Snapshots,
+    SnapshotVerifier,
+    SnapshotWorker,
+)
+from edge.runtime import Agent, Core, Hardware, InboundHandler, Network, NoRemote, Pace
+from edge.signing import SignatureError, load_public_key
 from edge.store import Store
 from edge.store import state as saved_state
 from edge.store.credentials import SqliteCredentials
@@ -60,6 +78,87 @@ def hardware_reader(config: ReaderConfig, referencer: CardReferencer) -> CardRea
     )
 
 
+@dataclass(frozen=True)
+class RemoteKeys:
+    """The site's public keys that commands and credential snapshots are checked against."""
+
+    commands: Ed25519PublicKey
+    credentials: Ed25519PublicKey
+
+
+def remote_keys(config: DeviceConfig) -> RemoteKeys | None:
+    """Load both public keys; None (each failure logged) if either cannot be read."""
+    keys = {}
+    for name, path in (
+        ("commands", config.site.commands_key_file),
+        ("credentials", config.site.credentials_key_file),
+    ):
+        try:
+            keys[name] = load_public_key(path)
+        except SignatureError as exc:
+            # Local decisions go on; only remote commands or snapshots are refused.
+            log.error("%s; %s from the network will be refused", exc, name)
+    if len(keys) < 2:
+        return None
+    return RemoteKeys(commands=keys["commands"], credentials=keys["credentials"])
+
+
+class Uplink(ReplyChannel, Protocol):
+    """What the agent needs from its MQTT link (`edge.link.mqtt.MqttLink`)."""
+
+    def wake(self) -> None:
+        """New events are in the outbox."""
+
+    def request_status(self) -> None:
+        """What the status shows has changed."""
+
+
+class Offline(NoReplies):
+    """The uplink of an agent without a broker: events wait in the outbox."""
+
+    def __repr__(self) -> str:
+        return "<Offline>"
+
+    def wake(self) -> None:
+        """Nobody drains the outbox."""
+
+    def request_status(self) -> None:
+        """No status to publish."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How an agent meets the network: its queue, its link, the keys its remote side checks.
+
+    Without keys the agent takes no commands or snapshots. `worker` applies snapshots on a
+    thread of their own, so a large set never holds the doors up.
+    """
+
+    inbox: Inbox
+    uplink: Uplink
+    keys: RemoteKeys | None
+    worker: bool = True
+
+
+def build_link(config: DeviceConfig, inbox: Inbox, clock_synced: Callable[[], bool]) -> MqttLink:
+    """Build the MQTT link that drains the outbox and puts inbound messages on `inbox`."""
+    return MqttLink(
+        config.mqtt,
+        site=config.site.id,
+        device=config.device.id,
+        store_path=config.store.path,
+        status=status_builder(
+            site=config.site.id,
+            device=config.device.id,
+            software=edge.__version__,
+            config_hash=config_hash(config),
+            clock_synced=clock_synced,
+            stale_after_s=config.device.credentials_stale_after_h * 3600,
+        ),
+        on_message=inbox.put,
+    )
+
+
 def build_agent(
     config: DeviceConfig,
     *,
@@ -69,8 +168,13 @@ def build_agent(
     reader_factory: ReaderFactory = hardware_reader,
     clock_synced: Callable[[], bool] = lambda: True,
     notifier: SystemdNotifier | None = None,
+    connection: Connection | None = None,
 ) -> tuple[Agent, list[Output]]:
-    """Return the agent and the start-up outputs to hand to `Agent.start`."""
+    """Return the agent and the start-up outputs to hand to `Agent.start`.
+
+    Without a connection the agent runs alone: no link, no commands, no snapshots.
+    """
+    connection = connection or Connection(Inbox(), Offline(), keys=None)
     # The loop waits at most 200 ms for another writer (a `credentials load`): a commit that
     # times out keeps its events in memory, and the doors never wait behind a long write.
     store = Store(config.store.path, busy_timeout_ms=200)
@@ -80,6 +184,75 @@ def build_agent(
         spec, credentials.policy(), credentials, site_calendar(config.site.closure_days)
     )
     now = clock.now()
+    startup = _startup(config, store, credentials, controller, now)
+    faults: list[HardwareError] = []
+    referencer: CardReferencer = partial(card_reference, card_key)
+    hardware = Hardware(
+        relays=_relays(config, spec, pin_factory, faults),
+        indicators=_indicators(config, pin_factory, faults),
+        inputs=_inputs(config, pin_factory, faults),
+        readers=[reader_factory(r, referencer) for r in config.readers],
+    )
+    for problem in faults:
+        log.error("hardware fault: %s", problem)
+        startup.append(
+            record(EventKind.ALARM, "hardware_fault", now.utc, state="raised", detail=str(problem))
+        )
+    refresh = CredentialRefresh(
+        controller,
+        credentials,
+        stale_after_s=config.device.credentials_stale_after_h * 3600,
+        changed=connection.uplink.request_status,
+    )
+    core = Core(controller, store, refresh)
+    network = Network(
+        inbox=connection.inbox,
+        remote=_remote(config, core, connection, clock, clock_synced),
+        committed=connection.uplink.wake,
+    )
+    pace = Pace(clock, clock_synced, notifier or SystemdNotifier(""))
+    return Agent(core, hardware, network, pace), startup
+
+
+def _remote(
+    config: DeviceConfig,
+    core: Core,
+    connection: Connection,
+    clock: Clock,
+    clock_synced: Callable[[], bool],
+) -> InboundHandler:
+    keys = connection.keys
+    if keys is None:
+        return NoRemote()
+    verifier = SnapshotVerifier(keys.credentials, config.site.id, config.device.id)
+    snapshots: Snapshots = (
+        SnapshotWorker(verifier, config.store.path, clock, connection.inbox.put)
+        if connection.worker
+        else InlineSnapshots(verifier, core.store)
+    )
+    return Remote(
+        root=config.mqtt.root,
+        site=config.site.id,
+        device=config.device.id,
+        controller=core.controller,
+        store=core.store,
+        credentials=core.credentials.credentials,
+        commands_key=keys.commands,
+        refresh=core.credentials.check,
+        clock_synced=clock_synced,
+        replies=connection.uplink,
+        snapshots=snapshots,
+    )
+
+
+def _startup(
+    config: DeviceConfig,
+    store: Store,
+    credentials: SqliteCredentials,
+    controller: Controller,
+    now: Instant,
+) -> list[Output]:
+    """Records of the start (and of a store moved aside), then the restored door state."""
     modes, positions, counts = saved_state.load(store.db)
     startup: list[Output] = []
     if store.moved_aside is not None:
@@ -118,9 +291,12 @@ def build_agent(
             )
         )
     startup += controller.restore(now, modes, positions, counts)
+    return startup
 
-    referencer: CardReferencer = partial(card_reference, card_key)
-    faults: list[HardwareError] = []
+
+def _relays(
+    config: DeviceConfig, spec: DeviceSpec, factory: PinFactory, faults: list[HardwareError]
+) -> dict[str, Relay]:
     relays: dict[str, Relay] = {}
     for d, spec_door in zip(config.doors, spec.doors, strict=True):
         try:
@@ -129,11 +305,17 @@ def build_agent(
                 d.relay.pin,
                 active_high=d.relay.active_high,
                 fail=spec_door.fail,
-                factory=pin_factory,
+                factory=factory,
             )
         except HardwareError as fault:
             faults.append(fault)
             relays[d.id] = UnavailableRelay(d.id, str(fault))
+    return relays
+
+
+def _indicators(
+    config: DeviceConfig, factory: PinFactory, faults: list[HardwareError]
+) -> dict[str, list[Indicator]]:
     indicators: dict[str, list[Indicator]] = {}
     for i in config.indicators:
         try:
@@ -143,32 +325,13 @@ def build_agent(
                 red=i.red_pin,
                 buzzer=i.buzzer_pin,
                 active_high=i.active_high,
-                factory=pin_factory,
+                factory=factory,
             )
         except HardwareError as fault:
             faults.append(fault)
             continue
         indicators.setdefault(i.reader, []).append(indicator)
-    inputs = _inputs(config, pin_factory, faults)
-    for problem in faults:
-        log.error("hardware fault: %s", problem)
-        startup.append(
-            record(EventKind.ALARM, "hardware_fault", now.utc, state="raised", detail=str(problem))
-        )
-    agent = Agent(
-        controller,
-        store,
-        clock,
-        relays=relays,
-        indicators=indicators,
-        inputs=inputs,
-        readers=[reader_factory(r, referencer) for r in config.readers],
-        credentials=credentials,
-        stale_after_s=config.device.credentials_stale_after_h * 3600,
-        clock_synced=clock_synced,
-        notifier=notifier,
-    )
-    return agent, startup
+    return indicators
 
 
 def _inputs(config: DeviceConfig, factory: PinFactory, faults: list[HardwareError]) -> list[Input]:

@@ -13,7 +13,9 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlite_utils import Database
@@ -34,7 +36,75 @@ from edge.store.nonces import NonceCache
 log = logging.getLogger(__name__)
 SHOWN_NAME = 40  # how much of a topic level that is no command name goes into events
 
-Reply = Callable[[str, bytes | None, bytes], None]
+
+class ReplyChannel(Protocol):
+    """What the remote side needs from the MQTT link."""
+
+    def reply(self, topic: str, correlation: bytes | None, payload: bytes) -> None:
+        """Publish a command reply to a validated response topic."""
+
+    def resubscribe_credentials(self) -> None:
+        """Ask the broker for the retained credential snapshot again."""
+
+
+class NoReplies:
+    """The reply channel of an agent without a broker: replies go nowhere."""
+
+    def __repr__(self) -> str:
+        return "<NoReplies>"
+
+    def reply(self, topic: str, correlation: bytes | None, payload: bytes) -> None:
+        """Drop the reply: nobody is connected to receive it."""
+
+    def resubscribe_credentials(self) -> None:
+        """Do nothing: there is no broker to ask."""
+
+
+@dataclass(frozen=True)
+class SnapshotVerifier:
+    """Verifies credential snapshots for one device and applies them to a store."""
+
+    key: Ed25519PublicKey
+    site: str
+    device: str
+
+    def apply(self, payload: bytes, db: Database, now: Instant) -> SnapshotResult:
+        """Verify a snapshot and apply it on connection `db`; never raises."""
+        try:
+            snapshot = parse(payload, self.key, site=self.site, device=self.device)
+            with write_transaction(db):
+                applied = SqliteCredentials(db).apply(snapshot, now.utc)
+        except (SnapshotError, sqlite3.Error) as exc:  # a duplicate card, a full disk
+            return SnapshotResult(None, str(exc))
+        return SnapshotResult(snapshot.version if applied else None)
+
+
+class Snapshots(Protocol):
+    """Where the remote side hands the credential snapshots it receives."""
+
+    def submit(self, payload: bytes, now: Instant) -> SnapshotResult | None:
+        """Apply a snapshot now and return its result, or later (None; the result is queued)."""
+
+    def close(self) -> None:
+        """Stop taking snapshots; idempotent."""
+
+
+class InlineSnapshots:
+    """Applies snapshots on the loop's own store connection, before the next event."""
+
+    def __init__(self, verifier: SnapshotVerifier, store: Store) -> None:
+        self.verifier = verifier
+        self.store = store
+
+    def __repr__(self) -> str:
+        return f"<InlineSnapshots {self.verifier.device}>"
+
+    def submit(self, payload: bytes, now: Instant) -> SnapshotResult:
+        """Verify and apply the snapshot at once."""
+        return self.verifier.apply(payload, self.store.db, now)
+
+    def close(self) -> None:
+        """Nothing to stop."""
 
 
 class Remote:
@@ -50,25 +120,28 @@ class Remote:
         store: Store,
         credentials: SqliteCredentials,
         commands_key: Ed25519PublicKey,
-        credentials_key: Ed25519PublicKey,
         refresh: Callable[[Instant], list[Output]],
         clock_synced: Callable[[], bool],
+        replies: ReplyChannel,
+        snapshots: Snapshots,
     ) -> None:
         self.root, self.site, self.device = root, site, device
         self.controller = controller
         self.store = store
         self.credentials = credentials
-        self.credentials_key = credentials_key
         self.refresh = refresh
+        self.replies = replies
+        self.snapshots = snapshots
         self.verifier = CommandVerifier(
             device, commands_key, set(controller.doors), NonceCache(store.db), clock_synced
         )
-        self.reply: Reply | None = None
-        self.worker: SnapshotWorker | None = None
-        self.resubscribe: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
-        return f"<Remote {self.device} {self.verifier!r}>"
+        return f"<Remote {self.device} {self.verifier!r} {self.snapshots!r}>"
+
+    def close(self) -> None:
+        """Stop applying snapshots (after the one in hand); idempotent."""
+        self.snapshots.close()
 
     def handle(self, message: InboundMessage, now: Instant) -> list[Output]:
         """Handle one inbound message; return the outputs to record and perform."""
@@ -80,12 +153,10 @@ class Remote:
     def _credentials(self, message: InboundMessage, now: Instant) -> list[Output]:
         if not message.payload:
             return []  # the retained snapshot was cleared
-        if self.worker is not None:
-            # A large set takes seconds to verify and write on a Pi: off the loop, so the
-            # doors never wait. Taps meanwhile use the old set; the swap is one transaction.
-            self.worker.submit(message.payload)
-            return []
-        return self.snapshot_done(apply_snapshot(self, message.payload, self.store.db, now), now)
+        # With a worker, a large set is verified and written off the loop, so the doors
+        # never wait; taps meanwhile use the old set, and the swap is one transaction.
+        result = self.snapshots.submit(message.payload, now)
+        return [] if result is None else self.snapshot_done(result, now)
 
     def snapshot_done(self, result: SnapshotResult, now: Instant) -> list[Output]:
         """Record the outcome of a snapshot; pick the new set up at once if it was applied."""
@@ -109,8 +180,8 @@ class Remote:
                 outputs = self.controller.handle(verdict.event, now)
             elif verdict.envelope.name == "ping":
                 result = {"pong": now.utc.isoformat(timespec="milliseconds")}
-            elif verdict.envelope.name == "resync-credentials" and self.resubscribe is not None:
-                self.resubscribe()
+            elif verdict.envelope.name == "resync-credentials":
+                self.replies.resubscribe_credentials()
                 result = {"credentials_version": self.credentials.version()}
             door = verdict.envelope.args.get("door")
             if isinstance(door, str) and door in self.controller.doors:
@@ -138,7 +209,7 @@ class Remote:
     def _send_reply(
         self, message: InboundMessage, verdict: Verdict, result: dict[str, object], name: str
     ) -> None:
-        if self.reply is None or message.response_topic is None:
+        if message.response_topic is None:
             return
         body = CommandReply(
             device=self.device,
@@ -148,32 +219,25 @@ class Remote:
             detail=verdict.detail,
             result=result,
         )
-        self.reply(
+        self.replies.reply(
             message.response_topic, message.correlation, json.dumps(body.model_dump()).encode()
         )
-
-
-def apply_snapshot(remote: Remote, payload: bytes, db: Database, now: Instant) -> SnapshotResult:
-    """Verify a snapshot and apply it on connection `db`; never raises."""
-    try:
-        snapshot = parse(payload, remote.credentials_key, site=remote.site, device=remote.device)
-        with write_transaction(db):
-            applied = SqliteCredentials(db).apply(snapshot, now.utc)
-    except (SnapshotError, sqlite3.Error) as exc:  # a duplicate card, a full disk
-        return SnapshotResult(None, str(exc))
-    return SnapshotResult(snapshot.version if applied else None)
 
 
 class SnapshotWorker:
     """Verifies and applies credential snapshots on its own thread and store connection."""
 
     def __init__(
-        self, remote: Remote, store_path: Path, clock: Clock, emit: Callable[[SnapshotResult], None]
+        self,
+        verifier: SnapshotVerifier,
+        store_path: Path,
+        clock: Clock,
+        done: Callable[[SnapshotResult], None],
     ) -> None:
-        self.remote = remote
+        self.verifier = verifier
         self.store_path = store_path
         self.clock = clock
-        self.emit = emit
+        self.done = done
         self._latest: bytes | None = None
         self._cond = threading.Condition()
         self._closed = False
@@ -183,7 +247,7 @@ class SnapshotWorker:
     def __repr__(self) -> str:
         return f"<SnapshotWorker {self.store_path} pending={self._latest is not None}>"
 
-    def submit(self, payload: bytes) -> None:
+    def submit(self, payload: bytes, now: Instant) -> None:
         """Queue a snapshot; a newer one replaces one not yet started (latest wins)."""
         with self._cond:
             self._latest = payload
@@ -210,10 +274,10 @@ class SnapshotWorker:
                     payload, self._latest = self._latest, None
                 assert payload is not None
                 try:
-                    result = apply_snapshot(self.remote, payload, db, self.clock.now())
+                    result = self.verifier.apply(payload, db, self.clock.now())
                 except Exception as exc:  # never let the worker die
                     log.exception("credential snapshot worker failed")
                     result = SnapshotResult(None, f"{type(exc).__name__}: {exc}")
-                self.emit(result)
+                self.done(result)
         finally:
             db.close()

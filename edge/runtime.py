@@ -9,11 +9,10 @@ first) and the failure is logged and retried on the next event.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from edge.core.clock import Clock, Instant
 from edge.core.controller import Controller, DeviceState
@@ -28,70 +27,129 @@ from edge.core.outputs import (
     Unlock,
     record,
 )
+from edge.credentials_freshness import CredentialRefresh
+from edge.inbox import Inbox, Item
 from edge.link.messages import InboundMessage, SnapshotResult
 from edge.ports import CardReader, Indicator, Input, Relay
 from edge.store import Store, outbox, state
-from edge.store.credentials import SqliteCredentials
 from edge.system import SystemdNotifier
-
-if TYPE_CHECKING:
-    from edge.remote import Remote
 
 log = logging.getLogger(__name__)
 MAX_UNWRITTEN = 100_000  # events kept in memory while the store cannot be written
-MAX_INBOUND = 200  # network messages waiting for the loop before more are dropped
 
-Processed = Callable[[Event | InboundMessage | SnapshotResult, list[Output]], None]
+Processed = Callable[[Item, list[Output]], None]
+
+
+class InboundHandler(Protocol):
+    """What the loop hands network messages and snapshot results to (`edge.remote.Remote`)."""
+
+    def handle(self, message: InboundMessage, now: Instant) -> list[Output]:
+        """Handle one inbound message; return the outputs to record and perform."""
+
+    def snapshot_done(self, result: SnapshotResult, now: Instant) -> list[Output]:
+        """Record the outcome of a credential snapshot applied off the loop."""
+
+    def close(self) -> None:
+        """Stop any work of its own; idempotent."""
+
+
+class NoRemote:
+    """The inbound side of an agent that takes no commands or snapshots: ignores them."""
+
+    def __repr__(self) -> str:
+        return "<NoRemote>"
+
+    def handle(self, message: InboundMessage, now: Instant) -> list[Output]:
+        """Ignore the message."""
+        return []
+
+    def snapshot_done(self, result: SnapshotResult, now: Instant) -> list[Output]:
+        """Ignore the result."""
+        return []
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
+@dataclass(frozen=True)
+class Core:
+    """The device's decisions and what they are kept in."""
+
+    controller: Controller
+    store: Store
+    credentials: CredentialRefresh
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """The device's parts: relays by door, indicators by reader, inputs, card readers."""
+
+    relays: Mapping[str, Relay]
+    indicators: Mapping[str, Sequence[Indicator]]
+    inputs: Sequence[Input] = ()
+    readers: Sequence[CardReader] = ()
+
+
+@dataclass(frozen=True)
+class Network:
+    """The queue every thread puts on, the inbound handler, and the outbox's drainer."""
+
+    inbox: Inbox = field(default_factory=Inbox)
+    remote: InboundHandler = field(default_factory=NoRemote)
+    committed: Callable[[], None] = lambda: None  # new events are in the outbox
+
+
+@dataclass(frozen=True)
+class Pace:
+    """The loop's time: the clock, whether it is synchronised, the watchdog, the tick."""
+
+    clock: Clock
+    clock_synced: Callable[[], bool] = lambda: True
+    notifier: SystemdNotifier = field(default_factory=lambda: SystemdNotifier(""))
+    tick_s: float = 0.1
+    batch_max: int = 256
 
 
 class Agent:
     """One device: its core, its store and its hardware, driven by one loop."""
 
-    def __init__(
-        self,
-        controller: Controller,
-        store: Store,
-        clock: Clock,
-        *,
-        relays: Mapping[str, Relay],
-        indicators: Mapping[str, Iterable[Indicator]],
-        inputs: Iterable[Input] = (),
-        readers: Iterable[CardReader] = (),
-        credentials: SqliteCredentials | None = None,
-        stale_after_s: float = 26 * 3600,
-        clock_synced: Callable[[], bool] = lambda: True,
-        notifier: SystemdNotifier | None = None,
-        tick_s: float = 0.1,
-        batch_max: int = 256,
-    ) -> None:
-        self.controller = controller
-        self.store = store
-        self.clock = clock
-        self.relays = dict(relays)
-        self.indicators = {door: list(parts) for door, parts in indicators.items()}
-        self.inputs = list(inputs)
-        self.readers = list(readers)
-        self.credentials = credentials
-        self.stale_after_s = stale_after_s
-        self.stale_alarm = False
-        self._next_check = 0.0
-        self.clock_synced = clock_synced
-        self.notifier = notifier or SystemdNotifier("")
-        self.tick_s = tick_s
-        self.batch_max = batch_max
-        self.events: queue.Queue[Event | InboundMessage | SnapshotResult] = queue.Queue()
-        self.remote: Remote | None = None
-        self.on_committed: list[Callable[[], None]] = []
-        self.on_status_change: list[Callable[[], None]] = []
-        self._inbound_lock = threading.Lock()
-        self._inbound_waiting = 0
-        self.inbound_dropped = 0
+    def __init__(self, core: Core, hardware: Hardware, network: Network, pace: Pace) -> None:
+        self.controller = core.controller
+        self.store = core.store
+        self.credentials = core.credentials
+        self.relays = dict(hardware.relays)
+        self.indicators = {reader: list(parts) for reader, parts in hardware.indicators.items()}
+        self.inputs = list(hardware.inputs)
+        self.readers = list(hardware.readers)
+        self.inbox = network.inbox
+        self.events = network.inbox.events
+        self.remote = network.remote
+        self._committed = network.committed
+        self.clock = pace.clock
+        self.clock_synced = pace.clock_synced
+        self.notifier = pace.notifier
+        self.tick_s = pace.tick_s
+        self.batch_max = pace.batch_max
         self.stopping = threading.Event()
-        self.on_processed: list[Processed] = []
+        self._next_check = 0.0
+        self._processed: list[Processed] = []
         self._started = False
         self._store_failing = False
         self._saved_modes: DeviceState | None = None
         self._unwritten: list[EventRecord] = []
+
+    @property
+    def inbound_dropped(self) -> int:
+        """How many network messages were dropped because too many were waiting."""
+        return self.inbox.inbound_dropped
+
+    def when_processed(self, callback: Processed) -> Callable[[], None]:
+        """Call `callback(event, outputs)` on the loop's thread after each event is performed.
+
+        Returns the function that removes it again.
+        """
+        self._processed.append(callback)
+        return lambda: self._processed.remove(callback)
 
     def __repr__(self) -> str:
         return (
@@ -99,31 +157,15 @@ class Agent:
             f"readers={len(self.readers)} queued={self.events.qsize()}>"
         )
 
-    def emit(self, event: Event | InboundMessage | SnapshotResult) -> None:
-        """Queue an event (or an inbound MQTT message) from any thread.
-
-        Network messages are bounded: a flood of them (even from a valid account) is dropped
-        beyond MAX_INBOUND waiting, so door, reader and fire events never queue behind it.
-        """
-        if isinstance(event, InboundMessage):
-            with self._inbound_lock:
-                if self._inbound_waiting >= MAX_INBOUND:
-                    self.inbound_dropped += 1
-                    if self.inbound_dropped == 1 or self.inbound_dropped % 1000 == 0:
-                        log.warning(
-                            "dropped %d network messages: too many waiting", self.inbound_dropped
-                        )
-                    return
-                self._inbound_waiting += 1
-        self.events.put_nowait(event)
+    def emit(self, event: Item) -> None:
+        """Queue an event (or an inbound MQTT message) from any thread; see `Inbox.put`."""
+        self.inbox.put(event)
 
     def handle(self, event: Event) -> list[Output]:
         """Run one event through the core, record it, then act on it (the loop's thread only)."""
         return self.handle_batch([event])[0]
 
-    def handle_batch(
-        self, events: list[Event | InboundMessage | SnapshotResult]
-    ) -> list[list[Output]]:
+    def handle_batch(self, events: list[Item]) -> list[list[Output]]:
         """Run events through the core, commit all their records at once, then act.
 
         Group commit: under a burst, one fsync'd transaction carries many events (each
@@ -154,76 +196,29 @@ class Agent:
                 self._perform(outputs)
             except Exception:
                 log.exception("performing the outputs of %s failed", type(event).__name__)
-            for callback in self.on_processed:
+            for callback in tuple(self._processed):
                 callback(event, outputs)
         return results
 
-    def _run(self, event: Event | InboundMessage | SnapshotResult, now: Instant) -> list[Output]:
+    def _run(self, event: Item, now: Instant) -> list[Output]:
         if isinstance(event, SnapshotResult):
-            return self.remote.snapshot_done(event, now) if self.remote is not None else []
+            return self.remote.snapshot_done(event, now)
         if isinstance(event, InboundMessage):
-            with self._inbound_lock:
-                self._inbound_waiting -= 1
-            return self.remote.handle(event, now) if self.remote is not None else []
+            return self.remote.handle(event, now)
         if isinstance(event, CardPresented):
             # One read snapshot: the policy and the credentials come from the same commit,
             # so a tap during a credential swap sees the old set or the new, never a mix.
             with self.store.snapshot():
-                return self.check_credentials(now, stale=False) + self.controller.handle(event, now)
+                return self.credentials.check(now, stale=False) + self.controller.handle(event, now)
         outputs = self.controller.handle(event, now)
         if isinstance(event, Tick) and now.mono >= self._next_check:
             self._next_check = now.mono + 1.0
-            outputs += self.check_credentials(now)
+            outputs += self.credentials.check(now)
         return outputs
-
-    def check_credentials(self, now: Instant, stale: bool = True) -> list[Output]:
-        """Pick up a newer credential set; with `stale`, raise or clear credentials_stale.
-
-        A tap checks only the version (one indexed row); the age is judged on the ticks.
-        """
-        if self.credentials is None:
-            return []
-        out: list[Output] = []
-        version = self.credentials.version()
-        if version != self.controller.policy.version:
-            self.controller.policy = self.credentials.policy()
-            meta = self.credentials.meta()
-            out.append(
-                record(
-                    EventKind.SYSTEM,
-                    "credentials_applied",
-                    now.utc,
-                    version=version,
-                    cards=meta.get("cards"),
-                    issued_at=meta.get("issued_at"),
-                )
-            )
-            for callback in self.on_status_change:
-                callback()
-        if not stale:
-            return out
-        issued = self.credentials.meta().get("issued_at")
-        age_s = (now.utc - datetime.fromisoformat(issued)).total_seconds() if issued else None
-        is_stale = age_s is None or age_s > self.stale_after_s
-        if is_stale != self.stale_alarm:
-            self.stale_alarm = is_stale
-            for callback in self.on_status_change:
-                callback()
-            out.append(
-                record(
-                    EventKind.ALARM,
-                    "credentials_stale",
-                    now.utc,
-                    state="raised" if is_stale else "cleared",
-                    version=version,
-                    age_h=None if age_s is None else round(age_s / 3600, 2),
-                )
-            )
-        return out
 
     def start(self, startup: Iterable[Output] = ()) -> None:
         """Commit start-up records, drive the doors, then start the inputs and readers."""
-        outputs = [*startup, *self.check_credentials(self.clock.now())]
+        outputs = [*startup, *self.credentials.check(self.clock.now())]
         self._commit([o.event for o in outputs if isinstance(o, Record)])
         for door, relay in self.relays.items():
             if self.controller.doors[door].unlocked:
@@ -239,13 +234,7 @@ class Agent:
         next_tick = self.clock.now().mono
         while not self.stopping.is_set():
             timeout = max(0.0, next_tick - self.clock.now().mono)
-            batch: list[Event | InboundMessage | SnapshotResult] = []
-            try:
-                batch.append(self.events.get(timeout=timeout))
-                while len(batch) < self.batch_max:
-                    batch.append(self.events.get_nowait())
-            except queue.Empty:
-                pass
+            batch = self.inbox.take(timeout, self.batch_max)
             if batch:
                 self.handle_batch(batch)
             now = self.clock.now().mono
@@ -259,8 +248,15 @@ class Agent:
         self.stopping.set()
 
     def close(self) -> None:
-        """Stop readers and inputs, de-energise relays, close the store; idempotent."""
+        """Stop the remote side, readers and inputs, de-energise relays, close the store.
+
+        Idempotent.
+        """
         self.notifier.notify("STOPPING=1")
+        try:
+            self.remote.close()
+        except Exception:  # a stuck snapshot worker must not keep the relays energised
+            log.exception("closing %r failed", self.remote)
         for part in [*self.readers, *self.inputs]:
             try:
                 part.close()
@@ -308,8 +304,7 @@ class Agent:
                 )
             self._store_failing = False
             self._unwritten = []
-            for callback in self.on_committed:
-                callback()
+            self._committed()
 
     def _perform(self, outputs: Iterable[Output]) -> None:
         for output in outputs:

@@ -147,8 +147,8 @@ class Control:
     def attach(self, agent: Agent) -> None:
         self.agent = agent
         self._unlocked = {door: relay.is_unlocked for door, relay in agent.relays.items()}
-        agent.on_processed.append(self.waiter.processed)
-        agent.on_processed.append(self._read_back_relays)
+        agent.when_processed(self.waiter.processed)
+        agent.when_processed(self._read_back_relays)
         self.ready.set()
 
     def _read_back_relays(

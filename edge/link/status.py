@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from edge.credentials_freshness import judge
 from edge.link.payloads import CredentialsState, StatusPayload
 from edge.store import outbox
 from edge.store.credentials import SqliteCredentials
@@ -28,9 +29,7 @@ def status_builder(
     def build(conn: sqlite3.Connection, state: str) -> dict[str, Any]:
         now = datetime.now(UTC)
         db = Database(conn)
-        credentials = SqliteCredentials(db)
-        issued = credentials.meta().get("issued_at")
-        age = (now - datetime.fromisoformat(issued)).total_seconds() if issued else None
+        fresh = judge(SqliteCredentials(db), now, stale_after_s)
         payload = StatusPayload(
             device=device,
             site=site,
@@ -39,10 +38,10 @@ def status_builder(
             software=software,
             config_hash=config_hash,
             credentials=CredentialsState(
-                version=credentials.version(),
-                issued_at=issued,
-                age_s=None if age is None else round(age, 1),
-                stale=age is None or age > stale_after_s,
+                version=fresh.version,
+                issued_at=fresh.issued_at,
+                age_s=None if fresh.age_s is None else round(fresh.age_s, 1),
+                stale=fresh.stale,
             ),
             clock_synced=clock_synced(),
             backlog=outbox.backlog(db),

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from edge.app import Connection, Offline, RemoteKeys
 from edge.cardref import card_reference
 from edge.commands import sign
 from edge.core.credentials import Credential
 from edge.core.policy import AccessPolicy, Rule
+from edge.inbox import Inbox
 from edge.link.messages import InboundMessage
-from edge.remote import Remote
 from edge.snapshot import build
 
 from .agent_fixtures import COMMANDS_KEY, CREDENTIALS_KEY, KEY, enrol, felica, sim_config
@@ -22,23 +23,10 @@ from .test_runtime import Running, outbox
 PREFIX = "edge/kamakura-city-hall/gate-1f-east"
 
 
-def attach_remote(running: Running) -> Remote:
-    agent = running.agent
-    assert agent.credentials is not None
-    remote = Remote(
-        root="edge",
-        site="kamakura-city-hall",
-        device="gate-1f-east",
-        controller=agent.controller,
-        store=agent.store,
-        credentials=agent.credentials,
-        commands_key=COMMANDS_KEY.public_key(),
-        credentials_key=CREDENTIALS_KEY.public_key(),
-        refresh=agent.check_credentials,
-        clock_synced=agent.clock_synced,
-    )
-    agent.remote = remote
-    return remote
+def remote_side(replies: Offline | None = None, worker: bool = False) -> Connection:
+    """An agent's network side with the test keys, its replies collected, and no broker."""
+    keys = RemoteKeys(commands=COMMANDS_KEY.public_key(), credentials=CREDENTIALS_KEY.public_key())
+    return Connection(Inbox(), replies or Offline(), keys, worker=worker)
 
 
 def test_a_signed_snapshot_with_a_duplicate_card_is_refused_and_the_agent_goes_on(
@@ -46,9 +34,8 @@ def test_a_signed_snapshot_with_a_duplicate_card_is_refused_and_the_agent_goes_o
 ) -> None:
     device = sim_config(tmp_path)
     enrol(device.store, range(3), ["gate-east"])
-    running = Running(device)
+    running = Running(device, connection=remote_side())
     try:
-        attach_remote(running)
         ref = card_reference(KEY, "felica", felica(1))
         twice = [Credential(ref, frozenset({"staff"})), Credential(ref, frozenset({"staff"}))]
         data = build(
@@ -78,9 +65,8 @@ def test_a_signed_snapshot_with_a_duplicate_card_is_refused_and_the_agent_goes_o
 
 def test_an_oversized_command_is_refused_without_parsing(tmp_path: Path) -> None:
     device = sim_config(tmp_path)
-    running = Running(device)
+    running = Running(device, connection=remote_side())
     try:
-        attach_remote(running)
         running.agent.emit(
             InboundMessage(f"{PREFIX}/cmd/unlock", b"{" + b" " * 100_000 + b"}", retained=False)
         )
@@ -92,13 +78,12 @@ def test_an_oversized_command_is_refused_without_parsing(tmp_path: Path) -> None
 
 
 def test_a_flood_of_network_messages_cannot_starve_the_doors(tmp_path: Path) -> None:
-    from edge.runtime import MAX_INBOUND
+    from edge.inbox import MAX_INBOUND
 
     device = sim_config(tmp_path)
     enrol(device.store, range(3), ["gate-east"])
-    running = Running(device)
+    running = Running(device, connection=remote_side())
     try:
-        attach_remote(running)
         running.agent.stop()  # hold the loop so the messages pile up
         running.thread.join(5)
         for _ in range(MAX_INBOUND + 500):
@@ -115,13 +100,10 @@ def test_snapshots_are_applied_off_the_loop_and_refusals_still_recorded(tmp_path
     import time
 
     from edge.core.credentials import DenyReason
-    from edge.remote import SnapshotWorker
 
     device = sim_config(tmp_path)
     enrol(device.store, range(3), ["gate-east"])
-    running = Running(device)
-    remote = attach_remote(running)
-    remote.worker = SnapshotWorker(remote, device.store, running.agent.clock, running.agent.emit)
+    running = Running(device, connection=remote_side(worker=True))
     policy = AccessPolicy(rules=(Rule("staff", frozenset({"gate-east"})),))
     refs = {n: card_reference(KEY, "felica", felica(n)) for n in range(3)}
     try:
@@ -156,17 +138,16 @@ def test_snapshots_are_applied_off_the_loop_and_refusals_still_recorded(tmp_path
             assert time.monotonic() < deadline, "the refusal was never recorded"
             running.settle()
     finally:
-        remote.worker.close()
         running.stop()
 
 
-class Replies:
+class Replies(Offline):
     """Collects what the agent would publish to a response topic."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, dict[str, object]]] = []
 
-    def __call__(self, topic: str, correlation: bytes | None, payload: bytes) -> None:
+    def reply(self, topic: str, correlation: bytes | None, payload: bytes) -> None:
         self.sent.append((topic, correlation, json.loads(payload)))
 
 
@@ -185,10 +166,9 @@ def test_a_signed_unlock_on_a_level_that_is_not_its_name_is_refused(
     tmp_path: Path, level: str
 ) -> None:
     device = sim_config(tmp_path)
-    running = Running(device)
+    replies = Replies()
+    running = Running(device, connection=remote_side(replies))
     try:
-        remote = attach_remote(running)
-        remote.reply = replies = Replies()
         running.agent.emit(
             InboundMessage(
                 f"{PREFIX}/cmd/{level}",
@@ -217,10 +197,9 @@ def test_deep_json_is_refused_as_malformed_with_a_reply_and_one_log_line(
     tmp_path: Path, payload: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     device = sim_config(tmp_path)
-    running = Running(device)
+    replies = Replies()
+    running = Running(device, connection=remote_side(replies))
     try:
-        remote = attach_remote(running)
-        remote.reply = replies = Replies()
         with caplog.at_level(logging.INFO):
             running.agent.emit(
                 InboundMessage(

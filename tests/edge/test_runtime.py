@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.app import build_agent
+from edge.app import Connection, build_agent
 from edge.core.door import DoorMode
 from edge.core.events import SetLockdown, Tick
 from edge.runtime import Agent
@@ -29,7 +29,12 @@ STAIR_RELAY_FIRE = None
 class Running:
     """An agent running its loop on a thread, with its mock pins and simulated readers."""
 
-    def __init__(self, device: SimDevice, factory: WatchedFactory | None = None) -> None:
+    def __init__(
+        self,
+        device: SimDevice,
+        factory: WatchedFactory | None = None,
+        connection: Connection | None = None,
+    ) -> None:
         self.factory = factory or WatchedFactory()
         self.readers: dict[str, SimCardReader] = {}
         config = load_config(device.config)
@@ -45,12 +50,13 @@ class Running:
             pin_factory=self.factory,
             clock=SystemClock(),
             reader_factory=reader_factory,
+            connection=connection,
         )
         idle_inputs(self.factory, config)
         self.processed = threading.Condition()
         self.seen: set[int] = set()
         self.markers: list[Tick] = []
-        self.agent.on_processed.append(self._processed)
+        self.agent.when_processed(self._processed)
         self.agent.start(startup)
         self.thread = threading.Thread(target=self.agent.run, daemon=True)
         self.thread.start()

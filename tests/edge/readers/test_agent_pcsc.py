@@ -60,7 +60,7 @@ def agent(tmp_path: Path, pcsc: PcscStack) -> Iterator[Agent]:
         with handled:
             handled.notify_all()
 
-    built.on_processed.append(notify)
+    built.when_processed(notify)
     built.handled = handled  # type: ignore[attr-defined]
     built.start(startup)
     loop = threading.Thread(target=built.run, daemon=True)

@@ -34,6 +34,7 @@ from console.log import CentralLog, LogError, identity
 from console.mqtt import ConsoleClient, Message
 from console.refusals import BAD_MESSAGES, CLAIM_REFUSED, Refusal
 from edge.core.clock import utc_text
+from edge.link import topics
 
 log = logging.getLogger(__name__)
 
@@ -111,15 +112,14 @@ class Collector:
             ca_file=ca_file,
             on_connect=self._connected,
         )
-        base = f"{root}/{site}"
         # One collector: a plain subscription, which the broker keeps in the persistent
         # session across its own restart. Several: a shared one splits the load, but
-        # mosquitto 2.0 does not restore shared subscriptions after a restart (see README).
-        events = f"{base}/+/events/#"
+        # mosquitto 2.0 does not restore shared subscriptions after a restart (see docs/mqtt.md).
+        events = topics.events_filter(root, site)
         self.client.subscribe(
             f"$share/{group}/{events}" if group else events,
-            f"{base}/+/status",
-            f"{base}/+/occupancy/#",
+            topics.status_filter(root, site),
+            topics.occupancy_filter(root, site),
             handler=self._receive,
         )
         self._writer = threading.Thread(target=self._write_loop, name="collector", daemon=True)

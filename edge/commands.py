@@ -89,7 +89,7 @@ def sign(
         "name": name,
         "args": args or {},
         "nonce": secrets.token_hex(16),
-        "expires_at": expires.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "expires_at": utc_text(expires),
         "issued_by": issued_by,
         "key_id": key_id(private.public_key()),
     }

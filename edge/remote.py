@@ -30,7 +30,7 @@ from edge.link.payloads import CommandReply
 from edge.snapshot import SnapshotError, parse
 from edge.store import Store
 from edge.store.credentials import SqliteCredentials
-from edge.store.database import write_transaction
+from edge.store.database import connect, write_transaction
 from edge.store.nonces import NonceCache
 
 log = logging.getLogger(__name__)
@@ -261,10 +261,7 @@ class SnapshotWorker:
         self._thread.join(30)
 
     def _run(self) -> None:
-        db = Database(
-            sqlite3.connect(self.store_path, isolation_level=None, check_same_thread=False)
-        )
-        db.execute("PRAGMA busy_timeout=5000")
+        db = connect(self.store_path)
         try:
             while True:
                 with self._cond:

@@ -24,6 +24,7 @@ import secrets
 from collections.abc import Mapping
 
 from edge.errors import EdgeError
+from edge.link import topics
 
 # mosquitto 2 "$7$" hashes are PBKDF2-HMAC-SHA512; it reads the iteration count from the
 # hash, so we use far more than mosquitto_passwd's 101.
@@ -62,27 +63,28 @@ def password_file(accounts: Mapping[str, str]) -> str:
 
 def role_topics(root: str, site: str, username: str, role: str) -> list[str]:
     """Return the ACL `topic` lines of one account."""
-    base = f"{root}/{site}"
     if role == "device":
-        own = f"{base}/{username}"
         return [
-            f"topic write {own}/status",
-            f"topic write {own}/events/#",
-            f"topic write {own}/occupancy/#",
-            f"topic write {own}/reply/#",
-            f"topic read {own}/cmd/#",
-            f"topic read {own}/credentials",
+            f"topic write {topics.status(root, site, username)}",
+            f"topic write {topics.events_filter(root, site, username)}",
+            f"topic write {topics.occupancy_filter(root, site, username)}",
+            f"topic write {topics.replies_filter(root, site, username)}",
+            f"topic read {topics.command_branch_filter(root, site, username)}",
+            f"topic read {topics.credentials(root, site, username)}",
         ]
     if role == "console":
         return [
-            f"topic read {base}/+/status",
-            f"topic read {base}/+/events/#",
-            f"topic read {base}/+/occupancy/#",
-            f"topic read {base}/+/reply/#",
-            f"topic write {base}/+/cmd/#",
+            f"topic read {topics.status_filter(root, site)}",
+            f"topic read {topics.events_filter(root, site)}",
+            f"topic read {topics.occupancy_filter(root, site)}",
+            f"topic read {topics.replies_filter(root, site)}",
+            f"topic write {topics.command_branch_filter(root, site)}",
         ]
     if role == "operator":
-        return [f"topic write {base}/+/credentials", f"topic read {base}/+/status"]
+        return [
+            f"topic write {topics.credentials_filter(root, site)}",
+            f"topic read {topics.status_filter(root, site)}",
+        ]
     raise BrokerConfigError(f"account {username}: unknown role {role!r}; use one of {ROLES}")
 
 

@@ -10,6 +10,7 @@ import click
 from edge.errors import EdgeError
 from edge.link.mqtt import publish_and_watch
 from edge.link.topics import status as status_topic
+from edge.link.topics import status_filter
 from edge.store.database import write_transaction
 from edge.text import terminal, terminal_lines
 from firmware_config.fields import check_slug
@@ -133,7 +134,7 @@ def device_status(
             config,
             f"edge-provision-{os.getpid()}",
             [],
-            f"{root}/{slug}/+/status",
+            status_filter(root, slug),
             lambda s: False,
             wait_s,
         )

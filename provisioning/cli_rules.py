@@ -11,6 +11,7 @@ from edge.errors import EdgeError
 from edge.link.mqtt import publish_and_watch
 from edge.link.topics import credentials as credentials_topic
 from edge.link.topics import status as status_topic
+from edge.link.topics import status_filter
 from firmware_config.fields import check_slug
 from firmware_config.model import MqttConfig
 from provisioning.options import site_dir, status_version
@@ -200,7 +201,7 @@ def publish(
             config,
             f"edge-provision-{os.getpid()}",
             [(credentials_topic(root, site_row["slug"], b.device), b.data) for b in built],
-            f"{root}/{site_row['slug']}/+/status",
+            status_filter(root, site_row["slug"]),
             applied,
             wait_s,
         )

@@ -13,6 +13,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from edge.core.clock import utc_text
+
 
 class EventKind(StrEnum):
     """The kinds of event the MQTT contract names (`events/{kind}`), plus retained occupancy."""
@@ -75,8 +77,7 @@ class EventRecord:
 
     def payload(self) -> dict[str, Any]:
         """Return the event's fields as a plain dict (without v, id, seq, clock_synced)."""
-        ts = self.ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        return {"kind": str(self.kind), "type": self.type, "ts": ts, **self.data}
+        return {"kind": str(self.kind), "type": self.type, "ts": utc_text(self.ts), **self.data}
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import queue
-import sqlite3
 import ssl
 import threading
 import time
@@ -37,13 +36,13 @@ from edge.link import topics
 from edge.link.messages import InboundMessage, safe_correlation, safe_response_topic
 from edge.link.payloads import MAX_COMMAND_BYTES
 from edge.store import outbox
-from edge.store.database import write_transaction
+from edge.store.database import connect, write_transaction
 from firmware_config.model import MqttConfig
 
 log = logging.getLogger(__name__)
 MAX_INBOUND_BYTES = 1_048_576 * 64  # a credential snapshot; a command is cut at its own limit
 
-Status = Callable[[sqlite3.Connection, str], dict[str, Any]]
+Status = Callable[[Database, str], dict[str, Any]]
 
 
 class LinkError(EdgeError, OSError):
@@ -68,7 +67,8 @@ class MqttLink:
         self.config = config
         self.site, self.device = site, device
         self.prefix = topics.device_prefix(config.root, site, device)
-        self._cmd_prefix = f"{self.prefix}/cmd/"
+        self._cmd_prefix = topics.command_prefix(config.root, site, device)
+        self._reply_prefix = topics.reply_prefix(config.root, site, device)
         self.store_path = store_path
         self.status = status
         self.on_message = on_message
@@ -261,7 +261,7 @@ class MqttLink:
                     payload=bytes(message.payload[:limit]),
                     retained=bool(message.retain),
                     response_topic=safe_response_topic(
-                        getattr(props, "ResponseTopic", None), f"{self.prefix}/reply/"
+                        getattr(props, "ResponseTopic", None), self._reply_prefix
                     ),
                     correlation=safe_correlation(getattr(props, "CorrelationData", None)),
                 )
@@ -277,13 +277,13 @@ class MqttLink:
     # -- the drain thread ------------------------------------------------------------------
 
     def _drain(self) -> None:
-        conn: sqlite3.Connection | None = None
+        db: Database | None = None
         failing = False
         while not self._closing.is_set():
             try:
-                if conn is None:
-                    conn = self._open_store()
-                self._drain_step(conn)
+                if db is None:
+                    db = self._open_store()
+                self._drain_step(db)
                 if failing:
                     log.warning("MQTT drain works again")
                 failing = False
@@ -295,24 +295,21 @@ class MqttLink:
                 failing = True
                 self._inflight.clear()
                 self._cursor = 0
-                if conn is not None:
-                    conn.close()
-                    conn = None
+                if db is not None:
+                    db.close()
+                    db = None
                 self._closing.wait(1.0)
-        if conn is not None:
+        if db is not None:
             with contextlib.suppress(Exception):
-                self._take_acks(conn, self._inflight, flush=True)
-            conn.close()
+                self._take_acks(db, self._inflight, flush=True)
+            db.close()
 
-    def _open_store(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.store_path, isolation_level=None, timeout=5)
-        conn.execute("PRAGMA busy_timeout=5000")
+    def _open_store(self) -> Database:
         # Deleting delivered events need not survive a power cut: a lost delete only means
         # the event is sent again, and consumers de-duplicate by id. No fsync per ack batch.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        return conn
+        return connect(self.store_path, synchronous="NORMAL")
 
-    def _drain_step(self, conn: sqlite3.Connection) -> None:
+    def _drain_step(self, db: Database) -> None:
         """Publish what the window allows and take the acknowledgements (drain thread)."""
         inflight = self._inflight
         # Clear first, then look: a wake-up that arrives while we work is not lost.
@@ -322,45 +319,39 @@ class MqttLink:
             inflight.clear()
             self._cursor = 0
             self._next_status = 0.0
-        self._take_acks(conn, inflight)
+        self._take_acks(db, inflight)
         if not self.connected.is_set():
             self._wake.wait(0.5)
             return
         now = time.monotonic()
         if now >= self._next_status or self._status_due.is_set():
             self._status_due.clear()
-            self._publish_status(conn)
+            self._publish_status(db)
             self._next_status = now + self.status_every_s
         free = self.window - len(inflight)
-        rows = []
-        if free > 0:
-            rows = conn.execute(
-                "SELECT seq, kind, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-                [self._cursor, free],
-            ).fetchall()
-        for seq, kind, payload in rows:
-            info = self._publish_event(kind, payload)
+        events = outbox.pending(db, limit=free, after=self._cursor) if free > 0 else []
+        for event in events:
+            info = self._publish_event(event)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 break  # not connected any more: start again from the oldest on reconnect
-            inflight[info.mid] = seq
-            self._cursor = seq
+            inflight[info.mid] = event.seq
+            self._cursor = event.seq
             self.published += 1
-        if not rows:
-            self._take_acks(conn, inflight, flush=free > 0)  # idle: delete what is done
+        if not events:
+            self._take_acks(db, inflight, flush=free > 0)  # idle: delete what is done
             self._wake.wait(0.2)
 
-    def _publish_event(self, kind: str, payload: str) -> mqtt.MQTTMessageInfo:
-        if kind == "occupancy":
-            zone = json.loads(payload)["zone"]
-            topic = topics.occupancy(self.config.root, self.site, self.device, zone)
-            return self.client.publish(topic, payload, qos=1, retain=True)
+    def _publish_event(self, event: outbox.OutboxEvent) -> mqtt.MQTTMessageInfo:
+        if event.kind == "occupancy":
+            topic = topics.occupancy(
+                self.config.root, self.site, self.device, event.payload["zone"]
+            )
+            return self.client.publish(topic, event.text, qos=1, retain=True)
         return self.client.publish(
-            topics.event(self.config.root, self.site, self.device, kind), payload, qos=1
+            topics.event(self.config.root, self.site, self.device, event.kind), event.text, qos=1
         )
 
-    def _take_acks(
-        self, conn: sqlite3.Connection, inflight: dict[int, int], flush: bool = False
-    ) -> None:
+    def _take_acks(self, db: Database, inflight: dict[int, int], flush: bool = False) -> None:
         done = self._done
         while True:
             try:
@@ -376,13 +367,13 @@ class MqttLink:
                 log.error("broker refused event seq %d (%s); it stays in the outbox", seq, reason)
         # Delete in batches: one transaction per quarter window, or when the link goes idle.
         if done and (flush or len(done) >= max(1, self.window // 4)):
-            with write_transaction(Database(conn)) as db:
+            with write_transaction(db):
                 outbox.acknowledge(db, done)
             self.acknowledged += len(done)
             done.clear()
 
-    def _publish_status(self, conn: sqlite3.Connection) -> None:
-        body = self.status(conn, "online")
+    def _publish_status(self, db: Database) -> None:
+        body = self.status(db, "online")
         self.client.publish(
             topics.status(self.config.root, self.site, self.device),
             json.dumps(body),

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlite_utils import Database
 
+from edge.core.clock import utc_text
 from edge.credentials_freshness import judge
 from edge.link.payloads import CredentialsState, StatusPayload
 from edge.store import outbox
@@ -23,18 +23,17 @@ def status_builder(
     config_hash: str,
     clock_synced: Callable[[], bool],
     stale_after_s: float,
-) -> Callable[[sqlite3.Connection, str], dict[str, Any]]:
+) -> Callable[[Database, str], dict[str, Any]]:
     """Return a function that builds the status payload from a store connection."""
 
-    def build(conn: sqlite3.Connection, state: str) -> dict[str, Any]:
+    def build(db: Database, state: str) -> dict[str, Any]:
         now = datetime.now(UTC)
-        db = Database(conn)
         fresh = judge(SqliteCredentials(db), now, stale_after_s)
         payload = StatusPayload(
             device=device,
             site=site,
             state="online" if state == "online" else "offline",
-            ts=now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            ts=utc_text(now),
             software=software,
             config_hash=config_hash,
             credentials=CredentialsState(

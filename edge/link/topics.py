@@ -5,6 +5,10 @@
 {root}/{site}/{device}/occupancy/{zone}       retained
 {root}/{site}/{device}/cmd/{name}             inbound, signed
 {root}/{site}/{device}/credentials            inbound, retained, signed
+{root}/{site}/{device}/reply/{account}        command replies, to the MQTT 5 response topic
+
+The filters (`…_filter`) take `device=ANY` for every device of a site: the console's
+subscriptions, the operators' status watch and the broker's ACL are built from them too.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from edge.errors import EdgeError
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 EVENT_KINDS = ("access", "door", "alarm", "presence", "system", "command")
+DEFAULT_ROOT = "edge"
+ANY = "+"
 
 
 class TopicError(EdgeError, ValueError):
@@ -30,11 +36,23 @@ def _slug(value: str, what: str) -> str:
     return value
 
 
-def device_prefix(root: str, site: str, device: str) -> str:
-    """Return `{root}/{site}/{device}`."""
+def site_prefix(root: str, site: str) -> str:
+    """Return `{root}/{site}`."""
     for level in root.split("/"):
         _slug(level, "topic root level")
-    return f"{root}/{_slug(site, 'site')}/{_slug(device, 'device')}"
+    return f"{root}/{_slug(site, 'site')}"
+
+
+def device_prefix(root: str, site: str, device: str) -> str:
+    """Return `{root}/{site}/{device}`."""
+    return f"{site_prefix(root, site)}/{_slug(device, 'device')}"
+
+
+def _devices(root: str, site: str, device: str) -> str:
+    # `{root}/{site}/+` for every device of the site, else one device's prefix.
+    return (
+        f"{site_prefix(root, site)}/{ANY}" if device == ANY else device_prefix(root, site, device)
+    )
 
 
 def status(root: str, site: str, device: str) -> str:
@@ -69,13 +87,59 @@ def credentials(root: str, site: str, device: str) -> str:
     return f"{device_prefix(root, site, device)}/credentials"
 
 
+def reply(root: str, site: str, device: str, account: str) -> str:
+    """Return the topic where `device` answers the commands `account` sends it."""
+    return f"{device_prefix(root, site, device)}/reply/{_slug(account, 'account')}"
+
+
+def reply_prefix(root: str, site: str, device: str) -> str:
+    """Return `{root}/{site}/{device}/reply/`, the branch a device may answer commands under."""
+    return f"{device_prefix(root, site, device)}/reply/"
+
+
+def status_filter(root: str, site: str, device: str = ANY) -> str:
+    """Return the filter for the status of one device or, by default, every device."""
+    return f"{_devices(root, site, device)}/status"
+
+
+def events_filter(root: str, site: str, device: str = ANY) -> str:
+    """Return the filter for every event kind of one device or, by default, every device."""
+    return f"{_devices(root, site, device)}/events/#"
+
+
+def occupancy_filter(root: str, site: str, device: str = ANY) -> str:
+    """Return the filter for every zone's occupancy of one device or every device."""
+    return f"{_devices(root, site, device)}/occupancy/#"
+
+
+def replies_filter(root: str, site: str, device: str = ANY, account: str | None = None) -> str:
+    """Return the filter for command replies: to `account` only, or to every account."""
+    level = "#" if account is None else _slug(account, "account")
+    return f"{_devices(root, site, device)}/reply/{level}"
+
+
+def command_branch_filter(root: str, site: str, device: str = ANY) -> str:
+    """Return the filter for every command topic, at any depth (the broker's ACL)."""
+    return f"{_devices(root, site, device)}/cmd/#"
+
+
+def credentials_filter(root: str, site: str, device: str = ANY) -> str:
+    """Return the filter for the credentials of one device or every device."""
+    return f"{_devices(root, site, device)}/credentials"
+
+
+def command_prefix(root: str, site: str, device: str) -> str:
+    """Return `{root}/{site}/{device}/cmd/`, the start of every command topic of a device."""
+    return f"{device_prefix(root, site, device)}/cmd/"
+
+
 def command_name(topic: str, root: str, site: str, device: str) -> str | None:
     """Return the level after `cmd/` if `topic` is one of this device's command topics.
 
     The level is returned as it arrived (any case, any script, even empty): the verifier
     accepts a command only where it is exactly the signed command name.
     """
-    prefix = f"{device_prefix(root, site, device)}/cmd/"
+    prefix = command_prefix(root, site, device)
     if not topic.startswith(prefix):
         return None
     return topic[len(prefix) :]

@@ -155,19 +155,20 @@ class NfcCardReader:
         self._reopen = (reopen_first_s, reopen_max_s)
         self._delay_s = reopen_first_s
         self._opener = opener
-        self._lock = threading.Condition()  # guards the lifecycle, and _card_ref for waiters
+        # Guards the lifecycle; notified whenever `online`, `has_card` or `taps` change.
+        self._lock = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._online = True  # the agent assumes a reader works until it says otherwise
+        self._online: bool | None = None  # None: not yet known
         self._card_ref: str | None = None
-        self._taps = 0
+        self.taps = 0
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "new" if self._thread is None else "running"
-        health = "online" if self._online else "offline"
+        health = {None: "starting", True: "online", False: "offline"}[self._online]
         card = " card-in-field" if self._card_ref else ""
-        return f"<NfcCardReader {self._id} {self._path} {state} {health}{card} taps={self._taps}>"
+        return f"<NfcCardReader {self._id} {self._path} {state} {health}{card} taps={self.taps}>"
 
     @property
     def reader_id(self) -> str:
@@ -175,19 +176,23 @@ class NfcCardReader:
         return self._id
 
     @property
-    def online(self) -> bool:
-        """False from a failure to open or poll the reader until it polls again."""
+    def online(self) -> bool | None:
+        """True while the reader polls, False once reported offline, None before."""
         return self._online
 
     @property
-    def card_in_field(self) -> bool:
-        """True while a card is on the reader."""
+    def has_card(self) -> bool:
+        """True while a card lies on the reader, as the polling thread last saw it."""
         return self._card_ref is not None
 
-    def wait_for_card(self, present: bool = True, timeout_s: float = 5.0) -> bool:
-        """Wait until a card is on the reader (or gone, with present=False); False on timeout."""
+    def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+        """Wait until `predicate()` holds after a change the polling thread saw.
+
+        For whoever needs to know what the thread has seen (a probe, a test): `online`,
+        `has_card` and `taps` change only on that thread. False after `timeout_s`.
+        """
         with self._lock:
-            return self._lock.wait_for(lambda: self.card_in_field == present, timeout_s)
+            return self._lock.wait_for(predicate, timeout_s)
 
     def start(self, emit: Emit) -> None:
         """Start polling on a daemon thread; `emit` gets every tap and status change."""
@@ -301,7 +306,8 @@ class NfcCardReader:
         new = self._debouncer.arrived(ref, self._monotonic())
         authenticated = new and self._authenticated(tag)
         if new:
-            self._taps += 1
+            with self._lock:
+                self.taps += 1
             # The product and FeliCa system code help commissioning; neither identifies a card.
             system = f", system {tag.sys:04X}" if technology == "felica" else ""
             log.debug("nfc reader %s: %s card %s… (%s%s), authenticated %s", self._id,
@@ -342,19 +348,26 @@ class NfcCardReader:
 
     def _healthy(self, emit: Emit, device: str) -> None:
         self._delay_s = self._reopen[0]
-        if not self._online:
-            self._online = True
+        was = self._online
+        if was is not True:
+            self._set_online(True)
+        if was is False:
             log.info("nfc reader %s online again: %s", self._id, device)
             self._emit(emit, ReaderStatusChanged(self._id, True, f"polling again on {device}"))
 
     def _failed(self, emit: Emit, detail: str) -> None:
-        if self._stop.is_set() or not self._online:
+        if self._stop.is_set() or self._online is False:
             log.debug("nfc reader %s: %s", self._id, detail)
             return
-        self._online = False
+        self._set_online(False)
         log.warning("nfc reader %s offline: %s; retrying, at least every %s s", self._id,
                     detail, self._reopen[1])  # fmt: skip
         self._emit(emit, ReaderStatusChanged(self._id, False, detail))
+
+    def _set_online(self, online: bool) -> None:
+        with self._lock:
+            self._online = online
+            self._lock.notify_all()
 
     def _emit(self, emit: Emit, event: Event) -> None:
         if self._stop.is_set():

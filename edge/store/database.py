@@ -24,8 +24,35 @@ from edge.store.migrations import migrations
 log = logging.getLogger(__name__)
 
 
+# How long a connection waits for another writer's lock before SQLITE_BUSY. The agent's
+# loop passes less (see edge/app.py): its doors must never wait behind a long write.
+BUSY_TIMEOUT_MS = 5000
+
+
 class StoreError(EdgeError, RuntimeError):
     """The store cannot be opened or written."""
+
+
+def connect(
+    path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, synchronous: str = "FULL"
+) -> Database:
+    """Open a connection to a device store: autocommit, any thread, foreign keys, busy timeout.
+
+    Every connection to a store goes through here: the agent's loop (`Store`), the link's
+    drain thread and the credential snapshot worker. `synchronous="NORMAL"` is for writes
+    that may be lost in a power cut without harm (the link's deletes of delivered events).
+    """
+    if synchronous not in ("FULL", "NORMAL"):
+        raise StoreError(f"store {path}: synchronous={synchronous!r}; use FULL or NORMAL")
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return Database(conn)
 
 
 @contextmanager
@@ -47,7 +74,7 @@ class Store:
     """The SQLite file of one device. Used from one thread (the agent's loop)."""
 
     def __init__(
-        self, path: Path | str, *, memory: bool = False, busy_timeout_ms: int = 5000
+        self, path: Path | str, *, memory: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS
     ) -> None:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
@@ -169,7 +196,8 @@ class Store:
             return self._open()
 
     def _open(self) -> Database:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db = connect(self.path, busy_timeout_ms=self.busy_timeout_ms)
+        conn = db.conn
         try:
             result = conn.execute("PRAGMA quick_check").fetchone()
             if result is None or result[0] != "ok":
@@ -179,11 +207,8 @@ class Store:
             # first table exists; an existing file keeps its page size).
             conn.execute("PRAGMA page_size=1024")
             conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed event survives a power cut, not only a crash.
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+            # connect() left synchronous=FULL: a committed event survives a power cut.
         except sqlite3.DatabaseError:
             conn.close()
             raise
-        return Database(conn)
+        return db

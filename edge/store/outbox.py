@@ -16,11 +16,17 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class OutboxEvent:
-    """One stored event, ready to publish."""
+    """One stored event, ready to publish: `text` is its JSON payload exactly as stored."""
 
     seq: int
     kind: str
-    payload: dict[str, Any]
+    text: str
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The payload's fields."""
+        fields: dict[str, Any] = json.loads(self.text)
+        return fields
 
 
 def append(
@@ -43,11 +49,12 @@ def append(
             "clock_synced": clock_synced,
             **record.payload(),
         }
+        text = json.dumps(payload, ensure_ascii=False, sort_keys=True)
         db.execute(
             "INSERT INTO outbox (seq, kind, payload) VALUES (?, ?, ?)",
-            [seq, str(record.kind), json.dumps(payload, ensure_ascii=False, sort_keys=True)],
+            [seq, str(record.kind), text],
         )
-        stored.append(OutboxEvent(seq, str(record.kind), payload))
+        stored.append(OutboxEvent(seq, str(record.kind), text))
     return stored
 
 
@@ -56,7 +63,7 @@ def pending(db: Database, limit: int = 100, after: int = 0) -> list[OutboxEvent]
     rows = db.execute(
         "SELECT seq, kind, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", [after, limit]
     ).fetchall()
-    return [OutboxEvent(seq, kind, json.loads(payload)) for seq, kind, payload in rows]
+    return [OutboxEvent(int(seq), str(kind), str(text)) for seq, kind, text in rows]
 
 
 def acknowledge(db: Database, seqs: Iterable[int]) -> None:

@@ -63,9 +63,9 @@ def make_reader(port: int) -> Iterator[MakeReader]:
 def tap(port: int, reader: NfcCardReader, *card_args: str) -> None:
     """Present a card until the reader has it, then take it away until the reader notices."""
     with EmulatedCard(port, *card_args) as card:
-        assert reader.wait_for_card(present=True, timeout_s=10)
+        assert reader.wait_for(lambda: reader.has_card, timeout_s=10)
         card.remove()
-        assert reader.wait_for_card(present=False, timeout_s=10)
+        assert reader.wait_for(lambda: not reader.has_card, timeout_s=10)
 
 
 def test_a_felica_tap_is_one_card_presented_and_the_raw_id_stays_inside(
@@ -90,9 +90,9 @@ def test_a_card_held_well_past_the_window_is_one_tap(port: int, make_reader: Mak
     reader, events = make_reader(debounce_s=0.5), Recorder()
     reader.start(events)
     with EmulatedCard(port, "--idm", IDM, hold_s=2.0) as card:
-        assert reader.wait_for_card(present=True, timeout_s=10)
+        assert reader.wait_for(lambda: reader.has_card, timeout_s=10)
         card.proc.wait(timeout=10)  # the card leaves by itself, 2 s after it came
-    assert reader.wait_for_card(present=False, timeout_s=10)
+    assert reader.wait_for(lambda: not reader.has_card, timeout_s=10)
     assert [t.card_ref for t in events.taps] == [ref("felica", IDM)]
 
 

@@ -1,11 +1,15 @@
-"""The CardReader port's contract, run against the simulated and the PC/SC reader."""
+"""The CardReader port's contract, run against the simulated and the PC/SC reader.
+
+The two hardware adapters (PC/SC, nfcpy) also share the names a probe or a test waits on.
+"""
 
 from __future__ import annotations
 
+import inspect
 import queue
 from collections.abc import Iterator
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
@@ -15,6 +19,7 @@ from edge.errors import ClosedError
 from edge.ports import CardReader
 from simulator.readers import SimCardReader
 from tests.edge.readers.conftest import ATRS, READER, PcscStack
+from tests.edge.readers.nfc_fixtures import free_udp_port
 
 KEY = bytes(range(32))
 referencer = partial(card_reference, KEY)
@@ -141,3 +146,32 @@ def test_close_is_idempotent_and_start_after_close_fails(harness: Harness) -> No
     harness.reader.close()
     with pytest.raises(ClosedError):
         harness.reader.start(events.put)
+
+
+def _adapter(kind: str) -> CardReader:
+    """Return one of the two hardware adapters, built but not started."""
+    if kind == "nfc":
+        pytest.importorskip("nfc", reason="nfcpy is not installed: pip install -e '.[nfc]'")
+        from edge.readers.nfc import NfcCardReader
+
+        return NfcCardReader("door-1-in", f"udp:127.0.0.1:{free_udp_port()}", referencer)
+    pytest.importorskip("smartcard", reason="pyscard is not installed: pip install -e '.[pcsc]'")
+    from edge.readers.pcsc import PcscCardReader
+
+    return PcscCardReader("door-1-in", READER, referencer)
+
+
+@pytest.mark.parametrize("kind", ["pcsc", "nfc"])
+def test_both_adapters_share_one_shape(kind: str) -> None:
+    """Card in the field, waiting for a state, the tap count and the first online state."""
+    reader: Any = _adapter(kind)
+    try:
+        assert reader.online is None  # not yet known: neither adapter has looked
+        assert reader.has_card is False
+        assert reader.taps == 0
+        parameters = inspect.signature(reader.wait_for).parameters
+        assert list(parameters) == ["predicate", "timeout_s"]
+        assert reader.wait_for(lambda: reader.taps == 0, timeout_s=0.1) is True
+        assert reader.wait_for(lambda: reader.has_card, timeout_s=0.05) is False
+    finally:
+        reader.close()

@@ -31,6 +31,7 @@ from edge.cardref import card_reference
 from edge.commands import sign
 from edge.core.clock import utc_text
 from edge.keys import read_card_key
+from edge.link import topics
 from provisioning.keys import SiteKeys
 from simulator.behaviour import populate
 from simulator.broker import Broker, free_port
@@ -45,6 +46,8 @@ from simulator.staff import make_people
 from simulator.world import World
 
 log = logging.getLogger(__name__)
+# The simulation's commands ask for their replies under `reply/edge-sim`.
+REPLIES_TO = "edge-sim"
 
 HEARTBEAT_S = 300.0  # every agent's clock is moved on at least this often (simulated s)
 
@@ -168,7 +171,9 @@ class Simulation:
             password=p.password(SIM_ACCOUNT),
             persistent=False,
         )
-        self.console.listen_for_replies(f"edge/{site}/+/reply/edge-sim")
+        self.console.listen_for_replies(
+            topics.replies_filter(topics.DEFAULT_ROOT, site, account=REPLIES_TO)
+        )
         self.control = ControlServer(self.console, site, self)
         self.console.start()
         self.commands_key = SiteKeys(p.site_dir / "keys").load_private("commands")
@@ -270,9 +275,9 @@ class Simulation:
             now=now,
         )
         reply = self.console.request(
-            f"edge/{site}/{device}/cmd/{name}",
+            topics.command(topics.DEFAULT_ROOT, site, device, name),
             envelope,
-            f"edge/{site}/{device}/reply/edge-sim",
+            topics.reply(topics.DEFAULT_ROOT, site, device, REPLIES_TO),
             secrets.token_bytes(8),
             timeout_s=10,
         )

@@ -24,6 +24,7 @@ from edge.commands import CommandVerifier, Verdict
 from edge.core.clock import Clock, Instant
 from edge.core.controller import Controller
 from edge.core.outputs import EventKind, Output, record
+from edge.credentials_freshness import CredentialRefresh
 from edge.link import topics
 from edge.link.messages import InboundMessage, SnapshotResult
 from edge.link.payloads import CommandReply
@@ -118,9 +119,8 @@ class Remote:
         device: str,
         controller: Controller,
         store: Store,
-        credentials: SqliteCredentials,
+        credentials: CredentialRefresh,
         commands_key: Ed25519PublicKey,
-        refresh: Callable[[Instant], list[Output]],
         clock_synced: Callable[[], bool],
         replies: ReplyChannel,
         snapshots: Snapshots,
@@ -129,7 +129,6 @@ class Remote:
         self.controller = controller
         self.store = store
         self.credentials = credentials
-        self.refresh = refresh
         self.replies = replies
         self.snapshots = snapshots
         self.verifier = CommandVerifier(
@@ -165,7 +164,7 @@ class Remote:
             return [
                 record(EventKind.SYSTEM, "credentials_refused", now.utc, detail=result.error[:300])
             ]
-        return self.refresh(now) if result.version is not None else []
+        return self.credentials.check(now) if result.version is not None else []
 
     def _command(self, name: str, message: InboundMessage, now: Instant) -> list[Output]:
         try:
@@ -182,7 +181,7 @@ class Remote:
                 result = {"pong": now.utc.isoformat(timespec="milliseconds")}
             elif verdict.envelope.name == "resync-credentials":
                 self.replies.resubscribe_credentials()
-                result = {"credentials_version": self.credentials.version()}
+                result = {"credentials_version": self.credentials.credentials.version()}
             door = verdict.envelope.args.get("door")
             if isinstance(door, str) and door in self.controller.doors:
                 machine = self.controller.doors[door]

@@ -8,19 +8,10 @@ import signal
 from collections.abc import Callable
 from types import FrameType
 
-from edge.app import (
-    Connection,
-    Offline,
-    ReaderFactory,
-    build_agent,
-    build_link,
-    hardware_reader,
-    remote_keys,
-)
+from edge.app import ReaderFactory, build_agent, hardware_reader
+from edge.connection import build_connection
 from edge.core.clock import Clock
 from edge.gpio import PinFactory
-from edge.inbox import Inbox
-from edge.link.mqtt import LinkError, MqttLink
 from edge.runtime import Agent
 from edge.system import SystemdNotifier
 from firmware_config.loader import config_hash, masked
@@ -48,7 +39,7 @@ def serve(
         config_hash(config),
         json.dumps(masked(config), default=str, ensure_ascii=False, sort_keys=True),
     )
-    mqtt, connection = _connection(config, clock_synced) if link else (None, None)
+    mqtt, connection = build_connection(config, clock_synced) if link else (None, None)
     agent, startup = build_agent(
         config,
         card_key=card_key,
@@ -85,17 +76,3 @@ def serve(
             signal.signal(sig, handler)
         log.info("device %s stopped; relays de-energised, store closed", config.device.id)
     return 0
-
-
-def _connection(
-    config: DeviceConfig, clock_synced: Callable[[], bool]
-) -> tuple[MqttLink | None, Connection]:
-    """Build the MQTT link (None if it cannot be set up) and the agent's side of it."""
-    keys = remote_keys(config)
-    inbox = Inbox()
-    try:
-        mqtt = build_link(config, inbox, clock_synced)
-    except LinkError as exc:
-        log.error("%s: the agent runs without the network; events wait in the outbox", exc)
-        return None, Connection(inbox, Offline(), keys)
-    return mqtt, Connection(inbox, mqtt, keys)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
 
-from edge.app import Connection, Offline, RemoteKeys
 from edge.cardref import card_reference
 from edge.commands import sign
-from edge.core.credentials import Credential
+from edge.connection import Connection, Offline, RemoteKeys
+from edge.core.credentials import Credential, DenyReason
 from edge.core.policy import AccessPolicy, Rule
-from edge.inbox import Inbox
+from edge.inbox import MAX_INBOUND, Inbox
 from edge.link.messages import InboundMessage
 from edge.snapshot import build
 
@@ -78,8 +79,6 @@ def test_an_oversized_command_is_refused_without_parsing(tmp_path: Path) -> None
 
 
 def test_a_flood_of_network_messages_cannot_starve_the_doors(tmp_path: Path) -> None:
-    from edge.inbox import MAX_INBOUND
-
     device = sim_config(tmp_path)
     enrol(device.store, range(3), ["gate-east"])
     running = Running(device, connection=remote_side())
@@ -97,9 +96,6 @@ def test_a_flood_of_network_messages_cannot_starve_the_doors(tmp_path: Path) -> 
 
 
 def test_snapshots_are_applied_off_the_loop_and_refusals_still_recorded(tmp_path: Path) -> None:
-    import time
-
-    from edge.core.credentials import DenyReason
 
     device = sim_config(tmp_path)
     enrol(device.store, range(3), ["gate-east"])

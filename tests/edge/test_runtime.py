@@ -10,8 +10,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from gpiozero import DigitalInputDevice, OutputDevice
 
-from edge.app import Connection, build_agent
+from edge.app import build_agent
+from edge.connection import Connection
 from edge.core.door import DoorMode
 from edge.core.events import SetLockdown, Tick
 from edge.runtime import Agent
@@ -245,8 +247,6 @@ def test_reader_lights_and_buzzer_signal_grant_and_deny(gate: Running) -> None:
 def test_a_pin_that_cannot_be_claimed_is_an_alarm_and_the_rest_keeps_working(
     tmp_path: Path,
 ) -> None:
-    from gpiozero import DigitalInputDevice, OutputDevice
-
     device = sim_config(tmp_path)
     enrol(device.store, range(5), ["gate-east"])
     factory = WatchedFactory()

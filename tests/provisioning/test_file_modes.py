@@ -126,10 +126,14 @@ def test_mosquitto_dropping_root_reads_the_generated_files(site: Path, broker_ou
     )
     try:
         assert process.stdout is not None
-        assert wait_for_output(process.stdout, b" running", timeout_s=10), "mosquitto failed"
+        assert wait_for_output(process.stdout, b" running", timeout_s=30), "mosquitto failed"
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # never hide the assertion behind a slow shutdown
+            process.kill()
+            process.wait(timeout=10)
 
 
 def test_the_console_log_and_session_key_are_private(tmp_path: Path) -> None:

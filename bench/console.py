@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import calendar
+import faulthandler
 import hashlib
 import multiprocessing
 import os
@@ -438,8 +439,6 @@ def search_bench(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    import faulthandler
-
     faulthandler.dump_traceback_later(3600, exit=True)  # a hung run says where, then exits
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=50_000)

@@ -12,6 +12,7 @@ Figures are printed, never asserted.  python bench/link.py [--drain 100000] [--r
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import platform
 import sqlite3
@@ -178,8 +179,6 @@ def latencies(broker: Broker, rounds: int) -> tuple[list[float], list[float]]:
 
 
 def main() -> None:
-    import faulthandler
-
     faulthandler.dump_traceback_later(1200, exit=True)  # a hung run says where, then exits
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--drain", type=int, default=100_000)

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from provisioning.publish import build_all
 from provisioning.registry import Registry
+from provisioning.rules import add_rule
 from tests.provisioning.commands import provision
 
 DEPARTMENTS = ["総務課", "財政課", "市民課", "都市計画課", "福祉課", "警備"]
@@ -48,7 +49,6 @@ def main() -> None:
     )
     doors = ["gate-east", *[f"door-{d:03d}" for d in range(199)]]
     registry = Registry(site / "registry.db")
-    from provisioning.rules import add_rule
 
     rng = random.Random(2)
     for g in range(50):

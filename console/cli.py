@@ -25,7 +25,10 @@ from typing import Any
 
 import click
 
+from console.anchor import Anchorer, AnchorError, check_file, load_or_create_key, load_verifier
+from console.chain import BY_NAME
 from console.cli_users import db_option, users_group
+from console.collector import Collector
 from console.log import CentralLog
 from console.people import Directory
 from console.rollcall import LINE_ZONE, inside
@@ -151,8 +154,6 @@ def collect(
     Unless --no-anchor, the heads of the log's chains are signed into --anchor-file on a
     schedule and on stop, so a log rewritten later fails `verify --anchor-file`.
     """
-    from console.anchor import Anchorer, AnchorError, load_or_create_key
-    from console.collector import Collector
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     anchorer = None
@@ -239,9 +240,9 @@ def serve(
     max_streams: int,
 ) -> None:
     """Serve the web page (put it behind TLS; sessions are Secure cookies by default)."""
-    import uvicorn
+    import uvicorn  # noqa: PLC0415 -- the console extra (uvicorn), needed only to serve
 
-    from console.web import Settings, create_app
+    from console.web import Settings, create_app  # noqa: PLC0415 -- the console extra (fastapi), needed only to serve
 
     settings = Settings(
         db,
@@ -389,8 +390,6 @@ def verify(
 ) -> None:
     """Check the log's hash chains (events, audit trail, acknowledgements): any edited,
     deleted, inserted or reordered row is named; exit 1 if one is."""
-    from console.anchor import AnchorError, check_file, load_verifier
-    from console.chain import BY_NAME
 
     log = CentralLog(db)
     checked = log.check()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -12,6 +13,12 @@ import click
 from edge import __version__
 from edge.cli_store import config_option, credentials, status
 from edge.errors import EdgeError
+from edge.gpio import default_pin_factory
+from edge.keys import KeyFileError, read_card_key
+from edge.link.payloads import mqtt_schemas
+from edge.probe import probe as run_probe
+from edge.service import serve
+from edge.system import SystemClock, clock_synchronised
 from edge.text import terminal
 from firmware_config.errors import ConfigError
 from firmware_config.loader import config_hash, json_schema, load_config
@@ -61,8 +68,6 @@ def check(ctx: click.Context, config_path: Path, probe: bool) -> None:
         ctx.exit(EXIT_INVALID_CONFIG)
     click.echo(terminal(summary(config)))
     if probe:
-        from edge.probe import probe as run_probe
-
         findings = run_probe(config)
         for finding in findings:
             click.echo(terminal(f"  {finding}"))
@@ -98,12 +103,6 @@ def run(ctx: click.Context, config_path: Path, log_level: str) -> None:
     Example:
       edge-agent run --config /etc/edge/agent.toml
     """
-    import logging
-
-    from edge.gpio import default_pin_factory
-    from edge.keys import KeyFileError, read_card_key
-    from edge.service import serve
-    from edge.system import SystemClock, clock_synchronised
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -139,8 +138,6 @@ def schema(mqtt: bool) -> None:
     --mqtt: status, events, occupancy, commands and command replies, by name.
     """
     if mqtt:
-        from edge.link.payloads import mqtt_schemas
-
         click.echo(json.dumps(mqtt_schemas(), indent=2, sort_keys=True, ensure_ascii=False))
         return
     click.echo(json.dumps(json_schema(), indent=2, sort_keys=True, ensure_ascii=False))

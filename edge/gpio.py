@@ -11,11 +11,12 @@ cut — always leaves the lock in its own fail state. `close()` de-energises.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Literal, TypeVar
 
 from gpiozero import LED as Led
-from gpiozero import Buzzer, DigitalInputDevice, GPIOZeroError, OutputDevice
+from gpiozero import Buzzer, Device, DigitalInputDevice, GPIOZeroError, OutputDevice
 from gpiozero.pins import Factory
 
 from edge.core.events import (
@@ -313,13 +314,10 @@ class GpioIndicator:
 
 def default_pin_factory() -> Factory:
     """Return lgpio's pin factory on a Pi, or gpiozero's choice from GPIOZERO_PIN_FACTORY."""
-    import os
 
     if os.environ.get("GPIOZERO_PIN_FACTORY"):
-        from gpiozero import Device
-
         Device.ensure_pin_factory()
         return Device.pin_factory
-    from gpiozero.pins.lgpio import LGPIOFactory
+    from gpiozero.pins.lgpio import LGPIOFactory  # noqa: PLC0415 -- lgpio (the pi extra) exists only on a Raspberry Pi
 
     return LGPIOFactory()

@@ -75,7 +75,7 @@ def _file(item: str, read: Callable[[], object], path: Path) -> Finding:
 
 def _pcsc(readers: list) -> Iterator[Finding]:  # type: ignore[type-arg]
     try:
-        from edge.readers.pcsc import reader_names
+        from edge.readers.pcsc import reader_names  # noqa: PLC0415 -- pyscard may be missing: a finding
 
         names = reader_names()
     except Exception as exc:  # pcscd down, pyscard missing: say so, per reader
@@ -94,7 +94,7 @@ def _pcsc(readers: list) -> Iterator[Finding]:  # type: ignore[type-arg]
 
 def _nfc(reader_id: str, path: str) -> Finding:
     try:
-        from edge.readers.nfc import open_frontend
+        from edge.readers.nfc import open_frontend  # noqa: PLC0415 -- nfcpy may be missing: a finding
 
         frontend = open_frontend(path)
     except Exception as exc:  # no device on that path, no permission, nfcpy missing

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from edge.errors import EdgeError
+from edge.keys import read_key_text
 
 
 class SignatureError(EdgeError, ValueError):
@@ -33,7 +34,6 @@ def public_key_hex(private: Ed25519PrivateKey) -> str:
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
     """Read a public key file (64 hex digits)."""
-    from edge.keys import read_key_text
 
     return parse_public_key(read_key_text(path, "public key", SignatureError), str(path))
 

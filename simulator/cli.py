@@ -24,6 +24,9 @@ import click
 from edge.errors import EdgeError
 from simulator.building import DEFAULT_BUILDING, load_building
 from simulator.control_channel import ControlError, send
+from simulator.demo import main as morning_main
+from simulator.report import build_report, write_report
+from simulator.run import Simulation
 from simulator.scenario import DEFAULT_SCENARIO, FAULT_KINDS, Scenario, load_scenario
 
 RUN_DIR = Path(tempfile.gettempdir()) / "edge-sim"
@@ -188,7 +191,6 @@ def morning(ctx: click.Context) -> None:
     The decision core alone, on a fake clock, in about a second: every reason code a
     guard meets, a lockdown, a fire and its roll call. Options: --all, --staff N, --seed N.
     """
-    from simulator.demo import main as morning_main
 
     ctx.exit(morning_main(list(ctx.args)))
 
@@ -227,9 +229,7 @@ def _alive(pid: int) -> bool:
 def _play(
     building_path: Path, scenario: Scenario, out: Path, speed: float | None, run_dir: Path
 ) -> int:
-    from simulator.display import Display
-    from simulator.report import build_report, write_report
-    from simulator.run import Simulation
+    from simulator.display import Display  # noqa: PLC0415 -- rich (the sim extra), needed only for the live display
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     # Stopped by SIGTERM (or Ctrl-C): still stop every agent and the broker on the way out.

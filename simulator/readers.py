@@ -8,6 +8,7 @@ and read its history.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,8 +37,6 @@ class SimCardReader:
         debounce_s: float = 1.5,
         monotonic: Callable[[], float] | None = None,
     ) -> None:
-        import time
-
         self._id = reader_id
         self._referencer = referencer
         self._debounce = TapDebouncer(debounce_s)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from edge.cardref import card_reference
 from edge.core.clock import utc_text
 from simulator.run import Check, Simulation
 
@@ -289,8 +290,6 @@ def _no_other_alarms(sim: Simulation, entries: list[Any]) -> Check:
 
 
 def _special_cards_denied(sim: Simulation, entries: list[Any]) -> Check:
-    from edge.cardref import card_reference
-
     special = {
         card_reference(sim.card_key, p.technology, p.card_id): p
         for p in sim.people
@@ -339,7 +338,7 @@ def _parse(ts: str) -> datetime:
 
 def write_report(report: Report, sim: Simulation, out: Path) -> list[Path]:
     """Write report.txt, report.json and occupancy.png into `out`; return their paths."""
-    from simulator.plot import occupancy_plot
+    from simulator.plot import occupancy_plot  # noqa: PLC0415 -- matplotlib (the sim extra), needed only for the plot
 
     out.mkdir(parents=True, exist_ok=True)
     text = out / "report.txt"

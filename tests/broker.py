@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from simulator.broker import MOSQUITTO, BrokerError
 from simulator.broker import Broker as _Broker
@@ -43,13 +49,6 @@ class Subscriber:
         username: str | None = None,
         password: str | None = None,
     ) -> None:
-        import threading
-
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-        from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
-
         self.messages: list[mqtt.MQTTMessage] = []
         self.seqs: set[int] = set()  # every event seq seen, duplicates folded
         self.arrivals: list[float] = []  # perf_counter() when each message arrived
@@ -76,8 +75,6 @@ class Subscriber:
             pytest.fail("test subscriber could not connect")
 
     def _on_message(self, client: object, userdata: object, message: object) -> None:
-        import json
-
         try:
             seq = json.loads(message.payload).get("seq")  # type: ignore[attr-defined]
         except (ValueError, AttributeError):
@@ -98,8 +95,6 @@ class Subscriber:
                 )
 
     def payloads(self, suffix: str = "") -> list[dict[str, object]]:
-        import json
-
         with self.cond:
             return [
                 json.loads(m.payload)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlite_utils import Database
 
 from console.alarms import acknowledge, active
 from console.anchor import (
@@ -27,7 +28,7 @@ from console.anchor import (
 )
 from console.chain import EVENT_COLUMNS, EVENTS, GENESIS, row_hash
 from console.collector import Collector
-from console.log import CentralLog, chain_hash
+from console.log import CentralLog, canonical, chain_hash, migrations
 from console.mqtt import ConsoleClient
 from console.users import audit, audit_trail
 from simulator.readiness import wait_for_output
@@ -172,10 +173,6 @@ def test_body_only_rows_are_accepted_before_the_first_full_row_and_noted(
 
 
 def test_a_log_from_before_every_column_was_chained_opens_verified_and_noted(path: Path) -> None:
-    from sqlite_utils import Database
-
-    from console.log import canonical, migrations
-
     with closing(sqlite3.connect(path, isolation_level=None)) as conn:
         old = Database(conn)
         migrations.apply(old, stop_before="0006_chain")

@@ -13,12 +13,15 @@ from pathlib import Path
 import click
 import pytest
 
+from console.chain import EVENTS, GENESIS, row_hash
 from console.cli import cli
 from console.log import CentralLog
 from console.sessions import SessionStore
 from console.users import audit_trail, check_password
 from simulator.scenario import Fault, Scenario
 from tests.simulator.city import played
+
+from .web_fixtures import HOSTILE_DEPARTMENT, HOSTILE_DEVICE, hostile_site
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -142,8 +145,6 @@ def test_a_log_rewritten_from_start_to_end_fails_its_anchor(
     source.close()
     # Someone with write access edits a row and recomputes every hash after it: the chain
     # itself is valid again, only the anchor kept outside can tell.
-    from console.chain import EVENTS, GENESIS, row_hash
-
     target.execute("UPDATE events SET body = replace(body, '\"seq\":', '\"seq\": ') WHERE row = 3")
     previous = GENESIS
     target.row_factory = sqlite3.Row
@@ -234,8 +235,6 @@ def test_bad_search_options_get_a_usage_error_not_a_traceback(
 def test_hostile_names_and_device_fields_reach_neither_terminal_nor_spreadsheet(
     tmp_path: Path,
 ) -> None:
-    from .web_fixtures import HOSTILE_DEPARTMENT, HOSTILE_DEVICE, hostile_site
-
     log, registry = hostile_site(tmp_path)
     where = ["--db", str(log), "--registry", str(registry)]
     for command in (["log"], ["muster"], ["log", "--person", "K90001"]):

@@ -28,6 +28,8 @@ from playwright.sync_api import Browser, Page
 from console.log import CentralLog
 from console.users import add_user
 from console.web import Settings, create_app
+from provisioning.registry import Registry, import_people
+from provisioning.staff_csv import StaffRow
 from simulator.building import load_building
 from simulator.run import Simulation
 from simulator.scenario import Scenario
@@ -220,8 +222,6 @@ HOSTILE_REF = "ab" * 32
 
 def hostile_site(tmp: Path) -> tuple[Path, Path]:
     """A log and a registry holding the hostile fields above; return their paths."""
-    from provisioning.registry import Registry, import_people
-    from provisioning.staff_csv import StaffRow
 
     registry_path = tmp / "registry.db"
     registry = Registry(registry_path)

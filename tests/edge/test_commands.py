@@ -96,8 +96,6 @@ def test_refusals(
 
 
 def test_a_replayed_command_is_refused_even_after_a_restart(tmp_path: object) -> None:
-    from pathlib import Path
-
     path = Path(str(tmp_path)) / "agent.db"
     payload = cmd()
     with Store(path) as store, store.transaction():

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from gpiozero import DigitalInputDevice, OutputDevice
 
-from edge.app import build_agent
-from edge.connection import Connection
+from edge.app import Connection, build_agent
 from edge.core.door import DoorMode
 from edge.core.events import SetLockdown, Tick
 from edge.runtime import Agent

@@ -12,9 +12,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import edge.snapshot as module
 from edge.core.credentials import Credential, DenyReason
 from edge.core.policy import AccessPolicy, Rule
-from edge.snapshot import SnapshotError, build, parse
+from edge.snapshot import SnapshotError, _signed_bytes, build, parse
 
 from .agent_fixtures import CREDENTIALS_KEY
 
@@ -98,8 +99,6 @@ def test_refused(data: bytes, words: str) -> None:
 
 
 def test_a_compression_bomb_is_refused_not_inflated(monkeypatch: pytest.MonkeyPatch) -> None:
-    import edge.snapshot as module
-
     many = [Credential(f"{n:064x}", frozenset({"staff"})) for n in range(100)]
     data = build(
         CREDENTIALS_KEY,
@@ -153,7 +152,6 @@ def test_a_signed_but_malformed_body_is_refused_cleanly(body: object) -> None:
     """Even a body signed with the right key must be well-formed."""
     envelope = json.loads(snapshot())
     envelope["body"] = base64.b64encode(zlib.compress(json.dumps(body).encode())).decode()
-    from edge.snapshot import _signed_bytes
 
     envelope["signature"] = base64.b64encode(CREDENTIALS_KEY.sign(_signed_bytes(envelope))).decode()
     with pytest.raises(SnapshotError):

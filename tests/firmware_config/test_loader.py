@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 import firmware_config
+from edge.errors import EdgeError
 from firmware_config.errors import ConfigError, Problem
 from firmware_config.loader import (
     config_hash,
@@ -211,8 +212,6 @@ def test_problem_reads_as_one_line_with_its_fix() -> None:
 
 
 def test_config_error_is_a_value_error_and_an_edge_error() -> None:
-    from edge.errors import EdgeError
-
     error = ConfigError([Problem("a", "1", "m", "f")])
 
     assert isinstance(error, ValueError)

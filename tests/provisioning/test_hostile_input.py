@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -246,8 +247,6 @@ def test_terminal_output_of_listed_people_has_no_control_characters(
         CliRunner().invoke(cli, ["site", "init", "--site", "s", "--dir", str(site)]).exit_code == 0
     )
     # Names and departments as an older import (or another tool) may have stored them.
-    import sqlite3
-
     with sqlite3.connect(site / "registry.db") as db:
         db.execute(
             "INSERT INTO people (staff_no, name, department, groups, valid_from, valid_until, "

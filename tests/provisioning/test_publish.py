@@ -3,11 +3,18 @@ mosquitto configured by edge-provision, and as files for a standalone device."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.signing import load_public_key
+from edge.snapshot import parse
 from tests.broker import Broker
 from tests.edge.agent_fixtures import SimDevice, sim_config
 from tests.edge.sim_process import AgentProcess
@@ -141,9 +148,6 @@ def test_publish_to_files_for_a_standalone_device(tmp_path: Path) -> None:
 
 
 def test_a_lost_card_is_denied_with_an_alarm_after_the_next_publish(tmp_path: Path) -> None:
-    import json
-    import sqlite3
-
     site = set_up_site(tmp_path)
     out = tmp_path / "snapshots"
     lost = provision("cards", "lost", "S001", "--dir", str(site))
@@ -215,9 +219,6 @@ def test_an_operators_publish_revokes_a_card_at_the_next_tap(tmp_path: Path) -> 
 
 
 def test_closure_days_and_anti_passback_from_the_registry_reach_the_door(tmp_path: Path) -> None:
-    from edge.signing import load_public_key
-    from edge.snapshot import parse
-
     site = set_up_site(tmp_path)
     for step in (
         ("rules", "closure", "12-29", "01-03"),
@@ -273,8 +274,6 @@ def test_closure_days_and_anti_passback_from_the_registry_reach_the_door(tmp_pat
 def test_a_hostile_status_is_shown_unreadable_and_the_tool_goes_on(tmp_path: Path) -> None:
     """A device's retained status nested past Python's recursion limit once raised on paho's
     thread, which stopped the client silently; the operator now sees it named."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
 
     site = set_up_site(tmp_path)
     broker = site_broker(site, tmp_path)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import ssl
 import stat
 import subprocess
 import sys
+import tarfile
 import threading
 from pathlib import Path
 
+import click
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.signing import load_public_key
+from provisioning.cli import cli
 from provisioning.keys import SiteKeys
 from provisioning.registry import Registry
 from simulator.broker import free_port
@@ -205,10 +209,6 @@ def test_device_ids_and_other_accounts_names_never_collide(tmp_path: Path) -> No
 
 
 def test_every_command_has_help() -> None:
-    import click
-
-    from provisioning.cli import cli
-
     def walk(group: click.Group, prefix: list[str]) -> list[list[str]]:
         found = [prefix]
         for name, command in group.commands.items():
@@ -227,8 +227,6 @@ def test_every_command_has_help() -> None:
 
 
 def test_device_add_and_bundle(tmp_path: Path) -> None:
-    import tarfile
-
     site = tmp_path / "site"
     assert (
         provision("site", "init", "--site", "kamakura-city-hall", "--dir", str(site)).returncode
@@ -278,9 +276,6 @@ def test_device_add_and_bundle(tmp_path: Path) -> None:
 
 
 def test_the_site_ca_secures_the_broker_and_goes_into_bundles(tmp_path: Path) -> None:
-    import ssl
-    import tarfile
-
     site = tmp_path / "site"
     made = provision(
         "site", "init", "--site", "kamakura-city-hall", "--ca", "127.0.0.1", "--dir", str(site)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from edge.calendar import site_calendar
 from edge.core.decision import Reason
 from edge.core.events import CardPresented, SetLockdown
 from edge.core.outputs import EventKind
@@ -54,8 +55,6 @@ def test_reason(
 
 
 def test_japanese_public_holiday_closes_office_hours() -> None:
-    from edge.calendar import site_calendar
-
     h = make_harness(start=HOLIDAY)
     h.controller.calendar = site_calendar(closure_days=())
     assert tap(h, "gate-in", "ref-bob")["reason"] == Reason.OUT_OF_SCHEDULE

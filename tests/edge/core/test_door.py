@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import time as clock_time
+
+from edge.core.controller import DeviceState
 from edge.core.door import DoorMode
 from edge.core.events import (
     CardPresented,
     ContactChanged,
     ExitPressed,
     FireInputChanged,
+    ReaderStatusChanged,
     ResetAlarms,
     ResetFire,
     SetHoldOpen,
@@ -15,8 +20,10 @@ from edge.core.events import (
     UnlockOnce,
 )
 from edge.core.outputs import EventKind, Indicate, Signal
+from edge.core.policy import AccessPolicy
+from edge.core.schedule import EVERY_DAY, Schedule, TimeRange, Window
 
-from .conftest import Harness, make_harness, records, relay
+from .conftest import GATE, POLICY, SPEC, Harness, make_harness, records, relay
 
 
 def alarm_states(outputs: list, type_: str) -> list[str]:  # type: ignore[type-arg]
@@ -168,10 +175,6 @@ def test_unlock_once_by_command(h: Harness) -> None:
 
 
 def test_door_without_contact_counts_the_crossing_at_the_grant() -> None:
-    from dataclasses import replace
-
-    from .conftest import GATE, SPEC
-
     spec = replace(SPEC, doors=(replace(GATE, has_contact=False), SPEC.doors[1]))
     h = make_harness(spec=spec)
     out = h.send(CardPresented("gate-in", "ref-bob"))
@@ -189,8 +192,6 @@ def test_mode_changes_are_recorded(h: Harness) -> None:
 
 
 def test_reader_offline_alarm_raises_once_and_clears() -> None:
-    from edge.core.events import ReaderStatusChanged
-
     h = make_harness()
     out = h.send(ReaderStatusChanged("gate-in", False, "unplugged"))
     assert alarm_states(out, "reader_offline") == ["raised"]
@@ -219,14 +220,6 @@ def test_a_door_left_open_after_a_grant_relocks_after_held_open_s(h: Harness) ->
 
 
 def test_a_schedule_held_door_open_at_start_is_not_forced() -> None:
-    from datetime import time as clock_time
-
-    from edge.core.controller import DeviceState
-    from edge.core.policy import AccessPolicy
-    from edge.core.schedule import EVERY_DAY, Schedule, TimeRange, Window
-
-    from .conftest import POLICY
-
     open_all_day = Schedule(
         "lobby-hours", (Window(EVERY_DAY, TimeRange(clock_time(0))),), (TimeRange(clock_time(0)),)
     )

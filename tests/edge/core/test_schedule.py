@@ -7,6 +7,7 @@ from datetime import date, datetime, time
 import pytest
 
 from edge.calendar import site_calendar
+from edge.core.policy import AccessPolicy, Rule
 from edge.core.schedule import (
     EVERY_DAY,
     WEEKDAYS,
@@ -87,7 +88,5 @@ def test_window_days_must_be_weekdays() -> None:
 
 
 def test_policy_refuses_undefined_schedules() -> None:
-    from edge.core.policy import AccessPolicy, Rule
-
     with pytest.raises(ScheduleError, match="undefined schedules \\['nights'\\]"):
         AccessPolicy(rules=(Rule("staff", frozenset({"gate"}), "nights"),))

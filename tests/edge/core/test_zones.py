@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
 from edge.core.decision import Reason
 from edge.core.events import CardPresented, ContactChanged, PresenceChanged, ResetOccupancy
 from edge.core.outputs import EventKind
+from edge.core.policy import AccessPolicy
+from edge.core.spec import AntiPassback
 
-from .conftest import Harness, make_harness, records
+from .conftest import POLICY, SPEC, Harness, make_harness, records
 
 
 def cross(h: Harness, reader: str, ref: str) -> dict[str, object]:
@@ -34,12 +37,6 @@ def test_granted_but_unused_entry_does_not_move_the_card(h: Harness) -> None:
 
 
 def test_soft_anti_passback_grants_and_flags() -> None:
-    from dataclasses import replace
-
-    from edge.core.spec import AntiPassback
-
-    from .conftest import SPEC
-
     zones = tuple(
         replace(z, anti_passback=AntiPassback.SOFT) if z.id == "staff" else z for z in SPEC.zones
     )
@@ -55,7 +52,6 @@ def test_soft_anti_passback_grants_and_flags() -> None:
 def test_positions_are_forgiven_at_the_zone_time() -> None:
     # 02:00 Tokyo on Wednesday 2 December; forgiveness at 03:00.
     h = make_harness(start=datetime(2026, 12, 1, 17, 0, tzinfo=UTC))
-    from edge.core.policy import AccessPolicy
 
     h.controller.policy = AccessPolicy(
         rules=h.controller.policy.rules, schedules=h.controller.policy.schedules
@@ -131,10 +127,6 @@ def test_a_restart_after_the_forgive_time_does_not_forgive_twice() -> None:
 
 
 def test_the_access_policy_overrides_anti_passback_and_adds_closure_days() -> None:
-    from edge.core.policy import AccessPolicy
-
-    from .conftest import POLICY
-
     h = make_harness()
     # The device configuration says hard for "staff"; the site's rules say off.
     h.controller.policy = AccessPolicy(

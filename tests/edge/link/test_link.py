@@ -4,6 +4,7 @@ lossless delivery through broker restarts and agent kills."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -147,8 +148,6 @@ def test_agent_killed_mid_drain_resumes_without_loss(
 def test_the_drain_survives_a_store_locked_longer_than_its_timeout(
     tmp_path: Path, broker: Broker, device: SimDevice
 ) -> None:
-    import sqlite3
-
     fill_outbox(device.store, 3_000)
     sub = Subscriber(broker.port, f"{PREFIX}/events/#", client_id="collector")
     blocker = sqlite3.connect(device.store, isolation_level=None)

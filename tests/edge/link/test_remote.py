@@ -4,6 +4,7 @@ accepted commands drive the door, a revoked card is denied at the next tap."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -115,8 +116,6 @@ def command(
 def test_commands_are_answered_and_every_refusal_is_recorded(
     tmp_path: Path, broker: Broker, device: SimDevice
 ) -> None:
-    from datetime import UTC, datetime, timedelta
-
     agent = AgentProcess(device, tmp_path)
     wait_online(broker.port)
     console = Console(broker.port)

@@ -1,4 +1,7 @@
-"""The composition root: build one agent from a validated configuration.
+"""The composition root: build one agent, complete, from a validated configuration.
+
+Its network side (the queue, the MQTT link, the remote side) comes in ready-made from
+`edge.connection`; without it the agent runs alone.
 
 Hardware comes in through two factories — gpiozero's pin factory and a reader factory —
 so the same wiring serves a Raspberry Pi (lgpio, PC/SC and nfcpy readers) and the
@@ -9,15 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from typing import Any
 
 import edge
 from edge.calendar import site_calendar
 from edge.cardref import card_reference
+from edge.connection import Connection, Offline, build_remote
 from edge.core.clock import Clock, Instant
 from edge.core.controller import Controller
 from edge.core.outputs import EventKind, Output, record
@@ -34,23 +35,12 @@ from edge.gpio import (
     UnavailableRelay,
 )
 from edge.inbox import Inbox
-from edge.link.mqtt import MqttLink
-from edge.link.status import status_builder
 from edge.ports import CardReader, CardReferencer, Indicator, Input, Relay
-from edge.remote import (
-    InlineSnapshots,
-    NoReplies,
-    Remote,
-    ReplyChannel,
-    Snapshots,
-    SnapshotVerifier,
-    SnapshotWorker,
-)
-from edge.runtime import Agent, Core, Hardware, InboundHandler, Network, NoRemote, Pace
-from edge.signing import SignatureError, load_public_key
+from edge.runtime import Agent, Core, Hardware, Network, Pace
 from edge.store import Store
 from edge.store import state as saved_state
 from edge.store.credentials import SqliteCredentials
+from edge.store.database import LOOP_BUSY_TIMEOUT_MS
 from edge.system import SystemdNotifier
 from edge.wiring import device_spec
 from firmware_config.loader import config_hash
@@ -78,87 +68,6 @@ def hardware_reader(config: ReaderConfig, referencer: CardReferencer) -> CardRea
     )
 
 
-@dataclass(frozen=True)
-class RemoteKeys:
-    """The site's public keys that commands and credential snapshots are checked against."""
-
-    commands: Ed25519PublicKey
-    credentials: Ed25519PublicKey
-
-
-def remote_keys(config: DeviceConfig) -> RemoteKeys | None:
-    """Load both public keys; None (each failure logged) if either cannot be read."""
-    keys = {}
-    for name, path in (
-        ("commands", config.site.commands_key_file),
-        ("credentials", config.site.credentials_key_file),
-    ):
-        try:
-            keys[name] = load_public_key(path)
-        except SignatureError as exc:
-            # Local decisions go on; only remote commands or snapshots are refused.
-            log.error("%s; %s from the network will be refused", exc, name)
-    if len(keys) < 2:
-        return None
-    return RemoteKeys(commands=keys["commands"], credentials=keys["credentials"])
-
-
-class Uplink(ReplyChannel, Protocol):
-    """What the agent needs from its MQTT link (`edge.link.mqtt.MqttLink`)."""
-
-    def wake(self) -> None:
-        """New events are in the outbox."""
-
-    def request_status(self) -> None:
-        """What the status shows has changed."""
-
-
-class Offline(NoReplies):
-    """The uplink of an agent without a broker: events wait in the outbox."""
-
-    def __repr__(self) -> str:
-        return "<Offline>"
-
-    def wake(self) -> None:
-        """Nobody drains the outbox."""
-
-    def request_status(self) -> None:
-        """No status to publish."""
-
-
-@dataclass(frozen=True)
-class Connection:
-    """How an agent meets the network: its queue, its link, the keys its remote side checks.
-
-    Without keys the agent takes no commands or snapshots. `worker` applies snapshots on a
-    thread of their own, so a large set never holds the doors up.
-    """
-
-    inbox: Inbox
-    uplink: Uplink
-    keys: RemoteKeys | None
-    worker: bool = True
-
-
-def build_link(config: DeviceConfig, inbox: Inbox, clock_synced: Callable[[], bool]) -> MqttLink:
-    """Build the MQTT link that drains the outbox and puts inbound messages on `inbox`."""
-    return MqttLink(
-        config.mqtt,
-        site=config.site.id,
-        device=config.device.id,
-        store_path=config.store.path,
-        status=status_builder(
-            site=config.site.id,
-            device=config.device.id,
-            software=edge.__version__,
-            config_hash=config_hash(config),
-            clock_synced=clock_synced,
-            stale_after_s=config.device.credentials_stale_after_h * 3600,
-        ),
-        on_message=inbox.put,
-    )
-
-
 def build_agent(
     config: DeviceConfig,
     *,
@@ -177,7 +86,7 @@ def build_agent(
     connection = connection or Connection(Inbox(), Offline(), keys=None)
     # The loop waits at most 200 ms for another writer (a `credentials load`): a commit that
     # times out keeps its events in memory, and the doors never wait behind a long write.
-    store = Store(config.store.path, busy_timeout_ms=200)
+    store = Store(config.store.path, busy_timeout_ms=LOOP_BUSY_TIMEOUT_MS)
     credentials = SqliteCredentials(store.db)
     spec = device_spec(config)
     controller = Controller(
@@ -207,42 +116,11 @@ def build_agent(
     core = Core(controller, store, refresh)
     network = Network(
         inbox=connection.inbox,
-        remote=_remote(config, core, connection, clock, clock_synced),
+        remote=build_remote(config, core, connection, clock, clock_synced),
         committed=connection.uplink.wake,
     )
     pace = Pace(clock, clock_synced, notifier or SystemdNotifier(""))
     return Agent(core, hardware, network, pace), startup
-
-
-def _remote(
-    config: DeviceConfig,
-    core: Core,
-    connection: Connection,
-    clock: Clock,
-    clock_synced: Callable[[], bool],
-) -> InboundHandler:
-    keys = connection.keys
-    if keys is None:
-        return NoRemote()
-    verifier = SnapshotVerifier(keys.credentials, config.site.id, config.device.id)
-    snapshots: Snapshots = (
-        SnapshotWorker(verifier, config.store.path, clock, connection.inbox.put)
-        if connection.worker
-        else InlineSnapshots(verifier, core.store)
-    )
-    return Remote(
-        root=config.mqtt.root,
-        site=config.site.id,
-        device=config.device.id,
-        controller=core.controller,
-        store=core.store,
-        credentials=core.credentials.credentials,
-        commands_key=keys.commands,
-        refresh=core.credentials.check,
-        clock_synced=clock_synced,
-        replies=connection.uplink,
-        snapshots=snapshots,
-    )
 
 
 def _startup(

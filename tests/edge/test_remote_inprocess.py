@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.app import Connection, Offline, RemoteKeys
 from edge.cardref import card_reference
 from edge.commands import sign
+from edge.connection import Connection, Offline, RemoteKeys
 from edge.core.credentials import Credential, DenyReason
 from edge.core.policy import AccessPolicy, Rule
 from edge.inbox import MAX_INBOUND, Inbox

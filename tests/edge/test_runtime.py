@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from gpiozero import DigitalInputDevice, OutputDevice
 
-from edge.app import Connection, build_agent
+from edge.app import build_agent
+from edge.connection import Connection
 from edge.core.door import DoorMode
 from edge.core.events import SetLockdown, Tick
 from edge.runtime import Agent

@@ -16,6 +16,7 @@ from edge.signing import SignatureError, load_public_key
 from edge.snapshot import SnapshotError, parse
 from edge.store import Store, guard, outbox
 from edge.store.credentials import SqliteCredentials
+from edge.store.database import connect
 from firmware_config.errors import ConfigError
 from firmware_config.loader import load_config
 from firmware_config.model import DeviceConfig
@@ -100,8 +101,8 @@ def status(ctx: click.Context, config_path: Path, count: int, as_json: bool) -> 
 
 def read_status(path: Path, count: int = 10) -> dict[str, Any]:
     """Read the store's state through a read-only connection."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    db = Database(conn)
+    db = connect(path, read_only=True)
+    conn = db.conn
     try:
 
         def value(sql: str, default: Any = None) -> Any:

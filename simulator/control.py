@@ -14,14 +14,12 @@ agent keeps the hardware's own history even across a power cut.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
 from typing import Any
 
 from gpiozero.pins.mock import MockFactory
-from sqlite_utils import Database
 
 from edge.core.events import Event, Tick
 from edge.core.outputs import EventKind, Output, Record
@@ -29,6 +27,7 @@ from edge.link.messages import InboundMessage, SnapshotResult
 from edge.ports import CardReader, CardReferencer
 from edge.runtime import Agent
 from edge.store import outbox
+from edge.store.database import connect
 from firmware_config.model import DeviceConfig, ReaderConfig
 from simulator.clock import FakeClock
 from simulator.pins import assert_input
@@ -272,16 +271,15 @@ class Control:
 
     def _stats(self, agent: Agent) -> dict[str, Any]:
         """Read the outbox through a connection of our own (the loop owns the agent's)."""
-        db = sqlite3.connect(f"file:{agent.store.path}?mode=ro", uri=True, timeout=5)
+        store = connect(agent.store.path, read_only=True)
         try:
-            store = Database(db)
             return {
                 "ok": True,
                 "last_seq": outbox.last_seq(store),
                 "backlog": outbox.backlog(store),
             }
         finally:
-            db.close()
+            store.close()
 
     def _tap(self, agent: Agent, body: dict[str, Any]) -> dict[str, Any]:
         reader = self.readers.get(body.get("reader", ""))

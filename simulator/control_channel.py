@@ -19,6 +19,7 @@ from typing import Any
 
 from console.mqtt import ConsoleClient, Message
 from edge.errors import EdgeError
+from simulator import sim_topics
 from simulator.provision import CONTROL_ACCOUNT
 
 
@@ -52,7 +53,7 @@ def send(run_dir: Path, op: str, body: dict[str, Any], timeout_s: float = 30.0) 
         password=password,
         persistent=False,
     )
-    reply_to = f"sim/{site}/reply/{secrets.token_hex(8)}"
+    reply_to = sim_topics.reply(site, secrets.token_hex(8))
     answer: list[dict[str, Any]] = []
     got = threading.Event()
 
@@ -64,7 +65,7 @@ def send(run_dir: Path, op: str, body: dict[str, Any], timeout_s: float = 30.0) 
     client.start()
     try:
         client.publish(
-            f"sim/{site}/control/{op}", json.dumps({**body, "reply_to": reply_to}).encode()
+            sim_topics.control(site, op), json.dumps({**body, "reply_to": reply_to}).encode()
         )
         if not got.wait(timeout_s):
             raise ControlError(f"the simulation did not answer within {timeout_s:g} s")

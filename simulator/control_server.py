@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from console.mqtt import ConsoleClient, Message
 from edge.errors import EdgeError
+from simulator import sim_topics
 from simulator.engine import Engine
 from simulator.scenario import Fault
 from simulator.staff import Person
@@ -57,7 +58,7 @@ class ControlServer:
         self._site = site
         self._target = target
         self._requests: queue.Queue[Request] = queue.Queue()
-        client.subscribe(f"sim/{site}/control/#", handler=self._on_message)
+        client.subscribe(sim_topics.control_filter(site), handler=self._on_message)
 
     def __repr__(self) -> str:
         return f"<ControlServer {self._site} waiting={self._requests.qsize()}>"
@@ -75,7 +76,8 @@ class ControlServer:
         """Carry out a request now and publish the answer to its `reply_to`, if it has one."""
         answer = carry_out(self._target, request.op, request.body)
         respond_to = request.body.get("reply_to")
-        if isinstance(respond_to, str) and respond_to.startswith(f"sim/{self._site}/reply/"):
+        mine = sim_topics.reply_prefix(self._site)
+        if isinstance(respond_to, str) and respond_to.startswith(mine):
             self._client.publish(respond_to, json.dumps(answer).encode())
 
     def _on_message(self, message: Message) -> None:

@@ -20,6 +20,7 @@ import click
 from edge.errors import EdgeError
 from provisioning import broker
 from provisioning.cli import cli
+from simulator import sim_topics
 from simulator.building import Building, Wiring, device_config
 from simulator.staff import Person, write_hr_csv
 
@@ -123,16 +124,16 @@ def _control_topics(files: Path, site_dir: Path, site: str) -> None:
     The control account is the simulator's own, not the site's: it goes into the broker's
     files (and its password beside the others) without a registry role.
     """
-    topics = f"sim/{site}"
+    control, replies = sim_topics.control_filter(site), sim_topics.reply_filter(site)
     acl = files / "acl"
     text = acl.read_text().replace(
         f"user {SIM_ACCOUNT}\n",
-        f"user {SIM_ACCOUNT}\ntopic read {topics}/control/#\ntopic write {topics}/reply/#\n",
+        f"user {SIM_ACCOUNT}\ntopic read {control}\ntopic write {replies}\n",
         1,
     )
     text += (
         f"\n# the simulation's control channel\nuser {CONTROL_ACCOUNT}\n"
-        f"topic write {topics}/control/#\ntopic read {topics}/reply/#\n"
+        f"topic write {control}\ntopic read {replies}\n"
     )
     acl.write_text(text)
     password = secrets.token_urlsafe(24)

@@ -24,9 +24,11 @@ from edge.store.migrations import migrations
 log = logging.getLogger(__name__)
 
 
-# How long a connection waits for another writer's lock before SQLITE_BUSY. The agent's
-# loop passes less (see edge/app.py): its doors must never wait behind a long write.
+# How long a connection waits for another writer's lock before SQLITE_BUSY.
 BUSY_TIMEOUT_MS = 5000
+# The agent's loop waits less: a commit that times out keeps its events in memory, and the
+# doors never wait behind a long write (a `credentials load` in another process).
+LOOP_BUSY_TIMEOUT_MS = 200
 
 
 class StoreError(EdgeError, RuntimeError):
@@ -34,17 +36,27 @@ class StoreError(EdgeError, RuntimeError):
 
 
 def connect(
-    path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, synchronous: str = "FULL"
+    path: Path | str,
+    *,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    synchronous: str = "FULL",
+    read_only: bool = False,
 ) -> Database:
     """Open a connection to a device store: autocommit, any thread, foreign keys, busy timeout.
 
     Every connection to a store goes through here: the agent's loop (`Store`), the link's
-    drain thread and the credential snapshot worker. `synchronous="NORMAL"` is for writes
-    that may be lost in a power cut without harm (the link's deletes of delivered events).
+    drain thread, the credential snapshot worker and the read-only readers (`edge-agent
+    store`, the rollback guard's look into a damaged file). `synchronous="NORMAL"` is for
+    writes that may be lost in a power cut without harm (the link's deletes of sent events).
     """
     if synchronous not in ("FULL", "NORMAL"):
         raise StoreError(f"store {path}: synchronous={synchronous!r}; use FULL or NORMAL")
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    if read_only:
+        conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         conn.execute(f"PRAGMA synchronous={synchronous}")

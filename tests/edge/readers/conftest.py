@@ -70,7 +70,7 @@ class PcscStack:
         return self.process.pid
 
     def start(self, timeout_s: float = 10.0) -> None:
-        """Start pcscd and return once it says "daemon ready" (its readers are then listed)."""
+        """Start pcscd and return once it says "daemon ready" and lists the reader."""
         # -a (log APDUs) is left out on purpose: it writes every UID answer to the log.
         # `unshare`, `sh` and `stdbuf` exec into pcscd, so the process we start is pcscd;
         # stdbuf makes its log lines reach the pipe as they are written.
@@ -87,9 +87,29 @@ class PcscStack:
         # Keep its log flowing into the file (and its pipe from filling up).
         self._log_sink = self.log_path.open("ab")
         self._drain = keep_draining(self.process.stdout, self._log_sink)
-        if READER not in self._readers():
+        if not self._wait_listed(timeout_s):
             self.stop()
             pytest.fail(f"pcscd is ready but does not list {READER!r}:\n{self.log_tail()}")
+
+    def _wait_listed(self, timeout_s: float) -> bool:
+        """Wait until pcscd lists the reader.
+
+        pcscd adds its readers before it logs "daemon ready", yet a client's first look can
+        still find none (seen under load, and right after a restart): judge by a deadline,
+        not by the first answer.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if READER in self._readers():
+                return True
+            if self.process is None:
+                return False
+            # Pace the next look by waiting on pcscd itself: if it dies, stop looking.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(0.05)
+            if not self.running:
+                return False
+        return False
 
     def stop(self) -> None:
         """Remove every card and stop pcscd (the reader vanishes for its clients)."""

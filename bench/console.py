@@ -50,6 +50,7 @@ from console.log import GENESIS, CentralLog, chain_hash
 from console.mqtt import ConsoleClient
 from console.people import Directory
 from console.search import Query, search
+from edge.link import topics
 from simulator.broker import Broker
 from tests.console.test_claims import provision
 
@@ -103,9 +104,10 @@ def publisher_process(
     per_device = n // devices
     plans: list[list[tuple[str, bytes]]] = [[] for _ in range(clients)]
     now = time.time()
+    access = {name: topics.event(topics.DEFAULT_ROOT, site, name, "access") for name in names}
     for seq in range(1, per_device + 1):
         for d, name in enumerate(names):
-            topic = f"edge/{site}/{name}/events/access"
+            topic = access[name]
             plans[d % clients].append((topic, event_payload(name, seq, now + seq)))
     connections = []
     for k in range(clients):
@@ -166,7 +168,9 @@ class BareCounter:
         )
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: subscribed.set()
-        self.client.on_connect = lambda c, *a: c.subscribe(f"edge/{site}/+/events/#", qos=1)
+        self.client.on_connect = lambda c, *a: c.subscribe(
+            topics.events_filter(topics.DEFAULT_ROOT, site), qos=1
+        )
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         if not subscribed.wait(10):
@@ -220,7 +224,9 @@ def ingest(broker: Broker, args: argparse.Namespace) -> None:
     site = "bench-collector"
     probe = ConsoleClient("127.0.0.1", broker.port, client_id="bench-probe", persistent=False)
     probe.start()
-    probe.publish(f"edge/{site}/probe/status", b'{"state":"online"}', retain=True)
+    probe.publish(
+        topics.status(topics.DEFAULT_ROOT, site, "probe"), b'{"state":"online"}', retain=True
+    )
     probe.close()
     names = tuple(f"gate-{d:02d}" for d in range(args.devices))
     site_dir = provision(work / "site", gates=(*names, "probe"), site=site)

@@ -34,6 +34,7 @@ from console.log import CentralLog
 from console.mqtt import ConsoleClient
 from console.users import add_user
 from console.web import Settings, create_app
+from edge.link import topics
 from simulator.broker import Broker
 from tests.console.test_claims import provision
 
@@ -85,7 +86,7 @@ def main() -> None:
     threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True).start()
     device = ConsoleClient("127.0.0.1", broker.port, client_id="gate-b", persistent=False)
     device.start()
-    topic = f"edge/{SITE}/gate-b/events/alarm"
+    topic = topics.event(topics.DEFAULT_ROOT, SITE, "gate-b", "alarm")
     to_browser: list[float] = []
     to_log: list[float] = []
     try:

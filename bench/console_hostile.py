@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from console.collector import Collector
 from console.mqtt import ConsoleClient
 from edge.core.clock import utc_text
+from edge.link import topics
 from simulator.broker import Broker
 from tests.console.test_claims import provision
 from tests.console.test_log import event
@@ -41,15 +42,22 @@ WINDOW = 100
 
 def poison(n: int) -> tuple[str, bytes]:
     """Return the n-th hostile message (topic, payload), cycling through the kinds."""
-    base = f"edge/{SITE}/{HOSTILE}"
+    access = topics.event(topics.DEFAULT_ROOT, SITE, HOSTILE, "access")
+    unknown = topics.event(topics.DEFAULT_ROOT, SITE, "gate-unknown", "access")
     kinds: list[tuple[str, str | bytes]] = [
-        (f"{base}/events/access", json.dumps(event(HOSTILE, n + 1, {"reason": "\ud800"}))),
-        (f"{base}/events/access", "[" * 5000 + "]" * 5000),
-        (f"{base}/occupancy/lobby", '{"count": 9223372036854775808, "occupied": true}'),
-        (f"{base}/status", '{"state": "online"}'.encode("utf-16")),
-        (f"{base}/events/access", json.dumps(event(HOSTILE, n + 1, {"door": "gate-00"}))),
-        (f"edge/{SITE}/gate-unknown/events/access", json.dumps(event("gate-unknown", n + 1))),
-        (f"{base}/events/access", "not json {"),
+        (access, json.dumps(event(HOSTILE, n + 1, {"reason": "\ud800"}))),
+        (access, "[" * 5000 + "]" * 5000),
+        (
+            topics.occupancy(topics.DEFAULT_ROOT, SITE, HOSTILE, "lobby"),
+            '{"count": 9223372036854775808, "occupied": true}',
+        ),
+        (
+            topics.status(topics.DEFAULT_ROOT, SITE, HOSTILE),
+            '{"state": "online"}'.encode("utf-16"),
+        ),
+        (access, json.dumps(event(HOSTILE, n + 1, {"door": "gate-00"}))),
+        (unknown, json.dumps(event("gate-unknown", n + 1))),
+        (access, "not json {"),
     ]
     topic, payload = kinds[n % len(kinds)]
     return topic, payload if isinstance(payload, bytes) else payload.encode()
@@ -67,7 +75,9 @@ def plan(n: int, hostile: bool) -> list[tuple[str, bytes]]:
         gate = GATES[i % len(GATES)]
         seqs[gate] += 1
         body = event(gate, seqs[gate], {"ts": ts})
-        out.append((f"edge/{SITE}/{gate}/events/access", json.dumps(body).encode()))
+        out.append(
+            (topics.event(topics.DEFAULT_ROOT, SITE, gate, "access"), json.dumps(body).encode())
+        )
     return out
 
 
@@ -124,7 +134,9 @@ def main() -> None:
     broker.start()
     probe = ConsoleClient("127.0.0.1", broker.port, client_id="bench-probe", persistent=False)
     probe.start()
-    probe.publish(f"edge/{SITE}/probe/status", b'{"state":"online"}', retain=True)
+    probe.publish(
+        topics.status(topics.DEFAULT_ROOT, SITE, "probe"), b'{"state":"online"}', retain=True
+    )
     probe.close()
     times: dict[str, list[float]] = {"clean": [], "hostile": []}
     try:

@@ -30,6 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.core.outputs import EventKind, EventRecord
+from edge.link import topics
 from edge.link.mqtt import MqttLink
 from edge.store import Store, outbox
 from firmware_config.model import MqttConfig
@@ -38,7 +39,7 @@ from tests.edge.agent_fixtures import enrol, felica, sim_config
 from tests.edge.link.test_remote import snapshot
 from tests.edge.sim_process import AgentProcess
 
-PREFIX = "edge/kamakura-city-hall/gate-1f-east"
+SITE, DEVICE = "kamakura-city-hall", "gate-1f-east"
 WINDOW = 100
 
 
@@ -117,10 +118,11 @@ def bare_paho(broker: Broker, n: int) -> float:
     payload = json.dumps(
         {"v": 1, "id": "gate-1f-east:1", "card_ref": "a" * 64, "kind": "access", "type": "granted"}
     )
+    topic = topics.event(topics.DEFAULT_ROOT, SITE, DEVICE, "access")
     start = time.perf_counter()
     for _ in range(n):
         window.acquire()
-        client.publish(f"{PREFIX}/events/access", payload, qos=1)
+        client.publish(topic, payload, qos=1)
     done.wait(600)
     elapsed = time.perf_counter() - start
     client.loop_stop()
@@ -140,15 +142,21 @@ def latencies(broker: Broker, rounds: int) -> tuple[list[float], list[float]]:
     )
     publisher.connect("127.0.0.1", broker.port)
     publisher.loop_start()
-    alarms = Subscriber(broker.port, f"{PREFIX}/events/alarm", client_id="alarms")
+    alarms = Subscriber(
+        broker.port, topics.event(topics.DEFAULT_ROOT, SITE, DEVICE, "alarm"), client_id="alarms"
+    )
     agent = AgentProcess(device, tmp)
-    online = Subscriber(broker.port, f"{PREFIX}/status", client_id="online")
+    online = Subscriber(
+        broker.port, topics.status(topics.DEFAULT_ROOT, SITE, DEVICE), client_id="online"
+    )
     online.wait_for(lambda ms: any(b'"online"' in m.payload for m in ms), what="online")
     revocation, alarm = [], []
     for r in range(rounds):
         data = snapshot(100 + r, range(r + 1, rounds + 2), lost=range(r, r + 1))
         start = time.perf_counter()
-        publisher.publish(f"{PREFIX}/credentials", data, qos=1, retain=True)
+        publisher.publish(
+            topics.credentials(topics.DEFAULT_ROOT, SITE, DEVICE), data, qos=1, retain=True
+        )
         while (
             agent.request(op="tap", reader="gate-east-out", technology="felica", id=felica(r))[
                 "reason"

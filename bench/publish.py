@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edge.link import topics
 from tests.broker import Broker, Subscriber
 from tests.edge.agent_fixtures import SimDevice, sim_config
 from tests.edge.sim_process import AgentProcess
@@ -80,7 +81,7 @@ def main() -> None:
         console = (site / "accounts" / "console.password").read_text().strip()
         watch = Subscriber(
             broker.port,
-            "edge/kamakura-city-hall/+/status",
+            topics.status_filter(topics.DEFAULT_ROOT, "kamakura-city-hall"),
             client_id="console",
             username="console",
             password=console,

@@ -9,6 +9,7 @@ from datetime import time
 from pathlib import Path
 
 import click
+import pytest
 
 from simulator.building import load_building
 from simulator.cli import cli
@@ -32,6 +33,7 @@ def edge_sim(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[st
     )
 
 
+@pytest.mark.timeout(300)  # a whole day of 37 agents: about 100 s on 2 busy cores
 def test_the_demo_plays_the_whole_city_hall_and_every_check_passes(tmp_path: Path) -> None:
     out = tmp_path / "report"
     result = edge_sim("demo", "--out", str(out), "--run-dir", str(tmp_path / "run"))

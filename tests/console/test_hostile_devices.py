@@ -107,6 +107,7 @@ def offline(log: CentralLog, device: str) -> bool:
     return '"offline"' in status or status == "offline"
 
 
+@pytest.mark.timeout(300)  # a simulated morning plays through: about 90 s on 2 busy cores
 def test_stolen_devices_cannot_blind_the_console_or_falsify_the_roll_call(
     site: LiveSite, browser: Browser, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -247,30 +247,29 @@ class Collector:
         return stored
 
     def _judge(self, message: Message, judged: Judged) -> None:
-        parts = message.topic.split("/")
-        if len(parts) < 4 or parts[:2] != [self.root, self.site]:
+        levels = topics.device_levels(message.topic, self.root, self.site)
+        if levels is None or len(levels) < 2:
             raise Refuse("not under this site's topics", UNKNOWN)
-        device = parts[2]
+        device, where, *rest = levels
         claims = self.registry.claims(device)
         if claims is None:
             raise Refuse(f"device {device[:40]!r} is not provisioned", UNKNOWN, CLAIM_REFUSED)
-        if not message.payload and parts[3] in ("status", "occupancy"):
+        if not message.payload and where in ("status", "occupancy"):
             return  # a retained message cleared: nothing to store
         body = _parse(message.payload, device)
-        where = parts[3]
         if not isinstance(body, dict):
             raise Refuse(f"{where} payload is not a JSON object", device)
-        if where == "status" and len(parts) == 4:
+        if where == "status" and not rest:
             judged.statuses.append((device, message.payload.decode()))
-        elif where == "occupancy" and len(parts) == 5:
-            _claim(claims.occupancy(parts[4], body), device)
+        elif where == "occupancy" and len(rest) == 1:
+            _claim(claims.occupancy(rest[0], body), device)
             order = judged.plausible(body.get("ts"))
             ts = str(body["ts"]) if order is None else order
-            judged.occupancy.append((device, parts[4], body.get("count") or 0, body, ts))
+            judged.occupancy.append((device, rest[0], body.get("count") or 0, body, ts))
             if "id" in body:  # an occupancy change is an event of the device's sequence too
                 judged.event(body, device)
-        elif where == "events" and len(parts) == 5:
-            _claim(claims.event(parts[4], body), device)
+        elif where == "events" and len(rest) == 1:
+            _claim(claims.event(rest[0], body), device)
             judged.event(body, device)
         else:
             raise Refuse("not a status, event or occupancy topic", device)

@@ -133,6 +133,18 @@ def command_prefix(root: str, site: str, device: str) -> str:
     return f"{device_prefix(root, site, device)}/cmd/"
 
 
+def device_levels(topic: str, root: str, site: str) -> list[str] | None:
+    """Return the levels after `{root}/{site}/` (the device first), or None if not under it.
+
+    The root may have several levels (`kamakura/edge`). Nothing is checked beyond the prefix:
+    the caller judges the device and what follows it.
+    """
+    prefix = f"{root}/{site}/"
+    if not topic.startswith(prefix):
+        return None
+    return topic[len(prefix) :].split("/")
+
+
 def command_name(topic: str, root: str, site: str, device: str) -> str | None:
     """Return the level after `cmd/` if `topic` is one of this device's command topics.
 

@@ -21,6 +21,7 @@ from console.collector import Collector
 from console.log import CentralLog
 from console.mqtt import ConsoleClient, Message
 from edge.core.clock import utc_text
+from edge.link import topics
 from tests.broker import Broker, start_broker
 from tests.console.test_claims import provision
 from tests.console.test_log import event as event_body
@@ -153,6 +154,20 @@ def assert_complete(log: CentralLog, per_device: int, devices: Iterable[str] = D
     ids = [e.id for e in log.entries()]
     assert len(ids) == len(set(ids))
     assert log.verify() == []
+
+
+def test_a_topic_root_of_several_levels_is_collected(
+    tmp_path: Path, publisher: ConsoleClient, collectors: Callable[..., Collector]
+) -> None:
+    root = "kamakura/edge"
+    # A retained status under the root: once the collector has it, it has subscribed.
+    publisher.publish(topics.status(root, SITE, "probe"), b'{"state":"online"}', retain=True)
+    collector = collectors(tmp_path / "log.db", root=root)
+    assert collector.wait_for(lambda log: probe_status_at(log) is not None, 10), "no status"
+    for seq in (1, 2, 3):
+        publisher.publish(topics.event(root, SITE, "gate-1", "access"), event("gate-1", seq))
+    assert collector.wait_for(holds(3), 30), f"stored {collector.stored}"
+    assert collector.rejected == 0
 
 
 def test_two_collectors_share_the_load_and_store_each_event_once(

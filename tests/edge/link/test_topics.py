@@ -44,3 +44,11 @@ def test_filters_refuse_a_level_that_would_widen_them(bad: str) -> None:
 def test_filters_refuse_a_root_with_a_wildcard_or_an_empty_level(root: str) -> None:
     with pytest.raises(topics.TopicError, match="topic root level"):
         topics.events_filter(root, "s")
+
+
+def test_device_levels_read_a_topic_back_under_any_root() -> None:
+    topic = topics.event("kamakura/edge", "s", "gate-1", "access")
+    assert topics.device_levels(topic, "kamakura/edge", "s") == ["gate-1", "events", "access"]
+    assert topics.device_levels(topics.status("edge", "s", "d"), "edge", "s") == ["d", "status"]
+    assert topics.device_levels("edge/other/d/status", "edge", "s") is None
+    assert topics.device_levels("edge/s", "edge", "s") is None

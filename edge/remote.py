@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlite_utils import Database
 
 from edge.commands import CommandVerifier, Verdict
-from edge.core.clock import Clock, Instant
+from edge.core.clock import Clock, Instant, utc_text
 from edge.core.controller import Controller
 from edge.core.outputs import EventKind, Output, record
 from edge.credentials_freshness import CredentialRefresh
@@ -178,7 +178,7 @@ class Remote:
             if verdict.event is not None:
                 outputs = self.controller.handle(verdict.event, now)
             elif verdict.envelope.name == "ping":
-                result = {"pong": now.utc.isoformat(timespec="milliseconds")}
+                result = {"pong": utc_text(now.utc)}
             elif verdict.envelope.name == "resync-credentials":
                 self.replies.resubscribe_credentials()
                 result = {"credentials_version": self.credentials.credentials.version()}

@@ -4,6 +4,7 @@ accepted commands drive the door, a revoked card is denied at the next tap."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -127,7 +128,10 @@ def test_commands_are_answered_and_every_refusal_is_recorded(
         assert ok["result"] == {"door": "gate-east", "unlocked": True, "mode": "normal"}
         assert agent.request(op="relay", door="gate-east")["unlocked"] is True
         replayed = command("ping", {})
-        assert console.send("ping", replayed)["reason"] == "accepted"  # type: ignore[index]
+        pong = console.send("ping", replayed)
+        assert pong is not None
+        assert pong["reason"] == "accepted"
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", pong["result"]["pong"])
         cases = {
             "replayed": ("ping", replayed),
             "unsigned": (

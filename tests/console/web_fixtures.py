@@ -43,12 +43,14 @@ PASSWORDS = {
     "guard9": "guard-password-9",  # the one the throttle test locks out
     "guard5": "guard-password-5",  # changes their password
     "guard7": "guard-password-7",  # is removed while watching the alarms
+    "guard8": "guard-password-8",  # is removed before the live stream connects
 }
 ROLES = {
     "guard1": "guard",
     "boss": "manager",
     "ops": "operator",
     "guard9": "guard",
+    "guard8": "guard",
     "guard5": "guard",
     "guard7": "guard",
 }

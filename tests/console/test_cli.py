@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import sqlite3
-import subprocess
-import sys
 import time
 from datetime import time as clock
 from pathlib import Path
@@ -19,23 +17,12 @@ from console.log import CentralLog
 from console.sessions import SessionStore
 from console.users import audit_trail, check_password
 from simulator.scenario import Fault, Scenario
+from tests.console.commands import edge_console
 from tests.simulator.city import played
 
 from .web_fixtures import HOSTILE_DEPARTMENT, HOSTILE_DEVICE, hostile_site
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def edge_console(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "console.cli", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from console import alarms, refusals, rollcall
 from console.collector import Collector
 from console.mqtt import ConsoleClient, Message
-from tests.broker import Broker, start_broker
+from tests.broker import Broker
 from tests.console.test_claims import SITE, provision
 from tests.console.test_log import event
 
@@ -179,13 +179,6 @@ def subscribed(topic: str) -> bool:
     if parts[:2] != ["edge", SITE]:
         return False
     return parts[3] in ("events", "occupancy") or parts[3:] == ["status"]
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = start_broker(tmp_path / "broker")
-    yield b
-    b.stop()
 
 
 def test_generated_messages_through_the_broker_are_all_acknowledged(

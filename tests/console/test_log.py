@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -39,18 +39,6 @@ def event(device: str, seq: int, changes: dict[str, Any] | None = None) -> dict[
 
 def events(device: str, seqs: Iterable[int]) -> list[dict[str, Any]]:
     return [event(device, s) for s in seqs]
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "central.db"
-
-
-@pytest.fixture
-def log(path: Path) -> Iterator[CentralLog]:
-    central = CentralLog(path)
-    yield central
-    central.close()
 
 
 def tamper(path: Path, *statements: tuple[str, list[Any]]) -> None:

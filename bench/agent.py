@@ -6,7 +6,8 @@ them into RAM):
 * tap -> relay: a simulated reader taps an enrolled card; timed until the loop has
   committed the event (one fsync'd transaction, synchronous=FULL) and driven the relay.
   Baseline in the same run: the core alone on the same events (no commit, no queue).
-* RSS: the agent as its own process (python -m simulator.agent), after 200 taps.
+* RSS: the agent as its own process (python -m simulator.agent), after 200 taps, in an
+  environment holding only the agent's dependencies, as on a Pi (bench/agent_env.py).
 * bytes written per event: the kernel's write_bytes for this process, divided by the
   events recorded (WAL writes and checkpoints included): what an SD card sees.
 * sustained events/s into the outbox: a burst of door movements through the loop.
@@ -33,6 +34,7 @@ from gpiozero.pins.mock import MockFactory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.agent_env import agent_python, modules_loaded
 from edge.app import build_agent
 from edge.cardref import card_reference
 from edge.core.credentials import Credential
@@ -45,9 +47,9 @@ from edge.store.credentials import SqliteCredentials
 from edge.system import SystemClock
 from firmware_config.loader import load_config
 from simulator.pins import idle_inputs
+from simulator.process import AgentProcess
 from simulator.readers import SimCardReader
 from tests.edge.agent_fixtures import KEY, SimDevice, felica, sim_config
-from tests.edge.sim_process import AgentProcess
 
 
 def pct(samples: list[float]) -> tuple[float, float, float]:
@@ -80,7 +82,7 @@ class InProcess:
         factory = MockFactory()
         self.readers: dict[str, SimCardReader] = {}
 
-        def reader_factory(cfg, referencer):  # type: ignore[no-untyped-def]
+        def reader_factory(cfg, referencer, card_keys):  # type: ignore[no-untyped-def]
             self.readers[cfg.id] = SimCardReader(cfg.id, referencer, 0)
             return self.readers[cfg.id]
 
@@ -126,7 +128,7 @@ def settle(running: InProcess) -> None:
     running.wait(marker)
 
 
-def run_size(n: int, taps: int, rng: random.Random) -> None:
+def run_size(n: int, taps: int, rng: random.Random, python: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-agent-{n}-"))
     device = sim_config(tmp)
     t0 = time.perf_counter()
@@ -172,7 +174,7 @@ def run_size(n: int, taps: int, rng: random.Random) -> None:
         bare.append((time.perf_counter() - s) * 1000)
     running.agent.close()
 
-    proc = AgentProcess(device, tmp)
+    proc = AgentProcess(device.config, tmp, python=python)
     for card in rng.sample(range(n), min(200, n)):
         proc.request(op="tap", reader="gate-east-out", technology="felica", id=felica(card))
     status = Path(f"/proc/{proc.proc.pid}/status").read_text()
@@ -202,9 +204,16 @@ def main() -> None:
     print(
         f"# {platform.machine()} Python {sys.version.split()[0]}, store in {tempfile.gettempdir()}, {args.taps} taps per size"
     )
+    python = agent_python()
+    extra = {"numpy", "matplotlib", "fastapi", "rich"} & set(
+        modules_loaded(python, "simulator.agent")
+    )
+    print(
+        f"# agent process: {python} (the agent's dependencies only; also loaded: {sorted(extra) or 'nothing else'})"
+    )
     rng = random.Random(5)
     for n in args.sizes:
-        run_size(n, args.taps, rng)
+        run_size(n, args.taps, rng, python)
 
 
 if __name__ == "__main__":

@@ -64,11 +64,11 @@ def agent_phase(stack: PcscStack, n: int) -> list[float]:
     config = load_config(device.config)
     factory = MockFactory()
 
-    def readers(cfg, referencer):  # type: ignore[no-untyped-def]
+    def readers(cfg, referencer, card_keys):  # type: ignore[no-untyped-def]
         return (
             SimCardReader(cfg.id, referencer)
             if cfg.kind == "sim"
-            else hardware_reader(cfg, referencer)
+            else hardware_reader(cfg, referencer, card_keys)
         )
 
     agent, startup = build_agent(

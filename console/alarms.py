@@ -21,7 +21,7 @@ from console.log import CentralLog
 from console.users import audit
 from edge.core.clock import utc_text
 
-ONE_SHOT = frozenset({"lost_card_used", "anti_passback_violation"})
+ONE_SHOT = frozenset({"lost_card_used", "clone_suspected", "anti_passback_violation"})
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ _DOORS: Final[dict[str, frozenset[str]]] = {
             "reader_offline",
             "fire",
             "lost_card_used",
+            "clone_suspected",
             "anti_passback_violation",
         }
     ),

@@ -101,6 +101,7 @@ CODES: dict[str, tuple[str, str]] = {
     "fire": ("火災報知", "Fire alarm"),
     "credentials_stale": ("認証情報が古い", "Credentials stale"),
     "lost_card_used": ("紛失カードの使用", "Lost card used"),
+    "clone_suspected": ("複製カードの疑い", "Cloned card suspected"),
     "anti_passback_violation": ("アンチパスバック違反", "Anti-passback violation"),
     "missing_events": ("記録の欠落", "Missing events"),
     "bad_messages": ("不正なメッセージ", "Bad messages"),

@@ -35,12 +35,13 @@ from edge.gpio import (
     UnavailableRelay,
 )
 from edge.inbox import Inbox
-from edge.ports import CardReader, CardReferencer, Indicator, Input, Relay
+from edge.ports import CardKeys, CardReader, CardReferencer, Indicator, Input, Relay
 from edge.runtime import Agent, Core, Hardware, Network, Pace
 from edge.store import Store
 from edge.store import state as saved_state
+from edge.store.card_keys import CardKeyLookup
+from edge.store.connection import LOOP_BUSY_TIMEOUT_MS
 from edge.store.credentials import SqliteCredentials
-from edge.store.database import LOOP_BUSY_TIMEOUT_MS
 from edge.system import SystemdNotifier
 from edge.wiring import device_spec
 from firmware_config.loader import config_hash
@@ -48,10 +49,12 @@ from firmware_config.model import DeviceConfig, ReaderConfig
 
 log = logging.getLogger(__name__)
 
-ReaderFactory = Callable[[ReaderConfig, CardReferencer], CardReader]
+ReaderFactory = Callable[[ReaderConfig, CardReferencer, CardKeys], CardReader]
 
 
-def hardware_reader(config: ReaderConfig, referencer: CardReferencer) -> CardReader:
+def hardware_reader(
+    config: ReaderConfig, referencer: CardReferencer, card_keys: CardKeys
+) -> CardReader:
     """Build a real reader: PC/SC through pyscard, or nfcpy."""
     match config.kind:
         case "pcsc":
@@ -96,11 +99,13 @@ def build_agent(
     startup = _startup(config, store, credentials, controller, now)
     faults: list[HardwareError] = []
     referencer: CardReferencer = partial(card_reference, card_key)
+    card_keys = CardKeyLookup(config.store.path)
     hardware = Hardware(
         relays=_relays(config, spec, pin_factory, faults),
         indicators=_indicators(config, pin_factory, faults),
         inputs=_inputs(config, pin_factory, faults),
-        readers=[reader_factory(r, referencer) for r in config.readers],
+        readers=[reader_factory(r, referencer, card_keys) for r in config.readers],
+        card_keys=card_keys,
     )
     for problem in faults:
         log.error("hardware fault: %s", problem)

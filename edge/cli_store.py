@@ -15,8 +15,8 @@ from edge.core.clock import utc_text
 from edge.signing import SignatureError, load_public_key
 from edge.snapshot import SnapshotError, parse
 from edge.store import Store, guard, outbox
+from edge.store.connection import connect
 from edge.store.credentials import SqliteCredentials
-from edge.store.database import connect
 from firmware_config.errors import ConfigError
 from firmware_config.loader import load_config
 from firmware_config.model import DeviceConfig

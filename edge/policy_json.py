@@ -31,6 +31,7 @@ def policy_to_json(policy: AccessPolicy) -> dict[str, Any]:
             for r in policy.rules
         ],
         "override_groups": sorted(policy.override_groups),
+        "authenticated_groups": sorted(policy.authenticated_groups),
         "door_schedules": dict(policy.door_schedules),
         "closure_days": list(policy.closure_days),
         "anti_passback": {
@@ -77,6 +78,7 @@ def policy_from_json(data: dict[str, Any]) -> AccessPolicy:
             schedules=schedules,
             rules=rules,
             override_groups=frozenset(data.get("override_groups", [])),
+            authenticated_groups=frozenset(map(str, data.get("authenticated_groups", []))),
             door_schedules=dict(data.get("door_schedules", {})),
             closure_days=closures,
             anti_passback=_anti_passback(data.get("anti_passback", {})),

@@ -19,6 +19,9 @@ Emit = Callable[[Event], None]
 CardReferencer = Callable[[str, str], str]
 """(technology, raw card id) -> card reference. Raw ids go in here and nowhere else."""
 
+CardKeys = Callable[[str], bytes | None]
+"""card reference -> the key this device checks that card with, or None (an id-only card)."""
+
 
 class CardReader(Protocol):
     """Watches one physical reader and emits CardPresented and ReaderStatusChanged."""

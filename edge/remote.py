@@ -30,8 +30,8 @@ from edge.link.messages import InboundMessage, SnapshotResult
 from edge.link.payloads import CommandReply
 from edge.snapshot import SnapshotError, parse
 from edge.store import Store
+from edge.store.connection import connect, write_transaction
 from edge.store.credentials import SqliteCredentials
-from edge.store.database import connect, write_transaction
 from edge.store.nonces import NonceCache
 
 log = logging.getLogger(__name__)

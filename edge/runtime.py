@@ -40,6 +40,13 @@ MAX_UNWRITTEN = 100_000  # events kept in memory while the store cannot be writt
 Processed = Callable[[Item, list[Output]], None]
 
 
+class Closeable(Protocol):
+    """Something with an idempotent close()."""
+
+    def close(self) -> None:
+        """Let go of what it holds; idempotent."""
+
+
 class InboundHandler(Protocol):
     """What the loop hands network messages and snapshot results to (`edge.remote.Remote`)."""
 
@@ -88,6 +95,8 @@ class Hardware:
     indicators: Mapping[str, Sequence[Indicator]]
     inputs: Sequence[Input] = ()
     readers: Sequence[CardReader] = ()
+    # The readers' own way to the keys of proven cards; closed after them.
+    card_keys: Closeable | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,7 @@ class Agent:
         self.indicators = {reader: list(parts) for reader, parts in hardware.indicators.items()}
         self.inputs = list(hardware.inputs)
         self.readers = list(hardware.readers)
+        self._card_keys = hardware.card_keys
         self.inbox = network.inbox
         self.events = network.inbox.events
         self.remote = network.remote
@@ -257,7 +267,7 @@ class Agent:
             self.remote.close()
         except Exception:  # a stuck snapshot worker must not keep the relays energised
             log.exception("closing %r failed", self.remote)
-        for part in [*self.readers, *self.inputs]:
+        for part in [*self.readers, *self.inputs, *filter(None, [self._card_keys])]:
             try:
                 part.close()
             except Exception:  # one broken part must not keep the relays energised

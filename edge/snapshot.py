@@ -5,7 +5,10 @@
      "body": base64(zlib(JSON body)), "signature": base64(Ed25519 over the signed fields)}
 
 The body holds the access policy, the credentials (by card reference, never names or raw
-card ids) and the deny list. Provisioning builds and signs; devices verify and apply.
+card ids) and the deny list. A credential of a card that proves itself (FeliCa Lite-S,
+DESFire) carries its profile and the one key this device checks it with, diversified for
+that card; the site's master key never leaves provisioning. Provisioning builds and signs;
+devices verify and apply.
 """
 
 from __future__ import annotations
@@ -15,14 +18,14 @@ import binascii
 import json
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edge.core.clock import utc_text
-from edge.core.credentials import Credential, DenyReason
+from edge.core.credentials import CardProfile, Credential, DenyReason
 from edge.core.policy import AccessPolicy
 from edge.core.schedule import ScheduleError
 from edge.errors import EdgeError
@@ -48,6 +51,7 @@ class Snapshot:
     policy: AccessPolicy
     credentials: tuple[Credential, ...]
     deny: Mapping[str, DenyReason]
+    card_keys: Mapping[str, bytes] = field(default_factory=dict)  # ref -> key, never logged
 
     def __repr__(self) -> str:
         return (
@@ -73,13 +77,13 @@ def build(
     credentials: Iterable[Credential],
     deny: Mapping[str, DenyReason],
     issued_at: datetime | None = None,
+    card_keys: Mapping[str, bytes] | None = None,
 ) -> bytes:
     """Return a signed snapshot as UTF-8 JSON bytes (provisioning's side)."""
+    keys = card_keys or {}
     body = {
         "policy": policy_to_json(policy),
-        "credentials": [
-            [c.ref, sorted(c.groups), _iso(c.valid_from), _iso(c.valid_until)] for c in credentials
-        ],
+        "credentials": [_row(c, keys.get(c.ref)) for c in credentials],
         "deny": sorted([ref, str(reason)] for ref, reason in deny.items()),
     }
     raw = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
@@ -137,10 +141,9 @@ def parse(data: bytes, public: Ed25519PublicKey, *, site: str, device: str) -> S
     body = _inflate(envelope["body"])
     try:
         issued_at = datetime.fromisoformat(str(envelope["issued_at"]).replace("Z", "+00:00"))
-        credentials = tuple(
-            Credential(str(ref), frozenset(map(str, groups)), _dt(vf), _dt(vu))
-            for ref, groups, vf, vu in body["credentials"]
-        )
+        rows = [_credential(row) for row in body["credentials"]]
+        credentials = tuple(credential for credential, _ in rows)
+        card_keys = {c.ref: key for c, key in rows if key is not None}
         deny = {str(ref): DenyReason(reason) for ref, reason in body["deny"]}
         policy = policy_from_json(body["policy"])
     except (KeyError, TypeError, ValueError, ScheduleError) as exc:
@@ -159,7 +162,28 @@ def parse(data: bytes, public: Ed25519PublicKey, *, site: str, device: str) -> S
         policy,
         credentials,
         deny,
+        card_keys,
     )
+
+
+def _row(credential: Credential, key: bytes | None) -> list[Any]:
+    c = credential
+    row: list[Any] = [c.ref, sorted(c.groups), _iso(c.valid_from), _iso(c.valid_until)]
+    if c.profile.proves:
+        row += [str(c.profile), key.hex() if key is not None else None]
+    return row
+
+
+def _credential(row: object) -> tuple[Credential, bytes | None]:
+    """Read one credential row: [ref, groups, from, until] or with [profile, key hex] after."""
+    if not isinstance(row, list) or len(row) not in (4, 6):
+        raise ValueError("a credential is [ref, groups, valid_from, valid_until, profile?, key?]")
+    ref, groups, vf, vu = row[:4]
+    profile = CardProfile(row[4]) if len(row) == 6 else CardProfile.UID
+    key = bytes.fromhex(row[5]) if len(row) == 6 and row[5] is not None else None
+    if key is not None and len(key) != 16:
+        raise ValueError(f"card key of {str(ref)[:8]}… must be 16 bytes")
+    return Credential(str(ref), frozenset(map(str, groups)), _dt(vf), _dt(vu), profile), key
 
 
 def _inflate(text: object) -> dict[str, Any]:

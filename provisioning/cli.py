@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from edge.errors import EdgeError
-from edge.store.database import write_transaction
+from edge.store.connection import write_transaction
 from firmware_config.fields import check_slug, check_timezone, check_topic_root
 from provisioning import broker
 from provisioning.ca import make_ca

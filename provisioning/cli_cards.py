@@ -9,6 +9,7 @@ import click
 from edge.errors import EdgeError
 from edge.keys import read_card_key
 from edge.text import terminal
+from provisioning.card_keys import load_master
 from provisioning.hr_text import ENCODINGS
 from provisioning.keys import SiteKeys
 from provisioning.options import site_dir
@@ -72,11 +73,12 @@ def _import(
     try:
         site_row = registry.site()
         card_key = read_card_key(SiteKeys(directory / "keys").card_key)
+        master = load_master(SiteKeys(directory / "keys"))
         text, used = decode(_read(csv_file), encoding)
     except (EdgeError, ValueError, OSError) as error:
         click.echo(terminal(f"cards import refused: {error}"), err=True)
         ctx.exit(2)
-    rows, problems = parse_staff(text, card_key, site_row["timezone"])
+    rows, problems = parse_staff(text, card_key, site_row["timezone"], master)
     owners = card_owners(registry, [r.card_ref for r in rows])
     clashing = [r for r in rows if owners.get(r.card_ref, r.staff_no) != r.staff_no]
     problems += [

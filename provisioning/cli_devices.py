@@ -11,7 +11,7 @@ from edge.errors import EdgeError
 from edge.link.mqtt import publish_and_watch
 from edge.link.topics import status as status_topic
 from edge.link.topics import status_filter
-from edge.store.database import write_transaction
+from edge.store.connection import write_transaction
 from edge.text import terminal, terminal_lines
 from firmware_config.fields import check_slug
 from firmware_config.model import MqttConfig

@@ -23,6 +23,7 @@ from provisioning.rules import (
     add_rule,
     add_schedule,
     set_anti_passback,
+    set_authenticated_groups,
     set_closure_days,
     set_override_groups,
 )
@@ -85,6 +86,18 @@ def rules_override(groups: tuple[str, ...], directory: Path) -> None:
     """Set the groups that pass through a lockdown (security staff)."""
     set_override_groups(Registry(directory / "registry.db"), list(groups))
     click.echo(f"lockdown override groups: {', '.join(groups)}")
+
+
+@rules.command("require-proof")
+@click.argument("groups", nargs=-1)
+@site_dir
+def rules_require_proof(groups: tuple[str, ...], directory: Path) -> None:
+    """Set the groups whose cards must prove themselves (Lite-S, DESFire) at every door.
+
+    With no group, no group needs it (a card enrolled as proving always does).
+    """
+    set_authenticated_groups(Registry(directory / "registry.db"), list(groups))
+    click.echo(f"groups that need proven cards: {', '.join(groups) or '(none)'}")
 
 
 @rules.command("closure")

@@ -22,12 +22,13 @@ COLUMNS: Final = (
     "valid_from",
     "valid_until",
 )
+OPTIONAL: Final = ("card_profile",)  # uid (default), lite-s or desfire
 MAX_FIELD: Final = 200
 """Most characters in one field; `groups` may hold up to MAX_GROUPS_FIELD."""
 MAX_GROUPS_FIELD: Final = 1000
 _HIDDEN_CATEGORIES: Final = frozenset({"Cc", "Cs", "Co"})
 _BIDI: Final = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_COLUMNS_TEXT: Final = ",".join(COLUMNS)
+_COLUMNS_TEXT: Final = ",".join(COLUMNS) + " (and optionally " + ",".join(OPTIONAL) + ")"
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def header_problems(header: list[str] | None) -> list[RowProblem]:
             )
         ]
     names = [fold(name).lower() for name in header]
-    known = [name for name in names if name in COLUMNS]
+    known = [name for name in names if name in COLUMNS or name in OPTIONAL]
     if not known:
         # Not a header at all: most likely the first staff row. Show nothing of it.
         return [
@@ -77,7 +78,7 @@ def header_problems(header: list[str] | None) -> list[RowProblem]:
         ]
     problems = []
     for number, name in enumerate(names, start=1):
-        if name not in COLUMNS:
+        if name not in COLUMNS and name not in OPTIONAL:
             problems.append(
                 RowProblem(
                     1,

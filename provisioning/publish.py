@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from edge.core.credentials import Credential, DenyReason
+from edge.core.credentials import CardProfile, Credential, DenyReason
 from edge.snapshot import build
-from edge.store.database import write_transaction
+from edge.store.connection import write_transaction
 from firmware_config.loader import load_config
+from provisioning.card_keys import device_key
 from provisioning.keys import SiteKeys
 from provisioning.registry import Registry
 from provisioning.rules import policy_for
@@ -60,20 +61,36 @@ def build_all(registry: Registry, site_dir: Path, devices: list[str] | None = No
         policy = policy_for(registry, {d.id for d in config.doors}, version, zones)
         wanted = {r.group for r in policy.rules} | set(policy.override_groups)
         credentials = []
-        for ref, groups_json, valid_from, valid_until in registry.db.execute(
-            "SELECT c.card_ref, p.groups, p.valid_from, p.valid_until FROM cards c "
-            "JOIN people p ON p.staff_no = c.staff_no WHERE c.status = 'active'"
+        card_keys: dict[str, bytes] = {}
+        for (
+            ref,
+            groups_json,
+            valid_from,
+            valid_until,
+            profile_text,
+            keys_json,
+        ) in registry.db.execute(
+            "SELECT c.card_ref, p.groups, p.valid_from, p.valid_until, c.profile, c.card_keys "
+            "FROM cards c JOIN people p ON p.staff_no = c.staff_no WHERE c.status = 'active'"
         ):
             groups = frozenset(json.loads(groups_json)) & wanted
-            if groups:
-                credentials.append(
-                    Credential(
-                        ref,
-                        groups,
-                        datetime.fromisoformat(valid_from) if valid_from else None,
-                        datetime.fromisoformat(valid_until) if valid_until else None,
-                    )
+            if not groups:
+                continue
+            profile = CardProfile(profile_text)
+            credentials.append(
+                Credential(
+                    ref,
+                    groups,
+                    datetime.fromisoformat(valid_from) if valid_from else None,
+                    datetime.fromisoformat(valid_until) if valid_until else None,
+                    profile,
                 )
+            )
+            # Only the key this device checks the card with: never the master, never the
+            # keys of other kinds of door (a sensor node has no readers and gets none).
+            key = device_key(profile, json.loads(keys_json or "{}"), config.device.role)
+            if key is not None and config.readers:
+                card_keys[ref] = key
         data = build(
             private,
             site=site["slug"],
@@ -83,6 +100,7 @@ def build_all(registry: Registry, site_dir: Path, devices: list[str] | None = No
             credentials=credentials,
             deny=deny,
             issued_at=now,
+            card_keys=card_keys,
         )
         built.append(Built(device, version, len(credentials), data))
     with write_transaction(registry.db) as db:

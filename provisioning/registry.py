@@ -11,7 +11,7 @@ from typing import Any
 from sqlite_utils import Database, Migrations
 
 from edge.errors import EdgeError
-from edge.store.database import write_transaction
+from edge.store.connection import write_transaction
 
 migrations = Migrations("edge-provision")
 
@@ -212,10 +212,20 @@ def import_people(registry: Registry, rows: list[Any], source: str) -> int:
                 ],
             )
             db.execute(
-                "INSERT INTO cards (card_ref, staff_no, technology, status, updated_at) "
-                "VALUES (?, ?, ?, 'active', ?) ON CONFLICT(card_ref) DO UPDATE SET "
-                "updated_at = excluded.updated_at",
-                [row.card_ref, row.staff_no, row.technology, now],
+                "INSERT INTO cards (card_ref, staff_no, technology, status, updated_at, profile, "
+                "card_keys) VALUES (?, ?, ?, 'active', ?, ?, ?) ON CONFLICT(card_ref) DO UPDATE "
+                "SET updated_at = excluded.updated_at, profile = excluded.profile, "
+                "card_keys = excluded.card_keys",
+                [
+                    row.card_ref,
+                    row.staff_no,
+                    row.technology,
+                    now,
+                    row.profile,
+                    json.dumps({k: v.hex() for k, v in row.card_keys.items()})
+                    if row.card_keys
+                    else None,
+                ],
             )
         registry.record(db, "cards import", source=source, people=len(rows))
     return len(rows)
@@ -230,6 +240,13 @@ def rules_publish(db: Database) -> None:
     db.table("published").create(
         {"device": str, "version": int, "published_at": str, "cards": int}, pk="device"
     )
+
+
+@migrations(name="0005_card_profiles")
+def card_profiles(db: Database) -> None:
+    """Keep what each card can prove and its diversified keys (by slot), never its raw id."""
+    db.table("cards").add_column("profile", str, not_null_default="uid")
+    db.table("cards").add_column("card_keys", str)
 
 
 def set_card_status(registry: Registry, staff_no: str, status: str) -> int:

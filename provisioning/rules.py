@@ -9,7 +9,7 @@ from typing import Any
 from edge.core.policy import AccessPolicy
 from edge.core.schedule import ClosureDays, TimeRange
 from edge.policy_json import policy_from_json
-from edge.store.database import write_transaction
+from edge.store.connection import write_transaction
 from provisioning.registry import Registry
 
 DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
@@ -68,13 +68,22 @@ def add_rule(registry: Registry, group: str, doors: list[str], schedule: str) ->
 
 def set_override_groups(registry: Registry, groups: list[str]) -> None:
     """Set the groups that pass through a lockdown (security staff)."""
+    _set_groups(registry, "override_groups", "override groups", groups)
+
+
+def set_authenticated_groups(registry: Registry, groups: list[str]) -> None:
+    """Set the groups whose cards must prove themselves at every door (none: an empty list)."""
+    _set_groups(registry, "authenticated_groups", "authenticated groups", groups)
+
+
+def _set_groups(registry: Registry, key: str, action: str, groups: list[str]) -> None:
     with write_transaction(registry.db) as db:
         db.execute(
-            "INSERT INTO settings (key, value) VALUES ('override_groups', ?) "
+            "INSERT INTO settings (key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [json.dumps(sorted(groups))],
+            [key, json.dumps(sorted(groups))],
         )
-        registry.record(db, "override groups", groups=sorted(groups))
+        registry.record(db, action, groups=sorted(groups))
 
 
 def _setting(registry: Registry, key: str, default: Any) -> Any:
@@ -132,6 +141,7 @@ def policy_for(
             },
             "rules": rules,
             "override_groups": json.loads(row[0]) if row else [],
+            "authenticated_groups": _setting(registry, "authenticated_groups", []),
             "closure_days": _setting(registry, "closure_days", []),
             "anti_passback": {
                 z: body

@@ -2,6 +2,8 @@
 
 Columns (a header row names them, in any order):
     staff_no, name, department, card_tech, card_id, groups, valid_from, valid_until
+and optionally card_profile: uid (the default: the card's id alone), lite-s (a FeliCa Lite-S
+card personalised with its key) or desfire (a DESFire EV2 card with the staff application).
 `groups` is separated by `;`; dates are YYYY-MM-DD in the site's time zone, `valid_until`
 inclusive (the card works to the end of that day); empty dates mean no limit.
 
@@ -16,13 +18,16 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from edge.cardref import TECHNOLOGIES, CardIdError, card_reference, normalise
+from edge.core.credentials import CardProfile
 from edge.text import terminal
+from provisioning.card_keys import keys_for
 from provisioning.hr_shape import (
     COLUMNS,
     RowProblem,
@@ -68,6 +73,8 @@ class StaffRow:
     groups: tuple[str, ...]
     valid_from: datetime | None
     valid_until: datetime | None
+    profile: str = "uid"
+    card_keys: Mapping[str, bytes] = field(default_factory=dict, repr=False)  # by slot
 
 
 def mask(card_id: str) -> str:
@@ -89,8 +96,14 @@ def unquoted(value: str) -> str:
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
 
 
-def parse(text: str, site_key: bytes, timezone: str) -> tuple[list[StaffRow], list[RowProblem]]:
-    """Validate every row; return the good rows and every problem (the file is judged whole)."""
+def parse(
+    text: str, site_key: bytes, timezone: str, master: bytes | None = None
+) -> tuple[list[StaffRow], list[RowProblem]]:
+    """Validate every row; return the good rows and every problem (the file is judged whole).
+
+    `master` (the site's card master key) derives the keys of proving cards; without it a
+    row with a card_profile other than uid is a problem.
+    """
     tz = ZoneInfo(timezone)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
@@ -124,6 +137,10 @@ def parse(text: str, site_key: bytes, timezone: str) -> tuple[list[StaffRow], li
             problems += shape_problems
             continue
         row, row_problems = _row(line, raw, site_key, tz, seen_staff, seen_cards)
+        if row is not None:
+            row = _with_profile(row, raw, master, row_problems)
+            if row_problems:
+                row = None
         if row is None:
             problems += row_problems
             continue
@@ -195,6 +212,35 @@ def _row(
         datetime.combine(valid_from, time(0), tz) if valid_from else None,
         datetime.combine(valid_until + timedelta(days=1), time(0), tz) if valid_until else None,
     ), []
+
+
+def _with_profile(
+    row: StaffRow, raw: dict[str, str], master: bytes | None, problems: list[RowProblem]
+) -> StaffRow:
+    """Return the row with its card's profile and keys, or add a problem."""
+    text = fold(raw.get("card_profile", "").strip()).lower() or "uid"
+    try:
+        profile = CardProfile(text)
+    except ValueError:
+        problems.append(
+            RowProblem(row.line, "card_profile", shown(text), "use uid, lite-s or desfire")
+        )
+        return row
+    if not profile.proves:
+        return row
+    if master is None:
+        problems.append(
+            RowProblem(row.line, "card_profile", text, "proving cards need the site's master key")
+        )
+        return row
+    try:
+        normalised = normalise(row.technology, fold(raw.get("card_id", "").strip()))
+        card_id = bytes.fromhex(normalised.split(":", 1)[1])
+        keys = keys_for(profile, row.technology, card_id, master)
+    except (ValueError, CardIdError) as exc:
+        problems.append(RowProblem(row.line, "card_profile", text, str(exc)))
+        return row
+    return replace(row, profile=str(profile), card_keys=keys)
 
 
 def _card(

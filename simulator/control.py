@@ -24,10 +24,10 @@ from gpiozero.pins.mock import MockFactory
 from edge.core.events import Event, Tick
 from edge.core.outputs import EventKind, Output, Record
 from edge.link.messages import InboundMessage, SnapshotResult
-from edge.ports import CardReader, CardReferencer
+from edge.ports import CardKeys, CardReader, CardReferencer
 from edge.runtime import Agent
 from edge.store import outbox
-from edge.store.database import connect
+from edge.store.connection import connect
 from firmware_config.model import DeviceConfig, ReaderConfig
 from simulator.clock import FakeClock
 from simulator.pins import assert_input
@@ -133,9 +133,11 @@ class Control:
             return time.monotonic()
         return self.clock.now().mono - SIM_MONO
 
-    def reader_factory(self, config: ReaderConfig, referencer: CardReferencer) -> CardReader:
+    def reader_factory(
+        self, config: ReaderConfig, referencer: CardReferencer, card_keys: CardKeys
+    ) -> CardReader:
         monotonic = None if self.clock is None else self._mono
-        reader = SimCardReader(config.id, referencer, config.debounce_s, monotonic)
+        reader = SimCardReader(config.id, referencer, config.debounce_s, monotonic, card_keys)
         self.readers[config.id] = reader
         return reader
 

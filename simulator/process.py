@@ -26,7 +26,8 @@ class AgentProcess:
     """`python -m simulator.agent` as a subprocess, steered over its control socket.
 
     With `start`, the agent runs on a stepped clock beginning `at` seconds after `start`;
-    requests carrying `at` move it on.
+    requests carrying `at` move it on. `python` is the interpreter to run it with (a
+    benchmark passes one whose environment holds only the agent's dependencies).
     """
 
     def __init__(
@@ -39,6 +40,7 @@ class AgentProcess:
         ready_timeout: float = 30.0,
         log_level: str = "info",
         wait: bool = True,
+        python: str = sys.executable,
     ) -> None:
         self.config = config
         self.socket_path = home / "control.sock"
@@ -46,7 +48,7 @@ class AgentProcess:
         self.socket_path.unlink(missing_ok=True)
         self._log = self.log_path.open("ab")
         command = [
-            sys.executable,
+            python,
             "-m",
             "simulator.agent",
             "--config",

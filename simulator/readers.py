@@ -7,6 +7,7 @@ and read its history.
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from edge.core.events import CardPresented, ReaderStatusChanged
 from edge.errors import ClosedError
-from edge.ports import CardReferencer, Emit
+from edge.ports import CardKeys, CardReferencer, Emit
 from edge.readers.debounce import TapDebouncer
 
 
@@ -36,9 +37,11 @@ class SimCardReader:
         referencer: CardReferencer,
         debounce_s: float = 1.5,
         monotonic: Callable[[], float] | None = None,
+        card_keys: CardKeys | None = None,
     ) -> None:
         self._id = reader_id
         self._referencer = referencer
+        self._card_keys = card_keys
         self._debounce = TapDebouncer(debounce_s)
         self._monotonic = monotonic or time.monotonic
         self._emit: Emit | None = None
@@ -62,10 +65,23 @@ class SimCardReader:
         self._emit = emit
 
     def tap(
-        self, technology: str, card_id: str, authenticated: bool = False
+        self,
+        technology: str,
+        card_id: str,
+        authenticated: bool = False,
+        *,
+        key: bytes | None = None,
     ) -> CardPresented | None:
-        """Present a card and take it away; return the event emitted (None if merged)."""
-        return self.tap_ref(self._referencer(technology, card_id), authenticated)
+        """Present a card and take it away; return the event emitted (None if merged).
+
+        A card holding `key` proves itself the way a Lite-S or DESFire card does: the read
+        is authenticated when the device's key for that card is the same key.
+        """
+        ref = self._referencer(technology, card_id)
+        if key is not None and self._card_keys is not None:
+            expected = self._card_keys(ref)
+            authenticated = expected is not None and hmac.compare_digest(expected, key)
+        return self.tap_ref(ref, authenticated)
 
     def tap_ref(self, ref: str, authenticated: bool = False) -> CardPresented | None:
         """Present a card known only by its reference (as a clone of it would read)."""

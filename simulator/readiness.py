@@ -38,14 +38,18 @@ def wait_for_output(
 
 
 def keep_draining(stream: IO[bytes], copy_to: BinaryIO | None = None) -> threading.Thread:
-    """Go on reading a child's output on a thread, so a chatty child never blocks."""
+    """Go on reading a child's output on a thread, so a chatty child never blocks.
+
+    The thread owns `stream` from here on and closes it at the end of the output.
+    """
 
     def drain() -> None:
-        fd = stream.fileno()
-        while chunk := os.read(fd, 65536):
-            if copy_to is not None:
-                copy_to.write(chunk)
-                copy_to.flush()
+        with stream:
+            fd = stream.fileno()
+            while chunk := os.read(fd, 65536):
+                if copy_to is not None:
+                    copy_to.write(chunk)
+                    copy_to.flush()
 
     thread = threading.Thread(target=drain, daemon=True, name="drain-output")
     thread.start()

@@ -3,8 +3,36 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+
+from tests.services import DESCRIPTION, Guard, mark_users_of_service_fixtures
+
+GUARD = Guard()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", DESCRIPTION)
+    GUARD.install()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark_users_of_service_fixtures(items)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    GUARD.uninstall()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Know which test runs, fixtures included, so the guard can name it."""
+    GUARD.item = item
+    try:
+        return (yield)
+    finally:
+        GUARD.item = None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

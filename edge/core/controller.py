@@ -177,6 +177,7 @@ class Controller:
         ]
         for flagged, alarm in (
             (decision.lost_card, "lost_card_used"),
+            (decision.clone_suspected, "clone_suspected"),
             (decision.passback_violation, "anti_passback_violation"),
         ):
             if flagged:

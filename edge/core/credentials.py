@@ -20,6 +20,19 @@ class DenyReason(StrEnum):
     LOST = "lost"  # revoked and flagged: a tap raises an alarm
 
 
+class CardProfile(StrEnum):
+    """What a card can prove: nothing beyond its id, or a key through its protocol."""
+
+    UID = "uid"  # the id alone; any phone reads it and any emulator replays it
+    LITE_S = "lite-s"  # FeliCa Lite-S: a MAC with its diversified card key
+    DESFIRE = "desfire"  # MIFARE DESFire EV2: AES mutual authentication, MACed file
+
+    @property
+    def proves(self) -> bool:
+        """True if a read of this card can be cryptographically proven."""
+        return self is not CardProfile.UID
+
+
 @dataclass(frozen=True, slots=True)
 class Credential:
     """A card's rights: its groups and the period it is valid (`valid_until` exclusive)."""
@@ -28,6 +41,8 @@ class Credential:
     groups: frozenset[str]
     valid_from: datetime | None = None
     valid_until: datetime | None = None
+    # A card enrolled as able to prove itself is never admitted on its id alone.
+    profile: CardProfile = CardProfile.UID
 
 
 class CredentialStore(Protocol):

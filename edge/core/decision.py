@@ -18,7 +18,8 @@ class Reason(StrEnum):
     GRANTED = "granted"
     REVOKED = "revoked"  # on the deny list (revoked or lost)
     UNKNOWN_CARD = "unknown_card"  # not enrolled for this device
-    CARD_NOT_AUTHENTICATED = "card_not_authenticated"  # door requires a proven card read
+    # The door, one of the card's groups or the card itself requires a proven read.
+    CARD_NOT_AUTHENTICATED = "card_not_authenticated"
     NOT_YET_VALID = "not_yet_valid"
     EXPIRED = "expired"
     LOCKDOWN = "lockdown"  # locked down and the card is in no override group
@@ -47,6 +48,9 @@ class Decision:
     granted: bool
     reason: Reason
     lost_card: bool = False  # a card reported lost was used: raise an alarm
+    # A card enrolled as able to prove itself was read without a proof: its id is being
+    # presented by something that does not hold its key (a copy, an emulator).
+    clone_suspected: bool = False
     override: bool = False  # granted through lockdown by an override group
     passback_violation: bool = False  # soft anti-passback: granted, but recorded
 
@@ -68,8 +72,13 @@ def decide(
     credential = credentials.find(request.card_ref)
     if credential is None:
         return Decision(False, Reason.UNKNOWN_CARD)
-    if request.security is CardSecurity.AUTHENTICATED and not request.authenticated:
-        return Decision(False, Reason.CARD_NOT_AUTHENTICATED)
+    if not request.authenticated:
+        if credential.profile.proves:
+            return Decision(False, Reason.CARD_NOT_AUTHENTICATED, clone_suspected=True)
+        if request.security is CardSecurity.AUTHENTICATED or (
+            credential.groups & policy.authenticated_groups
+        ):
+            return Decision(False, Reason.CARD_NOT_AUTHENTICATED)
     if credential.valid_from is not None and utc < credential.valid_from:
         return Decision(False, Reason.NOT_YET_VALID)
     if credential.valid_until is not None and utc >= credential.valid_until:

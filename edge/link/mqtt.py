@@ -36,7 +36,7 @@ from edge.link import topics
 from edge.link.messages import InboundMessage, safe_correlation, safe_response_topic
 from edge.link.payloads import MAX_COMMAND_BYTES
 from edge.store import outbox
-from edge.store.database import connect, write_transaction
+from edge.store.connection import connect, write_transaction
 from firmware_config.model import MqttConfig
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from edge.core.credentials import Credential, DenyReason
+from edge.core.credentials import CardProfile, Credential, DenyReason
 from edge.core.policy import AccessPolicy
 from edge.policy_json import policy_from_json, policy_to_json
 from edge.snapshot import Snapshot, SnapshotError
@@ -28,16 +28,17 @@ class SqliteCredentials:
     def find(self, ref: str) -> Credential | None:
         """Return the card's credential, or None."""
         row = self._db.execute(
-            "SELECT groups, valid_from, valid_until FROM credentials WHERE ref = ?", [ref]
+            "SELECT groups, valid_from, valid_until, profile FROM credentials WHERE ref = ?", [ref]
         ).fetchone()
         if row is None:
             return None
-        groups, valid_from, valid_until = row
+        groups, valid_from, valid_until, profile = row
         return Credential(
             ref,
             frozenset(json.loads(groups)),
             datetime.fromisoformat(valid_from) if valid_from else None,
             datetime.fromisoformat(valid_until) if valid_until else None,
+            CardProfile(profile),
         )
 
     def denied(self, ref: str) -> DenyReason | None:
@@ -83,7 +84,7 @@ class SqliteCredentials:
                 "this device has applied; a replayed or misdirected snapshot is refused"
             )
         guard.raise_to(self._db, guard.Guard(credentials_version=snapshot.version))
-        self.replace(snapshot.policy, snapshot.credentials, snapshot.deny)
+        self.replace(snapshot.policy, snapshot.credentials, snapshot.deny, snapshot.card_keys)
         meta = {
             "version": snapshot.version,
             "issued_at": snapshot.issued_at.isoformat(),
@@ -102,19 +103,24 @@ class SqliteCredentials:
         policy: AccessPolicy,
         credentials: Iterable[Credential],
         deny: Mapping[str, DenyReason],
+        card_keys: Mapping[str, bytes] | None = None,
     ) -> None:
         """Replace policy, credentials and deny list together; call inside a transaction."""
         db = self._db
+        keys = card_keys or {}
         db.execute("DELETE FROM credentials")
         db.execute("DELETE FROM deny")
         db.conn.executemany(
-            "INSERT INTO credentials (ref, groups, valid_from, valid_until) VALUES (?, ?, ?, ?)",
+            "INSERT INTO credentials (ref, groups, valid_from, valid_until, profile, card_key) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             (
                 (
                     c.ref,
                     json.dumps(sorted(c.groups)),
                     c.valid_from.isoformat() if c.valid_from else None,
                     c.valid_until.isoformat() if c.valid_until else None,
+                    str(c.profile),
+                    keys[c.ref].hex() if c.ref in keys else None,
                 )
                 for c in credentials
             ),

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from edge.store.connection import connect
+
 log = logging.getLogger(__name__)
 
 # The rules the mark enforces (edge.commands checks commands by them).
@@ -173,16 +175,16 @@ def read_damaged(path: Path) -> Guard:
         (2, "SELECT expires_at FROM nonces"),
     ]
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = connect(path, read_only=True)
     except sqlite3.Error:
         return Guard()
     try:
         for index, sql in queries:
             with contextlib.suppress(sqlite3.Error):
-                for (value,) in conn.execute(sql).fetchall():
+                for (value,) in db.execute(sql).fetchall():
                     values[index] = max(values[index], _number(value))
     finally:
-        conn.close()
+        db.close()
     return Guard(*values)
 
 

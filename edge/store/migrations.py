@@ -74,3 +74,10 @@ def rollback_guard(db: Database) -> None:
     db.execute("DELETE FROM device_state WHERE key = 'clock_hwm'")
     if version or mark or latest:
         write_row(db, Guard(int(version), mark, latest))
+
+
+@migrations(name="0005_card_profiles")
+def card_profiles(db: Database) -> None:
+    """Keep what each card can prove and the key this device checks it with."""
+    db.table("credentials").add_column("profile", str, not_null_default="uid")
+    db.table("credentials").add_column("card_key", str)

@@ -33,6 +33,8 @@ from tests.console.commands import edge_console
 from tests.console.test_claims import provision
 from tests.console.test_log import event, tamper
 
+pytestmark = pytest.mark.services  # starts mosquitto, pcscd, an emulated card or a building
+
 ROOT = Path(__file__).resolve().parents[2]
 SITE = "test-hall"
 GATES = ("gate-1", "gate-2")

@@ -44,6 +44,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, set[str]]
     return run / "console" / "log.db", run / "site" / "registry.db", inside
 
 
+@pytest.mark.services  # plays a simulated day
 def test_muster_lists_exactly_who_is_inside(day: tuple[Path, Path, set[str]]) -> None:
     log, registry, inside = day
     result = edge_console("muster", "--db", str(log), "--registry", str(registry))
@@ -54,6 +55,7 @@ def test_muster_lists_exactly_who_is_inside(day: tuple[Path, Path, set[str]]) ->
     assert not {w for w in listed if w.startswith("K2") and len(w) == 6} - inside
 
 
+@pytest.mark.services  # plays a simulated day
 def test_log_search_by_person_door_and_result(day: tuple[Path, Path, set[str]]) -> None:
     log, registry, inside = day
     someone = sorted(inside)[0]
@@ -65,6 +67,7 @@ def test_log_search_by_person_door_and_result(day: tuple[Path, Path, set[str]]) 
     assert "alarm/door_forced" in forced.stdout
 
 
+@pytest.mark.services  # plays a simulated day
 def test_export_writes_csv_and_is_audited(day: tuple[Path, Path, set[str]], tmp_path: Path) -> None:
     log, registry, _ = day
     out = tmp_path / "denied.csv"
@@ -89,6 +92,7 @@ def test_export_writes_csv_and_is_audited(day: tuple[Path, Path, set[str]], tmp_
     assert ("manager1", "export") in audit
 
 
+@pytest.mark.services  # plays a simulated day
 def test_verify_finds_an_edited_a_deleted_and_a_swapped_row(
     day: tuple[Path, Path, set[str]], tmp_path: Path
 ) -> None:
@@ -119,6 +123,7 @@ def test_verify_finds_an_edited_a_deleted_and_a_swapped_row(
         assert "TAMPERED" in result.stdout
 
 
+@pytest.mark.services  # plays a simulated day
 def test_a_log_rewritten_from_start_to_end_fails_its_anchor(
     day: tuple[Path, Path, set[str]], tmp_path: Path
 ) -> None:

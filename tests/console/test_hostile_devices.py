@@ -35,6 +35,8 @@ from tests.broker import Subscriber
 
 from .web_fixtures import LiveSite, live_site, login
 
+pytestmark = pytest.mark.services  # starts mosquitto, pcscd, an emulated card or a building
+
 DAY = Scenario.model_validate(
     {"date": "2026-12-01", "start": clock(7, 45), "end": clock(9, 15), "seed": 23}
 )

@@ -127,10 +127,18 @@ class Client:
             conn.close()
 
     def open_stream(self, path: str) -> http.client.HTTPResponse:
-        """Start a GET whose body is read as it comes (Server-Sent Events)."""
+        """Start a GET whose body is read as it comes (Server-Sent Events); close it after.
+
+        The connection lets go of its socket at once: closing a socket with a file still
+        open on it (the response's) leaves the connection up until that file closes.
+        """
         conn = self.connect()
         conn.request("GET", path, headers=self._headers(None))
-        return conn.getresponse()
+        response = conn.getresponse()
+        sock, conn.sock = conn.sock, None
+        if sock is not None:
+            sock.close()
+        return response
 
     def connect(self) -> http.client.HTTPConnection:
         where = urlsplit(self.url)

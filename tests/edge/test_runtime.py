@@ -41,7 +41,7 @@ class Running:
         self.readers: dict[str, SimCardReader] = {}
         config = load_config(device.config)
 
-        def reader_factory(cfg, referencer):  # type: ignore[no-untyped-def]
+        def reader_factory(cfg, referencer, card_keys):  # type: ignore[no-untyped-def]
             reader = SimCardReader(cfg.id, referencer, cfg.debounce_s)
             self.readers[cfg.id] = reader
             return reader

@@ -6,6 +6,7 @@ import base64
 import json
 import zlib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -13,9 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import edge.snapshot as module
-from edge.core.credentials import Credential, DenyReason
+from edge.core.credentials import CardProfile, Credential, DenyReason
 from edge.core.policy import AccessPolicy, Rule
 from edge.snapshot import SnapshotError, _signed_bytes, build, parse
+from edge.store import Store
+from edge.store.card_keys import CardKeyLookup
+from edge.store.credentials import SqliteCredentials
 
 from .agent_fixtures import CREDENTIALS_KEY
 
@@ -156,3 +160,72 @@ def test_a_signed_but_malformed_body_is_refused_cleanly(body: object) -> None:
     envelope["signature"] = base64.b64encode(CREDENTIALS_KEY.sign(_signed_bytes(envelope))).decode()
     with pytest.raises(SnapshotError):
         read(json.dumps(envelope).encode())
+
+
+def test_proving_cards_carry_their_profile_and_this_devices_key_and_apply_to_the_store(
+    tmp_path: Path,
+) -> None:
+    lite = Credential("d" * 64, frozenset({"staff"}), profile=CardProfile.LITE_S)
+    desfire = Credential("e" * 64, frozenset({"security"}), profile=CardProfile.DESFIRE)
+    keys = {lite.ref: bytes(range(16)), desfire.ref: bytes(range(16, 32))}
+    data = build(
+        CREDENTIALS_KEY,
+        site="kamakura-city-hall",
+        device="gate-1f-east",
+        version=4,
+        policy=POLICY,
+        credentials=[*CARDS, lite, desfire],
+        deny={},
+        card_keys={**keys, CARDS[0].ref: b"\xff" * 16},  # an id-only card gets no key
+    )
+    parsed = parse(data, PUBLIC, site="kamakura-city-hall", device="gate-1f-east")
+    assert set(parsed.credentials) == {*CARDS, lite, desfire}
+    assert dict(parsed.card_keys) == keys
+    assert keys[lite.ref].hex() not in repr(parsed)
+    store = Store(tmp_path / "edge.db")
+    try:
+        credentials = SqliteCredentials(store.db)
+        with store.transaction():
+            credentials.apply(parsed, datetime.now(UTC))
+        found = credentials.find(lite.ref)
+        assert found is not None
+        assert found.profile is CardProfile.LITE_S
+        lookup = CardKeyLookup(tmp_path / "edge.db")
+        try:
+            assert lookup(lite.ref) == keys[lite.ref]
+            assert lookup(desfire.ref) == keys[desfire.ref]
+            assert lookup(CARDS[0].ref) is None
+            assert lookup("f" * 64) is None
+        finally:
+            lookup.close()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("row", "words"),
+    [
+        (["a" * 64, ["staff"], None, None, "lite-s", "00"], "must be 16 bytes"),
+        (["a" * 64, ["staff"], None, None, "magstripe", None], "magstripe"),
+        (["a" * 64, ["staff"], None, None, "lite-s"], "profile?, key?"),
+        (["a" * 64, ["staff"], None, None, "desfire", "zz" * 16], "malformed"),
+    ],
+)
+def test_a_bad_proving_card_row_is_refused_without_showing_a_key(
+    row: list[object], words: str
+) -> None:
+    body = {"policy": {}, "credentials": [row], "deny": []}
+    raw = base64.b64encode(zlib.compress(json.dumps(body).encode())).decode()
+    envelope = {
+        "format": module.FORMAT,
+        "site": "kamakura-city-hall",
+        "device": "gate-1f-east",
+        "version": 5,
+        "issued_at": "2026-12-01T00:00:00.000Z",
+        "body": raw,
+    }
+    envelope["signature"] = base64.b64encode(CREDENTIALS_KEY.sign(_signed_bytes(envelope))).decode()
+    with pytest.raises(SnapshotError, match="malformed") as refused:
+        read(json.dumps(envelope).encode())
+    assert words in str(refused.value)
+    assert "00" * 16 not in str(refused.value)

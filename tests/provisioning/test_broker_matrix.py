@@ -35,6 +35,8 @@ from provisioning.cli import cli
 from simulator.broker import free_port
 from tests.broker import MOSQUITTO, Broker
 
+pytestmark = pytest.mark.services  # starts mosquitto, pcscd, an emulated card or a building
+
 SITE = "kamakura-city-hall"
 BASE = f"edge/{SITE}"
 GATE, SENSOR = "gate-1f-east", "sensors-2f-booths"

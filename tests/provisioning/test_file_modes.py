@@ -29,6 +29,8 @@ from provisioning.keys import generate
 from simulator.broker import MOSQUITTO, STDBUF, free_port
 from simulator.readiness import wait_for_output
 
+pytestmark = pytest.mark.services  # starts mosquitto, pcscd, an emulated card or a building
+
 LAX_UMASK = 0o022
 PUBLIC_SUFFIXES = (".pub", ".crt")
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.signing import load_public_key
@@ -19,6 +20,8 @@ from tests.broker import Broker
 from tests.edge.agent_fixtures import SimDevice, sim_config
 from tests.edge.sim_process import AgentProcess
 from tests.provisioning.commands import provision
+
+pytestmark = pytest.mark.services  # starts mosquitto, pcscd, an emulated card or a building
 
 CSV = (
     "staff_no,name,department,card_tech,card_id,groups,valid_from,valid_until\n"

@@ -23,6 +23,8 @@ from simulator.broker import free_port
 from tests.broker import MOSQUITTO, Broker, Subscriber
 from tests.provisioning.commands import provision
 
+pytestmark = pytest.mark.services  # starts mosquitto, pcscd, an emulated card or a building
+
 SITE = "edge/kamakura-city-hall"
 
 

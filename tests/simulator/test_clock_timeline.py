@@ -10,7 +10,7 @@ from edge.core.events import ContactChanged, Event
 from edge.core.outputs import Output
 from simulator.clock import FakeClock
 from simulator.timeline import Timeline
-from tests.edge.core.conftest import make_harness
+from tests.edge.core.harness import make_harness
 
 START = datetime(2026, 12, 1, tzinfo=UTC)
 

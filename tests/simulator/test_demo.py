@@ -19,6 +19,8 @@ from simulator.scenario import Scenario
 
 from .city import SMALL, failed, play_in_thread
 
+pytestmark = pytest.mark.services  # starts mosquitto, pcscd, an emulated card or a building
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

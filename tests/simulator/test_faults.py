@@ -16,6 +16,8 @@ from simulator.scenario import Fault, Scenario
 
 from .city import failed, played
 
+pytestmark = pytest.mark.services  # starts mosquitto, pcscd, an emulated card or a building
+
 DAY = {"date": "2026-12-01", "start": time(7, 30), "end": time(11, 0), "seed": 3}
 
 FAULTS = {

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from edge.calendar import site_calendar
+from edge.core.credentials import CardProfile, Credential, DenyReason, InMemoryCredentials
 from edge.core.decision import Reason
 from edge.core.events import CardPresented, SetLockdown
 from edge.core.outputs import EventKind
-
-from .conftest import MORNING, Harness, make_harness, records
+from tests.edge.core.harness import MORNING, POLICY, Harness, make_harness, records
 
 SATURDAY = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo
 NEW_YEAR = datetime(2026, 12, 30, 1, 0, tzinfo=UTC)  # Wednesday, a closure day
@@ -87,3 +88,45 @@ def test_unknown_reader_is_recorded_not_decided(h: Harness) -> None:
     out = h.send(CardPresented("nowhere", "ref-bob"))
     assert records(out, EventKind.SYSTEM, "unknown_input")[0]["name"] == "nowhere"
     assert not records(out, EventKind.ACCESS)
+
+
+@pytest.mark.parametrize("ref", ["ref-lite", "ref-desfire"])
+def test_a_proving_card_read_without_its_proof_is_a_suspected_clone(h: Harness, ref: str) -> None:
+    out = h.send(CardPresented("gate-in", ref, authenticated=False))
+    (decision,) = records(out, EventKind.ACCESS)
+    assert decision["reason"] == Reason.CARD_NOT_AUTHENTICATED
+    (alarm,) = records(out, EventKind.ALARM, "clone_suspected")
+    assert alarm["card_ref"] == ref
+    assert alarm["door"] == "gate"
+    proven = h.send(CardPresented("gate-out", ref, authenticated=True))
+    assert records(proven, EventKind.ACCESS)[0]["reason"] == Reason.GRANTED
+    assert not records(proven, EventKind.ALARM)
+
+
+def test_an_id_only_card_at_a_door_that_wants_proof_is_refused_without_a_clone_alarm(
+    h: Harness,
+) -> None:
+    out = h.send(CardPresented("stair-in", "ref-alice", authenticated=False))
+    assert records(out, EventKind.ACCESS)[0]["reason"] == Reason.CARD_NOT_AUTHENTICATED
+    assert not records(out, EventKind.ALARM)
+
+
+def test_a_group_can_require_proven_cards_at_every_door() -> None:
+    policy = replace(POLICY, authenticated_groups=frozenset({"security"}))
+    h = make_harness(policy=policy)
+    out = h.send(CardPresented("gate-in", "ref-guard", authenticated=False))
+    assert records(out, EventKind.ACCESS)[0]["reason"] == Reason.CARD_NOT_AUTHENTICATED
+    assert not records(out, EventKind.ALARM)
+    assert tap(h, "gate-in", "ref-guard", authenticated=True)["reason"] == Reason.GRANTED
+    assert tap(h, "gate-in", "ref-bob")["reason"] == Reason.GRANTED  # staff: id is enough here
+
+
+def test_a_revoked_proving_card_is_refused_as_revoked_before_its_proof_is_asked() -> None:
+    h = make_harness()
+    h.controller.credentials = InMemoryCredentials(
+        [Credential("ref-lite", frozenset({"staff"}), profile=CardProfile.LITE_S)],
+        deny={"ref-lite": DenyReason.REVOKED},
+    )
+    out = h.send(CardPresented("gate-in", "ref-lite", authenticated=False))
+    assert records(out, EventKind.ACCESS)[0]["reason"] == Reason.REVOKED
+    assert not records(out, EventKind.ALARM, "clone_suspected")

@@ -22,8 +22,7 @@ from edge.core.events import (
 from edge.core.outputs import EventKind, Indicate, Signal
 from edge.core.policy import AccessPolicy
 from edge.core.schedule import EVERY_DAY, Schedule, TimeRange, Window
-
-from .conftest import GATE, POLICY, SPEC, Harness, make_harness, records, relay
+from tests.edge.core.harness import GATE, POLICY, SPEC, Harness, make_harness, records, relay
 
 
 def alarm_states(outputs: list, type_: str) -> list[str]:  # type: ignore[type-arg]

@@ -37,8 +37,7 @@ from edge.core.outputs import EventKind, Lock, Output, Record, Unlock
 from edge.core.policy import AccessPolicy
 from edge.core.schedule import WEEKDAYS, Schedule, TimeRange, Window
 from edge.core.spec import FailMode
-
-from .conftest import POLICY, SPEC, make_harness, records
+from tests.edge.core.harness import POLICY, SPEC, make_harness, records
 
 LUNCH = Schedule("lunch", (Window(WEEKDAYS, TimeRange(time(12), time(13))),))
 PROPERTY_POLICY = replace(

@@ -10,8 +10,7 @@ from edge.core.events import CardPresented, ContactChanged, PresenceChanged, Res
 from edge.core.outputs import EventKind
 from edge.core.policy import AccessPolicy
 from edge.core.spec import AntiPassback
-
-from .conftest import POLICY, SPEC, Harness, make_harness, records
+from tests.edge.core.harness import POLICY, SPEC, Harness, make_harness, records
 
 
 def cross(h: Harness, reader: str, ref: str) -> dict[str, object]:

@@ -19,6 +19,8 @@ from tests.broker import Broker, Subscriber, start_broker
 from tests.edge.agent_fixtures import enrol, felica, sim_config
 from tests.edge.sim_process import AgentProcess
 
+pytestmark = pytest.mark.services  # starts mosquitto, pcscd, an emulated card or a building
+
 SITE = "edge/kamakura-city-hall"
 # The ACL edge-provision generates: one block per account, no patterns.
 ACL = acl(

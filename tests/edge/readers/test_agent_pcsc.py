@@ -22,7 +22,7 @@ from firmware_config.loader import load_config
 from simulator.pins import WatchedFactory, idle_inputs
 from simulator.readers import SimCardReader
 from tests.edge.agent_fixtures import enrol, felica, sim_config
-from tests.edge.readers.conftest import FELICA_ATR, READER, PcscStack
+from tests.edge.readers.pcsc_stack import FELICA_ATR, READER, PcscStack
 
 pytest.importorskip("smartcard", reason="pyscard is not installed: ./check installs it")
 
@@ -40,10 +40,10 @@ def agent(tmp_path: Path, pcsc: PcscStack) -> Iterator[Agent]:
     config = load_config(device.config)
     factory = WatchedFactory()  # pins announce changes: tests wait on them, never poll
 
-    def readers(cfg, referencer):  # type: ignore[no-untyped-def]
+    def readers(cfg, referencer, card_keys):  # type: ignore[no-untyped-def]
         if cfg.kind == "sim":
             return SimCardReader(cfg.id, referencer, cfg.debounce_s)
-        return hardware_reader(cfg, referencer)
+        return hardware_reader(cfg, referencer, card_keys)
 
     built, startup = build_agent(
         config,

@@ -26,6 +26,8 @@ from tests.edge.readers.nfc_fixtures import EmulatedCard, FakeClock, Recorder, f
 pytest.importorskip("nfc", reason="nfcpy is not installed: pip install -e '.[nfc]'")
 from edge.readers.nfc import NfcCardReader, ReaderSetupError, _describe, open_frontend
 
+pytestmark = pytest.mark.services  # starts mosquitto, pcscd, an emulated card or a building
+
 SITE_KEY = b"city-hall-test-site-key-32-bytes"
 IDM = "012E4CD8A1B2C3D4"
 LITE_S_PMM = "00F1000000FFFF00"  # IC F1h (Lite-S); slow read/write timing: a busy host keeps up

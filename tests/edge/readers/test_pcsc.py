@@ -15,7 +15,7 @@ from edge.cardref import card_reference
 from edge.core.events import CardPresented, Event, ReaderStatusChanged
 from edge.errors import ClosedError
 from simulator.vpcd import Misbehaviour
-from tests.edge.readers.conftest import FELICA_ATR, ISO14443A_ATR, READER, PcscStack
+from tests.edge.readers.pcsc_stack import FELICA_ATR, ISO14443A_ATR, READER, PcscStack
 
 pytest.importorskip("smartcard", reason="pyscard is not installed: pip install -e '.[pcsc]'")
 from edge.readers.pcsc import PcscCardReader

@@ -18,8 +18,8 @@ from edge.core.events import CardPresented, Event, ReaderStatusChanged
 from edge.errors import ClosedError
 from edge.ports import CardReader
 from simulator.readers import SimCardReader
-from tests.edge.readers.conftest import ATRS, READER, PcscStack
 from tests.edge.readers.nfc_fixtures import free_udp_port
+from tests.edge.readers.pcsc_stack import ATRS, READER, PcscStack
 
 KEY = bytes(range(32))
 referencer = partial(card_reference, KEY)
@@ -76,7 +76,7 @@ class PcscHarness:
         self.stack.start()
 
 
-@pytest.fixture(params=["sim", "pcsc"])
+@pytest.fixture(params=["sim", pytest.param("pcsc", marks=pytest.mark.services)])
 def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
     if request.param == "sim":
         made: Harness = SimHarness()

@@ -1,6 +1,7 @@
 """A contactless card for tests: nfcpy's udp driver in card-emulation mode, in its own process.
 
-    python -m simulator.nfc_card --port P --idm HEX [--pmm HEX] [--sys 12FC] [--card-key HEX]
+    python -m simulator.nfc_card --port P --idm HEX [--pmm HEX] [--sys 12FC]
+                                 [--card-key HEX] [--state FILE]    # FeliCa
     python -m simulator.nfc_card --port P --uid HEX [--type4]      # ISO 14443 A: Type 2 or 4A
     python -m simulator.nfc_card --port P --pupi HEX               # ISO 14443 B: Type 4B
 
@@ -9,8 +10,11 @@ stdout once it is in the field and `answered <CLOCK_MONOTONIC>` when it first an
 reader, then stays until `--hold-s` has passed or stdin says `leave` or closes, and leaves
 at once (the process exits, as a card snatched from the field goes silent).
 
-FeliCa uses nfcpy's Type3TagEmulation; with `--card-key` (PMm IC code F1h) it also answers
-nfcpy's FeliCa Lite-S mutual authentication. nfcpy emulates no ISO 14443 card, so the A and
+FeliCa uses nfcpy's Type3TagEmulation. With a Lite-S PMm (IC code F1h or F2h) the card is a
+FeliCa Lite-S: blank (factory key, system blocks writable) so that it can be personalised, or
+personalised with `--card-key`; it answers nfcpy's mutual authentication and MAC reads.
+`--state FILE` starts it from FILE when that exists and writes its blocks and key there as
+JSON when it leaves. nfcpy emulates no ISO 14443 card, so the A and
 B cards answer the few frames nfcpy's reader sends (anticollision, RATS/ATTRIB, READ, ISO-DEP
 presence check) by hand.
 """
@@ -19,12 +23,15 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import logging
 import os
 import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 from typing import Any, NoReturn
 
 import nfc
@@ -33,7 +40,8 @@ import nfc.clf.udp
 import nfc.tag.tt3_sony
 
 _LITE_S_IC_CODES = (0xF1, 0xF2)
-_ID, _MAC, _WCNT, _MAC_A, _STATE, _RC = 0x82, 0x81, 0x90, 0x91, 0x92, 0x80
+_RC, _MAC, _ID, _D_ID, _SER_C, _SYS_C, _CKV, _CK, _MC = range(0x80, 0x89)
+_WCNT, _MAC_A, _STATE = 0x90, 0x91, 0x92
 
 
 class _LoopbackUdp(nfc.clf.udp.Device):  # type: ignore[misc]
@@ -84,16 +92,54 @@ class _LoopbackUdp(nfc.clf.udp.Device):  # type: ignore[misc]
 
 
 class _LiteS:
-    """The Lite-S blocks that nfcpy's authenticate() touches, with the card's side of the MACs."""
+    """A FeliCa Lite-S card's blocks, access rules and the card's side of its MACs.
 
-    def __init__(self, idm: bytes, card_key: bytes) -> None:
-        self.key = card_key
-        self.id_block = idm + bytes(8)  # IDd = IDm, DFC 0000, as nfcpy's own Lite-S tests have it
+    Blank, it has the factory key (all zero), card key version 0 and its system blocks
+    writable; `personalised` leaves it as nfcpy's FelicaLiteS.protect() does: system blocks
+    read-only (MC_ALL 00h), the card key and its version writable only with MAC_A after mutual
+    authentication (MC_CKCKV_W_MAC_A 01h), user blocks written only with MAC_A. Reading with
+    MAC_A (0x91) is not emulated: nfcpy never does it.
+    """
+
+    def __init__(self, idm: bytes) -> None:
+        self.idm = idm
+        self.key = bytes(16)
+        self.blocks = {n: bytes(16) for n in range(14)}  # S_PAD0..13
+        self.blocks |= {
+            _ID: idm + bytes(8),  # IDd = IDm, DFC 0000, as nfcpy's own Lite-S tests have it
+            _D_ID: bytes(16),
+            _SER_C: bytes(16),
+            _SYS_C: bytes.fromhex("88B4") + bytes(14),
+            _CKV: bytes(16),
+            _MC: bytes.fromhex("FFFFFF00070000000000000000000000"),
+        }
         self.wcnt = 0
-        self.state = bytearray(16)
+        self.power_on()
+
+    def power_on(self) -> None:
+        """Forget the session, as a card does when it enters a field."""
+        self.state = bytearray(16)  # byte 0: EXT_AUTH
         self.session: tuple[bytes, bytes] | None = None  # (session key, rc1)
-        self.pending: bytes | None = None
+        self.pending: tuple[int, bytes] | None = None
         self.read_so_far = bytearray()
+
+    def personalise(self, key: bytes) -> None:
+        """Hold `key` and lock the system blocks, as protect() with protect_from=0 does."""
+        self.key = key
+        self.blocks[_CKV] = (1).to_bytes(2, "little") + bytes(14)
+        mc = bytearray(self.blocks[_MC])
+        mc[2], mc[5], mc[8:10], mc[10:12] = 0x00, 0x01, b"\xff\x3f", b"\xff\x3f"
+        self.blocks[_MC] = bytes(mc)
+
+    def dump(self) -> dict[str, Any]:
+        """Return what the card holds, its key in the order nfcpy's authenticate() takes."""
+        blocks = {f"{n:02X}": data.hex().upper() for n, data in sorted(self.blocks.items())}
+        return {"card_key": self.key.hex().upper(), "wcnt": self.wcnt, "blocks": blocks}
+
+    def load(self, saved: dict[str, Any]) -> None:
+        """Take over what `dump()` gave."""
+        self.key, self.wcnt = bytes.fromhex(saved["card_key"]), int(saved["wcnt"])
+        self.blocks |= {int(n, 16): bytes.fromhex(d) for n, d in saved["blocks"].items()}
 
     def mac(self, data: bytes, flip: bool = False) -> bytes:
         assert self.session is not None
@@ -101,41 +147,85 @@ class _LiteS:
         key = sk[8:] + sk[:8] if flip else sk
         return bytes(nfc.tag.tt3_sony.FelicaLite.generate_mac(data, key, iv))
 
+    def _bit(self, offset: int, block: int) -> bool:
+        return bool(int.from_bytes(self.blocks[_MC][offset : offset + 2], "little") >> block & 1)
+
+    @property
+    def _system_open(self) -> bool:
+        return self.blocks[_MC][2] == 0xFF  # MC_ALL
+
     def read(self, block: int, rb: bool, re: bool) -> bytes | None:
         if rb:
             self.read_so_far = bytearray()
-        if block == _MAC and self.session is not None:
-            return self.mac(bytes(self.read_so_far)) + bytes(8)
-        blocks = {
-            _ID: self.id_block,
-            _WCNT: self.wcnt.to_bytes(3, "little") + bytes(13),
-            _STATE: bytes(self.state),
-        }
-        data = blocks.get(block)
+        if block == _MAC:
+            return None if self.session is None else self.mac(bytes(self.read_so_far)) + bytes(8)
+        if block in self.blocks and block < 14 and self._bit(6, block) and not self.state[0]:
+            return None  # MC_SP_REG_R_RESTR: read only after mutual authentication
+        data = self.blocks.get(block)
+        if block == _WCNT:
+            data = self.wcnt.to_bytes(3, "little") + bytes(13)
+        elif block == _STATE:
+            data = bytes(self.state)
         if data is not None:
             self.read_so_far += data
-        return data
+        return data  # RC, CK and MAC_A are write-only
 
     def write(self, block: int, data: bytes, wb: bool, we: bool) -> bool:
+        data = bytes(data)
         if block == _RC:  # the reader's challenge, each 8-byte half little-endian
-            rc = bytes(data[7::-1] + data[15:7:-1])
+            rc = data[7::-1] + data[15:7:-1]
             des = nfc.tag.tt3_sony.triple_des(self.key, nfc.tag.tt3_sony.CBC, bytes(8))
             self.session, self.state[0] = (bytes(des.encrypt(rc)), rc[:8]), 0
             return True
-        if block == _STATE and self.session is not None:
-            self.pending = bytes(data)
+        if block == _MAC_A:
+            pending, self.pending = self.pending, None
+            return pending is not None and self._write_with_mac_a(*pending, data)
+        if not we:  # the first of [block, MAC_A]: kept until the MAC_A block checks out
+            self.pending = (block, data)
             return True
-        if block == _MAC_A and self.pending is not None:
-            wcnt = self.wcnt.to_bytes(3, "little")
-            signed = wcnt + bytes([0, _STATE, 0, _MAC_A, 0]) + self.pending
-            if data[:8] != self.mac(signed, flip=True) or data[8:11] != wcnt:
-                return False
-            self.state[0], self.pending, self.wcnt = self.pending[0], None, self.wcnt + 1
-            return True
-        return False
+        return self._may_write(block, mac_a=False) and self._store(block, data)
+
+    def _write_with_mac_a(self, block: int, data: bytes, mac_a: bytes) -> bool:
+        if self.session is None:
+            return False
+        wcnt = self.wcnt.to_bytes(3, "little")
+        signed = wcnt + bytes([0, block, 0, _MAC_A, 0]) + data
+        if mac_a[:8] != self.mac(signed, flip=True) or mac_a[8:11] != wcnt:
+            return False
+        if block == _STATE:
+            self.state[0] = data[0]
+        elif not (self._may_write(block, mac_a=True) and self._store(block, data)):
+            return False
+        self.wcnt += 1
+        return True
+
+    def _may_write(self, block: int, *, mac_a: bool) -> bool:
+        authenticated = bool(self.state[0])
+        if block < 14:  # MC_SP (read/write), MC_SP_REG_W_RESTR (auth), MC_SP_REG_W_MAC_A
+            return (
+                self._bit(0, block)
+                and (authenticated or not self._bit(8, block))
+                and (mac_a or not self._bit(10, block))
+            )
+        if block in (_CK, _CKV) and mac_a and authenticated and self.blocks[_MC][5] & 1:
+            return True  # MC_CKCKV_W_MAC_A: a new key after mutual authentication
+        return block in (_ID, _D_ID, _SER_C, _SYS_C, _CKV, _CK, _MC) and self._system_open
+
+    def _store(self, block: int, data: bytes) -> bool:
+        if block == _CK:
+            self.key = data[7::-1] + data[15:7:-1]
+        elif block == _CKV:
+            self.blocks[_CKV] = data[:2] + bytes(14)
+        elif block == _ID and data[:8] != self.idm:
+            return False  # IDd is the IDm, fixed at manufacture
+        else:
+            self.blocks[block] = data
+        return True
 
 
-def _serve_felica(clf: Any, args: argparse.Namespace, stop: threading.Event) -> None:
+def _serve_felica(
+    clf: Any, args: argparse.Namespace, stop: threading.Event, lite: _LiteS | None
+) -> None:
     idm, pmm, system = (bytes.fromhex(x) for x in (args.idm, args.pmm, args.sys))
 
     def on_startup(target: Any) -> Any:
@@ -143,8 +233,8 @@ def _serve_felica(clf: Any, args: argparse.Namespace, stop: threading.Event) -> 
         return target
 
     def on_connect(tag: Any) -> bool:
-        if args.card_key:
-            lite = _LiteS(idm, bytes.fromhex(args.card_key))
+        if lite is not None:
+            lite.power_on()
             for service in (0x0009, 0x000B):  # NDEF write and read services
                 tag.add_service(service, lite.read, lite.write)
         return True
@@ -228,7 +318,14 @@ def _parser() -> argparse.ArgumentParser:
         "--pmm", type=_hex(8), default="03014B024F4993FF", help="FeliCa PMm (%(default)s)"
     )
     p.add_argument("--sys", type=_hex(2), default="12FC", help="FeliCa system code (%(default)s)")
-    p.add_argument("--card-key", type=_hex(16), help="FeliCa Lite-S card key (PMm IC F1h)")
+    p.add_argument(
+        "--card-key", type=_hex(16), help="a personalised Lite-S card with this key (else blank)"
+    )
+    p.add_argument(
+        "--state",
+        type=Path,
+        help="Lite-S: start from this JSON file if it exists; write the card to it on leaving",
+    )
     p.add_argument("--type4", action="store_true", help="with --uid: ISO-DEP Type 4A")
     p.add_argument("--hold-s", type=float, help="leave after this long (default: on stdin)")
     p.add_argument("-v", "--verbose", action="store_true", help="log nfcpy's frames to stderr")
@@ -238,15 +335,22 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run one card until it leaves the field."""
     args = _parser().parse_args(argv)
-    if args.card_key and int(args.pmm[2:4], 16) not in _LITE_S_IC_CODES:
-        _parser().error("--card-key needs a Lite-S PMm (IC code F1 or F2, e.g. 00F1000000FFFF00)")
+    lite_s = bool(args.idm) and int(args.pmm[2:4], 16) in _LITE_S_IC_CODES
+    if (args.card_key or args.state) and not lite_s:
+        _parser().error("--card-key and --state need --idm and a Lite-S PMm (IC code F1 or F2, "
+                        "e.g. 00F1000000FFFF00)")  # fmt: skip
+    lite = _LiteS(bytes.fromhex(args.idm)) if lite_s else None
+    if lite is not None and args.card_key:
+        lite.personalise(bytes.fromhex(args.card_key))
+    if lite is not None and args.state and args.state.exists():
+        lite.load(json.loads(args.state.read_text()))
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG - 1, format="card %(name)s: %(message)s")
         logging.getLogger("nfc").setLevel(logging.DEBUG - 1)
     stop, bound = threading.Event(), threading.Event()
     clf = nfc.ContactlessFrontend()
     clf.device = _LoopbackUdp(args.port, bound.set)
-    serve = _serve_felica if args.idm else _serve_iso
+    serve = partial(_serve_felica, lite=lite) if args.idm else _serve_iso
     threading.Thread(target=serve, args=(clf, args, stop), daemon=True).start()
     if not bound.wait(5.0):
         sys.stderr.write(f"error: could not bind 127.0.0.1:{args.port}\n")
@@ -254,6 +358,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     _say("ready")
     threading.Thread(target=_wait_for_leave, args=(stop,), daemon=True).start()
     stop.wait(args.hold_s)
+    if lite is not None and args.state:
+        args.state.write_text(json.dumps(lite.dump(), indent=1) + "\n")
     _say("left")
     os._exit(0)  # no goodbye frame: a card that leaves the field just goes silent
 

@@ -21,7 +21,7 @@ into the referencer and nowhere else), debounces, and reopens a lost reader with
 | card                                       | technology, id         | authenticated     |
 | ------------------------------------------ | ---------------------- | ----------------- |
 | FeliCa Standard, FeliCa Lite (Type 3)      | `felica`, IDm          | no                |
-| FeliCa Lite-S (PMm IC code F1h, F2h)       | `felica`, IDm          | with `lite_s_key` |
+| FeliCa Lite-S (PMm IC code F1h, F2h)       | `felica`, IDm          | with `card_key`   |
 | Type 2 (Ultralight, NTAG), MIFARE Classic (5) | `iso14443a`, UID    | no                |
 | Type 4A (DESFire and other ISO-DEP cards)  | `iso14443a`, UID       | no                |
 | Type 4B                                    | `iso14443b`, PUPI      | no                |
@@ -31,6 +31,10 @@ into the referencer and nowhere else), debounces, and reopens a lost reader with
    presence check (READ) a Classic card refuses unauthenticated, so nfcpy re-activates a held
    card over and over, logging a warning each time; debouncing keeps it one tap.
 
+A Lite-S card is authenticated when `card_key(ref)` gives its own 16-byte card key (CK,
+diversified from a master that stays in provisioning) and the card proves it holds that key
+for the IDm it was polled with (`lite_s_proves`); a plain FeliCa card with the same IDm is not.
+
 Random UIDs (first byte 08h) and random PUPIs change every tap: such cards are denied as
 unknown. nfcpy sets its `nfc` logger to INFO on import; keep it there: its DEBUG output
 carries raw card ids and, during Lite-S authentication, the card key.
@@ -38,8 +42,6 @@ carries raw card ids and, during Lite-S authentication, the card key.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import re
 import socket
@@ -101,6 +103,31 @@ def _card_identity(tag: Any) -> tuple[str, str] | None:
     return technology, bytes(tag.identifier).hex().upper()
 
 
+class LiteSError(EdgeError, ValueError):
+    """A FeliCa Lite-S card key that cannot be a card key."""
+
+
+def is_lite_s(tag: Any) -> bool:
+    """Return whether nfcpy took the card for a FeliCa Lite-S (PMm IC code F1h or F2h)."""
+    return isinstance(tag, nfc.tag.tt3_sony.FelicaLiteS)
+
+
+def lite_s_proves(tag: Any, key: bytes) -> bool:
+    """Return whether a Lite-S card holds the 16-byte card key `key` for its own IDm.
+
+    nfcpy's mutual authentication: the card MACs its ID block under a session key from a
+    random challenge and the key (internal), then accepts a state write MACed by the reader
+    (external). The ID block read again with a MAC must then start with the polled IDm: a
+    card that answers with another card's key and id proves nothing about this IDm.
+    """
+    if len(key) != 16:
+        raise LiteSError(f"a Lite-S card key is 16 bytes, not {len(key)}")
+    if not tag.authenticate(key):
+        return False
+    id_block = tag.read_with_mac(_ID_BLOCK)  # None when the MAC does not check out
+    return id_block is not None and bytes(id_block[:8]) == bytes(tag.identifier)
+
+
 def _check_path(path: str) -> None:
     scheme, _, rest = path.partition(":")
     if scheme not in ("usb", "tty", "com", "udp"):
@@ -133,8 +160,8 @@ class NfcCardReader:
         referencer: CardReferencer,
         debounce_s: float = 1.5,
         monotonic: Callable[[], float] = time.monotonic,
-        lite_s_key: bytes | None = None,
         *,
+        card_key: Callable[[str], bytes | None] = lambda ref: None,
         targets: Sequence[str] = DEFAULT_TARGETS,
         poll_gap_s: float = 0.1,
         reopen_first_s: float = 0.5,
@@ -142,15 +169,13 @@ class NfcCardReader:
         opener: Callable[[str], Any] = open_frontend,
     ) -> None:
         _check_path(path)
-        if lite_s_key is not None and len(lite_s_key) < 16:
-            raise ReaderSetupError("lite_s_key must hold at least 16 bytes (128 bits)")
         if not targets or any(t not in _KNOWN_TARGETS for t in targets):
             raise ReaderSetupError(f"nfc targets {list(targets)}: use some of {_KNOWN_TARGETS}")
         if poll_gap_s < 0 or not 0 < reopen_first_s <= reopen_max_s:
             raise ReaderSetupError("want poll_gap_s >= 0 and 0 < reopen_first_s <= reopen_max_s")
         self._id, self._path, self._referencer = reader_id, path, referencer
         self._debouncer = TapDebouncer(debounce_s)
-        self._monotonic, self._lite_s_key = monotonic, lite_s_key
+        self._monotonic, self._card_key = monotonic, card_key
         self._targets, self._poll_gap_s = tuple(targets), poll_gap_s
         self._reopen = (reopen_first_s, reopen_max_s)
         self._delay_s = reopen_first_s
@@ -205,10 +230,9 @@ class NfcCardReader:
                 target=self._run, args=(emit,), name=f"nfc-{self._id}", daemon=True
             )
         logging.getLogger("nfc.clf").addFilter(_quiet_reopen)  # a set: adding twice is a no-op
-        lite_s = "on" if self._lite_s_key else "off"
-        log.info("nfc reader %s on %s: targets %s, debounce %s s, Lite-S %s, reopen %s-%s s",
+        log.info("nfc reader %s on %s: targets %s, debounce %s s, reopen %s-%s s",
                  self._id, self._path, ",".join(self._targets), self._debouncer.window_s,
-                 lite_s, *self._reopen)  # fmt: skip
+                 *self._reopen)  # fmt: skip
         self._thread.start()
 
     def close(self, timeout_s: float = 5.0) -> None:
@@ -304,7 +328,7 @@ class NfcCardReader:
             return
         del identity
         new = self._debouncer.arrived(ref, self._monotonic())
-        authenticated = new and self._authenticated(tag)
+        authenticated = new and self._authenticated(tag, ref)
         if new:
             with self._lock:
                 self.taps += 1
@@ -317,26 +341,28 @@ class NfcCardReader:
             self._card_ref = ref
             self._lock.notify_all()
 
-    def _authenticated(self, tag: Any) -> bool:
-        if self._lite_s_key is None or not isinstance(tag, nfc.tag.tt3_sony.FelicaLiteS):
+    def _authenticated(self, tag: Any, ref: str) -> bool:
+        if not is_lite_s(tag):
             return False
-        # nfcpy takes the first 16 bytes of the password as the card's 3DES key, undiversified.
-        # Its tagtool diversifies per card as HMAC-SHA256(password, IDm); so do we, so that
-        # one card's key, if extracted, opens no other card.
-        idm = bytes(tag.identifier)
-        card_key = hmac.new(self._lite_s_key, idm, hashlib.sha256).digest()
         try:
-            if not tag.authenticate(card_key):
-                log.info("nfc reader %s: Lite-S card failed authentication", self._id)
-                return False
-            # authenticate() proves the key; binding the key to this IDm needs the ID block,
-            # which the card MACs with the session key.
-            id_block = tag.read_with_mac(_ID_BLOCK)
+            key = self._card_key(ref)
+        except Exception as error:  # the credential lookup is the agent's; a bug there denies
+            log.warning("nfc reader %s: card key lookup failed: %s", self._id, _describe(error))
+            return False
+        if key is None:  # not enrolled here as a Lite-S card: the policy decides on the id alone
+            return False
+        try:
+            proved = lite_s_proves(tag, key)
+        except LiteSError as error:
+            log.warning("nfc reader %s: card %s…: %s", self._id, ref[:8], error)
+            return False
         except Exception as error:  # TagCommandError, CommunicationError: card left mid-way
             log.info("nfc reader %s: Lite-S authentication broke off: %s", self._id,
                      _describe(error))  # fmt: skip
             return False
-        return id_block is not None and bytes(id_block[:8]) == idm
+        if not proved:
+            log.info("nfc reader %s: card %s… failed Lite-S authentication", self._id, ref[:8])
+        return proved
 
     def _card_left(self) -> None:
         ref = self._card_ref

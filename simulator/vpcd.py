@@ -27,6 +27,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 GET_UID = bytes.fromhex("FFCA000000")
 SW_OK = bytes.fromhex("9000")
@@ -44,6 +45,18 @@ class Misbehaviour(enum.Enum):
     SHORT = "short"  # one byte, not even a status word
 
 
+class Applet(Protocol):
+    """What a card runs beyond GET DATA: it answers the other APDUs and is reset with the card."""
+
+    def answer(self, apdu: bytes) -> bytes:
+        """Return response data and status word for one APDU."""
+        ...
+
+    def reset(self) -> None:
+        """Forget the session state, as at power off or reset."""
+        ...
+
+
 class VirtualCard:
     """A card that vpcd sees while it is inserted."""
 
@@ -56,6 +69,7 @@ class VirtualCard:
         netns_pid: int | None = None,
         misbehave: Misbehaviour = Misbehaviour.NONE,
         timeout_s: float = 5.0,
+        applet: Applet | None = None,
     ) -> None:
         self.atr = atr
         self.uid = uid
@@ -64,6 +78,7 @@ class VirtualCard:
         self.netns_pid = netns_pid
         self.misbehave = misbehave
         self.timeout_s = timeout_s
+        self.applet = applet
         self.apdus: list[bytes] = []  # every APDU received, for tests to inspect
         self.controls: list[int] = []  # every control byte; vpcd asks for the ATR ~every 0.44 s
         self._sock: socket.socket | None = None
@@ -127,7 +142,7 @@ class VirtualCard:
         """Return the card's response to one APDU."""
         self.apdus.append(apdu)
         if apdu != GET_UID:
-            return SW_INS_NOT_SUPPORTED
+            return SW_INS_NOT_SUPPORTED if self.applet is None else self.applet.answer(apdu)
         if self.misbehave is Misbehaviour.EMPTY:
             return b""
         if self.misbehave is Misbehaviour.STATUS:
@@ -173,6 +188,8 @@ class VirtualCard:
                 # Controls: 0 off, 1 on, 2 reset need no answer; 4 asks for the ATR.
                 if payload[0] == 4:
                     _send(sock, self.atr)
+                elif payload[0] in (0, 2) and self.applet is not None:
+                    self.applet.reset()
                 with self._changed:
                     self.controls.append(payload[0])
                     self._changed.notify_all()

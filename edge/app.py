@@ -17,6 +17,7 @@ from typing import Any
 
 import edge
 from edge.calendar import site_calendar
+from edge.card_layout import DESFIRE_KEY_NO
 from edge.cardref import card_reference
 from edge.connection import Connection, Offline, build_remote
 from edge.core.clock import Clock, Instant
@@ -60,11 +61,15 @@ def hardware_reader(
         case "pcsc":
             from edge.readers.pcsc import PcscCardReader  # noqa: PLC0415 -- pyscard is optional (the pcsc extra)
 
-            return PcscCardReader(config.id, config.match, referencer, config.debounce_s)
+            return PcscCardReader(
+                config.id, config.match, referencer, config.debounce_s, card_keys=card_keys
+            )
         case "nfc":
             from edge.readers.nfc import NfcCardReader  # noqa: PLC0415 -- nfcpy is optional (the nfc extra)
 
-            return NfcCardReader(config.id, config.path, referencer, config.debounce_s)
+            return NfcCardReader(
+                config.id, config.path, referencer, config.debounce_s, card_key=card_keys
+            )
     raise EdgeError(
         f'reader {config.id}: kind "sim" runs only under the simulator '
         "(python -m simulator.agent); on a Pi use pcsc or nfc"
@@ -99,7 +104,9 @@ def build_agent(
     startup = _startup(config, store, credentials, controller, now)
     faults: list[HardwareError] = []
     referencer: CardReferencer = partial(card_reference, card_key)
-    card_keys = CardKeyLookup(config.store.path)
+    card_keys = CardKeyLookup(
+        config.store.path, DESFIRE_KEY_NO.get(config.device.role, DESFIRE_KEY_NO["door"])
+    )
     hardware = Hardware(
         relays=_relays(config, spec, pin_factory, faults),
         indicators=_indicators(config, pin_factory, faults),

@@ -19,8 +19,18 @@ Emit = Callable[[Event], None]
 CardReferencer = Callable[[str, str], str]
 """(technology, raw card id) -> card reference. Raw ids go in here and nowhere else."""
 
-CardKeys = Callable[[str], bytes | None]
-"""card reference -> the key this device checks that card with, or None (an id-only card)."""
+
+class CardKeys(Protocol):
+    """The keys this device checks proven cards with, by card reference."""
+
+    @property
+    def desfire_key_no(self) -> int:
+        """The DESFire application key this device authenticates with (its kind of door)."""
+        ...
+
+    def __call__(self, ref: str) -> bytes | None:
+        """Return the card's key, or None (an id-only card, or not enrolled here)."""
+        ...
 
 
 class CardReader(Protocol):

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+from edge.card_layout import DESFIRE_AID, DESFIRE_KEY_NO, DESFIRE_SYSTEM
 from edge.core.credentials import CardProfile
 from edge.readers.desfire_crypto import diversify_aes128
 from provisioning.files import write_file
@@ -23,14 +24,7 @@ from provisioning.keys import KeysError, SiteKeys
 MASTER_FILE = "card-master"
 LITE_S = b"felica-lite-s\x00"
 DESFIRE_SLOT = b"desfire-slot\x00"
-# The staff application on a DESFire card, as sent on the wire (least significant byte
-# first: AID 0xCA11E0), and AN10922's system identifier for this system.
-DESFIRE_AID: Final = bytes.fromhex("E011CA")
-DESFIRE_SYSTEM: Final = b"CityHall"
-DESFIRE_FILE: Final = 1  # the staff identity file, 32 bytes, read with MAC
-# One read key per kind of door: a key lifted from a stolen stairway Pi opens no gate.
-# Key 0 is the application master key (personalisation only, never on a device).
-DESFIRE_SLOTS: Final[Mapping[str, int]] = {"gate": 1, "door": 2}
+DESFIRE_SLOTS: Final = DESFIRE_KEY_NO  # one read key per kind of door (edge.card_layout)
 LITE_S_SLOT: Final = "ck"
 
 

@@ -17,6 +17,20 @@ from firmware_config.fields import check_slug, check_timezone, check_topic_root
 from provisioning import broker
 from provisioning.ca import make_ca
 from provisioning.cli_cards import cards, people
+
+try:
+    from provisioning.cli_personalise import personalise
+except ImportError:  # nfcpy is optional (the nfc extra): say how to get it
+
+    @click.command("personalise", context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def personalise(args: tuple[str, ...]) -> None:
+        """Give a blank FeliCa Lite-S card its key at the desk (needs the nfc extra)."""
+        raise click.ClickException(
+            "personalising cards needs nfcpy: pip install 'cityhall-edge[nfc]'"
+        )
+
+
 from provisioning.cli_devices import device
 from provisioning.cli_rules import publish, rules
 from provisioning.files import (
@@ -179,6 +193,7 @@ def broker_config(ctx: click.Context, directory: Path, out: Path, root: str, por
 
 
 cli.add_command(device)
+cards.add_command(personalise)
 cli.add_command(cards)
 cli.add_command(people)
 cli.add_command(rules)

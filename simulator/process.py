@@ -87,6 +87,7 @@ class AgentProcess:
             if self.proc.poll() is None:
                 self.proc.kill()
             self.proc.wait(10)
+            self.close_socket()
             raise AgentExited(
                 f"agent not ready after {timeout} s (exit {self.proc.returncode}): "
                 f"{self.log()[-4000:]}"

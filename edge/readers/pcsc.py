@@ -22,15 +22,21 @@ Hardware quirks:
 - Cards with random UIDs (DESFire EV1+ in random-ID mode, phones) change UID every tap.
 
 One daemon thread waits in SCardGetStatusChange (`wait_s` at a time, with the PnP pseudo-
-reader so hot-plug is noticed) and reads each new card with GET DATA; UID reads are never
-`authenticated`. A reader present at start emits nothing (readers are online until said
-otherwise); one absent at start or gone later (unplugged, pcscd stopped) emits
-`ReaderStatusChanged(online=False)` once it has been away `offline_after_s`, and
-`online=True` when back. Each change is logged once; raw UIDs never are.
+reader so hot-plug is noticed) and reads each new card with GET DATA. A card with a key
+here (`card_keys`: an ISO 14443 A card enrolled as DESFire) must then prove itself in the
+same connection: AES mutual authentication (AuthenticateEV2First) with this device's read
+key, and the staff file read with a MAC must hold the card's reference (edge.card_layout).
+Only then is the read `authenticated`; every other read is not.
+
+A reader present at start emits nothing (readers are online until said otherwise); one absent
+at start or gone later (unplugged, pcscd stopped) emits `ReaderStatusChanged(online=False)`
+once it has been away `offline_after_s`, and `online=True` when back. Each change is logged
+once; raw UIDs never are.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
@@ -38,11 +44,13 @@ from collections.abc import Callable
 
 from smartcard import scard
 
+from edge.card_layout import DESFIRE_AID, DESFIRE_FILE, DESFIRE_FILE_SIZE
 from edge.core.events import CardPresented, Event, ReaderStatusChanged
 from edge.errors import ClosedError, EdgeError
-from edge.ports import CardReferencer, Emit
+from edge.ports import CardKeys, CardReferencer, Emit
 from edge.readers.apdu import GET_UID, card_identity
 from edge.readers.debounce import TapDebouncer
+from edge.readers.desfire import DesfireError, read_identity
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +108,12 @@ class PcscCardReader:
         monotonic: Callable[[], float] = time.monotonic,
         offline_after_s: float = 2.0,
         wait_s: float = 0.5,
+        card_keys: CardKeys | None = None,
     ) -> None:
         self._id = reader_id
         self._match = match
         self._referencer = referencer
+        self._card_keys = card_keys
         self._debounce = TapDebouncer(debounce_s)
         self._monotonic = monotonic
         self._offline_after_s = offline_after_s  # a replug or pcscd restart within it is silent
@@ -296,8 +306,7 @@ class PcscCardReader:
 
     def _read_card(self, ctx: int, name: str) -> None:
         try:
-            technology, uid = self._transact(ctx, name)
-            ref = self._referencer(technology, uid.hex().upper())
+            technology, ref, proven = self._transact(ctx, name)
         except _CardGone:
             log.debug("reader %s: card left before it was read", self._id)
             return
@@ -312,27 +321,64 @@ class PcscCardReader:
             log.debug("reader %s: card %s… again within the debounce window", self._id, ref[:8])
             return
         self.taps += 1
-        log.debug("reader %s: tap %s… (%s)", self._id, ref[:8], technology)
-        self._send(CardPresented(self._id, ref, authenticated=False))
+        log.debug("reader %s: tap %s… (%s%s)", self._id, ref[:8], technology,
+                  ", proven" if proven else "")  # fmt: skip
+        self._send(CardPresented(self._id, ref, authenticated=proven))
 
-    def _transact(self, ctx: int, name: str) -> tuple[str, bytes]:
+    def _transact(self, ctx: int, name: str) -> tuple[str, str, bool]:
+        """Read the card's id and, for a card with a key here, its proof: (tech, ref, proven)."""
         protocols = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
         hr, card, protocol = scard.SCardConnect(ctx, name, scard.SCARD_SHARE_SHARED, protocols)
         if hr in _CARD_LEFT:
             raise _CardGone
         if hr != _OK:
             raise _Unreadable(f"connect failed: {_describe(hr)}")
+
+        def transmit(apdu: bytes) -> bytes:
+            hr, response = scard.SCardTransmit(card, protocol, list(apdu))
+            if hr in _CARD_LEFT:
+                raise _CardGone
+            if hr != _OK:
+                raise _Unreadable(f"transmit failed: {_describe(hr)}")
+            return bytes(response)
+
         try:
             hr, _reader, _state, _protocol, atr = scard.SCardStatus(card)
-            if hr == _OK:
-                hr, response = scard.SCardTransmit(card, protocol, list(GET_UID))
+            if hr in _CARD_LEFT:
+                raise _CardGone
+            if hr != _OK:
+                raise _Unreadable(f"status failed: {_describe(hr)}")
+            technology, uid = card_identity(bytes(atr), transmit(GET_UID))
+            ref = self._referencer(technology, uid.hex().upper())
+            del uid
+            key = self._card_keys(ref) if self._card_keys is not None else None
+            proven = key is not None and self._proves(transmit, technology, ref, key)
         finally:
             scard.SCardDisconnect(card, scard.SCARD_LEAVE_CARD)
-        if hr in _CARD_LEFT:
-            raise _CardGone
-        if hr != _OK:
-            raise _Unreadable(f"GET DATA failed: {_describe(hr)}")
-        return card_identity(bytes(atr), bytes(response))
+        return technology, ref, proven
+
+    def _proves(self, transmit: Callable[[bytes], bytes], technology: str, ref: str,
+                key: bytes) -> bool:  # fmt: skip
+        """Return True if the card holds its DESFire key and its MACed file names it."""
+        if technology != "iso14443a" or self._card_keys is None:
+            return False
+        try:
+            identity = read_identity(
+                transmit,
+                aid=DESFIRE_AID,
+                key_no=self._card_keys.desfire_key_no,
+                key=key,
+                file_no=DESFIRE_FILE,
+                length=DESFIRE_FILE_SIZE,
+                mode="mac",
+            )
+        except DesfireError as exc:  # ours: names the step and status, never a key or id
+            log.info("reader %s: card %s… failed its DESFire proof: %s", self._id, ref[:8], exc)
+            return False
+        if not hmac.compare_digest(identity, bytes.fromhex(ref)):
+            log.info("reader %s: card %s… holds another card's identity", self._id, ref[:8])
+            return False
+        return True
 
     # -- state changes ---------------------------------------------------------------------
 

@@ -16,8 +16,9 @@ class CardKeyLookup:
     microseconds: a primary-key read).
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, desfire_key_no: int = 1) -> None:
         self._path = path
+        self.desfire_key_no = desfire_key_no
         self._lock = threading.Lock()
         self._db = connect(path, read_only=True)
 

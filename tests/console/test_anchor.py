@@ -203,6 +203,8 @@ def test_edge_console_collect_anchors_by_default_and_verify_checks_the_file(
     finally:
         collect.send_signal(signal.SIGTERM)
         collect.wait(30)
+        if collect.stderr is not None:
+            collect.stderr.close()
     assert collect.returncode == 0
     anchors, key = db.with_name("anchors.jsonl"), db.with_name("console-anchor.key")
     assert key.stat().st_mode & 0o777 == 0o600

@@ -136,6 +136,8 @@ def test_mosquitto_dropping_root_reads_the_generated_files(site: Path, broker_ou
         except subprocess.TimeoutExpired:  # never hide the assertion behind a slow shutdown
             process.kill()
             process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def test_the_console_log_and_session_key_are_private(tmp_path: Path) -> None:
@@ -170,6 +172,8 @@ def test_the_console_log_and_session_key_are_private(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
     assert all(mode & 0o077 == 0 for mode in modes(db.parent).values())
 
 

@@ -19,7 +19,7 @@ from typing import BinaryIO
 import pytest
 
 from simulator.readiness import keep_draining, wait_for_output
-from simulator.vpcd import Misbehaviour, VirtualCard
+from simulator.vpcd import Applet, Misbehaviour, VirtualCard
 
 PCSCD = Path("/usr/sbin/pcscd")
 STDBUF = shutil.which("stdbuf") or "/usr/bin/stdbuf"  # coreutils
@@ -130,10 +130,14 @@ class PcscStack:
             self._log_sink = None
 
     def card(
-        self, atr: bytes, uid: bytes, misbehave: Misbehaviour = Misbehaviour.NONE
+        self,
+        atr: bytes,
+        uid: bytes,
+        misbehave: Misbehaviour = Misbehaviour.NONE,
+        applet: Applet | None = None,
     ) -> VirtualCard:
         """Return a virtual card for the reader, not yet inserted."""
-        card = VirtualCard(atr, uid, netns_pid=self.pid, misbehave=misbehave)
+        card = VirtualCard(atr, uid, netns_pid=self.pid, misbehave=misbehave, applet=applet)
         self.cards.append(card)
         return card
 

@@ -10,8 +10,6 @@ cannot be unplugged, so a wrapper refuses to open, as nfcpy does for a missing U
 from __future__ import annotations
 
 import errno
-import hashlib
-import hmac
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -30,8 +28,6 @@ pytestmark = pytest.mark.services  # starts mosquitto, pcscd, an emulated card o
 
 SITE_KEY = b"city-hall-test-site-key-32-bytes"
 IDM = "012E4CD8A1B2C3D4"
-LITE_S_PMM = "00F1000000FFFF00"  # IC F1h (Lite-S); slow read/write timing: a busy host keeps up
-MASTER = b"lite-s-master-key-for-tests-0001"
 
 
 def ref(technology: str, raw_id: str) -> str:
@@ -146,35 +142,6 @@ def test_iso14443_cards_are_referenced_by_uid_or_pupi(
     ]
 
 
-def card_key(master: bytes, idm: str) -> str:
-    """The Lite-S card key as provisioning writes it: HMAC-SHA256(master, IDm), 16 bytes."""
-    return hmac.new(master, bytes.fromhex(idm), hashlib.sha256).digest()[:16].hex()
-
-
-@pytest.mark.parametrize(
-    ("reader_key", "card_master", "authenticated"),
-    [
-        (MASTER, MASTER, True),
-        (MASTER, b"another-site-master-key-0000000", False),
-        (None, MASTER, False),
-    ],
-    ids=["right-key", "wrong-key", "reader-without-key"],
-)
-def test_a_lite_s_card_is_authenticated_only_with_the_right_key(
-    port: int,
-    make_reader: MakeReader,
-    reader_key: bytes | None,
-    card_master: bytes,
-    authenticated: bool,
-) -> None:
-    reader, events = make_reader(lite_s_key=reader_key), Recorder()
-    reader.start(events)
-    tap(port, reader, "--idm", IDM, "--pmm", LITE_S_PMM, "--card-key", card_key(card_master, IDM))
-    assert [(t.card_ref, t.authenticated) for t in events.taps] == [
-        (ref("felica", IDM), authenticated)
-    ]
-
-
 class CountingOpener:
     """nfcpy's own opener, counting the attempts."""
 
@@ -281,7 +248,6 @@ def test_close_before_start_then_start_raises(make_reader: MakeReader) -> None:
         ({"path": "bluetooth:1"}, "use usb"),
         ({"path": "udp:127.0.0.1:1"}, "'tcpmux' in /etc/services"),
         ({"path": "udp:127.0.0.1:x"}, "must be a number"),
-        ({"lite_s_key": b"short"}, "at least 16 bytes"),
         ({"targets": ("424B",)}, "use some of"),
         ({"reopen_first_s": 5.0, "reopen_max_s": 1.0}, "0 < reopen_first_s <= reopen_max_s"),
         ({"poll_gap_s": -1}, "poll_gap_s >= 0"),

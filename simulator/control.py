@@ -291,7 +291,8 @@ class Control:
         if "ref" in body:
             event = reader.tap_ref(str(body["ref"]), authenticated)
         else:
-            event = reader.tap(body["technology"], body["id"], authenticated)
+            key = bytes.fromhex(body["key"]) if body.get("key") else None
+            event = reader.tap(body["technology"], body["id"], authenticated, key=key)
         if event is None:
             return {"ok": True, "counted": False}
         outputs = self.waiter.wait(event)

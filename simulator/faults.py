@@ -54,6 +54,7 @@ def check_fault(sim: Stage, fault: Fault) -> None:
         "power_cut": ("device", building.devices),
         "clock_unsynchronised": ("device", building.devices),
         "lost_card_used": ("gate", {g.id for g in building.gates}),
+        "cloned_card": ("gate", {g.id for g in building.gates}),
     }
     if fault.kind in needs:
         field, known = needs[fault.kind]
@@ -88,6 +89,9 @@ def fault_process(sim: Stage, fault: Fault) -> Process:
         case "lost_card_used":
             assert fault.gate is not None
             return lost_card_used(sim, fault.gate)
+        case "cloned_card":
+            assert fault.gate is not None
+            return cloned_card(sim, fault.gate)
         case "power_cut":
             assert fault.device is not None
             return power_cut(sim, fault.device, seconds)
@@ -193,6 +197,20 @@ def lost_card_used(sim: Stage, gate: str) -> Process:
     reply = world.tap(gate, "in", lost.technology, lost.card_id)
     if reply.get("decision") == "granted":  # it must not be: the report says so
         world.note(f"the lost card of {lost.staff_no} was GRANTED at {gate}")
+    yield from ()
+
+
+def cloned_card(sim: Stage, gate: str) -> Process:
+    world = sim.world
+    guard = next(p for p in sim.people if p.profile != "uid" and p.case == "")
+    world.note(f"fault: a copy of {guard.staff_no}'s security card (its id, not its key) at {gate}")
+    sim.expect_alarm(gate, "clone_suspected")
+    reply = world.tap(gate, "in", guard.technology, guard.card_id, clone=True)
+    if reply.get("decision") == "granted":  # it must not be: the report says so
+        world.note(f"the copy of {guard.staff_no}'s card was GRANTED at {gate}")
+    world.truth.clones.append(
+        (guard.technology, guard.card_id, reply.get("decision"), reply.get("reason"))
+    )
     yield from ()
 
 

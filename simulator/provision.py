@@ -11,15 +11,18 @@ import contextlib
 import io
 import os
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
+from edge.core.credentials import CardProfile
 from edge.errors import EdgeError
 from provisioning import broker
+from provisioning.card_keys import keys_for, load_master
 from provisioning.cli import cli
+from provisioning.keys import SiteKeys
 from simulator import sim_topics
 from simulator.building import Building, Wiring, device_config
 from simulator.staff import Person, write_hr_csv
@@ -44,6 +47,8 @@ class Provisioned:
     broker_files: Path
     hr_csv: Path
     log: Path
+    # The keys each proving card holds, by raw card id (they never leave the simulated cards).
+    card_keys: Mapping[str, Mapping[str, bytes]] = field(default_factory=dict, repr=False)
 
     def password(self, account: str) -> str:
         return (self.site_dir / "accounts" / f"{account}.password").read_text().strip()
@@ -106,6 +111,7 @@ def provision(
         ("rules", "add", "staff", "--doors", gates, "--schedule", "office"),
         ("rules", "add", "security", "--doors", all_doors),
         ("rules", "override", "security"),
+        ("rules", "require-proof", "security"),
     ]
     for level in sorted({p.floor for p in people if p.floor > 1}):
         doors = ",".join(d.id for d in building.stair_doors if d.floor in (1, level))
@@ -115,7 +121,17 @@ def provision(
     files = run_dir / "broker-files"
     edge_provision(["broker", "config", *d, "--out", str(files), "--port", str(broker_port)], log)
     _control_topics(files, site, spec.site)
-    return Provisioned(site, files, csv_path, log)
+    return Provisioned(site, files, csv_path, log, proving_keys(people, site))
+
+
+def proving_keys(people: list[Person], site: Path) -> dict[str, dict[str, bytes]]:
+    """Return what each proving card was personalised with, as a card issuer would have it."""
+    master = load_master(SiteKeys(site / "keys"))
+    return {
+        p.card_id: keys_for(CardProfile(p.profile), p.technology, bytes.fromhex(p.card_id), master)
+        for p in people
+        if CardProfile(p.profile).proves
+    }
 
 
 def _control_topics(files: Path, site_dir: Path, site: str) -> None:

@@ -83,6 +83,8 @@ def build_report(sim: Simulation) -> Report:
     checks.append(_expected_alarms(sim, entries))
     checks.append(_no_other_alarms(sim, entries))
     checks.append(_special_cards_denied(sim, entries))
+    if sim.world.truth.clones:
+        checks.append(_clones_refused(sim, entries))
     checks.append(_unsynchronised_flagged(sim, entries))
     decisions: Counter[str] = Counter()
     alarms: Counter[str] = Counter()
@@ -309,6 +311,27 @@ def _special_cards_denied(sim: Simulation, entries: list[Any]) -> Check:
         "expired, not-yet-valid and lost cards were never granted",
         not granted,
         f"denied: {dict(denied)}; granted: {granted}",
+    )
+
+
+def _clones_refused(sim: Simulation, entries: list[Any]) -> Check:
+    """Every copy of a proving card was refused, and the console holds the refusal."""
+    tried = sim.world.truth.clones
+    refs = {card_reference(sim.card_key, tech, card_id) for tech, card_id, _, _ in tried}
+    granted = [decision for _, _, decision, _ in tried if decision != "denied"]
+    logged = [
+        e
+        for e in entries
+        if e.kind == "access"
+        and e.type == "denied"
+        and e.body.get("reason") == "card_not_authenticated"
+        and e.body.get("card_ref") in refs
+    ]
+    return Check(
+        "copies of proving cards were refused (card_not_authenticated) and logged",
+        not granted and len(logged) >= len(tried),
+        f"tried {len(tried)}, device answers {[d for _, _, d, _ in tried]}, "
+        f"refusals in the log {len(logged)}",
     )
 
 

@@ -161,7 +161,7 @@ class Simulation:
             self.agents[device] = self._launch(device, at=0.0, wait=False)
         for agent in self.agents.values():
             agent.wait_ready(60)
-        self.world = World(self.building, self.engine, self.agents, self.start)
+        self.world = World(self.building, self.engine, self.agents, self.start, p.card_keys)
         publish(p, port)
         self.console = ConsoleClient(
             "127.0.0.1",

@@ -36,6 +36,7 @@ FaultKind = Literal[
     "fire",
     "lockdown",
     "lost_card_used",
+    "cloned_card",
     "power_cut",
     "clock_unsynchronised",
 ]
@@ -57,7 +58,9 @@ class Fault(BaseModel):
     door: str | None = Field(None, description="door_forced, door_held_open: which door.")
     reader: str | None = Field(None, description="reader_unplugged: which reader.")
     device: str | None = Field(None, description="power_cut, clock_unsynchronised: which Pi.")
-    gate: str | None = Field(None, description="lost_card_used: where the card is tried.")
+    gate: str | None = Field(
+        None, description="lost_card_used, cloned_card: where the card is tried."
+    )
     open_s: float = Field(
         8.0, gt=0, le=36000, description="door_forced: how long the leaf is left open (s)."
     )

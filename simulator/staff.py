@@ -102,6 +102,9 @@ class Person:
     valid_from: date | None = None
     valid_until: date | None = None
     case: str = ""  # "", expired, not_yet_valid, lost, no_card
+    # What the card proves: security guards carry Lite-S (FeliCa) or DESFire (ISO 14443 A)
+    # cards with their own keys; everyone else's card is known by its id alone.
+    profile: str = "uid"
 
 
 def make_people(building: Building, day: date, seed: int = 1) -> list[Person]:
@@ -142,6 +145,9 @@ def make_people(building: Building, day: date, seed: int = 1) -> list[Person]:
                 technology=technology,
                 card_id=raw,
                 groups=groups,
+                profile=(
+                    "uid" if i >= GUARDS else "lite-s" if technology == "felica" else "desfire"
+                ),
             )
         )
     # The cases a guard meets, on fixed people so every run has them.
@@ -163,7 +169,7 @@ def hr_csv(people: list[Person]) -> bytes:
     """Return the staff list as HR exports it: Shift_JIS, CRLF, one row per card."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(COLUMNS)  # what edge-provision cards import expects
+    writer.writerow([*COLUMNS, "card_profile"])  # what edge-provision cards import expects
     for p in people:
         writer.writerow(
             [
@@ -175,6 +181,7 @@ def hr_csv(people: list[Person]) -> bytes:
                 ";".join(p.groups),
                 p.valid_from.isoformat() if p.valid_from else "",
                 p.valid_until.isoformat() if p.valid_until else "",
+                p.profile,
             ]
         )
     return out.getvalue().encode("shift_jis")

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from edge.card_layout import DESFIRE_KEY_NO
+from provisioning.card_keys import LITE_S_SLOT
 from simulator.building import Building, Door
 from simulator.engine import Engine
 from simulator.process import AgentExited, AgentProcess
@@ -45,15 +48,23 @@ class Truth:
     inside_series: list[tuple[float, int]] = field(default_factory=list)
     presence: dict[str, bool] = field(default_factory=dict)
     notes: list[tuple[float, str]] = field(default_factory=list)
+    # Each copy of a proving card shown at a reader: (technology, card id, decision, reason).
+    clones: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
 
 
 class World:
     """The building's devices, steered through their simulated hardware."""
 
     def __init__(
-        self, building: Building, engine: Engine, agents: dict[str, AgentProcess], start: datetime
+        self,
+        building: Building,
+        engine: Engine,
+        agents: dict[str, AgentProcess],
+        start: datetime,
+        card_keys: Mapping[str, Mapping[str, bytes]] | None = None,
     ) -> None:
         self.building = building
+        self.card_keys = card_keys or {}  # what each proving card holds, by raw card id
         self.engine = engine
         self.agents = agents  # by device; the same dict the simulation stops at the end
         self.start = start
@@ -127,14 +138,30 @@ class World:
 
     # -- the hardware -----------------------------------------------------------------------
 
-    def tap(self, door: str, direction: str, technology: str, card_id: str) -> dict[str, Any]:
-        """Hold a card to a door's reader; return the device's answer (counted False if none)."""
+    def _card_key(self, card_id: str, device: str) -> bytes | None:
+        keys = self.card_keys.get(card_id)
+        if not keys:
+            return None
+        role = self.building.devices[device].role
+        slot = LITE_S_SLOT if LITE_S_SLOT in keys else str(DESFIRE_KEY_NO.get(role, 0))
+        return keys.get(slot)
+
+    def tap(
+        self, door: str, direction: str, technology: str, card_id: str, *, clone: bool = False
+    ) -> dict[str, Any]:
+        """Hold a card to a door's reader; return the device's answer (counted False if none).
+
+        A proving card proves itself with the key this kind of door checks; a `clone` shows
+        the same id without any key.
+        """
         state = self.doors[door]
         reader = state.door.readers[direction]
         began = time.perf_counter()
-        reply = self.request(
-            state.door.device, op="tap", reader=reader, technology=technology, id=card_id
-        )
+        body: dict[str, Any] = {"reader": reader, "technology": technology, "id": card_id}
+        key = None if clone else self._card_key(card_id, state.door.device)
+        if key is not None:
+            body["key"] = key.hex()
+        reply = self.request(state.door.device, op="tap", **body)
         if reply is None:
             return {"counted": False, "decision": None, "reason": "no_power"}
         if reply.get("counted"):

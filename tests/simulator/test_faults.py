@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.cardref import card_reference
 from simulator.report import build_report
 from simulator.scenario import Fault, Scenario
 
@@ -30,6 +31,7 @@ FAULTS = {
     "fire": Fault(at=time(9, 45), kind="fire", minutes=4),
     "lockdown": Fault(at=time(8, 35), kind="lockdown", minutes=10),
     "lost_card_used": Fault(at=time(9, 0), kind="lost_card_used", gate="gate-1f-east"),
+    "cloned_card": Fault(at=time(9, 10), kind="cloned_card", gate="gate-1f-west"),
     "power_cut": Fault(at=time(8, 40), kind="power_cut", device="gate-1f-west", minutes=10),
     "clock_unsynchronised": Fault(
         at=time(9, 0), kind="clock_unsynchronised", device="sensors-2f-booths", minutes=90
@@ -70,6 +72,26 @@ def test_each_fault_keeps_every_invariant(tmp_path: Path, kind: str) -> None:
                 assert decisions.get("denied/lockdown", 0) > 0, decisions
             case "lost_card_used":
                 assert alarms["lost_card_used/raised"] == 1
+            case "cloned_card":
+                assert alarms["clone_suspected/raised"] == 1
+                assert decisions["denied/card_not_authenticated"] == 1, decisions
+                check = next(c for c in report.checks if c.name.startswith("copies of proving"))
+                assert "tried 1" in check.detail
+                assert not [n for n in report.notes if "GRANTED" in n]
+                # The guards' own proving cards kept working: their proven taps were granted.
+                proving = {
+                    card_reference(sim.card_key, p.technology, p.card_id)
+                    for p in sim.people
+                    if p.profile != "uid"
+                }
+                granted = [
+                    e
+                    for e in sim.collector.log.entries()
+                    if e.kind == "access"
+                    and e.type == "granted"
+                    and e.body.get("card_ref") in proving
+                ]
+                assert granted, "no guard's proving card was granted all day"
             case "power_cut":
                 assert sim.restarts == {"gate-1f-west": 1}
                 assert "gate-1f-west powered up again" in notes

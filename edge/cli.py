@@ -14,10 +14,10 @@ from edge import __version__
 from edge.cli_store import config_option, credentials, status
 from edge.errors import EdgeError
 from edge.gpio import default_pin_factory
-from edge.keys import KeyFileError, read_card_key
+from edge.keys import KeyFileError
 from edge.link.payloads import mqtt_schemas
 from edge.probe import probe as run_probe
-from edge.service import serve
+from edge.service import device_card_key, serve
 from edge.system import SystemClock, clock_synchronised
 from edge.text import terminal
 from firmware_config.errors import ConfigError
@@ -107,7 +107,7 @@ def run(ctx: click.Context, config_path: Path, log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(config_path)
-        card_key = read_card_key(config.site.card_key_file)
+        card_key = device_card_key(config)
     except ConfigError as error:
         _report(config_path, error)
         ctx.exit(EXIT_INVALID_CONFIG)

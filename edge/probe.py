@@ -49,9 +49,11 @@ def _probes(config: DeviceConfig, gpio_chips: str) -> Iterator[Finding]:
         if writable
         else f"{store_dir} missing or not writable by this user",
     )
-    yield _file(
-        "card key", lambda: read_card_key(config.site.card_key_file), config.site.card_key_file
-    )
+    key_file = config.site.card_key_file
+    if config.readers and key_file is not None:
+        yield _file("card key", lambda: read_card_key(key_file), key_file)
+    elif not config.readers:
+        yield Finding("card key", True, "none needed: this device has no readers")
     for name, path in (
         ("credentials key", config.site.credentials_key_file),
         ("commands key", config.site.commands_key_file),

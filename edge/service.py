@@ -11,7 +11,9 @@ from types import FrameType
 from edge.app import ReaderFactory, build_agent, hardware_reader
 from edge.connection import build_connection
 from edge.core.clock import Clock
+from edge.errors import EdgeError
 from edge.gpio import PinFactory
+from edge.keys import read_card_key
 from edge.runtime import Agent
 from edge.system import SystemdNotifier
 from firmware_config.loader import config_hash, masked
@@ -20,10 +22,16 @@ from firmware_config.model import DeviceConfig
 log = logging.getLogger("edge.agent")
 
 
+def device_card_key(config: DeviceConfig) -> bytes | None:
+    """Read the site card key if the device has readers; a device without them reads none."""
+    key_file = config.site.card_key_file
+    return read_card_key(key_file) if config.readers and key_file is not None else None
+
+
 def serve(
     config: DeviceConfig,
     *,
-    card_key: bytes,
+    card_key: bytes | None,
     pin_factory: PinFactory,
     clock: Clock,
     clock_synced: Callable[[], bool],
@@ -32,7 +40,14 @@ def serve(
     ready: Callable[[Agent], None] | None = None,
     link: bool = True,
 ) -> int:
-    """Build the agent, run it until SIGTERM or SIGINT, then leave every door de-energised."""
+    """Build the agent, run it until SIGTERM or SIGINT, then leave every door de-energised.
+
+    `card_key` is None on a device without readers: it never holds the site card key.
+    """
+    if card_key is None and config.readers:
+        raise EdgeError(
+            f"device {config.device.id} has readers but no card key; set site.card_key_file"
+        )
     log.info(
         "starting device %s (config %s): %s",
         config.device.id,
@@ -42,7 +57,9 @@ def serve(
     mqtt, connection = build_connection(config, clock_synced) if link else (None, None)
     agent, startup = build_agent(
         config,
-        card_key=card_key,
+        # build_agent's card referencer is only ever called by a reader; with no readers
+        # the empty key is never used (card_reference refuses a key under 16 bytes).
+        card_key=card_key if card_key is not None else b"",
         pin_factory=pin_factory,
         clock=clock,
         reader_factory=reader_factory,

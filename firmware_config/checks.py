@@ -40,6 +40,7 @@ def check_config(raw: Mapping[str, Any]) -> list[Problem]:
         *_references(raw),
         *_reader_sources(raw),
         *_role(raw),
+        *_card_key(raw),
     ]
 
 
@@ -212,6 +213,23 @@ def _role(raw: Mapping[str, Any]) -> Iterator[Problem]:
                 'a "sensor-node" has no doors',
                 'remove the [[doors]] tables, or set device.role = "door" or "gate"',
             )
+
+
+def _card_key(raw: Mapping[str, Any]) -> Iterator[Problem]:
+    # Only a device with readers turns card numbers into references; the others never
+    # receive the site card key (a stolen sensor node yields no card).
+    site = raw.get("site")
+    if not _count(raw, "readers") or not isinstance(site, Mapping):
+        return
+    if site.get("card_key_file") is None:
+        yield Problem(
+            "site.card_key_file",
+            MISSING,
+            "a device with readers needs the site card key to turn card numbers into "
+            "card references",
+            'add card_key_file = "/etc/edge/card-key" to [site] (the file comes in the '
+            "device bundle: edge-provision device bundle)",
+        )
 
 
 def _count(raw: Mapping[str, Any], key: str) -> int | None:

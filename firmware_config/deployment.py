@@ -43,13 +43,15 @@ class SiteConfig(BaseModel):
             "holidays. The default is the New Year closure, 29 December to 3 January."
         ),
     )
-    card_key_file: FilePath = Field(
-        default=Path("/etc/edge/card-key"),
+    card_key_file: FilePath | None = Field(
+        default=None,
         description=(
             "File holding the site's card key (64 hex digits), readable only by the agent: "
-            "card numbers are turned into card references with it. It comes in the device "
-            "bundle from provisioning; never copy it anywhere else."
+            "card numbers are turned into card references with it. Required when the device "
+            'has readers (usually "/etc/edge/card-key", from the device bundle); a device '
+            "without readers gets no card key and leaves this out. Never copy it anywhere else."
         ),
+        examples=["/etc/edge/card-key"],
     )
     credentials_key_file: FilePath = Field(
         default=Path("/etc/edge/credentials.pub"),

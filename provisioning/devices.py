@@ -54,7 +54,10 @@ def config_from_example(role: str, site: str, device: str) -> str:
 
 
 def bundle(site_dir: Path, device: str, out: Path) -> list[str]:
-    """Write the device bundle (tar.gz, 0600: it holds secrets); return its member names."""
+    """Write the device bundle (tar.gz, 0600: it holds secrets); return its member names.
+
+    The site card key goes only to a device with readers.
+    """
     config_path = site_dir / "devices" / f"{device}.toml"
     password = site_dir / "accounts" / f"{device}.password"
     keys = SiteKeys(site_dir / "keys")
@@ -73,14 +76,15 @@ def bundle(site_dir: Path, device: str, out: Path) -> list[str]:
         raise BundleError(f"{config_path} says device {config.device.id!r}, not {device!r}")
     members = {
         "etc/edge/agent.toml": (text.encode(), 0o640),
-        "etc/edge/card-key": (keys.card_key.read_bytes(), 0o600),
         "etc/edge/mqtt-password": (password.read_bytes(), 0o600),
         "etc/edge/commands.pub": (keys.public("commands").read_bytes(), 0o644),
         "etc/edge/credentials.pub": (keys.public("credentials").read_bytes(), 0o644),
         "edge-agent.service": ((DEPLOY / "edge-agent.service").read_bytes(), 0o644),
         "install.sh": ((DEPLOY / "install.sh").read_bytes(), 0o755),
-        "INSTALL.txt": (_instructions(device).encode(), 0o644),
     }
+    if config.readers:  # a device without readers never holds the site card key
+        members["etc/edge/card-key"] = (keys.card_key.read_bytes(), 0o600)
+    members["INSTALL.txt"] = (_instructions(device, bool(config.readers)).encode(), 0o644)
     ca = keys.directory / "ca.crt"
     if ca.exists():  # the broker's TLS is signed by the site's own CA
         members["etc/edge/ca.crt"] = (ca.read_bytes(), 0o644)
@@ -97,15 +101,17 @@ def bundle(site_dir: Path, device: str, out: Path) -> list[str]:
     return list(members)
 
 
-def _instructions(device: str) -> str:
-    return f"""Device bundle for {device}. It holds the site card key and the broker password:
+def _instructions(device: str, card_key: bool) -> str:
+    secrets = "the site card key and the broker password" if card_key else "the broker password"
+    owned = "/etc/edge/card-key /etc/edge/mqtt-password" if card_key else "/etc/edge/mqtt-password"
+    return f"""Device bundle for {device}. It holds {secrets}:
 keep it private and delete it once installed.
 
 On the Raspberry Pi, as root, with this project's checkout (or release) in /opt/edge/src:
   sudo /opt/edge/src/firmware_config/deploy/install.sh --no-start
   sudo tar -C / -xzf {device}.tar.gz etc/edge
   sudo chown -R root:edge /etc/edge && sudo chmod 640 /etc/edge/agent.toml
-  sudo chown edge /etc/edge/card-key /etc/edge/mqtt-password
+  sudo chown edge {owned}
   sudo /opt/edge/venv/bin/edge-agent check --config /etc/edge/agent.toml --probe
   sudo systemctl start edge-agent
 """

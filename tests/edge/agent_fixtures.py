@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge.cardref import card_reference
+from edge.cardref import card_references
 from edge.core.credentials import Credential, DenyReason
 from edge.core.policy import AccessPolicy, Rule
 from edge.signing import public_key_hex
@@ -54,6 +54,7 @@ def sim_config(tmp: Path, example: str = "security-gate.toml", broker_port: int 
     assert f'path = "{store}"' in text
     (tmp / "credentials.pub").write_text(public_key_hex(CREDENTIALS_KEY))
     (tmp / "commands.pub").write_text(public_key_hex(COMMANDS_KEY))
+    text = re.sub(r"^card_key_file = .*\n", "", text, flags=re.MULTILINE)
     text = text.replace(
         "[site]\n",
         f'[site]\ncard_key_file = "{key_file}"\n'
@@ -74,9 +75,8 @@ def felica(n: int) -> str:
 def enrol(store_path: Path, cards: range, doors: list[str], lost: range = range(0)) -> None:
     """Load a policy (group staff on `doors`, always) and FeliCa cards into a store."""
     policy = AccessPolicy(version=1, rules=(Rule("staff", frozenset(doors)),))
-    credentials = [
-        Credential(card_reference(KEY, "felica", felica(n)), frozenset({"staff"})) for n in cards
-    ]
-    deny = {card_reference(KEY, "felica", felica(n)): DenyReason.LOST for n in lost}
+    refs = card_references(KEY, [("felica", felica(n)) for n in [*cards, *lost]])
+    credentials = [Credential(ref, frozenset({"staff"})) for ref in refs[: len(cards)]]
+    deny = dict.fromkeys(refs[len(cards) :], DenyReason.LOST)
     with Store(store_path) as store, store.transaction():
         SqliteCredentials(store.db).replace(policy, credentials, deny)

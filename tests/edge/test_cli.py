@@ -18,6 +18,7 @@ EXAMPLES = sorted((Path(firmware_config.__file__).parent / "examples").glob("*.t
 BROKEN = """\
 [site]
 id = "test-site"
+card_key_file = "/etc/edge/card-key"
 
 [device]
 id = "gate-1"

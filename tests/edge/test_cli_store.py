@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edge.cardref import card_reference
+from edge.cardref import card_references
 from edge.core.credentials import Credential, DenyReason
 from edge.core.policy import AccessPolicy, Rule
 from edge.snapshot import build
@@ -31,7 +31,10 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def write_snapshot(
     tmp: Path, version: int, cards: range, lost: range = range(0), **kw: str
 ) -> Path:
-    refs = {n: card_reference(KEY, "felica", felica(n)) for n in [*cards, *lost]}
+    numbers = [*cards, *lost]
+    refs = dict(
+        zip(numbers, card_references(KEY, [("felica", felica(n)) for n in numbers]), strict=True)
+    )
     data = build(
         CREDENTIALS_KEY,
         site=kw.get("site", "kamakura-city-hall"),

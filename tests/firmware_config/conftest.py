@@ -9,7 +9,7 @@ import pytest
 def gate_data() -> dict[str, Any]:
     """Return a fresh, valid configuration of a gate as parsed TOML would give it."""
     return {
-        "site": {"id": "test-site"},
+        "site": {"id": "test-site", "card_key_file": "/etc/edge/card-key"},
         "device": {"id": "gate-1", "role": "gate"},
         "zones": [
             {"id": "lobby", "name": "ロビー", "kind": "area"},

@@ -36,9 +36,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from edge.core.clock import Clock
-from edge.keys import read_card_key
 from edge.runtime import Agent
-from edge.service import serve
+from edge.service import device_card_key, serve
 from edge.system import SystemClock
 from firmware_config.loader import load_config
 from simulator.clock import FakeClock
@@ -111,7 +110,7 @@ def main(argv: list[str] | None = None, started: Callable[[Agent], None] | None 
     try:
         return serve(
             config,
-            card_key=read_card_key(config.site.card_key_file),
+            card_key=device_card_key(config),
             pin_factory=factory,
             clock=clock,
             clock_synced=lambda: control.synced,

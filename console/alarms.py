@@ -21,7 +21,15 @@ from console.log import CentralLog
 from console.users import audit
 from edge.core.clock import utc_text
 
-ONE_SHOT = frozenset({"lost_card_used", "clone_suspected", "anti_passback_violation"})
+ONE_SHOT = frozenset(
+    {
+        "lost_card_used",
+        "clone_suspected",
+        "anti_passback_violation",
+        "duress",
+        "pin_attempts_exceeded",
+    }
+)
 
 
 @dataclass(frozen=True)

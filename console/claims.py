@@ -57,6 +57,8 @@ _DOORS: Final[dict[str, frozenset[str]]] = {
             "lost_card_used",
             "clone_suspected",
             "anti_passback_violation",
+            "duress",
+            "pin_attempts_exceeded",
         }
     ),
     "occupancy": frozenset({"zone"}),

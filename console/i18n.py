@@ -103,6 +103,8 @@ CODES: dict[str, tuple[str, str]] = {
     "lost_card_used": ("紛失カードの使用", "Lost card used"),
     "clone_suspected": ("複製カードの疑い", "Cloned card suspected"),
     "anti_passback_violation": ("アンチパスバック違反", "Anti-passback violation"),
+    "duress": ("脅迫コード (duress)", "Duress code"),
+    "pin_attempts_exceeded": ("暗証番号の誤りが続いた", "Too many wrong PINs"),
     "missing_events": ("記録の欠落", "Missing events"),
     "bad_messages": ("不正なメッセージ", "Bad messages"),
     "device_claim_refused": ("機器の越権報告", "Device claim refused"),
@@ -123,6 +125,9 @@ CODES: dict[str, tuple[str, str]] = {
     "out_of_schedule": ("時間外", "out of schedule"),
     "anti_passback": ("アンチパスバック", "anti-passback"),
     "card_not_authenticated": ("カード認証なし", "card not authenticated"),
+    "no_pin": ("暗証番号の未登録", "no PIN enrolled"),
+    "wrong_pin": ("暗証番号の誤り", "wrong PIN"),
+    "pin_timeout": ("暗証番号の入力なし", "PIN not keyed in time"),
 }
 
 

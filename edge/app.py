@@ -36,6 +36,7 @@ from edge.gpio import (
     UnavailableRelay,
 )
 from edge.inbox import Inbox
+from edge.keypad import Keypad, MatrixKeypad, open_usb_keypad
 from edge.ports import CardKeys, CardReader, CardReferencer, Indicator, Input, Relay
 from edge.runtime import Agent, Core, Hardware, Network, Pace
 from edge.store import Store
@@ -47,6 +48,7 @@ from edge.system import SystemdNotifier
 from edge.wiring import device_spec
 from firmware_config.loader import config_hash
 from firmware_config.model import DeviceConfig, ReaderConfig
+from firmware_config.readers import MatrixKeypad as MatrixKeypadConfig
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,7 @@ def build_agent(
         inputs=_inputs(config, pin_factory, faults),
         readers=[reader_factory(r, referencer, card_keys) for r in config.readers],
         card_keys=card_keys,
+        keypads=_keypads(config, pin_factory, faults),
     )
     for problem in faults:
         log.error("hardware fault: %s", problem)
@@ -222,6 +225,21 @@ def _indicators(
             continue
         indicators.setdefault(i.reader, []).append(indicator)
     return indicators
+
+
+def _keypads(
+    config: DeviceConfig, factory: PinFactory, faults: list[HardwareError]
+) -> list[Keypad]:
+    keypads: list[Keypad] = []
+    for r in config.readers:
+        try:
+            if isinstance(r.keypad, MatrixKeypadConfig):
+                keypads.append(MatrixKeypad(r.id, r.keypad.rows, r.keypad.cols, factory=factory))
+            elif r.keypad is not None:
+                keypads.append(open_usb_keypad(r.id, str(r.keypad.device)))
+        except HardwareError as fault:  # its reader's PIN cannot be keyed: denied by timeout
+            faults.append(fault)
+    return keypads
 
 
 def _inputs(config: DeviceConfig, factory: PinFactory, faults: list[HardwareError]) -> list[Input]:

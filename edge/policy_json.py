@@ -32,6 +32,7 @@ def policy_to_json(policy: AccessPolicy) -> dict[str, Any]:
         ],
         "override_groups": sorted(policy.override_groups),
         "authenticated_groups": sorted(policy.authenticated_groups),
+        "pin_groups": sorted(policy.pin_groups),
         "door_schedules": dict(policy.door_schedules),
         "closure_days": list(policy.closure_days),
         "anti_passback": {
@@ -79,6 +80,7 @@ def policy_from_json(data: dict[str, Any]) -> AccessPolicy:
             rules=rules,
             override_groups=frozenset(data.get("override_groups", [])),
             authenticated_groups=frozenset(map(str, data.get("authenticated_groups", []))),
+            pin_groups=frozenset(map(str, data.get("pin_groups", []))),
             door_schedules=dict(data.get("door_schedules", {})),
             closure_days=closures,
             anti_passback=_anti_passback(data.get("anti_passback", {})),

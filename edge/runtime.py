@@ -16,8 +16,9 @@ from typing import Protocol
 
 from edge.core.clock import Clock, Instant
 from edge.core.controller import Controller, DeviceState
-from edge.core.events import CardPresented, Event, Tick
+from edge.core.events import CardPresented, Event, PinChecked, Tick
 from edge.core.outputs import (
+    CheckPin,
     EventKind,
     EventRecord,
     Indicate,
@@ -29,7 +30,9 @@ from edge.core.outputs import (
 )
 from edge.credentials_freshness import CredentialRefresh
 from edge.inbox import Inbox, Item
+from edge.keypad import Keypad
 from edge.link.messages import InboundMessage, SnapshotResult
+from edge.pin_check import PinChecker
 from edge.ports import CardReader, Indicator, Input, Relay
 from edge.store import Store, outbox, state
 from edge.system import SystemdNotifier
@@ -97,6 +100,7 @@ class Hardware:
     readers: Sequence[CardReader] = ()
     # The readers' own way to the keys of proven cards; closed after them.
     card_keys: Closeable | None = None
+    keypads: Sequence[Keypad] = ()  # PIN keypads beside the readers
 
 
 @dataclass(frozen=True)
@@ -131,10 +135,12 @@ class Agent:
         self.inputs = list(hardware.inputs)
         self.readers = list(hardware.readers)
         self._card_keys = hardware.card_keys
+        self.keypads = list(hardware.keypads)
         self.inbox = network.inbox
         self.events = network.inbox.events
         self.remote = network.remote
         self._committed = network.committed
+        self._pins = PinChecker(network.inbox.put)
         self.clock = pace.clock
         self.clock_synced = pace.clock_synced
         self.notifier = pace.notifier
@@ -215,7 +221,7 @@ class Agent:
             return self.remote.snapshot_done(event, now)
         if isinstance(event, InboundMessage):
             return self.remote.handle(event, now)
-        if isinstance(event, CardPresented):
+        if isinstance(event, CardPresented | PinChecked):
             # One read snapshot: the policy and the credentials come from the same commit,
             # so a tap during a credential swap sees the old set or the new, never a mix.
             with self.store.snapshot():
@@ -234,7 +240,7 @@ class Agent:
             if self.controller.doors[door].unlocked:
                 relay.unlock()
         self._perform(outputs)
-        for part in [*self.inputs, *self.readers]:
+        for part in [*self.inputs, *self.readers, *self.keypads]:
             part.start(self.emit)
         self._started = True
         self.notifier.notify("READY=1")
@@ -258,7 +264,8 @@ class Agent:
         self.stopping.set()
 
     def close(self) -> None:
-        """Stop the remote side, readers and inputs, de-energise relays, close the store.
+        """Stop the remote side, PIN checks, readers, keypads and inputs, de-energise relays,
+        close the store.
 
         Idempotent.
         """
@@ -267,7 +274,9 @@ class Agent:
             self.remote.close()
         except Exception:  # a stuck snapshot worker must not keep the relays energised
             log.exception("closing %r failed", self.remote)
-        for part in [*self.readers, *self.inputs, *filter(None, [self._card_keys])]:
+        self._pins.close()
+        parts = [*self.readers, *self.keypads, *self.inputs, *filter(None, [self._card_keys])]
+        for part in parts:
             try:
                 part.close()
             except Exception:  # one broken part must not keep the relays energised
@@ -332,6 +341,8 @@ class Agent:
             case Indicate(door=door, signal=signal, reader=reader):
                 for indicator in self._indicators_for(door, reader):
                     indicator.show(signal)
+            case CheckPin():
+                self._pins.submit(output)
             case Record():
                 pass
 

@@ -7,8 +7,9 @@
 The body holds the access policy, the credentials (by card reference, never names or raw
 card ids) and the deny list. A credential of a card that proves itself (FeliCa Lite-S,
 DESFire) carries its profile and the one key this device checks it with, diversified for
-that card; the site's master key never leaves provisioning. Provisioning builds and signs;
-devices verify and apply.
+that card; the site's master key never leaves provisioning. A credential of a person with a
+PIN carries its salted scrypt hash (`edge.pin_hash`), never the PIN. Provisioning builds and
+signs; devices verify and apply.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from edge.core.credentials import CardProfile, Credential, DenyReason
 from edge.core.policy import AccessPolicy
 from edge.core.schedule import ScheduleError
 from edge.errors import EdgeError
+from edge.pin_hash import PinError, parse_pin, pin_text
 from edge.policy_json import policy_from_json, policy_to_json
 from edge.signing import SignatureError, key_id, verify
 
@@ -146,6 +148,8 @@ def parse(data: bytes, public: Ed25519PublicKey, *, site: str, device: str) -> S
         card_keys = {c.ref: key for c, key in rows if key is not None}
         deny = {str(ref): DenyReason(reason) for ref, reason in body["deny"]}
         policy = policy_from_json(body["policy"])
+    except PinError as exc:  # its message never quotes the hash
+        raise SnapshotError(f"credential snapshot v{envelope['version']}: {exc}") from None
     except (KeyError, TypeError, ValueError, ScheduleError) as exc:
         raise SnapshotError(
             f"credential snapshot v{envelope['version']}: body is malformed: {exc}"
@@ -169,21 +173,30 @@ def parse(data: bytes, public: Ed25519PublicKey, *, site: str, device: str) -> S
 def _row(credential: Credential, key: bytes | None) -> list[Any]:
     c = credential
     row: list[Any] = [c.ref, sorted(c.groups), _iso(c.valid_from), _iso(c.valid_until)]
-    if c.profile.proves:
+    if c.profile.proves or c.pin is not None:
         row += [str(c.profile), key.hex() if key is not None else None]
+    if c.pin is not None:
+        row.append(pin_text(c.pin))
     return row
 
 
 def _credential(row: object) -> tuple[Credential, bytes | None]:
-    """Read one credential row: [ref, groups, from, until] or with [profile, key hex] after."""
-    if not isinstance(row, list) or len(row) not in (4, 6):
-        raise ValueError("a credential is [ref, groups, valid_from, valid_until, profile?, key?]")
+    """Read one credential row: [ref, groups, from, until], then [profile, key hex], then pin."""
+    if not isinstance(row, list) or len(row) not in (4, 6, 7):
+        raise ValueError(
+            "a credential is [ref, groups, valid_from, valid_until, profile?, key?, pin?]"
+        )
     ref, groups, vf, vu = row[:4]
-    profile = CardProfile(row[4]) if len(row) == 6 else CardProfile.UID
-    key = bytes.fromhex(row[5]) if len(row) == 6 and row[5] is not None else None
+    profile = CardProfile(row[4]) if len(row) >= 6 else CardProfile.UID
+    key = bytes.fromhex(row[5]) if len(row) >= 6 and row[5] is not None else None
     if key is not None and len(key) != 16:
         raise ValueError(f"card key of {str(ref)[:8]}… must be 16 bytes")
-    return Credential(str(ref), frozenset(map(str, groups)), _dt(vf), _dt(vu), profile), key
+    try:
+        pin = parse_pin(row[6]) if len(row) == 7 else None
+    except PinError as exc:
+        raise PinError(f"PIN of {str(ref)[:8]}…: {exc}") from None
+    credential = Credential(str(ref), frozenset(map(str, groups)), _dt(vf), _dt(vu), profile, pin)
+    return credential, key
 
 
 def _inflate(text: object) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from edge.core.spec import (
     Direction,
     DoorSpec,
     FailMode,
+    PinMode,
     PresenceSpec,
     ReaderSpec,
     ZoneSpec,
@@ -48,7 +49,16 @@ def device_spec(config: DeviceConfig) -> DeviceSpec:
             for d in config.doors
         ),
         readers=tuple(
-            ReaderSpec(r.id, r.door, Direction(r.direction), CardSecurity(r.security))
+            ReaderSpec(
+                r.id,
+                r.door,
+                Direction(r.direction),
+                CardSecurity(r.security),
+                has_keypad=r.keypad is not None,
+                pin=PinMode(r.pin),
+                pin_timeout_s=r.pin_timeout_s,
+                pin_attempts=r.pin_attempts,
+            )
             for r in config.readers
         ),
         presence=tuple(PresenceSpec(p.id, p.zone, p.hold_s) for p in config.presence),

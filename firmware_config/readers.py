@@ -5,6 +5,9 @@
 | `pcsc` | PC/SC readers: Sony RC-S300/S380 in PC/SC mode, ACS  | substring of the PC/SC name |
 | `nfc`  | nfcpy readers: RC-S380 over USB, PN532 over serial   | nfcpy path (`usb:…`)       |
 | `sim`  | the simulator's reader                               | its id                     |
+
+A reader may have a PIN keypad beside it (`keypad`): a 3x4 or 4x4 membrane matrix on GPIO
+pins, or a USB numeric keypad (a HID keyboard read as Linux input events).
 """
 
 from __future__ import annotations
@@ -15,9 +18,68 @@ from typing import Annotated, Any, Final, Literal, Self
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, model_validator
 
 from firmware_config.errors import MISSING, Problem, raise_problems
-from firmware_config.fields import NfcPath, Pin, Seconds, Slug, Text
+from firmware_config.fields import FilePath, NfcPath, Pin, Seconds, Slug, Text, Whole
 
 INDICATOR_PINS: Final = ("green_pin", "red_pin", "buzzer_pin")
+
+
+class MatrixKeypad(BaseModel):
+    """A membrane keypad scanned on GPIO: rows driven, columns read with pull-ups."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["matrix"] = Field(description="Membrane keypad wired to GPIO pins.")
+    rows: tuple[Pin, ...] = Field(
+        min_length=4,
+        max_length=4,
+        description="BCM GPIO numbers of the 4 row lines, top row first (outputs).",
+        examples=[[5, 6, 13, 19]],
+    )
+    cols: tuple[Pin, ...] = Field(
+        min_length=3,
+        max_length=4,
+        description=(
+            "BCM GPIO numbers of the 3 (keys 1-9, *, 0, #) or 4 (with A-D) column lines, "
+            "left first (inputs with pull-ups)."
+        ),
+        examples=[[12, 16, 20]],
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        pins = [*self.rows, *self.cols]
+        twice = sorted({p for p in pins if pins.count(p) > 1})
+        if twice:
+            raise_problems(
+                [
+                    Problem(
+                        "cols",
+                        ", ".join(map(str, twice)),
+                        f"GPIO {twice[0]} is used by two lines of the keypad",
+                        "give each row and column its own pin",
+                    )
+                ]
+            )
+        return self
+
+
+class UsbKeypad(BaseModel):
+    """A USB numeric keypad: a HID keyboard read as Linux input events."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["usb"] = Field(description="USB numeric keypad (HID keyboard).")
+    device: FilePath = Field(
+        description=(
+            "Its input event device; use the stable name under /dev/input/by-id/ "
+            "(`ls /dev/input/by-id/`), which survives replugging and reboots."
+        ),
+        examples=["/dev/input/by-id/usb-0c45_USB_Keypad-event-kbd"],
+    )
+
+
+KeypadConfig = Annotated[MatrixKeypad | UsbKeypad, Discriminator("kind")]
+"""A PIN keypad beside a reader; `kind` picks the hardware."""
 
 
 class _ReaderBase(BaseModel):
@@ -45,6 +107,47 @@ class _ReaderBase(BaseModel):
         le=60,
         description="The same card again within this many seconds counts as one tap.",
     )
+    keypad: KeypadConfig | None = Field(
+        default=None,
+        description="A PIN keypad beside the reader: staff key the PIN after the card, then #.",
+    )
+    pin: Literal["never", "always"] = Field(
+        default="never",
+        description=(
+            '"always": every card granted here must then key its PIN (needs a keypad); '
+            '"never": only cards of the groups the access rules mark as needing a PIN '
+            "(`edge-provision rules require-pin`), and only if the reader has a keypad."
+        ),
+    )
+    pin_timeout_s: Seconds = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Seconds after the card to key the PIN and press #; later is a denial.",
+    )
+    pin_attempts: Whole = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Wrong PINs in a row for one card before the pin_attempts_exceeded alarm.",
+    )
+
+    @model_validator(mode="after")
+    def _check_pin(self) -> Self:
+        if self.pin == "always" and self.keypad is None:
+            raise_problems(
+                [
+                    Problem(
+                        "pin",
+                        '"always"',
+                        "a reader that asks for a PIN needs a keypad",
+                        'add keypad = {kind = "matrix", rows = [...], cols = [...]} or '
+                        '{kind = "usb", device = "/dev/input/by-id/...-event-kbd"}, '
+                        'or set pin = "never"',
+                    )
+                ]
+            )
+        return self
 
 
 class PcscReader(_ReaderBase):

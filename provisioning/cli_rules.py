@@ -26,6 +26,7 @@ from provisioning.rules import (
     set_authenticated_groups,
     set_closure_days,
     set_override_groups,
+    set_pin_groups,
 )
 
 
@@ -98,6 +99,19 @@ def rules_require_proof(groups: tuple[str, ...], directory: Path) -> None:
     """
     set_authenticated_groups(Registry(directory / "registry.db"), list(groups))
     click.echo(f"groups that need proven cards: {', '.join(groups) or '(none)'}")
+
+
+@rules.command("require-pin")
+@click.argument("groups", nargs=-1)
+@site_dir
+def rules_require_pin(groups: tuple[str, ...], directory: Path) -> None:
+    """Set the groups that key their PIN after the card at every door with a keypad.
+
+    With no group, no group needs it (a reader set to pin = "always" still asks everyone).
+    PINs come with the staff CSV (columns pin, duress_pin).
+    """
+    set_pin_groups(Registry(directory / "registry.db"), list(groups))
+    click.echo(f"groups that key a PIN: {', '.join(groups) or '(none)'}")
 
 
 @rules.command("closure")

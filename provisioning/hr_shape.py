@@ -22,7 +22,9 @@ COLUMNS: Final = (
     "valid_from",
     "valid_until",
 )
-OPTIONAL: Final = ("card_profile",)  # uid (default), lite-s or desfire
+# card_profile: uid (default), lite-s or desfire; pin and duress_pin: 4-8 digits, hashed at
+# import and never shown.
+OPTIONAL: Final = ("card_profile", "pin", "duress_pin")
 MAX_FIELD: Final = 200
 """Most characters in one field; `groups` may hold up to MAX_GROUPS_FIELD."""
 MAX_GROUPS_FIELD: Final = 1000

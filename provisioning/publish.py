@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.core.credentials import CardProfile, Credential, DenyReason
+from edge.pin_hash import parse_pin
 from edge.snapshot import build
 from edge.store.connection import write_transaction
 from firmware_config.loader import load_config
@@ -59,7 +60,11 @@ def build_all(registry: Registry, site_dir: Path, devices: list[str] | None = No
         config = load_config(site_dir / "devices" / f"{device}.toml")
         zones = {z for d in config.doors for z in (d.inside_zone, d.outside_zone)}
         policy = policy_for(registry, {d.id for d in config.doors}, version, zones)
+        # The groups the device acts on: its rules, lockdown override, proof and PIN demands.
         wanted = {r.group for r in policy.rules} | set(policy.override_groups)
+        wanted |= policy.authenticated_groups | policy.pin_groups
+        # A PIN hash goes only to a device with a keypad to key it on.
+        keypads = any(r.keypad is not None for r in config.readers)
         credentials = []
         card_keys: dict[str, bytes] = {}
         for (
@@ -69,8 +74,10 @@ def build_all(registry: Registry, site_dir: Path, devices: list[str] | None = No
             valid_until,
             profile_text,
             keys_json,
+            pin,
         ) in registry.db.execute(
-            "SELECT c.card_ref, p.groups, p.valid_from, p.valid_until, c.profile, c.card_keys "
+            "SELECT c.card_ref, p.groups, p.valid_from, p.valid_until, c.profile, c.card_keys, "
+            "p.pin "
             "FROM cards c JOIN people p ON p.staff_no = c.staff_no WHERE c.status = 'active'"
         ):
             groups = frozenset(json.loads(groups_json)) & wanted
@@ -84,6 +91,7 @@ def build_all(registry: Registry, site_dir: Path, devices: list[str] | None = No
                     datetime.fromisoformat(valid_from) if valid_from else None,
                     datetime.fromisoformat(valid_until) if valid_until else None,
                     profile,
+                    parse_pin(pin) if pin and keypads else None,
                 )
             )
             # Only the key this device checks the card with: never the master, never the

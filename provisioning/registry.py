@@ -11,6 +11,7 @@ from typing import Any
 from sqlite_utils import Database, Migrations
 
 from edge.errors import EdgeError
+from edge.pin_hash import pin_text
 from edge.store.connection import write_transaction
 
 migrations = Migrations("edge-provision")
@@ -195,12 +196,14 @@ def import_people(registry: Registry, rows: list[Any], source: str) -> int:
     now = datetime.now(UTC).isoformat()
     with write_transaction(registry.db) as db:
         for row in rows:
+            # A file without a pin column leaves each person's PIN as it was.
             db.execute(
                 "INSERT INTO people (staff_no, name, department, groups, valid_from, valid_until, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(staff_no) DO UPDATE SET "
-                "name = excluded.name, department = excluded.department, groups = excluded.groups, "
-                "valid_from = excluded.valid_from, valid_until = excluded.valid_until, "
-                "updated_at = excluded.updated_at",
+                "updated_at, pin) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(staff_no) DO UPDATE "
+                "SET name = excluded.name, department = excluded.department, "
+                "groups = excluded.groups, valid_from = excluded.valid_from, "
+                "valid_until = excluded.valid_until, updated_at = excluded.updated_at, "
+                "pin = CASE WHEN ? THEN excluded.pin ELSE people.pin END",
                 [
                     row.staff_no,
                     row.name,
@@ -209,6 +212,8 @@ def import_people(registry: Registry, rows: list[Any], source: str) -> int:
                     row.valid_from.isoformat() if row.valid_from else None,
                     row.valid_until.isoformat() if row.valid_until else None,
                     now,
+                    None if row.pin is None else pin_text(row.pin),
+                    row.pin_column,
                 ],
             )
             db.execute(
@@ -247,6 +252,12 @@ def card_profiles(db: Database) -> None:
     """Keep what each card can prove and its diversified keys (by slot), never its raw id."""
     db.table("cards").add_column("profile", str, not_null_default="uid")
     db.table("cards").add_column("card_keys", str)
+
+
+@migrations(name="0006_pins")
+def pins(db: Database) -> None:
+    """Keep each person's PIN as a salted scrypt hash (edge.pin_hash text form), never the PIN."""
+    db.table("people").add_column("pin", str)
 
 
 def set_card_status(registry: Registry, staff_no: str, status: str) -> int:

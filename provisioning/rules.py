@@ -76,6 +76,11 @@ def set_authenticated_groups(registry: Registry, groups: list[str]) -> None:
     _set_groups(registry, "authenticated_groups", "authenticated groups", groups)
 
 
+def set_pin_groups(registry: Registry, groups: list[str]) -> None:
+    """Set the groups that key a PIN after the card at every door with a keypad (none: [])."""
+    _set_groups(registry, "pin_groups", "PIN groups", groups)
+
+
 def _set_groups(registry: Registry, key: str, action: str, groups: list[str]) -> None:
     with write_transaction(registry.db) as db:
         db.execute(
@@ -142,6 +147,7 @@ def policy_for(
             "rules": rules,
             "override_groups": json.loads(row[0]) if row else [],
             "authenticated_groups": _setting(registry, "authenticated_groups", []),
+            "pin_groups": _setting(registry, "pin_groups", []),
             "closure_days": _setting(registry, "closure_days", []),
             "anti_passback": {
                 z: body

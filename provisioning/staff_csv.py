@@ -3,7 +3,9 @@
 Columns (a header row names them, in any order):
     staff_no, name, department, card_tech, card_id, groups, valid_from, valid_until
 and optionally card_profile: uid (the default: the card's id alone), lite-s (a FeliCa Lite-S
-card personalised with its key) or desfire (a DESFire EV2 card with the staff application).
+card personalised with its key) or desfire (a DESFire EV2 card with the staff application),
+and optionally pin and duress_pin (4-8 digits; hashed here with a fresh salt, kept only as
+the hash, and never shown in any message: a value in a problem that equals either is blanked).
 `groups` is separated by `;`; dates are YYYY-MM-DD in the site's time zone, `valid_until`
 inclusive (the card works to the end of that day); empty dates mean no limit.
 
@@ -25,7 +27,8 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from edge.cardref import TECHNOLOGIES, CardIdError, card_reference, normalise
-from edge.core.credentials import CardProfile
+from edge.core.credentials import CardProfile, PinHash
+from edge.pin_hash import PinError, hash_pin
 from edge.text import terminal
 from provisioning.card_keys import keys_for
 from provisioning.hr_shape import (
@@ -56,6 +59,7 @@ _CARD_LIKE: Final = re.compile(r"[0-9A-Fa-f]{8,}")
 _SEPARATORS: Final = re.compile(r"[\s:\-_.]")
 # A date written as a date (2026-03-31) is shown: no card identifier is written that way.
 _DATE: Final = re.compile(r"^\s*\d{4}-\d{1,2}-\d{1,2}\s*$")
+_PIN_LIKE: Final = re.compile(r"\d{4,8}")
 _FIRST_DAY: Final = date(2000, 1, 1)
 _LAST_DAY: Final = date(2099, 12, 31)
 
@@ -75,6 +79,8 @@ class StaffRow:
     valid_until: datetime | None
     profile: str = "uid"
     card_keys: Mapping[str, bytes] = field(default_factory=dict, repr=False)  # by slot
+    pin: PinHash | None = field(default=None, repr=False)
+    pin_column: bool = False  # the file has a pin column: an empty pin removes the PIN
 
 
 def mask(card_id: str) -> str:
@@ -138,11 +144,11 @@ def parse(
             continue
         row, row_problems = _row(line, raw, site_key, tz, seen_staff, seen_cards)
         if row is not None:
-            row = _with_profile(row, raw, master, row_problems)
+            row = _with_pin(_with_profile(row, raw, master, row_problems), raw, row_problems)
             if row_problems:
                 row = None
         if row is None:
-            problems += row_problems
+            problems += [_without_pins(p, raw) for p in row_problems]
             continue
         seen_staff[row.staff_no] = line
         seen_cards[row.card_ref] = line
@@ -241,6 +247,36 @@ def _with_profile(
         problems.append(RowProblem(row.line, "card_profile", text, str(exc)))
         return row
     return replace(row, profile=str(profile), card_keys=keys)
+
+
+def _without_pins(problem: RowProblem, raw: dict[str, str]) -> RowProblem:
+    """Blank a shown value that is a PIN of the row, or may be one (a file with PINs)."""
+    secrets = {raw.get(k, "").strip() for k in ("pin", "duress_pin")} - {""}
+    value = fold(problem.value.strip("'\""))
+    pins_here = "pin" in raw or "duress_pin" in raw
+    if any(x in problem.value for x in secrets) or (pins_here and _PIN_LIKE.fullmatch(value)):
+        return replace(problem, value="")
+    return problem
+
+
+def _with_pin(row: StaffRow, raw: dict[str, str], problems: list[RowProblem]) -> StaffRow:
+    """Return the row with its PIN hash, or add a problem that shows no digit of it."""
+    if "pin" not in raw:
+        if fold(raw.get("duress_pin", "").strip()):
+            problems.append(RowProblem(row.line, "duress_pin", "", "a duress PIN needs a pin"))
+        return row
+    pin, duress = (fold(raw.get(k, "").strip()) for k in ("pin", "duress_pin"))
+    if not pin:
+        if duress:
+            problems.append(RowProblem(row.line, "duress_pin", "", "a duress PIN needs a pin"))
+        return replace(row, pin_column=True)
+    try:
+        pin_hash = hash_pin(pin, duress or None)
+    except PinError as exc:  # its message never holds the digits
+        column = "duress_pin" if "duress" in str(exc) else "pin"
+        problems.append(RowProblem(row.line, column, "", f"{exc}; the value is not shown"))
+        return row
+    return replace(row, pin=pin_hash, pin_column=True)
 
 
 def _card(

@@ -7,7 +7,7 @@ implements the same port, so 1M cardholders need not fit in RAM.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
@@ -34,6 +34,22 @@ class CardProfile(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class PinHash:
+    """A person's PIN as a salted scrypt hash, and optionally their duress PIN's hash.
+
+    Both hashes share the salt, so one derivation of the entered digits checks both.
+    The salt and hashes never appear in a repr.
+    """
+
+    n: int
+    r: int
+    p: int
+    salt: bytes = field(repr=False)
+    hash: bytes = field(repr=False)
+    duress: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Credential:
     """A card's rights: its groups and the period it is valid (`valid_until` exclusive)."""
 
@@ -43,6 +59,8 @@ class Credential:
     valid_until: datetime | None = None
     # A card enrolled as able to prove itself is never admitted on its id alone.
     profile: CardProfile = CardProfile.UID
+    # Asked for at doors that want a PIN; a card without one is refused there.
+    pin: PinHash | None = field(default=None, repr=False)
 
 
 class CredentialStore(Protocol):

@@ -26,6 +26,10 @@ class Reason(StrEnum):
     NO_RULE = "no_rule"  # none of the card's groups may pass this door
     OUT_OF_SCHEDULE = "out_of_schedule"  # a rule exists, but not at this time
     ANTI_PASSBACK = "anti_passback"  # already on the side it is trying to enter
+    # At a door that wants a PIN after the card (decided after the checks above).
+    NO_PIN = "no_pin"  # the card has no PIN enrolled
+    WRONG_PIN = "wrong_pin"
+    PIN_TIMEOUT = "pin_timeout"  # no PIN entered before the reader's pin_timeout_s
 
 
 @dataclass(frozen=True, slots=True)

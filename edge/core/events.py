@@ -7,7 +7,8 @@ hash), never the raw card identifier.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +18,32 @@ class CardPresented:
     reader: str
     card_ref: str
     authenticated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PinEntered:
+    """Digits were keyed on a reader's keypad and confirmed with enter (#)."""
+
+    reader: str
+    digits: str = field(repr=False)
+
+
+class PinOutcome(StrEnum):
+    """What the digits keyed after a card matched."""
+
+    RIGHT = "right"
+    DURESS = "duress"  # the person's duress PIN: open as usual, alarm silently
+    WRONG = "wrong"
+
+
+@dataclass(frozen=True, slots=True)
+class PinChecked:
+    """The answer to a `CheckPin` with the same ticket, computed off the loop."""
+
+    reader: str
+    card_ref: str
+    ticket: int
+    outcome: PinOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +145,8 @@ class ResetOccupancy:
 
 Event = (
     CardPresented
+    | PinEntered
+    | PinChecked
     | ReaderStatusChanged
     | ContactChanged
     | ExitPressed

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from edge.core.clock import utc_text
+from edge.core.credentials import PinHash
 
 
 class EventKind(StrEnum):
@@ -36,6 +37,7 @@ class Signal(StrEnum):
     PRE_ALARM = "pre_alarm"  # slow beeping: close the door
     ALARM = "alarm"  # red flashing, continuous tone
     QUIET = "quiet"  # back to idle
+    PIN_WANTED = "pin_wanted"  # amber / both LEDs, one beep: key the PIN, then #
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,20 @@ class Indicate:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckPin:
+    """Check digits keyed at a reader against a card's PIN hash, off the loop.
+
+    The answer comes back as a `PinChecked` event carrying the same `ticket`.
+    """
+
+    reader: str
+    card_ref: str
+    ticket: int
+    digits: str = field(repr=False)
+    pin_hash: PinHash = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class EventRecord:
     """One event as the MQTT contract carries it, before the store gives it `seq` and `id`."""
 
@@ -87,7 +103,7 @@ class Record:
     event: EventRecord
 
 
-Output = Unlock | Lock | Indicate | Record
+Output = Unlock | Lock | Indicate | Record | CheckPin
 
 
 def record(kind: EventKind, type_: str, utc: datetime, **data: Any) -> Record:

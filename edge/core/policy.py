@@ -24,8 +24,8 @@ class Rule:
 
 @dataclass(frozen=True)
 class AccessPolicy:
-    """Rules, schedules, lockdown override groups, groups that need proven cards, and doors held
-    unlocked by schedule."""
+    """Rules, schedules, lockdown override groups, groups that need proven cards or a PIN, and
+    doors held unlocked by schedule."""
 
     version: int = 0
     schedules: Mapping[str, Schedule] = field(default_factory=dict)
@@ -33,6 +33,8 @@ class AccessPolicy:
     override_groups: frozenset[str] = frozenset()
     # Groups whose cards must prove themselves at every door (a security override card).
     authenticated_groups: frozenset[str] = frozenset()
+    # Groups whose cards need a PIN at every door whose reader has a keypad.
+    pin_groups: frozenset[str] = frozenset()
     door_schedules: Mapping[str, str] = field(default_factory=dict)  # door -> schedule id
     # Site-wide closure days ("MM-DD") on top of the device's own, and anti-passback per zone
     # (zone -> (off|soft|hard, forgive "HH:MM" or None)) overriding the device configuration.

@@ -75,14 +75,25 @@ class DoorSpec:
     has_fire_input: bool = False
 
 
+class PinMode(StrEnum):
+    """Whether a reader asks for a PIN after the card."""
+
+    NEVER = "never"  # only for cards of the policy's pin_groups, if the reader has a keypad
+    ALWAYS = "always"  # every card (the reader has a keypad)
+
+
 @dataclass(frozen=True, slots=True)
 class ReaderSpec:
-    """A card reader at a door, facing one direction."""
+    """A card reader at a door, facing one direction, with its keypad if it has one."""
 
     id: str
     door: str
     direction: Direction
     security: CardSecurity = CardSecurity.UID
+    has_keypad: bool = False
+    pin: PinMode = PinMode.NEVER
+    pin_timeout_s: float = 10.0
+    pin_attempts: int = 3  # wrong PINs in a row for one card before the alarm
 
 
 @dataclass(frozen=True, slots=True)

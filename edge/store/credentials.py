@@ -11,6 +11,7 @@ from sqlite_utils import Database
 
 from edge.core.credentials import CardProfile, Credential, DenyReason
 from edge.core.policy import AccessPolicy
+from edge.pin_hash import parse_pin, pin_text
 from edge.policy_json import policy_from_json, policy_to_json
 from edge.snapshot import Snapshot, SnapshotError
 from edge.store import guard
@@ -28,17 +29,19 @@ class SqliteCredentials:
     def find(self, ref: str) -> Credential | None:
         """Return the card's credential, or None."""
         row = self._db.execute(
-            "SELECT groups, valid_from, valid_until, profile FROM credentials WHERE ref = ?", [ref]
+            "SELECT groups, valid_from, valid_until, profile, pin FROM credentials WHERE ref = ?",
+            [ref],
         ).fetchone()
         if row is None:
             return None
-        groups, valid_from, valid_until, profile = row
+        groups, valid_from, valid_until, profile, pin = row
         return Credential(
             ref,
             frozenset(json.loads(groups)),
             datetime.fromisoformat(valid_from) if valid_from else None,
             datetime.fromisoformat(valid_until) if valid_until else None,
             CardProfile(profile),
+            parse_pin(pin) if pin else None,
         )
 
     def denied(self, ref: str) -> DenyReason | None:
@@ -111,8 +114,9 @@ class SqliteCredentials:
         db.execute("DELETE FROM credentials")
         db.execute("DELETE FROM deny")
         db.conn.executemany(
-            "INSERT INTO credentials (ref, groups, valid_from, valid_until, profile, card_key) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO credentials "
+            "(ref, groups, valid_from, valid_until, profile, card_key, pin) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 (
                     c.ref,
@@ -121,6 +125,7 @@ class SqliteCredentials:
                     c.valid_until.isoformat() if c.valid_until else None,
                     str(c.profile),
                     keys[c.ref].hex() if c.ref in keys else None,
+                    None if c.pin is None else pin_text(c.pin),
                 )
                 for c in credentials
             ),

@@ -81,3 +81,9 @@ def card_profiles(db: Database) -> None:
     """Keep what each card can prove and the key this device checks it with."""
     db.table("credentials").add_column("profile", str, not_null_default="uid")
     db.table("credentials").add_column("card_key", str)
+
+
+@migrations(name="0006_pins")
+def pins(db: Database) -> None:
+    """Keep each card's PIN hash (salted scrypt, text form of edge.pin_hash), if it has one."""
+    db.table("credentials").add_column("pin", str)

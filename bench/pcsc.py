@@ -32,7 +32,7 @@ from firmware_config.loader import load_config
 from simulator.pins import idle_inputs
 from simulator.readers import SimCardReader
 from tests.edge.agent_fixtures import enrol, felica, sim_config
-from tests.edge.readers.conftest import FELICA_ATR, READER, PcscStack
+from tests.edge.readers.pcsc_stack import FELICA_ATR, READER, PcscStack
 
 RNG = random.Random(1)
 

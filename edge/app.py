@@ -78,10 +78,18 @@ def hardware_reader(
     )
 
 
+def require_card_key(config: DeviceConfig, card_key: bytes | None) -> None:
+    """Refuse a device with readers but no site card key (EdgeError names the fix)."""
+    if card_key is None and config.readers:
+        raise EdgeError(
+            f"device {config.device.id} has readers but no card key; set site.card_key_file"
+        )
+
+
 def build_agent(
     config: DeviceConfig,
     *,
-    card_key: bytes,
+    card_key: bytes | None,
     pin_factory: PinFactory,
     clock: Clock,
     reader_factory: ReaderFactory = hardware_reader,
@@ -105,7 +113,9 @@ def build_agent(
     now = clock.now()
     startup = _startup(config, store, credentials, controller, now)
     faults: list[HardwareError] = []
-    referencer: CardReferencer = partial(card_reference, card_key)
+    require_card_key(config, card_key)
+    # A device without readers holds no card key, and nothing asks it for a reference.
+    referencer: CardReferencer = partial(card_reference, card_key or b"")
     card_keys = CardKeyLookup(
         config.store.path, DESFIRE_KEY_NO.get(config.device.role, DESFIRE_KEY_NO["door"])
     )

@@ -270,12 +270,12 @@ class GpioIndicator:
     def show(self, signal: Signal) -> None:
         """Show a signal; gpiozero's background blinking times the patterns.
 
-        Grant and deny are brief and shown on the LEDs; while a door alarm or pre-alarm is
-        on, they leave the buzzer and the alarm's red light alone, so a tap never silences
-        an alarm.
+        Grant, deny and the PIN prompt are brief and shown on the LEDs; while a door alarm or
+        pre-alarm is on, they leave the buzzer and the alarm's red light alone, so a tap never
+        silences an alarm.
         """
         g, r, b = self.green, self.red, self.buzzer
-        brief = signal in (Signal.GRANT, Signal.DENY)
+        brief = signal in (Signal.GRANT, Signal.DENY, Signal.PIN_WANTED)
         alarming = self.background in (Signal.ALARM, Signal.PRE_ALARM)
         self.signal = signal
         if not brief:
@@ -294,6 +294,11 @@ class GpioIndicator:
                     r.blink(on_time=1.5, off_time=0, n=1)
                 if b and not alarming:
                     b.beep(on_time=0.1, off_time=0.1, n=2)
+            case Signal.PIN_WANTED:  # green flickers while the keypad waits (10 s by default)
+                if g:
+                    g.blink(on_time=0.25, off_time=0.25, n=20)
+                if b and not alarming:
+                    b.beep(on_time=0.05, off_time=0, n=1)
             case Signal.PRE_ALARM:
                 if b:
                     b.beep(on_time=0.2, off_time=0.8)

@@ -8,10 +8,9 @@ import signal
 from collections.abc import Callable
 from types import FrameType
 
-from edge.app import ReaderFactory, build_agent, hardware_reader
+from edge.app import ReaderFactory, build_agent, hardware_reader, require_card_key
 from edge.connection import build_connection
 from edge.core.clock import Clock
-from edge.errors import EdgeError
 from edge.gpio import PinFactory
 from edge.keys import read_card_key
 from edge.runtime import Agent
@@ -44,10 +43,7 @@ def serve(
 
     `card_key` is None on a device without readers: it never holds the site card key.
     """
-    if card_key is None and config.readers:
-        raise EdgeError(
-            f"device {config.device.id} has readers but no card key; set site.card_key_file"
-        )
+    require_card_key(config, card_key)
     log.info(
         "starting device %s (config %s): %s",
         config.device.id,
@@ -57,9 +53,7 @@ def serve(
     mqtt, connection = build_connection(config, clock_synced) if link else (None, None)
     agent, startup = build_agent(
         config,
-        # build_agent's card referencer is only ever called by a reader; with no readers
-        # the empty key is never used (card_reference refuses a key under 16 bytes).
-        card_key=card_key if card_key is not None else b"",
+        card_key=card_key,
         pin_factory=pin_factory,
         clock=clock,
         reader_factory=reader_factory,

@@ -55,6 +55,13 @@ def pin_uses(raw: Mapping[str, Any]) -> list[tuple[str, int]]:
     uses += [(f"{path}.pin", sensor.get("pin")) for path, sensor in _items(raw, "presence")]
     for path, indicator in _items(raw, "indicators"):
         uses += [(f"{path}.{name}", indicator.get(name)) for name in INDICATOR_PINS]
+    for path, reader in _items(raw, "readers"):
+        keypad = reader.get("keypad")
+        if isinstance(keypad, Mapping) and keypad.get("kind") == "matrix":
+            for line in ("rows", "cols"):
+                pins = keypad.get(line)
+                if isinstance(pins, list | tuple):
+                    uses += [(f"{path}.keypad.{line}[{i}]", pin) for i, pin in enumerate(pins)]
     return [
         (path, pin)
         for path, pin in uses

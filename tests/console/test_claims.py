@@ -24,6 +24,7 @@ def gate_toml(device: str, site: str = SITE, door: str | None = None, fire: bool
 [site]
 id = "{site}"
 timezone = "Asia/Tokyo"
+card_key_file = "/etc/edge/card-key"
 
 [device]
 id = "{device}"

@@ -61,3 +61,10 @@ def test_bad_keypads(keypad: dict[str, Any], words: str) -> None:
 def test_attempts_and_timeout_are_bounded() -> None:
     assert "readers[0].pin_attempts" in problem(gate(pin_attempts=0))
     assert "readers[0].pin_timeout_s" in problem(gate(pin_timeout_s=0.0))
+
+
+def test_a_keypad_line_on_a_pin_another_part_uses_is_named_with_both_places() -> None:
+    relay = gate()["doors"][0]["relay"]["pin"]
+    text = problem(gate(keypad={"kind": "matrix", "rows": [2, 3, 4, relay], "cols": [8, 9, 10]}))
+    assert f"GPIO {relay} is already used by doors[0].relay.pin" in text
+    assert "readers[0].keypad.rows[3]" in text

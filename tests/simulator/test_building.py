@@ -81,9 +81,12 @@ def test_the_hr_export_is_shift_jis_and_imports_cleanly_with_its_cases() -> None
     assert len({r["card_id"] for r in rows}) == 80
     decoded, encoding = decode(data, "cp932")  # as the simulator imports it
     assert encoding == "cp932"
-    good, problems = parse(decoded, b"site-key-for-test-0123456789abcd", "Asia/Tokyo")
+    master = bytes(range(32))  # the site's card master key: guards carry proving cards
+    good, problems = parse(decoded, b"site-key-for-test-0123456789abcd", "Asia/Tokyo", master)
     assert problems == []
     assert len(good) == 80
+    assert {r.profile for r in good if "security" in r.groups} <= {"lite-s", "desfire"}
+    assert {r.profile for r in good if "security" not in r.groups} == {"uid"}
     cases = {p.case for p in people}
     assert {"expired", "not_yet_valid", "lost", "no_card"} <= cases
     expired = next(p for p in people if p.case == "expired")

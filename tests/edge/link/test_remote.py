@@ -170,9 +170,11 @@ def test_a_retained_command_is_never_executed(
 ) -> None:
     console = Console(broker.port)
     console.send("unlock", command("unlock"), retain=True, reply=False)
+    # Listen before the agent starts: on a busy machine it refuses the retained command and
+    # reports it before a subscriber that came later would be there to hear it.
+    sub = Subscriber(broker.port, f"{PREFIX}/events/command", client_id="watch")
     agent = AgentProcess(device, tmp_path)
     try:
-        sub = Subscriber(broker.port, f"{PREFIX}/events/command", client_id="watch")
         sub.wait_for(lambda ms: len(ms) >= 1, what="the command event")
         event = json.loads(sub.messages[0].payload)
         assert (event["type"], event["reason"]) == ("refused", "retained")
@@ -291,8 +293,8 @@ def test_credentials_over_mqtt_revoke_a_card_at_the_next_tap(
         reply = agent.request(op="tap", reader="gate-east-out", technology="felica", id=felica(1))
         assert reply["reason"] == "revoked"
         older = snapshot(9, range(5))
+        sub = Subscriber(broker.port, f"{PREFIX}/events/system", client_id="sys")  # before
         publisher.publish(f"{PREFIX}/credentials", older, qos=1, retain=True).wait_for_publish(5)
-        sub = Subscriber(broker.port, f"{PREFIX}/events/system", client_id="sys")
         sub.wait_for(
             lambda ms: any(b"credentials_refused" in m.payload for m in ms),
             what="the older snapshot refused",

@@ -43,7 +43,7 @@ def through(
     yield from claim(world, door, OPEN_AFTER_S + PASS_S + 0.5)
     reason = "released"
     if card and not world.fire:  # a released door on fire is walked through without a card
-        reply = world.tap(door, direction, person.technology, person.card_id)
+        reply = world.tap(door, direction, person.technology, person.card_id, pin=person.pin)
         reason = str(reply.get("reason"))
         if not reply.get("counted"):
             state.busy_until = world.engine.now

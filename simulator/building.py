@@ -4,6 +4,9 @@ The description (TOML, see simulator/buildings/kamakura.toml) names the gates of
 security line, the staff stairways, the lobby and the office floors with their departments,
 booths and rooms. From it come one device configuration per Raspberry Pi, written with the
 same keys an installer writes, and the layout the simulated staff walk through.
+
+The first gate listed (the security office's side) has a 3x4 PIN keypad beside its
+entrance reader, asked only of the groups that need a PIN (`rules require-pin`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ BUILDINGS = Path(__file__).resolve().parent / "buildings"
 DEFAULT_BUILDING = BUILDINGS / "kamakura.toml"
 # BCM pins a sensor node wires presence sensors to (2-3 are I2C, 14-15 the console UART).
 SENSOR_PINS = (4, 5, 6, 12, 13, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27)
+# A gate's PIN keypad: BCM pins its door (17, 22, 27) and reader lights (5, 6, 12, 16) leave free.
+KEYPAD_ROWS = (18, 19, 20, 21)
+KEYPAD_COLS = (24, 25, 26)
 
 
 class _Strict(BaseModel):
@@ -92,6 +98,7 @@ class Door:
     readers: dict[str, str]  # direction -> reader id
     stairway: str | None = None
     floor: int = 1
+    keypads: tuple[str, ...] = ()  # the readers with a PIN keypad beside them
 
     @property
     def held_open_s(self) -> int:
@@ -165,7 +172,7 @@ def lay_out(spec: BuildingSpec) -> Building:
     zones: dict[str, Zone] = {}
     lobby = Zone("lobby", "1階 市民ロビー・窓口", "area")
     inside = Zone("staff-area", "セキュリティライン内", "area")
-    for gate in spec.gates:
+    for n, gate in enumerate(spec.gates):
         door = Door(
             gate.id,
             gate.id,
@@ -174,6 +181,7 @@ def lay_out(spec: BuildingSpec) -> Building:
             "staff-area",
             "secure",
             {"in": f"{gate.id}-in", "out": f"{gate.id}-out"},
+            keypads=(f"{gate.id}-in",) if n == 0 else (),
         )
         devices[gate.id] = Device(gate.id, "gate", [door], zones=[lobby, inside])
     floor_zones = {
@@ -344,6 +352,7 @@ def _door(door: Door) -> list[str]:
             'kind = "sim"',
             f'door = "{door.id}"',
             f'direction = "{direction}"',
+            *_keypad(reader in door.keypads),
             "",
             "[[indicators]]",
             f'id = "{reader}-lights"',
@@ -353,3 +362,13 @@ def _door(door: Door) -> list[str]:
             "",
         ]
     return lines
+
+
+def _keypad(present: bool) -> list[str]:
+    if not present:
+        return []
+    rows, cols = list(KEYPAD_ROWS), list(KEYPAD_COLS)
+    return [
+        'pin = "never"  # asked only of the groups set with `rules require-pin`',
+        f'keypad = {{kind = "matrix", rows = {rows}, cols = {cols}}}',
+    ]

@@ -6,6 +6,9 @@ simulation's start. The agent's clock is first moved there, ticking the agent at
 timer it has pending (next_deadline) and at every minute (schedules), so a relock or a
 held-open alarm happens at its own simulated time however fast the simulation runs.
 
+A reader with a matrix keypad gets a simulated keypad wired to the same pins the agent
+scans; a tap may carry `pin`, keyed there (then #) when the reader asks for it.
+
 Every reply carries `relays`: the lock changes read back from the relays (gpiozero's
 MockFactory) since the previous reply, as `[at, door, unlocked]`, so whoever drives the
 agent keeps the hardware's own history even across a power cut.
@@ -22,14 +25,16 @@ from typing import Any
 from gpiozero.pins.mock import MockFactory
 
 from edge.core.events import Event, Tick
-from edge.core.outputs import EventKind, Output, Record
+from edge.core.outputs import EventKind, EventRecord, Indicate, Output, Record, Signal
 from edge.link.messages import InboundMessage, SnapshotResult
 from edge.ports import CardKeys, CardReader, CardReferencer
 from edge.runtime import Agent
 from edge.store import outbox
 from edge.store.connection import connect
 from firmware_config.model import DeviceConfig, ReaderConfig
+from firmware_config.readers import MatrixKeypad
 from simulator.clock import FakeClock
+from simulator.keypad import SimulatedMatrix
 from simulator.pins import assert_input
 from simulator.readers import SimCardReader
 
@@ -122,6 +127,14 @@ class Control:
         self._unlocked: dict[str, bool] = {}
         self._relay_changes: list[tuple[float, str, bool]] = []
         self._doors = {d.id: d for d in config.doors}
+        # Wired before the agent's own keypad claims the pins (on this same factory).
+        self.keypads = {
+            r.id: SimulatedMatrix(factory, r.keypad.rows, r.keypad.cols)
+            for r in config.readers
+            if isinstance(r.keypad, MatrixKeypad)
+        }
+        self._decided = threading.Condition()
+        self._decisions: dict[str, tuple[int, EventRecord]] = {}  # reader -> (count, last)
 
     def __repr__(self) -> str:
         at = None if self.clock is None else round(self.now_s(), 3)
@@ -150,7 +163,19 @@ class Control:
         self._unlocked = {door: relay.is_unlocked for door, relay in agent.relays.items()}
         agent.when_processed(self.waiter.processed)
         agent.when_processed(self._read_back_relays)
+        agent.when_processed(self._note_decisions)
         self.ready.set()
+
+    def _note_decisions(
+        self, event: Event | InboundMessage | SnapshotResult, outputs: list[Output]
+    ) -> None:
+        """Keep each reader's latest access decision (on the loop's thread)."""
+        for record in _decisions(outputs):
+            reader = str(record.data.get("reader"))
+            with self._decided:
+                count = self._decisions.get(reader, (0, record))[0]
+                self._decisions[reader] = (count + 1, record)
+                self._decided.notify_all()
 
     def _read_back_relays(
         self, event: Event | InboundMessage | SnapshotResult, outputs: list[Output]
@@ -284,9 +309,12 @@ class Control:
             store.close()
 
     def _tap(self, agent: Agent, body: dict[str, Any]) -> dict[str, Any]:
-        reader = self.readers.get(body.get("reader", ""))
+        reader_id = str(body.get("reader", ""))
+        reader = self.readers.get(reader_id)
         if reader is None:
             return {"ok": False, "error": f"no simulated reader {body.get('reader')!r}"}
+        with self._decided:
+            before = self._decisions.get(reader_id, (0, None))[0]
         authenticated = bool(body.get("authenticated"))
         if "ref" in body:
             event = reader.tap_ref(str(body["ref"]), authenticated)
@@ -298,14 +326,24 @@ class Control:
         outputs = self.waiter.wait(event)
         if outputs is None:
             return {"ok": False, "error": "the agent did not handle the tap in time"}
-        decision = next(
-            (
-                o.event
-                for o in outputs
-                if isinstance(o, Record) and o.event.kind is EventKind.ACCESS
-            ),
-            None,
+        decision = next(iter(_decisions(outputs)), None)
+        wanted = any(
+            isinstance(o, Indicate) and o.signal is Signal.PIN_WANTED and o.reader == reader_id
+            for o in outputs
         )
+        if decision is None and wanted:
+            if not body.get("pin"):
+                return {"ok": True, "counted": True, "decision": None, "reason": "pin_wanted"}
+            keypad = self.keypads.get(reader_id)
+            if keypad is None:
+                return {"ok": False, "error": f"reader {reader_id} has no simulated keypad"}
+            try:
+                keypad.type(f"{body['pin']}#")
+            except TimeoutError:  # its message names a key: not for a reply
+                return {"ok": False, "error": f"the keypad of {reader_id} was not scanned in time"}
+            decision = self._decision_after(reader_id, before)
+            if decision is None:
+                return {"ok": False, "error": "the agent did not decide on the PIN in time"}
         return {
             "ok": True,
             "counted": True,
@@ -313,8 +351,28 @@ class Control:
             "reason": decision.data.get("reason") if decision else None,
         }
 
+    def _decision_after(self, reader: str, count: int, timeout: float = 10.0) -> EventRecord | None:
+        """Wait for the reader's next access decision after its `count`-th one."""
+        with self._decided:
+            self._decided.wait_for(
+                lambda: self._decisions.get(reader, (0, None))[0] > count, timeout
+            )
+            seen, record = self._decisions.get(reader, (0, None))
+            return record if seen > count else None
+
     def _sync(self, agent: Agent) -> dict[str, Any]:
         marker = Tick()
         self.waiter.expect(marker)
         agent.emit(marker)
         return {"ok": self.waiter.wait(marker) is not None}
+
+
+def _decisions(outputs: list[Output]) -> list[EventRecord]:
+    """Return the access decisions (granted, denied) among a loop step's outputs."""
+    return [
+        o.event
+        for o in outputs
+        if isinstance(o, Record)
+        and o.event.kind is EventKind.ACCESS
+        and o.event.type in ("granted", "denied")
+    ]

@@ -124,12 +124,12 @@ def _tap(target: ControlTarget, body: dict[str, Any]) -> dict[str, Any]:
         person = next((p for p in target.people if p.staff_no == body["staff_no"]), None)
         if person is None:
             return {"ok": False, "error": f"nobody has staff number {body['staff_no']!r}"}
-        technology, card_id = person.technology, person.card_id
+        technology, card_id, pin = person.technology, person.card_id, person.pin
     elif "technology" in body and "id" in body:
-        technology, card_id = str(body["technology"]), str(body["id"])
+        technology, card_id, pin = str(body["technology"]), str(body["id"]), None
     else:
         return {"ok": False, "error": "say whose card: staff_no, or technology and id"}
-    reply = world.tap(door, direction, technology, card_id)
+    reply = world.tap(door, direction, technology, card_id, pin=pin)
     return {
         "ok": True,
         "at": world.clock_text(),

@@ -65,7 +65,7 @@ class Printer:
             return f"{clock}  {d['door']:<14} crossing {move}  {self.who(d['card_ref'])}"
         if e.kind is EventKind.ALARM:
             text = f"{clock}  {d.get('door', device):<14} ALARM  {e.type} {d.get('state', '')}"
-            if e.type in ("lost_card_used", "clone_suspected"):
+            if e.type in ("lost_card_used", "clone_suspected", "duress"):
                 text += f"  {self.who(d['card_ref'])}"
             return self.paint(text, "33;1" if d.get("state") != "cleared" else "33")
         if e.kind is EventKind.DOOR and e.type == "mode":

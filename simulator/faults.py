@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from simulator.behaviour import OPEN_AFTER_S, claim
+from simulator.behaviour import OPEN_AFTER_S, PASS_S, claim
 from simulator.broker import Broker
 from simulator.building import Building
 from simulator.engine import Process
@@ -55,6 +55,7 @@ def check_fault(sim: Stage, fault: Fault) -> None:
         "clock_unsynchronised": ("device", building.devices),
         "lost_card_used": ("gate", {g.id for g in building.gates}),
         "cloned_card": ("gate", {g.id for g in building.gates}),
+        "duress": ("gate", {g.id for g in building.gates}),
     }
     if fault.kind in needs:
         field, known = needs[fault.kind]
@@ -63,6 +64,13 @@ def check_fault(sim: Stage, fault: Fault) -> None:
             raise ScenarioError(
                 f"fault {fault.kind} at {fault.at}: {field} {value!r} is not in the building; "
                 f"use one of {sorted(known)[:8]}…"
+            )
+    if fault.kind == "duress":
+        keypads = sorted(g.id for g in building.gates if g.readers["in"] in g.keypads)
+        if fault.gate not in keypads:
+            raise ScenarioError(
+                f"fault duress at {fault.at}: gate {fault.gate!r} has no PIN keypad at its "
+                f"entrance reader; use one of {keypads}"
             )
 
 
@@ -92,6 +100,9 @@ def fault_process(sim: Stage, fault: Fault) -> Process:
         case "cloned_card":
             assert fault.gate is not None
             return cloned_card(sim, fault.gate)
+        case "duress":
+            assert fault.gate is not None
+            return duress(sim, fault.gate)
         case "power_cut":
             assert fault.device is not None
             return power_cut(sim, fault.device, seconds)
@@ -212,6 +223,29 @@ def cloned_card(sim: Stage, gate: str) -> Process:
         (guard.technology, guard.card_id, reply.get("decision"), reply.get("reason"))
     )
     yield from ()
+
+
+def duress(sim: Stage, gate: str) -> Process:
+    world = sim.world
+    # A guard outside the line, or inside by another gate: this gate's anti-passback lets
+    # their card in (the forced door opens exactly as for the right PIN).
+    guards = [p for p in sim.people if p.duress_pin is not None and p.case == ""]
+    guard = next(
+        (p for p in guards if p.staff_no not in world.truth.inside),
+        next((p for p in guards if world.home_gate.get(p.staff_no) != gate), None),
+    )
+    if guard is None or guard.duress_pin is None:
+        raise ScenarioError(f"fault duress at {gate}: no guard with a duress PIN can enter there")
+    yield from claim(world, gate, OPEN_AFTER_S + PASS_S + 0.5)
+    world.note(f"fault: {guard.staff_no} is forced to open {gate} and keys the duress PIN")
+    sim.expect_alarm(gate, "duress")
+    reply = world.tap(gate, "in", guard.technology, guard.card_id, pin=guard.duress_pin)
+    opened = reply.get("decision") == "granted" and world.is_unlocked(gate)
+    if not opened:  # it must open as usual: the report says so
+        world.note(f"the duress tap of {guard.staff_no} at {gate} did NOT open the door")
+    world.truth.duress.append(
+        (guard.technology, guard.card_id, reply.get("decision"), reply.get("reason"), opened)
+    )
 
 
 def power_cut(sim: Stage, device: str, seconds: float) -> Process:

@@ -112,6 +112,7 @@ def provision(
         ("rules", "add", "security", "--doors", all_doors),
         ("rules", "override", "security"),
         ("rules", "require-proof", "security"),
+        ("rules", "require-pin", "security"),  # at the readers with a keypad
     ]
     for level in sorted({p.floor for p in people if p.floor > 1}):
         doors = ",".join(d.id for d in building.stair_doors if d.floor in (1, level))

@@ -85,6 +85,8 @@ def build_report(sim: Simulation) -> Report:
     checks.append(_special_cards_denied(sim, entries))
     if sim.world.truth.clones:
         checks.append(_clones_refused(sim, entries))
+    if sim.world.truth.duress:
+        checks.append(_duress_raised(sim, entries))
     checks.append(_unsynchronised_flagged(sim, entries))
     decisions: Counter[str] = Counter()
     alarms: Counter[str] = Counter()
@@ -332,6 +334,28 @@ def _clones_refused(sim: Simulation, entries: list[Any]) -> Check:
         not granted and len(logged) >= len(tried),
         f"tried {len(tried)}, device answers {[d for _, _, d, _ in tried]}, "
         f"refusals in the log {len(logged)}",
+    )
+
+
+def _duress_raised(sim: Simulation, entries: list[Any]) -> Check:
+    """Every duress PIN opened the door as usual, and its silent alarm is in the console's log."""
+    keyed = sim.world.truth.duress
+    answers = [decision for _, _, decision, _, _ in keyed]
+    opened = [was_opened for *_, was_opened in keyed]
+    refs = Counter(card_reference(sim.card_key, tech, card_id) for tech, card_id, *_ in keyed)
+    logged = Counter(
+        e.body.get("card_ref")
+        for e in entries
+        if e.kind == "alarm"
+        and e.type == "duress"
+        and e.body.get("state", "raised") == "raised"
+        and e.body.get("card_ref") in refs
+    )
+    return Check(
+        "duress: the door opened as usual and the silent alarm reached the console",
+        all(opened) and all(logged[ref] >= n for ref, n in refs.items()),
+        f"keyed {len(keyed)}, device answers {answers}, doors opened {sum(opened)}, "
+        f"duress alarms in the log {sum(logged.values())}",
     )
 
 

@@ -37,6 +37,7 @@ FaultKind = Literal[
     "lockdown",
     "lost_card_used",
     "cloned_card",
+    "duress",
     "power_cut",
     "clock_unsynchronised",
 ]
@@ -59,7 +60,9 @@ class Fault(BaseModel):
     reader: str | None = Field(None, description="reader_unplugged: which reader.")
     device: str | None = Field(None, description="power_cut, clock_unsynchronised: which Pi.")
     gate: str | None = Field(
-        None, description="lost_card_used, cloned_card: where the card is tried."
+        None,
+        description="lost_card_used, cloned_card: where the card is tried; duress: where a "
+        "guard is forced to open (its entrance reader must have a PIN keypad).",
     )
     open_s: float = Field(
         8.0, gt=0, le=36000, description="door_forced: how long the leaf is left open (s)."

@@ -2,8 +2,10 @@
 
 Everyone gets a department (and so a floor and a free-seating area), a home gate, a card
 and a daily rhythm; a few carry the cases a guard meets: an expired card, a card not valid
-yet, a card reported lost, someone who forgot their card (the tailgater). Names live here,
-in provisioning and in the console only; devices see card references.
+yet, a card reported lost, someone who forgot their card (the tailgater). Security guards
+also have a PIN and a duress PIN (keyed under threat: the door opens as usual and the
+console gets a silent alarm). Names live here, in provisioning and in the console only;
+devices see card references.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -105,6 +107,8 @@ class Person:
     # What the card proves: security guards carry Lite-S (FeliCa) or DESFire (ISO 14443 A)
     # cards with their own keys; everyone else's card is known by its id alone.
     profile: str = "uid"
+    pin: str | None = field(default=None, repr=False)  # guards only; never leaves the HR file
+    duress_pin: str | None = field(default=None, repr=False)
 
 
 def make_people(building: Building, day: date, seed: int = 1) -> list[Person]:
@@ -162,6 +166,13 @@ def make_people(building: Building, day: date, seed: int = 1) -> list[Person]:
             people[index] = replace(
                 people[index], case=case, valid_from=valid_from, valid_until=valid_until
             )
+    # PINs from a stream of their own, so the people above stay the same for a seed.
+    pins = random.Random(f"pins-{seed}")
+    for index, person in enumerate(people):
+        if "security" in person.groups:
+            pin = f"{pins.randrange(10**6):06d}"
+            duress = pin[:-1] + str((int(pin[-1]) + 1) % 10)  # the habit: last digit plus one
+            people[index] = replace(person, pin=pin, duress_pin=duress)
     return people
 
 
@@ -169,7 +180,8 @@ def hr_csv(people: list[Person]) -> bytes:
     """Return the staff list as HR exports it: Shift_JIS, CRLF, one row per card."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([*COLUMNS, "card_profile"])  # what edge-provision cards import expects
+    # What edge-provision cards import expects, with the optional columns filled here.
+    writer.writerow([*COLUMNS, "card_profile", "pin", "duress_pin"])
     for p in people:
         writer.writerow(
             [
@@ -182,13 +194,15 @@ def hr_csv(people: list[Person]) -> bytes:
                 p.valid_from.isoformat() if p.valid_from else "",
                 p.valid_until.isoformat() if p.valid_until else "",
                 p.profile,
+                p.pin or "",
+                p.duress_pin or "",
             ]
         )
     return out.getvalue().encode("shift_jis")
 
 
 def write_hr_csv(people: list[Person], path: Path) -> Path:
-    """Write the HR export (0600: it holds raw card ids) and return its path."""
+    """Write the HR export (0600: it holds raw card ids and PINs) and return its path."""
     path.write_bytes(hr_csv(people))
     path.chmod(0o600)
     return path

@@ -50,6 +50,8 @@ class Truth:
     notes: list[tuple[float, str]] = field(default_factory=list)
     # Each copy of a proving card shown at a reader: (technology, card id, decision, reason).
     clones: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
+    # Each duress PIN keyed: (technology, card id, decision, reason, lock released after).
+    duress: list[tuple[str, str, str | None, str | None, bool]] = field(default_factory=list)
 
 
 class World:
@@ -102,7 +104,8 @@ class World:
         for at, door, unlocked in reply.get("relays", []):
             self._relay(door, at, unlocked)
         if not reply.get("ok"):
-            raise AgentExited(f"{device} refused {body}: {reply.get('error')}")
+            shown = {k: v for k, v in body.items() if k not in ("id", "key", "pin")}
+            raise AgentExited(f"{device} refused {shown}: {reply.get('error')}")
         return reply
 
     def is_unlocked(self, door: str) -> bool:
@@ -147,12 +150,19 @@ class World:
         return keys.get(slot)
 
     def tap(
-        self, door: str, direction: str, technology: str, card_id: str, *, clone: bool = False
+        self,
+        door: str,
+        direction: str,
+        technology: str,
+        card_id: str,
+        *,
+        clone: bool = False,
+        pin: str | None = None,
     ) -> dict[str, Any]:
         """Hold a card to a door's reader; return the device's answer (counted False if none).
 
         A proving card proves itself with the key this kind of door checks; a `clone` shows
-        the same id without any key.
+        the same id without any key. `pin` is keyed if the reader asks for one.
         """
         state = self.doors[door]
         reader = state.door.readers[direction]
@@ -161,6 +171,8 @@ class World:
         key = None if clone else self._card_key(card_id, state.door.device)
         if key is not None:
             body["key"] = key.hex()
+        if pin is not None:
+            body["pin"] = pin
         reply = self.request(state.door.device, op="tap", **body)
         if reply is None:
             return {"counted": False, "decision": None, "reason": "no_power"}

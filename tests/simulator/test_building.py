@@ -5,16 +5,26 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from datetime import date
+from datetime import date, time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from pydantic import ValidationError
 
 from firmware_config.loader import parse_config
 from provisioning.staff_csv import decode, parse
-from simulator.building import BuildingSpec, Wiring, device_config, lay_out, load_building
-from simulator.scenario import FAULT_KINDS, ScenarioError, load_scenario
+from simulator.building import (
+    KEYPAD_COLS,
+    KEYPAD_ROWS,
+    BuildingSpec,
+    Wiring,
+    device_config,
+    lay_out,
+    load_building,
+)
+from simulator.faults import check_fault
+from simulator.scenario import FAULT_KINDS, Fault, ScenarioError, load_scenario
 from simulator.staff import hr_csv, make_people
 
 from .city import SMALL
@@ -35,6 +45,28 @@ def test_the_default_building_has_about_forty_devices_and_every_config_validates
     assert stair.doors[0].fire_input is not None
     zones = set(building.zones)
     assert {"lobby", "staff-area", "stair-a", "meeting-4f-2", "refresh-4f"} <= zones
+
+
+def test_the_first_gate_has_a_pin_keypad_at_its_entrance_reader_only() -> None:
+    building = load_building()
+    wiring = Wiring(1883, Path("/srv/site"), Path("/srv/stores"))
+    keypads = {}
+    for device in building.devices.values():
+        config = parse_config(device_config(building, device, wiring), device.id)
+        keypads |= {r.id: (r.pin, r.keypad) for r in config.readers if r.keypad is not None}
+    assert list(keypads) == ["gate-1f-east-in"]
+    pin, keypad = keypads["gate-1f-east-in"]
+    assert str(pin) in ("never", "PinMode.NEVER")
+    assert (keypad.kind, keypad.rows, keypad.cols) == ("matrix", KEYPAD_ROWS, KEYPAD_COLS)
+    assert [g.keypads for g in building.gates][:2] == [("gate-1f-east-in",), ()]
+
+
+def test_a_duress_fault_needs_a_gate_with_a_keypad() -> None:
+    building = load_building(SMALL)
+    stage = SimpleNamespace(building=building, world=SimpleNamespace(doors={}))
+    check_fault(stage, Fault(at=time(10), kind="duress", gate="gate-1f-east"))  # type: ignore[arg-type]
+    with pytest.raises(ScenarioError, match=r"no PIN keypad.*\['gate-1f-east'\]"):
+        check_fault(stage, Fault(at=time(10), kind="duress", gate="gate-1f-west"))  # type: ignore[arg-type]
 
 
 def test_a_building_description_is_checked_with_the_field_named() -> None:
@@ -87,6 +119,13 @@ def test_the_hr_export_is_shift_jis_and_imports_cleanly_with_its_cases() -> None
     assert len(good) == 80
     assert {r.profile for r in good if "security" in r.groups} <= {"lite-s", "desfire"}
     assert {r.profile for r in good if "security" not in r.groups} == {"uid"}
+    assert text.splitlines()[0].endswith(",card_profile,pin,duress_pin")
+    assert all(r.pin is not None for r in good if "security" in r.groups)
+    assert all(r.pin is None for r in good if "security" not in r.groups)
+    guards = [p for p in people if p.pin is not None]
+    assert len(guards) == 12
+    assert all(p.duress_pin not in (None, p.pin) for p in guards)
+    assert all(p.pin not in repr(p) for p in guards)
     cases = {p.case for p in people}
     assert {"expired", "not_yet_valid", "lost", "no_card"} <= cases
     expired = next(p for p in people if p.case == "expired")

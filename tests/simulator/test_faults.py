@@ -32,6 +32,7 @@ FAULTS = {
     "lockdown": Fault(at=time(8, 35), kind="lockdown", minutes=10),
     "lost_card_used": Fault(at=time(9, 0), kind="lost_card_used", gate="gate-1f-east"),
     "cloned_card": Fault(at=time(9, 10), kind="cloned_card", gate="gate-1f-west"),
+    "duress": Fault(at=time(10, 30), kind="duress", gate="gate-1f-east"),
     "power_cut": Fault(at=time(8, 40), kind="power_cut", device="gate-1f-west", minutes=10),
     "clock_unsynchronised": Fault(
         at=time(9, 0), kind="clock_unsynchronised", device="sensors-2f-booths", minutes=90
@@ -92,6 +93,32 @@ def test_each_fault_keeps_every_invariant(tmp_path: Path, kind: str) -> None:
                     and e.body.get("card_ref") in proving
                 ]
                 assert granted, "no guard's proving card was granted all day"
+            case "duress":
+                assert alarms["duress/raised"] == 1
+                check = next(c for c in report.checks if c.name.startswith("duress:"))
+                assert "keyed 1" in check.detail
+                assert "doors opened 1" in check.detail
+                assert "duress alarms in the log 1" in check.detail
+                assert not [n for n in report.notes if "did NOT open" in n]
+                pin_denials = {"denied/wrong_pin", "denied/pin_timeout", "denied/no_pin"}
+                assert not pin_denials & set(decisions), decisions
+                assert not [k for k in sim.world.truth.taps if k.endswith("/pin_wanted")]
+                # The guards keyed their own PIN at the keypad's reader and went in.
+                guards = {
+                    card_reference(sim.card_key, p.technology, p.card_id)
+                    for p in sim.people
+                    if p.pin is not None
+                }
+                at_keypad = [
+                    e.body.get("reason")
+                    for e in sim.collector.log.entries()
+                    if e.kind == "access"
+                    and e.type in ("granted", "denied")
+                    and e.body.get("reader") == "gate-1f-east-in"
+                    and e.body.get("card_ref") in guards
+                ]
+                assert len(at_keypad) >= 2, at_keypad  # the duress tap and the guards' own
+                assert set(at_keypad) == {"granted"}, at_keypad
             case "power_cut":
                 assert sim.restarts == {"gate-1f-west": 1}
                 assert "gate-1f-west powered up again" in notes

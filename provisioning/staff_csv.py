@@ -26,7 +26,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from edge.cardref import TECHNOLOGIES, CardIdError, card_reference, normalise
+from edge.cardref import TECHNOLOGIES, CardIdError, card_references, normalise
 from edge.core.credentials import CardProfile, PinHash
 from edge.pin_hash import PinError, hash_pin
 from edge.text import terminal
@@ -142,7 +142,7 @@ def parse(
         if shape_problems:
             problems += shape_problems
             continue
-        row, row_problems = _row(line, raw, site_key, tz, seen_staff, seen_cards)
+        row, row_problems = _row(line, raw, tz, seen_staff, seen_cards)
         if row is not None:
             row = _with_pin(_with_profile(row, raw, master, row_problems), raw, row_problems)
             if row_problems:
@@ -153,13 +153,15 @@ def parse(
         seen_staff[row.staff_no] = line
         seen_cards[row.card_ref] = line
         rows.append(row)
-    return rows, problems
+    # Until here a row's card_ref holds the normalised "tech:ID": references are memory-hard
+    # (edge.cardref), so they are made all at once, on every core, for the good rows only.
+    refs = card_references(site_key, [(r.technology, r.card_ref.split(":", 1)[1]) for r in rows])
+    return [replace(r, card_ref=ref) for r, ref in zip(rows, refs, strict=True)], problems
 
 
 def _row(
     line: int,
     raw: dict[str, str],
-    site_key: bytes,
     tz: ZoneInfo,
     seen_staff: dict[str, int],
     seen_cards: dict[str, int],
@@ -180,9 +182,7 @@ def _row(
         )
     if not name:
         problems.append(RowProblem(line, "name", "", "every row needs a name"))
-    card_ref, technology = _card(
-        line, fold(get("card_tech")), fold(get("card_id")), site_key, problems
-    )
+    card_ref, technology = _card(line, fold(get("card_tech")), fold(get("card_id")), problems)
     if card_ref in seen_cards:
         problems.append(
             RowProblem(line, "card_id", "", f"the same card is on line {seen_cards[card_ref]}")
@@ -279,10 +279,8 @@ def _with_pin(row: StaffRow, raw: dict[str, str], problems: list[RowProblem]) ->
     return replace(row, pin=pin_hash, pin_column=True)
 
 
-def _card(
-    line: int, tech: str, card_id: str, site_key: bytes, problems: list[RowProblem]
-) -> tuple[str, str]:
-    """Return (card reference, technology), or ("", "") after adding a problem."""
+def _card(line: int, tech: str, card_id: str, problems: list[RowProblem]) -> tuple[str, str]:
+    """Return (normalised "tech:ID", technology), or ("", "") after adding a problem."""
     if tech.lower() not in TECHNOLOGIES:
         problems.append(
             RowProblem(
@@ -296,7 +294,7 @@ def _card(
         return "", ""
     try:
         normalised = normalise(tech, card_id)
-        return card_reference(site_key, tech, card_id), normalised.split(":", 1)[0]
+        return normalised, normalised.split(":", 1)[0]
     except CardIdError as exc:  # its message never repeats the identifier
         problems.append(RowProblem(line, "card_id", "", str(exc)))
         return "", ""

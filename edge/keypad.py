@@ -100,7 +100,43 @@ def keys_from_events(data: bytes) -> list[str]:
     return keys
 
 
-class UsbKeypad:
+class _KeyThread:
+    """A keypad's own thread: started once, stopped by `close`, which is idempotent."""
+
+    reader: str
+    _pin: KeyedPin
+    _thread: threading.Thread | None
+    _closed: bool
+
+    def start(self, emit: Emit) -> None:
+        """Read keys on a thread of its own until closed (or the keypad goes away)."""
+        if self._closed:
+            raise ClosedError(f"keypad of reader {self.reader} is closed")
+        self._pin.start(emit)
+        self._thread = threading.Thread(target=self._run, name=f"keypad-{self.reader}", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the thread and let go of the keypad; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake_to_stop()
+        if self._thread is not None:
+            self._thread.join(5)
+        self._release()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _wake_to_stop(self) -> None:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+
+class UsbKeypad(_KeyThread):
     """A USB numeric keypad read from its event device (any binary file: a pipe in tests)."""
 
     def __init__(self, reader: str, device: BinaryIO, name: str = "") -> None:
@@ -116,22 +152,10 @@ class UsbKeypad:
         state = "closed" if self._closed else "open"
         return f"<UsbKeypad reader={self.reader} {self.name} {state}>"
 
-    def start(self, emit: Emit) -> None:
-        """Read keys on a thread of its own until closed or the device goes away."""
-        if self._closed:
-            raise ClosedError(f"keypad of reader {self.reader} is closed")
-        self._pin.start(emit)
-        self._thread = threading.Thread(target=self._run, name=f"keypad-{self.reader}", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        """Stop reading and close the device; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
+    def _wake_to_stop(self) -> None:
         os.write(self._wake_w, b"x")
-        if self._thread is not None:
-            self._thread.join(5)
+
+    def _release(self) -> None:
         for fd in (self._wake_r, self._wake_w):
             os.close(fd)
         self._device.close()
@@ -178,7 +202,7 @@ def open_usb_keypad(reader: str, path: str) -> UsbKeypad:
     return UsbKeypad(reader, device, path)
 
 
-class MatrixKeypad:
+class MatrixKeypad(_KeyThread):
     """A membrane keypad on GPIO: `rows` driven, `cols` read with pull-ups."""
 
     def __init__(
@@ -238,23 +262,11 @@ class MatrixKeypad:
         pin.when_changed = self._changed
         return pin
 
-    def start(self, emit: Emit) -> None:
-        """Scan on a thread of its own, woken by the column edges."""
-        if self._closed:
-            raise ClosedError(f"keypad of reader {self.reader} is closed")
-        self._pin.start(emit)
-        self._thread = threading.Thread(target=self._run, name=f"keypad-{self.reader}", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        """Stop scanning and release the pins; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
+    def _wake_to_stop(self) -> None:  # the scan thread sleeps on the column edges
         self._stopping.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(5)
+
+    def _release(self) -> None:
         for pin in self._cols:
             pin.when_changed = None
         for pin in [*self._rows, *self._cols]:

@@ -111,11 +111,22 @@ class AgentProcess:
         self.close_socket()
 
     def terminate(self, timeout: float = 10) -> int:
-        """SIGTERM, as systemd stops it; return the exit status."""
+        """SIGTERM, as systemd stops it; return the exit status.
+
+        An agent still running after `timeout` is killed and AgentExited raised; either way
+        nothing of it is left open.
+        """
         self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout)
-        self.close_socket()
-        return code
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise AgentExited(
+                f"{self!r} did not stop within {timeout} s of SIGTERM; killed: {self.log()[-2000:]}"
+            ) from None
+        finally:
+            self.close_socket()
 
     def close_socket(self) -> None:
         """Close the control connection and the log file; idempotent."""

@@ -80,3 +80,14 @@ def enrol(store_path: Path, cards: range, doors: list[str], lost: range = range(
     deny = dict.fromkeys(refs[len(cards) :], DenyReason.LOST)
     with Store(store_path) as store, store.transaction():
         SqliteCredentials(store.db).replace(policy, credentials, deny)
+
+
+def with_keypad(
+    device: SimDevice, rows: tuple[int, ...], cols: tuple[int, ...], pin: str = "always"
+) -> None:
+    """Give the gate's entry reader a matrix keypad (and no tap debounce) in its config."""
+    text = device.config.read_text(encoding="utf-8")
+    matrix = f'{{kind = "matrix", rows = {list(rows)}, cols = {list(cols)}}}'
+    keypad = f'debounce_s = 0.0\npin = "{pin}"\nkeypad = {matrix}\n'
+    text = text.replace('id = "gate-east-in"\n', f'id = "gate-east-in"\n{keypad}', 1)
+    device.config.write_text(text, encoding="utf-8")

@@ -19,7 +19,7 @@ from edge.store.credentials import SqliteCredentials
 from simulator.keypad import SimulatedMatrix
 from simulator.pins import WatchedFactory
 
-from .agent_fixtures import KEY, felica, sim_config
+from .agent_fixtures import KEY, felica, sim_config, with_keypad
 from .test_runtime import GATE_RELAY, Running, outbox
 
 ROWS, COLS = (2, 3, 4, 7), (8, 9, 10)
@@ -31,11 +31,7 @@ class PinAgent:
 
     def __init__(self, tmp_path: Path) -> None:
         device = sim_config(tmp_path)
-        text = device.config.read_text(encoding="utf-8")
-        matrix = f'{{kind = "matrix", rows = {list(ROWS)}, cols = {list(COLS)}}}'
-        keypad = f'debounce_s = 0.0\npin = "always"\nkeypad = {matrix}\n'
-        text = text.replace('id = "gate-east-in"\n', f'id = "gate-east-in"\n{keypad}', 1)
-        device.config.write_text(text, encoding="utf-8")
+        with_keypad(device, ROWS, COLS)
         (ref,) = card_references(KEY, [("felica", felica(1))])
         policy = AccessPolicy(version=1, rules=(Rule("staff", frozenset({"gate-east"})),))
         with Store(device.store) as store, store.transaction():

@@ -20,7 +20,7 @@ from edge.system import SystemClock
 from firmware_config.loader import load_config
 from simulator.control import Control
 from simulator.pins import WatchedFactory, idle_inputs
-from tests.edge.agent_fixtures import KEY, felica, sim_config
+from tests.edge.agent_fixtures import KEY, felica, sim_config, with_keypad
 from tests.edge.test_runtime import outbox
 
 ROWS, COLS = (2, 3, 4, 7), (8, 9, 10)
@@ -32,11 +32,7 @@ class Gate:
 
     def __init__(self, tmp_path: Path) -> None:
         device = sim_config(tmp_path)
-        text = device.config.read_text(encoding="utf-8")
-        matrix = f'{{kind = "matrix", rows = {list(ROWS)}, cols = {list(COLS)}}}'
-        keypad = f'debounce_s = 0.0\npin = "always"\nkeypad = {matrix}\n'
-        text = text.replace('id = "gate-east-in"\n', f'id = "gate-east-in"\n{keypad}', 1)
-        device.config.write_text(text, encoding="utf-8")
+        with_keypad(device, ROWS, COLS)
         refs = card_references(KEY, [("felica", felica(1)), ("felica", felica(2))])
         policy = AccessPolicy(version=1, rules=(Rule("staff", frozenset({"gate-east"})),))
         with Store(device.store) as store, store.transaction():

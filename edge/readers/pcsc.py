@@ -351,22 +351,22 @@ class PcscCardReader:
             technology, uid = card_identity(bytes(atr), transmit(GET_UID))
             ref = self._referencer(technology, uid.hex().upper())
             del uid
-            key = self._card_keys(ref) if self._card_keys is not None else None
-            proven = key is not None and self._proves(transmit, technology, ref, key)
+            # Only an ISO 14443 A card can be a DESFire card: no store read for the others.
+            keys = self._card_keys if technology == "iso14443a" else None
+            key = keys(ref) if keys is not None else None
+            proven = keys is not None and key is not None and self._proves(transmit, ref, key, keys)
         finally:
             scard.SCardDisconnect(card, scard.SCARD_LEAVE_CARD)
         return technology, ref, proven
 
-    def _proves(self, transmit: Callable[[bytes], bytes], technology: str, ref: str,
-                key: bytes) -> bool:  # fmt: skip
+    def _proves(self, transmit: Callable[[bytes], bytes], ref: str, key: bytes,
+                keys: CardKeys) -> bool:  # fmt: skip
         """Return True if the card holds its DESFire key and its MACed file names it."""
-        if technology != "iso14443a" or self._card_keys is None:
-            return False
         try:
             identity = read_identity(
                 transmit,
                 aid=DESFIRE_AID,
-                key_no=self._card_keys.desfire_key_no,
+                key_no=keys.desfire_key_no,
                 key=key,
                 file_no=DESFIRE_FILE,
                 length=DESFIRE_FILE_SIZE,

@@ -27,6 +27,8 @@ import click
 
 from console.anchor import Anchorer, AnchorError, check_file, load_or_create_key, load_verifier
 from console.chain import BY_NAME
+from console.cli_desk import card_group, pass_group
+from console.cli_doors import door_group, fire_reset, lockdown
 from console.cli_users import db_option, users_group
 from console.collector import Collector
 from console.log import CentralLog
@@ -441,6 +443,8 @@ def verify(
 
 
 cli.add_command(users_group)
+for command in (door_group, lockdown, fire_reset, card_group, pass_group):
+    cli.add_command(command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -2,9 +2,14 @@
 
 | role | may |
 | --- | --- |
-| guard | live alarms (and acknowledge them), roll call, log search |
-| manager | what a guard may, plus CSV export and the audit trail |
-| operator | device health |
+| guard | live alarms (and acknowledge them), roll call, log search, doors (unlock once,
+  alarm reset), cards at the desk (mark lost, reinstate), day passes |
+| manager | what a guard may, plus CSV export, the audit trail, hold open / back to normal,
+  fire reset, lockdown, revoke a card |
+| operator | device health, occupancy |
+
+`PAGES` says who may open each page; `ACTIONS` who may do each thing that changes a door
+or a card. docs/security-staff.md has the same table for people.
 
 Passwords are hashed with Argon2id (argon2-cffi's defaults); the hash is all that is kept.
 """
@@ -31,6 +36,24 @@ PAGES: dict[str, frozenset[str]] = {
     "export": frozenset({"manager"}),
     "audit": frozenset({"manager"}),
     "devices": frozenset({"operator", "manager"}),
+    "doors": frozenset({"guard", "manager"}),
+    "cards": frozenset({"guard", "manager"}),
+    "passes": frozenset({"guard", "manager"}),
+}
+_GUARD = frozenset({"guard", "manager"})
+_MANAGER = frozenset({"manager"})
+ACTIONS: dict[str, frozenset[str]] = {
+    "door.unlock": _GUARD,
+    "door.alarm_reset": _GUARD,
+    "door.hold": _MANAGER,
+    "door.normal": _MANAGER,
+    "door.fire_reset": _MANAGER,
+    "lockdown": _MANAGER,
+    "card.lost": _GUARD,
+    "card.reinstate": _GUARD,
+    "card.revoke": _MANAGER,
+    "pass.issue": _GUARD,
+    "pass.return": _GUARD,
 }
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 MIN_PASSWORD = 12
@@ -44,6 +67,11 @@ class UserError(EdgeError, ValueError):
 def may(role: str | None, page: str) -> bool:
     """True if `role` may open `page`."""
     return role is not None and role in PAGES.get(page, frozenset())
+
+
+def may_act(role: str | None, action: str) -> bool:
+    """True if `role` may do `action` (a key of ACTIONS)."""
+    return role is not None and role in ACTIONS.get(action, frozenset())
 
 
 def add_user(log: CentralLog, username: str, role: str, password: str, by: str) -> None:

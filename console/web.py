@@ -36,7 +36,7 @@ from starlette.background import BackgroundTask
 from starlette.middleware.sessions import SessionMiddleware
 
 from console import alarms as alarm_list
-from console import web_account
+from console import web_account, web_cards, web_doors
 from console.admission import LoginThrottle, StreamSlots
 from console.log import CentralLog
 from console.people import Directory
@@ -107,6 +107,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(QueryError, _bad_query)
     app.include_router(web_account.router)
     app.include_router(router)
+    app.include_router(web_doors.router)
+    app.include_router(web_cards.router)
     return app
 
 

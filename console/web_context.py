@@ -25,7 +25,7 @@ from console.rollcall import LINE_ZONE
 from console.sessions import Session, SessionStore
 from console.users import may
 
-NAV = ("alarms", "log", "muster", "occupancy", "devices", "audit")
+NAV = ("alarms", "doors", "cards", "passes", "log", "muster", "occupancy", "devices", "audit")
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class Settings:
     streams_total: int = 64  # and all sessions together
     login_rate_per_s: float = 5.0  # login attempts a second, all names together
     login_burst: int = 20
+    site_dir: Path | None = None  # edge-provision's site directory: cards and passes change here
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,9 @@ MusterUser = Annotated[Session, allowed("muster")]
 OccupancyUser = Annotated[Session, allowed("occupancy")]
 DevicesUser = Annotated[Session, allowed("devices")]
 AuditUser = Annotated[Session, allowed("audit")]
+DoorsUser = Annotated[Session, allowed("doors")]
+CardsUser = Annotated[Session, allowed("cards")]
+PassesUser = Annotated[Session, allowed("passes")]
 
 
 def csrf_token(request: Request) -> str:

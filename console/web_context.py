@@ -29,6 +29,19 @@ NAV = ("alarms", "doors", "cards", "passes", "log", "muster", "occupancy", "devi
 
 
 @dataclass(frozen=True)
+class BrokerAccess:
+    """The broker the console acts through (commands, publishing), and its account."""
+
+    host: str
+    port: int
+    site: str
+    username: str
+    password_file: Path | None = None
+    root: str = "edge"
+    ca_file: Path | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where the console's files are, and how it is served."""
 
@@ -46,6 +59,8 @@ class Settings:
     login_rate_per_s: float = 5.0  # login attempts a second, all names together
     login_burst: int = 20
     site_dir: Path | None = None  # edge-provision's site directory: cards and passes change here
+    broker: BrokerAccess | None = None  # without it the console only watches
+    command_key: Path | None = None  # the console's Ed25519 command key (0600, edge-provision)
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,15 @@ Lc, data, Le 00) and are answered with response data and `91 xx`, as NXP documen
 | 71 AuthenticateEV2First (+ AF)  | AES-128, IVs zero, TI from `random(4)`, RndB from `random(16)` |
 | BD ReadData, AD (ISO-chaining)  | plain, MAC or FULL by the file's mode; > 59 bytes as AF frames |
 | 51 GetCardUID                   | needs authentication; FULL response                           |
+| 6A CA 45 54 C4 CD 3D            | personalisation: see simulator/desfire_admin.py               |
+
+A blank card (`DesfireCard.blank`) has no application, card master key AES-128 zero and
+card key settings 0F. Factory-fresh EV2 cards carry a DES zero key instead, which only the
+legacy DES authentications open; the card modelled here (and the desk tool) speak AES only.
 
 Model limits: a file readable by everyone (empty `read_keys`) is always read in plain; the
-card level has no keys; GetVersion is answered in plain and leaves a session untouched. Any
-refusal ends the authentication and any multi-frame exchange.
+card level has at most key 0; GetVersion is answered in plain and leaves a session
+untouched. Any refusal ends the authentication and any multi-frame exchange.
 """
 
 from __future__ import annotations
@@ -24,27 +29,36 @@ import hmac
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.cmac import CMAC
+from simulator import desfire_admin
+from simulator.desfire_state import (
+    ADDITIONAL_FRAME,
+    APPLICATION_NOT_FOUND,
+    AUTHENTICATION_ERROR,
+    BOUNDARY_ERROR,
+    COMMAND_ABORTED,
+    FILE_NOT_FOUND,
+    ILLEGAL_COMMAND,
+    LENGTH_ERROR,
+    NO_SUCH_KEY,
+    OK,
+    PERMISSION_DENIED,
+    Application,
+    DataFile,
+    Refused,
+    Session,
+    cbc,
+    rotl,
+    session_keys,
+)
+
+__all__ = ["Application", "DataFile", "DesfireCard", "Exchange", "Session"]
 
 GET_DATA_UID = bytes.fromhex("FFCA000000")
 CARD_LEVEL = bytes(3)
 FRAME_DATA_MAX = 59  # response bytes per native frame (64-byte frame less header and CRC)
-
-OK = 0x00
-NO_SUCH_KEY = 0x40
-ILLEGAL_COMMAND = 0x1C
-INTEGRITY_ERROR = 0x1E
-LENGTH_ERROR = 0x7E
-PERMISSION_DENIED = 0x9D
-APPLICATION_NOT_FOUND = 0xA0
-AUTHENTICATION_ERROR = 0xAE
-ADDITIONAL_FRAME = 0xAF
-BOUNDARY_ERROR = 0xBE
-COMMAND_ABORTED = 0xCA
-FILE_NOT_FOUND = 0xF0
+BLANK_PICC_KEY = bytes(16)  # the blank card modelled here: AES-128 zero card master key
+BLANK_PICC_SETTINGS = 0x0F  # as delivered: everything changeable, free listing and creation
 
 ISO_WRONG_LENGTH = bytes.fromhex("6700")
 ISO_WRONG_P1P2 = bytes.fromhex("6A86")
@@ -57,22 +71,15 @@ BATCH_WEEK_YEAR = bytes.fromhex("BA7C0000002419")
 PD_CAP2 = bytes(6)
 ZERO_IV = bytes(16)
 
-
-@dataclass(frozen=True)
-class DataFile:
-    """A standard data file; `read_keys` empty means anyone may read it."""
-
-    data: bytes = field(repr=False)
-    mode: Literal["plain", "mac", "full"]
-    read_keys: frozenset[int]
-
-
-@dataclass(frozen=True)
-class Application:
-    """An application's AES-128 keys by number and its files by number."""
-
-    keys: Mapping[int, bytes] = field(repr=False)
-    files: Mapping[int, DataFile]
+_ADMIN: Mapping[int, Callable[[desfire_admin.CardMemory, bytes], bytes]] = {
+    0x6A: desfire_admin.get_application_ids,
+    0xCA: desfire_admin.create_application,
+    0x45: desfire_admin.get_key_settings,
+    0x54: desfire_admin.change_key_settings,
+    0xC4: desfire_admin.change_key,
+    0xCD: desfire_admin.create_std_data_file,
+    0x3D: desfire_admin.write_data,
+}
 
 
 @dataclass(frozen=True)
@@ -85,15 +92,6 @@ class Exchange:
     def __repr__(self) -> str:
         ins = f"{self.command[1]:02X}" if len(self.command) > 1 else "--"
         return f"<Exchange INS {ins} -> {self.response[-2:].hex().upper()}>"
-
-
-@dataclass
-class _Session:
-    key_no: int
-    ti: bytes = field(repr=False)
-    enc: bytes = field(repr=False)
-    mac: bytes = field(repr=False)
-    counter: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,14 +107,13 @@ class _Frames:
     frames: list[bytes] = field(repr=False)
 
 
-class _Refused(Exception):
-    def __init__(self, code: int) -> None:
-        super().__init__(f"DESFire status 91 {code:02X}")
-        self.code = code
-
-
 class DesfireCard:
-    """A DESFire EV2 card holding `applications`, keyed by AID as sent (3 bytes, LSB first)."""
+    """A DESFire EV2 card holding `applications`, keyed by AID as sent (3 bytes, LSB first).
+
+    `picc_key` is the card master key (AES-128; None: a card level without keys, refusing
+    authentication there) and `picc_settings` its key settings. `blank(uid)` is a card as
+    delivered for personalisation.
+    """
 
     def __init__(
         self,
@@ -124,6 +121,8 @@ class DesfireCard:
         applications: Mapping[bytes, Application],
         *,
         random: Callable[[int], bytes] = os.urandom,
+        picc_key: bytes | None = None,
+        picc_settings: int = BLANK_PICC_SETTINGS,
     ) -> None:
         if len(uid) != 7:
             raise ValueError("a DESFire card UID is 7 bytes")
@@ -132,30 +131,45 @@ class DesfireCard:
                 raise ValueError("an application AID is 3 bytes and not 00 00 00")
             if any(len(key) != 16 for key in app.keys.values()):
                 raise ValueError("application keys are AES-128: 16 bytes each")
+        if picc_key is not None and len(picc_key) != 16:
+            raise ValueError("the card master key is AES-128: 16 bytes")
         self.uid = uid
         self.applications = dict(applications)
+        self.picc_key = picc_key
+        self.picc_settings = picc_settings
         self.history: list[Exchange] = []  # every APDU and its answer, for tests to inspect
+        self.selected: bytes | None = None
+        self.session: Session | None = None
         self._random = random
-        self._selected: bytes | None = None
-        self._session: _Session | None = None
         self._pending: _AuthStep | _Frames | None = None
+
+    @classmethod
+    def blank(
+        cls,
+        uid: bytes,
+        *,
+        random: Callable[[int], bytes] = os.urandom,
+        picc_key: bytes = BLANK_PICC_KEY,
+    ) -> DesfireCard:
+        """Return a card with no application and the blank card master key (AES zero)."""
+        return cls(uid, {}, random=random, picc_key=picc_key)
 
     def __repr__(self) -> str:
         return (
             f"<DesfireCard applications={len(self.applications)} "
-            f"selected={'yes' if self._selected else 'no'} "
-            f"authenticated={'yes' if self._session else 'no'} exchanges={len(self.history)}>"
+            f"selected={'yes' if self.selected else 'no'} "
+            f"authenticated={'yes' if self.session else 'no'} exchanges={len(self.history)}>"
         )
 
     @property
     def authenticated(self) -> bool:
         """True while an EV2 session is established."""
-        return self._session is not None
+        return self.session is not None
 
     def reset(self) -> None:
         """Power the card off and on: no authentication, no application selected."""
-        self._selected = None
-        self._session = None
+        self.selected = None
+        self.session = None
         self._pending = None
 
     def answer(self, apdu: bytes) -> bytes:
@@ -182,15 +196,15 @@ class DesfireCard:
             if ins == ADDITIONAL_FRAME:
                 return self._continue(pending, data)
             return self._command(ins, data)
-        except _Refused as refused:
-            self._session = None
+        except Refused as refused:
+            self.session = None
             self._pending = None
             return bytes((0x91, refused.code))
 
     def _command(self, ins: int, data: bytes) -> bytes:
         if ins == 0x60:
             if data:
-                raise _Refused(LENGTH_ERROR)
+                raise Refused(LENGTH_ERROR)
             return self._send([HARDWARE_VERSION, SOFTWARE_VERSION, self.uid + BATCH_WEEK_YEAR])
         if ins == 0x5A:
             return self._select_application(data)
@@ -200,16 +214,19 @@ class DesfireCard:
             return self._read_data(ins, data)
         if ins == 0x51:
             return self._get_card_uid(data)
-        raise _Refused(ILLEGAL_COMMAND)
+        command = _ADMIN.get(ins)
+        if command is None:
+            raise Refused(ILLEGAL_COMMAND)
+        return command(self, data)
 
     def _continue(self, pending: _AuthStep | _Frames | None, data: bytes) -> bytes:
         if isinstance(pending, _AuthStep):
             return self._authenticate_second(pending, data)
         if isinstance(pending, _Frames):
             if data:
-                raise _Refused(LENGTH_ERROR)
+                raise Refused(LENGTH_ERROR)
             return self._send(pending.frames)
-        raise _Refused(COMMAND_ABORTED)
+        raise Refused(COMMAND_ABORTED)
 
     def _send(self, frames: list[bytes]) -> bytes:
         if len(frames) > 1:
@@ -218,108 +235,83 @@ class DesfireCard:
         return frames[0] + bytes((0x91, OK))
 
     def _select_application(self, data: bytes) -> bytes:
-        self._session = None
-        self._selected = None
+        self.session = None
+        self.selected = None
         if len(data) != 3:
-            raise _Refused(LENGTH_ERROR)
+            raise Refused(LENGTH_ERROR)
         if data != CARD_LEVEL:
             if data not in self.applications:
-                raise _Refused(APPLICATION_NOT_FOUND)
-            self._selected = bytes(data)
+                raise Refused(APPLICATION_NOT_FOUND)
+            self.selected = bytes(data)
         return bytes((0x91, OK))
 
     def _application(self) -> Application | None:
-        return None if self._selected is None else self.applications[self._selected]
+        return None if self.selected is None else self.applications[self.selected]
 
     def _authenticate_first(self, data: bytes) -> bytes:
-        self._session = None
+        self.session = None
         if len(data) < 2 or len(data) != 2 + data[1]:
-            raise _Refused(LENGTH_ERROR)
+            raise Refused(LENGTH_ERROR)
         app = self._application()
-        key = None if app is None else app.keys.get(data[0])
+        card_key = self.picc_key if data[0] == 0 else None
+        key = card_key if app is None else app.keys.get(data[0])
         if key is None:
-            raise _Refused(NO_SUCH_KEY)
+            raise Refused(NO_SUCH_KEY)
         rnd_b = self._random(16)
         self._pending = _AuthStep(key, data[0], rnd_b, (data[2:] + bytes(6))[:6])
-        return _cbc(key, ZERO_IV, rnd_b) + bytes((0x91, ADDITIONAL_FRAME))
+        return cbc(key, ZERO_IV, rnd_b) + bytes((0x91, ADDITIONAL_FRAME))
 
     def _authenticate_second(self, step: _AuthStep, data: bytes) -> bytes:
         if len(data) != 32:
-            raise _Refused(LENGTH_ERROR)
-        plain = _cbc(step.key, ZERO_IV, data, decrypt=True)
+            raise Refused(LENGTH_ERROR)
+        plain = cbc(step.key, ZERO_IV, data, decrypt=True)
         rnd_a = plain[:16]
         # The reader proves it holds the key by returning RndB rotated left by one byte.
-        if not hmac.compare_digest(plain[16:], _rotl(step.rnd_b)):
-            raise _Refused(AUTHENTICATION_ERROR)
+        if not hmac.compare_digest(plain[16:], rotl(step.rnd_b)):
+            raise Refused(AUTHENTICATION_ERROR)
         ti = self._random(4)
-        enc, mac = _session_keys(step.key, rnd_a, step.rnd_b)
-        self._session = _Session(step.key_no, ti, enc, mac)
-        reply = _cbc(step.key, ZERO_IV, ti + _rotl(rnd_a) + PD_CAP2 + step.pcd_cap2)
+        enc, mac = session_keys(step.key, rnd_a, step.rnd_b)
+        self.session = Session(step.key_no, ti, enc, mac)
+        reply = cbc(step.key, ZERO_IV, ti + rotl(rnd_a) + PD_CAP2 + step.pcd_cap2)
         return reply + bytes((0x91, OK))
 
     def _read_data(self, ins: int, data: bytes) -> bytes:
         if len(data) < 7:
-            raise _Refused(LENGTH_ERROR)
+            raise Refused(LENGTH_ERROR)
         header = data[:7]
         app = self._application()
         file = None if app is None else app.files.get(header[0])
         if file is None:
-            raise _Refused(FILE_NOT_FOUND)
-        session = self._session
+            raise Refused(FILE_NOT_FOUND)
+        session = self.session
         secured = session is not None and file.mode != "plain" and bool(file.read_keys)
         if len(data) != (15 if secured else 7):
-            raise _Refused(LENGTH_ERROR)
-        if secured:
-            self._check_mac(ins, header, data[7:])
+            raise Refused(LENGTH_ERROR)
+        if session is not None and secured:
+            session.check_mac(ins, header, data[7:])
         if file.read_keys and (session is None or session.key_no not in file.read_keys):
-            raise _Refused(PERMISSION_DENIED)
+            raise Refused(PERMISSION_DENIED)
         offset = int.from_bytes(header[1:4], "little")
         length = int.from_bytes(header[4:7], "little")
         end = offset + length if length else len(file.data)
         if offset >= len(file.data) or end > len(file.data):
-            raise _Refused(BOUNDARY_ERROR)
+            raise Refused(BOUNDARY_ERROR)
         content = file.data[offset:end]
-        if secured:
-            content = self._protect(content, file.mode)
+        if session is not None and secured:
+            content = session.protect(content, file.mode)
         elif session is not None:
-            self._next_counter()
+            session.next_counter()
         chunks = range(0, len(content), FRAME_DATA_MAX)
         return self._send([content[i : i + FRAME_DATA_MAX] for i in chunks])
 
     def _get_card_uid(self, data: bytes) -> bytes:
-        if self._session is None:
-            raise _Refused(AUTHENTICATION_ERROR)
+        session = self.session
+        if session is None:
+            raise Refused(AUTHENTICATION_ERROR)
         if len(data) != 8:
-            raise _Refused(LENGTH_ERROR)
-        self._check_mac(0x51, b"", data)
-        return self._send([self._protect(self.uid, "full")])
-
-    def _check_mac(self, ins: int, header: bytes, mac: bytes) -> None:
-        session = self._require_session()
-        counter = session.counter.to_bytes(2, "little")
-        expected = _mact(_cmac(session.mac, bytes((ins,)) + counter + session.ti + header))
-        if not hmac.compare_digest(mac, expected):
-            raise _Refused(INTEGRITY_ERROR)
-
-    def _next_counter(self) -> bytes:
-        session = self._require_session()
-        if session.counter == 0xFFFF:  # the counter may not wrap: the session is over
-            raise _Refused(AUTHENTICATION_ERROR)
-        session.counter += 1
-        return session.counter.to_bytes(2, "little")
-
-    def _protect(self, content: bytes, mode: Literal["plain", "mac", "full"]) -> bytes:
-        counter = self._next_counter()
-        session = self._require_session()
-        if mode == "full":
-            iv = _ecb(session.enc, b"\x5a\xa5" + session.ti + counter + bytes(8))
-            content = _cbc(session.enc, iv, _pad(content))
-        return content + _mact(_cmac(session.mac, b"\x00" + counter + session.ti + content))
-
-    def _require_session(self) -> _Session:
-        if self._session is None:
-            raise _Refused(AUTHENTICATION_ERROR)
-        return self._session
+            raise Refused(LENGTH_ERROR)
+        session.check_mac(0x51, b"", data)
+        return self._send([session.protect(self.uid, "full")])
 
 
 def _command_data(apdu: bytes) -> bytes | None:
@@ -330,43 +322,3 @@ def _command_data(apdu: bytes) -> bytes | None:
     if lc == 0 or len(apdu) not in (5 + lc, 6 + lc):
         return None
     return apdu[5 : 5 + lc]
-
-
-def _session_keys(key: bytes, rnd_a: bytes, rnd_b: bytes) -> tuple[bytes, bytes]:
-    """Return KSesAuthENC and KSesAuthMAC (AN12196 §6.6 / AN12343 pp. 33-34)."""
-    xored = bytes(a ^ b for a, b in zip(rnd_a[2:8], rnd_b[0:6], strict=True))
-    context = b"\x00\x01\x00\x80" + rnd_a[0:2] + xored + rnd_b[6:16] + rnd_a[8:16]
-    return _cmac(key, b"\xa5\x5a" + context), _cmac(key, b"\x5a\xa5" + context)
-
-
-def _cbc(key: bytes, iv: bytes, data: bytes, *, decrypt: bool = False) -> bytes:
-    cipher = Cipher(algorithms.AES(key), modes.CBC(iv))
-    worker = cipher.decryptor() if decrypt else cipher.encryptor()
-    return worker.update(data) + worker.finalize()
-
-
-def _ecb(key: bytes, block: bytes) -> bytes:
-    # One block, as NXP derives the EV2 IVs: ECB is the raw block cipher here, not a mode of use.
-    worker = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305
-    return worker.update(block) + worker.finalize()
-
-
-def _cmac(key: bytes, data: bytes) -> bytes:
-    mac = CMAC(algorithms.AES(key))
-    mac.update(data)
-    return mac.finalize()
-
-
-def _mact(mac: bytes) -> bytes:
-    """Truncate a CMAC to the bytes NXP counts as even (1-based): indexes 1, 3, .. 15."""
-    return mac[1::2]
-
-
-def _rotl(block: bytes) -> bytes:
-    return block[1:] + block[:1]
-
-
-def _pad(data: bytes) -> bytes:
-    """Pad by ISO/IEC 9797-1 method 2: 80, then 00 to a 16-byte boundary (a block if aligned)."""
-    padded = data + b"\x80"
-    return padded + bytes(-len(padded) % 16)

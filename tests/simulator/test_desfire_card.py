@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.cmac import CMAC
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.desfire_card import Application, DataFile, DesfireCard, _Session
+from simulator.desfire_card import Application, DataFile, DesfireCard, Session
 from simulator.vpcd import VirtualCard
 
 H = bytes.fromhex
@@ -144,7 +144,7 @@ def test_read_data_iso_chaining_variant_answers_an12343_p54() -> None:
     )
     assert card.answer(apdu(0x5A, AID)) == H("9100")
     ses_mac, ti = H("9366FA195EB566F5BD2BAD4020B83002"), H("E2D3AF69")
-    card._session = _Session(0, ti, bytes(16), ses_mac, counter=1)  # the document's session
+    card.session = Session(0, ti, bytes(16), ses_mac, counter=1)  # the document's session
     response = card.answer(apdu(0xAD, H("00000000300000") + H("0D9BE191D5960834")))
     assert response == data + H("A49A44222D926666") + H("9100")
 
@@ -152,7 +152,7 @@ def test_read_data_iso_chaining_variant_answers_an12343_p54() -> None:
 def test_get_card_uid_answers_an12196_7_3() -> None:
     card = DesfireCard(H("04958CAA5C5E80"), {AID: Application({0: ZERO_KEY}, {})})
     enc, mac = H("2B4D963C014DC36F24F69A50A394F875"), H("379D32130CE61705DD5FD8C36B95D764")
-    card._session = _Session(0, H("DF055522"), enc, mac)  # the document's session, counter 0
+    card.session = Session(0, H("DF055522"), enc, mac)  # the document's session, counter 0
     response = card.answer(H("90510000088E2C155ADDA99BE300"))
     assert response == H("70756055688505B52A5E26E59E329CD6595F672298EA41B79100")
 
@@ -260,7 +260,7 @@ def test_get_version_frames_and_continuation_rules() -> None:
 def test_get_data_answers_the_uid_and_unknown_commands_are_illegal() -> None:
     card = make_card()
     assert card.answer(H("FFCA000000")) == UID + H("9000")
-    assert card.answer(apdu(0xC4)) == H("911C")
+    assert card.answer(apdu(0xFA)) == H("911C")
 
 
 @pytest.mark.parametrize(

@@ -93,6 +93,39 @@ LABELS: dict[str, tuple[str, str]] = {
     "back": ("戻る", "Back"),
     "who": ("操作者", "Who"),
     "action": ("操作", "Action"),
+    # the doors page
+    "lock": ("錠", "Lock"),
+    "leaf": ("扉の開閉", "Leaf"),
+    "mode": ("モード", "Mode"),
+    "door_unlock": ("一回解錠", "Unlock once"),
+    "door_reset": ("警報リセット", "Reset alarms"),
+    "door_hold": ("開放", "Hold open"),
+    "door_normal": ("通常に戻す", "Back to normal"),
+    "door_fire_reset": ("火災復旧", "Fire reset"),
+    "fire_reset_all": ("全館の火災復旧", "Fire reset, whole site"),
+    "lockdown_title": ("ロックダウン", "Lockdown"),
+    "lockdown_on": ("ロックダウン開始", "Lock down"),
+    "lockdown_off": ("ロックダウン解除", "Lift lockdown"),
+    "lockdown_scope": (
+        "何も選ばなければ全館が対象です。機器は自分の扉をすべてまとめてロックします。",
+        "Choose nothing for the whole site. A device locks all of its doors together.",
+    ),
+    "zones": ("ゾーン", "Zones"),
+    "confirm": ("実行する", "Confirm"),
+    "confirm_lockdown": (
+        "次の機器をロックダウンします。よろしいですか。",
+        "Lock these devices down?",
+    ),
+    "confirm_lift": (
+        "次の機器のロックダウンを解除します。よろしいですか。",
+        "Lift lockdown on these devices?",
+    ),
+    "cancel": ("取り消し", "Cancel"),
+    "watch_only": (
+        "この監視盤は見るだけです (ブローカーとコマンド鍵の設定がありません)。",
+        "This console only watches (no broker and command key are configured).",
+    ),
+    "fire_active": ("火災入力あり", "fire input active"),
 }
 
 
@@ -131,6 +164,17 @@ CODES: dict[str, tuple[str, str]] = {
     "no_pin": ("暗証番号の未登録", "no PIN enrolled"),
     "wrong_pin": ("暗証番号の誤り", "wrong PIN"),
     "pin_timeout": ("暗証番号の入力なし", "PIN not keyed in time"),
+    "normal": ("通常", "normal"),
+    "held_open": ("開放中", "held open"),
+    "fire_release": ("火災開放", "fire release"),
+    "unlocked": ("解錠", "unlocked"),
+    "locked": ("施錠", "locked"),
+    "open": ("開", "open"),
+    "closed": ("閉", "closed"),
+    "unknown": ("不明", "unknown"),
+    "accepted": ("受理", "accepted"),
+    "refused": ("拒否", "refused"),
+    "no_answer": ("応答なし", "no answer"),
 }
 
 

@@ -78,7 +78,14 @@ def session_secret(path: Path) -> str:
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the web application."""
-    app = FastAPI(title="edge-console", docs_url=None, redoc_url=None, openapi_url=None)
+    doors = web_doors.desk(settings)
+    app = FastAPI(
+        title="edge-console",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=web_doors.lifespan(doors),
+    )
     app.add_middleware(
         SessionMiddleware,
         secret_key=session_secret(settings.secret_file),
@@ -101,6 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
         SessionStore(log, settings.clock, settings.idle_s, settings.lifetime_s),
         LoginThrottle(settings.clock, settings.login_rate_per_s, settings.login_burst),
         StreamSlots(settings.streams_per_session, settings.streams_total),
+        doors=doors,
     )
     app.add_exception_handler(LoginNeeded, _to_login)
     app.add_exception_handler(Forbidden, _forbidden)

@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from console.actions import DoorDesk
 from console.admission import Clock, LoginThrottle, StreamSlots
 from console.i18n import LANGUAGES, code, labels
 from console.log import CentralLog
@@ -74,6 +75,7 @@ class Console:
     sessions: SessionStore
     throttle: LoginThrottle
     streams: StreamSlots
+    doors: DoorDesk | None = None  # the doors page's site and commander (None: no site)
 
 
 class LoginNeeded(Exception):  # a control-flow signal, answered by a redirect

@@ -1,7 +1,305 @@
-"""The doors page: each door's live state and what a guard or manager may do to it."""
+"""The doors page: each door's live state and what a guard or manager may do to it.
+
+Who may press what is declared per route (`Actor`, a FastAPI dependency on
+console.users.ACTIONS); a user whose role may not gets the 403 page and an audit row. Every
+form carries the session's CSRF token; a lockdown (or lifting it) takes a confirmation step
+that names the devices first. The answer of each device is shown on the page that follows.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from console.actions import (
+    DOOR_ACTIONS,
+    ActionError,
+    ActionResult,
+    Commander,
+    DoorDesk,
+    Site,
+    load_command_key,
+    perform,
+)
+from console.claims import Registry
+from console.doors import door_states
+from console.mqtt import ConsoleClient
+from console.sessions import Session
+from console.users import ACTIONS, audit, may_act
+from console.web_context import (
+    DoorsUser,
+    Forbidden,
+    Settings,
+    console_of,
+    csrf_ok,
+    page,
+)
 
 router = APIRouter()
+NO_SITE = "the console was started without its site: serve it with --site-dir (or --registry)"
+WATCH_ONLY = (
+    "this console only watches: serve it with --broker-host, --broker-user, "
+    "--broker-password-file, --site and --command-key"
+)
+
+
+def desk(settings: Settings) -> DoorDesk | None:
+    """Return the doors and commander the settings allow (None without a site directory)."""
+    site_dir = settings.site_dir or (settings.registry.parent if settings.registry else None)
+    if site_dir is None:
+        return None
+    broker = settings.broker
+    slug = broker.site if broker else _site_slug(site_dir / "registry.db")
+    if slug is None:
+        return None
+    site = Site(Registry(site_dir, slug))
+    if broker is None or settings.command_key is None:
+        return DoorDesk(site, None)
+    password = broker.password_file.read_text().strip() if broker.password_file else None
+    client = ConsoleClient(
+        broker.host,
+        broker.port,
+        client_id=broker.username,  # the broker uses the account name whatever we send
+        username=broker.username,
+        password=password,
+        persistent=False,
+        ca_file=str(broker.ca_file) if broker.ca_file else None,
+    )
+    clock = settings.clock
+    commander = Commander(
+        client,
+        load_command_key(settings.command_key),
+        site=broker.site,
+        account=broker.username,
+        root=broker.root,
+        clock=lambda: datetime.fromtimestamp(clock(), UTC),
+    )
+    return DoorDesk(site, commander)
+
+
+def lifespan(
+    doors: DoorDesk | None,
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """Return the app's lifespan: the commander's broker connection closes with the app."""
+
+    @contextlib.asynccontextmanager
+    async def span(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if doors is not None:
+                doors.close()
+
+    return span
+
+
+def _site_slug(registry: Any) -> str | None:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{registry}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT slug FROM site LIMIT 1").fetchone()
+    except sqlite3.Error:
+        return None
+    return None if row is None else str(row[0])
+
+
+def actor(action: str) -> Any:
+    """A dependency: the live session of a user whose role may do `action` (else 403)."""
+
+    def dependency(request: Request, session: DoorsUser) -> Session:
+        _check(request, session, action)
+        return session
+
+    return Depends(dependency)
+
+
+def _door_actor(request: Request, session: DoorsUser, verb: str) -> Session:
+    known = DOOR_ACTIONS.get(verb)
+    if known is not None:  # an unknown verb is the handler's 400
+        _check(request, session, known.action)
+    return session
+
+
+def _check(request: Request, session: Session, action: str) -> None:
+    if not may_act(session.role, action):
+        allowed = " or ".join(sorted(ACTIONS[action]))
+        audit(
+            console_of(request).log,
+            session.user,
+            f"{action} refused",
+            f"role {session.role}; {allowed} may",
+        )
+        raise Forbidden
+
+
+DoorActor = Annotated[Session, Depends(_door_actor)]
+LockdownUser = Annotated[Session, actor("lockdown")]
+FireResetUser = Annotated[Session, actor("door.fire_reset")]
+
+
+@router.get("/doors", response_class=HTMLResponse)
+def doors_page(request: Request, session: DoorsUser) -> Response:
+    return _page(request, session)
+
+
+@router.get("/doors/rows", response_class=HTMLResponse)
+def door_rows(request: Request, session: DoorsUser) -> Response:
+    return page(request, "_door_rows.html", **_rows(request, session))
+
+
+@router.post("/doors/lockdown", response_class=HTMLResponse)
+def lockdown_ask(
+    request: Request,
+    session: LockdownUser,
+    on: str = Form(""),
+    zone: Annotated[list[str] | None, Form()] = None,
+    door: Annotated[list[str] | None, Form()] = None,
+    csrf: str = Form(""),
+) -> Response:
+    """Name the devices a lockdown (or lifting it) will reach; nothing is sent yet."""
+    if not csrf_ok(request, csrf):
+        return page(request, "forbidden.html", status=400)
+    doors = console_of(request).doors
+    if doors is None:
+        return _bad(request, NO_SITE, 409)
+    if on not in ("on", "off"):
+        return _bad(request, "on: use on or off")
+    zone, door = (zone or [])[:100], (door or [])[:100]
+    try:
+        devices = doors.site.lockdown_devices(zone, door)
+    except ActionError as error:
+        return _bad(request, str(error))
+    return page(request, "doors_confirm.html", on=on, zones=zone, doors=door, devices=devices)
+
+
+@router.post("/doors/lockdown/confirm", response_class=HTMLResponse)
+def lockdown_confirm(
+    request: Request,
+    session: LockdownUser,
+    on: str = Form(""),
+    zone: Annotated[list[str] | None, Form()] = None,
+    door: Annotated[list[str] | None, Form()] = None,
+    csrf: str = Form(""),
+) -> Response:
+    """Send the lockdown (or lift it) the manager confirmed."""
+    if not csrf_ok(request, csrf):
+        return page(request, "forbidden.html", status=400)
+    doors = console_of(request).doors
+    if doors is None:
+        return _bad(request, NO_SITE, 409)
+    if on not in ("on", "off"):
+        return _bad(request, "on: use on or off")
+    zone, door = (zone or [])[:100], (door or [])[:100]
+    try:
+        devices = doors.site.lockdown_devices(zone, door)
+    except ActionError as error:
+        return _bad(request, str(error))
+    target = " ".join([*(f"zone {z}" for z in zone), *(f"door {d}" for d in door)]) or "site"
+    return _act(
+        request,
+        session,
+        f"lockdown {on}: {target}",
+        "lockdown",
+        devices,
+        "lockdown",
+        {"on": on == "on"},
+    )
+
+
+@router.post("/doors/fire-reset", response_class=HTMLResponse)
+def fire_reset(
+    request: Request, session: FireResetUser, door: str = Form(""), csrf: str = Form("")
+) -> Response:
+    """Reset the fire release of one door's device, or of every device with a fire input."""
+    if not csrf_ok(request, csrf):
+        return page(request, "forbidden.html", status=400)
+    doors = console_of(request).doors
+    if doors is None:
+        return _bad(request, NO_SITE, 409)
+    try:
+        devices = doors.site.fire_devices(door[:100] or None)
+    except ActionError as error:
+        return _bad(request, str(error))
+    return _act(request, session, door or "site", "door.fire_reset", devices, "fire-reset", {})
+
+
+@router.post("/doors/{door}/{verb}", response_class=HTMLResponse)
+def door_action(
+    request: Request, session: DoorActor, door: str, verb: str, csrf: str = Form("")
+) -> Response:
+    """Unlock once, reset alarms, hold open or put back to normal one door."""
+    if not csrf_ok(request, csrf):
+        return page(request, "forbidden.html", status=400)
+    known = DOOR_ACTIONS.get(verb)
+    if known is None:
+        return _bad(request, f"no door action {verb[:40]!r}; use: {', '.join(DOOR_ACTIONS)}")
+    doors = console_of(request).doors
+    if doors is None:
+        return _bad(request, NO_SITE, 409)
+    try:
+        device = doors.site.device_of(door)
+    except ActionError as error:
+        return _bad(request, str(error))
+    args = {"door": door, **known.args}
+    return _act(request, session, door, known.action, [device], known.command, args)
+
+
+def _act(
+    request: Request,
+    session: Session,
+    target: str,
+    action: str,
+    devices: list[str],
+    command: str,
+    args: dict[str, Any],
+) -> Response:
+    doors = console_of(request).doors
+    if doors is None or doors.commander is None:
+        return _bad(request, WATCH_ONLY, 409)
+    try:
+        result = perform(
+            console_of(request).log,
+            doors.commander,
+            user=session.user,
+            action=action,
+            target=target,
+            devices=devices,
+            name=command,
+            args=args,
+        )
+    except ActionError as error:
+        return _bad(request, str(error), 503)
+    return _page(request, session, result)
+
+
+def _rows(request: Request, session: Session) -> dict[str, Any]:
+    doors = console_of(request).doors
+    states = door_states(console_of(request).log, doors.site) if doors else []
+    return {
+        "states": states,
+        "may": {name: may_act(session.role, name) for name in ACTIONS},
+        "acting": doors is not None and doors.commander is not None,
+        "fire_doors": {d for c in doors.site.devices() for d in c.fire_inputs} if doors else set(),
+    }
+
+
+def _page(request: Request, session: Session, result: ActionResult | None = None) -> Response:
+    doors = console_of(request).doors
+    zones = sorted({z for c in doors.site.devices() for _, z in c.doors.values()}) if doors else []
+    return page(
+        request,
+        "doors.html",
+        result=result,
+        zones=zones,
+        watching=doors is None,
+        **_rows(request, session),
+    )
+
+
+def _bad(request: Request, problem: str, status: int = 400) -> Response:
+    return page(request, "bad_request.html", status=status, problem=problem)

@@ -23,7 +23,7 @@ from sqlite_utils import Database
 from edge.commands import CommandVerifier, Verdict
 from edge.core.clock import Clock, Instant, utc_text
 from edge.core.controller import Controller
-from edge.core.outputs import EventKind, Output, record
+from edge.core.outputs import EventKind, Output, Record, record
 from edge.credentials_freshness import CredentialRefresh
 from edge.link import topics
 from edge.link.messages import InboundMessage, SnapshotResult
@@ -188,6 +188,7 @@ class Remote:
                 result.update(door=door, unlocked=machine.unlocked, mode=str(machine.mode))
             if verdict.envelope.name == "lockdown":
                 result["lockdown"] = self.controller.lockdown
+            verdict = _refused_by_core(verdict, outputs)
         envelope = verdict.envelope
         event = record(
             EventKind.COMMAND,
@@ -221,6 +222,17 @@ class Remote:
         self.replies.reply(
             message.response_topic, message.correlation, json.dumps(body.model_dump()).encode()
         )
+
+
+def _refused_by_core(verdict: Verdict, outputs: list[Output]) -> Verdict:
+    """Return a refusal if the core turned a valid command down (a fire reset while the
+    fire input is still active), so the sender learns it from the reply."""
+    for output in outputs:
+        if isinstance(output, Record) and output.event.type == "fire_reset_refused":
+            inputs = ", ".join(map(str, output.event.data.get("inputs", ())))
+            detail = f"the fire input is still active ({inputs}); reset once it has cleared"
+            return Verdict("refused", detail, verdict.envelope, verdict.event)
+    return verdict
 
 
 class SnapshotWorker:

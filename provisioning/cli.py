@@ -17,6 +17,7 @@ from firmware_config.fields import check_slug, check_timezone, check_topic_root
 from provisioning import broker
 from provisioning.ca import make_ca
 from provisioning.cli_cards import cards, people
+from provisioning.cli_console_key import console_key
 
 try:
     from provisioning.cli_personalise import personalise
@@ -32,6 +33,7 @@ except ImportError:  # nfcpy is optional (the nfc extra): say how to get it
 
 
 from provisioning.cli_devices import device
+from provisioning.cli_passes import passes
 from provisioning.cli_rules import publish, rules
 from provisioning.files import (
     SHARED_WITH_GROUP,
@@ -198,6 +200,8 @@ cli.add_command(cards)
 cli.add_command(people)
 cli.add_command(rules)
 cli.add_command(publish)
+cli.add_command(passes)
+cli.add_command(console_key)
 
 
 def _tls(directory: Path) -> tuple[str, str, str] | None:

@@ -164,6 +164,7 @@ CODES: dict[str, tuple[str, str]] = {
     "no_pin": ("暗証番号の未登録", "no PIN enrolled"),
     "wrong_pin": ("暗証番号の誤り", "wrong PIN"),
     "pin_timeout": ("暗証番号の入力なし", "PIN not keyed in time"),
+    "pin_locked_out": ("暗証番号の誤りで一時停止中", "locked out after wrong PINs"),
     "normal": ("通常", "normal"),
     "held_open": ("開放中", "held open"),
     "fire_release": ("火災開放", "fire release"),

@@ -58,6 +58,7 @@ def device_spec(config: DeviceConfig) -> DeviceSpec:
                 pin=PinMode(r.pin),
                 pin_timeout_s=r.pin_timeout_s,
                 pin_attempts=r.pin_attempts,
+                pin_lockout_s=r.pin_lockout_s,
             )
             for r in config.readers
         ),

@@ -131,6 +131,16 @@ class _ReaderBase(BaseModel):
         le=10,
         description="Wrong PINs in a row for one card before the pin_attempts_exceeded alarm.",
     )
+    pin_lockout_s: Seconds = Field(
+        default=300.0,
+        ge=0,
+        le=86400,
+        description=(
+            "After pin_attempts wrong PINs, the card is refused (pin_locked_out) at every PIN "
+            "reader of this device for this many seconds, without asking for its PIN; 0 turns "
+            "the lockout off (the alarm still sounds)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _check_pin(self) -> Self:

@@ -193,9 +193,14 @@ class Controller:
             (decision.clone_suspected, "clone_suspected"),
             (decision.passback_violation, "anti_passback_violation"),
         ]
-        if decision.granted and pin is None:
+        if decision.granted:
             credential = self.credentials.find(event.card_ref)
-            if wants_pin(reader, credential, self.policy):
+            asks = wants_pin(reader, credential, self.policy)
+            if asks and self.pins.locked_out(event.card_ref, at):
+                # Checked after the PIN too: it may have been keyed at one reader while the
+                # lockout began at another.
+                decision, flags = Decision(False, Reason.PIN_LOCKED_OUT), []
+            elif asks and pin is None:
                 if credential is None or credential.pin is None:
                     decision, flags = Decision(False, Reason.NO_PIN), []
                 else:
@@ -227,8 +232,16 @@ class Controller:
             return self._card(card, at, event.outcome)
         out = [self._pin_denied(card, Reason.WRONG_PIN, at)]
         if self.pins.wrong(card.card_ref, reader.pin_attempts):
-            alarm = "pin_attempts_exceeded"
-            out.append(self._card_alarm(alarm, card, at, attempts=reader.pin_attempts))
+            self.pins.lock_out(card.card_ref, at, reader.pin_lockout_s)
+            out.append(
+                self._card_alarm(
+                    "pin_attempts_exceeded",
+                    card,
+                    at,
+                    attempts=reader.pin_attempts,
+                    lockout_s=reader.pin_lockout_s,
+                )
+            )
         return [*out, Indicate(reader.door, Signal.DENY, reader.id)]
 
     def _card_alarm(self, name: str, card: CardPresented, at: Instant, **extra: object) -> Output:

@@ -30,6 +30,8 @@ class Reason(StrEnum):
     NO_PIN = "no_pin"  # the card has no PIN enrolled
     WRONG_PIN = "wrong_pin"
     PIN_TIMEOUT = "pin_timeout"  # no PIN entered before the reader's pin_timeout_s
+    # Too many wrong PINs in a row: the card is refused at PIN doors for pin_lockout_s.
+    PIN_LOCKED_OUT = "pin_locked_out"
 
 
 @dataclass(frozen=True, slots=True)

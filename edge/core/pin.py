@@ -1,5 +1,10 @@
 """Card + PIN: which taps wait for a PIN, the waits per reader, wrong attempts per card.
 
+A card that keys too many wrong PINs in a row is locked out of the device's PIN readers for
+a while: guessing then costs time, not only alarms. Lockouts, like the counts, are kept in
+memory on the monotonic clock: a wall-clock step neither lifts nor stretches them, and a
+restart (which the console sees) forgets them.
+
 The gate holds state only; the controller turns what it says into records and signals.
 Digits are handed on in a `CheckPin` for the runtime to hash off the loop: hashing here
 would stall every door of the device for tens of milliseconds.
@@ -36,15 +41,19 @@ def wants_pin(reader: ReaderSpec, credential: Credential | None, policy: AccessP
 
 
 class PinGate:
-    """The cards waiting for a PIN, by reader, and the wrong PINs in a row, by card."""
+    """The cards waiting for a PIN, by reader; wrong PINs in a row and lockouts, by card."""
 
     def __init__(self) -> None:
         self._waiting: dict[str, Waiting] = {}
         self._wrong: dict[str, int] = {}
+        self._locked: dict[str, float] = {}  # card_ref -> monotonic end of its lockout
         self._tickets = 0
 
     def __repr__(self) -> str:
-        return f"<PinGate waiting={sorted(self._waiting)} cards_with_wrong={len(self._wrong)}>"
+        return (
+            f"<PinGate waiting={sorted(self._waiting)} cards_with_wrong={len(self._wrong)} "
+            f"locked_out={len(self._locked)}>"
+        )
 
     def wait(self, card: CardPresented, reader: ReaderSpec, at: Instant) -> None:
         """Hold `card` at its reader until a PIN or the reader's timeout."""
@@ -98,11 +107,29 @@ class PinGate:
         self._wrong[card_ref] = count
         return False
 
+    def lock_out(self, card_ref: str, at: Instant, seconds: float) -> None:
+        """Refuse `card_ref` at PIN readers for `seconds` from `at` (0 or less: not at all)."""
+        if seconds > 0:
+            self._locked[card_ref] = at.mono + seconds
+
+    def locked_out(self, card_ref: str, at: Instant) -> bool:
+        """Return True while `card_ref` is locked out of PIN readers."""
+        until = self._locked.get(card_ref)
+        if until is None:
+            return False
+        if at.mono < until:
+            return True
+        del self._locked[card_ref]
+        return False
+
     def expired(self, at: Instant) -> list[CardPresented]:
         """Return the cards whose time to key a PIN is over, and stop waiting for them.
 
-        A card whose digits are being checked waits for the answer instead.
+        A card whose digits are being checked waits for the answer instead. Lockouts that
+        are over are forgotten here too.
         """
+        for card_ref in [c for c, until in self._locked.items() if at.mono >= until]:
+            del self._locked[card_ref]
         due = [
             reader
             for reader, w in self._waiting.items()

@@ -94,6 +94,7 @@ class ReaderSpec:
     pin: PinMode = PinMode.NEVER
     pin_timeout_s: float = 10.0
     pin_attempts: int = 3  # wrong PINs in a row for one card before the alarm
+    pin_lockout_s: float = 300.0  # then the card's PIN doors refuse it this long (0: never)
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,3 +68,10 @@ def test_a_keypad_line_on_a_pin_another_part_uses_is_named_with_both_places() ->
     text = problem(gate(keypad={"kind": "matrix", "rows": [2, 3, 4, relay], "cols": [8, 9, 10]}))
     assert f"GPIO {relay} is already used by doors[0].relay.pin" in text
     assert "readers[0].keypad.rows[3]" in text
+
+
+def test_pin_lockout_has_a_safe_default_and_is_bounded() -> None:
+    assert validate_config(gate()).readers[0].pin_lockout_s == 300.0
+    assert validate_config(gate(pin_lockout_s=0)).readers[0].pin_lockout_s == 0
+    for bad in (-1.0, 86401.0, "300"):
+        assert "readers[0].pin_lockout_s" in problem(gate(pin_lockout_s=bad))

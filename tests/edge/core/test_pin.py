@@ -101,6 +101,7 @@ def test_attempts_limit_raises_the_alarm_and_a_right_pin_resets_the_count() -> N
         "card_ref": "ref-alice",
         "state": "raised",
         "attempts": 3,
+        "lockout_s": 300.0,
     }
     assert records(out, EventKind.ACCESS, "denied")[0]["reason"] == "wrong_pin"
 

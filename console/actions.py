@@ -12,8 +12,10 @@ console.claims).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -143,6 +145,16 @@ class Site:
 
     def _names(self) -> str:
         return ", ".join(sorted(self.doors())) or "none provisioned"
+
+
+def site_slug(registry: Path) -> str | None:
+    """Return the site id edge-provision's registry holds (read-only), or None."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{registry}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT slug FROM site LIMIT 1").fetchone()
+    except sqlite3.Error:
+        return None
+    return None if row is None else str(row[0])
 
 
 def load_command_key(path: Path) -> Ed25519PrivateKey:

@@ -28,7 +28,7 @@ import click
 from console.anchor import Anchorer, AnchorError, check_file, load_or_create_key, load_verifier
 from console.chain import BY_NAME
 from console.cli_desk import card_group, pass_group
-from console.cli_doors import door_group, fire_reset, lockdown
+from console.cli_doors import door_group, fire_reset, lockdown, serve_acting, serve_acting_options
 from console.cli_users import db_option, users_group
 from console.collector import Collector
 from console.log import CentralLog
@@ -231,6 +231,7 @@ def collect(
     show_default=True,
     help="Live alarm streams served at once (each session may hold 3).",
 )
+@serve_acting_options
 def serve(
     db: Path,
     registry: Path | None,
@@ -240,12 +241,18 @@ def serve(
     idle_minutes: float,
     lifetime_hours: float,
     max_streams: int,
+    **acting: Any,
 ) -> None:
-    """Serve the web page (put it behind TLS; sessions are Secure cookies by default)."""
+    """Serve the web page (put it behind TLS; sessions are Secure cookies by default).
+
+    With --site-dir, --broker-user and --command-key the doors page can act (unlock, hold
+    open, lockdown, resets); without them it only watches.
+    """
     import uvicorn  # noqa: PLC0415 -- the console extra (uvicorn), needed only to serve
 
     from console.web import Settings, create_app  # noqa: PLC0415 -- the console extra (fastapi), needed only to serve
 
+    site_dir, broker, command_key = serve_acting(acting, registry)
     settings = Settings(
         db,
         registry,
@@ -254,6 +261,9 @@ def serve(
         idle_s=idle_minutes * 60,
         lifetime_s=lifetime_hours * 3600,
         streams_total=max_streams,
+        site_dir=site_dir,
+        broker=broker,
+        command_key=command_key,
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 

@@ -1,8 +1,87 @@
-"""`edge-console door`, `lockdown` and `fire-reset`: signed commands to the doors."""
+"""`edge-console door`, `lockdown` and `fire-reset`: signed commands to the doors.
+
+Each command names its console user (console.cli_auth), signs with the console's command
+key (edge-provision console-key), publishes through a broker account of role console (one
+of its own: the broker takes the account name as the client id), and prints one line per
+device: `DEVICE: accepted`, `DEVICE: refused: REASON` or `DEVICE: no answer`. Exit 1 names
+the devices that refused or did not answer; exit 2 is bad input or a refused user.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
 import click
+
+from console.actions import (
+    DOOR_ACTIONS,
+    TIMEOUT_S,
+    ActionError,
+    ActionResult,
+    Commander,
+    Site,
+    load_command_key,
+    perform,
+    site_slug,
+)
+from console.claims import Registry
+from console.cli_auth import acting_user, acting_user_options
+from console.cli_users import db_option
+from console.log import CentralLog
+from console.mqtt import ConsoleClient
+from console.safe_output import terminal
+from console.web_context import BrokerAccess
+
+
+def broker_options(f: Any) -> Any:
+    """Add the site, broker and command key options of an acting door command."""
+    options = [
+        click.option(
+            "--site-dir",
+            type=click.Path(path_type=Path, file_okay=False, exists=True),
+            required=True,
+            help="edge-provision's site directory: SITE/devices/*.toml say which device "
+            "drives which door.",
+        ),
+        click.option("--site", help="Site id [default: the one in SITE/registry.db]."),
+        click.option("--root", default="edge", show_default=True, help="MQTT topic root."),
+        click.option("--broker-host", default="localhost", show_default=True, help="Broker host."),
+        click.option("--broker-port", default=8883, show_default=True, help="Broker port."),
+        click.option(
+            "--broker-user",
+            required=True,
+            help="A broker account of role console, used by nothing else at the same time.",
+        ),
+        click.option(
+            "--broker-password-file",
+            type=click.Path(path_type=Path, dir_okay=False, exists=True),
+            help="File with the broker account's password "
+            "[default: SITE/accounts/BROKER_USER.password].",
+        ),
+        click.option(
+            "--ca-file",
+            type=click.Path(path_type=Path, dir_okay=False, exists=True),
+            help="TLS: the CA that signed the broker's certificate (omit for plain TCP).",
+        ),
+        click.option(
+            "--command-key",
+            type=click.Path(path_type=Path, dir_okay=False, exists=True),
+            required=True,
+            help="The console's command key (edge-provision console-key; mode 0600).",
+        ),
+        click.option(
+            "--timeout-s",
+            type=click.FloatRange(min=0.5, max=60),
+            default=TIMEOUT_S,
+            show_default=True,
+            help="How long each device has to answer.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return db_option(acting_user_options(f))
 
 
 @click.group("door")
@@ -10,11 +89,248 @@ def door_group() -> None:
     """Unlock a door once, hold it open, put it back to normal, reset its alarms."""
 
 
+def _door_command(verb: str, text: str) -> click.Command:
+    known = DOOR_ACTIONS[verb]
+
+    @click.command(verb, help=text)
+    @click.argument("door")
+    @broker_options
+    @click.pass_context
+    def command(ctx: click.Context, /, door: str, **options: Any) -> None:
+        log = CentralLog(options["db"])
+        user = acting_user(ctx, log, options["user"], options["password_file"], known.action)
+        site = _site(ctx, options)
+        try:
+            devices = [site.device_of(door)]
+        except ActionError as error:
+            _bad(ctx, str(error))
+        args = {"door": door, **known.args}
+        _run(ctx, log, options, user, known.action, door, devices, known.command, args)
+
+    return command
+
+
+for _verb, _text in (
+    ("unlock", "Unlock DOOR once (as a card would; it relocks by itself)."),
+    ("hold", "Hold DOOR open (unlocked) until put back to normal."),
+    ("normal", "Put DOOR back to normal (cards again)."),
+    ("reset", "Reset DOOR's alarms (forced, held open) once it is closed."),
+):
+    door_group.add_command(_door_command(_verb, _text))
+
+
 @click.group("lockdown")
 def lockdown() -> None:
     """Lock the site (or chosen zones or doors) down, or lift it."""
 
 
+def _lockdown_command(on: bool) -> click.Command:
+    @click.command("on" if on else "off")
+    @click.option("--zone", "zones", multiple=True, help="Only the doors into this zone.")
+    @click.option("--door", "doors", multiple=True, help="Only the device of this door.")
+    @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+    @broker_options
+    @click.pass_context
+    def command(
+        ctx: click.Context,
+        /,
+        zones: tuple[str, ...],
+        doors: tuple[str, ...],
+        yes: bool,
+        **options: Any,
+    ) -> None:
+        log = CentralLog(options["db"])
+        user = acting_user(ctx, log, options["user"], options["password_file"], "lockdown")
+        site = _site(ctx, options)
+        try:
+            devices = site.lockdown_devices(zones, doors)
+        except ActionError as error:
+            _bad(ctx, str(error))
+        if not devices:
+            _bad(ctx, "no device drives a door here; check --site-dir")
+        scope = " ".join([*(f"zone {z}" for z in zones), *(f"door {d}" for d in doors)]) or "site"
+        word = "lock down" if on else "lift lockdown on"
+        if not yes and not click.confirm(f"{word} {len(devices)} devices ({', '.join(devices)})?"):
+            _bad(ctx, "not confirmed; nothing sent")
+        target = f"lockdown {'on' if on else 'off'}: {scope}"
+        _run(ctx, log, options, user, "lockdown", target, devices, "lockdown", {"on": on})
+
+    command.help = (
+        "Lock the site down (only override cards open its doors)."
+        if on
+        else "Lift the lockdown (cards and schedules again)."
+    )
+    return command
+
+
+lockdown.add_command(_lockdown_command(True))
+lockdown.add_command(_lockdown_command(False))
+
+
 @click.command("fire-reset")
-def fire_reset() -> None:
+@click.option("--door", help="Only the device of this door (default: every fire input).")
+@broker_options
+@click.pass_context
+def fire_reset(ctx: click.Context, /, door: str | None, **options: Any) -> None:
     """Reset doors released by a fire input once the input has cleared."""
+    log = CentralLog(options["db"])
+    user = acting_user(ctx, log, options["user"], options["password_file"], "door.fire_reset")
+    site = _site(ctx, options)
+    try:
+        devices = site.fire_devices(door)
+    except ActionError as error:
+        _bad(ctx, str(error))
+    _run(ctx, log, options, user, "door.fire_reset", door or "site", devices, "fire-reset", {})
+
+
+def _site(ctx: click.Context, options: dict[str, Any]) -> Site:
+    site_dir: Path = options["site_dir"]
+    if not options["site"]:
+        options["site"] = site_slug(site_dir / "registry.db")
+        if options["site"] is None:
+            _bad(ctx, f"no site in {site_dir}/registry.db; give --site")
+    return Site(Registry(site_dir, options["site"]))
+
+
+def _run(
+    ctx: click.Context,
+    log: CentralLog,
+    options: dict[str, Any],
+    user: str,
+    action: str,
+    target: str,
+    devices: Sequence[str],
+    command: str,
+    args: dict[str, Any],
+) -> None:
+    try:
+        key = load_command_key(options["command_key"])
+    except ActionError as error:
+        _bad(ctx, str(error))
+    account = options["broker_user"]
+    password_file: Path | None = options["broker_password_file"]
+    if password_file is None:
+        default = options["site_dir"] / "accounts" / f"{account}.password"
+        password_file = default if default.is_file() else None
+    ca_file: Path | None = options["ca_file"]
+    client = ConsoleClient(
+        options["broker_host"],
+        options["broker_port"],
+        client_id=account,
+        username=account,
+        password=password_file.read_text().strip() if password_file else None,
+        persistent=False,
+        ca_file=str(ca_file) if ca_file else None,
+    )
+    commander = Commander(
+        client,
+        key,
+        site=options["site"],
+        account=account,
+        root=options["root"],
+        timeout_s=options["timeout_s"],
+    )
+    try:
+        result = perform(
+            log,
+            commander,
+            user=user,
+            action=action,
+            target=target,
+            devices=devices,
+            name=command,
+            args=args,
+        )
+    except ActionError as error:
+        click.echo(terminal(f"{action} not sent: {error}"), err=True)
+        ctx.exit(1)
+    finally:
+        commander.close()
+    _report(ctx, result)
+
+
+def _report(ctx: click.Context, result: ActionResult) -> None:
+    for outcome in result.outcomes:
+        click.echo(terminal(outcome.text()))
+    if result.failed:
+        click.echo(terminal(f"{result.action}: not done on {', '.join(result.failed)}"), err=True)
+        ctx.exit(1)
+
+
+def _bad(ctx: click.Context, message: str) -> NoReturn:
+    click.echo(terminal(message), err=True)
+    ctx.exit(2)
+
+
+def serve_acting_options(f: Any) -> Any:
+    """Add to `serve` what the doors page needs to act: the site, a broker account, the key."""
+    options = [
+        click.option(
+            "--site-dir",
+            type=click.Path(path_type=Path, file_okay=False, exists=True),
+            help="edge-provision's site directory [default: the one holding --registry].",
+        ),
+        click.option("--site", help="Site id [default: the one in SITE/registry.db]."),
+        click.option("--root", default="edge", show_default=True, help="MQTT topic root."),
+        click.option("--broker-host", default="localhost", show_default=True, help="Broker host."),
+        click.option("--broker-port", default=8883, show_default=True, help="Broker port."),
+        click.option(
+            "--broker-user",
+            help="A broker account of role console for the doors page's commands, used by "
+            "nothing else (not the collector's). Without it the page only watches.",
+        ),
+        click.option(
+            "--broker-password-file",
+            type=click.Path(path_type=Path, dir_okay=False, exists=True),
+            help="File with that account's password [default: SITE/accounts/USER.password].",
+        ),
+        click.option(
+            "--ca-file",
+            type=click.Path(path_type=Path, dir_okay=False, exists=True),
+            help="TLS: the CA that signed the broker's certificate (omit for plain TCP).",
+        ),
+        click.option(
+            "--command-key",
+            type=click.Path(path_type=Path, dir_okay=False, exists=True),
+            help="The console's command key (edge-provision console-key; mode 0600).",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def serve_acting(
+    options: dict[str, Any], registry: Path | None
+) -> tuple[Path | None, BrokerAccess | None, Path | None]:
+    """Return the site directory, broker access and command key `serve` was given."""
+    site_dir: Path | None = options["site_dir"] or (registry.parent if registry else None)
+    account, key = options["broker_user"], options["command_key"]
+    if not account or key is None or site_dir is None:
+        if account or key is not None:
+            raise click.UsageError(
+                "the doors page acts with --site-dir (or --registry), --broker-user and "
+                "--command-key together; give all of them or none"
+            )
+        return site_dir, None, None
+    slug = options["site"] or site_slug(site_dir / "registry.db")
+    if slug is None:
+        raise click.UsageError(f"no site in {site_dir}/registry.db; give --site")
+    try:
+        load_command_key(key)  # refuse a loose or wrong key now, not at the first click
+    except ActionError as error:
+        raise click.UsageError(str(error)) from None
+    password_file: Path | None = options["broker_password_file"]
+    default = site_dir / "accounts" / f"{account}.password"
+    if password_file is None and default.is_file():
+        password_file = default
+    broker = BrokerAccess(
+        options["broker_host"],
+        options["broker_port"],
+        slug,
+        account,
+        password_file=password_file,
+        root=options["root"],
+        ca_file=options["ca_file"],
+    )
+    return site_dir, broker, key

@@ -9,7 +9,6 @@ that names the devices first. The answer of each device is shown on the page tha
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -26,6 +25,7 @@ from console.actions import (
     Site,
     load_command_key,
     perform,
+    site_slug,
 )
 from console.claims import Registry
 from console.doors import door_states
@@ -55,7 +55,7 @@ def desk(settings: Settings) -> DoorDesk | None:
     if site_dir is None:
         return None
     broker = settings.broker
-    slug = broker.site if broker else _site_slug(site_dir / "registry.db")
+    slug = broker.site if broker else site_slug(site_dir / "registry.db")
     if slug is None:
         return None
     site = Site(Registry(site_dir, slug))
@@ -97,15 +97,6 @@ def lifespan(
                 doors.close()
 
     return span
-
-
-def _site_slug(registry: Any) -> str | None:
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{registry}?mode=ro", uri=True)) as db:
-            row = db.execute("SELECT slug FROM site LIMIT 1").fetchone()
-    except sqlite3.Error:
-        return None
-    return None if row is None else str(row[0])
 
 
 def actor(action: str) -> Any:

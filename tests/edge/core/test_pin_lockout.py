@@ -200,3 +200,11 @@ def test_the_core_follows_a_simple_model_of_counts_and_lockouts(
         if wrong == attempts:
             wrong = 0
             until = now + lockout_s if lockout_s > 0 else None
+
+
+def test_every_reason_has_a_label_for_guards_in_both_languages() -> None:
+    from console.i18n import code
+    from edge.core.decision import Reason
+
+    unlabelled = [r for r in Reason if code(r, "ja") == str(r)]  # unknown codes show as is
+    assert unlabelled == []

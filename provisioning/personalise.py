@@ -19,14 +19,13 @@ from typing import Any
 
 from edge.errors import EdgeError
 from edge.readers.nfc import is_lite_s, lite_s_proves, open_frontend
+from provisioning.card_desk import PersonaliseError
 from provisioning.card_keys import lite_s_key
+
+__all__ = ["PersonaliseError", "ck_block", "locked_mc", "personalise_lite_s", "personalise_tag"]
 
 CKV, CK, MC = 0x86, 0x87, 0x88  # card key version, card key (write-only), memory configuration
 USER_BLOCKS = 0x3FFF  # S_PAD0..13: one bit each in the MC's protection masks
-
-
-class PersonaliseError(EdgeError, RuntimeError):
-    """A card could not be personalised; the message says what to do."""
 
 
 def ck_block(key: bytes) -> bytes:

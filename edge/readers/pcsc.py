@@ -28,6 +28,9 @@ same connection: AES mutual authentication (AuthenticateEV2First) with this devi
 key, and the staff file read with a MAC must hold the card's reference (edge.card_layout).
 Only then is the read `authenticated`; every other read is not.
 
+`desk_card` holds one card on a desk reader for personalisation (edge-provision); it lives
+here because this is the one module that imports pyscard, hence the module's length.
+
 A reader present at start emits nothing (readers are online until said otherwise); one absent
 at start or gone later (unplugged, pcscd stopped) emits `ReaderStatusChanged(online=False)`
 once it has been away `offline_after_s`, and `online=True` when back. Each change is logged
@@ -36,11 +39,12 @@ once; raw UIDs never are.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from smartcard import scard
 
@@ -50,7 +54,7 @@ from edge.errors import ClosedError, EdgeError
 from edge.ports import CardKeys, CardReferencer, Emit
 from edge.readers.apdu import GET_UID, card_identity
 from edge.readers.debounce import TapDebouncer
-from edge.readers.desfire import DesfireError, read_identity
+from edge.readers.desfire import DesfireError, Transmit, read_identity
 
 log = logging.getLogger(__name__)
 
@@ -425,3 +429,91 @@ class PcscCardReader:
             ctx, self._ctx = self._ctx, None
         if ctx is not None:
             scard.SCardReleaseContext(ctx)
+
+
+# -- a desk reader: one card held for a personalisation ----------------------------------------
+
+
+class DeskReaderError(EdgeError, RuntimeError):
+    """The desk reader or its card cannot be used; the message says what to do."""
+
+
+def pick_reader(names: list[str], wanted: str) -> str:
+    """Return the reader `wanted` names: its number in `names` (0, 1, …) or part of its name."""
+    listed = ", ".join(f"{i}: {n!r}" for i, n in enumerate(names)) or "none"
+    if wanted.isdigit():
+        if int(wanted) < len(names):
+            return names[int(wanted)]
+        raise DeskReaderError(f"there is no PC/SC reader number {wanted} (pcscd has {listed})")
+    matches = [n for n in names if wanted in n]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise DeskReaderError(f"no PC/SC reader name contains {wanted!r} (pcscd has {listed})")
+    raise DeskReaderError(
+        f"{len(matches)} PC/SC readers match {wanted!r} (pcscd has {listed}); give more of the "
+        "name or the reader's number"
+    )
+
+
+@contextlib.contextmanager
+def desk_card(wanted: str, timeout_s: float) -> Iterator[tuple[str, bytes, Transmit]]:
+    """Wait for a card on the desk reader `wanted`; yield (technology, UID, transmit).
+
+    The card is held exclusively until the block ends, then reset (ending any
+    authentication). `transmit` sends one APDU and returns data and status word; it raises
+    DeskReaderError when the card leaves. No message carries the UID.
+    """
+    hr, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if hr != _OK:
+        raise DeskReaderError(f"cannot reach pcscd: {_describe(hr)}; is pcscd running?")
+    try:
+        hr, names = scard.SCardListReaders(ctx, [])
+        name = pick_reader(list(names) if hr == _OK else [], wanted)
+        _wait_present(ctx, name, timeout_s)
+        protocols = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
+        hr, card, protocol = scard.SCardConnect(ctx, name, scard.SCARD_SHARE_EXCLUSIVE, protocols)
+        if hr != _OK:
+            raise DeskReaderError(
+                f"cannot hold the card on {name!r}: {_describe(hr)}; leave it on the reader, "
+                "and stop any other program using the reader"
+            )
+        try:
+
+            def transmit(apdu: bytes) -> bytes:
+                hr, response = scard.SCardTransmit(card, protocol, list(apdu))
+                if hr != _OK:
+                    raise DeskReaderError(f"the card left or stopped answering: {_describe(hr)}")
+                return bytes(response)
+
+            hr, _reader, _state, _protocol, atr = scard.SCardStatus(card)
+            if hr != _OK:
+                raise DeskReaderError(f"the card left the reader: {_describe(hr)}")
+            technology, uid = card_identity(bytes(atr), transmit(GET_UID))
+            yield technology, uid, transmit
+        finally:
+            scard.SCardDisconnect(card, scard.SCARD_RESET_CARD)
+    finally:
+        scard.SCardReleaseContext(ctx)
+
+
+def _wait_present(ctx: int, name: str, timeout_s: float) -> None:
+    """Return once a card lies on reader `name`; DeskReaderError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    state = scard.SCARD_STATE_UNAWARE
+    while True:
+        left_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
+        hr, result = scard.SCardGetStatusChange(ctx, left_ms, [(name, state)])
+        if hr == _OK:
+            state = result[0][1] & ~scard.SCARD_STATE_CHANGED
+            if state & _GONE:
+                raise DeskReaderError(f"the reader {name!r} went away; plug it in again")
+            if state & scard.SCARD_STATE_PRESENT and not state & scard.SCARD_STATE_MUTE:
+                return
+        elif hr != scard.SCARD_E_TIMEOUT:
+            raise DeskReaderError(f"cannot watch the reader {name!r}: {_describe(hr)}")
+        if time.monotonic() >= deadline:
+            raise DeskReaderError(
+                f"no card on {name!r} within {timeout_s:g} s; put the card on the reader and "
+                "run the command again"
+            )

@@ -33,6 +33,7 @@ except ImportError:  # nfcpy is optional (the nfc extra): say how to get it
 
 
 from provisioning.cli_devices import device
+from provisioning.cli_passes import passes
 from provisioning.cli_rules import publish, rules
 from provisioning.files import (
     SHARED_WITH_GROUP,
@@ -199,6 +200,7 @@ cli.add_command(cards)
 cli.add_command(people)
 cli.add_command(rules)
 cli.add_command(publish)
+cli.add_command(passes)
 cli.add_command(console_key)
 
 

@@ -1,4 +1,4 @@
-"""edge-provision cards: import from HR's CSV, revoke, lost, list."""
+"""edge-provision cards: import from HR's CSV, revoke, lost, reinstate, list."""
 
 from __future__ import annotations
 
@@ -10,15 +10,16 @@ from edge.errors import EdgeError
 from edge.keys import read_card_key
 from edge.text import terminal
 from provisioning.card_keys import load_master
+from provisioning.cli_pin import set_pin
 from provisioning.hr_text import ENCODINGS
 from provisioning.keys import SiteKeys
 from provisioning.options import site_dir
 from provisioning.registry import (
     Registry,
     card_owners,
+    change_cards,
     import_people,
     people_with_cards,
-    set_card_status,
 )
 from provisioning.staff_csv import RowProblem, decode, unquoted
 from provisioning.staff_csv import parse as parse_staff
@@ -122,31 +123,62 @@ def _read(path: Path) -> bytes:
     return data
 
 
+card_option = click.option(
+    "--card",
+    "card",
+    help="Only this card: the first 4 or more digits of its reference (as cards list shows "
+    "it); for a person with several cards.",
+)
+
+
 @cards.command("revoke")
 @click.argument("staff_no")
+@card_option
 @site_dir
 @click.pass_context
-def cards_revoke(ctx: click.Context, staff_no: str, directory: Path) -> None:
+def cards_revoke(ctx: click.Context, staff_no: str, card: str | None, directory: Path) -> None:
     """Revoke a person's cards (a leaver); denied at the next tap once published."""
-    _card_status(ctx, staff_no, directory, "revoked")
+    _card_status(ctx, staff_no, card, directory, "revoked")
 
 
 @cards.command("lost")
 @click.argument("staff_no")
+@card_option
 @site_dir
 @click.pass_context
-def cards_lost(ctx: click.Context, staff_no: str, directory: Path) -> None:
+def cards_lost(ctx: click.Context, staff_no: str, card: str | None, directory: Path) -> None:
     """Revoke a person's cards and flag them lost: a later tap also raises an alarm."""
-    _card_status(ctx, staff_no, directory, "lost")
+    _card_status(ctx, staff_no, card, directory, "lost")
 
 
-def _card_status(ctx: click.Context, staff_no: str, directory: Path, status: str) -> None:
+@cards.command("reinstate")
+@click.argument("staff_no")
+@card_option
+@site_dir
+@click.pass_context
+def cards_reinstate(ctx: click.Context, staff_no: str, card: str | None, directory: Path) -> None:
+    """Make a lost or revoked card work again (a lost card found); once published."""
+    _card_status(ctx, staff_no, card, directory, "active")
+
+
+def _card_status(
+    ctx: click.Context, staff_no: str, card: str | None, directory: Path, status: str
+) -> None:
+    registry = Registry(directory / "registry.db")
     try:
-        count = set_card_status(Registry(directory / "registry.db"), staff_no, status)
+        changed = change_cards(registry, staff_no, status, card)
     except EdgeError as error:
         click.echo(terminal(f"refused: {error}"), err=True)
         ctx.exit(2)
-    click.echo(terminal(f"{count} card(s) of {staff_no} now {status}; run edge-provision publish"))
+    finally:
+        registry.close()
+    listed = ", ".join(f"{ref}…" for ref in changed)
+    click.echo(
+        terminal(
+            f"{len(changed)} card(s) of {staff_no} now {status} ({listed}); "
+            "run edge-provision publish"
+        )
+    )
 
 
 @cards.command("list")
@@ -163,6 +195,9 @@ def cards_list(directory: Path) -> None:
                 f"[{';'.join(person['groups'])}]  {cards_text}"
             )
         )
+
+
+cards.add_command(set_pin)
 
 
 @click.group()

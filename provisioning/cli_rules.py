@@ -8,14 +8,10 @@ from pathlib import Path
 import click
 
 from edge.errors import EdgeError
-from edge.link.mqtt import publish_and_watch
-from edge.link.topics import credentials as credentials_topic
-from edge.link.topics import status as status_topic
-from edge.link.topics import status_filter
 from firmware_config.fields import check_slug
 from firmware_config.model import MqttConfig
-from provisioning.options import site_dir, status_version
-from provisioning.publish import build_all
+from provisioning.options import site_dir
+from provisioning.publish import build_all, send
 from provisioning.registry import (
     Registry,
 )
@@ -218,32 +214,16 @@ def publish(
         username=user,
         password_file=directory / "accounts" / f"{user}.password",
     )
-    topics_by_device = {b.device: status_topic(root, site_row["slug"], b.device) for b in built}
-
-    def applied(seen: dict[str, dict[str, object]]) -> bool:
-        return all(status_version(seen.get(t)) >= version for t in topics_by_device.values())
-
     try:
-        seen = publish_and_watch(
-            config,
-            f"edge-provision-{os.getpid()}",
-            [(credentials_topic(root, site_row["slug"], b.device), b.data) for b in built],
-            status_filter(root, site_row["slug"]),
-            applied,
-            wait_s,
-        )
+        result = send(config, site_row["slug"], built, f"edge-provision-{os.getpid()}", wait_s)
     except (EdgeError, OSError) as error:
         click.echo(f"publish failed: {error}", err=True)
         ctx.exit(2)
-    late = [d for d, t in topics_by_device.items() if status_version(seen.get(t)) < version]
-    for device, topic in topics_by_device.items():
-        mark = (
-            "applied"
-            if device not in late
-            else f"NOT applied (has v{status_version(seen.get(topic))})"
-        )
+    for device, seen in result.devices.items():
+        mark = "applied" if seen >= version else f"NOT applied (has v{seen})"
         click.echo(f"  {device}: {mark}")
-    if late:
+    if result.late:
+        late = result.late
         click.echo(
             f"{len(late)} devices did not apply v{version} within {wait_s:g} s: {', '.join(late)}",
             err=True,

@@ -8,12 +8,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.core.credentials import CardProfile, Credential, DenyReason
+from edge.link.mqtt import publish_and_watch
+from edge.link.topics import credentials as credentials_topic
+from edge.link.topics import status as status_topic
+from edge.link.topics import status_filter
 from edge.pin_hash import parse_pin
 from edge.snapshot import build
 from edge.store.connection import write_transaction
 from firmware_config.loader import load_config
+from firmware_config.model import MqttConfig
 from provisioning.card_keys import device_key
 from provisioning.keys import SiteKeys
+from provisioning.options import status_version
+from provisioning.passes import pass_credentials
 from provisioning.registry import Registry
 from provisioning.rules import policy_for
 
@@ -41,14 +48,23 @@ def next_version(registry: Registry) -> int:
     return version
 
 
-def build_all(registry: Registry, site_dir: Path, devices: list[str] | None = None) -> list[Built]:
-    """Build a snapshot for each device (all by default): its doors' rules and their cards."""
+def build_all(
+    registry: Registry,
+    site_dir: Path,
+    devices: list[str] | None = None,
+    now: datetime | None = None,
+) -> list[Built]:
+    """Build a snapshot for each device (all by default): its doors' rules and their cards.
+
+    Live day passes go in as their spare cards, valid until the pass ends (`now` decides
+    which passes are live; the current time by default).
+    """
     site = registry.site()
     keys = SiteKeys(site_dir / "keys")
     private = keys.load_private("credentials")
     version = next_version(registry)
     targets = devices or [r[0] for r in registry.db.execute("SELECT id FROM devices ORDER BY id")]
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     deny = {
         ref: DenyReason.LOST if status == "lost" else DenyReason.REVOKED
         for ref, status in registry.db.execute(
@@ -99,6 +115,7 @@ def build_all(registry: Registry, site_dir: Path, devices: list[str] | None = No
             key = device_key(profile, json.loads(keys_json or "{}"), config.device.role)
             if key is not None and config.readers:
                 card_keys[ref] = key
+        credentials += pass_credentials(registry, now, wanted, keypads)
         data = build(
             private,
             site=site["slug"],
@@ -121,3 +138,53 @@ def build_all(registry: Registry, site_dir: Path, devices: list[str] | None = No
             )
         registry.record(db, "publish", version=version, devices=[b.device for b in built])
     return built
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How far a published version got: the version each device's status reports."""
+
+    version: int
+    devices: dict[str, int]  # device -> credentials version in its status (0: none seen)
+
+    @property
+    def late(self) -> list[str]:
+        """Return the devices that have not applied the version, by id."""
+        return sorted(d for d, v in self.devices.items() if v < self.version)
+
+    def summary(self) -> str:
+        """Return "applied on N of M devices", naming the devices that have not."""
+        late = self.late
+        text = f"v{self.version} applied on {len(self.devices) - len(late)} of {len(self.devices)}"
+        text += " devices"
+        return text + (f"; not yet on {', '.join(late)}" if late else "")
+
+
+def outcome(version: int, statuses: dict[str, dict[str, object] | None]) -> Outcome:
+    """Return the outcome of `version` from each device's latest status (None: never seen)."""
+    return Outcome(version, {d: status_version(s) for d, s in statuses.items()})
+
+
+def send(
+    config: MqttConfig, site: str, built: list[Built], client_id: str, wait_s: float
+) -> Outcome:
+    """Publish built snapshots retained, then wait up to `wait_s` for every device to apply.
+
+    The devices' retained statuses say which have; a device that has not within `wait_s`
+    is late in the outcome. Raises LinkError (an EdgeError) when the broker cannot be used.
+    """
+    version = max(b.version for b in built)
+    by_topic = {status_topic(config.root, site, b.device): b.device for b in built}
+
+    def applied(seen: dict[str, dict[str, object]]) -> bool:
+        return all(status_version(seen.get(t)) >= version for t in by_topic)
+
+    seen = publish_and_watch(
+        config,
+        client_id,
+        [(credentials_topic(config.root, site, b.device), b.data) for b in built],
+        status_filter(config.root, site),
+        applied,
+        wait_s,
+    )
+    return outcome(version, {device: seen.get(topic) for topic, device in by_topic.items()})

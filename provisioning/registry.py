@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,12 +58,19 @@ class Registry:
         return {"slug": row[0], "timezone": row[1]}
 
     def record(self, db: Database, action: str, **detail: object) -> None:
-        """Write an audit row (inside the caller's transaction)."""
+        """Write an audit row (inside the caller's transaction), the OS user as the actor."""
+        self.record_by(db, getpass.getuser(), action, detail)
+
+    def record_by(
+        self, db: Database, actor: str | None, action: str, detail: Mapping[str, object]
+    ) -> None:
+        """Write an audit row naming its actor (the console's logged-in user); the OS user
+        when None."""
         db.execute(
             "INSERT INTO audit (ts, actor, action, detail) VALUES (?, ?, ?, ?)",
             [
                 datetime.now(UTC).isoformat(),
-                getpass.getuser(),
+                actor or getpass.getuser(),
                 action,
                 json.dumps(detail, ensure_ascii=False),
             ],
@@ -260,18 +268,169 @@ def pins(db: Database) -> None:
     db.table("people").add_column("pin", str)
 
 
+@migrations(name="0007_day_passes")
+def day_passes(db: Database) -> None:
+    """Create the desk's spare cards (by reference and printed number) and their day passes."""
+    db.table("spares").create(
+        {"number": str, "card_ref": str, "technology": str, "added_at": str},
+        pk="number",
+        not_null={"card_ref", "technology"},
+    )
+    db.table("spares").create_index(["card_ref"], unique=True)
+    db.table("passes").create(
+        {
+            "id": int,
+            "number": str,
+            "card_ref": str,
+            "staff_no": str,
+            "issued_at": str,
+            "issued_by": str,
+            "until": str,
+            "returned_at": str,
+            "returned_by": str,
+        },
+        pk="id",
+        not_null={"number", "card_ref", "staff_no", "issued_at", "until"},
+    )
+    db.table("passes").create_index(["number"])
+
+
+CARD_STATUSES = ("active", "lost", "revoked")
+MIN_CARD_PREFIX = 4
+"""The fewest characters of a card reference the desk may pick a card by."""
+
+
+def short_ref(ref: str) -> str:
+    """Return how a card reference is shown: its first 12 hex digits."""
+    return ref[:12]
+
+
+def cards_of(registry: Registry, staff_no: str) -> list[dict[str, str]]:
+    """Return a person's cards: short reference, technology, status (never raw ids)."""
+    _person(registry.db, staff_no)
+    return [
+        {"ref": short_ref(ref), "technology": tech, "status": status}
+        for ref, tech, status in registry.db.execute(
+            "SELECT card_ref, technology, status FROM cards WHERE staff_no = ? ORDER BY card_ref",
+            [staff_no],
+        )
+    ]
+
+
+def find_people(registry: Registry, who: str, limit: int = 20) -> list[dict[str, Any]]:
+    """Return the people with this staff number, or whose name holds `who` (spaces ignored)."""
+    who = who.strip()
+    if not who:
+        return []
+    folded = who.replace(" ", "").replace("\u3000", "")
+    found = []
+    for staff_no, name, department, groups in registry.db.execute(
+        "SELECT staff_no, name, department, groups FROM people "
+        "WHERE staff_no = ? OR replace(replace(name, ' ', ''), '\u3000', '') LIKE ? "
+        "ESCAPE '\\' ORDER BY staff_no = ? DESC, staff_no LIMIT ?",
+        [who, "%" + _like(folded) + "%", who, limit],
+    ):
+        found.append(
+            {
+                "staff_no": staff_no,
+                "name": name,
+                "department": department,
+                "groups": json.loads(groups),
+                "cards": cards_of(registry, staff_no),
+            }
+        )
+    return found
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def change_cards(
+    registry: Registry,
+    staff_no: str,
+    status: str,
+    card: str | None = None,
+    actor: str | None = None,
+) -> list[str]:
+    """Mark a person's card lost or revoked, or reinstate it (`active`); audited.
+
+    `card` is the start of one card's reference (at least MIN_CARD_PREFIX digits). Without
+    it: every active card for lost/revoked, and the only inactive card for a reinstatement.
+    Return the short references changed; raise with the fix when none can be.
+    """
+    if status not in CARD_STATUSES:
+        raise RegistryError(f"card status {status!r}: use one of {', '.join(CARD_STATUSES)}")
+    with write_transaction(registry.db) as db:
+        _person(db, staff_no)
+        rows = [
+            (ref, tech, current)
+            for ref, tech, current in db.execute(
+                "SELECT card_ref, technology, status FROM cards WHERE staff_no = ? "
+                "ORDER BY card_ref",
+                [staff_no],
+            )
+        ]
+        if card is not None:
+            chosen = _pick(staff_no, rows, card)
+            if chosen[2] == status:
+                raise RegistryError(
+                    f"card {short_ref(chosen[0])}… of staff {staff_no} is already {status}"
+                )
+            targets = [chosen]
+        elif status == "active":
+            targets = [r for r in rows if r[2] != "active"]
+            if len(targets) != 1:
+                raise RegistryError(_which(staff_no, rows, "to reinstate", targets))
+        else:
+            targets = [r for r in rows if r[2] == "active"]
+            if not targets:
+                raise RegistryError(f"staff {staff_no} has no active card to mark {status}")
+        now = datetime.now(UTC).isoformat()
+        for ref, _tech, before in targets:
+            db.execute(
+                "UPDATE cards SET status = ?, updated_at = ? WHERE card_ref = ?",
+                [status, now, ref],
+            )
+            action = "card reinstated" if status == "active" else f"card {status}"
+            detail = {"staff_no": staff_no, "card": short_ref(ref), "was": before}
+            registry.record_by(db, actor, action, detail)
+    return [short_ref(r[0]) for r in targets]
+
+
+def _person(db: Database, staff_no: str) -> None:
+    if not db.execute("SELECT 1 FROM people WHERE staff_no = ?", [staff_no]).fetchone():
+        raise RegistryError(f"no staff {staff_no!r}; look them up by name or in cards list")
+
+
+def _pick(staff_no: str, rows: list[tuple[str, str, str]], prefix: str) -> tuple[str, str, str]:
+    prefix = prefix.strip().lower().removesuffix("…")
+    if len(prefix) < MIN_CARD_PREFIX or any(c not in "0123456789abcdef" for c in prefix):
+        raise RegistryError(
+            f"--card: give at least {MIN_CARD_PREFIX} hex digits of the card reference "
+            "as the card list shows it"
+        )
+    matches = [r for r in rows if r[0].startswith(prefix)]
+    if len(matches) != 1:
+        raise RegistryError(_which(staff_no, rows, f"starting {prefix}", matches))
+    return matches[0]
+
+
+def _which(
+    staff_no: str, rows: list[tuple[str, str, str]], what: str, matches: Sequence[object]
+) -> str:
+    listed = ", ".join(f"{tech} {short_ref(ref)}… ({status})" for ref, tech, status in rows)
+    if not rows:
+        return f"staff {staff_no} has no card"
+    return (
+        f"staff {staff_no} has {len(matches)} cards {what}; their cards: {listed}; "
+        "pick one with its reference"
+    )
+
+
 def set_card_status(registry: Registry, staff_no: str, status: str) -> int:
     """Revoke (or flag as lost) every active card of a person; return how many (audited)."""
-    with write_transaction(registry.db) as db:
-        if not db.execute("SELECT 1 FROM people WHERE staff_no = ?", [staff_no]).fetchone():
-            raise RegistryError(f"no staff {staff_no!r}; see edge-provision cards list")
-        cursor = db.execute(
-            "UPDATE cards SET status = ?, updated_at = ? WHERE staff_no = ? AND status = 'active'",
-            [status, datetime.now(UTC).isoformat(), staff_no],
-        )
-        count = cursor.rowcount
-        registry.record(db, f"cards {status}", staff_no=staff_no, cards=count)
-    return int(count)
+    return len(change_cards(registry, staff_no, status))
 
 
 def people_with_cards(registry: Registry) -> list[dict[str, Any]]:

@@ -62,6 +62,7 @@ class Settings:
     site_dir: Path | None = None  # edge-provision's site directory: cards and passes change here
     broker: BrokerAccess | None = None  # without it the console only watches
     command_key: Path | None = None  # the console's Ed25519 command key (0600, edge-provision)
+    command_timeout_s: float = 5.0  # how long each device has to answer a door command
 
 
 @dataclass(frozen=True)

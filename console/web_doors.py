@@ -79,6 +79,7 @@ def desk(settings: Settings) -> DoorDesk | None:
         account=broker.username,
         root=broker.root,
         clock=lambda: datetime.fromtimestamp(clock(), UTC),
+        timeout_s=settings.command_timeout_s,
     )
     return DoorDesk(site, commander)
 

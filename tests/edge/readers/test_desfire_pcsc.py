@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 from collections.abc import Callable, Iterator
 from functools import partial
+from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
 from edge.card_layout import DESFIRE_AID, DESFIRE_FILE
 from edge.cardref import card_reference
+from edge.core.credentials import CardProfile
 from edge.core.events import CardPresented, Event
+from edge.keys import read_card_key
+from edge.signing import load_public_key
+from edge.snapshot import Snapshot, parse
 from simulator.desfire_card import Application, DataFile, DesfireCard, Exchange
 from simulator.vpcd import Applet
 from tests.edge.readers.pcsc_stack import ISO14443A_ATR, READER, PcscStack
+from tests.provisioning.commands import provision
 
 pytest.importorskip("smartcard", reason="pyscard is not installed: pip install -e '.[pcsc]'")
 from edge.readers.pcsc import PcscCardReader
@@ -129,3 +137,153 @@ def test_a_replayed_transcript_of_the_genuine_card_is_not_proven(tap: Tap) -> No
     genuine = staff_card()
     assert tap(genuine).authenticated is True
     assert tap(Replay(genuine.history)).authenticated is False
+
+
+# -- personalisation at the desk: edge-provision through pcscd, then the readers prove it ------
+
+STAFF_CSV = (
+    "staff_no,name,department,card_tech,card_id,groups,valid_from,valid_until\n"
+    "S002,鈴木 太郎,警備,felica,0114A1B2C3D4E5F7,staff,,\n"
+)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A site with a gate, a stairway door and staff S002 (who has a UID-only card so far)."""
+    site = tmp_path / "site"
+    csv = tmp_path / "staff.csv"
+    csv.write_text(STAFF_CSV, encoding="utf-8")
+    steps = [
+        ("site", "init", "--site", "kamakura-city-hall"),
+        ("device", "add", "gate-1f-east", "--role", "gate"),
+        ("device", "add", "stair-b-2f", "--role", "door"),
+        ("rules", "add", "staff", "--doors", "gate-east,stair-b-2f"),
+        ("cards", "import", str(csv)),
+    ]
+    for step in steps:
+        result = provision(*step, "--dir", str(site))
+        assert result.returncode == 0, (step, result.stderr)
+    return site
+
+
+def personalise_on_desk(
+    pcsc: PcscStack, card: DesfireCard, site: Path, reader: str = READER
+) -> CompletedProcess[str]:
+    """Lay `card` on the desk reader and run `edge-provision cards personalise --card desfire`."""
+    virtual = pcsc.card(ISO14443A_ATR, UID, applet=card)
+    virtual.insert()
+    try:
+        return provision(
+            "cards", "personalise", "--card", "desfire", "--reader", reader,
+            "--staff-no", "S002", "--timeout-s", "10", "--dir", str(site),
+        )  # fmt: skip
+    finally:
+        virtual.remove()
+        pcsc.wait_reader(present=False)
+
+
+def snapshot(site: Path, out: Path, device: str) -> Snapshot:
+    return parse(
+        next(out.glob(f"{device}.v*.json")).read_bytes(),
+        load_public_key(site / "keys" / "credentials.pub"),
+        site="kamakura-city-hall",
+        device=device,
+    )
+
+
+def read_at(
+    pcsc: PcscStack, card: DesfireCard, site_key: bytes, card_keys: dict[str, bytes], key_no: int
+) -> Event:
+    """Tap `card` on a reader that checks proving cards with `card_keys` in slot `key_no`."""
+    keys = Keys(card_keys)
+    keys.desfire_key_no = key_no
+    reader = PcscCardReader(
+        "desk", READER, partial(card_reference, site_key), debounce_s=0, card_keys=keys
+    )
+    events: queue.Queue[Event] = queue.Queue()
+    reader.start(events.put)
+    try:
+        assert reader.wait_for(lambda: reader.online is True), "the reader never found the PCD"
+        virtual = pcsc.card(ISO14443A_ATR, UID, applet=card)
+        virtual.insert()  # held until read: the proof takes several exchanges after GET DATA
+        try:
+            return events.get(timeout=10)
+        except queue.Empty:
+            pytest.fail("no card read within 10 s")
+        finally:
+            virtual.remove()
+            pcsc.wait_reader(present=False)
+    finally:
+        reader.close()
+
+
+def test_a_blank_card_personalised_at_the_desk_proves_itself_at_a_gate_and_a_door(
+    pcsc: PcscStack, site: Path, tmp_path: Path
+) -> None:
+    card = DesfireCard.blank(UID)
+    result = personalise_on_desk(pcsc, card, site)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "personalised a DESFire EV2 card for staff S002\n"
+    assert result.stderr == f"put a blank DESFire EV2 card on {READER} …\n"
+    shown = (result.stdout + result.stderr).upper()
+    assert UID.hex().upper() not in shown
+    assert card.applications[DESFIRE_AID].settings == 0x01  # frozen
+
+    out = tmp_path / "out"
+    published = provision("publish", "--dir", str(site), "--out", str(out))
+    assert published.returncode == 0, published.stderr
+    site_key = read_card_key(site / "keys" / "card-key")
+    ref = card_reference(site_key, "iso14443a", UID.hex().upper())
+    gate, door = snapshot(site, out, "gate-1f-east"), snapshot(site, out, "stair-b-2f")
+    for shot in (gate, door):
+        (credential,) = [c for c in shot.credentials if c.ref == ref]
+        assert credential.profile is CardProfile.DESFIRE
+    assert gate.card_keys[ref] != door.card_keys[ref]
+
+    proven = CardPresented("desk", ref, authenticated=True)
+    assert read_at(pcsc, card, site_key, dict(gate.card_keys), 1) == proven
+    assert read_at(pcsc, card, site_key, dict(door.card_keys), 2) == proven
+    # A gate's key is no door's: the card refuses it in the door's slot.
+    crossed = read_at(pcsc, card, site_key, {ref: gate.card_keys[ref]}, 2)
+    assert crossed == CardPresented("desk", ref, authenticated=False)
+
+
+def test_a_second_personalisation_of_the_same_card_is_refused(pcsc: PcscStack, site: Path) -> None:
+    card = DesfireCard.blank(UID)
+    assert personalise_on_desk(pcsc, card, site, reader="0").returncode == 0  # by its number
+    keys = dict(card.applications[DESFIRE_AID].keys)
+    again = personalise_on_desk(pcsc, card, site)
+    assert again.returncode == 2
+    assert again.stderr.splitlines()[-1] == (
+        "cards personalise refused: the card is already personalised with this site's keys; it "
+        "needs no second personalisation (record it as the staff member's card if it is not yet)"
+    )
+    assert card.applications[DESFIRE_AID].keys == keys
+    assert UID.hex().upper() not in again.stderr.upper()
+
+
+def test_a_card_with_another_card_master_key_is_refused_and_not_recorded(
+    pcsc: PcscStack, site: Path
+) -> None:
+    card = DesfireCard.blank(UID, picc_key=bytes.fromhex("5A" * 16))
+    result = personalise_on_desk(pcsc, card, site)
+    assert result.returncode == 2
+    assert "cards personalise refused: the card's master key is not a blank card's" in result.stderr
+    assert card.applications == {}
+    with sqlite3.connect(site / "registry.db") as db:
+        profiles = [p for (p,) in db.execute("SELECT profile FROM cards WHERE staff_no = 'S002'")]
+    assert profiles == ["uid"]
+
+
+def test_an_unknown_desk_reader_is_named_with_the_readers_there(
+    pcsc: PcscStack, site: Path
+) -> None:
+    result = provision(
+        "cards", "personalise", "--card", "desfire", "--reader", "ACR1252",
+        "--staff-no", "S002", "--timeout-s", "1", "--dir", str(site),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "cards personalise refused: no PC/SC reader name contains 'ACR1252' "
+        "(pcscd has 0: 'Virtual PCD 00 00', 1: 'Virtual PCD 00 01')"
+    )

@@ -150,8 +150,8 @@ def _lockdown_command(on: bool) -> click.Command:
             _bad(ctx, "no device drives a door here; check --site-dir")
         scope = " ".join([*(f"zone {z}" for z in zones), *(f"door {d}" for d in doors)]) or "site"
         word = "lock down" if on else "lift lockdown on"
-        if not yes and not click.confirm(f"{word} {len(devices)} devices ({', '.join(devices)})?"):
-            _bad(ctx, "not confirmed; nothing sent")
+        if not yes and not _confirmed(f"{word} {len(devices)} devices ({', '.join(devices)})?"):
+            _bad(ctx, "not confirmed; nothing sent (answer y, or give --yes)")
         target = f"lockdown {'on' if on else 'off'}: {scope}"
         _run(ctx, log, options, user, "lockdown", target, devices, "lockdown", {"on": on})
 
@@ -181,6 +181,13 @@ def fire_reset(ctx: click.Context, /, door: str | None, **options: Any) -> None:
     except ActionError as error:
         _bad(ctx, str(error))
     _run(ctx, log, options, user, "door.fire_reset", door or "site", devices, "fire-reset", {})
+
+
+def _confirmed(question: str) -> bool:
+    try:
+        return click.confirm(terminal(question))
+    except click.Abort:  # no terminal, or ^C / end of input: not a yes
+        return False
 
 
 def _site(ctx: click.Context, options: dict[str, Any]) -> Site:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -21,7 +22,8 @@ from provisioning.options import site_dir
     required=True,
     help="Where to write the key (mode 0600 from its first byte; never overwritten).",
 )
-def console_key(directory: Path, out: Path) -> None:
+@click.pass_context
+def console_key(ctx: click.Context, directory: Path, out: Path) -> None:
     """Write the site's command signing key for the console (edge-console --command-key).
 
     Devices trust this key for door commands (unlock, hold open, lockdown, resets), so the
@@ -32,13 +34,16 @@ def console_key(directory: Path, out: Path) -> None:
         private = keys.load_private("commands")
         pem = keys.private("commands").read_bytes()
     except (KeysError, OSError) as error:
-        raise click.ClickException(terminal(str(error))) from None
+        _refuse(ctx, str(error))
     try:
         write_file(out, pem, new=True)
     except FileExistsError:
-        raise click.ClickException(
-            terminal(f"{out} exists; move it away first (a key is never overwritten)")
-        ) from None
+        _refuse(ctx, f"{out} exists; move it away first (a key is never overwritten)")
     except OSError as error:
-        raise click.ClickException(terminal(f"{out}: {error.strerror}")) from None
+        _refuse(ctx, f"{out}: {error.strerror}")
     click.echo(f"wrote {terminal(out)} (mode 0600): command key {key_id(private.public_key())}")
+
+
+def _refuse(ctx: click.Context, message: str) -> NoReturn:
+    click.echo(terminal(f"console-key refused: {message}"), err=True)
+    ctx.exit(2)

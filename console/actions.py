@@ -261,7 +261,9 @@ def _judge(device: str, raw: bytes | None) -> Outcome:
         return Outcome(device, "refused", "the reply names another device")
     if reply.ok:
         return Outcome(device, "accepted")
-    detail = f"{reply.reason}: {reply.detail}" if reply.detail else reply.reason
+    detail = reply.reason
+    if reply.detail:  # "refused" says nothing the detail does not
+        detail = reply.detail if reply.reason == "refused" else f"{reply.reason}: {reply.detail}"
     return Outcome(device, "refused", detail[:200])
 
 

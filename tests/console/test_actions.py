@@ -28,6 +28,10 @@ def reply(**fields: object) -> bytes:
             Outcome("stair-a-1f", "refused", "expired: expired at 2026-12-01T00:00:00.000Z"),
         ),
         (reply(ok=False, reason="replayed"), Outcome("stair-a-1f", "refused", "replayed")),
+        (
+            reply(ok=False, reason="refused", detail="the fire input is still active"),
+            Outcome("stair-a-1f", "refused", "the fire input is still active"),
+        ),
         # a hostile or broken device: never taken for an acceptance
         (
             reply(device="gate-1f-east"),

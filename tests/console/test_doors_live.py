@@ -115,7 +115,7 @@ def test_a_fire_reset_is_refused_while_the_fire_input_is_active(
 
     cli = site.cli("fire-reset", "--door", "stair-a-1f", user="boss")
     assert cli.exit_code == 1, cli.output
-    assert "stair-a-1f: refused: refused: the fire input is still active" in cli.stdout
+    assert "stair-a-1f: refused: the fire input is still active (stair-a-1f)" in cli.stdout
 
     stairs.request(op="fire", door="stair-a-1f", on=False)
     page.goto(f"{site.url}/doors")
@@ -126,7 +126,7 @@ def test_a_fire_reset_is_refused_while_the_fire_input_is_active(
         "data-mode", "normal", timeout=10_000
     )
     rows = site.audit_rows("door.fire_reset")
-    assert any(u == "boss" and "refused: refused: the fire input" in d for u, d in rows)
+    assert any(u == "boss" and "refused: the fire input is still active" in d for u, d in rows)
     assert ("boss", "stair-a-1f: stair-a-1f: accepted") in rows
 
 

@@ -141,9 +141,11 @@ def test_a_replayed_transcript_of_the_genuine_card_is_not_proven(tap: Tap) -> No
 
 # -- personalisation at the desk: edge-provision through pcscd, then the readers prove it ------
 
+OWNED_UID = bytes.fromhex("04A2B3C4D5E681")  # S001's card, enrolled by its UID
 STAFF_CSV = (
     "staff_no,name,department,card_tech,card_id,groups,valid_from,valid_until\n"
     "S002,鈴木 太郎,警備,felica,0114A1B2C3D4E5F7,staff,,\n"
+    f"S001,佐藤 花子,総務課,iso14443a,{OWNED_UID.hex().upper()},staff,,\n"
 )
 
 
@@ -170,7 +172,7 @@ def personalise_on_desk(
     pcsc: PcscStack, card: DesfireCard, site: Path, reader: str = READER
 ) -> CompletedProcess[str]:
     """Lay `card` on the desk reader and run `edge-provision cards personalise --card desfire`."""
-    virtual = pcsc.card(ISO14443A_ATR, UID, applet=card)
+    virtual = pcsc.card(ISO14443A_ATR, card.uid, applet=card)
     virtual.insert()
     try:
         return provision(
@@ -287,3 +289,16 @@ def test_an_unknown_desk_reader_is_named_with_the_readers_there(
         "cards personalise refused: no PC/SC reader name contains 'ACR1252' "
         "(pcscd has 0: 'Virtual PCD 00 00', 1: 'Virtual PCD 00 01')"
     )
+
+
+def test_a_card_the_registry_gives_to_someone_else_is_refused_before_it_is_written(
+    pcsc: PcscStack, site: Path
+) -> None:
+    card = DesfireCard.blank(OWNED_UID)
+    result = personalise_on_desk(pcsc, card, site)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "cards personalise refused: this card belongs to staff 'S001'; revoke it there first"
+    )
+    assert card.applications == {}
+    assert [e.command for e in card.history] == []  # not one native command reached it

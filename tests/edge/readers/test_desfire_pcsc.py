@@ -6,10 +6,13 @@ written apart, each from NXP's documents; here they meet through pyscard, pcscd 
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -23,12 +26,20 @@ from edge.core.events import CardPresented, Event
 from edge.keys import read_card_key
 from edge.signing import load_public_key
 from edge.snapshot import Snapshot, parse
+from edge.store import Store
+from edge.store.credentials import SqliteCredentials
+from edge.system import SystemClock
+from firmware_config.loader import load_config
 from simulator.desfire_card import Application, DataFile, DesfireCard, Exchange
+from simulator.pins import WatchedFactory, idle_inputs
+from simulator.readers import SimCardReader
 from simulator.vpcd import Applet
+from tests.edge.agent_fixtures import sim_config
 from tests.edge.readers.pcsc_stack import ISO14443A_ATR, READER, PcscStack
 from tests.provisioning.commands import provision
 
 pytest.importorskip("smartcard", reason="pyscard is not installed: pip install -e '.[pcsc]'")
+from edge.app import build_agent, hardware_reader
 from edge.readers.pcsc import PcscCardReader
 
 pytestmark = pytest.mark.services  # pcscd with vpcd
@@ -302,3 +313,84 @@ def test_a_card_the_registry_gives_to_someone_else_is_refused_before_it_is_writt
     )
     assert card.applications == {}
     assert [e.command for e in card.history] == []  # not one native command reached it
+
+
+def test_the_agent_opens_the_gate_for_the_personalised_card_and_not_for_its_uid(
+    pcsc: PcscStack, site: Path, tmp_path: Path
+) -> None:
+    """The whole chain: desk, publish, the gate's store, the agent's PC/SC reader, its relay."""
+    card = DesfireCard.blank(UID)
+    assert personalise_on_desk(pcsc, card, site).returncode == 0
+    out = tmp_path / "out"
+    assert provision("publish", "--dir", str(site), "--out", str(out)).returncode == 0
+    gate = snapshot(site, out, "gate-1f-east")
+    (tmp_path / "agent").mkdir()
+    device = sim_config(tmp_path / "agent")
+    text = device.config.read_text()
+    # The entry reader becomes the vpcd virtual reader; the exit reader stays simulated.
+    text = text.replace('kind = "sim"', f'kind = "pcsc"\nmatch = "{READER}"\ndebounce_s = 0', 1)
+    device.config.write_text(text)
+    with Store(device.store) as store, store.transaction():
+        SqliteCredentials(store.db).apply(gate, datetime.now(UTC))
+    config = load_config(device.config)
+    factory = WatchedFactory()
+
+    def readers(cfg, referencer, card_keys):  # type: ignore[no-untyped-def]
+        if cfg.kind == "sim":
+            return SimCardReader(cfg.id, referencer, cfg.debounce_s)
+        return hardware_reader(cfg, referencer, card_keys)
+
+    agent, startup = build_agent(
+        config,
+        card_key=read_card_key(site / "keys" / "card-key"),
+        pin_factory=factory,
+        clock=SystemClock(),
+        reader_factory=readers,
+    )
+    idle_inputs(factory, config)
+    handled = threading.Condition()
+
+    def notify(*_: object) -> None:
+        with handled:
+            handled.notify_all()
+
+    agent.when_processed(notify)
+    agent.start(startup)
+    loop = threading.Thread(target=agent.run, daemon=True)
+    loop.start()
+
+    def access() -> list[tuple[str, str]]:
+        with sqlite3.connect(agent.store.path) as db:
+            events = [json.loads(p) for (p,) in db.execute("SELECT payload FROM outbox")]
+        return [(e["kind"], e.get("reason") or e.get("type")) for e in events
+                if e["kind"] in ("access", "alarm") and e.get("type") != "crossing"]  # fmt: skip
+
+    def tap(applet: Applet | None, wanted: int) -> None:
+        virtual = pcsc.card(ISO14443A_ATR, UID, applet=applet)
+        virtual.insert()
+        try:
+            with handled:
+                assert handled.wait_for(lambda: len(access()) >= wanted, 10), access()
+        finally:
+            virtual.remove()
+            pcsc.wait_reader(present=False)
+
+    try:
+        relay = factory.pin(17)  # the gate's strike relay
+        tap(card, 1)
+        assert factory.wait_for(lambda: relay.state is True, 5.0), "the strike never opened"
+        assert access() == [("access", "granted")]
+        factory.pin(27).drive_high()  # the gate opens ...
+        factory.pin(27).drive_low()  # ... and closes: the strike relocks
+        assert factory.wait_for(lambda: relay.state is False, 5.0), "the strike never relocked"
+        changes = len(relay.states)
+        tap(None, 3)  # a copy of its UID without the key
+        assert access()[1:] == [
+            ("access", "card_not_authenticated"),
+            ("alarm", "clone_suspected"),
+        ]
+        assert len(relay.states) == changes  # the relay never moved for the copy
+    finally:
+        agent.stop()
+        loop.join(5)
+        agent.close()

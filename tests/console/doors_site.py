@@ -102,10 +102,15 @@ class DoorsSite:
 
 @contextmanager
 def doors_site(
-    tmp: Path, *, agents: bool = True, timeout_s: float = 5.0, only: Sequence[str] = ()
+    tmp: Path,
+    *,
+    agents: bool = True,
+    timeout_s: float = 5.0,
+    only: Sequence[str] = (),
+    building_file: Path = SMALL,
 ) -> Iterator[DoorsSite]:
-    """Provision the small building, start its broker, agents, collector and the console."""
-    building = load_building(SMALL)
+    """Provision a building (the small one), start its broker, agents, collector, console."""
+    building = load_building(building_file)
     people = make_people(building, date.today(), seed=1)
     run_dir = tmp / "run"
     run_dir.mkdir()

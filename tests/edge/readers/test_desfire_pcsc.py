@@ -394,3 +394,17 @@ def test_the_agent_opens_the_gate_for_the_personalised_card_and_not_for_its_uid(
         agent.stop()
         loop.join(5)
         agent.close()
+
+
+def test_no_card_on_the_desk_reader_within_the_timeout_is_a_clear_refusal(
+    pcsc: PcscStack, site: Path
+) -> None:
+    result = provision(
+        "cards", "personalise", "--card", "desfire", "--reader", "0",
+        "--staff-no", "S002", "--timeout-s", "1", "--dir", str(site),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"cards personalise refused: no card on {READER!r} within 1 s; put the card on the "
+        "reader and run the command again"
+    )

@@ -14,6 +14,7 @@ import pytest
 from edge.card_layout import DESFIRE_AID, DESFIRE_FILE, DESFIRE_KEY_NO
 from edge.readers.desfire import (
     DesfireError,
+    Session,
     authenticate_ev2_first,
     read_identity,
     select_application,
@@ -22,7 +23,7 @@ from edge.readers.pcsc import DeskReaderError
 from provisioning.card_desk import PersonaliseError
 from provisioning.card_keys import desfire_key
 from provisioning.desfire_commands import change_key, change_key_settings, crc32, write_data
-from provisioning.personalise_desfire import FROZEN, personalise_card
+from provisioning.personalise_desfire import FROZEN, ZERO_KEY, personalise_card
 from simulator.desfire_card import DesfireCard
 
 UID = bytes.fromhex("04A2B3C4D5E680")
@@ -57,6 +58,9 @@ def read(card: DesfireCard, slot: int, with_key: bytes) -> bytes:
 def test_nxp_crc32_of_a_known_string() -> None:
     # CRC-32/JAMCRC (IEEE polynomial, no final complement) of "123456789" is 0x340BC6D9.
     assert crc32(b"123456789") == bytes.fromhex("D9C60B34")
+    # AN12196 Table 25 (ChangeKey): CRC32NK of NewKey F3847D62.. is 78 9D FA DC as sent.
+    new_key = bytes.fromhex("F3847D627727ED3BC9C4CC050489B966")
+    assert crc32(new_key) == bytes.fromhex("789DFADC")
 
 
 def test_a_blank_card_gets_the_staff_application_and_proves_itself_as_gate_and_door() -> None:
@@ -168,3 +172,42 @@ def test_the_gate_key_cannot_write_the_file_the_door_key_can() -> None:
     session = authenticate_ev2_first(card.answer, 2, key(2))
     write_data(card.answer, session, DESFIRE_FILE, b"EVIL")
     assert card.applications[DESFIRE_AID].files[DESFIRE_FILE].data[:4] == b"EVIL"
+
+
+# AN12196 §5.16 Tables 25 and 26: one session (TI, keys) at CmdCtr 2, then 3.
+AN_TI = bytes.fromhex("7614281A")
+AN_ENC = bytes.fromhex("4CF3CB41A22583A61E89B158D252FC53")
+AN_MAC = bytes.fromhex("5529860B2FC5FB6154B7F28361D30BF9")
+
+
+class Recorder:
+    """A card that answers each APDU from a script and keeps what it was sent."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = [bytes.fromhex(a) for a in answers]
+        self.sent: list[bytes] = []
+
+    def __call__(self, apdu: bytes) -> bytes:
+        self.sent.append(apdu)
+        return self.answers.pop(0)
+
+
+def test_change_key_commands_match_an12196_tables_25_and_26() -> None:
+    session = Session(enc_key=AN_ENC, mac_key=AN_MAC, ti=AN_TI, counter=2)
+    card = Recorder("203BB55D1089D5879100", "9100")
+    new_key = bytes.fromhex("F3847D627727ED3BC9C4CC050489B966")
+    change_key(card, session, 2, new_key, old=ZERO_KEY, version=1)  # another key than the session's
+    assert card.sent[0] == bytes.fromhex(
+        "90C4000029022CF362B7BF4311FF3BE1DAA295E8C68DE09050560D19B9E16C2393AE9CD1FAC7"
+        "5D0CE20BCD1D06E600"
+    )
+    assert (session.counter, session.ended) == (3, False)  # the answer's MAC checked out
+    master = bytes.fromhex("5004BF991F408672B1EF00F08F9E8647")
+    change_key(card, session, 0, master, old=None, version=1)  # the session's own key
+    # Table 26's C-APDU, as far as it is quoted here: header, key number, the first
+    # 24 bytes of the cryptogram.
+    assert card.sent[1].startswith(
+        bytes.fromhex("90C400002900C0EB4DEEFEDDF0B513A03A95A75491818580503190D4D050")
+    )
+    assert len(card.sent[1]) == 5 + 1 + 32 + 8 + 1
+    assert session.ended  # the card ended it: authenticate again with the new key

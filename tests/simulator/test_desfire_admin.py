@@ -2,7 +2,8 @@
 
 Every command here is built in the test from the documented formulas (EV2 secure messaging:
 AN12196 / AN12343; ChangeKey's cryptogram: MF3D(H)x2 datasheet) on `cryptography`, apart
-from both the simulator and provisioning/desfire_commands.py.
+from both the simulator and provisioning/desfire_commands.py; ChangeKey and its CRC32 are
+pinned by NXP's own exchange (AN12196 §5.16.1, Table 25).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
 from simulator.desfire_card import Application, DataFile, DesfireCard
+from simulator.desfire_state import Session, crc32
 
 H = bytes.fromhex
 UID = H("04A1B2C3D4E5F6")
@@ -90,6 +92,11 @@ class Pcd:
 
 def nxp_crc32(data: bytes) -> bytes:
     return ((zlib.crc32(data) ^ 0xFFFFFFFF) & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def test_crc32_answers_an12196_table_25() -> None:
+    new_key = H("F3847D627727ED3BC9C4CC050489B966")  # ChangeKey's NewKey; CRC32NK as sent
+    assert nxp_crc32(new_key) == crc32(new_key) == H("789DFADC")
 
 
 def change_other(pcd: Pcd, key_no: int, new: bytes, old: bytes, crc: bytes | None = None) -> bytes:
@@ -316,3 +323,25 @@ def test_get_key_settings_needs_key_0_unless_listing_is_free() -> None:
     card = with_app(0x0B)
     card.answer(apdu(0x5A, AID))
     assert card.answer(apdu(0x45)) == H("0B83") + OK
+
+
+# AN12196 §5.16.1 Table 25: ChangeKey of key 2 in a session opened with key 0, CmdCtr 2.
+AN_TI = H("7614281A")
+AN_ENC = H("4CF3CB41A22583A61E89B158D252FC53")
+AN_MAC = H("5529860B2FC5FB6154B7F28361D30BF9")
+AN_NEW_KEY = H("F3847D627727ED3BC9C4CC050489B966")
+AN_CHANGE_KEY = H(
+    "90C4000029022CF362B7BF4311FF3BE1DAA295E8C68DE09050560D19B9E16C2393AE9CD1FAC75D0CE20BCD1D06E600"
+)
+AN_ANSWER = H("203BB55D1089D5879100")
+
+
+def test_change_key_answers_an12196_table_25() -> None:
+    card = with_app(keys={0: H("77" * 16), 1: ZERO, 2: ZERO})
+    assert card.answer(apdu(0x5A, AID)) == OK
+    card.session = Session(0, AN_TI, AN_ENC, AN_MAC, counter=2)  # the document's session
+    assert card.answer(AN_CHANGE_KEY) == AN_ANSWER
+    assert card.applications[AID].keys[2] == AN_NEW_KEY
+    assert card.applications[AID].versions[2] == 1
+    assert card.session is not None
+    assert card.session.counter == 3  # another key changed: the session goes on

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from console.log import CentralLog
 from console.users import audit
@@ -125,9 +126,11 @@ class Desk:
             with self._registry() as registry:
                 end = at_local(registry, now, until) if until.strip() else None
                 given = issue_pass(registry, _staff(staff_no), number, now, end, f"console:{user}")
+                zone = ZoneInfo(registry.site()["timezone"])
         except RegistryError as error:
             return self._refused(user, "pass.issue", _field_of(str(error), "spare"), error)
-        what = f"pass {given.number} to staff {given.staff_no} until {given.until.isoformat()}"
+        until_text = f"{given.until.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+        what = f"pass {given.number} to staff {given.staff_no} until {until_text}"
         return self._publish(user, "pass.issue", what)
 
     def give_back(self, user: str, number: str) -> Done:
@@ -137,7 +140,9 @@ class Desk:
                 back = return_pass(registry, number, self.now(), f"console:{user}")
         except RegistryError as error:
             return self._refused(user, "pass.return", "spare", error)
-        return self._publish(user, "pass.return", f"pass {back.number} of {back.staff_no} back")
+        return self._publish(
+            user, "pass.return", f"pass {back.number} of staff {back.staff_no} returned"
+        )
 
     def passes(self) -> list[DayPass]:
         """Return the newest passes: live, returned or expired."""

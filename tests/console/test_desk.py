@@ -182,6 +182,11 @@ def test_wrong_roles_and_bad_rows_are_refused(site: DeskSite) -> None:
     )
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "card.revoke refused: a guard may not do this; ask a manager" in refused.stderr
+    nobody = edge_console(
+        "card", "lost", "--staff-no", "NOBODY-1", *cli_options(site, "guard1", password)
+    )
+    assert nobody.returncode == 2, nobody.stdout + nobody.stderr
+    assert "card.lost refused (staff-no): no staff 'NOBODY-1'" in nobody.stderr
     rows = audit_trail(site.sim.collector.log)
     assert any(r[1] == "guard1" and r[2] == "card.revoke refused" for r in rows)
     assert any(r[1] == "ops" and r[2] == "card.lost refused" for r in rows)
@@ -304,3 +309,8 @@ def test_a_device_that_is_down_is_named_as_not_having_applied(
     expect(page.locator("#applied")).to_contain_text("7 of 8 devices; not yet on stair-a-2f")
     manager = [r for r in audit_trail(site.sim.collector.log) if r[1] == "boss"]
     assert any(r[2] == "card.revoke" and "not yet on stair-a-2f" in r[3] for r in manager)
+    # A revoked card is a manager's to reinstate, not a guard's.
+    guard = Client(site.url)
+    guard.login("guard1")
+    form = {"staff_no": person.staff_no, "csrf": guard.csrf("/cards")}
+    assert guard.post("/cards/reinstate", form).status == 403

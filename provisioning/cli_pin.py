@@ -130,8 +130,10 @@ def _check_card(holder: Holder, proved: bool | None) -> None:
 def _ask(what: str) -> str:
     """Return the new PIN keyed twice (hidden at a terminal, two lines when piped)."""
     if sys.stdin.isatty():
-        first = click.prompt(f"new {what}", hide_input=True, default="", show_default=False)
-        again = click.prompt(f"the new {what} again", hide_input=True, default="")
+        first, again = (
+            click.prompt(text, hide_input=True, default="", show_default=False)
+            for text in (f"new {what}", f"the new {what} again")
+        )
     else:
         first, again = sys.stdin.readline(), sys.stdin.readline()
     # Digits typed through a Japanese input method arrive full-width: NFKC makes them 0-9.

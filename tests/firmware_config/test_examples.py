@@ -47,3 +47,13 @@ def test_gate_example_keeps_its_two_readers_apart() -> None:
 
     assert sorted(reader.direction for reader in config.readers) == ["in", "out"]
     assert {zone.id: zone.anti_passback for zone in config.zones}["staff-area"] == "hard"
+
+
+def test_the_security_line_takes_proven_cards_only() -> None:
+    config = load_config(next(path for path in EXAMPLES if path.name == "security-gate.toml"))
+
+    assert config.device.role == "gate"
+    assert {reader.id: reader.security for reader in config.readers} == {
+        "gate-east-in": "authenticated",
+        "gate-east-out": "authenticated",
+    }

@@ -8,8 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from console.i18n import code
 from edge.core.controller import Controller
 from edge.core.credentials import Credential, InMemoryCredentials, PinHash
+from edge.core.decision import Reason
 from edge.core.events import CardPresented, PinChecked, PinEntered, PinOutcome
 from edge.core.outputs import CheckPin, EventKind, Indicate, Output, Signal
 from edge.core.schedule import ClosureDays
@@ -203,8 +205,5 @@ def test_the_core_follows_a_simple_model_of_counts_and_lockouts(
 
 
 def test_every_reason_has_a_label_for_guards_in_both_languages() -> None:
-    from console.i18n import code
-    from edge.core.decision import Reason
-
     unlabelled = [r for r in Reason if code(r, "ja") == str(r)]  # unknown codes show as is
     assert unlabelled == []

@@ -116,7 +116,7 @@ class Site:
         """Return the device that drives `door`; ActionError naming the doors if none."""
         claims = self.doors().get(door)
         if claims is None:
-            raise ActionError(f"no door {door!r} on this site; doors: {self._names()}")
+            raise ActionError(f"no door {door[:64]!r} on this site; doors: {self._names()}")
         return claims.device
 
     def lockdown_devices(self, zones: Sequence[str] = (), doors: Sequence[str] = ()) -> list[str]:
@@ -132,7 +132,7 @@ class Site:
         for zone in zones:
             if zone not in known_zones:
                 shown = ", ".join(sorted(known_zones))
-                raise ActionError(f"no zone {zone!r} behind any door; zones: {shown}")
+                raise ActionError(f"no zone {zone[:64]!r} behind any door; zones: {shown}")
         chosen = {self.device_of(door) for door in doors}
         chosen |= {c.device for c in devices for _, inside in c.doors.values() if inside in zones}
         return sorted(chosen)
@@ -261,7 +261,7 @@ def _judge(device: str, raw: bytes | None) -> Outcome:
         return Outcome(device, "refused", "the reply names another device")
     if reply.ok:
         return Outcome(device, "accepted")
-    detail = reply.reason
+    detail: str = reply.reason
     if reply.detail:  # "refused" says nothing the detail does not
         detail = reply.detail if reply.reason == "refused" else f"{reply.reason}: {reply.detail}"
     return Outcome(device, "refused", detail[:200])

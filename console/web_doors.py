@@ -42,6 +42,14 @@ from console.web_context import (
 )
 
 router = APIRouter()
+ACTION_LABELS = {  # the label (console.i18n) a result's heading names its action by
+    "door.unlock": "door_unlock",
+    "door.alarm_reset": "door_reset",
+    "door.hold": "door_hold",
+    "door.normal": "door_normal",
+    "door.fire_reset": "door_fire_reset",
+    "lockdown": "lockdown_title",
+}
 NO_SITE = "the console was started without its site: serve it with --site-dir (or --registry)"
 WATCH_ONLY = (
     "this console only watches: serve it with --broker-host, --broker-user, "
@@ -276,6 +284,7 @@ def _rows(request: Request, session: Session) -> dict[str, Any]:
         "states": states,
         "may": {name: may_act(session.role, name) for name in ACTIONS},
         "acting": doors is not None and doors.commander is not None,
+        "action_labels": ACTION_LABELS,
         "fire_doors": {d for c in doors.site.devices() for d in c.fire_inputs} if doors else set(),
     }
 

@@ -208,17 +208,31 @@ class Commander:
                 self._started = False
 
     def send(
-        self, devices: Sequence[str], name: str, args: dict[str, Any], issued_by: str
+        self,
+        devices: Sequence[str],
+        name: str,
+        args: dict[str, Any],
+        issued_by: str,
+        on_outcome: Callable[[Outcome], None] = lambda outcome: None,
     ) -> list[Outcome]:
-        """Send command `name` to every device at once; return each one's outcome."""
+        """Send command `name` to every device at once; return each one's outcome.
+
+        `on_outcome` hears each answer as it comes (on a sending thread).
+        """
         if not devices:
             return []
         try:
             self._start()
         except ConsoleLinkError as error:
             raise ActionError(str(error)) from None
+
+        def one(device: str) -> Outcome:
+            outcome = self._one(device, name, args, issued_by)
+            on_outcome(outcome)
+            return outcome
+
         with ThreadPoolExecutor(min(MAX_PARALLEL, len(devices))) as pool:
-            return list(pool.map(lambda d: self._one(d, name, args, issued_by), devices))
+            return list(pool.map(one, devices))
 
     def _start(self) -> None:
         with self._start_lock:
@@ -277,27 +291,14 @@ def perform(
     devices: Sequence[str],
     name: str,
     args: dict[str, Any],
+    on_outcome: Callable[[Outcome], None] = lambda outcome: None,
 ) -> ActionResult:
     """Send one action to `devices` as `user`; audit each device's outcome."""
     try:
-        outcomes = commander.send(devices, name, args, user)
+        outcomes = commander.send(devices, name, args, user, on_outcome)
     except ActionError as error:
         audit(log, user, action, f"{target}: not sent: {error}")
         raise
     for outcome in outcomes:
         audit(log, user, action, f"{target}: {outcome.text()}")
     return ActionResult(action, target, tuple(outcomes))
-
-
-@dataclass(frozen=True)
-class DoorDesk:
-    """What the doors page and commands act with: the site's doors, and a commander (or
-    None: the console only watches)."""
-
-    site: Site
-    commander: Commander | None
-
-    def close(self) -> None:
-        """Disconnect the commander, if any; idempotent."""
-        if self.commander is not None:
-            self.commander.close()

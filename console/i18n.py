@@ -126,6 +126,7 @@ LABELS: dict[str, tuple[str, str]] = {
         "This console only watches (no broker and command key are configured).",
     ),
     "fire_active": ("火災入力あり", "fire input active"),
+    "waiting": ("応答待ち…", "waiting…"),
     # the cards and passes pages (the security desk)
     "find_person": ("職員番号または氏名", "Staff number or name"),
     "find": ("検索", "Find"),

@@ -17,7 +17,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from console.actions import DoorDesk
+from console.action_jobs import DoorDesk
 from console.admission import Clock, LoginThrottle, StreamSlots
 from console.i18n import LANGUAGES, code, labels
 from console.log import CentralLog

@@ -3,7 +3,8 @@
 Who may press what is declared per route (`Actor`, a FastAPI dependency on
 console.users.ACTIONS); a user whose role may not gets the 403 page and an audit row. Every
 form carries the session's CSRF token; a lockdown (or lifting it) takes a confirmation step
-that names the devices first. The answer of each device is shown on the page that follows.
+that names the devices first. A button starts the action (console.action_jobs) and sends the
+browser to the page of that action, where each device's answer appears as it comes.
 """
 
 from __future__ import annotations
@@ -14,17 +15,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from console.action_jobs import DoorDesk, Jobs, JobView
 from console.actions import (
     DOOR_ACTIONS,
     ActionError,
-    ActionResult,
     Commander,
-    DoorDesk,
     Site,
     load_command_key,
-    perform,
     site_slug,
 )
 from console.claims import Registry
@@ -89,13 +88,13 @@ def desk(settings: Settings) -> DoorDesk | None:
         clock=lambda: datetime.fromtimestamp(clock(), UTC),
         timeout_s=settings.command_timeout_s,
     )
-    return DoorDesk(site, commander)
+    return DoorDesk(site, Jobs(settings.log_path, commander))
 
 
 def lifespan(
     doors: DoorDesk | None,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
-    """Return the app's lifespan: the commander's broker connection closes with the app."""
+    """Return the app's lifespan: running actions finish and the broker link closes with it."""
 
     @contextlib.asynccontextmanager
     async def span(app: FastAPI) -> AsyncIterator[None]:
@@ -143,8 +142,19 @@ FireResetUser = Annotated[Session, actor("door.fire_reset")]
 
 
 @router.get("/doors", response_class=HTMLResponse)
-def doors_page(request: Request, session: DoorsUser) -> Response:
-    return _page(request, session)
+def doors_page(request: Request, session: DoorsUser, job: str = "") -> Response:
+    return _page(request, session, _job(request, session, job))
+
+
+@router.get("/doors/jobs/{job_id}", response_class=HTMLResponse)
+def job_result(request: Request, session: DoorsUser, job_id: str, seen: str = "0") -> Response:
+    """Answer once more devices than `seen` have answered, or the action is done (<= 10 s)."""
+    doors = console_of(request).doors
+    job = doors.jobs.find(job_id[:64], session.user) if doors and doors.jobs else None
+    if job is None:
+        return _bad(request, "no such action of yours (only the newest are kept)", 404)
+    count = int(seen) if seen.isdigit() and len(seen) < 6 else 0
+    return page(request, "_door_result.html", job=job.wait(count, 10.0), **_labels())
 
 
 @router.get("/doors/rows", response_class=HTMLResponse)
@@ -259,22 +269,25 @@ def _act(
     args: dict[str, Any],
 ) -> Response:
     doors = console_of(request).doors
-    if doors is None or doors.commander is None:
+    if doors is None or doors.jobs is None:
         return _bad(request, WATCH_ONLY, 409)
-    try:
-        result = perform(
-            console_of(request).log,
-            doors.commander,
-            user=session.user,
-            action=action,
-            target=target,
-            devices=devices,
-            name=command,
-            args=args,
-        )
-    except ActionError as error:
-        return _bad(request, str(error), 503)
-    return _page(request, session, result)
+    job = doors.jobs.start(
+        user=session.user, action=action, target=target, devices=devices, name=command, args=args
+    )
+    # To the page of this action: a reload shows it again and never sends it again.
+    return RedirectResponse(f"/doors?job={job.id}", status_code=303)
+
+
+def _job(request: Request, session: Session, job_id: str) -> JobView | None:
+    doors = console_of(request).doors
+    if not job_id or doors is None or doors.jobs is None:
+        return None
+    job = doors.jobs.find(job_id[:64], session.user)
+    return None if job is None else job.view()
+
+
+def _labels() -> dict[str, Any]:
+    return {"action_labels": ACTION_LABELS}
 
 
 def _rows(request: Request, session: Session) -> dict[str, Any]:
@@ -283,19 +296,19 @@ def _rows(request: Request, session: Session) -> dict[str, Any]:
     return {
         "states": states,
         "may": {name: may_act(session.role, name) for name in ACTIONS},
-        "acting": doors is not None and doors.commander is not None,
-        "action_labels": ACTION_LABELS,
+        "acting": doors is not None and doors.jobs is not None,
         "fire_doors": {d for c in doors.site.devices() for d in c.fire_inputs} if doors else set(),
     }
 
 
-def _page(request: Request, session: Session, result: ActionResult | None = None) -> Response:
+def _page(request: Request, session: Session, job: JobView | None = None) -> Response:
     doors = console_of(request).doors
     zones = sorted({z for c in doors.site.devices() for _, z in c.doors.values()}) if doors else []
     return page(
         request,
         "doors.html",
-        result=result,
+        job=job,
+        **_labels(),
         zones=zones,
         watching=doors is None,
         **_rows(request, session),

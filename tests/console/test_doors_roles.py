@@ -8,6 +8,7 @@ a 403 page (exit 2) with nothing sent.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -52,6 +53,19 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DoorsSite]:
         yield live
 
 
+def finished(client: Client, location: str) -> str:
+    """Follow an action's redirect and ask for its outcome until it is done; return it."""
+    assert location.startswith("/doors?job=")
+    job = location.removeprefix("/doors?job=")
+    seen = 0
+    for _ in range(20):  # each answer waits for the next device or the end (<= 10 s)
+        shown = client.get(f"/doors/jobs/{job}?seen={seen}").text
+        if 'data-done="yes"' in shown:
+            return shown
+        seen = int(re.search(r'data-seen="(\d+)"', shown).group(1))  # type: ignore[union-attr]
+    raise AssertionError(f"action {job} not done: {shown}")
+
+
 @pytest.mark.parametrize(("role", "action"), CELLS)
 def test_the_page_lets_only_the_roles_of_actions_act(
     site: DoorsSite, role: str, action: str
@@ -61,14 +75,14 @@ def test_the_page_lets_only_the_roles_of_actions_act(
     path, form, _ = ROUTES[action]
     before = len(site.audit_rows(action))
     reply = client.post(path, {**form, "csrf": client.csrf("/password")})
-    sent = site.audit_rows(action)[before:]
     if may_act(role, action):
-        assert reply.status == 200, reply.text
-        assert 'data-result="no_answer"' in reply.text
-        assert sent == [(USER[role], detail(action))]
+        assert reply.status == 303, reply.text
+        shown = finished(client, reply.headers["location"])
+        assert f'data-device="{DOOR}" data-result="no_answer"' in shown
+        assert site.audit_rows(action)[before:] == [(USER[role], detail(action))]
     else:
         assert reply.status == 403
-        assert sent == []
+        assert site.audit_rows(action)[before:] == []
 
 
 @pytest.mark.parametrize(("role", "action"), CELLS)
@@ -139,3 +153,17 @@ def test_the_cli_refuses_an_unknown_door_with_exit_2(site: DoorsSite) -> None:
     result = site.cli("door", "unlock", "no-such-door", user="guard1")
     assert result.exit_code == 2
     assert "no door 'no-such-door'" in result.stderr
+
+
+def test_an_action_is_seen_only_by_whoever_started_it(site: DoorsSite) -> None:
+    guard = Client(site.url)
+    guard.login("guard1")
+    reply = guard.post(f"/doors/{DOOR}/unlock", {"csrf": guard.csrf("/doors")})
+    job = reply.headers["location"].removeprefix("/doors?job=")
+    assert 'data-done="yes"' in finished(guard, reply.headers["location"])
+    page = guard.get(f"/doors?job={job}")  # a reload shows it again, sends nothing
+    assert f'data-device="{DOOR}" data-result="no_answer"' in page.text
+    other = Client(site.url)
+    other.login("boss")
+    assert other.get(f"/doors/jobs/{job}").status == 404
+    assert 'id="result"' not in other.get(f"/doors?job={job}").text

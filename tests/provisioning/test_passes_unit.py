@@ -28,6 +28,7 @@ from provisioning.registry import (
 from provisioning.rules import add_rule
 from provisioning.staff_csv import StaffRow
 from tests.console.test_claims import provision
+from tests.provisioning.commands import provision as provision_cli
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=TOKYO)  # a Tuesday morning at the site
@@ -193,3 +194,31 @@ def test_the_applied_count_names_the_devices_behind() -> None:
     )
     assert result.late == ["gate-2", "stair-a"]
     assert result.summary() == "v5 applied on 1 of 3 devices; not yet on gate-2, stair-a"
+
+
+def test_the_operators_commands_pick_one_card_and_register_spares(site: Path) -> None:
+    registry = open_registry(site)
+    first = find_people(registry, "S001")[0]["cards"][0]["ref"]
+    registry.close()
+    d = ("--dir", str(site))
+    lost = provision_cli("cards", "lost", "S001", "--card", first[:8], *d)
+    assert lost.returncode == 0, lost.stderr
+    assert f"1 card(s) of S001 now lost ({first}…)" in lost.stdout
+    both = provision_cli("cards", "reinstate", "S001", *d)
+    assert both.returncode == 0, both.stderr
+    assert "now active" in both.stdout
+    again = provision_cli("cards", "reinstate", "S001", *d)
+    assert again.returncode == 2
+    assert "staff S001 has 0 cards to reinstate" in again.stderr
+    spare = provision_cli(
+        "passes", "add-spare", "--number", "08", "--card-id", "felica:0114A1B2C3D4E501", *d
+    )
+    assert spare.returncode == 0, spare.stderr
+    listed = provision_cli("passes", "spares", *d)
+    assert "08       felica" in listed.stdout
+    assert "0114A1B2C3D4E501" not in listed.stdout + spare.stdout
+    bad = provision_cli("passes", "add-spare", "--number", "09", "--card-id", "felica:12", *d)
+    assert bad.returncode == 2
+    assert "add-spare refused: a felica card identifier must be 16 hexadecimal digits" in (
+        bad.stderr
+    )

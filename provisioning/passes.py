@@ -55,18 +55,19 @@ def check_number(number: str) -> str:
     return number
 
 
-def add_spare(
-    registry: Registry, number: str, card_key: bytes, card: str, actor: str | None = None
-) -> str:
-    """Register a spare card by printed number and `tech:ID` (kept as its reference only).
-
-    Return the card's short reference.
-    """
-    number = check_number(number)
+def spare_ref(card_key: bytes, card: str) -> tuple[str, str]:
+    """Return (reference, technology) of a card typed as `technology:ID`."""
     technology, _, card_id = card.partition(":")
     if not card_id:
         raise RegistryError("--card-id: give technology:ID, e.g. felica:0114A1B2C3D4E5F6")
-    ref = card_reference(card_key, technology, card_id)
+    return card_reference(card_key, technology, card_id), technology.strip().lower()
+
+
+def add_spare(
+    registry: Registry, number: str, ref: str, technology: str, actor: str | None = None
+) -> str:
+    """Register a spare card by printed number and reference; return its short reference."""
+    number = check_number(number)
     with write_transaction(registry.db) as db:
         if db.execute("SELECT 1 FROM spares WHERE number = ?", [number]).fetchone():
             raise RegistryError(f"spare card {number} exists; pick another number")
@@ -80,7 +81,7 @@ def add_spare(
             )
         db.execute(
             "INSERT INTO spares (number, card_ref, technology, added_at) VALUES (?, ?, ?, ?)",
-            [number, ref, technology.strip().lower(), datetime.now(UTC).isoformat()],
+            [number, ref, technology, datetime.now(UTC).isoformat()],
         )
         registry.record_by(db, actor, "spare add", {"number": number, "card": short_ref(ref)})
     return short_ref(ref)

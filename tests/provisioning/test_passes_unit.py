@@ -15,7 +15,14 @@ from edge.keys import read_card_key
 from edge.signing import load_public_key
 from edge.snapshot import parse
 from provisioning.keys import SiteKeys, generate
-from provisioning.passes import add_spare, issue_pass, list_passes, return_pass, spares
+from provisioning.passes import (
+    add_spare,
+    issue_pass,
+    list_passes,
+    return_pass,
+    spare_ref,
+    spares,
+)
 from provisioning.publish import build_all, outcome
 from provisioning.registry import (
     Registry,
@@ -59,7 +66,7 @@ def site(tmp_path: Path) -> Path:
         ],
         "test",
     )
-    add_spare(registry, "07", key, "felica:0114A1B2C3D4E500", actor="operator")
+    add_spare(registry, "07", *spare_ref(key, "felica:0114A1B2C3D4E500"), actor="operator")
     registry.close()
     return site_dir
 
@@ -172,11 +179,11 @@ def test_a_spare_card_is_a_card_of_its_own(site: Path) -> None:
     registry = open_registry(site)
     key = read_card_key(SiteKeys(site / "keys").card_key)
     with pytest.raises(RegistryError, match="belongs to staff S001"):
-        add_spare(registry, "08", key, "felica:0114A1B2C3D4E5F6")
+        add_spare(registry, "08", *spare_ref(key, "felica:0114A1B2C3D4E5F6"))
     with pytest.raises(RegistryError, match="already spare card 07"):
-        add_spare(registry, "08", key, "felica:0114A1B2C3D4E500")
+        add_spare(registry, "08", *spare_ref(key, "felica:0114A1B2C3D4E500"))
     with pytest.raises(RegistryError, match="technology:ID"):
-        add_spare(registry, "08", key, "0114A1B2C3D4E501")
+        spare_ref(key, "0114A1B2C3D4E501")
     with pytest.raises(RegistryError, match="spare card 07 is not out"):
         return_pass(registry, "07", NOW)
     stored = (site / "registry.db").read_bytes()

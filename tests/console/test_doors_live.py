@@ -7,6 +7,7 @@ action goes from the page (or the CLI) through the broker to the agents and back
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,13 @@ from tests.console.doors_site import DoorsSite, doors_site
 from tests.console.web_fixtures import Client, login
 
 pytestmark = pytest.mark.services
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def shot(page: Page, name: str) -> None:
+    """Write the page to docs/screenshots/ when asked (EDGE_SCREENSHOTS=1)."""
+    if os.environ.get("EDGE_SCREENSHOTS") == "1":
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +120,7 @@ def test_a_fire_reset_is_refused_while_the_fire_input_is_active(
     live.locator('button[data-action="fire-reset"]').click()
     outcome(page, "stair-a-1f", "refused")
     expect(page.locator("#result .reason")).to_contain_text("fire input is still active")
+    shot(page, "doors")
 
     cli = site.cli("fire-reset", "--door", "stair-a-1f", user="boss")
     assert cli.exit_code == 1, cli.output

@@ -39,7 +39,9 @@ from edge.link.payloads import CommandReply
 
 TIMEOUT_S: Final = 5.0  # how long a device has to answer
 MAX_PARALLEL: Final = 64  # commands in flight at once (the client allows 256 waiting)
-LIFETIME: Final = timedelta(seconds=30)  # a command's validity: short, so never acted on late
+# A command's validity: short, so a device that was cut off when it was sent and gets it from
+# the broker's queue later refuses it (devices allow 5 s of clock skew on top).
+LIFETIME: Final = timedelta(seconds=15)
 
 Result = Literal["accepted", "refused", "no_answer"]
 

@@ -70,14 +70,14 @@ class DoorsSite:
         finally:
             log.close()
 
-    def cli(self, *args: str, user: str, timeout_s: float = 5.0) -> Result:
+    def cli(self, *args: str, user: str, timeout_s: float = 5.0, port: int = 0) -> Result:
         """Run `edge-console ARGS` as console user `user` through the CLI's broker account."""
         password_file = self.run_dir / f"{user}.password"
         password_file.write_text(PASSWORDS[user])
         common = [
             "--db", str(self.log_path), "--user", user, "--password-file", str(password_file),
             "--site-dir", str(self.site_dir), "--broker-host", "127.0.0.1",
-            "--broker-port", str(self.port), "--broker-user", CLI_ACCOUNT,
+            "--broker-port", str(port or self.port), "--broker-user", CLI_ACCOUNT,
             "--command-key", str(self.key), "--timeout-s", str(timeout_s),
         ]  # fmt: skip
         return CliRunner().invoke(cli, [*args, *common], catch_exceptions=False)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from console.users import ACTIONS, ROLES, may_act
+from simulator.broker import free_port
 from tests.console.doors_site import DoorsSite, doors_site
 from tests.console.web_fixtures import Client
 
@@ -167,3 +168,13 @@ def test_an_action_is_seen_only_by_whoever_started_it(site: DoorsSite) -> None:
     other.login("boss")
     assert other.get(f"/doors/jobs/{job}").status == 404
     assert 'id="result"' not in other.get(f"/doors?job={job}").text
+
+
+def test_the_cli_says_nothing_was_sent_when_the_broker_cannot_be_reached(
+    site: DoorsSite,
+) -> None:
+    closed = free_port()
+    result = site.cli("door", "unlock", DOOR, user="guard1", port=closed)
+    assert result.exit_code == 1
+    assert "door.unlock not sent: cannot reach the broker" in result.stderr
+    assert site.audit_rows("door.unlock")[-1][1].startswith(f"{DOOR}: not sent: cannot reach")

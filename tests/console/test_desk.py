@@ -33,6 +33,7 @@ from simulator.staff import Person
 from tests.simulator.city import SMALL, play_in_thread
 
 from .commands import edge_console
+from .test_web import shot
 from .web_fixtures import CHROMIUM, PASSWORDS, ROLES, Client, login, serve
 
 # mosquitto, agents, uvicorn, chromium; the last test also waits for the day to end
@@ -233,6 +234,7 @@ def test_a_card_marked_lost_is_denied_at_its_next_tap_and_reinstated(
     # A guard may not revoke: the page offers no such button.
     page.goto(f"{site.url}/cards?who={person.staff_no}")
     assert page.locator("a[data-action=revoke]").count() == 0
+    shot(page, "cards")
     act_on_card(page, site, person, "reinstate")
     assert site.passes(gate, **card_of(person))["decision"] == "granted"
     rows = [r for r in audit_trail(site.sim.collector.log) if r[1] == "guard1"]
@@ -262,6 +264,7 @@ def test_a_day_pass_opens_its_persons_doors_until_its_end_and_a_return_stops_it(
     issue_pass(page, site, person, "")
     assert site.passes(person.gate, **spare)["decision"] == "granted"
     page.goto(f"{site.url}/passes")
+    shot(page, "passes")
     page.locator("#passes tr[data-state=live] button").click()
     expect(page.locator("#applied")).to_contain_text("applied on")
     assert site.tap(person.gate, "in", **spare)["reason"] == "unknown_card"

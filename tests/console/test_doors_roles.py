@@ -10,13 +10,15 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from console.users import ACTIONS, ROLES, may_act
+from console.web import Settings, create_app
 from simulator.broker import free_port
 from tests.console.doors_site import DoorsSite, doors_site
-from tests.console.web_fixtures import Client
+from tests.console.web_fixtures import Client, serve
 
 pytestmark = pytest.mark.services
 
@@ -178,3 +180,19 @@ def test_the_cli_says_nothing_was_sent_when_the_broker_cannot_be_reached(
     assert result.exit_code == 1
     assert "door.unlock not sent: cannot reach the broker" in result.stderr
     assert site.audit_rows("door.unlock")[-1][1].startswith(f"{DOOR}: not sent: cannot reach")
+
+
+def test_without_a_broker_and_key_the_page_only_watches(site: DoorsSite, tmp_path: Path) -> None:
+    settings = Settings(
+        site.log_path, site.site_dir / "registry.db", tmp_path / "s.key", secure_cookies=False
+    )
+    with serve(create_app(settings)) as url:
+        client = Client(url)
+        client.login("boss")
+        shown = client.get("/doors")
+        assert 'id="watch-only"' in shown.text
+        assert 'data-door="stair-a-1f"' in shown.text  # still shows the doors
+        assert 'data-action="unlock"' not in shown.text
+        refused = client.post(f"/doors/{DOOR}/unlock", {"csrf": client.csrf("/doors")})
+        assert refused.status == 409
+        assert "only watches" in html.unescape(refused.text)

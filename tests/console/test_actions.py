@@ -7,10 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from console.actions import ActionError, Outcome, _judge, load_command_key
+from console.cli import cli
+from console.cli_doors import serve_acting
+from provisioning.cli import cli as provision
 
 
 def reply(**fields: object) -> bytes:
@@ -78,3 +82,37 @@ def test_a_missing_or_wrong_command_key_says_how_to_make_one(tmp_path: Path) -> 
     os.chmod(garbage, 0o600)
     with pytest.raises(ActionError, match="edge-provision console-key"):
         load_command_key(garbage)
+
+
+def test_serve_acts_only_with_site_account_and_key_together(tmp_path: Path) -> None:
+    db = tmp_path / "log.db"
+    half = CliRunner().invoke(cli, ["serve", "--db", str(db), "--broker-user", "console-doors"])
+    assert half.exit_code == 2
+    assert "give all of them or none" in half.stderr
+
+
+def test_serve_finds_the_accounts_password_and_the_site_id(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    for args in (
+        ["site", "init", "--site", "test-site"],
+        ["account", "add", "console-doors", "--role", "console"],
+        ["console-key", "--out", str(tmp_path / "console.key")],
+    ):
+        assert CliRunner().invoke(provision, [*args, "--dir", str(site)]).exit_code == 0
+    options = {
+        "site_dir": None,
+        "site": None,
+        "root": "edge",
+        "broker_host": "broker.lan",
+        "broker_port": 8883,
+        "broker_user": "console-doors",
+        "broker_password_file": None,
+        "ca_file": None,
+        "command_key": tmp_path / "console.key",
+    }
+    site_dir, broker, key = serve_acting(options, site / "registry.db")
+    assert site_dir == site
+    assert key == tmp_path / "console.key"
+    assert broker is not None
+    assert (broker.site, broker.username) == ("test-site", "console-doors")
+    assert broker.password_file == site / "accounts" / "console-doors.password"

@@ -26,7 +26,7 @@ from console.web_context import BrokerAccess
 from edge.errors import EdgeError
 from firmware_config.model import MqttConfig, TlsConfig
 from provisioning.passes import DayPass, at_local, issue_pass, list_passes, return_pass, spares
-from provisioning.publish import Outcome, build_all, outcome, send
+from provisioning.publish import Outcome, build_all, device_ids, outcome, send
 from provisioning.registry import Registry, RegistryError, change_cards, find_people
 
 APPLY_WAIT_S = 3.0
@@ -157,7 +157,7 @@ class Desk:
     def progress(self, version: int) -> Outcome:
         """Return how far `version` got, from the statuses in the console's log."""
         with self._registry() as registry:
-            devices = [r[0] for r in registry.db.execute("SELECT id FROM devices ORDER BY id")]
+            devices = device_ids(registry)
         stored = self.log.devices()
         statuses: dict[str, dict[str, object] | None] = {}
         for device in devices:

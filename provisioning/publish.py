@@ -48,6 +48,11 @@ def next_version(registry: Registry) -> int:
     return version
 
 
+def device_ids(registry: Registry) -> list[str]:
+    """Return every device a publish goes to, by id."""
+    return [r[0] for r in registry.db.execute("SELECT id FROM devices ORDER BY id")]
+
+
 def build_all(
     registry: Registry,
     site_dir: Path,
@@ -63,7 +68,7 @@ def build_all(
     keys = SiteKeys(site_dir / "keys")
     private = keys.load_private("credentials")
     version = next_version(registry)
-    targets = devices or [r[0] for r in registry.db.execute("SELECT id FROM devices ORDER BY id")]
+    targets = devices or device_ids(registry)
     now = now or datetime.now(UTC)
     deny = {
         ref: DenyReason.LOST if status == "lost" else DenyReason.REVOKED

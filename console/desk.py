@@ -83,17 +83,27 @@ class Desk:
             raise DeskError(
                 "site_dir", "the console has no --site-dir with a registry: it only watches"
             )
-        if broker is None:
-            raise DeskError("broker", "the console has no broker to publish through (--host)")
         self.site_dir = site_dir
-        self.broker = broker
+        self.broker = broker  # None: the desk shows cards and passes but changes nothing
         self.log = log
         self.clock = clock
-        self.publisher = publisher or publisher_account(site_dir)
+        self.publisher = publisher
         self.wait_s = wait_s
 
     def __repr__(self) -> str:
-        return f"<Desk {self.site_dir} via {self.broker.host}:{self.broker.port}>"
+        where = f"{self.broker.host}:{self.broker.port}" if self.broker else "no broker"
+        return f"<Desk {self.site_dir} via {where}>"
+
+    def _acting(self) -> tuple[BrokerAccess, str]:
+        """Return the broker and the operator account to publish as, or refuse before any
+        change (a change that cannot be published would wait for someone's publish)."""
+        if self.broker is None:
+            raise DeskError(
+                "broker",
+                "this console only watches: serve it with the broker options (as for the "
+                "doors page) to change cards and passes",
+            )
+        return self.broker, self.publisher or publisher_account(self.site_dir)
 
     def now(self) -> datetime:
         """Return the console's time (the clock it was given)."""
@@ -109,6 +119,7 @@ class Desk:
     def card(self, user: str, action: str, staff_no: str, card: str | None) -> Done:
         """Mark a card lost or revoked, or reinstate it; publish; audit with the outcome."""
         status = STATUS_OF[action]
+        self._acting()
         try:
             with self._registry() as registry:
                 changed = change_cards(
@@ -121,6 +132,7 @@ class Desk:
 
     def issue(self, user: str, staff_no: str, number: str, until: str) -> Done:
         """Lend a spare card to a person until HH:MM today (or the end of the site's day)."""
+        self._acting()
         now = self.now()
         try:
             with self._registry() as registry:
@@ -135,6 +147,7 @@ class Desk:
 
     def give_back(self, user: str, number: str) -> Done:
         """Take a spare card back: its pass stops everywhere once published."""
+        self._acting()
         try:
             with self._registry() as registry:
                 back = return_pass(registry, number, self.now(), f"console:{user}")
@@ -174,9 +187,9 @@ class Desk:
             with self._registry() as registry:
                 site = registry.site()["slug"]
                 built = build_all(registry, self.site_dir, now=self.now())
-            result = send(
-                self._mqtt(), site, built, f"{self.publisher}-desk-{os.getpid()}", self.wait_s
-            )
+            broker, account = self._acting()
+            config = _mqtt(broker, account, self.site_dir)
+            result = send(config, site, built, f"{account}-desk-{os.getpid()}", self.wait_s)
         except (EdgeError, OSError) as error:
             audit(self.log, user, f"{action} not published", f"{what}: {error}")
             raise DeskError("broker", f"{what}, but publishing failed: {error}") from None
@@ -187,19 +200,19 @@ class Desk:
         audit(self.log, user, f"{action} refused", str(error))
         raise DeskError(field, str(error)) from None
 
-    def _mqtt(self) -> MqttConfig:
-        b = self.broker
-        return MqttConfig(
-            host=b.host,
-            port=b.port,
-            root=b.root,
-            username=self.publisher,
-            password_file=self.site_dir / "accounts" / f"{self.publisher}.password",
-            tls=TlsConfig(ca_file=b.ca_file) if b.ca_file else None,
-        )
-
     def _registry(self) -> closing[Registry]:
         return closing(Registry(self.site_dir / "registry.db"))
+
+
+def _mqtt(broker: BrokerAccess, account: str, site_dir: Path) -> MqttConfig:
+    return MqttConfig(
+        host=broker.host,
+        port=broker.port,
+        root=broker.root,
+        username=account,
+        password_file=site_dir / "accounts" / f"{account}.password",
+        tls=TlsConfig(ca_file=broker.ca_file) if broker.ca_file else None,
+    )
 
 
 def _staff(staff_no: str) -> str:

@@ -13,6 +13,7 @@ from edge.cardref import card_reference
 from edge.commands import sign
 from edge.connection import Connection, Offline, RemoteKeys
 from edge.core.credentials import Credential, DenyReason
+from edge.core.events import FireInputChanged
 from edge.core.policy import AccessPolicy, Rule
 from edge.inbox import MAX_INBOUND, Inbox
 from edge.link.messages import InboundMessage
@@ -217,5 +218,45 @@ def test_deep_json_is_refused_as_malformed_with_a_reply_and_one_log_line(
         assert len(lines) == 1, [r.getMessage() for r in lines]
         assert lines[0].exc_info is None
         assert "\n" not in lines[0].getMessage()
+    finally:
+        running.stop()
+
+
+def test_a_fire_reset_while_the_fire_input_is_active_is_answered_refused(tmp_path: Path) -> None:
+    device = sim_config(tmp_path)
+    replies = Replies()
+    running = Running(device, connection=remote_side(replies))
+
+    def fire_reset(correlation: bytes) -> None:
+        envelope = sign(
+            COMMANDS_KEY, device="gate-1f-east", name="fire-reset", issued_by="console:boss"
+        )
+        running.agent.emit(
+            InboundMessage(
+                f"{PREFIX}/cmd/fire-reset",
+                envelope,
+                retained=False,
+                response_topic=f"{PREFIX}/reply/console-1",
+                correlation=correlation,
+            )
+        )
+        running.settle()
+
+    try:
+        running.agent.emit(FireInputChanged("gate-east", active=True))
+        fire_reset(b"while-active")
+        running.agent.emit(FireInputChanged("gate-east", active=False))
+        fire_reset(b"after")
+        (_, first, refused), (_, second, accepted) = replies.sent
+        assert (first, refused["ok"], refused["reason"]) == (b"while-active", False, "refused")
+        assert refused["detail"].startswith("the fire input is still active (gate-east)")
+        assert (second, accepted["ok"], accepted["reason"]) == (b"after", True, "accepted")
+        events = outbox(device.store)
+        commands = [(e["type"], e["reason"]) for e in events if e["kind"] == "command"]
+        assert commands == [("refused", "refused"), ("accepted", "accepted")]
+        assert [e["type"] for e in events if e["type"].startswith("fire_reset")] == [
+            "fire_reset_refused",
+            "fire_reset",
+        ]
     finally:
         running.stop()

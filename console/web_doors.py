@@ -1,10 +1,11 @@
 """The doors page: each door's live state and what a guard or manager may do to it.
 
-Who may press what is declared per route (`Actor`, a FastAPI dependency on
-console.users.ACTIONS); a user whose role may not gets the 403 page and an audit row. Every
-form carries the session's CSRF token; a lockdown (or lifting it) takes a confirmation step
-that names the devices first. A button starts the action (console.action_jobs) and sends the
-browser to the page of that action, where each device's answer appears as it comes.
+Who may press what is declared per route (`DoorActor`, `LockdownUser`, `FireResetUser`:
+FastAPI dependencies on console.users.ACTIONS); a user whose role may not gets the 403 page
+and an audit row. Every form carries the session's CSRF token; a lockdown (or lifting it)
+takes a confirmation step that names the devices first. A button starts the action
+(console.action_jobs) and sends the browser to the page of that action, where each
+device's answer appears as it comes.
 """
 
 from __future__ import annotations

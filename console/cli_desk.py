@@ -23,6 +23,7 @@ from console.cli_users import db_option
 from console.desk import Desk, DeskError, Done
 from console.log import CentralLog
 from console.safe_output import terminal
+from console.users import may_act, users
 from console.web_context import BrokerAccess
 from provisioning.passes import list_passes
 from provisioning.registry import Registry
@@ -118,7 +119,11 @@ def _card_command(name: str, action: str, doc: str) -> None:
     @desk_options
     @click.pass_context
     def command(ctx: click.Context, /, staff_no: str, card: str | None, **options: Any) -> None:
-        _run(ctx, action, options, lambda desk, user: desk.card(user, action, staff_no, card))
+        def act(desk: Desk, user: str) -> Done:
+            role = {name: role for name, role, _ in users(desk.log)}.get(user)
+            return desk.card(user, action, staff_no, card, may_act(role, "card.revoke"))
+
+        _run(ctx, action, options, act)
 
 
 _card_command(

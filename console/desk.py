@@ -116,10 +116,24 @@ class Desk:
         with self._registry() as registry:
             return find_people(registry, who)
 
-    def card(self, user: str, action: str, staff_no: str, card: str | None) -> Done:
-        """Mark a card lost or revoked, or reinstate it; publish; audit with the outcome."""
+    def card(
+        self,
+        user: str,
+        action: str,
+        staff_no: str,
+        card: str | None,
+        may_unrevoke: bool = False,
+    ) -> Done:
+        """Mark a card lost or revoked, or reinstate it; publish; audit with the outcome.
+
+        A revoked card is reinstated only by who may revoke (`may_unrevoke`): a guard
+        reinstates a lost card that turned up, not a manager's revocation.
+        """
         status = STATUS_OF[action]
         self._acting()
+        if action == "card.reinstate" and not may_unrevoke and self.revoked(staff_no, card):
+            error = DeskError("card", "this card is revoked: only a manager may reinstate it")
+            return self._refused(user, action, "card", error)
         try:
             with self._registry() as registry:
                 changed = change_cards(
@@ -129,6 +143,13 @@ class Desk:
             return self._refused(user, action, _field_of(str(error), "card"), error)
         what = f"staff {staff_no}: card {', '.join(c + '…' for c in changed)} {status}"
         return self._publish(user, action, what)
+
+    def revoked(self, staff_no: str, card: str | None) -> bool:
+        """True if the card (or, without one, any of the person's cards) is revoked."""
+        found = [p for p in self.find(staff_no.strip()) if p["staff_no"] == staff_no.strip()]
+        cards = found[0]["cards"] if found else []
+        prefix = (card or "").strip().lower()
+        return any(c["status"] == "revoked" and c["ref"].startswith(prefix) for c in cards)
 
     def issue(self, user: str, staff_no: str, number: str, until: str) -> Done:
         """Lend a spare card to a person until HH:MM today (or the end of the site's day)."""

@@ -123,12 +123,13 @@ def _card_routes(name: str, action: str) -> None:
         if isinstance(desk, DeskError):
             return _bad(request, desk)
         # Only who may revoke a card may undo a revocation.
-        revoked = name == "reinstate" and _revoked(desk, staff_no, card)
+        revoked = name == "reinstate" and desk.revoked(staff_no, card)
         if revoked and not may_act(session.role, "card.revoke"):
             audit(desk.log, session.user, f"{action} refused", "revoked card; a manager may")
             raise Forbidden
         try:
-            done = desk.card(session.user, action, staff_no, card[:64] or None)
+            unrevoke = may_act(session.role, "card.revoke")
+            done = desk.card(session.user, action, staff_no, card[:64] or None, unrevoke)
         except DeskError as error:
             return _bad(request, error)
         return _done(request, done, "/cards?who=" + staff_no.strip())
@@ -136,14 +137,6 @@ def _card_routes(name: str, action: str) -> None:
 
 for _name, _action in CARD_ACTIONS.items():
     _card_routes(_name, _action)
-
-
-def _revoked(desk: Desk, staff_no: str, card: str) -> bool:
-    """True if the card to reinstate (or, without one, any of the person's) is revoked."""
-    found = [p for p in desk.find(staff_no.strip()) if p["staff_no"] == staff_no.strip()]
-    cards = found[0]["cards"] if found else []
-    prefix = card.strip().lower()
-    return any(c["status"] == "revoked" and c["ref"].startswith(prefix) for c in cards)
 
 
 def _desk_or_none(request: Request) -> Desk | DeskError:

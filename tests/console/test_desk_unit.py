@@ -11,7 +11,7 @@ import pytest
 from console.desk import Desk, DeskError
 from console.log import CentralLog
 from console.web_context import BrokerAccess
-from provisioning.registry import Registry, find_people
+from provisioning.registry import Registry, change_cards, find_people
 from tests.provisioning.test_passes_unit import NOW, site
 
 __all__ = ["site"]  # the provisioning tests' site: four people, spare card 07
@@ -24,7 +24,8 @@ def desk(site_dir: Path, log: CentralLog, broker: BrokerAccess | None = None) ->
 def statuses(site_dir: Path) -> list[str]:
     registry = Registry(site_dir / "registry.db")
     try:
-        return [c["status"] for p in find_people(registry, "S00") for c in p["cards"]]
+        people = [p for n in ("S001", "S002", "S003") for p in find_people(registry, n)]
+        return [c["status"] for p in people for c in p["cards"]]
     finally:
         registry.close()
 
@@ -84,3 +85,28 @@ def test_a_site_without_an_operator_account_is_named_before_any_change(
         acting.card("guard1", "card.lost", "S001", None)
     assert refused.value.field == "site_dir"
     assert statuses(site) == before
+
+
+def test_only_who_may_revoke_reinstates_a_revoked_card(site: Path, log: CentralLog) -> None:
+    registry = Registry(site / "registry.db")
+    try:
+        change_cards(registry, "S002", "revoked")
+    finally:
+        registry.close()
+    acting = desk(site, log, BrokerAccess("127.0.0.1", 9, "test-site", "console"))
+    assert acting.revoked("S002", None)
+    with pytest.raises(DeskError, match="only a manager may reinstate it") as refused:
+        acting.card("guard1", "card.reinstate", "S002", None)
+    assert refused.value.field == "card"
+    assert statuses(site).count("revoked") == 1
+    # A manager gets past the check: the card changes and the publish is tried (no broker
+    # listens on port 9 here, which is named).
+    with pytest.raises(DeskError, match="but publishing failed") as unpublished:
+        acting.card("boss", "card.reinstate", "S002", None, may_unrevoke=True)
+    assert unpublished.value.field == "broker"
+    assert statuses(site).count("revoked") == 0
+    rows = log.db.execute("SELECT username, action FROM audit").fetchall()
+    assert rows[-2:] == [
+        ("guard1", "card.reinstate refused"),
+        ("boss", "card.reinstate not published"),
+    ]

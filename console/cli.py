@@ -285,7 +285,7 @@ def log_command(db: Path, registry: Path | None, limit: int, before: str, **fiel
     log, people = CentralLog(db), Directory(registry)
     page = search(log, _query(fields, before, limit), people)
     for e in page.entries:
-        person = people.person(e.body.get("card_ref"))
+        person = people.person(e.body.get("card_ref"), e.ts)
         who = f"{person.name} ({person.staff_no}, {person.department})" if person else ""
         what = e.body.get("reason") or e.body.get("state") or ""
         where = e.body.get("door") or e.body.get("zone") or ""
@@ -305,7 +305,7 @@ def muster(db: Path, registry: Path | None, line_zone: str) -> None:
     present = inside(log, line_zone)
     rows = []
     for p in present:
-        person = people.person(p.card_ref)
+        person = people.person(p.card_ref, p.ts)
         if person:
             rows.append((person.floor, person.department, person.name, person.staff_no, p))
         else:

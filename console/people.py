@@ -1,14 +1,20 @@
 """Names for card references, from the provisioning registry (read only).
 
 The central log keeps references; a person is looked up only when someone asks (a search,
-the roll call, an export). The registry is opened read-only: the console never changes it.
+the roll call, an export). This directory opens the registry read-only; the desk changes it
+only through provisioning's own functions (console.desk).
+
+A day pass lends a spare card to different people on different days, so a spare card's
+reference names the holder of the pass that covered the moment asked about.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from bisect import bisect_right
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.errors import EdgeError
@@ -24,6 +30,7 @@ class Person:
     name: str
     department: str
     floor: str  # from a floor-N group; "-" if none
+    day_pass: str = ""  # the spare card's printed number when this is a day pass
 
 
 class Directory:
@@ -34,6 +41,7 @@ class Directory:
         self.timezone = "Asia/Tokyo"  # the site's, from the registry when there is one
         self._by_ref: dict[str, Person] = {}
         self._refs: dict[str, list[str]] = {}
+        self._passes: dict[str, list[tuple[datetime, Person]]] = {}  # by issue time
         if registry is not None:
             self.reload()
 
@@ -65,13 +73,25 @@ class Directory:
                 if staff_no in people:
                     by_ref[ref] = people[staff_no]
                     refs.setdefault(staff_no, []).append(ref)
+            passes = _passes(conn, people)
         finally:
             conn.close()
-        self._by_ref, self._refs = by_ref, refs
+        for ref, lent in passes.items():
+            for _, holder in lent:
+                refs.setdefault(holder.staff_no, []).append(ref)
+        self._by_ref, self._refs, self._passes = by_ref, refs, passes
 
-    def person(self, card_ref: str | None) -> Person | None:
-        """Return whose card this is, or None."""
-        return self._by_ref.get(card_ref or "")
+    def person(self, card_ref: str | None, at: str | None = None) -> Person | None:
+        """Return whose card this is (a spare card: whose pass it was at `at`, or last), or None."""
+        found = self._by_ref.get(card_ref or "")
+        lent = self._passes.get(card_ref or "")
+        if found is not None or not lent:
+            return found
+        moment = _instant(at)
+        if moment is None:
+            return lent[-1][1]
+        index = bisect_right([issued for issued, _ in lent], moment)
+        return lent[index - 1][1] if index else None
 
     def refs_for(self, who: str) -> list[str]:
         """Return the card references of a staff number, or of everyone whose name has `who`."""
@@ -83,6 +103,36 @@ class Directory:
             for ref, p in self._by_ref.items()
             if folded and folded in p.name.replace(" ", "").replace("\u3000", "")
         ]
+
+
+def _passes(
+    conn: sqlite3.Connection, people: dict[str, Person]
+) -> dict[str, list[tuple[datetime, Person]]]:
+    """Return each spare card's passes, oldest first, as (issued at, holder)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'passes'").fetchone():
+        return {}  # a registry from before day passes
+    lent: dict[str, list[tuple[datetime, Person]]] = {}
+    for ref, number, staff_no, issued_at in conn.execute(
+        "SELECT card_ref, number, staff_no, issued_at FROM passes ORDER BY issued_at, id"
+    ):
+        issued, holder = _instant(issued_at), people.get(staff_no)
+        if issued is not None and holder is not None:
+            entry = (
+                issued,
+                Person(holder.staff_no, holder.name, holder.department, holder.floor, str(number)),
+            )
+            lent.setdefault(ref, []).append(entry)
+    return lent
+
+
+def _instant(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _floor(groups: str | None) -> str:

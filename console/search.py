@@ -213,7 +213,7 @@ def export_rows(log: CentralLog, query: Query, people: Directory) -> Iterator[li
     while True:
         page = search(log, replace(query, before=before, limit=1000), people)
         for e in page.entries:
-            person = people.person(e.body.get("card_ref"))
+            person = people.person(e.body.get("card_ref"), e.ts)
             yield csv_row(
                 [
                     e.ts,

@@ -218,7 +218,7 @@ def log_page(request: Request, session: LogUser) -> Response:
     console = console_of(request)
     query = _query(request)
     result = search(console.log, query, console.people)
-    rows = [(e, console.people.person(e.body.get("card_ref"))) for e in result.entries]
+    rows = [(e, console.people.person(e.body.get("card_ref"), e.ts)) for e in result.entries]
     return page(
         request,
         "log.html",
@@ -257,7 +257,7 @@ def muster(request: Request, session: MusterUser) -> Response:
     unknown = []
     present = inside(console.log, console.settings.line_zone)
     for p in present:
-        person = console.people.person(p.card_ref)
+        person = console.people.person(p.card_ref, p.ts)
         if person is None:
             unknown.append(p)
         else:

@@ -229,3 +229,27 @@ def test_the_operators_commands_pick_one_card_and_register_spares(site: Path) ->
     assert "add-spare refused: a felica card identifier must be 16 hexadecimal digits" in (
         bad.stderr
     )
+
+
+def test_the_console_names_a_spare_cards_holder_at_the_time_of_each_event(site: Path) -> None:
+    from console.people import Directory  # noqa: PLC0415 -- the console reads what the desk wrote
+
+    registry = open_registry(site)
+    key = read_card_key(SiteKeys(site / "keys").card_key)
+    spare = spare_ref(key, "felica:0114A1B2C3D4E500")[0]
+    issue_pass(registry, "S001", "07", NOW, actor="guard1")
+    return_pass(registry, "07", NOW + timedelta(hours=1), actor="guard1")
+    issue_pass(registry, "S002", "07", NOW + timedelta(hours=2), actor="guard1")
+    registry.close()
+    people = Directory(site / "registry.db")
+
+    def holder(at: datetime) -> str | None:
+        found = people.person(spare, at.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+        return found and f"{found.staff_no}/{found.day_pass}"
+
+    assert holder(NOW - timedelta(minutes=1)) is None  # before any pass
+    assert holder(NOW + timedelta(minutes=30)) == "S001/07"
+    assert holder(NOW + timedelta(hours=3)) == "S002/07"
+    assert people.person(spare).staff_no == "S002"  # no time: the latest holder
+    assert spare in people.refs_for("S001")  # a search for either finds the spare's events
+    assert spare in people.refs_for("S002")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +40,7 @@ class Directory:
         self.timezone = "Asia/Tokyo"  # the site's, from the registry when there is one
         self._by_ref: dict[str, Person] = {}
         self._refs: dict[str, list[str]] = {}
-        self._passes: dict[str, list[tuple[datetime, Person]]] = {}  # by issue time
+        self._passes: dict[str, list[tuple[datetime, datetime | None, Person]]] = {}
         if registry is not None:
             self.reload()
 
@@ -76,53 +75,81 @@ class Directory:
             passes = _passes(conn, people)
         finally:
             conn.close()
-        for ref, lent in passes.items():
-            for _, holder in lent:
-                refs.setdefault(holder.staff_no, []).append(ref)
         self._by_ref, self._refs, self._passes = by_ref, refs, passes
 
     def person(self, card_ref: str | None, at: str | None = None) -> Person | None:
-        """Return whose card this is (a spare card: whose pass it was at `at`, or last), or None."""
+        """Return whose card this is, or None.
+
+        A spare card is its day-pass holder's at `at` (a log time), or its latest holder's.
+        """
         found = self._by_ref.get(card_ref or "")
         lent = self._passes.get(card_ref or "")
         if found is not None or not lent:
             return found
         moment = _instant(at)
         if moment is None:
-            return lent[-1][1]
-        index = bisect_right([issued for issued, _ in lent], moment)
-        return lent[index - 1][1] if index else None
+            return lent[-1][2]
+        for start, end, holder in reversed(lent):
+            if start <= moment and (end is None or moment <= end):
+                return holder
+        return None
+
+    def windows_for(self, who: str) -> list[tuple[str, str | None, str | None]]:
+        """Return (card reference, from, to) for a staff number or name; times as the log's.
+
+        A person's own cards have no bounds; a spare card only the times of their passes.
+        """
+        refs: list[tuple[str, str | None, str | None]] = [
+            (ref, None, None) for ref in self.refs_for(who)
+        ]
+        folded = _fold(who)
+        for ref, lent in self._passes.items():
+            for start, end, holder in lent:
+                if who == holder.staff_no or (folded and folded in _fold(holder.name)):
+                    refs.append((ref, _ts(start), None if end is None else _ts(end)))
+        return refs
 
     def refs_for(self, who: str) -> list[str]:
         """Return the card references of a staff number, or of everyone whose name has `who`."""
         if who in self._refs:
             return list(self._refs[who])
-        folded = who.replace(" ", "").replace("\u3000", "")
-        return [
-            ref
-            for ref, p in self._by_ref.items()
-            if folded and folded in p.name.replace(" ", "").replace("\u3000", "")
-        ]
+        folded = _fold(who)
+        return [ref for ref, p in self._by_ref.items() if folded and folded in _fold(p.name)]
 
 
 def _passes(
     conn: sqlite3.Connection, people: dict[str, Person]
-) -> dict[str, list[tuple[datetime, Person]]]:
-    """Return each spare card's passes, oldest first, as (issued at, holder)."""
+) -> dict[str, list[tuple[datetime, datetime | None, Person]]]:
+    """Return each spare card's passes, oldest first, as (from, to, holder).
+
+    A pass covers its card from its issue until its return; one never returned covers it
+    until the card is lent again (the card stayed with its holder after the pass ended).
+    """
     if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'passes'").fetchone():
         return {}  # a registry from before day passes
-    lent: dict[str, list[tuple[datetime, Person]]] = {}
-    for ref, number, staff_no, issued_at in conn.execute(
-        "SELECT card_ref, number, staff_no, issued_at FROM passes ORDER BY issued_at, id"
+    lent: dict[str, list[tuple[datetime, datetime | None, Person]]] = {}
+    for ref, number, staff_no, issued_at, returned_at in conn.execute(
+        "SELECT card_ref, number, staff_no, issued_at, returned_at FROM passes "
+        "ORDER BY issued_at, id"
     ):
         issued, holder = _instant(issued_at), people.get(staff_no)
-        if issued is not None and holder is not None:
-            entry = (
-                issued,
-                Person(holder.staff_no, holder.name, holder.department, holder.floor, str(number)),
-            )
-            lent.setdefault(ref, []).append(entry)
+        if issued is None or holder is None:
+            continue
+        entries = lent.setdefault(ref, [])
+        if entries and (entries[-1][1] is None or entries[-1][1] > issued):
+            entries[-1] = (entries[-1][0], issued, entries[-1][2])
+        as_pass = Person(holder.staff_no, holder.name, holder.department, holder.floor, number)
+        entries.append((issued, _instant(returned_at), as_pass))
     return lent
+
+
+def _ts(moment: datetime) -> str:
+    """`moment` as the log writes times (UTC, milliseconds, Z), so text order is time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _fold(name: str) -> str:
+    return name.replace(" ", "").replace("\u3000", "")
 
 
 def _instant(text: str | None) -> datetime | None:

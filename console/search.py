@@ -136,11 +136,17 @@ def _where(query: Query, people: Directory) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
     if query.person:
-        refs = people.refs_for(query.person.strip())
-        if not refs:
+        windows = people.windows_for(query.person.strip())
+        if not windows:
             return "0", []
-        clauses.append(f"card_ref IN ({','.join('?' * len(refs))})")
-        params += refs
+        alternatives = []
+        for ref, start, end in windows:
+            bounds = [("ts >= ?", start), ("ts <= ?", end)]
+            alternatives.append(
+                " AND ".join(["card_ref = ?", *(c for c, v in bounds if v is not None)])
+            )
+            params += [ref, *(v for _, v in bounds if v is not None)]
+        clauses.append(f"({' OR '.join(alternatives)})")
     if query.card:
         # A range, not LIKE (which ignores case and so cannot use the index).
         prefix = query.card.strip().lower()

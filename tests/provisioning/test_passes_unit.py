@@ -243,13 +243,66 @@ def test_the_console_names_a_spare_cards_holder_at_the_time_of_each_event(site: 
     registry.close()
     people = Directory(site / "registry.db")
 
+    def log_time(at: datetime) -> str:
+        return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
     def holder(at: datetime) -> str | None:
-        found = people.person(spare, at.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+        found = people.person(spare, log_time(at))
         return found and f"{found.staff_no}/{found.day_pass}"
 
     assert holder(NOW - timedelta(minutes=1)) is None  # before any pass
     assert holder(NOW + timedelta(minutes=30)) == "S001/07"
+    assert holder(NOW + timedelta(minutes=90)) is None  # returned, at the desk
     assert holder(NOW + timedelta(hours=3)) == "S002/07"
-    assert people.person(spare).staff_no == "S002"  # no time: the latest holder
-    assert spare in people.refs_for("S001")  # a search for either finds the spare's events
-    assert spare in people.refs_for("S002")
+    assert holder(NOW + timedelta(days=2)) == "S002/07"  # never returned: still with them
+    latest = people.person(spare)
+    assert latest is not None and latest.staff_no == "S002"
+    # A search for a person finds the spare's events only within their own passes.
+    windows = {w for w in people.windows_for("S001") if w[0] == spare}
+    assert windows == {(spare, log_time(NOW), log_time(NOW + timedelta(hours=1)))}
+    assert {w for w in people.windows_for("鈴木") if w[0] == spare} == {
+        (spare, log_time(NOW + timedelta(hours=2)), None)
+    }
+
+
+def test_a_search_for_a_person_finds_a_spare_cards_events_only_within_their_passes(
+    site: Path, tmp_path: Path
+) -> None:
+    from console.log import CentralLog  # noqa: PLC0415 -- the console's search over the desk's passes
+    from console.people import Directory  # noqa: PLC0415
+    from console.search import Query, search  # noqa: PLC0415
+    from tests.console.test_log import event  # noqa: PLC0415
+
+    registry = open_registry(site)
+    key = read_card_key(SiteKeys(site / "keys").card_key)
+    spare = spare_ref(key, "felica:0114A1B2C3D4E500")[0]
+    issue_pass(registry, "S001", "07", NOW, actor="guard1")
+    return_pass(registry, "07", NOW + timedelta(hours=1), actor="guard1")
+    issue_pass(registry, "S002", "07", NOW + timedelta(hours=2), actor="guard1")
+    registry.close()
+    log = CentralLog(tmp_path / "log.db")
+    taps = {
+        1: NOW + timedelta(minutes=30),
+        2: NOW + timedelta(minutes=90),
+        3: NOW + timedelta(hours=3),
+    }
+    log.append(
+        [
+            event(
+                "gate-1",
+                seq,
+                {"card_ref": spare, "ts": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")},
+            )
+            for seq, at in taps.items()
+        ],
+        "2026-12-01T05:00:00.000Z",
+    )
+    people = Directory(site / "registry.db")
+
+    def found(who: str) -> list[int]:
+        return sorted(e.seq for e in search(log, Query(person=who), people).entries)
+
+    assert found("S001") == [1]
+    assert found("S002") == [3]
+    assert found("高橋") == []
+    log.close()

@@ -17,8 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 import edge
 from edge.core.clock import Clock
 from edge.inbox import Inbox
+from edge.link.crossings import served_zones
 from edge.link.mqtt import LinkError, MqttLink
 from edge.link.status import status_builder
+from edge.peers import PeerCrossings
 from edge.remote import (
     InlineSnapshots,
     NoReplies,
@@ -114,6 +116,7 @@ def build_link(config: DeviceConfig, inbox: Inbox, clock_synced: Callable[[], bo
             stale_after_s=config.device.credentials_stale_after_h * 3600,
         ),
         on_message=inbox.put,
+        crossing_zones=served_zones(config),
     )
 
 
@@ -145,6 +148,14 @@ def build_remote(
         clock_synced=clock_synced,
         replies=connection.uplink,
         snapshots=snapshots,
+        peers=PeerCrossings(
+            root=config.mqtt.root,
+            site=config.site.id,
+            device=config.device.id,
+            zones=served_zones(config),
+            tracker=core.controller.passback,
+            store=core.store,
+        ),
     )
 
 

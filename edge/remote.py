@@ -1,4 +1,5 @@
-"""Inbound messages in the agent's loop: signed commands and credential snapshots.
+"""Inbound messages in the agent's loop: signed commands, credential snapshots, and the
+crossings of peers (handed to `edge.peers`).
 
 The MQTT link only queues what arrives; this runs on the loop's thread, so a command drives
 a door through the core exactly like a card does, and its `command` event is recorded with
@@ -28,6 +29,7 @@ from edge.credentials_freshness import CredentialRefresh
 from edge.link import topics
 from edge.link.messages import InboundMessage, SnapshotResult
 from edge.link.payloads import CommandReply
+from edge.peers import PeerCrossings
 from edge.snapshot import SnapshotError, parse
 from edge.store import Store
 from edge.store.connection import connect, write_transaction
@@ -124,6 +126,7 @@ class Remote:
         clock_synced: Callable[[], bool],
         replies: ReplyChannel,
         snapshots: Snapshots,
+        peers: PeerCrossings | None = None,
     ) -> None:
         self.root, self.site, self.device = root, site, device
         self.controller = controller
@@ -131,6 +134,7 @@ class Remote:
         self.credentials = credentials
         self.replies = replies
         self.snapshots = snapshots
+        self.peers = peers
         self.verifier = CommandVerifier(
             device, commands_key, set(controller.doors), NonceCache(store.db), clock_synced
         )
@@ -146,6 +150,8 @@ class Remote:
         """Handle one inbound message; return the outputs to record and perform."""
         if message.topic == topics.credentials(self.root, self.site, self.device):
             return self._credentials(message, now)
+        if self.peers is not None and topics.crossing_levels(message.topic, self.root, self.site):
+            return self.peers.handle(message, now)
         name = topics.command_name(message.topic, self.root, self.site, self.device)
         return self._command(message.topic if name is None else name, message, now)
 

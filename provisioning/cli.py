@@ -13,6 +13,7 @@ import click
 
 from edge.errors import EdgeError
 from edge.store.connection import write_transaction
+from edge.text import terminal
 from firmware_config.fields import check_slug, check_timezone, check_topic_root
 from provisioning import broker
 from provisioning.ca import make_ca
@@ -181,7 +182,11 @@ def broker_config(ctx: click.Context, directory: Path, out: Path, root: str, por
     shared_dir(out, MOSQUITTO)
     passwords = broker.password_file({a["username"]: a["password_hash"] for a in accounts})
     write_file(out / "passwd", passwords.encode(), SHARED_WITH_GROUP, MOSQUITTO)
-    acl = broker.acl(root, site_row["slug"], {a["username"]: a["role"] for a in accounts})
+    roles = {a["username"]: a["role"] for a in accounts}
+    zones, problems = broker.device_zones(directory, [u for u, r in roles.items() if r == "device"])
+    for problem in problems:
+        click.echo(terminal(f"note: {problem}"), err=True)
+    acl = broker.acl(root, site_row["slug"], roles, zones)
     write_file(out / "acl", acl.encode(), SHARED_WITH_GROUP, MOSQUITTO)
     settings = broker.broker_settings(
         port, str((out / "passwd").resolve()), str((out / "acl").resolve()), _tls(directory)

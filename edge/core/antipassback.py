@@ -3,6 +3,13 @@
 A card may not enter a zone it is already in (a card passed back to a colleague). Positions
 are forgotten once a day at each zone's `forgive_at` local time, so one missed exit
 (another gate, a door held for a group) does not lock someone out the next morning.
+
+Every position carries the stamp of the crossing that set it, `(ts, device, seq)`: the
+devices of a zone share their crossings, and the later crossing by stamp wins wherever it
+is applied, so the same crossing applied twice, or crossings applied in any order, leave the
+same positions (a last-writer-wins register per card). A device's own crossing is stamped
+with seq 0: it never meets another crossing of its own device with the same time elsewhere
+than here, where the one recorded later wins.
 """
 
 from __future__ import annotations
@@ -15,6 +22,11 @@ from edge.core.spec import AntiPassback, ZoneSpec
 
 _STRICTNESS = {AntiPassback.OFF: 0, AntiPassback.SOFT: 1, AntiPassback.HARD: 2}
 
+# (UTC time as the contract writes it, device id, seq): ISO text with milliseconds and "Z"
+# sorts as time does.
+Stamp = tuple[str, str, int]
+Position = tuple[str, str] | tuple[str, str, Stamp]  # card_ref, zone[, stamp]
+
 
 class AntiPassbackTracker:
     """Card positions, and the daily forgiveness."""
@@ -23,6 +35,7 @@ class AntiPassbackTracker:
         self._base = {z.id: z for z in zones}
         self._zones = dict(self._base)
         self._positions: dict[str, str] = {}
+        self._stamps: dict[str, Stamp] = {}
         self._forgiven_on: dict[str, date] = {}
 
     def __repr__(self) -> str:
@@ -51,9 +64,39 @@ class AntiPassbackTracker:
         """Return the zone the card last entered, or None."""
         return self._positions.get(card_ref)
 
-    def crossed(self, card_ref: str, to_zone: str) -> None:
-        """Record that the card entered `to_zone`."""
+    def stamp(self, card_ref: str) -> Stamp | None:
+        """Return the stamp of the crossing that set the card's position, or None."""
+        return self._stamps.get(card_ref)
+
+    def crossed(self, card_ref: str, to_zone: str, stamp: Stamp | None = None) -> None:
+        """Record that the card entered `to_zone` here; an older stamp than the position's
+        (a peer's clock ahead of this one) leaves the position as it is."""
+        if stamp is None:
+            self._positions[card_ref] = to_zone
+            return
+        held = self._stamps.get(card_ref)
+        if held is None or stamp >= held:
+            self._positions[card_ref] = to_zone
+            self._stamps[card_ref] = stamp
+
+    def merge(self, card_ref: str, to_zone: str, stamp: Stamp) -> bool:
+        """Apply a peer's crossing if it is later than the position's; return whether it was."""
+        held = self._stamps.get(card_ref)
+        # The zone breaks a tie too: two claims with one stamp (only a forged one can) end the
+        # same in any order.
+        if held is not None and (stamp, to_zone) <= (held, self._positions[card_ref]):
+            return False
         self._positions[card_ref] = to_zone
+        self._stamps[card_ref] = stamp
+        return True
+
+    def restore(self, positions: Iterable[Position]) -> None:
+        """Resume after a restart with the stored positions and their stamps."""
+        for position in positions:
+            if len(position) == 3:
+                self.crossed(position[0], position[1], position[2])
+            else:
+                self.crossed(position[0], position[1])
 
     def forgiven_dates(self) -> tuple[tuple[str, str], ...]:
         """Return (zone, ISO date) of each zone's last forgiveness, for the store."""
@@ -74,5 +117,6 @@ class AntiPassbackTracker:
                 continue
             self._forgiven_on[zone.id] = local.date()
             self._positions = {c: z for c, z in self._positions.items() if z != zone.id}
+            self._stamps = {c: s for c, s in self._stamps.items() if c in self._positions}
             forgiven.append(zone.id)
         return forgiven

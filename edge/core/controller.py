@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from edge.core.antipassback import AntiPassbackTracker
-from edge.core.clock import Instant
+from edge.core.antipassback import AntiPassbackTracker, Position
+from edge.core.clock import Instant, utc_text
 from edge.core.credentials import CredentialStore
 from edge.core.decision import Decision, Reason, Request, decide
 from edge.core.door import DoorMachine, Passage
@@ -285,7 +285,9 @@ class Controller:
     def _crossed(self, crossing: Passage | None, at: Instant) -> list[Output]:
         if crossing is None:
             return []
-        self.passback.crossed(crossing.card_ref, crossing.to_zone)
+        self.passback.crossed(
+            crossing.card_ref, crossing.to_zone, (utc_text(at.utc), self.spec.id, 0)
+        )
         out: list[Output] = [
             record(
                 EventKind.ACCESS,
@@ -506,12 +508,11 @@ class Controller:
         self,
         at: Instant,
         state: DeviceState,
-        positions: Iterable[tuple[str, str]] = (),
+        positions: Iterable[Position] = (),
         counts: Iterable[tuple[str, int]] = (),
     ) -> list[Output]:
         """Resume after a restart: modes, anti-passback positions, head counts."""
-        for card_ref, zone in positions:
-            self.passback.crossed(card_ref, zone)
+        self.passback.restore(positions)
         for zone, count in counts:
             self.counts.reset(zone, count)
         self.lockdown = state.lockdown

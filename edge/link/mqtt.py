@@ -6,9 +6,12 @@
   and deletes an event only after its PUBACK (a refused PUBACK, e.g. 0x87 not authorised,
   keeps it). After a reconnect or a restart it starts again from the oldest unacknowledged
   event: consumers de-duplicate by `id`.
-* Inbound commands and credential snapshots are handed to the agent's loop untouched, their
-  MQTT 5 properties validated first. Every paho callback catches everything: an exception
-  there would silently kill paho's network thread.
+* A crossing event also goes out on `crossings/{zone}` for the zones of its door (see
+  `edge.link.crossings`); it is deleted once every one of its publishes is acknowledged.
+  The link subscribes to the crossings of the zones it serves, without its own (no local).
+* Inbound commands, credential snapshots and peers' crossings are handed to the agent's loop
+  untouched, their MQTT 5 properties validated first. Every paho callback catches
+  everything: an exception there would silently kill paho's network thread.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from sqlite_utils import Database
 
 from edge.errors import ClosedError, EdgeError
 from edge.link import topics
+from edge.link.crossings import MAX_CROSSING_BYTES, outgoing
+from edge.link.inflight import Inflight
 from edge.link.messages import InboundMessage, safe_correlation, safe_response_topic
 from edge.link.payloads import MAX_COMMAND_BYTES
 from edge.store import outbox
@@ -63,6 +68,7 @@ class MqttLink:
         on_message: Callable[[InboundMessage], None],
         window: int = 100,
         status_every_s: float = 30.0,
+        crossing_zones: frozenset[str] = frozenset(),
     ) -> None:
         self.config = config
         self.site, self.device = site, device
@@ -74,6 +80,7 @@ class MqttLink:
         self.on_message = on_message
         self.window = window
         self.status_every_s = status_every_s
+        self.crossing_zones = crossing_zones
         self.connected = threading.Event()
         self.published = 0
         self.acknowledged = 0
@@ -84,7 +91,7 @@ class MqttLink:
         # Drain-thread state: acknowledged seqs not yet deleted, mid -> seq in flight, the
         # last seq handed to paho, when the next status is due.
         self._done: list[int] = []
-        self._inflight: dict[int, int] = {}
+        self._inflight = Inflight()
         self._cursor = 0
         self._next_status = 0.0
         self._closing = threading.Event()
@@ -218,6 +225,11 @@ class MqttLink:
                 options=SubscribeOptions(qos=1, retainAsPublished=True),
             )
             client.subscribe(topics.credentials(self.config.root, self.site, self.device), qos=1)
+            for zone in sorted(self.crossing_zones):
+                client.subscribe(
+                    topics.crossings_filter(self.config.root, self.site, zone),
+                    options=SubscribeOptions(qos=1, noLocal=True),
+                )
             self.connected.set()
             self._reset.set()
             self._wake.set()
@@ -253,8 +265,12 @@ class MqttLink:
             props = getattr(message, "properties", None)
             # Only the first bytes past a command's limit are kept: the verifier refuses it
             # as too large, and a queue of them holds no memory to speak of.
-            command = topic.startswith(self._cmd_prefix)
-            limit = MAX_COMMAND_BYTES + 1 if command else MAX_INBOUND_BYTES
+            if topic.startswith(self._cmd_prefix):
+                limit = MAX_COMMAND_BYTES + 1
+            elif "/crossings/" in topic:
+                limit = MAX_CROSSING_BYTES + 1
+            else:
+                limit = MAX_INBOUND_BYTES
             self.on_message(
                 InboundMessage(
                     topic=topic,
@@ -331,36 +347,40 @@ class MqttLink:
         free = self.window - len(inflight)
         events = outbox.pending(db, limit=free, after=self._cursor) if free > 0 else []
         for event in events:
-            info = self._publish_event(event)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            infos = self._publish_event(event)
+            for info in infos:
+                if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                    inflight.add(info.mid, event.seq)
+            if any(info.rc != mqtt.MQTT_ERR_SUCCESS for info in infos):
+                inflight.refuse(event.seq)
                 break  # not connected any more: start again from the oldest on reconnect
-            inflight[info.mid] = event.seq
             self._cursor = event.seq
             self.published += 1
         if not events:
             self._take_acks(db, inflight, flush=free > 0)  # idle: delete what is done
             self._wake.wait(0.2)
 
-    def _publish_event(self, event: outbox.OutboxEvent) -> mqtt.MQTTMessageInfo:
+    def _publish_event(self, event: outbox.OutboxEvent) -> list[mqtt.MQTTMessageInfo]:
+        root = self.config.root
         if event.kind == "occupancy":
-            topic = topics.occupancy(
-                self.config.root, self.site, self.device, event.payload["zone"]
-            )
-            return self.client.publish(topic, event.text, qos=1, retain=True)
-        return self.client.publish(
-            topics.event(self.config.root, self.site, self.device, event.kind), event.text, qos=1
-        )
+            topic = topics.occupancy(root, self.site, self.device, event.payload["zone"])
+            return [self.client.publish(topic, event.text, qos=1, retain=True)]
+        topic = topics.event(root, self.site, self.device, event.kind)
+        first = self.client.publish(topic, event.text, qos=1)
+        shared = outgoing(event, root, self.site, self.device, self.crossing_zones)
+        return [first, *(self.client.publish(t, body, qos=1) for t, body in shared)]
 
-    def _take_acks(self, db: Database, inflight: dict[int, int], flush: bool = False) -> None:
+    def _take_acks(self, db: Database, inflight: Inflight, flush: bool = False) -> None:
         done = self._done
         while True:
             try:
                 mid, ok, reason = self._acks.get_nowait()
             except queue.Empty:
                 break
-            seq = inflight.pop(mid, None)
-            if seq is None:
-                continue  # a status, a reply, or a message from before a reconnect
+            done_event = inflight.ack(mid, ok)
+            if done_event is None:
+                continue  # a status, a reply, one from before a reconnect, or a part of an event
+            seq, ok = done_event
             if ok:
                 done.append(seq)
             else:

@@ -53,6 +53,31 @@ class OccupancyPayload(_Out):
     capacity: int | None
 
 
+class CrossingPayload(BaseModel):
+    """On `crossings/{zone}`: one crossing, shared with the other devices of the zone.
+
+    Inbound for those devices, so it is parsed strictly: any other field, a malformed id or
+    time, or a field past its length is refused.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = Field(description="Schema version.")
+    id: str = Field(
+        max_length=96, description="The crossing event's id, `{device}:{seq}` (events/access)."
+    )
+    device: str = Field(max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    seq: int = Field(ge=1, le=2**63 - 1, description="The crossing event's seq.")
+    card_ref: str = Field(pattern=r"^[0-9a-f]{64}$", description="Card reference, never an id.")
+    from_zone: str = Field(min_length=1, max_length=64)
+    to_zone: str = Field(min_length=1, max_length=64)
+    ts: str = Field(
+        pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$",
+        description="UTC time of the crossing; the later crossing by (ts, device, seq) wins.",
+    )
+    clock_synced: bool
+
+
 class CredentialsState(BaseModel):
     """The credential set in use."""
 
@@ -140,5 +165,6 @@ def mqtt_schemas() -> dict[str, Any]:
         "status": StatusPayload,
         "command": CommandEnvelope,
         "command_reply": CommandReply,
+        "crossing": CrossingPayload,
     }
     return {name: model.model_json_schema() for name, model in models.items()}

@@ -6,6 +6,7 @@
 {root}/{site}/{device}/cmd/{name}             inbound, signed
 {root}/{site}/{device}/credentials            inbound, retained, signed
 {root}/{site}/{device}/reply/{account}        command replies, to the MQTT 5 response topic
+{root}/{site}/{device}/crossings/{zone}       anti-passback crossings shared by a zone's devices
 
 The filters (`…_filter`) take `device=ANY` for every device of a site: the console's
 subscriptions, the operators' status watch and the broker's ACL are built from them too.
@@ -126,6 +127,27 @@ def command_branch_filter(root: str, site: str, device: str = ANY) -> str:
 def credentials_filter(root: str, site: str, device: str = ANY) -> str:
     """Return the filter for the credentials of one device or every device."""
     return f"{_devices(root, site, device)}/credentials"
+
+
+def crossings(root: str, site: str, device: str, zone: str) -> str:
+    """Return the topic where `device` shares its crossings into or out of `zone`."""
+    return f"{device_prefix(root, site, device)}/crossings/{_slug(zone, 'zone')}"
+
+
+def crossings_filter(root: str, site: str, zone: str, device: str = ANY) -> str:
+    """Return the filter for the crossings of `zone` by every device (or one)."""
+    return f"{_devices(root, site, device)}/crossings/{_slug(zone, 'zone')}"
+
+
+def crossing_levels(topic: str, root: str, site: str) -> tuple[str, str] | None:
+    """Return (device, zone) if `topic` is `{root}/{site}/{device}/crossings/{zone}`, else None.
+
+    The levels are returned as they arrived; the caller judges them.
+    """
+    levels = device_levels(topic, root, site)
+    if levels is None or len(levels) != 3 or levels[1] != "crossings":
+        return None
+    return levels[0], levels[2]
 
 
 def command_prefix(root: str, site: str, device: str) -> str:

@@ -87,3 +87,11 @@ def card_profiles(db: Database) -> None:
 def pins(db: Database) -> None:
     """Keep each card's PIN hash (salted scrypt, text form of edge.pin_hash), if it has one."""
     db.table("credentials").add_column("pin", str)
+
+
+@migrations(name="0007_position_stamps")
+def position_stamps(db: Database) -> None:
+    """Stamp each anti-passback position with its crossing (ts, device, seq) for merging."""
+    db.table("positions").add_column("ts", str)
+    db.table("positions").add_column("device", str)
+    db.table("positions").add_column("seq", int)

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 
 from sqlite_utils import Database
 
+from edge.core.antipassback import Position, Stamp
+from edge.core.clock import utc_text
 from edge.core.controller import DeviceState
 from edge.core.outputs import EventKind, EventRecord
 
@@ -57,16 +59,15 @@ def apply(
     Call inside the events' transaction.
     """
     alarms_changed = False
+    device: str | None = None
     for record in records:
         data = record.data
         if record.kind is EventKind.ALARM and record.type in LASTING_ALARMS:
             alarms_changed = True
         if record.kind is EventKind.ACCESS and record.type == "crossing":
-            db.execute(
-                "INSERT INTO positions (card_ref, zone) VALUES (?, ?) "
-                "ON CONFLICT(card_ref) DO UPDATE SET zone = excluded.zone",
-                [data["card_ref"], data["to_zone"]],
-            )
+            device = _own_device(db) if device is None else device
+            stamp = (utc_text(record.ts), device, 0)
+            merge_position(db, data["card_ref"], data["to_zone"], stamp, own=True)
         elif record.kind is EventKind.SYSTEM and record.type == "anti_passback_forgiven":
             db.execute("DELETE FROM positions WHERE zone = ?", [data["zone"]])
         elif record.kind is EventKind.OCCUPANCY and data.get("count") is not None:
@@ -92,7 +93,36 @@ def apply(
     )
 
 
-def load(db: Database) -> tuple[DeviceState, list[tuple[str, str]], list[tuple[str, int]]]:
+def _own_device(db: Database) -> str:
+    # The records were just appended to the outbox in this transaction, under this device.
+    row = db.execute(
+        "SELECT json_extract(payload, '$.device') FROM outbox ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    return str(row[0]) if row and row[0] is not None else ""
+
+
+def merge_position(db: Database, card_ref: str, zone: str, stamp: Stamp, own: bool) -> bool:
+    """Set the card's position if `stamp` is later than the stored one; return whether it was.
+
+    `own`: this device's crossing, which wins an equal stamp (its later record). A peer's
+    with an equal stamp (only a forged claim has one) wins by the greater zone id, as in the
+    tracker. Call inside a transaction.
+    """
+    cursor = db.execute(
+        "INSERT INTO positions (card_ref, zone, ts, device, seq) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT(card_ref) DO UPDATE SET zone = excluded.zone, ts = excluded.ts, "
+        "device = excluded.device, seq = excluded.seq "
+        "WHERE positions.ts IS NULL "
+        "OR (excluded.ts, excluded.device, excluded.seq, excluded.zone) "
+        "> (positions.ts, positions.device, positions.seq, positions.zone) "
+        "OR (? AND (excluded.ts, excluded.device, excluded.seq) "
+        "= (positions.ts, positions.device, positions.seq))",
+        [card_ref, zone, *stamp, own],
+    )
+    return bool(cursor.rowcount)
+
+
+def load(db: Database) -> tuple[DeviceState, list[Position], list[tuple[str, int]]]:
     """Return the saved modes, anti-passback positions and head counts."""
     row = db.execute("SELECT value FROM device_state WHERE key = 'modes'").fetchone()
     modes = json.loads(row[0]) if row else {}
@@ -102,6 +132,11 @@ def load(db: Database) -> tuple[DeviceState, list[tuple[str, str]], list[tuple[s
         held_by_command=tuple(modes.get("held_by_command", ())),
         forgiven_on=tuple((str(z), str(d)) for z, d in modes.get("forgiven_on", ())),
     )
-    positions = [(r[0], r[1]) for r in db.execute("SELECT card_ref, zone FROM positions")]
+    positions: list[Position] = [
+        (card, zone) if ts is None else (card, zone, (ts, device or "", int(seq or 0)))
+        for card, zone, ts, device, seq in db.execute(
+            "SELECT card_ref, zone, ts, device, seq FROM positions"
+        )
+    ]
     counts = [(r[0], int(r[1])) for r in db.execute("SELECT zone, count FROM occupancy")]
     return state, positions, counts

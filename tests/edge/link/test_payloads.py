@@ -37,6 +37,7 @@ def test_schema_command_prints_them() -> None:
         "status",
         "command",
         "command_reply",
+        "crossing",
     }
 
 
@@ -56,6 +57,14 @@ def test_topics() -> None:
             topics.status("edge", "s", bad)
     with pytest.raises(topics.TopicError, match="use one of"):
         topics.event("edge", "s", "d", "secrets")
+    assert topics.crossings("edge", "s", "gate-a", "secure") == "edge/s/gate-a/crossings/secure"
+    assert topics.crossings_filter("edge", "s", "secure") == "edge/s/+/crossings/secure"
+    assert topics.crossing_levels("edge/s/gate-a/crossings/secure", "edge", "s") == (
+        "gate-a",
+        "secure",
+    )
+    for other in ("edge/s/gate-a/cmd/ping", "edge/t/gate-a/crossings/x", "edge/s/a/crossings/x/y"):
+        assert topics.crossing_levels(other, "edge", "s") is None
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,106 @@
+"""Peers' crossings applied on the loop's thread: the anti-passback positions a zone shares.
+
+The MQTT link only queues what arrives. Here a crossing is judged (`edge.link.crossings`),
+then merged into the stored positions and the core's tracker in one store transaction: the
+later crossing by (ts, device, seq) wins, so a duplicate or a late one changes nothing. A
+decision never waits for any of this; it reads the tracker as it stands.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+
+from edge.core.antipassback import AntiPassbackTracker
+from edge.core.clock import Instant
+from edge.core.outputs import Output
+from edge.link.crossings import PeerCrossing, Refused, judge
+from edge.link.messages import InboundMessage
+from edge.store import Store, state
+
+log = logging.getLogger(__name__)
+LOG_EVERY_S = 60.0  # one line per minute at most for dropped crossings, with the count
+
+
+class DropLog:
+    """Logs the first dropped message and then at most one line per `every_s`, with a count."""
+
+    def __init__(self, every_s: float = LOG_EVERY_S, now: Callable[[], float] = time.monotonic):
+        self.every_s = every_s
+        self.now = now
+        self.dropped = 0
+        self._unlogged = 0
+        self._next = 0.0
+
+    def __repr__(self) -> str:
+        return f"<DropLog dropped={self.dropped}>"
+
+    def drop(self, what: str, reason: str) -> None:
+        """Count one dropped message; log it if the last line is old enough."""
+        self.dropped += 1
+        self._unlogged += 1
+        now = self.now()
+        if now < self._next:
+            return
+        log.warning("dropped %d %s; latest: %s", self._unlogged, what, reason)
+        self._unlogged = 0
+        self._next = now + self.every_s
+
+
+class PeerCrossings:
+    """Merges the crossings of the other devices of this device's zones."""
+
+    def __init__(
+        self,
+        *,
+        root: str,
+        site: str,
+        device: str,
+        zones: frozenset[str],
+        tracker: AntiPassbackTracker,
+        store: Store,
+    ) -> None:
+        self.root, self.site, self.device = root, site, device
+        self.zones = zones
+        self.tracker = tracker
+        self.store = store
+        self.applied = 0
+        self.drops = DropLog()
+
+    def __repr__(self) -> str:
+        return (
+            f"<PeerCrossings {self.device} zones={sorted(self.zones)} applied={self.applied} "
+            f"dropped={self.drops.dropped}>"
+        )
+
+    def handle(self, message: InboundMessage, now: Instant) -> list[Output]:
+        """Judge and merge one inbound crossing; never raises for what a peer sent."""
+        verdict = judge(
+            message.topic, message.payload, self.root, self.site, self.device, self.zones
+        )
+        if isinstance(verdict, Refused):
+            self.drops.drop("peer crossings", f"{verdict.reason} on {message.topic[:200]!r}")
+        elif isinstance(verdict, PeerCrossing):
+            self.merge(verdict)
+        return []
+
+    def merge(self, crossing: PeerCrossing) -> bool:
+        """Merge a judged crossing into the store and the tracker; return whether it moved
+        the card (False: an older or repeated crossing, or the store failed)."""
+        try:
+            with self.store.transaction() as db:
+                moved = state.merge_position(
+                    db, crossing.card_ref, crossing.to_zone, crossing.stamp, own=False
+                )
+        except sqlite3.Error as exc:
+            # A full or failing disk: the position stays as it was, in memory as on disk.
+            self.drops.drop("peer crossings", f"the store failed ({exc})")
+            return False
+        if moved:  # only once committed, so memory never runs ahead of the store
+            self.tracker.merge(crossing.card_ref, crossing.to_zone, crossing.stamp)
+            self.applied += 1
+        _, device, seq = crossing.stamp
+        log.debug("peer crossing %s:%d %s", device, seq, "applied" if moved else "already known")
+        return moved

@@ -1,0 +1,104 @@
+"""Anti-passback positions in the store: peers' crossings merged in one transaction with the
+tracker, idempotent and order-independent, and restored with their stamps after a restart."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge.core.antipassback import AntiPassbackTracker, Stamp
+from edge.core.controller import DeviceState
+from edge.core.outputs import EventKind, EventRecord
+from edge.link.crossings import PeerCrossing
+from edge.peers import PeerCrossings
+from edge.store import Store, outbox, state
+from tests.edge.core.harness import SPEC
+
+CARDS = ("a" * 64, "b" * 64)
+crossings = st.lists(
+    st.builds(
+        PeerCrossing,
+        st.sampled_from(CARDS),
+        st.sampled_from(["staff", "lobby"]),
+        st.tuples(
+            st.sampled_from(["2026-12-01T00:00:00.000Z", "2026-12-01T00:00:00.001Z"]),
+            st.sampled_from(["gate-b", "gate-c"]),
+            st.integers(1, 3),
+        ),
+    ),
+    max_size=10,
+)
+
+
+def peers(store: Store) -> PeerCrossings:
+    return PeerCrossings(
+        root="edge",
+        site="s",
+        device="gate-a",
+        zones=frozenset({"staff", "lobby"}),
+        tracker=AntiPassbackTracker(SPEC.zones),
+        store=store,
+    )
+
+
+def stored(store: Store) -> dict[str, tuple[str, Stamp]]:
+    _, positions, _ = state.load(store.db)
+    return {p[0]: (p[1], p[2]) for p in positions if len(p) == 3}
+
+
+@given(crossings, st.integers(0, 2**32))
+def test_the_store_and_the_tracker_agree_whatever_the_order_and_repeats(
+    items: list[PeerCrossing], seed: int
+) -> None:
+    shuffled = [*items, *items]
+    random.Random(seed).shuffle(shuffled)
+    results = []
+    for order in (items, shuffled):
+        with Store(":memory:", memory=True) as store:
+            side = peers(store)
+            for crossing in order:
+                side.merge(crossing)
+            on_disk = stored(store)
+            in_memory = {
+                c: (side.tracker.position(c), side.tracker.stamp(c))
+                for c in CARDS
+                if side.tracker.stamp(c) is not None
+            }
+            assert on_disk == in_memory
+            results.append(on_disk)
+    assert results[0] == results[1]
+    assert sum(1 for c in CARDS if any(i.card_ref == c for i in items)) == len(results[0])
+
+
+def test_a_restart_restores_positions_with_their_stamps() -> None:
+    with Store(":memory:", memory=True) as store:
+        side = peers(store)
+        stamp = ("2026-12-01T00:00:00.000Z", "gate-b", 2)
+        assert side.merge(PeerCrossing(CARDS[0], "staff", stamp))
+        assert not side.merge(PeerCrossing(CARDS[0], "staff", stamp))
+        _, positions, _ = state.load(store.db)
+        again = AntiPassbackTracker(SPEC.zones)
+        again.restore(positions)
+        assert again.position(CARDS[0]) == "staff"
+        assert again.stamp(CARDS[0]) == stamp
+        assert not again.merge(CARDS[0], "lobby", ("2026-11-30T23:59:59.999Z", "gate-c", 9))
+
+
+def test_an_own_crossing_is_stored_under_this_device_and_an_older_peer_one_loses() -> None:
+    with Store(":memory:", memory=True) as store:
+        crossing = EventRecord(
+            EventKind.ACCESS,
+            "crossing",
+            datetime(2026, 12, 1, 0, 0, 5, tzinfo=UTC),
+            {"card_ref": CARDS[1], "from_zone": "lobby", "to_zone": "staff"},
+        )
+        with store.transaction() as db:
+            outbox.append(db, "gate-a", [crossing], True)
+            state.apply(db, [crossing], DeviceState(), DeviceState())
+        assert stored(store)[CARDS[1]] == ("staff", ("2026-12-01T00:00:05.000Z", "gate-a", 0))
+        late = PeerCrossing(CARDS[1], "lobby", ("2026-12-01T00:00:04.000Z", "gate-b", 5))
+        assert not peers(store).merge(late)
+        assert stored(store)[CARDS[1]][0] == "staff"

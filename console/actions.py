@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +38,7 @@ from edge.errors import EdgeError
 from edge.link import topics
 from edge.link.payloads import CommandReply
 
+log = logging.getLogger(__name__)
 TIMEOUT_S: Final = 5.0  # how long a device has to answer
 MAX_PARALLEL: Final = 64  # commands in flight at once (the client allows 256 waiting)
 # A command's validity: short, so a device that was cut off when it was sent and gets it from
@@ -79,6 +81,8 @@ class Outcome:
         """Return `device: accepted`, `device: refused: reason` or `device: no answer`."""
         if self.result == "refused":
             return f"{self.device}: refused: {self.reason}"
+        if self.result == "no_answer" and self.reason:
+            return f"{self.device}: no answer ({self.reason})"
         return f"{self.device}: {'accepted' if self.result == 'accepted' else 'no answer'}"
 
 
@@ -219,7 +223,8 @@ class Commander:
     ) -> list[Outcome]:
         """Send command `name` to every device at once; return each one's outcome.
 
-        `on_outcome` hears each answer as it comes (on a sending thread).
+        `on_outcome` hears each answer as it comes, on the calling thread; a device whose
+        path fails inside the console is `no answer`, and the others' outcomes still come.
         """
         if not devices:
             return []
@@ -227,14 +232,22 @@ class Commander:
             self._start()
         except ConsoleLinkError as error:
             raise ActionError(str(error)) from None
-
-        def one(device: str) -> Outcome:
-            outcome = self._one(device, name, args, issued_by)
-            on_outcome(outcome)
-            return outcome
-
+        outcomes: dict[int, Outcome] = {}
         with ThreadPoolExecutor(min(MAX_PARALLEL, len(devices))) as pool:
-            return list(pool.map(one, devices))
+            sent = {
+                pool.submit(self._one, device, name, args, issued_by): (i, device)
+                for i, device in enumerate(devices)
+            }
+            for future in as_completed(sent):
+                i, device = sent[future]
+                try:
+                    outcome = future.result()
+                except Exception:  # one device's failure must not hide the others' answers
+                    log.exception("command %s to %s failed in the console", name, device)
+                    outcome = Outcome(device, "no_answer", "console error")
+                outcomes[i] = outcome
+                on_outcome(outcome)
+        return [outcomes[i] for i in range(len(devices))]
 
     def _start(self) -> None:
         with self._start_lock:
@@ -271,7 +284,7 @@ def _judge(device: str, raw: bytes | None) -> Outcome:
         return Outcome(device, "no_answer")
     try:
         reply = CommandReply.model_validate(json.loads(raw))
-    except (ValueError, ValidationError):
+    except (ValueError, ValidationError, RecursionError):  # RecursionError: nested too deep
         return Outcome(device, "refused", "malformed reply")
     if reply.device != device:
         return Outcome(device, "refused", "the reply names another device")
@@ -295,12 +308,20 @@ def perform(
     args: dict[str, Any],
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
 ) -> ActionResult:
-    """Send one action to `devices` as `user`; audit each device's outcome."""
+    """Send one action to `devices` as `user`; audit it before, and each outcome as it comes.
+
+    The audit says `TARGET: sending to DEVICES` first, so an action that dies on its way
+    still left its trace, then one row per device as its answer arrives.
+    """
+    audit(log, user, action, f"{target}: sending to {', '.join(devices) or 'no device'}")
+
+    def heard(outcome: Outcome) -> None:
+        audit(log, user, action, f"{target}: {outcome.text()}")
+        on_outcome(outcome)
+
     try:
-        outcomes = commander.send(devices, name, args, user, on_outcome)
+        outcomes = commander.send(devices, name, args, user, heard)
     except ActionError as error:
         audit(log, user, action, f"{target}: not sent: {error}")
         raise
-    for outcome in outcomes:
-        audit(log, user, action, f"{target}: {outcome.text()}")
     return ActionResult(action, target, tuple(outcomes))

@@ -40,10 +40,10 @@ ROUTES: dict[str, tuple[str, dict[str, str], list[str]]] = {
 CELLS = [(role, action) for action in ROUTES for role in ROLES]
 
 
-def detail(action: str) -> str:
-    """Return the audit detail of an action sent to a device that did not answer."""
+def details(action: str) -> list[str]:
+    """Return the audit details of an action sent to a device that did not answer."""
     target = f"lockdown on: door {DOOR}" if action == "lockdown" else DOOR
-    return f"{target}: {DOOR}: no answer"
+    return [f"{target}: sending to {DOOR}", f"{target}: {DOOR}: no answer"]
 
 
 def test_every_door_action_has_a_route_and_a_command() -> None:
@@ -82,7 +82,7 @@ def test_the_page_lets_only_the_roles_of_actions_act(
         assert reply.status == 303, reply.text
         shown = finished(client, reply.headers["location"])
         assert f'data-device="{DOOR}" data-result="no_answer"' in shown
-        assert site.audit_rows(action)[before:] == [(USER[role], detail(action))]
+        assert site.audit_rows(action)[before:] == [(USER[role], d) for d in details(action)]
     else:
         assert reply.status == 403
         assert site.audit_rows(action)[before:] == []
@@ -99,7 +99,7 @@ def test_the_cli_lets_only_the_roles_of_actions_act(
     if may_act(role, action):
         assert result.exit_code == 1, result.output
         assert f"{DOOR}: no answer" in result.stdout
-        assert sent == [(USER[role], detail(action))]
+        assert sent == [(USER[role], d) for d in details(action)]
     else:
         assert result.exit_code == 2, result.output
         assert "may not do this" in result.stderr

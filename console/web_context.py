@@ -93,13 +93,16 @@ def console_of(request: Request) -> Console:
     return console
 
 
-def current(request: Request) -> Session | None:
-    """Return this request's live session (looked up once per request), or None."""
+def current(request: Request, touch: bool = True) -> Session | None:
+    """Return this request's live session (looked up once per request), or None.
+
+    `touch` counts the request as the user's activity; a page's background poll does not.
+    """
     if "edge_session" in request.scope:
         found: Session | None = request.scope["edge_session"]
         return found
     token = request.session.get("sid")
-    session = console_of(request).sessions.find(token) if token else None
+    session = console_of(request).sessions.find(token, touch=touch) if token else None
     if token and session is None:
         request.session.clear()  # ended on the server: the cookie goes too
     request.scope["edge_session"] = session
@@ -113,11 +116,17 @@ def _logged_in(request: Request) -> Session:
     return session
 
 
-def allowed(name: str) -> Any:
-    """A dependency: the live session of a user whose role may open `name`."""
+def allowed(name: str, touch: bool = True) -> Any:
+    """A dependency: the live session of a user whose role may open `name`.
+
+    With `touch=False` the request is not the user's activity (a page polling in the
+    background), so an unattended screen still idles out.
+    """
 
     def dependency(request: Request) -> Session:
-        session = _logged_in(request)
+        session = current(request, touch)
+        if session is None:
+            raise LoginNeeded
         if not may(session.role, name):
             raise Forbidden
         return session
@@ -136,6 +145,9 @@ AuditUser = Annotated[Session, allowed("audit")]
 DoorsUser = Annotated[Session, allowed("doors")]
 CardsUser = Annotated[Session, allowed("cards")]
 PassesUser = Annotated[Session, allowed("passes")]
+# A page's background poll: the session must be live, but polling never keeps it alive.
+DoorsPoll = Annotated[Session, allowed("doors", touch=False)]
+CardsPoll = Annotated[Session, allowed("cards", touch=False)]
 
 
 def csrf_token(request: Request) -> str:

@@ -33,6 +33,7 @@ from console.mqtt import ConsoleClient
 from console.sessions import Session
 from console.users import ACTIONS, audit, may_act
 from console.web_context import (
+    DoorsPoll,
     DoorsUser,
     Forbidden,
     Settings,
@@ -148,7 +149,7 @@ def doors_page(request: Request, session: DoorsUser, job: str = "") -> Response:
 
 
 @router.get("/doors/jobs/{job_id}", response_class=HTMLResponse)
-def job_result(request: Request, session: DoorsUser, job_id: str, seen: str = "0") -> Response:
+def job_result(request: Request, session: DoorsPoll, job_id: str, seen: str = "0") -> Response:
     """Answer once more devices than `seen` have answered, or the action is done (<= 10 s)."""
     doors = console_of(request).doors
     job = doors.jobs.find(job_id[:64], session.user) if doors and doors.jobs else None
@@ -159,7 +160,7 @@ def job_result(request: Request, session: DoorsUser, job_id: str, seen: str = "0
 
 
 @router.get("/doors/rows", response_class=HTMLResponse)
-def door_rows(request: Request, session: DoorsUser) -> Response:
+def door_rows(request: Request, session: DoorsPoll) -> Response:
     return page(request, "_door_rows.html", **_rows(request, session))
 
 

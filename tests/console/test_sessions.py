@@ -141,6 +141,22 @@ def test_a_session_ends_after_idling_and_after_its_lifetime(
     assert any("older than" in d for d in ended)
 
 
+@pytest.mark.parametrize("poll", ["/doors/rows", "/doors/jobs/none"])
+def test_a_page_polling_alone_does_not_keep_its_session_alive(
+    url: str, log: CentralLog, clock: FakeClock, poll: str
+) -> None:
+    client = logged_in(url, "carl")
+    assert client.get("/doors").status == 200  # the doors page, left open
+    for step in (IDLE_S // 2, IDLE_S // 2 - 60):  # its polls go on, the session is live ...
+        clock.advance(step)
+        assert client.get(poll).status in (200, 404)  # 404: no such action of this user
+    clock.advance(60)
+    assert client.get(poll).headers.get("location") == "/login"  # ... and idles out
+    assert client.get("/doors").headers.get("location") == "/login"
+    ended = [d for _, who, a, d in audit_trail(log) if who == "carl" and a == "session ended"]
+    assert any("idle" in d for d in ended)
+
+
 def test_changing_ones_password_ends_the_other_sessions(url: str, log: CentralLog) -> None:
     here, elsewhere = logged_in(url, "anna"), logged_in(url, "anna")
     form = {

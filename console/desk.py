@@ -131,25 +131,20 @@ class Desk:
         """
         status = STATUS_OF[action]
         self._acting()
-        if action == "card.reinstate" and not may_unrevoke and self.revoked(staff_no, card):
-            error = DeskError("card", "this card is revoked: only a manager may reinstate it")
-            return self._refused(user, action, "card", error)
         try:
             with self._registry() as registry:
                 changed = change_cards(
-                    registry, _staff(staff_no), status, card or None, f"console:{user}"
+                    registry,
+                    _staff(staff_no),
+                    status,
+                    _card(card),
+                    f"console:{user}",
+                    may_unrevoke=may_unrevoke,
                 )
         except RegistryError as error:
             return self._refused(user, action, _field_of(str(error), "card"), error)
         what = f"staff {staff_no}: card {', '.join(c + '…' for c in changed)} {status}"
         return self._publish(user, action, what)
-
-    def revoked(self, staff_no: str, card: str | None) -> bool:
-        """True if the card (or, without one, any of the person's cards) is revoked."""
-        found = [p for p in self.find(staff_no.strip()) if p["staff_no"] == staff_no.strip()]
-        cards = found[0]["cards"] if found else []
-        prefix = (card or "").strip().lower()
-        return any(c["status"] == "revoked" and c["ref"].startswith(prefix) for c in cards)
 
     def issue(self, user: str, staff_no: str, number: str, until: str) -> Done:
         """Lend a spare card to a person until HH:MM today (or the end of the site's day)."""
@@ -241,6 +236,13 @@ def _staff(staff_no: str) -> str:
     if not staff_no or len(staff_no) > 32:
         raise RegistryError("staff_no: give the person's staff number, e.g. K10234")
     return staff_no
+
+
+def _card(card: str | None) -> str | None:
+    card = (card or "").strip()
+    if len(card) > 64:
+        raise RegistryError("card: give the start of the card's reference, e.g. 3f9a2c1b")
+    return card or None
 
 
 def _field_of(message: str, otherwise: str) -> str:

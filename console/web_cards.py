@@ -9,6 +9,7 @@ has applied it. Bad input is a 400 page naming the field; every form carries the
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -26,6 +27,7 @@ from console.web_context import (
     current,
     page,
 )
+from provisioning.registry import RegistryError
 
 router = APIRouter()
 CARD_ACTIONS = {"lost": "card.lost", "revoke": "card.revoke", "reinstate": "card.reinstate"}
@@ -56,7 +58,7 @@ def _desk(request: Request) -> Desk:
     return Desk(s.site_dir, s.broker, console.log, s.clock)
 
 
-def _bad(request: Request, error: DeskError | str, field: str = "") -> Response:
+def _bad(request: Request, error: Exception | str, field: str = "") -> Response:
     name = getattr(error, "field", field)
     return page(request, "bad_request.html", status=400, problem=f"{name}: {error}")
 
@@ -65,7 +67,7 @@ def _bad(request: Request, error: DeskError | str, field: str = "") -> Response:
 def cards_page(request: Request, session: CardsUser, who: str = "") -> Response:
     try:
         found = _desk(request).find(who) if who.strip() else []
-    except DeskError as error:
+    except (DeskError, RegistryError) as error:
         return _bad(request, error)
     return page(
         request,
@@ -83,8 +85,9 @@ def applied(request: Request, session: CardsUser, v: str = "") -> Response:
         return JSONResponse({"error": "v: a published version number"}, status_code=400)
     try:
         result = _desk(request).progress(int(v))
-    except DeskError as error:
-        return JSONResponse({"error": f"{error.field}: {error}"}, status_code=400)
+    except (DeskError, RegistryError) as error:
+        field = getattr(error, "field", "v")
+        return JSONResponse({"error": f"{field}: {error}"}, status_code=400)
     return JSONResponse(
         {
             "version": int(v),
@@ -119,20 +122,14 @@ def _card_routes(name: str, action: str) -> None:
     ) -> Response:
         if not csrf_ok(request, csrf):
             return page(request, "forbidden.html", status=400)
-        desk = _desk_or_none(request)
-        if isinstance(desk, DeskError):
-            return _bad(request, desk)
-        # Only who may revoke a card may undo a revocation.
-        revoked = name == "reinstate" and desk.revoked(staff_no, card)
-        if revoked and not may_act(session.role, "card.revoke"):
-            audit(desk.log, session.user, f"{action} refused", "revoked card; a manager may")
-            raise Forbidden
+        # Only who may revoke a card may undo a revocation: the registry checks it on the
+        # card it picks, in the same transaction as the change.
+        unrevoke = may_act(session.role, "card.revoke")
         try:
-            unrevoke = may_act(session.role, "card.revoke")
-            done = desk.card(session.user, action, staff_no, card[:64] or None, unrevoke)
-        except DeskError as error:
+            done = _desk(request).card(session.user, action, staff_no, card or None, unrevoke)
+        except (DeskError, RegistryError) as error:
             return _bad(request, error)
-        return _done(request, done, "/cards?who=" + staff_no.strip())
+        return _done(request, done, "/cards?who=" + quote(staff_no.strip()[:32]))
 
 
 for _name, _action in CARD_ACTIONS.items():
@@ -155,7 +152,11 @@ def passes_page(request: Request, session: PassesUser) -> Response:
     desk = _desk_or_none(request)
     if isinstance(desk, DeskError):
         return _bad(request, desk)
-    return page(request, "passes.html", passes=desk.passes(), spares=desk.spares())
+    try:
+        passes, spares = desk.passes(), desk.spares()
+    except RegistryError as error:
+        return _bad(request, error, "site_dir")
+    return page(request, "passes.html", passes=passes, spares=spares)
 
 
 @router.post("/passes/issue", response_class=HTMLResponse)
@@ -174,7 +175,7 @@ def issue(
         return _bad(request, desk)
     try:
         done = desk.issue(session.user, staff_no[:32], spare[:16], until[:16])
-    except DeskError as error:
+    except (DeskError, RegistryError) as error:
         return _bad(request, error)
     return _done(request, done, "/passes")
 
@@ -190,6 +191,6 @@ def give_back(
         return _bad(request, desk)
     try:
         done = desk.give_back(session.user, spare[:16])
-    except DeskError as error:
+    except (DeskError, RegistryError) as error:
         return _bad(request, error)
     return _done(request, done, "/passes")

@@ -166,7 +166,8 @@ def _card_status(
 ) -> None:
     registry = Registry(directory / "registry.db")
     try:
-        changed = change_cards(registry, staff_no, status, card)
+        # The site's operator holds its keys: they may undo a revocation.
+        changed = change_cards(registry, staff_no, status, card, may_unrevoke=True)
     except EdgeError as error:
         click.echo(terminal(f"refused: {error}"), err=True)
         ctx.exit(2)

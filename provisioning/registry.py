@@ -352,12 +352,16 @@ def change_cards(
     status: str,
     card: str | None = None,
     actor: str | None = None,
+    *,
+    may_unrevoke: bool = False,
 ) -> list[str]:
     """Mark a person's card lost or revoked, or reinstate it (`active`); audited.
 
     `card` is the start of one card's reference (at least MIN_CARD_PREFIX digits). Without
     it: every active card for lost/revoked, and the only inactive card for a reinstatement.
-    Return the short references changed; raise with the fix when none can be.
+    A revoked card is reinstated only with `may_unrevoke` (who may revoke): the check is
+    made on the card picked, in the same transaction as the change. Return the short
+    references changed; raise with the fix when none can be.
     """
     if status not in CARD_STATUSES:
         raise RegistryError(f"card status {status!r}: use one of {', '.join(CARD_STATUSES)}")
@@ -386,6 +390,12 @@ def change_cards(
             targets = [r for r in rows if r[2] == "active"]
             if not targets:
                 raise RegistryError(f"staff {staff_no} has no active card to mark {status}")
+        revoked = [r for r in targets if r[2] == "revoked"]
+        if status == "active" and revoked and not may_unrevoke:
+            raise RegistryError(
+                f"card {short_ref(revoked[0][0])}… of staff {staff_no} is revoked: only a "
+                "manager may reinstate a revoked card"
+            )
         now = datetime.now(UTC).isoformat()
         for ref, _tech, before in targets:
             db.execute(

@@ -321,4 +321,6 @@ def test_a_device_that_is_down_is_named_as_not_having_applied(
     guard = Client(site.url)
     guard.login("guard1")
     form = {"staff_no": person.staff_no, "csrf": guard.csrf("/cards")}
-    assert guard.post("/cards/reinstate", form).status == 403
+    refused = guard.post("/cards/reinstate", form)
+    assert refused.status == 400
+    assert "only a manager may reinstate a revoked card" in refused.text

@@ -41,7 +41,10 @@ def acting(action: str) -> Any:
         if session is None:
             raise LoginNeeded
         if not may_act(session.role, action):
-            audit(console_of(request).log, session.user, f"{action} refused", session.role)
+            # Only an attempt is audited: a GET (a confirmation page, which any page
+            # elsewhere can make a browser fetch) changes nothing and writes nothing.
+            if request.method == "POST":
+                audit(console_of(request).log, session.user, f"{action} refused", session.role)
             raise Forbidden
         return session
 

@@ -124,3 +124,24 @@ def test_a_guard_cannot_reinstate_a_revoked_card_by_how_they_type_it(url: str, s
     finally:
         registry.close()
     assert status == ("revoked",)
+
+
+def test_a_refused_confirmation_page_writes_no_audit_row(url: str, tmp_path: Path) -> None:
+    guard = Client(url)
+    guard.login("guard1")
+
+    def refusals() -> int:
+        log = CentralLog(tmp_path / "log.db")
+        try:
+            rows = log.db.execute("SELECT action FROM audit").fetchall()
+        finally:
+            log.close()
+        return sum(1 for (action,) in rows if action.endswith(" refused"))
+
+    before = refusals()
+    for _ in range(5):  # what a page elsewhere could make the guard's browser fetch
+        assert guard.get("/cards/revoke?staff_no=S001").status == 403
+    assert refusals() == before
+    form = {"staff_no": "S001", "csrf": guard.csrf("/cards")}
+    assert guard.post("/cards/revoke", form).status == 403
+    assert refusals() == before + 1

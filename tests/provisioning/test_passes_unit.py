@@ -256,7 +256,8 @@ def test_the_console_names_a_spare_cards_holder_at_the_time_of_each_event(site: 
     assert holder(NOW + timedelta(hours=3)) == "S002/07"
     assert holder(NOW + timedelta(days=2)) == "S002/07"  # never returned: still with them
     latest = people.person(spare)
-    assert latest is not None and latest.staff_no == "S002"
+    assert latest is not None
+    assert latest.staff_no == "S002"
     # A search for a person finds the spare's events only within their own passes.
     windows = {w for w in people.windows_for("S001") if w[0] == spare}
     assert windows == {(spare, log_time(NOW), log_time(NOW + timedelta(hours=1)))}

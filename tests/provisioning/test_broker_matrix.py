@@ -56,8 +56,13 @@ KINDS = {
     "reply": "reply/r1",
     "cmd": "cmd/ping",
     "credentials": "credentials",
+    # The gate's doors join lobby and staff-area (its example configuration); no device's
+    # doors lead into the vault.
+    "crossings": "crossings/staff-area",
+    "crossings-vault": "crossings/vault",
 }
 DEVICE_WRITES = {"status", "events", "occupancy", "reply"}
+SERVES_STAFF_AREA = {GATE}
 NOT_AUTHORIZED = 0x87
 
 
@@ -65,6 +70,8 @@ def may_write(actor: str, target: str, kind: str) -> bool:
     """What the account model says: the rule each cell is checked against."""
     role = ROLES[actor]
     if role == "device":
+        if kind == "crossings":
+            return actor == target and actor in SERVES_STAFF_AREA
         return actor == target and kind in DEVICE_WRITES
     if role == "console":
         return kind == "cmd"
@@ -74,6 +81,8 @@ def may_write(actor: str, target: str, kind: str) -> bool:
 def may_read(actor: str, target: str, kind: str) -> bool:
     role = ROLES[actor]
     if role == "device":
+        if kind == "crossings":  # every device's crossings of a zone it serves
+            return actor in SERVES_STAFF_AREA
         return actor == target and kind in {"cmd", "credentials"}
     if role == "console":
         return kind in DEVICE_WRITES

@@ -156,8 +156,12 @@ def issue_pass(
         statuses = {
             r[0] for r in db.execute("SELECT status FROM cards WHERE staff_no = ?", [staff_no])
         }
-        if statuses == {"revoked"}:
-            raise RegistryError(f"staff {staff_no}'s cards are revoked; no pass for them")
+        # A pass stands in for a card left at home or lost, never for a revoked one.
+        if "revoked" in statuses and "active" not in statuses:
+            raise RegistryError(
+                f"staff {staff_no} has a revoked card and no active one; no pass for them "
+                "(a manager reinstates the card first if the revocation was a mistake)"
+            )
         spare = db.execute("SELECT card_ref FROM spares WHERE number = ?", [number]).fetchone()
         if spare is None:
             raise RegistryError(
@@ -195,8 +199,7 @@ def return_pass(
             )
         _close(db, out[0], now, actor)
         registry.record_by(db, actor, "pass returned", {"number": number, "staff_no": out[1]})
-    found = [p for p in list_passes(registry, now) if p.number == number]
-    return found[0]
+    return _passes(registry, now, "WHERE p.id = ?", [out[0]])[0]
 
 
 def _open_pass(db: Any, number: str) -> tuple[int, str, str] | None:
@@ -217,6 +220,10 @@ def _close(db: Any, pass_id: int, now: datetime, actor: str | None) -> None:
 
 def list_passes(registry: Registry, now: datetime, limit: int = 200) -> list[DayPass]:
     """Return the newest passes first, each live, returned or expired as of `now`."""
+    return _passes(registry, now, "ORDER BY p.id DESC LIMIT ?", [limit])
+
+
+def _passes(registry: Registry, now: datetime, where: str, args: list[Any]) -> list[DayPass]:
     found = []
     for (
         number,
@@ -228,10 +235,11 @@ def list_passes(registry: Registry, now: datetime, limit: int = 200) -> list[Day
         returned_at,
         returned_by,
     ) in registry.db.execute(
-        "SELECT p.number, p.staff_no, coalesce(pe.name, ''), p.issued_at, p.issued_by, "
+        # `where` is one of this module's constant clauses; its values are bound.
+        "SELECT p.number, p.staff_no, coalesce(pe.name, ''), p.issued_at, p.issued_by, "  # noqa: S608
         "p.until, p.returned_at, p.returned_by FROM passes p "
-        "LEFT JOIN people pe ON pe.staff_no = p.staff_no ORDER BY p.id DESC LIMIT ?",
-        [limit],
+        "LEFT JOIN people pe ON pe.staff_no = p.staff_no " + where,
+        args,
     ):
         end = datetime.fromisoformat(until)
         returned = datetime.fromisoformat(returned_at) if returned_at else None
@@ -258,13 +266,17 @@ def pass_credentials(
     """Return a credential per live pass: the person's groups in `wanted`, until its end.
 
     A spare card proves nothing (profile uid); the person's PIN goes with it to a device
-    with a keypad (`with_pins`).
+    with a keypad (`with_pins`). A person with a revoked card and no active one has no pass
+    (see issue_pass), whatever the passes table still says.
     """
     found = []
     for ref, groups_json, valid_from, valid_until, until, pin in registry.db.execute(
         "SELECT p.card_ref, pe.groups, pe.valid_from, pe.valid_until, p.until, pe.pin "
         "FROM passes p JOIN people pe ON pe.staff_no = p.staff_no "
-        "WHERE p.returned_at IS NULL"
+        "WHERE p.returned_at IS NULL AND NOT ("
+        "EXISTS (SELECT 1 FROM cards c WHERE c.staff_no = p.staff_no AND c.status = 'revoked') "
+        "AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.staff_no = p.staff_no "
+        "AND c.status = 'active'))"
     ):
         end = datetime.fromisoformat(until)
         if valid_until:

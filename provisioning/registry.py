@@ -405,7 +405,32 @@ def change_cards(
             action = "card reinstated" if status == "active" else f"card {status}"
             detail = {"staff_no": staff_no, "card": short_ref(ref), "was": before}
             registry.record_by(db, actor, action, detail)
+        if status == "revoked":
+            _close_passes_of_revoked(registry, db, staff_no, now, actor)
     return [short_ref(r[0]) for r in targets]
+
+
+def _close_passes_of_revoked(
+    registry: Registry, db: Database, staff_no: str, now: str, actor: str | None
+) -> None:
+    """Close the live passes of a person left with no active card (audited): a pass stands
+    in for a card, never for a revoked one."""
+    if db.execute(
+        "SELECT 1 FROM cards WHERE staff_no = ? AND status = 'active'", [staff_no]
+    ).fetchone():
+        return
+    for pass_id, number, until in db.execute(
+        "SELECT id, number, until FROM passes WHERE staff_no = ? AND returned_at IS NULL",
+        [staff_no],
+    ).fetchall():
+        if datetime.fromisoformat(until) <= datetime.fromisoformat(now):
+            continue  # expired: the desk takes the card back as usual
+        db.execute(
+            "UPDATE passes SET returned_at = ?, returned_by = ? WHERE id = ?",
+            [now, actor or "", pass_id],
+        )
+        detail = {"number": number, "staff_no": staff_no, "reason": "card revoked"}
+        registry.record_by(db, actor, "pass closed", detail)
 
 
 def _person(db: Database, staff_no: str) -> None:

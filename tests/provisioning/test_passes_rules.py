@@ -3,12 +3,23 @@ have a day pass, and that a snapshot never carries a card twice."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
 
+from edge.keys import read_card_key
+from edge.signing import load_public_key
+from edge.snapshot import parse
+from provisioning.keys import SiteKeys
+from provisioning.passes import add_spare, issue_pass, list_passes, return_pass, spare_ref, spares
+from provisioning.publish import build_all
 from provisioning.registry import Registry, RegistryError, change_cards, short_ref
-from tests.provisioning.test_passes_unit import open_registry, site
+from tests.provisioning.test_passes_unit import NOW, SITE, open_registry, site
+
+SPARE = "felica:0114A1B2C3D4E500"  # the site's spare card 07
+OTHER = "felica:0114A1B2C3D4E501"
 
 __all__ = ["site"]  # four people, spare card 07
 
@@ -35,3 +46,67 @@ def test_a_revoked_card_is_reinstated_only_with_leave_however_it_is_typed(site: 
     # A lost card is anyone's to reinstate; a revoked one with leave.
     assert change_cards(registry, "S002", "active", ref[:6], may_unrevoke=True)
     assert status_of(registry, "S002") == ["active"]
+
+
+def test_a_leaver_gets_no_pass_but_a_person_who_lost_every_card_does(site: Path) -> None:
+    registry = open_registry(site)
+    change_cards(registry, "S001", "lost")  # both of their cards: the forgot/lost case
+    assert issue_pass(registry, "S001", "07", NOW).state == "live"
+    return_pass(registry, "07", NOW)
+    first = registry.db.execute("SELECT card_ref FROM cards WHERE staff_no = 'S001'").fetchone()
+    change_cards(registry, "S001", "revoked", first[0][:8])  # now {lost, revoked}
+    with pytest.raises(RegistryError, match="has a revoked card and no active one"):
+        issue_pass(registry, "S001", "07", NOW)
+    change_cards(registry, "S002", "revoked")  # {revoked}
+    with pytest.raises(RegistryError, match="has a revoked card and no active one"):
+        issue_pass(registry, "S002", "07", NOW)
+    assert spares(registry, NOW)[0]["out_to"] == ""
+
+
+def spare_in(registry: Registry, site: Path) -> bool:
+    [built] = build_all(registry, site, now=NOW.astimezone(UTC))
+    key = load_public_key(site / "keys" / "credentials.pub")
+    snapshot = parse(built.data, key, site=SITE, device="gate-1")
+    spare = spare_ref(read_card_key(SiteKeys(site / "keys").card_key), SPARE)[0]
+    return spare in {c.ref for c in snapshot.credentials}
+
+
+def test_revoking_a_person_closes_their_live_pass(site: Path) -> None:
+    registry = open_registry(site)
+    issue_pass(registry, "S002", "07", NOW, actor="guard1")
+    assert spare_in(registry, site)
+    change_cards(registry, "S002", "revoked", actor="console:boss")
+    assert not spare_in(registry, site)
+    [closed] = list_passes(registry, NOW)
+    assert (closed.state, closed.returned_by) == ("returned", "console:boss")
+    [closing] = [a for a in registry.audit() if a["action"] == "pass closed"]
+    assert closing["actor"] == "console:boss"
+    assert json.loads(closing["detail"]) == {
+        "number": "07",
+        "staff_no": "S002",
+        "reason": "card revoked",
+    }
+
+
+def test_a_snapshot_carries_no_pass_of_a_person_left_with_only_a_revoked_card(
+    site: Path,
+) -> None:
+    registry = open_registry(site)
+    issue_pass(registry, "S002", "07", NOW, actor="guard1")
+    # A registry changed behind the desk's back (an older tool, a hand edit): the pass
+    # stays open, the snapshot still leaves it out.
+    registry.db.execute("UPDATE cards SET status = 'revoked' WHERE staff_no = 'S002'")
+    registry.db.conn.commit()
+    assert list_passes(registry, NOW)[0].state == "live"
+    assert not spare_in(registry, site)
+
+
+def test_a_pass_older_than_the_listed_ones_is_returned(site: Path) -> None:
+    registry = open_registry(site)
+    add_spare(registry, "08", *spare_ref(read_card_key(SiteKeys(site / "keys").card_key), OTHER))
+    issue_pass(registry, "S001", "08", NOW, actor="guard1")  # stays out all day
+    for _ in range(201):  # the busy desk lends 07 again and again
+        issue_pass(registry, "S002", "07", NOW)
+        return_pass(registry, "07", NOW)
+    back = return_pass(registry, "08", NOW + timedelta(hours=1), actor="guard1")
+    assert (back.number, back.staff_no, back.state) == ("08", "S001", "returned")

@@ -12,9 +12,10 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 from edge.core.antipassback import AntiPassbackTracker
-from edge.core.clock import Instant
+from edge.core.clock import Instant, utc_text
 from edge.core.outputs import Output
 from edge.link.crossings import PeerCrossing, Refused, judge
 from edge.link.messages import InboundMessage
@@ -22,6 +23,7 @@ from edge.store import Store, state
 
 log = logging.getLogger(__name__)
 LOG_EVERY_S = 60.0  # one line per minute at most for dropped crossings, with the count
+AHEAD = timedelta(minutes=5)  # a peer's clock may be this far ahead of ours, no more
 
 
 class DropLog:
@@ -80,6 +82,9 @@ class PeerCrossings:
         verdict = judge(
             message.topic, message.payload, self.root, self.site, self.device, self.zones
         )
+        if isinstance(verdict, PeerCrossing) and verdict.stamp[0] > utc_text(now.utc + AHEAD):
+            # A claim from the future would win over every real crossing until then.
+            verdict = Refused(f"stamped over {AHEAD.seconds // 60} minutes ahead of this clock")
         if isinstance(verdict, Refused):
             self.drops.drop("peer crossings", f"{verdict.reason} on {message.topic[:200]!r}")
         elif isinstance(verdict, PeerCrossing):

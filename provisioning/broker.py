@@ -101,13 +101,13 @@ def role_topics(
             )
         ]
         return [
-            *crossings,
             f"topic write {topics.status(root, site, username)}",
             f"topic write {topics.events_filter(root, site, username)}",
             f"topic write {topics.occupancy_filter(root, site, username)}",
             f"topic write {topics.replies_filter(root, site, username)}",
             f"topic read {topics.command_branch_filter(root, site, username)}",
             f"topic read {topics.credentials(root, site, username)}",
+            *crossings,
         ]
     if role == "console":
         return [

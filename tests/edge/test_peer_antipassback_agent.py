@@ -11,6 +11,7 @@ import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -18,6 +19,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.cardref import card_references
+from edge.core.clock import utc_text
 from edge.link.crossings import served_zones
 from firmware_config.loader import load_config
 from provisioning.broker import acl
@@ -186,7 +188,7 @@ def test_a_stolen_gate_s_hostile_crossings_do_not_stop_the_agent(hard_line: Line
             "card_ref": card_references(KEY, [("felica", felica(4))])[0],
             "from_zone": "lobby",
             "to_zone": "staff-area",
-            "ts": "2099-01-01T00:00:00.000Z",
+            "ts": utc_text(datetime.now(UTC)),
             "clock_synced": True,
         }
         hostile.publish(topic, json.dumps(forged).encode(), qos=1).wait_for_publish(10)

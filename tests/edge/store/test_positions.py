@@ -3,6 +3,7 @@ tracker, idempotent and order-independent, and restored with their stamps after 
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime
 
@@ -13,8 +14,10 @@ from edge.core.antipassback import AntiPassbackTracker, Stamp
 from edge.core.controller import DeviceState
 from edge.core.outputs import EventKind, EventRecord
 from edge.link.crossings import PeerCrossing
+from edge.link.messages import InboundMessage
 from edge.peers import PeerCrossings
 from edge.store import Store, outbox, state
+from simulator.clock import FakeClock
 from tests.edge.core.harness import SPEC
 
 CARDS = ("a" * 64, "b" * 64)
@@ -102,3 +105,31 @@ def test_an_own_crossing_is_stored_under_this_device_and_an_older_peer_one_loses
         late = PeerCrossing(CARDS[1], "lobby", ("2026-12-01T00:00:04.000Z", "gate-b", 5))
         assert not peers(store).merge(late)
         assert stored(store)[CARDS[1]][0] == "staff"
+
+
+def test_a_peer_s_hostile_or_future_crossing_is_dropped_and_counted() -> None:
+    now = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+    clock = FakeClock(now)
+    with Store(":memory:", memory=True) as store:
+        side = peers(store)
+        fields = {
+            "v": 1,
+            "id": "gate-b:3",
+            "device": "gate-b",
+            "seq": 3,
+            "card_ref": CARDS[0],
+            "from_zone": "lobby",
+            "to_zone": "staff",
+            "clock_synced": True,
+        }
+        topic = "edge/s/gate-b/crossings/staff"
+        for ts, applied in (
+            ("2026-12-01T00:05:00.001Z", False),  # over 5 minutes ahead of this clock
+            ("2026-12-01T00:04:59.000Z", True),
+        ):
+            body = json.dumps({**fields, "ts": ts}).encode()
+            assert side.handle(InboundMessage(topic, body, False), clock.now()) == []
+            assert (side.tracker.position(CARDS[0]) == "staff") is applied
+        assert side.handle(InboundMessage(topic, b"{", False), clock.now()) == []
+        assert (side.applied, side.drops.dropped) == (1, 2)
+        assert stored(store)[CARDS[0]][0] == "staff"

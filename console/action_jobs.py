@@ -35,6 +35,7 @@ class JobView:
     rows: tuple[tuple[str, Outcome | None], ...]
     done: bool
     error: str | None
+    unreached: str = ""  # the devices it could not be sent to, and why
 
     @property
     def seen(self) -> int:
@@ -45,10 +46,13 @@ class JobView:
 class Job:
     """One action on its way to its devices."""
 
-    def __init__(self, user: str, action: str, target: str, devices: Sequence[str]) -> None:
+    def __init__(
+        self, user: str, action: str, target: str, devices: Sequence[str], unreached: str = ""
+    ) -> None:
         self.id = secrets.token_urlsafe(16)
         self.user, self.action, self.target = user, action, target
         self.devices = tuple(devices)
+        self.unreached = unreached
         self._outcomes: dict[str, Outcome] = {}
         self._done = False
         self._error: str | None = None
@@ -79,7 +83,9 @@ class Job:
         """Return the job as it stands."""
         with self._cond:
             rows = tuple((d, self._outcomes.get(d)) for d in self.devices)
-            return JobView(self.id, self.action, self.target, rows, self._done, self._error)
+            return JobView(
+                self.id, self.action, self.target, rows, self._done, self._error, self.unreached
+            )
 
 
 class Jobs:
@@ -104,9 +110,13 @@ class Jobs:
         devices: Sequence[str],
         name: str,
         args: dict[str, Any],
+        unreached: str = "",
     ) -> Job:
-        """Start sending `name` to `devices` as `user`; return the job at once."""
-        job = Job(user, action, target, devices)
+        """Start sending `name` to `devices` as `user`; return the job at once.
+
+        `unreached` names the devices it cannot go to (their configuration is unusable).
+        """
+        job = Job(user, action, target, devices, unreached)
         with self._lock:
             self._jobs[job.id] = job
             while len(self._jobs) > KEPT:

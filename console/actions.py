@@ -114,6 +114,28 @@ class Site:
         found = (self.registry.claims(p.stem) for p in self.registry.devices_dir.glob("*.toml"))
         return sorted((c for c in found if c is not None and c.doors), key=lambda c: c.device)
 
+    def unreadable(self) -> dict[str, str]:
+        """Return {device: why} for the configurations that cannot be used: never reached."""
+        return self.registry.unreadable()
+
+    def unreached(self) -> str:
+        """Return one line naming the devices no action can reach, or "" if there are none."""
+        found = self.unreadable()
+        if not found:
+            return ""
+        named = "; ".join(f"{device} ({why})" for device, why in list(found.items())[:20])
+        more = f"; and {len(found) - 20} more" if len(found) > 20 else ""
+        return f"not reached, their configuration is unusable: {named}{more}"
+
+    def none_to_send(self, what: str) -> ActionError:
+        """Return the error for an action that found no device: why, and what to check."""
+        unreached = self.unreached()
+        where = f"{self.registry.devices_dir} for site {self.registry.site}"
+        return ActionError(
+            f"{what}: no device to send it to in {where}"
+            + (f"; {unreached}" if unreached else "; check --site-dir and --site")
+        )
+
     def doors(self) -> dict[str, Claims]:
         """Return {door: the device that drives it}."""
         return {door: c for c in self.devices() for door in c.doors}
@@ -134,10 +156,12 @@ class Site:
         devices = self.devices()
         if not zones and not doors:
             return [c.device for c in devices]
-        known_zones = {z for c in devices for pair in c.doors.values() for z in pair}
+        # Only a zone some door leads into can be locked down: a zone that is only ever
+        # outside a door would select no device.
+        known_zones = {inside for c in devices for _, inside in c.doors.values()}
         for zone in zones:
             if zone not in known_zones:
-                shown = ", ".join(sorted(known_zones))
+                shown = ", ".join(sorted(known_zones)) or "none"
                 raise ActionError(f"no zone {zone[:64]!r} behind any door; zones: {shown}")
         chosen = {self.device_of(door) for door in doors}
         chosen |= {c.device for c in devices for _, inside in c.doors.values() if inside in zones}

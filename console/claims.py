@@ -172,7 +172,7 @@ class Registry:
     def __init__(self, site_dir: Path, site: str) -> None:
         self.site_dir = site_dir
         self.site = site
-        self._files: dict[str, tuple[float, Claims | None]] = {}
+        self._files: dict[str, tuple[float, Claims | str]] = {}  # claims, or why not
         self._scanned = float("-inf")
         self.rescan()
         log.info("claims from %s: %d devices", self.devices_dir, len(self._files))
@@ -194,12 +194,18 @@ class Registry:
         if time.monotonic() - self._scanned >= RESCAN_S:
             self.rescan()
         entry = self._files.get(device)
-        return None if entry is None else entry[1]
+        return entry[1] if entry is not None and isinstance(entry[1], Claims) else None
+
+    def unreadable(self) -> dict[str, str]:
+        """Return {device: why its configuration is refused} for every configuration not used."""
+        if time.monotonic() - self._scanned >= RESCAN_S:
+            self.rescan()
+        return {d: e[1] for d, e in sorted(self._files.items()) if isinstance(e[1], str)}
 
     def rescan(self) -> None:
         """Read the configurations that are new or changed; forget the removed ones."""
         self._scanned = time.monotonic()
-        seen: dict[str, tuple[float, Claims | None]] = {}
+        seen: dict[str, tuple[float, Claims | str]] = {}
         for path in sorted(self.devices_dir.glob("*.toml")):
             try:
                 mtime = path.stat().st_mtime
@@ -209,15 +215,19 @@ class Registry:
             seen[path.stem] = old if old and old[0] == mtime else (mtime, self._load(path))
         self._files = seen
 
-    def _load(self, path: Path) -> Claims | None:
+    def _load(self, path: Path) -> Claims | str:
         try:
             config = load_config(path)
         except ConfigError as error:
             log.warning("%s is not valid; its device is refused until fixed: %s", path, error)
-            return None
+            first = (str(error).splitlines() or [""])[0]
+            return f"{path.name} is not valid: {_show(first, 120)}"
         if config.device.id != path.stem or config.site.id != self.site:
             log.warning("%s is for %s/%s; refused", path, config.site.id, config.device.id)
-            return None
+            return (
+                f"{path.name} is for {_show(config.site.id)}/{_show(config.device.id)}, "
+                f"not {_show(self.site)}/{_show(path.stem)}"
+            )
         return Claims.of(config)
 
 
@@ -225,8 +235,8 @@ def _one_of(value: object, known: Mapping[str, Any] | frozenset[str]) -> bool:
     return isinstance(value, str) and value in known
 
 
-def _show(value: object) -> str:
+def _show(value: object, width: int = 40) -> str:
     """Return a short, printable rendering of a claimed value for a refusal reason."""
     text = repr(value) if not isinstance(value, str) else value
     text = "".join(c if c.isprintable() else "?" for c in text)
-    return text[:40] + ("…" if len(text) > 40 else "")
+    return text[:width] + ("…" if len(text) > width else "")

@@ -32,6 +32,7 @@ from console.cli_users import db_option
 from console.log import CentralLog
 from console.mqtt import ConsoleClient
 from console.safe_output import terminal
+from console.users import audit
 from console.web_context import BrokerAccess
 
 
@@ -105,7 +106,7 @@ def _door_command(verb: str, text: str) -> click.Command:
         except ActionError as error:
             _bad(ctx, str(error))
         args = {"door": door, **known.args}
-        _run(ctx, log, options, user, known.action, door, devices, known.command, args)
+        _run(ctx, log, options, user, known.action, door, devices, known.command, args, site)
 
     return command
 
@@ -146,14 +147,13 @@ def _lockdown_command(on: bool) -> click.Command:
             devices = site.lockdown_devices(zones, doors)
         except ActionError as error:
             _bad(ctx, str(error))
-        if not devices:
-            _bad(ctx, "no device drives a door here; check --site-dir")
         scope = " ".join([*(f"zone {z}" for z in zones), *(f"door {d}" for d in doors)]) or "site"
         word = "lock down" if on else "lift lockdown on"
         if not yes and not _confirmed(f"{word} {len(devices)} devices ({', '.join(devices)})?"):
             _bad(ctx, "not confirmed; nothing sent (answer y, or give --yes)")
         target = f"lockdown {'on' if on else 'off'}: {scope}"
-        _run(ctx, log, options, user, "lockdown", target, devices, "lockdown", {"on": on})
+        args = {"on": on}
+        _run(ctx, log, options, user, "lockdown", target, devices, "lockdown", args, site, True)
 
     command.help = (
         "Lock the site down (only override cards open its doors)."
@@ -180,7 +180,9 @@ def fire_reset(ctx: click.Context, /, door: str | None, **options: Any) -> None:
         devices = site.fire_devices(door)
     except ActionError as error:
         _bad(ctx, str(error))
-    _run(ctx, log, options, user, "door.fire_reset", door or "site", devices, "fire-reset", {})
+    target = door or "site"
+    every = door is None
+    _run(ctx, log, options, user, "door.fire_reset", target, devices, "fire-reset", {}, site, every)
 
 
 def _confirmed(question: str) -> bool:
@@ -209,7 +211,17 @@ def _run(
     devices: Sequence[str],
     command: str,
     args: dict[str, Any],
+    site: Site,
+    site_wide: bool = False,
 ) -> None:
+    """Send the action, print each device's outcome; exit 1 if one was not done or reached.
+
+    `site_wide`: the action is meant for every device that fits, so a device whose
+    configuration is unusable is named as not reached.
+    """
+    if not devices:
+        _bad(ctx, str(site.none_to_send(action)))
+    unreached = site.unreached() if site_wide else ""
     try:
         key = load_command_key(options["command_key"])
     except ActionError as error:
@@ -253,14 +265,19 @@ def _run(
         ctx.exit(1)
     finally:
         commander.close()
-    _report(ctx, result)
+    if unreached:
+        audit(log, user, action, f"{target}: {unreached}")
+    _report(ctx, result, unreached)
 
 
-def _report(ctx: click.Context, result: ActionResult) -> None:
+def _report(ctx: click.Context, result: ActionResult, unreached: str) -> None:
     for outcome in result.outcomes:
         click.echo(terminal(outcome.text()))
     if result.failed:
         click.echo(terminal(f"{result.action}: not done on {', '.join(result.failed)}"), err=True)
+    if unreached:
+        click.echo(terminal(f"{result.action}: {unreached}"), err=True)
+    if result.failed or unreached:
         ctx.exit(1)
 
 

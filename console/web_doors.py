@@ -186,7 +186,17 @@ def lockdown_ask(
         devices = doors.site.lockdown_devices(zone, door)
     except ActionError as error:
         return _bad(request, str(error))
-    return page(request, "doors_confirm.html", on=on, zones=zone, doors=door, devices=devices)
+    if not devices:
+        return _bad(request, str(doors.site.none_to_send("lockdown")), 409)
+    return page(
+        request,
+        "doors_confirm.html",
+        on=on,
+        zones=zone,
+        doors=door,
+        devices=devices,
+        unreached=doors.site.unreached(),
+    )
 
 
 @router.post("/doors/lockdown/confirm", response_class=HTMLResponse)
@@ -220,6 +230,7 @@ def lockdown_confirm(
         devices,
         "lockdown",
         {"on": on == "on"},
+        doors.site.unreached(),
     )
 
 
@@ -237,7 +248,10 @@ def fire_reset(
         devices = doors.site.fire_devices(door[:100] or None)
     except ActionError as error:
         return _bad(request, str(error))
-    return _act(request, session, door or "site", "door.fire_reset", devices, "fire-reset", {})
+    unreached = "" if door else doors.site.unreached()
+    return _act(
+        request, session, door or "site", "door.fire_reset", devices, "fire-reset", {}, unreached
+    )
 
 
 @router.post("/doors/{door}/{verb}", response_class=HTMLResponse)
@@ -269,12 +283,23 @@ def _act(
     devices: list[str],
     command: str,
     args: dict[str, Any],
+    unreached: str = "",
 ) -> Response:
     doors = console_of(request).doors
     if doors is None or doors.jobs is None:
         return _bad(request, WATCH_ONLY, 409)
+    if not devices:  # nothing to send: never a job that reads as done
+        return _bad(request, str(doors.site.none_to_send(action)), 409)
+    if unreached:
+        audit(console_of(request).log, session.user, action, f"{target}: {unreached}")
     job = doors.jobs.start(
-        user=session.user, action=action, target=target, devices=devices, name=command, args=args
+        user=session.user,
+        action=action,
+        target=target,
+        devices=devices,
+        name=command,
+        args=args,
+        unreached=unreached,
     )
     # To the page of this action: a reload shows it again and never sends it again.
     return RedirectResponse(f"/doors?job={job.id}", status_code=303)

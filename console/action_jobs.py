@@ -2,13 +2,17 @@
 
 A button starts a job (console.actions.perform on a worker thread) and the browser is sent
 to the doors page of that job (a redirect: reloading the page never sends the command
-again); the page asks for the job's outcomes, and each question waits until another device
-has answered or the job is done. A job is seen only by the user who started it; the newest
-`KEPT` jobs are kept in memory.
+again); the page asks for the job's outcomes, and each question waits (without holding a
+thread) until another device has answered or the job is done. A job is seen only by the
+user who started it; the newest `KEPT` jobs are kept in memory.
+
+A lockdown or a fire reset has workers of its own, so it never waits behind door buttons;
+the jobs waiting for a worker are bounded, and one more is refused as busy (JobsBusy).
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import threading
 from collections import OrderedDict
@@ -22,7 +26,16 @@ from console.actions import ActionError, Commander, Outcome, Site, perform
 from console.log import CentralLog
 
 KEPT: Final = 200
-WORKERS: Final = 4  # actions running at once; each sends to all its devices in parallel
+WORKERS: Final = 4  # door actions running at once; each sends to all its devices in parallel
+WAITING: Final = 16  # door actions waiting for a worker; one more is refused as busy
+URGENT: Final = frozenset({"lockdown", "door.fire_reset"})  # never behind a door button
+URGENT_WORKERS: Final = 2
+URGENT_WAITING: Final = 8
+POLL_S: Final = 0.1  # how often a waiting question looks at its job again
+
+
+class JobsBusy(ActionError):
+    """Too many actions wait for a worker: nothing was sent; try again shortly."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,15 @@ class Job:
             self._cond.wait_for(lambda: self._done or len(self._outcomes) > seen, timeout_s)
             return self.view()
 
+    async def next_view(self, seen: int, timeout_s: float) -> JobView:
+        """Like wait(), on the event loop: a waiting question holds no thread."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            view = self.view()
+            if view.done or view.seen > seen or asyncio.get_running_loop().time() >= deadline:
+                return view
+            await asyncio.sleep(POLL_S)
+
     def view(self) -> JobView:
         """Return the job as it stands."""
         with self._cond:
@@ -97,6 +119,8 @@ class Jobs:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="door-action")
+        self._urgent = ThreadPoolExecutor(URGENT_WORKERS, thread_name_prefix="door-urgent")
+        self._pending = {False: 0, True: 0}  # jobs not finished, by urgency
 
     def __repr__(self) -> str:
         return f"<Jobs {len(self._jobs)} kept {self.commander!r}>"
@@ -116,6 +140,15 @@ class Jobs:
 
         `unreached` names the devices it cannot go to (their configuration is unusable).
         """
+        urgent = action in URGENT
+        limit = URGENT_WORKERS + URGENT_WAITING if urgent else WORKERS + WAITING
+        with self._lock:
+            if self._pending[urgent] >= limit:
+                raise JobsBusy(
+                    f"the console is busy: {self._pending[urgent]} door actions are on their "
+                    "way; nothing was sent, try again in a few seconds"
+                )
+            self._pending[urgent] += 1
         job = Job(user, action, target, devices, unreached)
         with self._lock:
             self._jobs[job.id] = job
@@ -143,8 +176,10 @@ class Jobs:
                 raise
             finally:
                 job.finish(error)
+                with self._lock:
+                    self._pending[urgent] -= 1
 
-        self._pool.submit(run)
+        (self._urgent if urgent else self._pool).submit(run)
         return job
 
     def find(self, job_id: str, user: str) -> Job | None:
@@ -155,6 +190,7 @@ class Jobs:
 
     def close(self) -> None:
         """Wait for the running actions, then disconnect; idempotent."""
+        self._urgent.shutdown(wait=True)
         self._pool.shutdown(wait=True)
         self.commander.close()
         self.log.close()

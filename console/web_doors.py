@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from console.action_jobs import DoorDesk, Jobs, JobView
+from console.action_jobs import DoorDesk, Jobs, JobsBusy, JobView
 from console.actions import (
     DOOR_ACTIONS,
     ActionError,
@@ -149,14 +149,20 @@ def doors_page(request: Request, session: DoorsUser, job: str = "") -> Response:
 
 
 @router.get("/doors/jobs/{job_id}", response_class=HTMLResponse)
-def job_result(request: Request, session: DoorsPoll, job_id: str, seen: str = "0") -> Response:
-    """Answer once more devices than `seen` have answered, or the action is done (<= 10 s)."""
+async def job_result(
+    request: Request, session: DoorsPoll, job_id: str, seen: str = "0"
+) -> Response:
+    """Answer once more devices than `seen` have answered, or the action is done (<= 10 s).
+
+    The wait is on the event loop: questions waiting for slow devices hold no thread.
+    """
     doors = console_of(request).doors
     job = doors.jobs.find(job_id[:64], session.user) if doors and doors.jobs else None
     if job is None:
         return _bad(request, "no such action of yours (only the newest are kept)", 404)
     count = int(seen) if seen.isdigit() and len(seen) < 6 else 0
-    return page(request, "_door_result.html", job=job.wait(count, 10.0), **_labels())
+    view = await job.next_view(count, 10.0)
+    return page(request, "_door_result.html", job=view, **_labels())
 
 
 @router.get("/doors/rows", response_class=HTMLResponse)
@@ -290,17 +296,22 @@ def _act(
         return _bad(request, WATCH_ONLY, 409)
     if not devices:  # nothing to send: never a job that reads as done
         return _bad(request, str(doors.site.none_to_send(action)), 409)
+    try:
+        job = doors.jobs.start(
+            user=session.user,
+            action=action,
+            target=target,
+            devices=devices,
+            name=command,
+            args=args,
+            unreached=unreached,
+        )
+    except JobsBusy as error:
+        busy = _bad(request, str(error), 503)
+        busy.headers["Retry-After"] = "5"
+        return busy
     if unreached:
         audit(console_of(request).log, session.user, action, f"{target}: {unreached}")
-    job = doors.jobs.start(
-        user=session.user,
-        action=action,
-        target=target,
-        devices=devices,
-        name=command,
-        args=args,
-        unreached=unreached,
-    )
     # To the page of this action: a reload shows it again and never sends it again.
     return RedirectResponse(f"/doors?job={job.id}", status_code=303)
 

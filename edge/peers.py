@@ -94,6 +94,8 @@ class PeerCrossings:
     def merge(self, crossing: PeerCrossing) -> bool:
         """Merge a judged crossing into the store and the tracker; return whether it moved
         the card (False: an older or repeated crossing, or the store failed)."""
+        if self.tracker.forgotten(crossing.to_zone, crossing.stamp):
+            return False  # from before the zone's forgiveness here: stale
         db = self.store.db
         try:
             # No fsync of its own: the merge reaches the disk with the next event's fsync'd

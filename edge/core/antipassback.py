@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import date, datetime, time
 
+from edge.core.clock import utc_text
 from edge.core.spec import AntiPassback, ZoneSpec
 
 _STRICTNESS = {AntiPassback.OFF: 0, AntiPassback.SOFT: 1, AntiPassback.HARD: 2}
@@ -37,6 +38,7 @@ class AntiPassbackTracker:
         self._positions: dict[str, str] = {}
         self._stamps: dict[str, Stamp] = {}
         self._forgiven_on: dict[str, date] = {}
+        self._forgiven_at: dict[str, str] = {}  # zone -> UTC time (contract text) of forgiveness
 
     def __repr__(self) -> str:
         return f"<AntiPassbackTracker positions={len(self._positions)}>"
@@ -79,8 +81,16 @@ class AntiPassbackTracker:
             self._positions[card_ref] = to_zone
             self._stamps[card_ref] = stamp
 
+    def forgotten(self, to_zone: str, stamp: Stamp) -> bool:
+        """Return whether a crossing into `to_zone` is older than the zone's last forgiveness
+        here (a late or repeated one must not bring a forgiven position back)."""
+        forgiven = self._forgiven_at.get(to_zone)
+        return forgiven is not None and stamp[0] < forgiven
+
     def merge(self, card_ref: str, to_zone: str, stamp: Stamp) -> bool:
         """Apply a peer's crossing if it is later than the position's; return whether it was."""
+        if self.forgotten(to_zone, stamp):
+            return False
         held = self._stamps.get(card_ref)
         # The zone breaks a tie too: two claims with one stamp (only a forged one can) end the
         # same in any order.
@@ -116,6 +126,7 @@ class AntiPassbackTracker:
             if self._forgiven_on.get(zone.id) == local.date():
                 continue
             self._forgiven_on[zone.id] = local.date()
+            self._forgiven_at[zone.id] = utc_text(local)
             self._positions = {c: z for c, z in self._positions.items() if z != zone.id}
             self._stamps = {c: s for c, s in self._stamps.items() if c in self._positions}
             forgiven.append(zone.id)

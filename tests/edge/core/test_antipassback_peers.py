@@ -3,6 +3,8 @@ duplicates and any delivery order give the same positions, and a local decision 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -10,7 +12,7 @@ from edge.core.antipassback import AntiPassbackTracker, Stamp
 from edge.core.decision import Reason
 from edge.core.events import CardPresented
 from edge.core.outputs import EventKind
-from tests.edge.core.harness import SPEC, Harness, records
+from tests.edge.core.harness import SPEC, Harness, make_harness, records
 from tests.edge.core.test_zones import cross
 
 CARDS = ("ref-a", "ref-b")
@@ -86,3 +88,16 @@ def test_a_local_crossing_is_stamped_and_beats_an_earlier_peer_crossing(h: Harne
     h.controller.passback.merge("ref-bob", "lobby", ("2000-01-01T00:00:01.000Z", "gate-b", 4))
     (again,) = records(h.send(CardPresented("gate-in", "ref-bob")), EventKind.ACCESS)
     assert again["reason"] == Reason.ANTI_PASSBACK
+
+
+def test_a_crossing_from_before_the_zone_s_forgiveness_does_not_bring_a_position_back() -> None:
+    # 02:59 Tokyo; the harness's staff zone is forgiven at 03:00.
+    h = make_harness(start=datetime(2026, 12, 1, 17, 59, tzinfo=UTC))
+    before = ("2026-12-01T17:59:30.000Z", "gate-b", 3)
+    assert h.controller.passback.merge("ref-bob", "staff", before)
+    assert records(h.advance(90), EventKind.SYSTEM, "anti_passback_forgiven")
+    assert h.controller.passback.position("ref-bob") is None
+    assert not h.controller.passback.merge("ref-bob", "staff", before)  # delivered again
+    assert h.controller.passback.position("ref-bob") is None
+    after = ("2026-12-01T18:01:00.000Z", "gate-b", 4)
+    assert h.controller.passback.merge("ref-bob", "lobby", after)

@@ -2,8 +2,9 @@
 
 Each command checks its user's password and role (console.cli_auth), changes the registry
 through provisioning, publishes every device's snapshot at once and prints "applied on N
-of M devices"; exit 1 names the devices that did not apply it within --wait seconds, exit
-2 is a refusal (bad input, wrong role, a broker that cannot be used).
+of M devices"; exit 1 names the devices that did not apply it within --wait seconds, or
+says the change is in the registry but was not published (run edge-provision publish);
+exit 2 is a refusal (bad input, wrong role, a desk without a broker), nothing changed.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from zoneinfo import ZoneInfo
 import click
 
 from console.cli_auth import acting_user, acting_user_options
+from console.cli_options import broker_options, site_dir_option
 from console.cli_users import db_option
-from console.desk import Desk, DeskError, Done
+from console.desk import Desk, DeskError, Done, NotPublished
 from console.log import CentralLog
 from console.safe_output import terminal
 from console.users import may_act, users
@@ -32,20 +34,8 @@ from provisioning.registry import Registry
 def desk_options(f: Any) -> Any:
     """Add the site directory and the broker options of a desk command."""
     options = [
-        click.option(
-            "--site-dir",
-            type=click.Path(path_type=Path, file_okay=False, exists=True),
-            required=True,
-            help="edge-provision's site directory (registry.db, keys/, accounts/).",
-        ),
-        click.option("--broker-host", default="localhost", show_default=True, help="Broker host."),
-        click.option("--broker-port", default=8883, show_default=True, help="Broker port."),
-        click.option("--root", default="edge", show_default=True, help="MQTT topic root."),
-        click.option(
-            "--ca-file",
-            type=click.Path(path_type=Path, dir_okay=False, exists=True),
-            help="TLS: the CA that signed the broker's certificate (omit for plain TCP).",
-        ),
+        site_dir_option("edge-provision's site directory (registry.db, keys/, accounts/)."),
+        broker_options,
         click.option(
             "--publish-user",
             help="The operator broker account to publish credentials as [default: the "
@@ -84,6 +74,10 @@ def _run(
         )
         desk = Desk(site_dir, broker, log, time.time, options["publish_user"], options["wait_s"])
         done = act(desk, user)
+    except NotPublished as error:
+        # Changed in the registry, the devices not told: "some device did not get it".
+        click.echo(terminal(f"{action}: {error}"), err=True)
+        ctx.exit(1)
     except (DeskError, ValueError) as error:
         field = getattr(error, "field", "")
         where = f" ({field.replace('_', '-')})" if field else ""

@@ -26,7 +26,7 @@ from console.web_context import BrokerAccess
 from edge.errors import EdgeError
 from firmware_config.model import MqttConfig, TlsConfig
 from provisioning.passes import DayPass, at_local, issue_pass, list_passes, return_pass, spares
-from provisioning.publish import Outcome, build_all, device_ids, outcome, send
+from provisioning.publish import Outcome, build_all, device_ids, outcome, publishing, send
 from provisioning.registry import Registry, RegistryError, change_cards, find_people
 
 APPLY_WAIT_S = 3.0
@@ -40,6 +40,16 @@ class DeskError(EdgeError, ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class NotPublished(DeskError):
+    """The registry changed but the devices were not sent it: someone must publish."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(
+            "broker",
+            f"{what}: changed in the registry, not published: {reason}; run edge-provision publish",
+        )
 
 
 @dataclass(frozen=True)
@@ -200,15 +210,19 @@ class Desk:
 
     def _publish(self, user: str, action: str, what: str) -> Done:
         try:
-            with self._registry() as registry:
-                site = registry.site()["slug"]
-                built = build_all(registry, self.site_dir, now=self.now())
             broker, account = self._acting()
             config = _mqtt(broker, account, self.site_dir)
-            result = send(config, site, built, f"{account}-desk-{os.getpid()}", self.wait_s)
-        except (EdgeError, OSError) as error:
-            audit(self.log, user, f"{action} not published", f"{what}: {error}")
-            raise DeskError("broker", f"{what}, but publishing failed: {error}") from None
+            with publishing(self.site_dir):
+                with self._registry() as registry:
+                    site = registry.site()["slug"]
+                    built = build_all(registry, self.site_dir, now=self.now())
+                result = send(config, site, built, f"{account}-desk-{os.getpid()}", self.wait_s)
+        # The registry has changed already: whatever stops the publish (the broker, paho,
+        # a device file, a site without devices) is reported and audited, never a crash.
+        except Exception as error:
+            reason = str(error) or type(error).__name__
+            audit(self.log, user, f"{action} not published", f"{what}: {reason}")
+            raise NotPublished(what, reason) from None
         audit(self.log, user, action, f"{what}; {result.summary()}")
         return Done(what, result)
 

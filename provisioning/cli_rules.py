@@ -11,7 +11,7 @@ from edge.errors import EdgeError
 from firmware_config.fields import check_slug
 from firmware_config.model import MqttConfig
 from provisioning.options import site_dir
-from provisioning.publish import build_all, send
+from provisioning.publish import build_all, publishing, send
 from provisioning.registry import (
     Registry,
 )
@@ -187,6 +187,21 @@ def publish(
     the devices' status shows which applied the new version; any that did not in --wait
     seconds is named (exit status 1).
     """
+    with publishing(directory):  # one publish at a time per site, the console's desk too
+        _publish(ctx, directory, devices, out, host, port, user, root, wait_s)
+
+
+def _publish(
+    ctx: click.Context,
+    directory: Path,
+    devices: tuple[str, ...],
+    out: Path | None,
+    host: str,
+    port: int,
+    user: str,
+    root: str,
+    wait_s: float,
+) -> None:
     try:
         registry = Registry(directory / "registry.db")
         site_row = registry.site()

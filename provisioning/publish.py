@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.core.credentials import CardProfile, Credential, DenyReason
-from edge.link.mqtt import publish_and_watch
+from edge.link.mqtt import LinkError, publish_and_watch
 from edge.link.topics import credentials as credentials_topic
 from edge.link.topics import status as status_topic
 from edge.link.topics import status_filter
@@ -33,6 +36,25 @@ class Built:
     version: int
     cards: int
     data: bytes
+
+
+LOCK_FILE = ".publish.lock"
+
+
+@contextmanager
+def publishing(site_dir: Path) -> Iterator[None]:
+    """Hold the site's publish lock (SITE/.publish.lock) while building and sending.
+
+    Two publishes at once (two desk actions, a desk action and `edge-provision publish`)
+    would interleave versions, and as the same broker account they would also knock each
+    other off the broker (the account is the client id): the lock makes them take turns.
+    """
+    with open(site_dir / LOCK_FILE, "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def next_version(registry: Registry) -> int:
@@ -176,8 +198,11 @@ def send(
     """Publish built snapshots retained, then wait up to `wait_s` for every device to apply.
 
     The devices' retained statuses say which have; a device that has not within `wait_s`
-    is late in the outcome. Raises LinkError (an EdgeError) when the broker cannot be used.
+    is late in the outcome. Raises LinkError (an EdgeError) when the broker cannot be used
+    or there is nothing to send.
     """
+    if not built:
+        raise LinkError("the site has no devices to publish to; add them with device add")
     version = max(b.version for b in built)
     by_topic = {status_topic(config.root, site, b.device): b.device for b in built}
 

@@ -402,6 +402,24 @@ class MqttLink:
         )
 
 
+PUBLISH_WAIT_S = 30.0
+"""How long publish_and_watch waits for the broker's login answer and each acknowledgement."""
+
+
+def _publish_acknowledged(client: mqtt.Client, topic: str, payload: bytes) -> None:
+    """Publish retained at QoS 1 and wait for the broker's acknowledgement, or raise."""
+    info = client.publish(topic, payload, qos=1, retain=True)
+    try:
+        info.wait_for_publish(PUBLISH_WAIT_S)
+    except (RuntimeError, ValueError) as error:  # paho's: not queued, or failed
+        raise LinkError(f"could not publish to {topic}: {error}") from None
+    if info.rc != mqtt.MQTT_ERR_SUCCESS or not info.is_published():
+        raise LinkError(
+            f"could not publish to {topic}: the broker did not acknowledge it within "
+            f"{PUBLISH_WAIT_S:g} s ({mqtt.error_string(info.rc)})"
+        )
+
+
 def publish_and_watch(
     config: MqttConfig,
     client_id: str,
@@ -437,16 +455,30 @@ def publish_and_watch(
             seen[message.topic] = body
             lock.notify_all()
 
+    connack: list[bool] = []  # whether the broker accepted the connection, once it answers
+
+    def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        with lock:
+            connack.append(not reason.is_failure)
+            lock.notify_all()
+
     client.on_message = on_message
+    client.on_connect = on_connect
     client.connect(config.host, config.port, keepalive=config.keepalive_s)
     client.loop_start()
     try:
+        # A refused login (a wrong password, an account the broker does not know) is named
+        # at once, not found out as a publish that never completes.
+        with lock:
+            if not lock.wait_for(lambda: bool(connack), PUBLISH_WAIT_S) or not connack[0]:
+                answered = "refused the login" if connack else "did not answer"
+                raise LinkError(
+                    f"the broker at {config.host}:{config.port} {answered} as "
+                    f"{config.username or '(no user)'}; check the account and its password"
+                )
         client.subscribe(watch, qos=1)
         for topic, payload in messages:
-            info = client.publish(topic, payload, qos=1, retain=True)
-            info.wait_for_publish(30)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                raise LinkError(f"could not publish to {topic}: {mqtt.error_string(info.rc)}")
+            _publish_acknowledged(client, topic, payload)
         deadline = time.monotonic() + timeout_s
         with lock:
             while not done(seen):

@@ -100,7 +100,7 @@ def test_only_who_may_revoke_reinstates_a_revoked_card(site: Path, log: CentralL
     assert statuses(site).count("revoked") == 1
     # A manager gets past the check: the card changes and the publish is tried (no broker
     # listens on port 9 here, which is named).
-    with pytest.raises(DeskError, match="but publishing failed") as unpublished:
+    with pytest.raises(DeskError, match="changed in the registry, not published") as unpublished:
         acting.card("boss", "card.reinstate", "S002", None, may_unrevoke=True)
     assert unpublished.value.field == "broker"
     assert statuses(site).count("revoked") == 0

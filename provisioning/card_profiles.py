@@ -32,6 +32,13 @@ def record(site_dir: Path, *, staff_no: str, technology: str, card_id: bytes, pr
             raise RegistryError(
                 f"no staff {staff_no!r}; import them with edge-provision cards import"
             )
+        spare = db.execute("SELECT number FROM spares WHERE card_ref = ?", [ref]).fetchone()
+        if spare is not None:
+            # One card twice in a snapshot (someone's and a pass's) would be refused by
+            # every device.
+            raise RegistryError(
+                f"this card is the desk's spare card {spare[0]}; give the person another card"
+            )
         owner = db.execute("SELECT staff_no FROM cards WHERE card_ref = ?", [ref]).fetchone()
         if owner is not None and owner[0] != staff_no:
             raise RegistryError(f"this card belongs to staff {owner[0]!r}; revoke it there first")

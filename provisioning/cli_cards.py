@@ -20,6 +20,7 @@ from provisioning.registry import (
     change_cards,
     import_people,
     people_with_cards,
+    spare_numbers,
 )
 from provisioning.staff_csv import RowProblem, decode, unquoted
 from provisioning.staff_csv import parse as parse_staff
@@ -92,6 +93,19 @@ def _import(
         for r in clashing
     ]
     rows = [r for r in rows if r not in clashing]
+    spare = spare_numbers(registry, [r.card_ref for r in rows])
+    problems += [
+        RowProblem(
+            r.line,
+            "card_id",
+            "",
+            f"this card is the desk's spare card {unquoted(spare[r.card_ref])}; "
+            "give the person another card",
+        )
+        for r in rows
+        if r.card_ref in spare
+    ]
+    rows = [r for r in rows if r.card_ref not in spare]
     if problems:
         found = f"{len(problems)} problem" + ("" if len(problems) == 1 else "s")
         click.echo(terminal(f"{csv_file} ({used}): {found}:"), err=True)

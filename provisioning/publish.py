@@ -24,7 +24,7 @@ from provisioning.card_keys import device_key
 from provisioning.keys import SiteKeys
 from provisioning.options import status_version
 from provisioning.passes import pass_credentials
-from provisioning.registry import Registry
+from provisioning.registry import Registry, short_ref
 from provisioning.rules import policy_for
 
 
@@ -99,6 +99,7 @@ def build_all(
         )
     }
     built = []
+    skipped: set[str] = set()
     for device in targets:
         config = load_config(site_dir / "devices" / f"{device}.toml")
         zones = {z for d in config.doors for z in (d.inside_zone, d.outside_zone)}
@@ -142,7 +143,15 @@ def build_all(
             key = device_key(profile, json.loads(keys_json or "{}"), config.device.role)
             if key is not None and config.readers:
                 card_keys[ref] = key
-        credentials += pass_credentials(registry, now, wanted, keypads)
+        # A card is in a snapshot once (devices key it by reference): a spare that is also
+        # someone's own card (a registry from before that was refused) keeps the owner's.
+        owned = {c.ref for c in credentials}
+        for lent in pass_credentials(registry, now, wanted, keypads):
+            if lent.ref in owned:
+                skipped.add(lent.ref)
+                continue
+            owned.add(lent.ref)
+            credentials.append(lent)
         data = build(
             private,
             site=site["slug"],
@@ -163,7 +172,10 @@ def build_all(
                 "published_at = excluded.published_at, cards = excluded.cards",
                 [b.device, b.version, now.isoformat(), b.cards],
             )
-        registry.record(db, "publish", version=version, devices=[b.device for b in built])
+        detail: dict[str, object] = {"version": version, "devices": [b.device for b in built]}
+        if skipped:
+            detail["passes_left_out"] = sorted(short_ref(r) for r in skipped)
+        registry.record(db, "publish", **detail)
     return built
 
 

@@ -199,6 +199,19 @@ def card_owners(registry: Registry, refs: list[str]) -> dict[str, str]:
     return owners
 
 
+def spare_numbers(registry: Registry, refs: list[str]) -> dict[str, str]:
+    """Return {card_ref: printed number} for the cards that are the desk's spare cards."""
+    found: dict[str, str] = {}
+    for start in range(0, len(refs), 500):
+        chunk = refs[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        # Only "?" placeholders are formatted in; the values are bound.
+        query = f"SELECT card_ref, number FROM spares WHERE card_ref IN ({marks})"  # noqa: S608
+        for ref, number in registry.db.execute(query, chunk):
+            found[ref] = number
+    return found
+
+
 def import_people(registry: Registry, rows: list[Any], source: str) -> int:
     """Add or update people and their cards in one transaction (audited); return the count."""
     now = datetime.now(UTC).isoformat()

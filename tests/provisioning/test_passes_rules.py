@@ -12,10 +12,12 @@ import pytest
 from edge.keys import read_card_key
 from edge.signing import load_public_key
 from edge.snapshot import parse
+from provisioning.card_profiles import record
 from provisioning.keys import SiteKeys
 from provisioning.passes import add_spare, issue_pass, list_passes, return_pass, spare_ref, spares
 from provisioning.publish import build_all
 from provisioning.registry import Registry, RegistryError, change_cards, short_ref
+from tests.provisioning.commands import provision as provision_cli
 from tests.provisioning.test_passes_unit import NOW, SITE, open_registry, site
 
 SPARE = "felica:0114A1B2C3D4E500"  # the site's spare card 07
@@ -110,3 +112,48 @@ def test_a_pass_older_than_the_listed_ones_is_returned(site: Path) -> None:
         return_pass(registry, "07", NOW)
     back = return_pass(registry, "08", NOW + timedelta(hours=1), actor="guard1")
     assert (back.number, back.staff_no, back.state) == ("08", "S001", "returned")
+
+
+def test_a_spare_recorded_as_someones_card_is_in_a_snapshot_once(site: Path) -> None:
+    registry = open_registry(site)
+    spare = spare_ref(read_card_key(SiteKeys(site / "keys").card_key), SPARE)[0]
+    issue_pass(registry, "S002", "07", NOW, actor="guard1")
+    # A registry from before a spare was refused as someone's own card.
+    registry.db.execute(
+        "INSERT INTO cards (card_ref, staff_no, technology, status, updated_at) "
+        "VALUES (?, 'S001', 'felica', 'active', '2026-12-01')",
+        [spare],
+    )
+    registry.db.conn.commit()
+    [built] = build_all(registry, site, now=NOW.astimezone(UTC))
+    key = load_public_key(site / "keys" / "credentials.pub")
+    refs = [c.ref for c in parse(built.data, key, site=SITE, device="gate-1").credentials]
+    assert len(refs) == len(set(refs))
+    assert spare in refs  # the owner's card
+    last = registry.audit()[-1]
+    assert json.loads(last["detail"])["passes_left_out"] == [short_ref(spare)]
+
+
+def test_a_spare_is_nobodys_own_card(site: Path, tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match="the desk's spare card 07"):
+        record(
+            site,
+            staff_no="S001",
+            technology="felica",
+            card_id=bytes.fromhex(SPARE.partition(":")[2]),
+            profile="uid",
+        )
+    csv = tmp_path / "staff.csv"
+    csv.write_text(
+        "staff_no,name,department,card_tech,card_id,groups,valid_from,valid_until\n"
+        "S010,山田 一郎,総務課,felica,0114A1B2C3D4E5A0,staff,,\n"
+        f"S011,山田 二郎,総務課,felica,{SPARE.partition(':')[2]},staff,,\n",
+        encoding="utf-8",
+    )
+    result = provision_cli("cards", "import", str(csv), "--dir", str(site))
+    assert result.returncode == 2
+    assert "line 3" in result.stderr
+    assert "this card is the desk's spare card 07; give the person another card" in result.stderr
+    registry = open_registry(site)
+    spare = spare_ref(read_card_key(SiteKeys(site / "keys").card_key), SPARE)[0]
+    assert registry.db.execute("SELECT 1 FROM cards WHERE card_ref = ?", [spare]).fetchone() is None

@@ -187,6 +187,30 @@ def site_slug(registry: Path) -> str | None:
     return None if row is None else str(row[0])
 
 
+def password_file_of(site_dir: Path, account: str, given: Path | None) -> Path | None:
+    """Return `account`'s password file: the one given, else SITE/accounts/ACCOUNT.password."""
+    default = site_dir / "accounts" / f"{account}.password"
+    return given if given is not None or not default.is_file() else default
+
+
+def console_client(
+    host: str, port: int, account: str, password_file: Path | None, ca_file: Path | None
+) -> ConsoleClient:
+    """Return a client (not connected yet) for a broker account of role console.
+
+    The broker takes the account name as the client id whatever is sent, so it is sent.
+    """
+    return ConsoleClient(
+        host,
+        port,
+        client_id=account,
+        username=account,
+        password=password_file.read_text().strip() if password_file else None,
+        persistent=False,
+        ca_file=str(ca_file) if ca_file else None,
+    )
+
+
 def load_command_key(path: Path) -> Ed25519PrivateKey:
     """Read the console's command key (from edge-provision console-key); refuse a loose file."""
     try:

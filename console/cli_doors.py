@@ -22,34 +22,31 @@ from console.actions import (
     ActionResult,
     Commander,
     Site,
+    console_client,
     load_command_key,
+    password_file_of,
     perform,
     site_slug,
 )
 from console.claims import Registry
 from console.cli_auth import acting_user, acting_user_options
+from console.cli_options import broker_options, site_dir_option
 from console.cli_users import db_option
 from console.log import CentralLog
-from console.mqtt import ConsoleClient
 from console.safe_output import terminal
 from console.users import audit
 from console.web_context import BrokerAccess
 
 
-def broker_options(f: Any) -> Any:
+def acting_options(f: Any) -> Any:
     """Add the site, broker and command key options of an acting door command."""
     options = [
-        click.option(
-            "--site-dir",
-            type=click.Path(path_type=Path, file_okay=False, exists=True),
-            required=True,
-            help="edge-provision's site directory: SITE/devices/*.toml say which device "
-            "drives which door.",
+        site_dir_option(
+            "edge-provision's site directory: SITE/devices/*.toml say which device "
+            "drives which door."
         ),
         click.option("--site", help="Site id [default: the one in SITE/registry.db]."),
-        click.option("--root", default="edge", show_default=True, help="MQTT topic root."),
-        click.option("--broker-host", default="localhost", show_default=True, help="Broker host."),
-        click.option("--broker-port", default=8883, show_default=True, help="Broker port."),
+        broker_options,
         click.option(
             "--broker-user",
             required=True,
@@ -60,11 +57,6 @@ def broker_options(f: Any) -> Any:
             type=click.Path(path_type=Path, dir_okay=False, exists=True),
             help="File with the broker account's password "
             "[default: SITE/accounts/BROKER_USER.password].",
-        ),
-        click.option(
-            "--ca-file",
-            type=click.Path(path_type=Path, dir_okay=False, exists=True),
-            help="TLS: the CA that signed the broker's certificate (omit for plain TCP).",
         ),
         click.option(
             "--command-key",
@@ -95,7 +87,7 @@ def _door_command(verb: str, text: str) -> click.Command:
 
     @click.command(verb, help=text)
     @click.argument("door")
-    @broker_options
+    @acting_options
     @click.pass_context
     def command(ctx: click.Context, /, door: str, **options: Any) -> None:
         log = CentralLog(options["db"])
@@ -130,7 +122,7 @@ def _lockdown_command(on: bool) -> click.Command:
     @click.option("--zone", "zones", multiple=True, help="Only the doors into this zone.")
     @click.option("--door", "doors", multiple=True, help="Only the device of this door.")
     @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-    @broker_options
+    @acting_options
     @click.pass_context
     def command(
         ctx: click.Context,
@@ -169,7 +161,7 @@ lockdown.add_command(_lockdown_command(False))
 
 @click.command("fire-reset")
 @click.option("--door", help="Only the device of this door (default: every fire input).")
-@broker_options
+@acting_options
 @click.pass_context
 def fire_reset(ctx: click.Context, /, door: str | None, **options: Any) -> None:
     """Reset doors released by a fire input once the input has cleared."""
@@ -227,19 +219,9 @@ def _run(
     except ActionError as error:
         _bad(ctx, str(error))
     account = options["broker_user"]
-    password_file: Path | None = options["broker_password_file"]
-    if password_file is None:
-        default = options["site_dir"] / "accounts" / f"{account}.password"
-        password_file = default if default.is_file() else None
-    ca_file: Path | None = options["ca_file"]
-    client = ConsoleClient(
-        options["broker_host"],
-        options["broker_port"],
-        client_id=account,
-        username=account,
-        password=password_file.read_text().strip() if password_file else None,
-        persistent=False,
-        ca_file=str(ca_file) if ca_file else None,
+    password_file = password_file_of(options["site_dir"], account, options["broker_password_file"])
+    client = console_client(
+        options["broker_host"], options["broker_port"], account, password_file, options["ca_file"]
     )
     commander = Commander(
         client,
@@ -289,15 +271,12 @@ def _bad(ctx: click.Context, message: str) -> NoReturn:
 def serve_acting_options(f: Any) -> Any:
     """Add to `serve` what the doors page needs to act: the site, a broker account, the key."""
     options = [
-        click.option(
-            "--site-dir",
-            type=click.Path(path_type=Path, file_okay=False, exists=True),
-            help="edge-provision's site directory [default: the one holding --registry].",
+        site_dir_option(
+            "edge-provision's site directory [default: the one holding --registry].",
+            required=False,
         ),
         click.option("--site", help="Site id [default: the one in SITE/registry.db]."),
-        click.option("--root", default="edge", show_default=True, help="MQTT topic root."),
-        click.option("--broker-host", default="localhost", show_default=True, help="Broker host."),
-        click.option("--broker-port", default=8883, show_default=True, help="Broker port."),
+        broker_options,
         click.option(
             "--broker-user",
             help="A broker account of role console for the doors page's commands, used by "
@@ -307,11 +286,6 @@ def serve_acting_options(f: Any) -> Any:
             "--broker-password-file",
             type=click.Path(path_type=Path, dir_okay=False, exists=True),
             help="File with that account's password [default: SITE/accounts/USER.password].",
-        ),
-        click.option(
-            "--ca-file",
-            type=click.Path(path_type=Path, dir_okay=False, exists=True),
-            help="TLS: the CA that signed the broker's certificate (omit for plain TCP).",
         ),
         click.option(
             "--command-key",
@@ -344,10 +318,7 @@ def serve_acting(
         load_command_key(key)  # refuse a loose or wrong key now, not at the first click
     except ActionError as error:
         raise click.UsageError(str(error)) from None
-    password_file: Path | None = options["broker_password_file"]
-    default = site_dir / "accounts" / f"{account}.password"
-    if password_file is None and default.is_file():
-        password_file = default
+    password_file = password_file_of(site_dir, account, options["broker_password_file"])
     broker = BrokerAccess(
         options["broker_host"],
         options["broker_port"],

@@ -8,47 +8,28 @@ has applied it. Bad input is a 400 page naming the field; every form carries the
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from console.desk import Desk, DeskError, Done
 from console.sessions import Session
-from console.users import audit, may_act
+from console.users import may_act
 from console.web_context import (
+    CardsPoll,
     CardsUser,
-    Forbidden,
-    LoginNeeded,
     PassesUser,
+    acting,
     console_of,
     csrf_ok,
-    current,
     page,
 )
 from provisioning.registry import RegistryError
 
 router = APIRouter()
 CARD_ACTIONS = {"lost": "card.lost", "revoke": "card.revoke", "reinstate": "card.reinstate"}
-
-
-def acting(action: str) -> Any:
-    """A dependency: the live session of a user whose role may do `action` (else 403)."""
-
-    def dependency(request: Request) -> Session:
-        session = current(request)
-        if session is None:
-            raise LoginNeeded
-        if not may_act(session.role, action):
-            # Only an attempt is audited: a GET (a confirmation page, which any page
-            # elsewhere can make a browser fetch) changes nothing and writes nothing.
-            if request.method == "POST":
-                audit(console_of(request).log, session.user, f"{action} refused", session.role)
-            raise Forbidden
-        return session
-
-    return Depends(dependency)
 
 
 IssueUser = Annotated[Session, acting("pass.issue")]
@@ -82,7 +63,7 @@ def cards_page(request: Request, session: CardsUser, who: str = "") -> Response:
 
 
 @router.get("/cards/applied")
-def applied(request: Request, session: CardsUser, v: str = "") -> Response:
+def applied(request: Request, session: CardsPoll, v: str = "") -> Response:
     """How far version `v` got: JSON for the page's poll."""
     if not v.isascii() or not v.isdigit() or not 0 < len(v) < 10:
         return JSONResponse({"error": "v: a published version number"}, status_code=400)

@@ -24,7 +24,7 @@ from console.log import CentralLog
 from console.people import Directory
 from console.rollcall import LINE_ZONE
 from console.sessions import Session, SessionStore
-from console.users import may
+from console.users import ACTIONS, audit, may, may_act
 
 NAV = ("alarms", "doors", "cards", "passes", "log", "muster", "occupancy", "devices", "audit")
 
@@ -129,6 +129,32 @@ def allowed(name: str, touch: bool = True) -> Any:
             raise LoginNeeded
         if not may(session.role, name):
             raise Forbidden
+        return session
+
+    return Depends(dependency)
+
+
+def refuse_unless(request: Request, session: Session, action: str) -> None:
+    """Raise Forbidden unless `session`'s role may do `action`; audit a refused attempt.
+
+    Only an attempt (a POST) is audited: a GET changes nothing, and any page elsewhere can
+    make a browser fetch one.
+    """
+    if may_act(session.role, action):
+        return
+    if request.method == "POST":
+        allowed = " or ".join(sorted(ACTIONS[action]))
+        detail = f"role {session.role}; {allowed} may"
+        audit(console_of(request).log, session.user, f"{action} refused", detail)
+    raise Forbidden
+
+
+def acting(action: str) -> Any:
+    """A dependency: the live session of a user whose role may do `action` (else 403)."""
+
+    def dependency(request: Request) -> Session:
+        session = _logged_in(request)
+        refuse_unless(request, session, action)
         return session
 
     return Depends(dependency)

@@ -24,22 +24,23 @@ from console.actions import (
     ActionError,
     Commander,
     Site,
+    console_client,
     load_command_key,
     site_slug,
 )
 from console.claims import Registry
 from console.doors import door_states
-from console.mqtt import ConsoleClient
 from console.sessions import Session
 from console.users import ACTIONS, audit, may_act
 from console.web_context import (
     DoorsPoll,
     DoorsUser,
-    Forbidden,
     Settings,
+    acting,
     console_of,
     csrf_ok,
     page,
+    refuse_unless,
 )
 
 router = APIRouter()
@@ -70,15 +71,8 @@ def desk(settings: Settings) -> DoorDesk | None:
     site = Site(Registry(site_dir, slug))
     if broker is None or settings.command_key is None:
         return DoorDesk(site, None)
-    password = broker.password_file.read_text().strip() if broker.password_file else None
-    client = ConsoleClient(
-        broker.host,
-        broker.port,
-        client_id=broker.username,  # the broker uses the account name whatever we send
-        username=broker.username,
-        password=password,
-        persistent=False,
-        ca_file=str(broker.ca_file) if broker.ca_file else None,
+    client = console_client(
+        broker.host, broker.port, broker.username, broker.password_file, broker.ca_file
     )
     clock = settings.clock
     commander = Commander(
@@ -109,38 +103,16 @@ def lifespan(
     return span
 
 
-def actor(action: str) -> Any:
-    """A dependency: the live session of a user whose role may do `action` (else 403)."""
-
-    def dependency(request: Request, session: DoorsUser) -> Session:
-        _check(request, session, action)
-        return session
-
-    return Depends(dependency)
-
-
 def _door_actor(request: Request, session: DoorsUser, verb: str) -> Session:
     known = DOOR_ACTIONS.get(verb)
     if known is not None:  # an unknown verb is the handler's 400
-        _check(request, session, known.action)
+        refuse_unless(request, session, known.action)
     return session
 
 
-def _check(request: Request, session: Session, action: str) -> None:
-    if not may_act(session.role, action):
-        allowed = " or ".join(sorted(ACTIONS[action]))
-        audit(
-            console_of(request).log,
-            session.user,
-            f"{action} refused",
-            f"role {session.role}; {allowed} may",
-        )
-        raise Forbidden
-
-
 DoorActor = Annotated[Session, Depends(_door_actor)]
-LockdownUser = Annotated[Session, actor("lockdown")]
-FireResetUser = Annotated[Session, actor("door.fire_reset")]
+LockdownUser = Annotated[Session, acting("lockdown")]
+FireResetUser = Annotated[Session, acting("door.fire_reset")]
 
 
 @router.get("/doors", response_class=HTMLResponse)

@@ -144,7 +144,11 @@ class Site:
         """Return the device that drives `door`; ActionError naming the doors if none."""
         claims = self.doors().get(door)
         if claims is None:
-            raise ActionError(f"no door {door[:64]!r} on this site; doors: {self._names()}")
+            unreached = self.unreached()
+            raise ActionError(
+                f"no door {door[:64]!r} on this site; doors: {self._names()}"
+                + (f"; {unreached}" if unreached else "")
+            )
         return claims.device
 
     def lockdown_devices(self, zones: Sequence[str] = (), doors: Sequence[str] = ()) -> list[str]:

@@ -279,7 +279,7 @@ def _act(
             unreached=unreached,
         )
     except JobsBusy as error:
-        busy = _bad(request, str(error), 503)
+        busy = _bad(request, str(error), 429)
         busy.headers["Retry-After"] = "5"
         return busy
     if unreached:

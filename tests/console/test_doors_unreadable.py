@@ -145,3 +145,12 @@ def test_the_page_refuses_an_action_with_no_device(app_url: str) -> None:
     assert refused.status == 409
     assert "no device to send it to" in html.unescape(refused.text)
     assert "gate-3 (gate-3.toml is not valid" in html.unescape(refused.text)
+
+
+def test_a_door_action_with_a_wrong_site_names_the_unusable_configurations(
+    tmp_path: Path, log_path: Path, site_dir: Path
+) -> None:
+    result = run(tmp_path, log_path, site_dir, "door", "unlock", "gate-1", "--site", "wrong-site")
+    assert result.exit_code == 2, result.output
+    assert "no door 'gate-1' on this site; doors: none provisioned" in result.stderr
+    assert "gate-1 (gate-1.toml is for test-hall/gate-1, not wrong-site/gate-1)" in result.stderr

@@ -13,7 +13,14 @@ from edge.core.credentials import CardProfile
 from edge.errors import EdgeError
 from edge.keys import read_card_key
 from edge.text import terminal
-from provisioning.holder_pins import Holder, holder_of, new_pin_hash, store_pin
+from provisioning.holder_pins import (
+    Holder,
+    holder_of,
+    knows_pin,
+    new_pin_hash,
+    record_refusal,
+    store_pin,
+)
 from provisioning.keys import SiteKeys
 from provisioning.options import site_dir
 from provisioning.registry import Registry
@@ -38,6 +45,13 @@ class _Refused(Exception):
     "instead of their PIN; they must have a PIN already.",
 )
 @click.option(
+    "--reset",
+    is_flag=True,
+    help="An operator's reset for a holder who forgot their PIN: the current PIN is not "
+    "asked; you confirm by typing the holder's staff number (audited as a reset). A reset "
+    "PIN clears the duress PIN; the holder sets it again.",
+)
+@click.option(
     "--timeout-s",
     type=click.FloatRange(min=1.0),
     default=30.0,
@@ -46,7 +60,7 @@ class _Refused(Exception):
 )
 @click.pass_context
 def set_pin(
-    ctx: click.Context, directory: Path, reader: str, duress: bool, timeout_s: float
+    ctx: click.Context, directory: Path, reader: str, duress: bool, reset: bool, timeout_s: float
 ) -> None:
     """Let a card's holder set their PIN (or --duress PIN) at a desk reader, never shown.
 
@@ -54,7 +68,9 @@ def set_pin(
     as lite-s must prove its key). They key the new PIN twice, without echo (piped: two
     lines on stdin). A PIN is 4-8 digits, not one digit repeated, not a run like 1234 or
     9876, not a repeated pair like 1212, not one of the most used PINs, and the PIN and the
-    duress PIN differ. Only its salted scrypt hash is kept; the doors get it at the next
+    duress PIN differ. A holder who has a PIN keys it first (piped: the first line): a card
+    found or copied does not let someone else change it; a wrong one is refused and
+    audited. Only its salted scrypt hash is kept; the doors get it at the next
     edge-provision publish. The card's id and the PIN are never printed, logged or audited.
     """
     what = "duress PIN" if duress else "PIN"
@@ -79,13 +95,24 @@ def set_pin(
         holder = holder_of(registry, card.card_ref)
         _check_card(holder, card.proved)
         click.echo(terminal(f"card of staff {holder.staff_no} ({holder.name})"), err=True)
+        base = holder.pin
+        if reset:
+            _confirm_reset(holder, what)
+            base = holder.pin if duress else None  # a reset PIN starts afresh, no duress PIN
+        elif holder.pin is not None and not knows_pin(holder, _line("current PIN")):
+            record_refusal(registry, holder, card.card_ref, "wrong current PIN")
+            raise _Refused(
+                "the current PIN is wrong; nothing was changed (a holder who forgot it: an "
+                "operator resets it with --reset)"
+            )
         pin = _ask(what)
         store_pin(
             registry,
             holder,
-            new_pin_hash(holder.pin, pin, duress=duress),
+            new_pin_hash(base, pin, duress=duress),
             duress=duress,
             card_ref=card.card_ref,
+            reset=reset,
         )
     except (EdgeError, ValueError, OSError, _Refused) as error:
         click.echo(terminal(f"cards set-pin refused: {error}"), err=True)
@@ -125,6 +152,28 @@ def _check_card(holder: Holder, proved: bool | None) -> None:
     if holder.profile is CardProfile.DESFIRE:
         # nfcpy runs no DESFire authentication; every door of the card still does.
         click.echo("note: a DESFire card is read here by its UID alone", err=True)
+
+
+def _confirm_reset(holder: Holder, what: str) -> None:
+    """Have the operator confirm a reset by typing the holder's staff number."""
+    typed = _line(
+        f"reset the {what} of staff {holder.staff_no} without the current one: type "
+        "their staff number to confirm",
+        hidden=False,
+    )
+    if typed != holder.staff_no:
+        raise _Refused(
+            "the reset was not confirmed with the holder's staff number; nothing was changed"
+        )
+
+
+def _line(text: str, hidden: bool = True) -> str:
+    """Return one line keyed (hidden at a terminal; the next line when piped), NFKC."""
+    if sys.stdin.isatty():
+        line = click.prompt(text, hide_input=hidden, default="", show_default=False)
+    else:
+        line = sys.stdin.readline()
+    return unicodedata.normalize("NFKC", line).strip()
 
 
 def _ask(what: str) -> str:

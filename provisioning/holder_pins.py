@@ -120,10 +120,30 @@ def _beside(current: PinHash, pin: str) -> bytes:
     return hash_pin(pin, salt=current.salt).hash
 
 
+def knows_pin(holder: Holder, keyed: str) -> bool:
+    """True if `keyed` is the holder's PIN (their duress PIN is not: it opens nothing here)."""
+    return holder.pin is not None and check_pin(holder.pin, keyed) is PinOutcome.RIGHT
+
+
+def record_refusal(registry: Registry, holder: Holder, card_ref: str, reason: str) -> None:
+    """Audit a refused PIN change at the desk: who, which card, why (never the digits)."""
+    with write_transaction(registry.db) as db:
+        registry.record(
+            db, "cards set-pin refused", staff_no=holder.staff_no, card=card_ref[:12], why=reason
+        )
+
+
 def store_pin(
-    registry: Registry, holder: Holder, pin_hash: PinHash, *, duress: bool, card_ref: str
+    registry: Registry,
+    holder: Holder,
+    pin_hash: PinHash,
+    *,
+    duress: bool,
+    card_ref: str,
+    reset: bool = False,
 ) -> None:
-    """Keep the new hash as the holder's PIN (audited: who, which card, which PIN; no digits)."""
+    """Keep the new hash as the holder's PIN (audited: who, which card, which PIN, whether an
+    operator's reset; no digits)."""
     with write_transaction(registry.db) as db:
         db.execute(
             "UPDATE people SET pin = ?, updated_at = ? WHERE staff_no = ?",
@@ -131,7 +151,7 @@ def store_pin(
         )
         registry.record(
             db,
-            "cards set-pin",
+            "cards set-pin reset" if reset else "cards set-pin",
             staff_no=holder.staff_no,
             card=card_ref[:12],
             which="duress PIN" if duress else "PIN",

@@ -3,6 +3,7 @@ each in its own process), the PIN keyed twice on stdin, only its hash in the reg
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,14 +77,16 @@ def stored_pin(site: Path, staff_no: str) -> str | None:
 
 
 def everything_kept(site: Path) -> bytes:
-    """The registry's bytes, WAL included, and its audit trail as text."""
+    """The registry's bytes, WAL included, and its audit trail as text, without timestamps
+    (their microseconds are digits that may spell a PIN by chance)."""
     registry = Registry(site / "registry.db")
     try:
         audit = repr(registry.audit()).encode()
     finally:
         registry.close()
     files = [p for p in site.rglob("*") if p.is_file()]
-    return audit + b"".join(p.read_bytes() for p in files)
+    kept = audit + b"".join(p.read_bytes() for p in files)
+    return re.sub(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?", b"<ts>", kept)
 
 
 def test_the_holder_sets_a_pin_that_is_only_kept_as_a_hash(site: Path) -> None:
@@ -117,20 +120,21 @@ def test_a_duress_pin_joins_the_pin_and_neither_may_equal_the_other(site: Path) 
     assert "set the PIN first" in no_pin_yet.stderr
     assert set_pin(site, card, f"{PIN}\n{PIN}\n").returncode == 0
 
-    same = set_pin(site, card, f"{PIN}\n{PIN}\n", "--duress")
+    # From now on the holder keys their current PIN first.
+    same = set_pin(site, card, f"{PIN}\n{PIN}\n{PIN}\n", "--duress")
     assert same.returncode == 2
     assert "the duress PIN must differ from the PIN" in same.stderr
-    duress = set_pin(site, card, f"{DURESS}\n{DURESS}\n", "--duress")
+    duress = set_pin(site, card, f"{PIN}\n{DURESS}\n{DURESS}\n", "--duress")
     assert duress.returncode == 0, duress.stderr
     assert "duress PIN set for staff S001" in duress.stdout
     pins = parse_pin(stored_pin(site, "S001") or "")
     assert check_pin(pins, PIN) is PinOutcome.RIGHT
     assert check_pin(pins, DURESS) is PinOutcome.DURESS
 
-    clash = set_pin(site, card, f"{DURESS}\n{DURESS}\n")
+    clash = set_pin(site, card, f"{PIN}\n{DURESS}\n{DURESS}\n")
     assert clash.returncode == 2
     assert "the PIN must differ from the duress PIN" in clash.stderr
-    new_pin = set_pin(site, card, "5938\n5938\n")
+    new_pin = set_pin(site, card, f"{PIN}\n5938\n5938\n")
     assert new_pin.returncode == 0, new_pin.stderr
     pins = parse_pin(stored_pin(site, "S001") or "")
     assert (check_pin(pins, "5938"), check_pin(pins, DURESS)) == (
@@ -209,3 +213,54 @@ def test_no_card_on_the_reader_is_a_clear_refusal(site: Path) -> None:
 
     assert result.returncode == 2
     assert "no card on the reader within 1 s" in result.stderr
+
+
+def audit_rows(site: Path, action: str) -> list[dict[str, str]]:
+    registry = Registry(site / "registry.db")
+    try:
+        return [a for a in registry.audit() if a["action"] == action]
+    finally:
+        registry.close()
+
+
+@pytest.mark.parametrize("duress", [False, True])
+def test_a_pin_is_changed_only_by_who_knows_it(site: Path, duress: bool) -> None:
+    card = ("--idm", SATO)  # found on the floor, or a copy of its id
+    assert set_pin(site, card, f"{PIN}\n{PIN}\n").returncode == 0
+    assert set_pin(site, card, f"{PIN}\n{DURESS}\n{DURESS}\n", "--duress").returncode == 0
+    before = stored_pin(site, "S001")
+    extra = ("--duress",) if duress else ()
+    # Without the current PIN, with a guess, with the duress PIN: refused, nothing changed.
+    for current in ("", "5938", DURESS):
+        result = set_pin(site, card, f"{current}\n2468\n2468\n", *extra)
+        assert result.returncode == 2, result.stdout
+        assert "the current PIN is wrong; nothing was changed" in result.stderr
+        assert "--reset" in result.stderr
+        for pin in (current, "2468"):
+            assert not pin or pin not in result.stdout + result.stderr
+    assert stored_pin(site, "S001") == before
+    refusals = audit_rows(site, "cards set-pin refused")
+    assert len(refusals) == 3
+    assert all('"why": "wrong current PIN"' in r["detail"] for r in refusals)
+    assert all('"staff_no": "S001"' in r["detail"] for r in refusals)
+    kept = everything_kept(site)
+    assert all(p.encode() not in kept for p in (PIN, DURESS, "5938", "2468"))
+
+
+def test_an_operator_resets_a_forgotten_pin_after_confirming_whose(site: Path) -> None:
+    card = ("--idm", SATO)
+    assert set_pin(site, card, f"{PIN}\n{PIN}\n").returncode == 0
+    assert set_pin(site, card, f"{PIN}\n{DURESS}\n{DURESS}\n", "--duress").returncode == 0
+    unconfirmed = set_pin(site, card, "S002\n2468\n2468\n", "--reset")
+    assert unconfirmed.returncode == 2
+    assert "not confirmed" in unconfirmed.stderr
+    assert check_pin(parse_pin(stored_pin(site, "S001") or ""), PIN) is PinOutcome.RIGHT
+    reset = set_pin(site, card, "S001\n2468\n2468\n", "--reset")
+    assert reset.returncode == 0, reset.stderr
+    pins = parse_pin(stored_pin(site, "S001") or "")
+    assert check_pin(pins, "2468") is PinOutcome.RIGHT
+    assert check_pin(pins, PIN) is PinOutcome.WRONG
+    assert pins.duress is None  # the holder sets it again
+    [row] = audit_rows(site, "cards set-pin reset")
+    assert '"staff_no": "S001"' in row["detail"]
+    assert "2468" not in row["detail"]

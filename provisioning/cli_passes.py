@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,14 +26,16 @@ def passes() -> None:
 @passes.command("add-spare")
 @click.option("--number", required=True, help="The number printed on the spare card, e.g. 07.")
 @click.option(
-    "--card-id",
-    "card",
-    help="technology:ID of the card, e.g. felica:0114A1B2C3D4E5F6 (kept only as its reference).",
+    "--reader",
+    help="Read the card from the desk reader at this nfcpy path: usb:054c:06c3 (Sony "
+    "RC-S380), or udp:127.0.0.1:PORT for a simulated card. Without it, key the card's "
+    "technology:ID when asked (hidden; piped: one line on stdin).",
 )
 @click.option(
-    "--reader",
-    help="Or read the card from the desk reader at this nfcpy path: usb:054c:06c3 (Sony "
-    "RC-S380), or udp:127.0.0.1:PORT for a simulated card.",
+    "--card-id",
+    "card",
+    hidden=True,
+    help="Refused: a card id on the command line stays in shell history and ps.",
 )
 @click.option(
     "--timeout-s",
@@ -51,18 +54,23 @@ def passes_add_spare(
     timeout_s: float,
     directory: Path,
 ) -> None:
-    """Register a spare card for day passes by its printed number (typed or on a reader)."""
-    if (card is None) == (reader is None):
-        click.echo("add-spare refused: give --card-id or --reader (one of them)", err=True)
+    """Register a spare card for day passes by its printed number (on a reader, or its id
+    keyed when asked: never on the command line, where shell history and ps keep it)."""
+    if card is not None:
+        click.echo(
+            "add-spare refused: --card-id would leave the card's id in shell history and ps; "
+            "leave it out and key technology:ID when asked (or pipe it on stdin), or use "
+            "--reader",
+            err=True,
+        )
         ctx.exit(2)
     registry = Registry(directory / "registry.db")
     try:
         registry.site()
         key = read_card_key(SiteKeys(directory / "keys").card_key)
-        if card is not None:
-            found, technology = spare_ref(key, card)
+        if reader is None:
+            found, technology = spare_ref(key, _keyed(number))
         else:
-            assert reader is not None  # one of the two, checked above
             click.echo(terminal(f"put spare card {number} on {reader} …"), err=True)
             found, technology = _read(reader, key, timeout_s)
         ref = add_spare(registry, number, found, technology)
@@ -72,6 +80,20 @@ def passes_add_spare(
     finally:
         registry.close()
     click.echo(terminal(f"spare card {number.strip()} registered (card {ref}…)"))
+
+
+def _keyed(number: str) -> str:
+    """Return the spare's technology:ID keyed at a hidden prompt (piped: one stdin line)."""
+    if sys.stdin.isatty():
+        return str(
+            click.prompt(
+                f"technology:ID of spare card {number.strip()}",
+                hide_input=True,
+                default="",
+                show_default=False,
+            )
+        ).strip()
+    return sys.stdin.readline().strip()
 
 
 def _read(reader: str, key: bytes, timeout_s: float) -> tuple[str, str]:

@@ -59,7 +59,7 @@ def spare_ref(card_key: bytes, card: str) -> tuple[str, str]:
     """Return (reference, technology) of a card typed as `technology:ID`."""
     technology, _, card_id = card.partition(":")
     if not card_id:
-        raise RegistryError("--card-id: give technology:ID, e.g. felica:0114A1B2C3D4E5F6")
+        raise RegistryError("card id: key technology:ID, e.g. felica:0114A1B2C3D4E5F6")
     return card_reference(card_key, technology, card_id), technology.strip().lower()
 
 

@@ -24,9 +24,12 @@ from console.log import CentralLog
 from console.users import add_user, audit_trail
 from console.web import Settings, create_app
 from console.web_context import BrokerAccess
+from edge.keys import read_card_key
+from provisioning.keys import SiteKeys
+from provisioning.passes import add_spare, spare_ref
+from provisioning.registry import Registry
 from simulator.building import load_building
 from simulator.control_channel import send
-from simulator.provision import edge_provision
 from simulator.run import Simulation
 from simulator.scenario import Scenario
 from simulator.staff import Person
@@ -81,6 +84,16 @@ class DeskSite:
         return reply
 
 
+def add_spare_card(site_dir: Path, number: str, card: str) -> None:
+    """Register a spare card as `passes add-spare` does with the id keyed."""
+    registry = Registry(site_dir / "registry.db")
+    try:
+        key = read_card_key(SiteKeys(site_dir / "keys").card_key)
+        add_spare(registry, number, *spare_ref(key, card), actor="operator")
+    finally:
+        registry.close()
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeskSite]:
     if not Path(CHROMIUM).exists():
@@ -94,8 +107,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeskSite]:
         assert player.ready.wait(120)
         assert not player.errors, player.errors
         site_dir = run_dir / "site"
-        spare = ["--number", "07", "--card-id", f"felica:{SPARE}"]
-        edge_provision(["passes", "add-spare", *spare, "--dir", str(site_dir)], run_dir / "log")
+        add_spare_card(site_dir, "07", f"felica:{SPARE}")
         log_path = run_dir / "console" / "log.db"
         log = CentralLog(log_path)
         for user, password in PASSWORDS.items():

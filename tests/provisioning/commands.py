@@ -6,10 +6,12 @@ import subprocess
 import sys
 
 
-def provision(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run `edge-provision ARGS…` and return what it printed and its exit status."""
+def provision(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `edge-provision ARGS…` (`stdin` piped in) and return what it printed and its
+    exit status."""
     return subprocess.run(
         [sys.executable, "-m", "provisioning.cli", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,

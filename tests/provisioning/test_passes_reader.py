@@ -51,6 +51,13 @@ def test_a_spare_read_on_the_desk_reader_is_kept_by_reference(tmp_path: Path) ->
     again = add_spare(site, "08", SPARE)
     assert again.returncode == 2
     assert "this card is already spare card 07" in again.stderr
-    neither = provision("passes", "add-spare", "--number", "09", "--dir", str(site))
-    assert neither.returncode == 2
-    assert "give --card-id or --reader" in neither.stderr
+    nothing = provision("passes", "add-spare", "--number", "09", "--dir", str(site), stdin="")
+    assert nothing.returncode == 2
+    assert "card id: key technology:ID" in nothing.stderr
+    # An id on the command line would stay in shell history and ps: refused, not kept.
+    typed = ("--card-id", f"felica:{SPARE}")
+    on_line = provision("passes", "add-spare", "--number", "09", *typed, "--dir", str(site))
+    assert on_line.returncode == 2
+    assert "key technology:ID when asked" in on_line.stderr
+    assert SPARE not in (on_line.stdout + on_line.stderr).upper()
+    assert "09 " not in provision("passes", "spares", "--dir", str(site)).stdout

@@ -218,13 +218,13 @@ def test_the_operators_commands_pick_one_card_and_register_spares(site: Path) ->
     assert again.returncode == 2
     assert "staff S001 has 0 cards to reinstate" in again.stderr
     spare = provision_cli(
-        "passes", "add-spare", "--number", "08", "--card-id", "felica:0114A1B2C3D4E501", *d
+        "passes", "add-spare", "--number", "08", *d, stdin="felica:0114A1B2C3D4E501\n"
     )
     assert spare.returncode == 0, spare.stderr
     listed = provision_cli("passes", "spares", *d)
     assert "08       felica" in listed.stdout
     assert "0114A1B2C3D4E501" not in listed.stdout + spare.stdout
-    bad = provision_cli("passes", "add-spare", "--number", "09", "--card-id", "felica:12", *d)
+    bad = provision_cli("passes", "add-spare", "--number", "09", *d, stdin="felica:12\n")
     assert bad.returncode == 2
     assert "add-spare refused: a felica card identifier must be 16 hexadecimal digits" in (
         bad.stderr

@@ -41,7 +41,8 @@ class EmulatedCard:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         self._lines: queue.Queue[tuple[str, float]] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         try:
             self.ready_at = self.wait_for("ready")
         except BaseException:
@@ -89,6 +90,9 @@ class EmulatedCard:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        # The process is gone, so its stdout ends: let the reading thread see that before the
+        # pipe is closed under it (closing first fails the thread, and so the test).
+        self._reader.join(timeout=10)
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe is not None:
                 pipe.close()

@@ -152,6 +152,25 @@ def lockdown_ask(
     csrf: str = Form(""),
 ) -> Response:
     """Name the devices a lockdown (or lifting it) will reach; nothing is sent yet."""
+    scope = _lockdown_scope(request, on, zone, door, csrf)
+    if isinstance(scope, Response):
+        return scope
+    doors, zones, named, devices = scope
+    return page(
+        request,
+        "doors_confirm.html",
+        on=on,
+        zones=zones,
+        doors=named,
+        devices=devices,
+        unreached=doors.site.unreached(),
+    )
+
+
+def _lockdown_scope(
+    request: Request, on: str, zone: list[str] | None, door: list[str] | None, csrf: str
+) -> Response | tuple[Any, list[str], list[str], list[str]]:
+    """Check a lockdown form: (doors, zones, doors named, devices), or the answer refusing it."""
     if not csrf_ok(request, csrf):
         return page(request, "forbidden.html", status=400)
     doors = console_of(request).doors
@@ -159,22 +178,14 @@ def lockdown_ask(
         return _bad(request, NO_SITE, 409)
     if on not in ("on", "off"):
         return _bad(request, "on: use on or off")
-    zone, door = (zone or [])[:100], (door or [])[:100]
+    zones, named = (zone or [])[:100], (door or [])[:100]
     try:
-        devices = doors.site.lockdown_devices(zone, door)
+        devices = doors.site.lockdown_devices(zones, named)
     except ActionError as error:
         return _bad(request, str(error))
     if not devices:
         return _bad(request, str(doors.site.none_to_send("lockdown")), 409)
-    return page(
-        request,
-        "doors_confirm.html",
-        on=on,
-        zones=zone,
-        doors=door,
-        devices=devices,
-        unreached=doors.site.unreached(),
-    )
+    return doors, zones, named, devices
 
 
 @router.post("/doors/lockdown/confirm", response_class=HTMLResponse)
@@ -187,19 +198,11 @@ def lockdown_confirm(
     csrf: str = Form(""),
 ) -> Response:
     """Send the lockdown (or lift it) the manager confirmed."""
-    if not csrf_ok(request, csrf):
-        return page(request, "forbidden.html", status=400)
-    doors = console_of(request).doors
-    if doors is None:
-        return _bad(request, NO_SITE, 409)
-    if on not in ("on", "off"):
-        return _bad(request, "on: use on or off")
-    zone, door = (zone or [])[:100], (door or [])[:100]
-    try:
-        devices = doors.site.lockdown_devices(zone, door)
-    except ActionError as error:
-        return _bad(request, str(error))
-    target = " ".join([*(f"zone {z}" for z in zone), *(f"door {d}" for d in door)]) or "site"
+    scope = _lockdown_scope(request, on, zone, door, csrf)
+    if isinstance(scope, Response):
+        return scope
+    doors, zones, named, devices = scope
+    target = " ".join([*(f"zone {z}" for z in zones), *(f"door {d}" for d in named)]) or "site"
     return _act(
         request,
         session,

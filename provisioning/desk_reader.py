@@ -75,9 +75,29 @@ def read_card(
 
 
 def _wait_for_card(clf: Any, path: str, timeout_s: float) -> Any:
+    return wait_for_card(
+        clf,
+        path,
+        timeout_s,
+        list(DEFAULT_TARGETS),
+        "ask the holder to hold their staff card on it",
+        DeskReaderError,
+    )
+
+
+def wait_for_card(
+    clf: Any,
+    path: str,
+    timeout_s: float,
+    targets: list[str],
+    what_to_do: str,
+    error: type[EdgeError],
+    card: str = "card",
+) -> Any:
+    """Return the first card of `targets` on an open nfcpy reader; raise `error` saying why not."""
     deadline = time.monotonic() + timeout_s
     options = {
-        "targets": list(DEFAULT_TARGETS),
+        "targets": targets,
         "on-connect": lambda tag: False,  # keep the tag: connect() returns it
         "iterations": 1,
         "interval": 0.1,
@@ -85,11 +105,11 @@ def _wait_for_card(clf: Any, path: str, timeout_s: float) -> Any:
     }
     tag = clf.connect(rdwr=options, terminate=lambda: time.monotonic() > deadline)
     if tag is False:
-        raise DeskReaderError(f"lost the desk reader {path}; plug it in again and retry")
+        raise error(f"lost the desk reader {path}; plug it in again and retry")
     if tag is None:
-        raise DeskReaderError(
-            f"no card on the reader within {timeout_s:g} s; ask the holder to hold their staff "
-            "card on it and run the command again"
+        raise error(
+            f"no {card} on the reader within {timeout_s:g} s; {what_to_do} and run the "
+            "command again"
         )
     return tag
 

@@ -14,13 +14,13 @@ logged or put in a message.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from edge.errors import EdgeError
 from edge.readers.nfc import is_lite_s, lite_s_proves, open_frontend
 from provisioning.card_desk import PersonaliseError
 from provisioning.card_keys import lite_s_key
+from provisioning.desk_reader import wait_for_card
 
 __all__ = ["PersonaliseError", "ck_block", "locked_mc", "personalise_lite_s", "personalise_tag"]
 
@@ -70,23 +70,16 @@ def personalise_lite_s(path: str, master: bytes, *, timeout_s: float) -> bytes:
 
 
 def _wait_for_card(clf: Any, path: str, timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    options = {
-        "targets": ["212F"],  # FeliCa only: a Lite-S is nothing else
-        "on-connect": lambda tag: False,  # keep the tag: connect() returns it
-        "iterations": 1,
-        "interval": 0.1,
-        "beep-on-connect": False,
-    }
-    tag = clf.connect(rdwr=options, terminate=lambda: time.monotonic() > deadline)
-    if tag is False:
-        raise PersonaliseError(f"lost the desk reader {path}; plug it in again and retry")
-    if tag is None:
-        raise PersonaliseError(
-            f"no FeliCa card on the reader within {timeout_s:g} s; put a blank FeliCa Lite-S "
-            "card on it and run the command again"
-        )
-    return tag
+    # FeliCa only: a Lite-S is nothing else.
+    return wait_for_card(
+        clf,
+        path,
+        timeout_s,
+        ["212F"],
+        "put a blank FeliCa Lite-S card on it",
+        PersonaliseError,
+        "FeliCa card",
+    )
 
 
 def personalise_tag(tag: Any, master: bytes) -> bytes:

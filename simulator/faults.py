@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
-from simulator.behaviour import OPEN_AFTER_S, PASS_S, claim
+from simulator.behaviour import OPEN_AFTER_S, PASS_S, claim, through
 from simulator.broker import Broker
 from simulator.building import Building
 from simulator.engine import Process
@@ -227,15 +227,20 @@ def cloned_card(sim: Stage, gate: str) -> Process:
 
 def duress(sim: Stage, gate: str) -> Process:
     world = sim.world
-    # A guard outside the line, or inside by another gate: this gate's anti-passback lets
-    # their card in (the forced door opens exactly as for the right PIN).
+    # A guard outside the line is forced at the gate; with every guard inside, one first
+    # leaves by that gate (the line's anti-passback is shared by its gates, so a card inside
+    # is refused entry at every one of them) and is forced on the way back in.
     guards = [p for p in sim.people if p.duress_pin is not None and p.case == ""]
-    guard = next(
-        (p for p in guards if p.staff_no not in world.truth.inside),
-        next((p for p in guards if world.home_gate.get(p.staff_no) != gate), None),
-    )
+    outside = [p for p in guards if p.staff_no not in world.truth.inside]
+    guard = next(iter(outside or guards), None)
     if guard is None or guard.duress_pin is None:
-        raise ScenarioError(f"fault duress at {gate}: no guard with a duress PIN can enter there")
+        raise ScenarioError(f"fault duress at {gate}: no guard with a duress PIN")
+    back_in = not outside
+    if back_in:
+        if (yield from through(world, guard, gate, "out")) != "passed":
+            world.note(f"{guard.staff_no} could not leave by {gate} before the duress fault")
+        else:
+            world.left(guard)
     yield from claim(world, gate, OPEN_AFTER_S + PASS_S + 0.5)
     world.note(f"fault: {guard.staff_no} is forced to open {gate} and keys the duress PIN")
     sim.expect_alarm(gate, "duress")
@@ -246,6 +251,12 @@ def duress(sim: Stage, gate: str) -> Process:
     world.truth.duress.append(
         (guard.technology, guard.card_id, reply.get("decision"), reply.get("reason"), opened)
     )
+    if opened and back_in:  # through the forced gate, back where their day left them
+        yield OPEN_AFTER_S
+        world.leaf(gate, True)
+        yield PASS_S
+        world.entered(guard)
+        world.leaf(gate, False)
 
 
 def power_cut(sim: Stage, device: str, seconds: float) -> Process:

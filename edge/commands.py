@@ -19,6 +19,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import ValidationError
 
 from edge.core.clock import utc_text
-from edge.core.events import Event, ResetAlarms, ResetFire, SetHoldOpen, SetLockdown, UnlockOnce
+from edge.core.events import (
+    Event,
+    ForgivePosition,
+    ResetAlarms,
+    ResetFire,
+    SetHoldOpen,
+    SetLockdown,
+    UnlockOnce,
+)
 from edge.link.payloads import MAX_COMMAND_BYTES, CommandEnvelope, CommandName
 from edge.signing import SignatureError, key_id, verify
 from edge.store.guard import CLOCK_SKEW, LIFETIME_MS, MAX_LIFETIME, SKEW_MS, from_ms, ms
@@ -44,6 +53,8 @@ MAX_DEPTH = 6  # an envelope is an object holding `args`, an object of scalars
 PLAUSIBLE_AHEAD_MS = LIFETIME_MS + 2 * SKEW_MS
 DOOR_COMMANDS = {"unlock", "hold-open", "alarm-reset"}
 KNOWN = set(get_args(CommandName))
+CARD_REF = re.compile(r"[0-9a-f]{64}")
+ZONE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -207,6 +218,8 @@ class CommandVerifier:
                 f"no door {door!r} on this device; doors: {sorted(self.doors)}",
                 envelope,
             )
+        if envelope.name == "forgive":
+            return _forgive(envelope, by)
         on = args.get("on")
         if envelope.name in {"lockdown", "hold-open"} and not isinstance(on, bool):
             return Verdict("malformed", "args.on must be true or false", envelope)
@@ -223,6 +236,22 @@ class CommandVerifier:
             case "fire-reset":
                 event = ResetFire(by)
         return Verdict("accepted", "", envelope, event)
+
+
+def _forgive(envelope: CommandEnvelope, by: str) -> Verdict:
+    """Accept a valid `forgive` command, or refuse it naming the argument to fix."""
+    card_ref, zone = envelope.args.get("card_ref"), envelope.args.get("zone")
+    extra = sorted(set(envelope.args) - {"card_ref", "zone"})
+    if extra:
+        shown = ", ".join(str(key)[:20] for key in extra[:5])
+        return Verdict("malformed", f"forgive takes card_ref and zone only, not: {shown}", envelope)
+    if not isinstance(card_ref, str) or not CARD_REF.fullmatch(card_ref):
+        return Verdict("malformed", "args.card_ref must be 64 lowercase hex digits", envelope)
+    if zone is not None and (not isinstance(zone, str) or not ZONE_ID.fullmatch(zone)):
+        return Verdict(
+            "malformed", "args.zone must be a zone id (letters, digits, _ . -) or absent", envelope
+        )
+    return Verdict("accepted", "", envelope, ForgivePosition(card_ref, zone, by))
 
 
 def _short(exc: BaseException) -> str:

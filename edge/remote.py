@@ -194,6 +194,7 @@ class Remote:
                 result.update(door=door, unlocked=machine.unlocked, mode=str(machine.mode))
             if verdict.envelope.name == "lockdown":
                 result["lockdown"] = self.controller.lockdown
+            result.update(_forgiven(outputs))
             verdict = _refused_by_core(verdict, outputs)
         envelope = verdict.envelope
         event = record(
@@ -228,6 +229,16 @@ class Remote:
         self.replies.reply(
             message.response_topic, message.correlation, json.dumps(body.model_dump()).encode()
         )
+
+
+def _forgiven(outputs: list[Output]) -> dict[str, object]:
+    """Return what a `forgive` changed here: whether the card had a position, and which."""
+    for output in outputs:
+        if isinstance(output, Record) and output.event.type == "anti_passback_card_forgiven":
+            was = output.event.data.get("was_in")
+            changed = bool(output.event.data.get("changed"))
+            return {"had_position": was is not None, "was_in": was, "forgiven": changed}
+    return {}
 
 
 def _refused_by_core(verdict: Verdict, outputs: list[Output]) -> Verdict:

@@ -27,6 +27,9 @@ _STRICTNESS = {AntiPassback.OFF: 0, AntiPassback.SOFT: 1, AntiPassback.HARD: 2}
 # sorts as time does.
 Stamp = tuple[str, str, int]
 Position = tuple[str, str] | tuple[str, str, Stamp]  # card_ref, zone[, stamp]
+# The zone of a forgiven card: in no zone, stamped with the forgiveness, so a peer's older
+# crossing arriving later loses to it like to any later crossing.
+NOWHERE = ""
 
 
 class AntiPassbackTracker:
@@ -64,7 +67,7 @@ class AntiPassbackTracker:
 
     def position(self, card_ref: str) -> str | None:
         """Return the zone the card last entered, or None."""
-        return self._positions.get(card_ref)
+        return self._positions.get(card_ref) or None
 
     def stamp(self, card_ref: str) -> Stamp | None:
         """Return the stamp of the crossing that set the card's position, or None."""
@@ -80,6 +83,16 @@ class AntiPassbackTracker:
         if held is None or stamp >= held:
             self._positions[card_ref] = to_zone
             self._stamps[card_ref] = stamp
+
+    def forgive(self, card_ref: str, zone: str | None, stamp: Stamp) -> tuple[bool, str | None]:
+        """Put the card nowhere as of `stamp` (when a zone is given, only if the card is in it
+        or nowhere); return whether it was put there, and the zone it was in."""
+        held = self.position(card_ref)
+        if zone is not None and held not in (None, zone):
+            return False, held
+        self.crossed(card_ref, NOWHERE, stamp)
+        placed = self._positions.get(card_ref) == NOWHERE and self._stamps[card_ref] == stamp
+        return placed, held
 
     def forgotten(self, to_zone: str, stamp: Stamp) -> bool:
         """Return whether a crossing into `to_zone` is older than the zone's last forgiveness

@@ -23,6 +23,7 @@ from edge.core.events import (
     Event,
     ExitPressed,
     FireInputChanged,
+    ForgivePosition,
     PinChecked,
     PinEntered,
     PinOutcome,
@@ -386,6 +387,21 @@ class Controller:
                         EventKind.SYSTEM, "occupancy_reset", at.utc, zone=zone, count=count, by=by
                     ),
                     self._occupancy(zone, at),
+                ]
+            case ForgivePosition(card_ref=card_ref, zone=zone, by=by):
+                stamp = (utc_text(at.utc), self.spec.id, 0)
+                changed, held = self.passback.forgive(card_ref, zone, stamp)
+                return [
+                    record(
+                        EventKind.SYSTEM,
+                        "anti_passback_card_forgiven",
+                        at.utc,
+                        card_ref=card_ref,
+                        zone=zone,
+                        by=by,
+                        was_in=held,
+                        changed=changed,
+                    )
                 ]
             case UnlockOnce(door=door_id, by=by) if door_id in self.doors:
                 return self.doors[door_id].unlock_once(at, by)

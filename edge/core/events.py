@@ -143,6 +143,15 @@ class ResetOccupancy:
     by: str = "operator"
 
 
+@dataclass(frozen=True, slots=True)
+class ForgivePosition:
+    """Forget one card's anti-passback position (in `zone` only, if given)."""
+
+    card_ref: str
+    zone: str | None = None
+    by: str = "operator"
+
+
 Event = (
     CardPresented
     | PinEntered
@@ -159,4 +168,5 @@ Event = (
     | ResetAlarms
     | ResetFire
     | ResetOccupancy
+    | ForgivePosition
 )

@@ -107,7 +107,14 @@ class StatusPayload(BaseModel):
 
 
 CommandName = Literal[
-    "unlock", "lockdown", "hold-open", "alarm-reset", "fire-reset", "resync-credentials", "ping"
+    "unlock",
+    "lockdown",
+    "hold-open",
+    "alarm-reset",
+    "fire-reset",
+    "resync-credentials",
+    "ping",
+    "forgive",
 ]
 
 

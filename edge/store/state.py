@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from sqlite_utils import Database
 
-from edge.core.antipassback import Position, Stamp
+from edge.core.antipassback import NOWHERE, Position, Stamp
 from edge.core.clock import utc_text
 from edge.core.controller import DeviceState
 from edge.core.outputs import EventKind, EventRecord
@@ -68,6 +68,10 @@ def apply(
             device = _own_device(db) if device is None else device
             stamp = (utc_text(record.ts), device, 0)
             merge_position(db, data["card_ref"], data["to_zone"], stamp, own=True)
+        elif record.type == "anti_passback_card_forgiven" and data.get("changed"):
+            device = _own_device(db) if device is None else device
+            stamp = (utc_text(record.ts), device, 0)
+            merge_position(db, data["card_ref"], NOWHERE, stamp, own=True)
         elif record.kind is EventKind.SYSTEM and record.type == "anti_passback_forgiven":
             db.execute("DELETE FROM positions WHERE zone = ?", [data["zone"]])
         elif record.kind is EventKind.OCCUPANCY and data.get("count") is not None:

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.commands import CommandVerifier, NonceCache, Verdict, sign
-from edge.core.events import SetLockdown, UnlockOnce
+from edge.core.events import ForgivePosition, SetLockdown, UnlockOnce
 from edge.store import Store
 from edge.store.migrations import migrations
 
@@ -60,6 +60,35 @@ def test_accepted_unlock_becomes_a_core_event(verifier: CommandVerifier) -> None
     assert verdict.event == UnlockOnce("gate-east", "console:guard1")
     lockdown = verifier.check("lockdown", cmd("lockdown", {"on": True}), False, NOW)
     assert lockdown.event == SetLockdown(True, "console:guard1")
+
+
+def test_an_accepted_forgive_names_the_card_and_the_zone(verifier: CommandVerifier) -> None:
+    args = {"card_ref": "c" * 64, "zone": "staff"}
+    verdict = verifier.check("forgive", cmd("forgive", args), False, NOW)
+    assert verdict.event == ForgivePosition("c" * 64, "staff", "console:guard1")
+    anywhere = verifier.check("forgive", cmd("forgive", {"card_ref": "d" * 64}), False, NOW)
+    assert anywhere.event == ForgivePosition("d" * 64, None, "console:guard1")
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        ({}, "args.card_ref"),
+        ({"card_ref": "C" * 64}, "args.card_ref"),
+        ({"card_ref": "c" * 63}, "args.card_ref"),
+        ({"card_ref": 7}, "args.card_ref"),
+        ({"card_ref": "c" * 64, "zone": ""}, "args.zone"),
+        ({"card_ref": "c" * 64, "zone": ["staff"]}, "args.zone"),
+        ({"card_ref": "c" * 64, "zone": "staff/#"}, "args.zone"),
+        ({"card_ref": "c" * 64, "uid": "04a1"}, "not: uid"),
+    ],
+)
+def test_a_forgive_with_bad_args_is_refused_naming_the_arg(
+    verifier: CommandVerifier, args: dict[str, object], names: str
+) -> None:
+    verdict = verifier.check("forgive", cmd("forgive", args), False, NOW)
+    assert (verdict.reason, verdict.event) == ("malformed", None)
+    assert names in verdict.detail
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from edge.cardref import card_reference
 from edge.commands import sign
 from edge.connection import Connection, Offline, RemoteKeys
+from edge.core.clock import utc_text
 from edge.core.credentials import Credential, DenyReason
 from edge.core.events import FireInputChanged
 from edge.core.policy import AccessPolicy, Rule
@@ -258,5 +260,60 @@ def test_a_fire_reset_while_the_fire_input_is_active_is_answered_refused(tmp_pat
             "fire_reset_refused",
             "fire_reset",
         ]
+    finally:
+        running.stop()
+
+
+def test_a_signed_forgive_lets_a_card_in_again_and_is_recorded_with_its_reply(
+    tmp_path: Path,
+) -> None:
+    device = sim_config(tmp_path)
+    replies = Replies()
+    running = Running(device, connection=remote_side(replies))
+    card = "e" * 64
+    zone = "staff-area"  # the example gate's inside zone
+
+    def forgive(correlation: bytes) -> dict[str, object]:
+        envelope = sign(
+            COMMANDS_KEY,
+            device="gate-1f-east",
+            name="forgive",
+            args={"card_ref": card},
+            issued_by="console:boss",
+        )
+        running.agent.emit(
+            InboundMessage(
+                f"{PREFIX}/cmd/forgive",
+                envelope,
+                retained=False,
+                response_topic=f"{PREFIX}/reply/console-1",
+                correlation=correlation,
+            )
+        )
+        running.settle()
+        return replies.sent[-1][2]
+
+    try:
+        running.settle()  # the zone's daily forgiveness, if due, happens first
+        now = utc_text(datetime.now(UTC))
+        assert running.agent.controller.passback.merge(
+            card, zone, (now, "a-peer", 1)
+        )  # sorts before this device: the forgiveness stamped in the same ms wins
+        first = forgive(b"one")
+        assert (first["ok"], first["result"]) == (
+            True,
+            {"had_position": True, "was_in": zone, "forgiven": True},
+        )
+        assert running.agent.controller.passback.position(card) is None
+        second = forgive(b"two")
+        assert second["result"] == {"had_position": False, "was_in": None, "forgiven": True}
+        events = outbox(device.store)
+        forgiven = [e for e in events if e["type"] == "anti_passback_card_forgiven"]
+        assert [(e["card_ref"], e["by"], e["was_in"]) for e in forgiven] == [
+            (card, "console:boss", zone),
+            (card, "console:boss", None),
+        ]
+        commands = [(e["command"], e["type"]) for e in events if e["kind"] == "command"]
+        assert commands == [("forgive", "accepted"), ("forgive", "accepted")]
     finally:
         running.stop()

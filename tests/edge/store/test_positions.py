@@ -133,3 +133,29 @@ def test_a_peer_s_hostile_or_future_crossing_is_dropped_and_counted() -> None:
         assert side.handle(InboundMessage(topic, b"{", False), clock.now()) == []
         assert (side.applied, side.drops.dropped) == (1, 2)
         assert stored(store)[CARDS[0]][0] == "staff"
+
+
+def test_a_forgiveness_is_stored_as_nowhere_and_an_older_peer_crossing_loses() -> None:
+    with Store(":memory:", memory=True) as store:
+        side = peers(store)
+        entry = ("2026-12-01T00:00:01.000Z", "gate-b", 2)
+        assert side.merge(PeerCrossing(CARDS[0], "staff", entry))
+        at = datetime(2026, 12, 1, 0, 0, 5, tzinfo=UTC)
+        forgiven = EventRecord(
+            EventKind.SYSTEM,
+            "anti_passback_card_forgiven",
+            at,
+            {"card_ref": CARDS[0], "zone": None, "by": "boss", "was_in": "staff", "changed": True},
+        )
+        with store.transaction() as db:
+            outbox.append(db, "gate-a", [forgiven], True)
+            state.apply(db, [forgiven], DeviceState(), DeviceState())
+        assert stored(store)[CARDS[0]] == ("", ("2026-12-01T00:00:05.000Z", "gate-a", 0))
+        assert not side.merge(
+            PeerCrossing(CARDS[0], "staff", ("2026-12-01T00:00:04.000Z", "gate-c", 1))
+        )
+        _, positions, _ = state.load(store.db)
+        again = AntiPassbackTracker(SPEC.zones)
+        again.restore(positions)
+        assert again.position(CARDS[0]) is None
+        assert not again.merge(CARDS[0], "staff", entry)

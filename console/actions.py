@@ -171,6 +171,23 @@ class Site:
         chosen |= {c.device for c in devices for _, inside in c.doors.values() if inside in zones}
         return sorted(chosen)
 
+    def passback_devices(self, zone: str | None = None) -> list[str]:
+        """Return the devices that may hold a card's position: every door device, or those
+        with a door into or out of `zone` (or serving it); ActionError naming the zones."""
+        devices = self.devices()
+        if zone is None:
+            return [c.device for c in devices]
+        chosen = [
+            c.device
+            for c in devices
+            if zone in c.zones or any(zone in sides for sides in c.doors.values())
+        ]
+        if not chosen:
+            known = {z for c in devices for sides in c.doors.values() for z in sides}
+            shown = ", ".join(sorted(known)) or "none"
+            raise ActionError(f"no zone {zone[:64]!r} at any door; zones: {shown}")
+        return chosen
+
     def fire_devices(self, door: str | None = None) -> list[str]:
         """Return the devices with a fire input (or the device of `door`)."""
         if door is not None:

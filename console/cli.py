@@ -29,6 +29,7 @@ from console.anchor import Anchorer, AnchorError, check_file, load_or_create_key
 from console.chain import BY_NAME
 from console.cli_desk import card_group, pass_group
 from console.cli_doors import door_group, fire_reset, lockdown, serve_acting, serve_acting_options
+from console.cli_forgive import forgive
 from console.cli_users import db_option, users_group
 from console.collector import Collector
 from console.log import CentralLog
@@ -453,7 +454,7 @@ def verify(
 
 
 cli.add_command(users_group)
-for command in (door_group, lockdown, fire_reset, card_group, pass_group):
+for command in (door_group, lockdown, fire_reset, forgive, card_group, pass_group):
     cli.add_command(command)
 
 

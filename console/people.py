@@ -116,6 +116,11 @@ class Directory:
         folded = _fold(who)
         return [ref for ref, p in self._by_ref.items() if folded and folded in _fold(p.name)]
 
+    def refs_starting(self, prefix: str) -> list[str]:
+        """Return the card references (people's cards and spare cards) starting with `prefix`."""
+        known = set(self._by_ref) | set(self._passes)
+        return sorted(ref for ref in known if ref.startswith(prefix))
+
 
 def _passes(
     conn: sqlite3.Connection, people: dict[str, Person]

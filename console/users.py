@@ -49,6 +49,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "door.normal": _MANAGER,
     "door.fire_reset": _MANAGER,
     "lockdown": _MANAGER,
+    "apb.forgive": _MANAGER,
     "card.lost": _GUARD,
     "card.reinstate": _GUARD,
     "card.revoke": _MANAGER,

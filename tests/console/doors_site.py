@@ -82,10 +82,13 @@ class DoorsSite:
         ]  # fmt: skip
         return CliRunner().invoke(cli, [*args, *common], catch_exceptions=False)
 
-    def tap(self, reader: str, person: Person) -> dict[str, Any]:
-        """Hold `person`'s card to `reader` (a proving card proves itself); return the reply."""
+    def tap(self, reader: str, person: Person, pin: str | None = None) -> dict[str, Any]:
+        """Hold `person`'s card to `reader` (a proving card proves itself), keying `pin` if
+        given; return the reply."""
         device = next(d for d in self.agents if reader.startswith(d))
         body: dict[str, Any] = {"reader": reader, "technology": person.technology}
+        if pin is not None:
+            body["pin"] = pin
         body["id"] = person.card_id
         keys = self.card_keys.get(person.card_id)
         if keys:
@@ -108,8 +111,13 @@ def doors_site(
     timeout_s: float = 5.0,
     only: Sequence[str] = (),
     building_file: Path = SMALL,
+    log_level: str = "warning",
+    debounce_s: float | None = None,
 ) -> Iterator[DoorsSite]:
-    """Provision a building (the small one), start its broker, agents, collector, console."""
+    """Provision a building (the small one), start its broker, agents, collector, console.
+
+    `debounce_s`: every reader's, so a test may tap the same card again at once.
+    """
     building = load_building(building_file)
     people = make_people(building, date.today(), seed=1)
     run_dir = tmp / "run"
@@ -117,6 +125,11 @@ def doors_site(
     port = free_port()
     p = provision(building, people, run_dir, port)
     site_dir, d = p.site_dir, ("--dir", str(p.site_dir))
+    if debounce_s is not None:
+        for config in (site_dir / "devices").glob("*.toml"):
+            text = config.read_text(encoding="utf-8")
+            text = text.replace('kind = "sim"\n', f'kind = "sim"\ndebounce_s = {debounce_s}\n')
+            config.write_text(text, encoding="utf-8")
     for account in (WEB_ACCOUNT, CLI_ACCOUNT):
         edge_provision(["account", "add", account, "--role", "console", *d], p.log)
     files = ["--out", str(p.broker_files), "--port", str(port)]
@@ -146,7 +159,7 @@ def doors_site(
                 home = run_dir / "devices" / device
                 home.mkdir(parents=True, exist_ok=True)
                 config = site_dir / "devices" / f"{device}.toml"
-                running[device] = AgentProcess(config, home, log_level="warning", wait=False)
+                running[device] = AgentProcess(config, home, log_level=log_level, wait=False)
             for agent in running.values():
                 agent.wait_ready(60)
             publish(p, port)

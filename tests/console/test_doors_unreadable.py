@@ -63,6 +63,16 @@ def test_a_zone_only_outside_doors_is_no_zone_to_lock_down(site_dir: Path) -> No
         site.lockdown_devices(["lobby"])
 
 
+def test_a_forgiveness_goes_to_the_devices_with_a_door_on_either_side_of_its_zone(
+    site_dir: Path,
+) -> None:
+    site = Site(Registry(site_dir, SITE))
+    assert site.passback_devices() == ["gate-1", "gate-2"]
+    assert site.passback_devices("lobby") == ["gate-1", "gate-2"]
+    with pytest.raises(ActionError, match="no zone 'roof' at any door; zones: lobby, staff-area"):
+        site.passback_devices("roof")
+
+
 def command_key(path: Path) -> Path:
     pem = Ed25519PrivateKey.generate().private_bytes(
         Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()

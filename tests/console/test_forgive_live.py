@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from console.people import Directory
 from simulator.staff import Person
 from tests.console.doors_site import DoorsSite, doors_site
 
@@ -78,3 +79,18 @@ def test_a_card_prefix_that_fits_no_card_is_refused_with_exit_2(site: DoorsSite)
     both = site.cli("forgive", user="boss")
     assert both.exit_code == 2
     assert "--staff-no or --card" in both.stderr
+
+
+def test_one_card_is_forgiven_by_its_reference_in_one_zone(site: DoorsSite) -> None:
+    guards = [p for p in site.people if "security" in p.groups and not p.case]
+    guard = guards[-1]  # not the first test's
+    ref = Directory(site.site_dir / "registry.db").refs_for(guard.staff_no)[0]
+    assert walk_in(site, "gate-1f-east", guard)["decision"] == "granted"
+    assert walk_in(site, "gate-1f-east", guard)["reason"] == "anti_passback"
+    elsewhere = site.cli("forgive", "--card", ref[:8], "--zone", "lobby", user="boss")
+    assert elsewhere.exit_code == 0, elsewhere.output
+    assert walk_in(site, "gate-1f-east", guard)["reason"] == "anti_passback"  # not in the lobby
+    done = site.cli("forgive", "--card", ref[:8].upper(), "--zone", "staff-area", user="boss")
+    assert done.exit_code == 0, done.output
+    assert f"card {ref[:12]}: gate-1f-east: accepted" in done.stdout.splitlines()
+    assert walk_in(site, "gate-1f-east", guard)["decision"] == "granted"

@@ -92,11 +92,11 @@ def _door_command(verb: str, text: str) -> click.Command:
     def command(ctx: click.Context, /, door: str, **options: Any) -> None:
         log = CentralLog(options["db"])
         user = acting_user(ctx, log, options["user"], options["password_file"], known.action)
-        site = _site(ctx, options)
+        site = acting_site(ctx, options)
         try:
             devices = [site.device_of(door)]
         except ActionError as error:
-            _bad(ctx, str(error))
+            refuse(ctx, str(error))
         args = {"door": door, **known.args}
         _run(ctx, log, options, user, known.action, door, devices, known.command, args, site)
 
@@ -134,15 +134,15 @@ def _lockdown_command(on: bool) -> click.Command:
     ) -> None:
         log = CentralLog(options["db"])
         user = acting_user(ctx, log, options["user"], options["password_file"], "lockdown")
-        site = _site(ctx, options)
+        site = acting_site(ctx, options)
         try:
             devices = site.lockdown_devices(zones, doors)
         except ActionError as error:
-            _bad(ctx, str(error))
+            refuse(ctx, str(error))
         scope = " ".join([*(f"zone {z}" for z in zones), *(f"door {d}" for d in doors)]) or "site"
         word = "lock down" if on else "lift lockdown on"
         if not yes and not _confirmed(f"{word} {len(devices)} devices ({', '.join(devices)})?"):
-            _bad(ctx, "not confirmed; nothing sent (answer y, or give --yes)")
+            refuse(ctx, "not confirmed; nothing sent (answer y, or give --yes)")
         target = f"lockdown {'on' if on else 'off'}: {scope}"
         args = {"on": on}
         _run(ctx, log, options, user, "lockdown", target, devices, "lockdown", args, site, True)
@@ -167,11 +167,11 @@ def fire_reset(ctx: click.Context, /, door: str | None, **options: Any) -> None:
     """Reset doors released by a fire input once the input has cleared."""
     log = CentralLog(options["db"])
     user = acting_user(ctx, log, options["user"], options["password_file"], "door.fire_reset")
-    site = _site(ctx, options)
+    site = acting_site(ctx, options)
     try:
         devices = site.fire_devices(door)
     except ActionError as error:
-        _bad(ctx, str(error))
+        refuse(ctx, str(error))
     target = door or "site"
     every = door is None
     _run(ctx, log, options, user, "door.fire_reset", target, devices, "fire-reset", {}, site, every)
@@ -184,12 +184,13 @@ def _confirmed(question: str) -> bool:
         return False
 
 
-def _site(ctx: click.Context, options: dict[str, Any]) -> Site:
+def acting_site(ctx: click.Context, options: dict[str, Any]) -> Site:
+    """Return the site an acting command works on (its slug from the registry unless given)."""
     site_dir: Path = options["site_dir"]
     if not options["site"]:
         options["site"] = site_slug(site_dir / "registry.db")
         if options["site"] is None:
-            _bad(ctx, f"no site in {site_dir}/registry.db; give --site")
+            refuse(ctx, f"no site in {site_dir}/registry.db; give --site")
     return Site(Registry(site_dir, options["site"]))
 
 
@@ -212,12 +213,12 @@ def _run(
     configuration is unusable is named as not reached.
     """
     if not devices:
-        _bad(ctx, str(site.none_to_send(action)))
+        refuse(ctx, str(site.none_to_send(action)))
     unreached = site.unreached() if site_wide else ""
     try:
         key = load_command_key(options["command_key"])
     except ActionError as error:
-        _bad(ctx, str(error))
+        refuse(ctx, str(error))
     account = options["broker_user"]
     password_file = password_file_of(options["site_dir"], account, options["broker_password_file"])
     client = console_client(
@@ -263,7 +264,8 @@ def _report(ctx: click.Context, result: ActionResult, unreached: str) -> None:
         ctx.exit(1)
 
 
-def _bad(ctx: click.Context, message: str) -> NoReturn:
+def refuse(ctx: click.Context, message: str) -> NoReturn:
+    """Say why a command is refused and exit 2 (bad input, nothing sent)."""
     click.echo(terminal(message), err=True)
     ctx.exit(2)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 
 import click
 
@@ -18,16 +18,13 @@ from console.actions import (
     ActionError,
     Commander,
     Outcome,
-    Site,
     console_client,
     load_command_key,
     password_file_of,
     perform,
-    site_slug,
 )
-from console.claims import Registry
 from console.cli_auth import acting_user
-from console.cli_doors import acting_options
+from console.cli_doors import acting_options, acting_site, refuse
 from console.log import CentralLog
 from console.people import Directory, RegistryMissing
 from console.safe_output import terminal
@@ -52,7 +49,7 @@ def forgive(
 ) -> None:
     """Forget a card's anti-passback position, so it may enter again (a manager)."""
     if (staff_no is None) == (card is None):
-        _bad(ctx, "give --staff-no or --card (one of them)")
+        refuse(ctx, "give --staff-no or --card (one of them)")
     log = CentralLog(options["db"])
     try:
         _forgive(ctx, log, staff_no, card, zone, options)
@@ -71,17 +68,17 @@ def _forgive(
     user = acting_user(ctx, log, options["user"], options["password_file"], ACTION)
     site_dir: Path = options["site_dir"]
     refs = _cards(ctx, site_dir / "registry.db", staff_no, card)
-    site = _site(ctx, options)
+    site = acting_site(ctx, options)
     try:
         devices = site.passback_devices(zone)
     except ActionError as error:
-        _bad(ctx, str(error))
+        refuse(ctx, str(error))
     if not devices:
-        _bad(ctx, str(site.none_to_send(ACTION)))
+        refuse(ctx, str(site.none_to_send(ACTION)))
     try:
         key = load_command_key(options["command_key"])
     except ActionError as error:
-        _bad(ctx, str(error))
+        refuse(ctx, str(error))
     account = options["broker_user"]
     password_file = password_file_of(site_dir, account, options["broker_password_file"])
     client = console_client(
@@ -132,7 +129,7 @@ def _cards(ctx: click.Context, registry: Path, staff_no: str | None, card: str |
     try:
         directory = Directory(registry)
     except RegistryMissing as error:
-        _bad(ctx, str(error))
+        refuse(ctx, str(error))
     if staff_no is not None:
         refs = [
             ref
@@ -140,27 +137,13 @@ def _cards(ctx: click.Context, registry: Path, staff_no: str | None, card: str |
             if (person := directory.person(ref)) is not None and person.staff_no == staff_no
         ]
         if not refs:
-            _bad(ctx, f"no card for staff number {staff_no[:32]!r} in {registry}")
+            refuse(ctx, f"no card for staff number {staff_no[:32]!r} in {registry}")
         return refs
     prefix = (card or "").lower()
     if not _PREFIX.fullmatch(prefix):
-        _bad(ctx, "--card takes the first 4 to 64 hex digits of the card's reference")
+        refuse(ctx, "--card takes the first 4 to 64 hex digits of the card's reference")
     refs = directory.refs_starting(prefix)
     if len(refs) != 1:
         found = "no card" if not refs else f"{len(refs)} cards"
-        _bad(ctx, f"{found} with a reference starting {prefix}; give more digits")
+        refuse(ctx, f"{found} with a reference starting {prefix}; give more digits")
     return refs
-
-
-def _site(ctx: click.Context, options: dict[str, Any]) -> Site:
-    site_dir: Path = options["site_dir"]
-    if not options["site"]:
-        options["site"] = site_slug(site_dir / "registry.db")
-        if options["site"] is None:
-            _bad(ctx, f"no site in {site_dir}/registry.db; give --site")
-    return Site(Registry(site_dir, options["site"]))
-
-
-def _bad(ctx: click.Context, message: str) -> NoReturn:
-    click.echo(terminal(message), err=True)
-    ctx.exit(2)

@@ -1,4 +1,9 @@
-"""The provisioning registry: one SQLite file per site, schema by named migrations, audited."""
+"""The provisioning registry: one SQLite file per site, schema by named migrations, audited.
+
+It runs past 500 lines because the migrations must stay in one module, in order, beside the
+writes that depend on each table's shape; people, cards and their statuses live here, passes
+in provisioning.passes.
+"""
 
 from __future__ import annotations
 

@@ -9,6 +9,9 @@
 
 A: ISO 14443 A UID, 4/7/10 bytes; B: ISO 14443 B PUPI, 4 bytes; FeliCa IDm: 8 bytes.
 
+It runs past 500 lines because it is the only module that may import pyscard: the door
+reader and the operators' desk reader (`desk_card`, `pick_reader`) both live here.
+
 Hardware quirks:
 - pcsc-lite names readers `<model> [<interface>] (<serial>) RR SS`, RR counting readers of a
   model in plug order, SS the slot: two RC-S300 are `… 00 00` and `… 01 00` and swap when

@@ -50,6 +50,7 @@ class PeerCrossing:
     """A peer's crossing that passed every check, ready for the loop to merge."""
 
     card_ref: str
+    from_zone: str
     to_zone: str
     stamp: Stamp
 
@@ -83,4 +84,5 @@ def judge(
         return Refused("payload device or id does not match the topic")
     if zone not in (crossing.from_zone, crossing.to_zone):
         return Refused("the crossing neither leaves nor enters the topic's zone")
-    return PeerCrossing(crossing.card_ref, crossing.to_zone, (crossing.ts, sender, crossing.seq))
+    stamp = (crossing.ts, sender, crossing.seq)
+    return PeerCrossing(crossing.card_ref, crossing.from_zone, crossing.to_zone, stamp)

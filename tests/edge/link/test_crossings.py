@@ -56,7 +56,9 @@ def test_a_stored_crossing_goes_out_on_both_zones_of_its_door() -> None:
 
 def test_a_valid_peer_crossing_is_judged_with_its_stamp() -> None:
     verdict = judge(TOPIC, body(), "edge", "s", "gate-a", ZONES)
-    assert verdict == PeerCrossing(REF, "staff-area", ("2026-12-01T00:00:00.123Z", "gate-b", 7))
+    assert verdict == PeerCrossing(
+        REF, "lobby", "staff-area", ("2026-12-01T00:00:00.123Z", "gate-b", 7)
+    )
     assert judge(TOPIC, body(), "edge", "s", "gate-b", ZONES) is None  # our own
 
 

@@ -26,6 +26,7 @@ crossings = st.lists(
         PeerCrossing,
         st.sampled_from(CARDS),
         st.sampled_from(["staff", "lobby"]),
+        st.sampled_from(["staff", "lobby"]),
         st.tuples(
             st.sampled_from(["2026-12-01T00:00:00.000Z", "2026-12-01T00:00:00.001Z"]),
             st.sampled_from(["gate-b", "gate-c"]),
@@ -80,8 +81,8 @@ def test_a_restart_restores_positions_with_their_stamps() -> None:
     with Store(":memory:", memory=True) as store:
         side = peers(store)
         stamp = ("2026-12-01T00:00:00.000Z", "gate-b", 2)
-        assert side.merge(PeerCrossing(CARDS[0], "staff", stamp))
-        assert not side.merge(PeerCrossing(CARDS[0], "staff", stamp))
+        assert side.merge(PeerCrossing(CARDS[0], "lobby", "staff", stamp))
+        assert not side.merge(PeerCrossing(CARDS[0], "lobby", "staff", stamp))
         _, positions, _ = state.load(store.db)
         again = AntiPassbackTracker(SPEC.zones)
         again.restore(positions)
@@ -102,7 +103,7 @@ def test_an_own_crossing_is_stored_under_this_device_and_an_older_peer_one_loses
             outbox.append(db, "gate-a", [crossing], True)
             state.apply(db, [crossing], DeviceState(), DeviceState())
         assert stored(store)[CARDS[1]] == ("staff", ("2026-12-01T00:00:05.000Z", "gate-a", 0))
-        late = PeerCrossing(CARDS[1], "lobby", ("2026-12-01T00:00:04.000Z", "gate-b", 5))
+        late = PeerCrossing(CARDS[1], "staff", "lobby", ("2026-12-01T00:00:04.000Z", "gate-b", 5))
         assert not peers(store).merge(late)
         assert stored(store)[CARDS[1]][0] == "staff"
 
@@ -139,7 +140,7 @@ def test_a_forgiveness_is_stored_as_nowhere_and_an_older_peer_crossing_loses() -
     with Store(":memory:", memory=True) as store:
         side = peers(store)
         entry = ("2026-12-01T00:00:01.000Z", "gate-b", 2)
-        assert side.merge(PeerCrossing(CARDS[0], "staff", entry))
+        assert side.merge(PeerCrossing(CARDS[0], "lobby", "staff", entry))
         at = datetime(2026, 12, 1, 0, 0, 5, tzinfo=UTC)
         forgiven = EventRecord(
             EventKind.SYSTEM,
@@ -152,7 +153,7 @@ def test_a_forgiveness_is_stored_as_nowhere_and_an_older_peer_crossing_loses() -
             state.apply(db, [forgiven], DeviceState(), DeviceState())
         assert stored(store)[CARDS[0]] == ("", ("2026-12-01T00:00:05.000Z", "gate-a", 0))
         assert not side.merge(
-            PeerCrossing(CARDS[0], "staff", ("2026-12-01T00:00:04.000Z", "gate-c", 1))
+            PeerCrossing(CARDS[0], "lobby", "staff", ("2026-12-01T00:00:04.000Z", "gate-c", 1))
         )
         _, positions, _ = state.load(store.db)
         again = AntiPassbackTracker(SPEC.zones)

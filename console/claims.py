@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 RESCAN_S: Final = 1.0
 CARD_REF: Final = re.compile(r"[0-9a-f]{64}")
+SLUG: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # a device or zone id (firmware_config)
 
 # Every role: the agent's own life, commands, and device-wide alarms.
 _COMMON: Final[dict[str, frozenset[str]]] = {
@@ -45,8 +46,10 @@ _COMMON: Final[dict[str, frozenset[str]]] = {
     "command": frozenset({"accepted", "refused"}),
     "alarm": frozenset({"store_corrupt", "hardware_fault", "credentials_stale"}),
 }
+# Anti-passback positions, button exits and card alarms are for devices with doors only.
 _DOORS: Final[dict[str, frozenset[str]]] = {
-    "access": frozenset({"granted", "denied", "crossing"}),
+    "system": frozenset({"anti_passback_card_forgiven"}),
+    "access": frozenset({"granted", "denied", "crossing", "button_exit"}),
     "door": frozenset({"exit_pressed", "mode", "unlocked", "locked", "opened", "closed"}),
     "alarm": frozenset(
         {
@@ -59,10 +62,14 @@ _DOORS: Final[dict[str, frozenset[str]]] = {
             "anti_passback_violation",
             "duress",
             "pin_attempts_exceeded",
+            "anti_passback_degraded",
+            "anti_passback_conflict",
         }
     ),
     "occupancy": frozenset({"zone"}),
 }
+# Movements through a door: both ends must be the two zones its door joins.
+_PASSAGES: Final = frozenset({"crossing", "button_exit"})
 _SENSORS: Final[dict[str, frozenset[str]]] = {
     "presence": frozenset({"occupied", "vacant"}),
     "occupancy": frozenset({"zone"}),
@@ -113,17 +120,21 @@ class Claims:
             return "the event names another device"
         data = body.get("data")
         for fields in (body, data) if isinstance(data, dict) else (body,):
-            problem = self._fields(fields, type_ == "fire")
+            problem = self._fields(fields, type_)
             if problem:
                 return problem
-        if type_ == "crossing":
+        if type_ in _PASSAGES:
             door = self.doors.get(str(body.get("door")))
             ends = (body.get("from_zone"), body.get("to_zone"))
             if door is None or not all(isinstance(z, str) for z in ends) or set(ends) != set(door):
-                return "a crossing between zones its door does not join"
+                return f"a {type_} between zones its door does not join"
+            if type_ == "button_exit" and ends != door[::-1]:
+                return "a button_exit goes from its door's inside zone to its outside zone"
         card = body.get("card_ref")
         if card is not None and not (isinstance(card, str) and CARD_REF.fullmatch(card)):
             return "card_ref is not a card reference"
+        if card is not None and type_ == "button_exit":
+            return "a button_exit carries no card_ref"
         return None
 
     def occupancy(self, zone: str, body: Mapping[str, Any]) -> str | None:
@@ -139,7 +150,7 @@ class Claims:
             return "occupancy count is not a whole number from 0 to 100000"
         return None if "id" not in body else self.event("occupancy", body)
 
-    def _fields(self, fields: Mapping[str, Any], fire: bool) -> str | None:
+    def _fields(self, fields: Mapping[str, Any], type_: str) -> str | None:
         door, reader = fields.get("door"), fields.get("reader")
         if door is not None and not _one_of(door, self.doors):
             return f"door {_show(door)} is not one of its doors"
@@ -150,8 +161,16 @@ class Claims:
                 return f"reader {_show(reader)} is not at door {_show(door)}"
         for key in ("zone", "from_zone", "to_zone"):
             zone = fields.get(key)
-            if zone is not None and not _one_of(zone, self.zones):
+            if key == "to_zone" and type_ == "anti_passback_conflict":
+                # Where the card went at the peer: that gate's zone, which may not be ours.
+                if not (isinstance(zone, str) and SLUG.fullmatch(zone)):
+                    return f"to_zone {_show(zone)} is not a zone id"
+            elif zone is not None and not _one_of(zone, self.zones):
                 return f"{key} {_show(zone)} is not one of its zones"
+        if type_ in ("anti_passback_conflict", "anti_passback_degraded"):
+            problem = _passback_fields(fields, type_, self.device)
+            if problem:
+                return problem
         sensor = fields.get("sensor")
         if sensor is not None:
             if not _one_of(sensor, self.sensors):
@@ -159,7 +178,7 @@ class Claims:
             if fields.get("zone", self.sensors[sensor]) != self.sensors[sensor]:
                 return f"sensor {_show(sensor)} does not watch that zone"
         fire_input = fields.get("input")
-        if fire and not (
+        if type_ == "fire" and not (
             _one_of(fire_input, self.fire_inputs) or (fire_input is None and self.fire_inputs)
         ):
             return f"fire input {_show(fire_input)} is not one of its fire inputs"
@@ -229,6 +248,27 @@ class Registry:
                 f"not {_show(self.site)}/{_show(path.stem)}"
             )
         return Claims.of(config)
+
+
+def _passback_fields(fields: Mapping[str, Any], type_: str, device: str) -> str | None:
+    """Return what is wrong with an anti-passback alarm's own fields, or None."""
+    if not isinstance(fields.get("zone"), str):
+        return f"an {type_} names no zone"
+    times = ("since",) if type_ == "anti_passback_degraded" else ("peer_ts", "own_ts")
+    for key in times:
+        value = fields.get(key)
+        if value is not None and not (isinstance(value, str) and _TIME.fullmatch(value)):
+            return f"{key} {_show(value)} is not a UTC time"
+    if type_ == "anti_passback_conflict":
+        peer = fields.get("peer")
+        if not (isinstance(peer, str) and SLUG.fullmatch(peer)) or peer == device:
+            return f"peer {_show(peer)} is not another device's id"
+        if not isinstance(fields.get("card_ref"), str):
+            return "an anti_passback_conflict names no card_ref"
+    return None
+
+
+_TIME: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)")
 
 
 def _one_of(value: object, known: Mapping[str, Any] | frozenset[str]) -> bool:

@@ -36,22 +36,34 @@ def policy_to_json(policy: AccessPolicy) -> dict[str, Any]:
         "door_schedules": dict(policy.door_schedules),
         "closure_days": list(policy.closure_days),
         "anti_passback": {
-            zone: {"mode": mode, "forgive_at": forgive}
+            zone: {
+                "mode": mode,
+                "forgive_at": forgive,
+                "offline": policy.anti_passback_offline.get(zone, "hard"),
+            }
             for zone, (mode, forgive) in policy.anti_passback.items()
         },
     }
 
 
-def _anti_passback(data: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
+def _anti_passback(
+    data: dict[str, Any],
+) -> tuple[dict[str, tuple[str, str | None]], dict[str, str]]:
+    """Return each zone's (mode, forgive_at) and its offline fallback."""
     out: dict[str, tuple[str, str | None]] = {}
+    offline: dict[str, str] = {}
     for zone, body in data.items():
         mode, forgive = str(body["mode"]), body.get("forgive_at")
         if mode not in ("off", "soft", "hard"):
             raise ScheduleError(f'anti-passback of zone {zone!r}: use "off", "soft" or "hard"')
         if forgive is not None:
             time.fromisoformat(str(forgive))
+        fallback = str(body.get("offline", "hard"))
+        if fallback not in ("hard", "soft"):
+            raise ScheduleError(f'anti-passback offline of zone {zone!r}: use "hard" or "soft"')
         out[str(zone)] = (mode, None if forgive is None else str(forgive))
-    return out
+        offline[str(zone)] = fallback
+    return out, offline
 
 
 def policy_from_json(data: dict[str, Any]) -> AccessPolicy:
@@ -74,6 +86,7 @@ def policy_from_json(data: dict[str, Any]) -> AccessPolicy:
             Rule(r["group"], frozenset(r["doors"]), r.get("schedule", "always"))
             for r in data.get("rules", [])
         )
+        passback, offline = _anti_passback(data.get("anti_passback", {}))
         return AccessPolicy(
             version=int(data.get("version", 0)),
             schedules=schedules,
@@ -83,7 +96,8 @@ def policy_from_json(data: dict[str, Any]) -> AccessPolicy:
             pin_groups=frozenset(map(str, data.get("pin_groups", []))),
             door_schedules=dict(data.get("door_schedules", {})),
             closure_days=closures,
-            anti_passback=_anti_passback(data.get("anti_passback", {})),
+            anti_passback=passback,
+            anti_passback_offline=offline,
         )
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         if isinstance(exc, ScheduleError):

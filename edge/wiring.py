@@ -9,6 +9,7 @@ from edge.core.spec import (
     Direction,
     DoorSpec,
     FailMode,
+    OfflineFallback,
     PinMode,
     PresenceSpec,
     ReaderSpec,
@@ -31,6 +32,7 @@ def device_spec(config: DeviceConfig) -> DeviceSpec:
                 capacity=z.capacity,
                 anti_passback=AntiPassback(z.anti_passback),
                 forgive_at=z.anti_passback_forgive_at,
+                offline=OfflineFallback(z.anti_passback_offline),
             )
             for z in config.zones
         ),

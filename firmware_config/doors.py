@@ -44,7 +44,9 @@ class ContactConfig(BaseModel):
 
 
 class ButtonConfig(BaseModel):
-    """The request-to-exit button inside the door."""
+    """The request-to-exit button inside the door. The door opening after a press counts as
+    one person leaving the door's inside zone for the outside zone (event `button_exit`):
+    head counts include button exits, one person per exit-button opening."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

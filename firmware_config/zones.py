@@ -27,7 +27,10 @@ class ZoneConfig(BaseModel):
         default=None,
         ge=1,
         le=100_000,
-        description="Most people allowed in at once; omit for no limit.",
+        description=(
+            "Most people allowed in at once; omit for no limit. The device's head count moves "
+            "with each card crossing and each exit-button opening (one person each)."
+        ),
     )
     anti_passback: Literal["off", "soft", "hard"] = Field(
         default="off",
@@ -41,6 +44,15 @@ class ZoneConfig(BaseModel):
         description=(
             "Local time of day when everyone's position in this zone is forgotten, so a "
             'missed exit does not lock a person out the next day: 03:00:00 or "03:00".'
+        ),
+    )
+    anti_passback_offline: Literal["hard", "soft"] = Field(
+        default="hard",
+        description=(
+            "What the zone does while the device cannot hear its peers (the other gates of "
+            'the zone, through the broker) for over 10 s: "hard" keeps refusing on local '
+            'knowledge only; "soft" grants what anti-passback would refuse, marks it '
+            "anti_passback_violation and raises anti_passback_degraded while cut off."
         ),
     )
 

@@ -2,7 +2,9 @@
 
 A card may not enter a zone it is already in (a card passed back to a colleague). Positions
 are forgotten once a day at each zone's `forgive_at` local time, so one missed exit
-(another gate, a door held for a group) does not lock someone out the next morning.
+(another gate, a door held for a group) does not lock someone out the next morning. The
+forgiveness is dated at that scheduled instant, not when a device got round to it, so
+every device of a zone forgets the same crossings, whenever it started.
 
 Every position carries the stamp of the crossing that set it, `(ts, device, seq)`: the
 devices of a zone share their crossings, and the later crossing by stamp wins wherever it
@@ -16,10 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, tzinfo
+from types import MappingProxyType
 
 from edge.core.clock import utc_text
-from edge.core.spec import AntiPassback, ZoneSpec
+from edge.core.spec import AntiPassback, OfflineFallback, ZoneSpec
 
 _STRICTNESS = {AntiPassback.OFF: 0, AntiPassback.SOFT: 1, AntiPassback.HARD: 2}
 
@@ -35,7 +38,8 @@ NOWHERE = ""
 class AntiPassbackTracker:
     """Card positions, and the daily forgiveness."""
 
-    def __init__(self, zones: Iterable[ZoneSpec]) -> None:
+    def __init__(self, zones: Iterable[ZoneSpec], tz: tzinfo = UTC) -> None:
+        self._tz = tz  # the site's: forgive_at is local time there
         self._base = {z.id: z for z in zones}
         self._zones = dict(self._base)
         self._positions: dict[str, str] = {}
@@ -46,8 +50,15 @@ class AntiPassbackTracker:
     def __repr__(self) -> str:
         return f"<AntiPassbackTracker positions={len(self._positions)}>"
 
-    def apply_overrides(self, overrides: Mapping[str, tuple[str, str | None]]) -> None:
-        """Take anti-passback settings from the access policy for the zones this device knows."""
+    def apply_overrides(
+        self,
+        overrides: Mapping[str, tuple[str, str | None]],
+        offline: Mapping[str, str] = MappingProxyType({}),
+    ) -> None:
+        """Take anti-passback settings from the access policy for the zones this device knows.
+
+        `offline`: the fallback of each overridden zone; a zone it leaves out falls back hard.
+        """
         for zone_id, (mode, forgive) in overrides.items():
             zone = self._base.get(zone_id)
             if zone is not None:
@@ -55,15 +66,35 @@ class AntiPassbackTracker:
                     zone,
                     anti_passback=AntiPassback(mode),
                     forgive_at=time.fromisoformat(forgive) if forgive else None,
+                    offline=OfflineFallback(offline.get(zone_id, OfflineFallback.HARD)),
                 )
         for zone_id, zone in self._base.items():
             if zone_id not in overrides:
                 self._zones[zone_id] = zone
 
-    def setting(self, *zones: str) -> AntiPassback:
-        """Return the strictest anti-passback setting among `zones`."""
-        settings = [self._zones[z].anti_passback for z in zones if z in self._zones]
+    def setting(self, *zones: str, cut_off: bool = False) -> AntiPassback:
+        """Return the strictest anti-passback setting among `zones`; `cut_off` (from the
+        zones' peers) turns hard into soft in the zones whose offline fallback is soft."""
+        settings = [self._effective(self._zones[z], cut_off) for z in zones if z in self._zones]
         return max(settings, key=_STRICTNESS.__getitem__, default=AntiPassback.OFF)
+
+    @staticmethod
+    def _effective(zone: ZoneSpec, cut_off: bool) -> AntiPassback:
+        if (
+            cut_off
+            and zone.offline is OfflineFallback.SOFT
+            and zone.anti_passback is AntiPassback.HARD
+        ):
+            return AntiPassback.SOFT
+        return zone.anti_passback
+
+    def soft_fallback_zones(self) -> list[str]:
+        """Return the zones with anti-passback on that fall back to soft while cut off."""
+        return sorted(
+            z.id
+            for z in self._zones.values()
+            if z.anti_passback is not AntiPassback.OFF and z.offline is OfflineFallback.SOFT
+        )
 
     def position(self, card_ref: str) -> str | None:
         """Return the zone the card last entered, or None."""
@@ -100,6 +131,26 @@ class AntiPassbackTracker:
         forgiven = self._forgiven_at.get(to_zone)
         return forgiven is not None and stamp[0] < forgiven
 
+    def contradicted(
+        self, card_ref: str, from_zone: str, to_zone: str, stamp: Stamp, device: str
+    ) -> tuple[str, Stamp] | None:
+        """Return the zone and stamp of `device`'s own crossing that a peer's crossing
+        contradicts, or None.
+
+        It does when the peer's crossing is the later one and leaves another zone than the
+        one `device` saw the card enter: the card entered twice without leaving (a card
+        handed back over the line, or a missed exit). Only the device whose crossing it
+        contradicts finds it, so one contradiction is reported once.
+        """
+        held, held_stamp = self._positions.get(card_ref), self._stamps.get(card_ref)
+        if held is None or held_stamp is None or held_stamp[1] != device:
+            return None
+        if held in (NOWHERE, from_zone) or self.forgotten(to_zone, stamp):
+            return None
+        if (stamp, to_zone) <= (held_stamp, held):
+            return None  # older: it does not move the card
+        return held, held_stamp
+
     def merge(self, card_ref: str, to_zone: str, stamp: Stamp) -> bool:
         """Apply a peer's crossing if it is later than the position's; return whether it was."""
         if self.forgotten(to_zone, stamp):
@@ -126,12 +177,29 @@ class AntiPassbackTracker:
         return tuple(sorted((z, d.isoformat()) for z, d in self._forgiven_on.items()))
 
     def restore_forgiven(self, dates: Iterable[tuple[str, str]]) -> None:
-        """Resume after a restart: a zone forgiven today is not forgiven again."""
-        for zone, day in dates:
-            self._forgiven_on[zone] = date.fromisoformat(day)
+        """Resume after a restart: a zone forgiven today is not forgiven again, and a peer's
+        crossing from before its last forgiveness is still stale."""
+        for zone_id, day in dates:
+            self._forgiven_on[zone_id] = date.fromisoformat(day)
+            zone = self._zones.get(zone_id)
+            if zone is not None and zone.forgive_at is not None:
+                self._forgiven_at[zone_id] = self._scheduled(
+                    self._forgiven_on[zone_id], zone.forgive_at
+                )
+
+    def _scheduled(self, day: date, at: time) -> str:
+        return utc_text(datetime.combine(day, at, tzinfo=self._tz))
+
+    def forgiven_at(self, zone: str) -> str | None:
+        """Return the UTC time (contract text) of the zone's last forgiveness, or None."""
+        return self._forgiven_at.get(zone)
 
     def forgive_due(self, local: datetime) -> list[str]:
-        """Forget positions in every zone whose forgive time has come today; return those zones."""
+        """Forget positions in every zone whose forgive time has come today; return those zones.
+
+        What is forgotten is what was crossed before the scheduled time (a device that
+        starts at 10:00 with forgive_at 03:00 keeps the positions crossed since 03:00).
+        """
         forgiven = []
         for zone in self._zones.values():
             if zone.forgive_at is None or local.time() < zone.forgive_at:
@@ -139,8 +207,14 @@ class AntiPassbackTracker:
             if self._forgiven_on.get(zone.id) == local.date():
                 continue
             self._forgiven_on[zone.id] = local.date()
-            self._forgiven_at[zone.id] = utc_text(local)
-            self._positions = {c: z for c, z in self._positions.items() if z != zone.id}
-            self._stamps = {c: s for c, s in self._stamps.items() if c in self._positions}
+            instant = self._forgiven_at[zone.id] = self._scheduled(local.date(), zone.forgive_at)
+            stale = [
+                card
+                for card, held in self._positions.items()
+                if held == zone.id and (card not in self._stamps or self._stamps[card][0] < instant)
+            ]
+            for card in stale:
+                del self._positions[card]
+                self._stamps.pop(card, None)
             forgiven.append(zone.id)
         return forgiven

@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 from edge.core.antipassback import AntiPassbackTracker, Position
 from edge.core.clock import Instant, utc_text
 from edge.core.credentials import CredentialStore
+from edge.core.cutoff import PeerCutoff
 from edge.core.decision import Decision, Reason, Request, decide
-from edge.core.door import DoorMachine, Passage
+from edge.core.door import ButtonExit, DoorMachine, Passage
 from edge.core.events import (
     CardPresented,
     ContactChanged,
@@ -24,6 +25,7 @@ from edge.core.events import (
     ExitPressed,
     FireInputChanged,
     ForgivePosition,
+    PeersReachable,
     PinChecked,
     PinEntered,
     PinOutcome,
@@ -78,7 +80,8 @@ class Controller:
         self.counts = OccupancyCounter(
             z for d in spec.doors for z in (d.outside_zone, d.inside_zone)
         )
-        self.passback = AntiPassbackTracker(spec.zones)
+        self.passback = AntiPassbackTracker(spec.zones, self._tz)
+        self.peers = PeerCutoff()
         self.policy = policy
         self.lockdown = False
         self.fire_inputs: set[str] = set()
@@ -100,7 +103,7 @@ class Controller:
     @policy.setter
     def policy(self, policy: AccessPolicy) -> None:
         self._policy = policy
-        self.passback.apply_overrides(policy.anti_passback)
+        self.passback.apply_overrides(policy.anti_passback, policy.anti_passback_offline)
         self._refresh_calendar()
 
     @property
@@ -130,16 +133,21 @@ class Controller:
         match event:
             case CardPresented():
                 self.pins.drop(event.reader)
-                return self._card(event, at)
+                return self._degraded(at) + self._card(event, at)
             case PinEntered():
                 check = self.pins.entered(event, self.credentials)
                 return [] if check is None else [check]
             case PinChecked():
-                return self._pin_checked(event, at)
+                return self._degraded(at) + self._pin_checked(event, at)
+            case PeersReachable(up=up):
+                self.peers.link(up, at)
+                return self._degraded(at)
             case ContactChanged(door=door_id, is_open=is_open):
                 if door_id not in self.doors:
                     return [self._unknown("door", door_id, at)]
                 out, crossing = self.doors[door_id].contact(at, is_open)
+                if isinstance(crossing, ButtonExit):
+                    return out + self._button_exit(crossing, at)
                 return out + self._crossed(crossing, at)
             case ExitPressed(door=door_id):
                 if door_id not in self.doors:
@@ -178,7 +186,7 @@ class Controller:
             security=reader.security,
             destination=to_zone,
             position=self.passback.position(event.card_ref),
-            anti_passback=self.passback.setting(from_zone, to_zone),
+            anti_passback=self.passback.setting(from_zone, to_zone, cut_off=self.peers.cut_off(at)),
         )
         decision = decide(
             request,
@@ -283,6 +291,9 @@ class Controller:
             **extra,
         )
 
+    def _degraded(self, at: Instant) -> list[Output]:
+        return self.peers.settle(at, self.passback.soft_fallback_zones())
+
     def _crossed(self, crossing: Passage | None, at: Instant) -> list[Output]:
         if crossing is None:
             return []
@@ -298,6 +309,22 @@ class Controller:
                 reader=crossing.reader,
                 direction=str(crossing.direction),
                 card_ref=crossing.card_ref,
+                from_zone=crossing.from_zone,
+                to_zone=crossing.to_zone,
+            )
+        ]
+        for zone in self.counts.cross(crossing.from_zone, crossing.to_zone):
+            out.append(self._occupancy(zone, at))
+        return out
+
+    def _button_exit(self, crossing: ButtonExit, at: Instant) -> list[Output]:
+        """Count one person leaving by the exit button (no card: nothing for anti-passback)."""
+        out: list[Output] = [
+            record(
+                EventKind.ACCESS,
+                "button_exit",
+                at.utc,
+                door=crossing.door,
                 from_zone=crossing.from_zone,
                 to_zone=crossing.to_zone,
             )
@@ -454,7 +481,7 @@ class Controller:
         """
         times = [d.next_deadline() for d in self.doors.values()]
         times += [p.next_deadline() for p in self.presence.values()]
-        times.append(self.pins.next_deadline())
+        times += [self.pins.next_deadline(), self.peers.next_deadline()]
         return min((t for t in times if t is not None), default=None)
 
     def _tick(self, at: Instant) -> list[Output]:
@@ -465,6 +492,7 @@ class Controller:
                 self._pin_denied(card, Reason.PIN_TIMEOUT, at),
                 Indicate(reader.door, Signal.DENY, reader.id),
             ]
+        out += self._degraded(at)
         local = at.utc.astimezone(self._tz)
         for door in self.doors.values():
             schedule = self.policy.unlock_schedule(door.spec.id)
@@ -484,6 +512,7 @@ class Controller:
                     at.utc,
                     zone=zone,
                     local_date=local.date().isoformat(),
+                    forgiven_at=self.passback.forgiven_at(zone),
                 )
             )
         return out

@@ -4,6 +4,8 @@ Lock released when any of these holds, otherwise locked:
   fire release (fail-safe doors only) > momentary unlock (grant, exit button, command)
   > held unlocked (schedule or command), which lockdown suppresses.
 A momentary unlock ends when the door closes after opening, or after `unlock_s` unopened.
+The door opening during an exit-button unlock is one person leaving its inside zone (once
+per unlock, however often the leaf moves in it), unless a granted card is crossing.
 A supervised door (not held or fire-released) that stays open warns `pre_alarm_s` before
 `held_open_s` and then raises the held-open alarm; opening while locked is a forced door.
 Alarms clear when the door closes; both edges are recorded.
@@ -39,6 +41,15 @@ class Passage:
     to_zone: str
 
 
+@dataclass(frozen=True, slots=True)
+class ButtonExit:
+    """Someone left by the exit button: from the door's inside zone to its outside zone."""
+
+    door: str
+    from_zone: str
+    to_zone: str
+
+
 class DoorMachine:
     """One door's state; every method returns the outputs it calls for and performs none."""
 
@@ -52,6 +63,7 @@ class DoorMachine:
         self.held_by_schedule = False
         self.momentary_until: float | None = None
         self.momentary_cause = ""
+        self._exit_counted = False  # this exit-button unlock's opening was counted
         self.opened_while_unlocked = False
         self.pending: Passage | None = None
         self.supervised_since: float | None = None
@@ -135,7 +147,9 @@ class DoorMachine:
             self.held_by_command = on
         return self._settle(at, cause)
 
-    def contact(self, at: Instant, is_open: bool) -> tuple[list[Output], Passage | None]:
+    def contact(
+        self, at: Instant, is_open: bool
+    ) -> tuple[list[Output], Passage | ButtonExit | None]:
         """The leaf opened or closed; return the confirmed crossing, if any."""
         if is_open == self.is_open:
             return [], None
@@ -143,11 +157,19 @@ class DoorMachine:
         out: list[Output] = [
             record(EventKind.DOOR, "opened" if is_open else "closed", at.utc, door=self.spec.id)
         ]
-        crossing = None
+        crossing: Passage | ButtonExit | None = None
         if is_open:
             if self.momentary_until is not None:
                 self.opened_while_unlocked = True
                 crossing, self.pending = self.pending, None
+                if (
+                    crossing is None
+                    and self.momentary_cause == "exit_button"
+                    and not self._exit_counted
+                ):
+                    self._exit_counted = True
+                    spec = self.spec
+                    crossing = ButtonExit(spec.id, spec.inside_zone, spec.outside_zone)
             elif not self.unlocked:
                 self.forced_alarm = True
                 out.append(self._alarm(at, "door_forced", "raised"))
@@ -221,6 +243,7 @@ class DoorMachine:
     def _momentary(self, at: Instant, cause: str) -> list[Output]:
         self.momentary_until = at.mono + self.spec.unlock_s
         self.momentary_cause = cause
+        self._exit_counted = False
         self.opened_while_unlocked = self.is_open
         self._open_at_unlock = self.is_open
         return self._settle(at, cause)

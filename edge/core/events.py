@@ -91,6 +91,16 @@ class Tick:
     """Time passed: run the timers (relock, held-open, presence hold, schedules)."""
 
 
+@dataclass(frozen=True, slots=True)
+class PeersReachable:
+    """The link to the other devices of this device's zones came up (`up`) or went down.
+
+    Only an agent with a link sends it, first at start; an agent alone never does.
+    """
+
+    up: bool
+
+
 # Operator and console commands (they arrive signed over the network; checked before here).
 
 
@@ -162,6 +172,7 @@ Event = (
     | FireInputChanged
     | PresenceChanged
     | Tick
+    | PeersReachable
     | UnlockOnce
     | SetLockdown
     | SetHoldOpen

@@ -40,6 +40,8 @@ class AccessPolicy:
     # (zone -> (off|soft|hard, forgive "HH:MM" or None)) overriding the device configuration.
     closure_days: tuple[str, ...] = ()
     anti_passback: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
+    # The offline fallback (hard|soft) of each zone in `anti_passback` (absent: hard).
+    anti_passback_offline: Mapping[str, str] = field(default_factory=dict)
     _by_door: Mapping[str, tuple[tuple[str, Schedule], ...]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )

@@ -41,6 +41,13 @@ class AntiPassback(StrEnum):
     HARD = "hard"
 
 
+class OfflineFallback(StrEnum):
+    """What a zone's anti-passback does while the device cannot hear its peers."""
+
+    HARD = "hard"  # refuse on what this device knows
+    SOFT = "soft"  # grant what hard would refuse, flagged, and raise anti_passback_degraded
+
+
 class CardSecurity(StrEnum):
     """What a reader requires of a card read."""
 
@@ -58,6 +65,7 @@ class ZoneSpec:
     capacity: int | None = None
     anti_passback: AntiPassback = AntiPassback.OFF
     forgive_at: time | None = None  # local time of day when positions are forgotten
+    offline: OfflineFallback = OfflineFallback.HARD  # while cut off from the zone's peers
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from edge.gpio import (
 )
 from edge.inbox import Inbox
 from edge.keypad import Keypad, MatrixKeypad, open_usb_keypad
+from edge.link.mqtt import MqttLink
 from edge.ports import CardKeys, CardReader, CardReferencer, Indicator, Input, Relay
 from edge.runtime import Agent, Core, Hardware, Network, Pace
 from edge.store import Store
@@ -143,6 +144,7 @@ def build_agent(
         inbox=connection.inbox,
         remote=build_remote(config, core, connection, clock, clock_synced),
         committed=connection.uplink.wake,
+        link_up=connection.uplink.connected if isinstance(connection.uplink, MqttLink) else None,
     )
     pace = Pace(clock, clock_synced, notifier or SystemdNotifier(""))
     return Agent(core, hardware, network, pace), startup

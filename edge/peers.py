@@ -4,6 +4,11 @@ The MQTT link only queues what arrives. Here a crossing is judged (`edge.link.cr
 then merged into the stored positions and the core's tracker in one store transaction: the
 later crossing by (ts, device, seq) wins, so a duplicate or a late one changes nothing. A
 decision never waits for any of this; it reads the tracker as it stands.
+
+A peer's crossing that contradicts one of this device's own (the card left another zone
+than the one this device saw it enter: it entered twice without leaving, typically while
+the gates could not hear each other) raises `anti_passback_conflict`, written to the outbox
+in the merge's transaction. Only the device whose crossing is contradicted reports it.
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ from datetime import timedelta
 
 from edge.core.antipassback import AntiPassbackTracker
 from edge.core.clock import Instant, utc_text
-from edge.core.outputs import Output
+from edge.core.outputs import EventKind, EventRecord, Output, record
 from edge.link.crossings import PeerCrossing, Refused, judge
 from edge.link.messages import InboundMessage
-from edge.store import Store, state
+from edge.store import Store, outbox, state
 
 log = logging.getLogger(__name__)
 LOG_EVERY_S = 60.0  # one line per minute at most for dropped crossings, with the count
@@ -63,12 +68,15 @@ class PeerCrossings:
         zones: frozenset[str],
         tracker: AntiPassbackTracker,
         store: Store,
+        clock_synced: Callable[[], bool] = lambda: True,
     ) -> None:
         self.root, self.site, self.device = root, site, device
         self.zones = zones
         self.tracker = tracker
         self.store = store
+        self.clock_synced = clock_synced  # stamped on the conflicts it records
         self.applied = 0
+        self.conflicts = 0
         self.drops = DropLog()
 
     def __repr__(self) -> str:
@@ -88,27 +96,36 @@ class PeerCrossings:
         if isinstance(verdict, Refused):
             self.drops.drop("peer crossings", f"{verdict.reason} on {message.topic[:200]!r}")
         elif isinstance(verdict, PeerCrossing):
-            self.merge(verdict)
+            self.merge(verdict, now)
         return []
 
-    def merge(self, crossing: PeerCrossing) -> bool:
+    def merge(self, crossing: PeerCrossing, now: Instant) -> bool:
         """Merge a judged crossing into the store and the tracker; return whether it moved
-        the card (False: an older or repeated crossing, or the store failed)."""
+        the card (False: an older or repeated crossing, or the store failed).
+
+        Callable once per crossing from any inbound message (a crossing, a digest's entry);
+        a conflict it finds is recorded at `now`.
+        """
         if self.tracker.forgotten(crossing.to_zone, crossing.stamp):
             return False  # from before the zone's forgiveness here: stale
+        conflict = self._conflict(crossing, now)
         db = self.store.db
         try:
             # No fsync of its own: the merge reaches the disk with the next event's fsync'd
             # commit (WAL frames are synced in order). A power cut before it loses only
             # positions heard since, which the device could not ask for again anyway; an
-            # fsync per peer crossing would hold taps up behind the peers' traffic.
+            # fsync per peer crossing would hold taps up behind the peers' traffic. A conflict
+            # (rare) is an alarm, and goes to disk at once like every other.
             level = db.execute("PRAGMA synchronous").fetchone()[0]
-            db.execute("PRAGMA synchronous=NORMAL")
+            if conflict is None:
+                db.execute("PRAGMA synchronous=NORMAL")
             try:
                 with self.store.transaction() as db:
                     moved = state.merge_position(
                         db, crossing.card_ref, crossing.to_zone, crossing.stamp, own=False
                     )
+                    if moved and conflict is not None:
+                        outbox.append(db, self.device, [conflict], self.clock_synced())
             finally:
                 db.execute(f"PRAGMA synchronous={int(level)}")
         except sqlite3.Error as exc:
@@ -118,6 +135,33 @@ class PeerCrossings:
         if moved:  # only once committed, so memory never runs ahead of the store
             self.tracker.merge(crossing.card_ref, crossing.to_zone, crossing.stamp)
             self.applied += 1
+            if conflict is not None:
+                self.conflicts += 1
+                log.warning(
+                    "anti-passback conflict in zone %s with %s",
+                    conflict.data["zone"],
+                    conflict.data["peer"],
+                )
         _, device, seq = crossing.stamp
         log.debug("peer crossing %s:%d %s", device, seq, "applied" if moved else "already known")
         return moved
+
+    def _conflict(self, crossing: PeerCrossing, now: Instant) -> EventRecord | None:
+        held = self.tracker.contradicted(
+            crossing.card_ref, crossing.from_zone, crossing.to_zone, crossing.stamp, self.device
+        )
+        if held is None:
+            return None
+        zone, own = held
+        return record(
+            EventKind.ALARM,
+            "anti_passback_conflict",
+            now.utc,
+            state="raised",
+            card_ref=crossing.card_ref,
+            zone=zone,
+            to_zone=crossing.to_zone,
+            peer=crossing.stamp[1],
+            peer_ts=crossing.stamp[0],
+            own_ts=own[0],
+        ).event

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from edge.core.clock import Clock, Instant
 from edge.core.controller import Controller, DeviceState
-from edge.core.events import CardPresented, Event, PinChecked, Tick
+from edge.core.events import CardPresented, Event, PeersReachable, PinChecked, Tick
 from edge.core.outputs import (
     CheckPin,
     EventKind,
@@ -105,11 +105,16 @@ class Hardware:
 
 @dataclass(frozen=True)
 class Network:
-    """The queue every thread puts on, the inbound handler, and the outbox's drainer."""
+    """The queue every thread puts on, the inbound handler, and the outbox's drainer.
+
+    `link_up`: set while the MQTT link is connected (the way to the zones' peers); None for
+    an agent alone, which is never cut off from peers it does not have.
+    """
 
     inbox: Inbox = field(default_factory=Inbox)
     remote: InboundHandler = field(default_factory=NoRemote)
     committed: Callable[[], None] = lambda: None  # new events are in the outbox
+    link_up: threading.Event | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,8 @@ class Agent:
         self.events = network.inbox.events
         self.remote = network.remote
         self._committed = network.committed
+        self._link_up = network.link_up
+        self._peers_up: bool | None = None  # the link as the core last heard of it
         self._pins = PinChecker(network.inbox.put)
         self.clock = pace.clock
         self.clock_synced = pace.clock_synced
@@ -240,6 +247,7 @@ class Agent:
             if self.controller.doors[door].unlocked:
                 relay.unlock()
         self._perform(outputs)
+        self.check_link()
         for part in [*self.inputs, *self.readers, *self.keypads]:
             part.start(self.emit)
         self._started = True
@@ -257,7 +265,20 @@ class Agent:
             if now >= next_tick:
                 self.handle(Tick())
                 next_tick = now + self.tick_s
+            self.check_link()
             self.notifier.ping(now)
+
+    def check_link(self) -> None:
+        """Tell the core when the link to its peers has come up or gone down (loop's thread).
+
+        One flag read per loop turn; the core decides when a link down is a cut-off.
+        """
+        if self._link_up is None:
+            return
+        up = self._link_up.is_set()
+        if up != self._peers_up:
+            self._peers_up = up
+            self.handle(PeersReachable(up))
 
     def stop(self) -> None:
         """Ask the loop to finish the current event and return (signal-handler safe)."""

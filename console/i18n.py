@@ -67,6 +67,14 @@ LABELS: dict[str, tuple[str, str]] = {
     "vacant": ("空き", "Vacant"),
     "forbidden": ("この画面を開く権限がありません", "You may not open this page"),
     "generated": ("作成", "Generated"),
+    "counted_since": ("集計の起点", "Counted since"),
+    "counted_from_start": ("記録の最初から", "the start of the log"),
+    "counts_add_up": (
+        "人数は全ゲートの入退室 (退出ボタンを含む) を、最後の人数リセットまたは毎日の"
+        "アンチパスバック解除の時刻から合計したものです。",
+        "Counts add up every gate's entries and exits (exit buttons included) since the "
+        "zone's last count reset or daily anti-passback forgiveness.",
+    ),
     "login_busy": (
         "ログインが集中しています。少し待ってからやり直してください",
         "Too many logins on this console right now: try again in a moment",

@@ -36,8 +36,9 @@ from starlette.background import BackgroundTask
 from starlette.middleware.sessions import SessionMiddleware
 
 from console import alarms as alarm_list
-from console import web_account, web_cards, web_doors
+from console import headcount, web_account, web_cards, web_doors
 from console.admission import LoginThrottle, StreamSlots
+from console.headcount import ZoneCount
 from console.log import CentralLog
 from console.people import Directory
 from console.rollcall import inside
@@ -274,9 +275,9 @@ def muster(request: Request, session: MusterUser) -> Response:
 
 @router.get("/occupancy", response_class=HTMLResponse)
 def occupancy(request: Request, session: OccupancyUser) -> Response:
-    floors: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for zone, row in sorted(console_of(request).log.occupancy().items()):
-        floors[_floor_of(zone)].append(row)
+    floors: dict[str, list[ZoneCount]] = defaultdict(list)
+    for zone, counted in headcount.occupancy(console_of(request).log).items():
+        floors[_floor_of(zone)].append(counted)
     return page(request, "occupancy.html", floors=sorted(floors.items()))
 
 

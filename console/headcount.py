@@ -1,0 +1,155 @@
+"""Head counts that add up across gates: every device's movements into a zone since its baseline.
+
+A gate counts only what it saw and stops at zero, so with several gates on one line no
+device's count is the zone's. The console adds up, over every device, the movements into
+the zone minus those out of it (card `crossing`s, and `button_exit`s: one person leaving by
+an exit button), after the zone's baseline, the newer of:
+
+- the zone's newest `occupancy_reset` (someone counted the zone by hand: its `count` is the
+  start; if several devices were reset, the newest one's), and
+- the zone's newest daily forgiveness (`anti_passback_forgiven`: the hour the site sets for
+  the line to be empty, start 0). Devices record it when they notice the hour (one that was
+  off notices it late), so the earliest record of that local date is taken.
+
+Without either, the whole log counts from 0. A total below zero (people inside before the
+baseline leaving after it) is shown as 0. The log keeps each event once (by its id), so an
+event sent again is never counted twice.
+
+Every query reads an index (console.log migration 0008): the baseline is two seeks on
+(zone, ts); each count reads the zone's index entries after the baseline, so a year of log
+costs what the day since the baseline holds. The zones counted are found by skipping
+through the same indexes, one seek per zone.
+
+Zones without movements (booths and meeting rooms watched by sensor nodes) keep the
+devices' occupied or vacant (CentralLog.occupancy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from console.log import BASELINES, MOVES, CentralLog
+from edge.core.clock import utc_text
+
+_ZONE: Final = "json_extract(body, '$.zone')"
+_MOVE: Final = f"kind = 'access' AND type IN {MOVES}"
+_BASE: Final = f"kind = 'system' AND type IN {BASELINES}"
+_DAY_WINDOW: Final = timedelta(hours=36)  # a forgiveness of one local date, seen late
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneCount:
+    """A zone as the occupancy page shows it."""
+
+    zone: str
+    count: int | None  # None: a presence-only zone (occupied or vacant, no count)
+    occupied: bool
+    since: str | None = None  # the baseline's time (None: the whole log)
+    basis: str = "log"  # occupancy_reset, anti_passback_forgiven or log
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """Where a zone's count starts: a time (None: the log's start) and a count."""
+
+    ts: str | None
+    count: int
+    basis: str
+
+
+def baseline(log: CentralLog, zone: str) -> Baseline:
+    """Return the zone's baseline: its newest reset or daily forgiveness, else the log's start."""
+    db = log.db
+    reset = db.execute(
+        f"SELECT ts, json_extract(body, '$.count') FROM events WHERE {_BASE} "  # noqa: S608  # constants
+        f"AND {_ZONE} = ? AND type = 'occupancy_reset' ORDER BY ts DESC, row DESC LIMIT 1",
+        [zone],
+    ).fetchone()
+    forgiven = _forgiven(log, zone)
+    if reset is not None and (forgiven is None or reset[0] >= forgiven):
+        count = reset[1]
+        start = count if isinstance(count, int) and 0 <= count <= 100_000 else 0
+        return Baseline(str(reset[0]), start, "occupancy_reset")
+    if forgiven is not None:
+        return Baseline(forgiven, 0, "anti_passback_forgiven")
+    return Baseline(None, 0, "log")
+
+
+def head_count(log: CentralLog, zone: str, base: Baseline | None = None) -> int:
+    """Return the zone's count: its baseline plus every device's movements in, less out."""
+    base = base or baseline(log, zone)
+    after, params = ("AND ts > ?", [base.ts]) if base.ts is not None else ("", [])
+    moved = 0
+    for field, sign in (("to_zone", 1), ("from_zone", -1)):
+        (found,) = log.db.execute(
+            f"SELECT count(*) FROM events WHERE {_MOVE} "  # noqa: S608  # constants
+            f"AND json_extract(body, '$.{field}') = ? {after}",
+            [zone, *params],
+        ).fetchone()
+        moved += sign * int(found)
+    return max(0, base.count + moved)
+
+
+def counted_zones(log: CentralLog) -> list[str]:
+    """Return every zone some movement entered or left, or a reset or forgiveness named."""
+    zones: set[str] = set()
+    for field, where in (("to_zone", _MOVE), ("from_zone", _MOVE), ("zone", _BASE)):
+        expression = f"json_extract(body, '$.{field}')"
+        last = ""
+        while True:  # skip through the index: one seek per zone, never a scan
+            (found,) = log.db.execute(
+                f"SELECT min({expression}) FROM events WHERE {where} "  # noqa: S608  # constants
+                f"AND {expression} > ?",
+                [last],
+            ).fetchone()
+            if not isinstance(found, str):
+                break
+            zones.add(found)
+            last = found
+    return sorted(zones)
+
+
+def occupancy(log: CentralLog) -> dict[str, ZoneCount]:
+    """Return every zone's count (zones with doors) or occupied/vacant (presence only)."""
+    reported = log.occupancy()
+    zones: dict[str, ZoneCount] = {}
+    for zone in counted_zones(log):
+        base = baseline(log, zone)
+        count = head_count(log, zone, base)
+        # A device says occupied with no count of its own only from a presence sensor.
+        sensed = _sensed(reported.get(zone))
+        zones[zone] = ZoneCount(zone, count, count > 0 or sensed, base.ts, base.basis)
+    for zone, row in reported.items():
+        if zone not in zones:
+            zones[zone] = ZoneCount(zone, None, bool(row.get("occupied")))
+    return dict(sorted(zones.items()))
+
+
+def _forgiven(log: CentralLog, zone: str) -> str | None:
+    """Return the earliest record of the zone's newest daily forgiveness, or None."""
+    newest = log.db.execute(
+        f"SELECT ts, json_extract(body, '$.local_date') FROM events WHERE {_BASE} "  # noqa: S608  # constants
+        f"AND {_ZONE} = ? AND type = 'anti_passback_forgiven' ORDER BY ts DESC, row DESC LIMIT 1",
+        [zone],
+    ).fetchone()
+    if newest is None:
+        return None
+    ts, local_date = str(newest[0]), newest[1]
+    try:
+        moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        window = utc_text((moment if moment.tzinfo else moment.replace(tzinfo=UTC)) - _DAY_WINDOW)
+    except (ValueError, OverflowError):  # a time the device made up: that record alone
+        return ts
+    (earliest,) = log.db.execute(
+        f"SELECT min(ts) FROM events WHERE {_BASE} AND {_ZONE} = ? "  # noqa: S608  # constants
+        "AND type = 'anti_passback_forgiven' AND ts > ? "
+        "AND json_extract(body, '$.local_date') IS ?",
+        [zone, window, local_date],
+    ).fetchone()
+    return str(earliest or ts)
+
+
+def _sensed(row: dict[str, Any] | None) -> bool:
+    return row is not None and bool(row.get("occupied")) and not row.get("count")

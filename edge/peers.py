@@ -17,18 +17,18 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
-from datetime import timedelta
 
 from edge.core.antipassback import AntiPassbackTracker
-from edge.core.clock import Instant, utc_text
+from edge.core.clock import Instant
 from edge.core.outputs import EventKind, EventRecord, Output, record
-from edge.link.crossings import PeerCrossing, Refused, judge
+from edge.link import topics
+from edge.link.crossings import PeerCrossing, Refused, from_the_future, judge
 from edge.link.messages import InboundMessage
+from edge.link.positions import judge_digest
 from edge.store import Store, outbox, state
 
 log = logging.getLogger(__name__)
 LOG_EVERY_S = 60.0  # one line per minute at most for dropped crossings, with the count
-AHEAD = timedelta(minutes=5)  # a peer's clock may be this far ahead of ours, no more
 
 
 class DropLog:
@@ -86,18 +86,37 @@ class PeerCrossings:
         )
 
     def handle(self, message: InboundMessage, now: Instant) -> list[Output]:
-        """Judge and merge one inbound crossing; never raises for what a peer sent."""
+        """Judge and merge one inbound crossing or positions digest; never raises for what a
+        peer sent."""
+        if topics.positions_levels(message.topic, self.root, self.site) is not None:
+            self._digest(message, now)
+            return []
         verdict = judge(
             message.topic, message.payload, self.root, self.site, self.device, self.zones
         )
-        if isinstance(verdict, PeerCrossing) and verdict.stamp[0] > utc_text(now.utc + AHEAD):
-            # A claim from the future would win over every real crossing until then.
-            verdict = Refused(f"stamped over {AHEAD.seconds // 60} minutes ahead of this clock")
+        if isinstance(verdict, PeerCrossing):
+            verdict = from_the_future(verdict, now.utc) or verdict
         if isinstance(verdict, Refused):
             self.drops.drop("peer crossings", f"{verdict.reason} on {message.topic[:200]!r}")
         elif isinstance(verdict, PeerCrossing):
             self.merge(verdict, now)
         return []
+
+    def _digest(self, message: InboundMessage, now: Instant) -> None:
+        """Merge every entry of a digest that passes as a whole; skip what is known already."""
+        where = (self.root, self.site, self.device)
+        verdict = judge_digest(
+            message.topic, message.payload, message.retained, where, self.zones, now.utc
+        )
+        if isinstance(verdict, Refused):
+            self.drops.drop("peer digests", f"{verdict.reason} on {message.topic[:200]!r}")
+            return
+        for crossing in verdict or ():
+            held = self.tracker.stamp(crossing.card_ref)
+            position = self.tracker.position(crossing.card_ref) or ""
+            # A digest repeats what is known (the tracker's order): no transaction for that.
+            if held is None or (crossing.stamp, crossing.to_zone) > (held, position):
+                self.merge(crossing, now)
 
     def merge(self, crossing: PeerCrossing, now: Instant) -> bool:
         """Merge a judged crossing into the store and the tracker; return whether it moved

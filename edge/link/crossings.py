@@ -13,16 +13,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
 from edge.core.antipassback import Stamp
+from edge.core.clock import utc_text
 from edge.link import topics
 from edge.link.payloads import CrossingPayload
 from edge.store.outbox import OutboxEvent
 from firmware_config.model import DeviceConfig
 
 MAX_CROSSING_BYTES = 1024  # a crossing is about 300 bytes; anything larger is refused
+AHEAD = timedelta(minutes=5)  # a peer's clock may be this far ahead of ours, no more
 _FIELDS = ("v", "id", "device", "seq", "card_ref", "from_zone", "to_zone", "ts", "clock_synced")
 
 
@@ -82,7 +85,30 @@ def judge(
         return Refused(f"malformed payload ({type(exc).__name__})")
     if crossing.device != sender or crossing.id != f"{sender}:{crossing.seq}":
         return Refused("payload device or id does not match the topic")
-    if zone not in (crossing.from_zone, crossing.to_zone):
+    return claim(
+        sender,
+        zone,
+        crossing.card_ref,
+        crossing.from_zone,
+        crossing.to_zone,
+        crossing.ts,
+        crossing.seq,
+    )
+
+
+def claim(
+    sender: str, zone: str, card_ref: str, from_zone: str, to_zone: str, ts: str, seq: int
+) -> PeerCrossing | Refused:
+    """Return `sender`'s parsed claim that a card crossed, if it leaves or enters the topic's
+    zone (a crossing on its own or an entry of a positions digest)."""
+    if zone not in (from_zone, to_zone):
         return Refused("the crossing neither leaves nor enters the topic's zone")
-    stamp = (crossing.ts, sender, crossing.seq)
-    return PeerCrossing(crossing.card_ref, crossing.from_zone, crossing.to_zone, stamp)
+    return PeerCrossing(card_ref, from_zone, to_zone, (ts, sender, seq))
+
+
+def from_the_future(crossing: PeerCrossing, now: datetime) -> Refused | None:
+    """Refuse a crossing stamped over `AHEAD` past `now`: it would win over every real
+    crossing until then."""
+    if crossing.stamp[0] > utc_text(now + AHEAD):
+        return Refused(f"stamped over {AHEAD.seconds // 60} minutes ahead of this clock")
+    return None

@@ -9,9 +9,14 @@
 * A crossing event also goes out on `crossings/{zone}` for the zones of its door (see
   `edge.link.crossings`); it is deleted once every one of its publishes is acknowledged.
   The link subscribes to the crossings of the zones it serves, without its own (no local).
+* The drain thread also keeps this device's positions digests retained on `positions/{zone}`
+  (`edge.link.positions`), and the link subscribes to every device's digest of those zones.
 * Inbound commands, credential snapshots and peers' crossings are handed to the agent's loop
   untouched, their MQTT 5 properties validated first. Every paho callback catches
   everything: an exception there would silently kill paho's network thread.
+
+It runs past 500 lines because it is the one module that may import paho: the operators'
+`publish_and_watch` lives here beside the agent's link.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +40,14 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlite_utils import Database
 
+from edge.core.clock import utc_text
 from edge.errors import ClosedError, EdgeError
 from edge.link import topics
 from edge.link.crossings import MAX_CROSSING_BYTES, outgoing
 from edge.link.inflight import Inflight
 from edge.link.messages import InboundMessage, safe_correlation, safe_response_topic
 from edge.link.payloads import MAX_COMMAND_BYTES
+from edge.link.positions import MAX_DIGEST_BYTES, Digests
 from edge.store import outbox
 from edge.store.connection import connect, write_transaction
 from firmware_config.model import MqttConfig
@@ -81,6 +89,7 @@ class MqttLink:
         self.window = window
         self.status_every_s = status_every_s
         self.crossing_zones = crossing_zones
+        self.digests = Digests(config.root, site, device, crossing_zones)
         self.connected = threading.Event()
         self.published = 0
         self.acknowledged = 0
@@ -225,11 +234,15 @@ class MqttLink:
                 options=SubscribeOptions(qos=1, retainAsPublished=True),
             )
             client.subscribe(topics.credentials(self.config.root, self.site, self.device), qos=1)
+            # No local: our own crossings and live digests do not come back. mosquitto still
+            # hands a new subscription our own retained digest, which a device that lost its
+            # store learns from; it arrives before the digest the drain thread sends next.
             for zone in sorted(self.crossing_zones):
-                client.subscribe(
-                    topics.crossings_filter(self.config.root, self.site, zone),
-                    options=SubscribeOptions(qos=1, noLocal=True),
-                )
+                for shared in (topics.crossings_filter, topics.positions_filter):
+                    client.subscribe(
+                        shared(self.config.root, self.site, zone),
+                        options=SubscribeOptions(qos=1, noLocal=True),
+                    )
             self.connected.set()
             self._reset.set()
             self._wake.set()
@@ -269,6 +282,8 @@ class MqttLink:
                 limit = MAX_COMMAND_BYTES + 1
             elif "/crossings/" in topic:
                 limit = MAX_CROSSING_BYTES + 1
+            elif "/positions/" in topic:
+                limit = MAX_DIGEST_BYTES + 1
             else:
                 limit = MAX_INBOUND_BYTES
             self.on_message(
@@ -335,6 +350,7 @@ class MqttLink:
             inflight.clear()
             self._cursor = 0
             self._next_status = 0.0
+            self.digests.reset()
         self._take_acks(db, inflight)
         if not self.connected.is_set():
             self._wake.wait(0.5)
@@ -344,6 +360,9 @@ class MqttLink:
             self._status_due.clear()
             self._publish_status(db)
             self._next_status = now + self.status_every_s
+        for zone, topic, body in self.digests.due(db, now, utc_text(datetime.now(UTC))):
+            info = self.client.publish(topic, body, qos=1, retain=True)
+            self.digests.sent(zone, info.mid, info.rc == mqtt.MQTT_ERR_SUCCESS)
         free = self.window - len(inflight)
         events = outbox.pending(db, limit=free, after=self._cursor) if free > 0 else []
         for event in events:
@@ -377,6 +396,8 @@ class MqttLink:
                 mid, ok, reason = self._acks.get_nowait()
             except queue.Empty:
                 break
+            if self.digests.acked(mid, ok, reason):
+                continue
             done_event = inflight.ack(mid, ok)
             if done_event is None:
                 continue  # a status, a reply, one from before a reconnect, or a part of an event

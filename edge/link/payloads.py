@@ -6,12 +6,21 @@ parsed with these models, so a malformed message is refused with a reason, never
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 MAX_COMMAND_BYTES = 8192  # a signed envelope is about 400 bytes
+# A digest entry is about 140 bytes: 10,000 cards whose latest crossing was at one device
+# fit in 1.4 MB.
+MAX_DIGEST_ENTRIES = 10_000
+
+# The fields a peer's crossing and a positions digest share, judged the same way in both.
+DeviceId = Annotated[str, Field(max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+CardRef = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+ZoneId = Annotated[str, Field(min_length=1, max_length=64)]
+UtcText = Annotated[str, Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")]
 
 
 class _Out(BaseModel):
@@ -66,16 +75,42 @@ class CrossingPayload(BaseModel):
     id: str = Field(
         max_length=96, description="The crossing event's id, `{device}:{seq}` (events/access)."
     )
-    device: str = Field(max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    device: DeviceId
     seq: int = Field(ge=1, le=2**63 - 1, description="The crossing event's seq.")
-    card_ref: str = Field(pattern=r"^[0-9a-f]{64}$", description="Card reference, never an id.")
-    from_zone: str = Field(min_length=1, max_length=64)
-    to_zone: str = Field(min_length=1, max_length=64)
-    ts: str = Field(
-        pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$",
-        description="UTC time of the crossing; the later crossing by (ts, device, seq) wins.",
+    card_ref: CardRef = Field(description="Card reference, never an id.")
+    from_zone: ZoneId
+    to_zone: ZoneId
+    ts: UtcText = Field(
+        description="UTC time of the crossing; the later crossing by (ts, device, seq) wins."
     )
     clock_synced: bool
+
+
+# [card_ref, from_zone, to_zone, ts, seq]; to_zone "" is a card forgiven (in no zone).
+DigestEntry = tuple[
+    CardRef, ZoneId, Annotated[str, Field(max_length=64)], UtcText, Annotated[int, Field(ge=0)]
+]
+
+
+class PositionsPayload(BaseModel):
+    """Retained on `positions/{zone}`: the positions this device set itself in or out of a zone.
+
+    Per card, the latest crossing (or forgiveness) of this device that enters or leaves the
+    zone, since the zone's last forgiveness; never a position learned from a peer. Inbound
+    for the zone's other devices, so it is parsed as strictly as a crossing.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = Field(description="Schema version.")
+    device: DeviceId
+    zone: ZoneId
+    ts: UtcText = Field(description="When the digest was built.")
+    entries: list[DigestEntry] = Field(
+        max_length=MAX_DIGEST_ENTRIES,
+        description="[card_ref, from_zone, to_zone, ts, seq], newest first; each merges like "
+        "a crossing stamped (ts, device, seq); seq 0 is the device's own record of it.",
+    )
 
 
 class CredentialsState(BaseModel):
@@ -173,5 +208,6 @@ def mqtt_schemas() -> dict[str, Any]:
         "command": CommandEnvelope,
         "command_reply": CommandReply,
         "crossing": CrossingPayload,
+        "positions": PositionsPayload,
     }
     return {name: model.model_json_schema() for name, model in models.items()}

@@ -7,6 +7,7 @@
 {root}/{site}/{device}/credentials            inbound, retained, signed
 {root}/{site}/{device}/reply/{account}        command replies, to the MQTT 5 response topic
 {root}/{site}/{device}/crossings/{zone}       anti-passback crossings shared by a zone's devices
+{root}/{site}/{device}/positions/{zone}       retained: the positions a device set itself there
 
 The filters (`…_filter`) take `device=ANY` for every device of a site: the console's
 subscriptions, the operators' status watch and the broker's ACL are built from them too.
@@ -148,6 +149,42 @@ def crossing_levels(topic: str, root: str, site: str) -> tuple[str, str] | None:
     if levels is None or len(levels) != 3 or levels[1] != "crossings":
         return None
     return levels[0], levels[2]
+
+
+def positions(root: str, site: str, device: str, zone: str) -> str:
+    """Return the retained topic of `device`'s positions digest for `zone`."""
+    return f"{device_prefix(root, site, device)}/positions/{_slug(zone, 'zone')}"
+
+
+def positions_filter(root: str, site: str, zone: str, device: str = ANY) -> str:
+    """Return the filter for the positions digests of `zone` by every device (or one)."""
+    return f"{_devices(root, site, device)}/positions/{_slug(zone, 'zone')}"
+
+
+def positions_levels(topic: str, root: str, site: str) -> tuple[str, str] | None:
+    """Return (device, zone) if `topic` is `{root}/{site}/{device}/positions/{zone}`, else None.
+
+    The levels are returned as they arrived; the caller judges them.
+    """
+    levels = device_levels(topic, root, site)
+    if levels is None or len(levels) != 3 or levels[1] != "positions":
+        return None
+    return levels[0], levels[2]
+
+
+PEER_BRANCHES = ("crossings", "positions")
+
+
+def peer_levels(topic: str) -> tuple[str, str, str] | None:
+    """Return (device, branch, zone) if `topic` ends in `{device}/crossings|positions/{zone}`.
+
+    For sorting what arrives into lanes before anything is judged: only the last three
+    levels are looked at (no command or credentials topic ends that way).
+    """
+    levels = topic.rsplit("/", 3)
+    if len(levels) != 4 or levels[2] not in PEER_BRANCHES:
+        return None
+    return levels[1], levels[2], levels[3]
 
 
 def command_prefix(root: str, site: str, device: str) -> str:

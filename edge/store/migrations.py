@@ -95,3 +95,9 @@ def position_stamps(db: Database) -> None:
     db.table("positions").add_column("ts", str)
     db.table("positions").add_column("device", str)
     db.table("positions").add_column("seq", int)
+
+
+@migrations(name="0008_position_origins")
+def position_origins(db: Database) -> None:
+    """Keep the zone each position's crossing left, for the positions digests."""
+    db.table("positions").add_column("from_zone", str)

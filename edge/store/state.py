@@ -67,13 +67,18 @@ def apply(
         if record.kind is EventKind.ACCESS and record.type == "crossing":
             device = _own_device(db) if device is None else device
             stamp = (utc_text(record.ts), device, 0)
-            merge_position(db, data["card_ref"], data["to_zone"], stamp, own=True)
+            card, to_zone = data["card_ref"], data["to_zone"]
+            merge_position(db, card, to_zone, stamp, own=True, from_zone=data["from_zone"])
         elif record.type == "anti_passback_card_forgiven" and data.get("changed"):
             device = _own_device(db) if device is None else device
             stamp = (utc_text(record.ts), device, 0)
-            merge_position(db, data["card_ref"], NOWHERE, stamp, own=True)
+            was_in = data.get("was_in")
+            merge_position(db, data["card_ref"], NOWHERE, stamp, own=True, from_zone=was_in)
         elif record.kind is EventKind.SYSTEM and record.type == "anti_passback_forgiven":
+            # Forgotten in the zone: nothing in it any more, and nothing that left it belongs
+            # to its digest (only what crossed since its forgiveness does).
             db.execute("DELETE FROM positions WHERE zone = ?", [data["zone"]])
+            db.execute("UPDATE positions SET from_zone = NULL WHERE from_zone = ?", [data["zone"]])
         elif record.kind is EventKind.OCCUPANCY and data.get("count") is not None:
             db.execute(
                 "INSERT INTO occupancy (zone, count) VALUES (?, ?) "
@@ -105,25 +110,54 @@ def _own_device(db: Database) -> str:
     return str(row[0]) if row and row[0] is not None else ""
 
 
-def merge_position(db: Database, card_ref: str, zone: str, stamp: Stamp, own: bool) -> bool:
+def merge_position(
+    db: Database,
+    card_ref: str,
+    zone: str,
+    stamp: Stamp,
+    own: bool,
+    from_zone: str | None = None,
+) -> bool:
     """Set the card's position if `stamp` is later than the stored one; return whether it was.
 
     `own`: this device's crossing, which wins an equal stamp (its later record). A peer's
     with an equal stamp (only a forged claim has one) wins by the greater zone id, as in the
-    tracker. Call inside a transaction.
+    tracker. `from_zone`: the zone the crossing left (None: not known), kept for the
+    positions digests. Call inside a transaction.
     """
     cursor = db.execute(
-        "INSERT INTO positions (card_ref, zone, ts, device, seq) VALUES (?, ?, ?, ?, ?) "
+        "INSERT INTO positions (card_ref, zone, ts, device, seq, from_zone) "
+        "VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT(card_ref) DO UPDATE SET zone = excluded.zone, ts = excluded.ts, "
-        "device = excluded.device, seq = excluded.seq "
+        "device = excluded.device, seq = excluded.seq, from_zone = excluded.from_zone "
         "WHERE positions.ts IS NULL "
         "OR (excluded.ts, excluded.device, excluded.seq, excluded.zone) "
         "> (positions.ts, positions.device, positions.seq, positions.zone) "
         "OR (? AND (excluded.ts, excluded.device, excluded.seq) "
         "= (positions.ts, positions.device, positions.seq))",
-        [card_ref, zone, *stamp, own],
+        [card_ref, zone, *stamp, from_zone, own],
     )
     return bool(cursor.rowcount)
+
+
+# (card_ref, from_zone, to_zone, ts, seq): one position as a positions digest lists it.
+OwnPosition = tuple[str, str, str, str, int]
+
+
+def own_positions(db: Database, device: str, zone: str, limit: int) -> list[OwnPosition]:
+    """Return the newest `limit` positions `device` set itself (crossing or forgiveness) that
+    enter or leave `zone`, newest first; never those learned from peers.
+
+    A learned one may have been set by this device's own crossing elsewhere (its retained
+    digest, read back after its store was lost): the stamp's device says whose it is.
+    """
+    rows = db.execute(
+        "SELECT card_ref, coalesce(from_zone, ''), zone, ts, coalesce(seq, 0) FROM positions "
+        "WHERE device = ? AND ts IS NOT NULL AND (zone = ? OR from_zone = ?) "
+        "ORDER BY ts DESC, card_ref LIMIT ?",
+        [device, zone, zone, limit],
+    ).fetchall()
+    return [(str(c), str(f), str(z), str(t), int(s)) for c, f, z, t, s in rows]
 
 
 def load(db: Database) -> tuple[DeviceState, list[Position], list[tuple[str, int]]]:

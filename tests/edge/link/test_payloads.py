@@ -38,6 +38,7 @@ def test_schema_command_prints_them() -> None:
         "command",
         "command_reply",
         "crossing",
+        "positions",
     }
 
 

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.core.antipassback import AntiPassbackTracker, Stamp
+from edge.core.clock import Instant
 from edge.core.controller import DeviceState
 from edge.core.outputs import EventKind, EventRecord
 from edge.link.crossings import PeerCrossing
@@ -21,6 +22,7 @@ from simulator.clock import FakeClock
 from tests.edge.core.harness import SPEC
 
 CARDS = ("a" * 64, "b" * 64)
+NOW = Instant(0.0, datetime(2026, 12, 1, 0, 1, tzinfo=UTC))
 crossings = st.lists(
     st.builds(
         PeerCrossing,
@@ -64,7 +66,7 @@ def test_the_store_and_the_tracker_agree_whatever_the_order_and_repeats(
         with Store(":memory:", memory=True) as store:
             side = peers(store)
             for crossing in order:
-                side.merge(crossing)
+                side.merge(crossing, NOW)
             on_disk = stored(store)
             in_memory = {
                 c: (side.tracker.position(c), side.tracker.stamp(c))
@@ -81,8 +83,8 @@ def test_a_restart_restores_positions_with_their_stamps() -> None:
     with Store(":memory:", memory=True) as store:
         side = peers(store)
         stamp = ("2026-12-01T00:00:00.000Z", "gate-b", 2)
-        assert side.merge(PeerCrossing(CARDS[0], "lobby", "staff", stamp))
-        assert not side.merge(PeerCrossing(CARDS[0], "lobby", "staff", stamp))
+        assert side.merge(PeerCrossing(CARDS[0], "lobby", "staff", stamp), NOW)
+        assert not side.merge(PeerCrossing(CARDS[0], "lobby", "staff", stamp), NOW)
         _, positions, _ = state.load(store.db)
         again = AntiPassbackTracker(SPEC.zones)
         again.restore(positions)
@@ -104,7 +106,7 @@ def test_an_own_crossing_is_stored_under_this_device_and_an_older_peer_one_loses
             state.apply(db, [crossing], DeviceState(), DeviceState())
         assert stored(store)[CARDS[1]] == ("staff", ("2026-12-01T00:00:05.000Z", "gate-a", 0))
         late = PeerCrossing(CARDS[1], "staff", "lobby", ("2026-12-01T00:00:04.000Z", "gate-b", 5))
-        assert not peers(store).merge(late)
+        assert not peers(store).merge(late, NOW)
         assert stored(store)[CARDS[1]][0] == "staff"
 
 
@@ -140,7 +142,7 @@ def test_a_forgiveness_is_stored_as_nowhere_and_an_older_peer_crossing_loses() -
     with Store(":memory:", memory=True) as store:
         side = peers(store)
         entry = ("2026-12-01T00:00:01.000Z", "gate-b", 2)
-        assert side.merge(PeerCrossing(CARDS[0], "lobby", "staff", entry))
+        assert side.merge(PeerCrossing(CARDS[0], "lobby", "staff", entry), NOW)
         at = datetime(2026, 12, 1, 0, 0, 5, tzinfo=UTC)
         forgiven = EventRecord(
             EventKind.SYSTEM,
@@ -152,9 +154,8 @@ def test_a_forgiveness_is_stored_as_nowhere_and_an_older_peer_crossing_loses() -
             outbox.append(db, "gate-a", [forgiven], True)
             state.apply(db, [forgiven], DeviceState(), DeviceState())
         assert stored(store)[CARDS[0]] == ("", ("2026-12-01T00:00:05.000Z", "gate-a", 0))
-        assert not side.merge(
-            PeerCrossing(CARDS[0], "lobby", "staff", ("2026-12-01T00:00:04.000Z", "gate-c", 1))
-        )
+        late = PeerCrossing(CARDS[0], "lobby", "staff", ("2026-12-01T00:00:04.000Z", "gate-c", 1))
+        assert not side.merge(late, NOW)
         _, positions, _ = state.load(store.db)
         again = AntiPassbackTracker(SPEC.zones)
         again.restore(positions)

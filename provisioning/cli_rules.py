@@ -128,20 +128,35 @@ def rules_closure(ctx: click.Context, days: tuple[str, ...], directory: Path) ->
 @click.argument("zone")
 @click.option("--mode", type=click.Choice(["off", "soft", "hard"]), required=True)
 @click.option("--forgive-at", help='Local time positions are forgotten each day, e.g. "03:00".')
+@click.option(
+    "--offline",
+    type=click.Choice(["hard", "soft"]),
+    default="hard",
+    show_default=True,
+    help="While a gate cannot hear the zone's other gates for over 10 s: hard keeps refusing "
+    "on what it knows; soft lets refused cards in, flagged, and raises anti_passback_degraded.",
+)
 @site_dir
 @click.pass_context
 def rules_antipassback(
-    ctx: click.Context, zone: str, mode: str, forgive_at: str | None, directory: Path
+    ctx: click.Context,
+    zone: str,
+    mode: str,
+    forgive_at: str | None,
+    offline: str,
+    directory: Path,
 ) -> None:
     """Set anti-passback for a zone, overriding the devices' configuration."""
     try:
         check_slug(zone)
-        set_anti_passback(Registry(directory / "registry.db"), zone, mode, forgive_at)
+        set_anti_passback(Registry(directory / "registry.db"), zone, mode, forgive_at, offline)
     except (EdgeError, ValueError) as error:
         click.echo(f"anti-passback refused: {error}", err=True)
         ctx.exit(2)
     click.echo(
-        f"anti-passback in {zone}: {mode}" + (f", forgiven at {forgive_at}" if forgive_at else "")
+        f"anti-passback in {zone}: {mode}"
+        + (f", forgiven at {forgive_at}" if forgive_at else "")
+        + f", {offline} when cut off"
     )
 
 

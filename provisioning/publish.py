@@ -25,7 +25,7 @@ from provisioning.keys import SiteKeys
 from provisioning.options import status_version
 from provisioning.passes import pass_credentials
 from provisioning.registry import Registry, short_ref
-from provisioning.rules import policy_for
+from provisioning.rules import anti_passback_zones, policy_for
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,39 @@ def device_ids(registry: Registry) -> list[str]:
     return [r[0] for r in registry.db.execute("SELECT id FROM devices ORDER BY id")]
 
 
+def check_zone_settings(registry: Registry, site_dir: Path) -> None:
+    """Refuse (ValueError naming the zone, the devices, their values and the fix) when device
+    configurations disagree on a zone's anti-passback and the site policy does not set it.
+
+    The gates of a zone share positions; one that refuses what another lets in, or forgets
+    at another hour, splits the line.
+    """
+    settled = anti_passback_zones(registry)
+    seen: dict[str, dict[tuple[str, str, str], list[str]]] = {}
+    for device in device_ids(registry):
+        config = load_config(site_dir / "devices" / f"{device}.toml")
+        for zone in config.zones:
+            forgive = zone.anti_passback_forgive_at
+            value = (
+                zone.anti_passback,
+                forgive.strftime("%H:%M") if forgive else "none",
+                zone.anti_passback_offline,
+            )
+            seen.setdefault(zone.id, {}).setdefault(value, []).append(device)
+    for zone_id, values in sorted(seen.items()):
+        if len(values) < 2 or zone_id in settled:
+            continue
+        found = "; ".join(
+            f"{', '.join(devices)}: anti_passback={mode} forgive_at={forgive} offline={offline}"
+            for (mode, forgive, offline), devices in sorted(values.items())
+        )
+        raise ValueError(
+            f"zone {zone_id}: the device configurations disagree on its anti-passback ({found}); "
+            f"make them agree, or set it for the whole site with `edge-provision rules "
+            f"antipassback {zone_id} --mode hard|soft|off --forgive-at HH:MM --offline hard|soft`"
+        )
+
+
 def build_all(
     registry: Registry,
     site_dir: Path,
@@ -87,6 +120,7 @@ def build_all(
     which passes are live; the current time by default).
     """
     site = registry.site()
+    check_zone_settings(registry, site_dir)
     keys = SiteKeys(site_dir / "keys")
     private = keys.load_private("credentials")
     version = next_version(registry)

@@ -112,15 +112,25 @@ def set_closure_days(registry: Registry, days: list[str]) -> None:
     _save_setting(registry, "closure_days", sorted(days), "closure days")
 
 
-def set_anti_passback(registry: Registry, zone: str, mode: str, forgive_at: str | None) -> None:
-    """Set anti-passback for a zone: off, soft or hard, forgiven daily at `forgive_at`."""
+def set_anti_passback(
+    registry: Registry, zone: str, mode: str, forgive_at: str | None, offline: str = "hard"
+) -> None:
+    """Set anti-passback for a zone: off, soft or hard, forgiven daily at `forgive_at`,
+    falling back to `offline` (hard or soft) on a device cut off from the zone's others."""
     if mode not in ("off", "soft", "hard"):
         raise ValueError('anti-passback is "off", "soft" or "hard"')
+    if offline not in ("hard", "soft"):
+        raise ValueError('the offline fallback is "hard" or "soft"')
     if forgive_at:
         time.fromisoformat(forgive_at)
     settings = _setting(registry, "anti_passback", {})
-    settings[zone] = {"mode": mode, "forgive_at": forgive_at}
+    settings[zone] = {"mode": mode, "forgive_at": forgive_at, "offline": offline}
     _save_setting(registry, "anti_passback", settings, "anti-passback")
+
+
+def anti_passback_zones(registry: Registry) -> set[str]:
+    """Return the zones whose anti-passback the site policy sets."""
+    return set(_setting(registry, "anti_passback", {}))
 
 
 def policy_for(

@@ -29,8 +29,8 @@ from edge.store import state
 
 log = logging.getLogger(__name__)
 DIGEST_EVERY_S = 30.0  # a changed digest goes out at most this often (and on every connect)
-# 10,000 entries of about 140 bytes, with room for long zone ids; anything larger is refused.
-MAX_DIGEST_BYTES = 2 * 1024 * 1024
+# 10,000 entries of about 140 bytes (250 with the longest ids and seq); larger is refused.
+MAX_DIGEST_BYTES = 3 * 1024 * 1024
 
 
 def digest_body(device: str, zone: str, ts: str, entries: list[state.OwnPosition]) -> bytes:

@@ -12,12 +12,15 @@ raised again by the next refusal after the acknowledgement.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from console import refusals
 from console.chain import ACKS, append_row
 from console.log import CentralLog
+from console.people import Directory
 from console.users import audit
 from edge.core.clock import utc_text
 
@@ -28,6 +31,7 @@ ONE_SHOT = frozenset(
         "anti_passback_violation",
         "duress",
         "pin_attempts_exceeded",
+        "anti_passback_conflict",
     }
 )
 
@@ -47,22 +51,30 @@ class Alarm:
     acked_at: str | None = None
 
 
-def active(log: CentralLog) -> list[Alarm]:
-    """Return the alarms active now, newest first (acknowledged one-shots left out)."""
+def active(
+    log: CentralLog, people: Directory | None = None, zones: Mapping[str, str] | None = None
+) -> list[Alarm]:
+    """Return the alarms active now, newest first (acknowledged one-shots left out).
+
+    With `people` a card alarm names the card's holder (at the alarm's time) and times are
+    the site's; with `zones` a zone is shown by its name.
+    """
+    words = Words(people, zones or {})
     latest: dict[tuple[str, str, str], tuple[str, str, str, str, str]] = {}
     one_shots: list[Alarm] = []
-    for event_id, device, ts, type_, state, door, reader, zone, card in log.db.execute(
+    for event_id, device, ts, type_, state, door, reader, zone, card, *more in log.db.execute(
         "SELECT id, device, ts, type, json_extract(body, '$.state'), json_extract(body, '$.door'),"
-        " json_extract(body, '$.reader'), json_extract(body, '$.zone'), card_ref "
-        "FROM events WHERE kind = 'alarm' ORDER BY ts, row"
+        " json_extract(body, '$.reader'), json_extract(body, '$.zone'), card_ref, "
+        "json_extract(body, '$.since'), json_extract(body, '$.to_zone'), "
+        "json_extract(body, '$.peer'), json_extract(body, '$.peer_ts'), "
+        "json_extract(body, '$.own_ts') FROM events WHERE kind = 'alarm' ORDER BY ts, row"
     ):
-        where = door or reader or zone or ""
+        where = door or reader or words.zone(zone) or ""
+        detail = words.detail(type_, ts, card, *more)
         if type_ in ONE_SHOT:
-            one_shots.append(
-                Alarm(event_id, device, type_, state or "raised", ts, where, _card(card))
-            )
+            one_shots.append(Alarm(event_id, device, type_, state or "raised", ts, where, detail))
             continue
-        latest[(device, type_, where)] = (event_id, ts, state or "raised", where, "")
+        latest[(device, type_, where)] = (event_id, ts, state or "raised", where, detail)
     acks = {
         alarm: (username, at)
         for alarm, username, at in log.db.execute(
@@ -111,8 +123,50 @@ def latest_alarm_row(log: CentralLog) -> int:
     return int(row[0] or 0) + refusals.latest(log)
 
 
-def _card(ref: str | None) -> str:
-    return f"card {ref[:12]}…" if ref else ""
+class Words:
+    """How an alarm's fields read: a card by its holder, a zone by its name, local times."""
+
+    def __init__(self, people: Directory | None, zones: Mapping[str, str]) -> None:
+        self.people, self.zones = people, zones
+        self.tz = ZoneInfo(people.timezone) if people is not None else UTC
+
+    def zone(self, zone: object) -> str:
+        """Return a zone's name and id (`Staff area (staff-area)`), or its id if unnamed."""
+        if not isinstance(zone, str) or not zone:
+            return ""
+        name = self.zones.get(zone)
+        return f"{name} ({zone})" if name and name != zone else zone
+
+    def card(self, ref: str | None, ts: str) -> str:
+        """Return the card's holder at `ts` (name, staff number), or the card's reference."""
+        if not ref:
+            return ""
+        person = self.people.person(ref, ts) if self.people is not None else None
+        if person is None:
+            return f"card {ref[:12]}…"
+        shown = f"{person.name} ({person.staff_no})"
+        return f"{shown}, day pass {person.day_pass}" if person.day_pass else shown
+
+    def time(self, ts: object) -> str:
+        """Return a device's time in the site's time zone, or as sent if unreadable."""
+        try:
+            moment = datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
+            return moment.astimezone(self.tz).strftime("%Y-%m-%d %H:%M:%S")
+        except (ValueError, OverflowError):
+            return str(ts)[:40]
+
+    def detail(self, type_: str, ts: str, card: str | None, *fields: object) -> str:
+        """Return what a guard reads in an alarm's detail column."""
+        since, to_zone, peer, peer_ts, own_ts = fields
+        if type_ == "anti_passback_degraded":
+            return f"cut off from its peers since {self.time(since)}" if since else ""
+        if type_ == "anti_passback_conflict":
+            return (
+                f"{self.card(card, ts)}: let in here at {self.time(own_ts)}, then at "
+                f"{str(peer)[:64]} into {self.zone(to_zone)} at {self.time(peer_ts)} "
+                "without leaving"
+            )
+        return self.card(card, ts)
 
 
 def _now() -> str:

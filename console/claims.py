@@ -92,6 +92,7 @@ class Claims:
     zones: frozenset[str]
     sensors: Mapping[str, str]  # presence sensor -> its zone
     fire_inputs: frozenset[str]  # doors with a fire input
+    zone_names: Mapping[str, str]  # zone -> the name security staff read
 
     @classmethod
     def of(cls, config: DeviceConfig) -> Claims:
@@ -104,6 +105,7 @@ class Claims:
             frozenset(z.id for z in config.zones),
             {p.id: p.zone for p in config.presence},
             frozenset(d.id for d in config.doors if d.fire_input is not None),
+            {z.id: z.name for z in config.zones},
         )
 
     def event(self, kind: str, body: Mapping[str, Any]) -> str | None:
@@ -214,6 +216,17 @@ class Registry:
             self.rescan()
         entry = self._files.get(device)
         return entry[1] if entry is not None and isinstance(entry[1], Claims) else None
+
+    def zone_names(self) -> dict[str, str]:
+        """Return {zone: its name} from every usable configuration (the first one's name)."""
+        if time.monotonic() - self._scanned >= RESCAN_S:
+            self.rescan()
+        names: dict[str, str] = {}
+        for _, claims in self._files.values():
+            if isinstance(claims, Claims):
+                for zone, name in claims.zone_names.items():
+                    names.setdefault(zone, name)
+        return names
 
     def unreadable(self) -> dict[str, str]:
         """Return {device: why its configuration is refused} for every configuration not used."""

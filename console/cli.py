@@ -4,6 +4,7 @@ edge-console collect --port 8883 --user console --password-file console.password
 edge-console serve --registry SITE/registry.db
 edge-console log --since 2026-11-26T00:00 --door gate-1f-east --person 佐藤
 edge-console muster
+edge-console alarms --site-dir SITE
 edge-console export --out log.csv --since …
 edge-console verify
 edge-console users add guard1 --role guard
@@ -27,6 +28,7 @@ import click
 
 from console.anchor import Anchorer, AnchorError, check_file, load_or_create_key, load_verifier
 from console.chain import BY_NAME
+from console.cli_alarms import alarms
 from console.cli_desk import card_group, pass_group
 from console.cli_doors import door_group, fire_reset, lockdown, serve_acting, serve_acting_options
 from console.cli_forgive import forgive
@@ -454,7 +456,7 @@ def verify(
 
 
 cli.add_command(users_group)
-for command in (door_group, lockdown, fire_reset, forgive, card_group, pass_group):
+for command in (alarms, door_group, lockdown, fire_reset, forgive, card_group, pass_group):
     cli.add_command(command)
 
 

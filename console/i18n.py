@@ -181,6 +181,21 @@ CODES: dict[str, tuple[str, str]] = {
     "anti_passback_violation": ("アンチパスバック違反", "Anti-passback violation"),
     "duress": ("脅迫コード (duress)", "Duress code"),
     "pin_attempts_exceeded": ("暗証番号の誤りが続いた", "Too many wrong PINs"),
+    "anti_passback_degraded": (
+        "アンチパスバック縮退 (他ゲートと通信断)",
+        "Anti-passback degraded (cut off from the other gates)",
+    ),
+    "anti_passback_conflict": (
+        "二重入場 (退出なしで別ゲートから入場)",
+        "Entered twice (again at another gate without leaving)",
+    ),
+    "button_exit": ("退出ボタンで退出", "left by the exit button"),
+    "anti_passback_card_forgiven": (
+        "アンチパスバック解除 (カード)",
+        "anti-passback forgiven (card)",
+    ),
+    "anti_passback_forgiven": ("アンチパスバック日次解除", "daily anti-passback forgiveness"),
+    "occupancy_reset": ("人数リセット", "head count reset"),
     "missing_events": ("記録の欠落", "Missing events"),
     "bad_messages": ("不正なメッセージ", "Bad messages"),
     "device_claim_refused": ("機器の越権報告", "Device claim refused"),

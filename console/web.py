@@ -138,14 +138,19 @@ router = APIRouter()
 
 @router.get("/alarms", response_class=HTMLResponse)
 def alarms_page(request: Request, session: AlarmsUser) -> Response:
-    log = console_of(request).log
-    return page(request, "alarms.html", alarms=alarm_list.active(log))
+    return page(request, "alarms.html", alarms=_alarms(request))
 
 
 @router.get("/alarms/rows", response_class=HTMLResponse)
 def alarm_rows(request: Request, session: AlarmsUser) -> Response:
-    log = console_of(request).log
-    return page(request, "_alarm_rows.html", alarms=alarm_list.active(log))
+    return page(request, "_alarm_rows.html", alarms=_alarms(request))
+
+
+def _alarms(request: Request) -> list[alarm_list.Alarm]:
+    """The active alarms, cards named by their holders and zones by their names."""
+    console = console_of(request)
+    console.people.reload()
+    return alarm_list.active(console.log, console.people, zone_names(console))
 
 
 @router.get("/alarms/stream")
@@ -275,10 +280,11 @@ def muster(request: Request, session: MusterUser) -> Response:
 
 @router.get("/occupancy", response_class=HTMLResponse)
 def occupancy(request: Request, session: OccupancyUser) -> Response:
+    console = console_of(request)
     floors: dict[str, list[ZoneCount]] = defaultdict(list)
-    for zone, counted in headcount.occupancy(console_of(request).log).items():
+    for zone, counted in headcount.occupancy(console.log).items():
         floors[_floor_of(zone)].append(counted)
-    return page(request, "occupancy.html", floors=sorted(floors.items()))
+    return page(request, "occupancy.html", floors=sorted(floors.items()), names=zone_names(console))
 
 
 @router.get("/devices", response_class=HTMLResponse)
@@ -295,6 +301,11 @@ def devices(request: Request, session: DevicesUser) -> Response:
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(request: Request, session: AuditUser) -> Response:
     return page(request, "audit.html", rows=audit_trail(console_of(request).log))
+
+
+def zone_names(console: Console) -> dict[str, str]:
+    """Return {zone: name} from the site's device configurations ({} without a site)."""
+    return console.doors.site.registry.zone_names() if console.doors is not None else {}
 
 
 def _alarm_marker(log: CentralLog) -> str:

@@ -11,6 +11,7 @@ simulator (MockFactory, simulated readers).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -37,7 +38,6 @@ from edge.gpio import (
 )
 from edge.inbox import Inbox
 from edge.keypad import Keypad, MatrixKeypad, open_usb_keypad
-from edge.link.mqtt import MqttLink
 from edge.ports import CardKeys, CardReader, CardReferencer, Indicator, Input, Relay
 from edge.runtime import Agent, Core, Hardware, Network, Pace
 from edge.store import Store
@@ -144,10 +144,16 @@ def build_agent(
         inbox=connection.inbox,
         remote=build_remote(config, core, connection, clock, clock_synced),
         committed=connection.uplink.wake,
-        link_up=connection.uplink.connected if isinstance(connection.uplink, MqttLink) else None,
+        link_up=_link_up(connection),
     )
     pace = Pace(clock, clock_synced, notifier or SystemdNotifier(""))
     return Agent(core, hardware, network, pace), startup
+
+
+def _link_up(connection: Connection) -> threading.Event | None:
+    """Return the uplink's connected flag (an MQTT link has one); None for an agent alone."""
+    flag = getattr(connection.uplink, "connected", None)
+    return flag if isinstance(flag, threading.Event) else None
 
 
 def _startup(

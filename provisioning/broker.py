@@ -6,7 +6,7 @@ Accounts and their rights:
 * a device (its username is its id) writes its own status, events, occupancy and replies,
   and reads its own commands and credentials; for each zone its doors lead into or out of
   (from its configuration in the site directory) it writes its own `crossings/{zone}` and
-  reads every device's, and no other zone's;
+  `positions/{zone}` (its retained digest) and reads every device's, and no other zone's;
 * a console reads every device's status, events, occupancy and replies, and sends commands;
 * an operator publishes credentials and reads every device's status.
 
@@ -98,6 +98,8 @@ def role_topics(
             for line in (
                 f"topic write {topics.crossings(root, site, username, zone)}",
                 f"topic read {topics.crossings_filter(root, site, zone)}",
+                f"topic write {topics.positions(root, site, username, zone)}",
+                f"topic read {topics.positions_filter(root, site, zone)}",
             )
         ]
         return [
@@ -133,7 +135,7 @@ def acl(
 ) -> str:
     """Return the ACL for {username: role}: one `user` block per account, no patterns.
 
-    `zones` gives each device the zones whose crossings it shares (none if absent).
+    `zones` gives each device the zones whose crossings and digests it shares (none if absent).
     """
     zones = zones or {}
     lines = [

@@ -60,6 +60,8 @@ KINDS = {
     # doors lead into the vault.
     "crossings": "crossings/staff-area",
     "crossings-vault": "crossings/vault",
+    "positions": "positions/staff-area",
+    "positions-vault": "positions/vault",
 }
 DEVICE_WRITES = {"status", "events", "occupancy", "reply"}
 SERVES_STAFF_AREA = {GATE}
@@ -70,7 +72,7 @@ def may_write(actor: str, target: str, kind: str) -> bool:
     """What the account model says: the rule each cell is checked against."""
     role = ROLES[actor]
     if role == "device":
-        if kind == "crossings":
+        if kind in ("crossings", "positions"):
             return actor == target and actor in SERVES_STAFF_AREA
         return actor == target and kind in DEVICE_WRITES
     if role == "console":
@@ -81,7 +83,7 @@ def may_write(actor: str, target: str, kind: str) -> bool:
 def may_read(actor: str, target: str, kind: str) -> bool:
     role = ROLES[actor]
     if role == "device":
-        if kind == "crossings":  # every device's crossings of a zone it serves
+        if kind in ("crossings", "positions"):  # every device's, of a zone it serves
             return actor in SERVES_STAFF_AREA
         return actor == target and kind in {"cmd", "credentials"}
     if role == "console":

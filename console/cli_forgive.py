@@ -8,12 +8,12 @@ that refused or did not answer, exit 2 is bad input or a refused user.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import click
 
+from console import forgive as forgiving
 from console.actions import (
     ActionError,
     Commander,
@@ -25,13 +25,9 @@ from console.actions import (
 )
 from console.cli_auth import acting_user
 from console.cli_doors import acting_options, acting_site, refuse
+from console.forgive import ACTION
 from console.log import CentralLog
-from console.people import Directory, RegistryMissing
 from console.safe_output import terminal
-
-ACTION: Final = "apb.forgive"
-_PREFIX = re.compile(r"[0-9a-f]{4,64}")
-SHOWN: Final = 12  # digits of a card reference shown: enough to tell cards apart
 
 
 @click.command("forgive")
@@ -67,15 +63,10 @@ def _forgive(
 ) -> None:
     user = acting_user(ctx, log, options["user"], options["password_file"], ACTION)
     site_dir: Path = options["site_dir"]
-    refs = _cards(ctx, site_dir / "registry.db", staff_no, card)
     site = acting_site(ctx, options)
     try:
-        devices = site.passback_devices(zone)
-    except ActionError as error:
-        refuse(ctx, str(error))
-    if not devices:
-        refuse(ctx, str(site.none_to_send(ACTION)))
-    try:
+        refs = forgiving.cards(site_dir / "registry.db", staff_no, card)
+        devices = forgiving.devices(site, zone)
         key = load_command_key(options["command_key"])
     except ActionError as error:
         refuse(ctx, str(error))
@@ -93,11 +84,9 @@ def _forgive(
         timeout_s=options["timeout_s"],
     )
     failed: list[str] = []
-    args: dict[str, Any] = {} if zone is None else {"zone": zone}
     try:
         for ref in refs:
-            shown = f"card {ref[:SHOWN]}"
-            where = f"{shown} in {zone}" if zone else shown
+            shown = forgiving.shown(ref)
 
             def said(outcome: Outcome, shown: str = shown) -> None:
                 click.echo(terminal(f"{shown}: {outcome.text()}"))
@@ -107,10 +96,10 @@ def _forgive(
                 commander,
                 user=user,
                 action=ACTION,
-                target=where,
+                target=forgiving.target(ref, zone),
                 devices=devices,
-                name="forgive",
-                args={"card_ref": ref, **args},
+                name=forgiving.COMMAND,
+                args=forgiving.arguments(ref, zone),
                 on_outcome=said,
             )
             failed += [f"{d} ({shown})" for d in result.failed]
@@ -122,28 +111,3 @@ def _forgive(
     if failed:
         click.echo(terminal(f"{ACTION}: not done on {', '.join(failed)}"), err=True)
         ctx.exit(1)
-
-
-def _cards(ctx: click.Context, registry: Path, staff_no: str | None, card: str | None) -> list[str]:
-    """Return the card references to forgive; exit 2 saying why there are none."""
-    try:
-        directory = Directory(registry)
-    except RegistryMissing as error:
-        refuse(ctx, str(error))
-    if staff_no is not None:
-        refs = [
-            ref
-            for ref in directory.refs_for(staff_no)
-            if (person := directory.person(ref)) is not None and person.staff_no == staff_no
-        ]
-        if not refs:
-            refuse(ctx, f"no card for staff number {staff_no[:32]!r} in {registry}")
-        return refs
-    prefix = (card or "").lower()
-    if not _PREFIX.fullmatch(prefix):
-        refuse(ctx, "--card takes the first 4 to 64 hex digits of the card's reference")
-    refs = directory.refs_starting(prefix)
-    if len(refs) != 1:
-        found = "no card" if not refs else f"{len(refs)} cards"
-        refuse(ctx, f"{found} with a reference starting {prefix}; give more digits")
-    return refs

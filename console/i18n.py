@@ -166,6 +166,17 @@ LABELS: dict[str, tuple[str, str]] = {
     "pass_live": ("貸出中", "live"),
     "pass_returned": ("返却済み", "returned"),
     "pass_expired": ("期限切れ", "expired"),
+    # anti-passback forgiveness (a manager)
+    "apb_forgive": ("アンチパスバック解除", "Forgive anti-passback"),
+    "confirm_apb_forgive": (
+        "このカードの在室位置を消去し、再び入場できるようにします。",
+        "Forget where this card is, so it may enter again?",
+    ),
+    "any_zone": ("すべてのエリア", "any zone"),
+    "forgive_sent_to": (
+        "エリアを選ぶと、そのエリアの機器だけに送ります。送信先:",
+        "Choosing a zone sends it only to that zone's devices. It goes to:",
+    ),
 }
 
 

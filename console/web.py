@@ -36,15 +36,16 @@ from starlette.background import BackgroundTask
 from starlette.middleware.sessions import SessionMiddleware
 
 from console import alarms as alarm_list
-from console import headcount, web_account, web_cards, web_doors
+from console import headcount, web_account, web_cards, web_doors, web_forgive
 from console.admission import LoginThrottle, StreamSlots
+from console.forgive import ACTION as FORGIVE
 from console.headcount import ZoneCount
 from console.log import CentralLog
 from console.people import Directory
 from console.rollcall import inside
 from console.search import FIELDS, Query, QueryError, export_rows, parse_query, search
 from console.sessions import SessionStore
-from console.users import audit, audit_trail, may
+from console.users import audit, audit_trail, may, may_act
 from console.web_context import (
     AlarmsUser,
     AuditUser,
@@ -117,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(web_account.router)
     app.include_router(router)
     app.include_router(web_doors.router)
+    app.include_router(web_forgive.router)
     app.include_router(web_cards.router)
     return app
 
@@ -275,6 +277,7 @@ def muster(request: Request, session: MusterUser) -> Response:
         unknown=unknown,
         total=len(present),
         generated=_local_now(),
+        may_forgive=may_act(session.role, FORGIVE) and console.doors is not None,
     )
 
 

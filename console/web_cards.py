@@ -15,6 +15,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from console.desk import Desk, DeskError, Done
+from console.forgive import ACTION as FORGIVE
 from console.sessions import Session
 from console.users import may_act
 from console.web_context import (
@@ -58,7 +59,10 @@ def cards_page(request: Request, session: CardsUser, who: str = "") -> Response:
         "cards.html",
         who=who,
         found=found,
-        may={name: may_act(session.role, a) for name, a in CARD_ACTIONS.items()},
+        may={
+            **{name: may_act(session.role, a) for name, a in CARD_ACTIONS.items()},
+            "forgive": may_act(session.role, FORGIVE),
+        },
     )
 
 

@@ -51,6 +51,7 @@ ACTION_LABELS = {  # the label (console.i18n) a result's heading names its actio
     "door.normal": "door_normal",
     "door.fire_reset": "door_fire_reset",
     "lockdown": "lockdown_title",
+    "apb.forgive": "apb_forgive",
 }
 NO_SITE = "the console was started without its site: serve it with --site-dir (or --registry)"
 WATCH_ONLY = (
@@ -203,7 +204,7 @@ def lockdown_confirm(
         return scope
     doors, zones, named, devices = scope
     target = " ".join([*(f"zone {z}" for z in zones), *(f"door {d}" for d in named)]) or "site"
-    return _act(
+    return start_job(
         request,
         session,
         f"lockdown {on}: {target}",
@@ -230,7 +231,7 @@ def fire_reset(
     except ActionError as error:
         return _bad(request, str(error))
     unreached = "" if door else doors.site.unreached()
-    return _act(
+    return start_job(
         request, session, door or "site", "door.fire_reset", devices, "fire-reset", {}, unreached
     )
 
@@ -253,10 +254,10 @@ def door_action(
     except ActionError as error:
         return _bad(request, str(error))
     args = {"door": door, **known.args}
-    return _act(request, session, door, known.action, [device], known.command, args)
+    return start_job(request, session, door, known.action, [device], known.command, args)
 
 
-def _act(
+def start_job(
     request: Request,
     session: Session,
     target: str,
@@ -266,6 +267,7 @@ def _act(
     args: dict[str, Any],
     unreached: str = "",
 ) -> Response:
+    """Start sending an action and send the browser to its page; or the page saying why not."""
     doors = console_of(request).doors
     if doors is None or doors.jobs is None:
         return _bad(request, WATCH_ONLY, 409)

@@ -114,8 +114,12 @@ class PeerCrossings:
         for crossing in verdict or ():
             held = self.tracker.stamp(crossing.card_ref)
             position = self.tracker.position(crossing.card_ref) or ""
-            # A digest repeats what is known (the tracker's order): no transaction for that.
-            if held is None or (crossing.stamp, crossing.to_zone) > (held, position):
+            # A digest mostly repeats what is known (the tracker's order, and this device's
+            # own crossings, held with seq 0): no transaction for that.
+            if held is None or (
+                held[:2] != crossing.stamp[:2]
+                and (crossing.stamp, crossing.to_zone) > (held, position)
+            ):
                 self.merge(crossing, now)
 
     def merge(self, crossing: PeerCrossing, now: Instant) -> bool:

@@ -109,7 +109,7 @@ class PositionsPayload(BaseModel):
     entries: list[DigestEntry] = Field(
         max_length=MAX_DIGEST_ENTRIES,
         description="[card_ref, from_zone, to_zone, ts, seq], newest first; each merges like "
-        "a crossing stamped (ts, device, seq); seq 0 is the device's own record of it.",
+        "the crossing it was on crossings/{zone}, stamped (ts, device, seq); seq 0: not known.",
     )
 
 

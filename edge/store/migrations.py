@@ -99,5 +99,7 @@ def position_stamps(db: Database) -> None:
 
 @migrations(name="0008_position_origins")
 def position_origins(db: Database) -> None:
-    """Keep the zone each position's crossing left, for the positions digests."""
+    """Keep the zone each position's crossing left and, for this device's own, the seq of its
+    event, for the positions digests."""
     db.table("positions").add_column("from_zone", str)
+    db.table("positions").add_column("event_seq", int)

@@ -11,6 +11,7 @@ from edge.core.antipassback import NOWHERE, Position, Stamp
 from edge.core.clock import utc_text
 from edge.core.controller import DeviceState
 from edge.core.outputs import EventKind, EventRecord
+from edge.store import outbox
 
 # Alarms with two edges whose "raised" must be answered by a "cleared" even across a restart.
 LASTING_ALARMS = frozenset(
@@ -56,11 +57,13 @@ def apply(
 ) -> None:
     """Persist what `records` changed, and the modes if they differ from `saved`.
 
-    Call inside the events' transaction.
+    Call inside the events' transaction, once `outbox.append` has given them their seqs.
     """
     alarms_changed = False
     device: str | None = None
-    for record in records:
+    records = list(records)
+    first_seq = outbox.last_seq(db) - len(records) + 1
+    for seq, record in enumerate(records, first_seq):
         data = record.data
         if record.kind is EventKind.ALARM and record.type in LASTING_ALARMS:
             alarms_changed = True
@@ -68,12 +71,12 @@ def apply(
             device = _own_device(db) if device is None else device
             stamp = (utc_text(record.ts), device, 0)
             card, to_zone = data["card_ref"], data["to_zone"]
-            merge_position(db, card, to_zone, stamp, own=True, from_zone=data["from_zone"])
+            merge_position(db, card, to_zone, stamp, own=True, origin=(data["from_zone"], seq))
         elif record.type == "anti_passback_card_forgiven" and data.get("changed"):
             device = _own_device(db) if device is None else device
             stamp = (utc_text(record.ts), device, 0)
             was_in = data.get("was_in")
-            merge_position(db, data["card_ref"], NOWHERE, stamp, own=True, from_zone=was_in)
+            merge_position(db, data["card_ref"], NOWHERE, stamp, own=True, origin=(was_in, seq))
         elif record.kind is EventKind.SYSTEM and record.type == "anti_passback_forgiven":
             # Forgotten in the zone: nothing in it any more, and nothing that left it belongs
             # to its digest (only what crossed since its forgiveness does).
@@ -116,31 +119,33 @@ def merge_position(
     zone: str,
     stamp: Stamp,
     own: bool,
-    from_zone: str | None = None,
+    origin: tuple[str | None, int | None] = (None, None),
 ) -> bool:
     """Set the card's position if `stamp` is later than the stored one; return whether it was.
 
     `own`: this device's crossing, which wins an equal stamp (its later record). A peer's
     with an equal stamp (only a forged claim has one) wins by the greater zone id, as in the
-    tracker. `from_zone`: the zone the crossing left (None: not known), kept for the
-    positions digests. Call inside a transaction.
+    tracker. `origin`: the zone the crossing left and the seq of this device's own event
+    (None: not known), kept for the positions digests. Call inside a transaction.
     """
     cursor = db.execute(
-        "INSERT INTO positions (card_ref, zone, ts, device, seq, from_zone) "
-        "VALUES (?, ?, ?, ?, ?, ?) "
+        "INSERT INTO positions (card_ref, zone, ts, device, seq, from_zone, event_seq) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT(card_ref) DO UPDATE SET zone = excluded.zone, ts = excluded.ts, "
-        "device = excluded.device, seq = excluded.seq, from_zone = excluded.from_zone "
+        "device = excluded.device, seq = excluded.seq, from_zone = excluded.from_zone, "
+        "event_seq = excluded.event_seq "
         "WHERE positions.ts IS NULL "
         "OR (excluded.ts, excluded.device, excluded.seq, excluded.zone) "
         "> (positions.ts, positions.device, positions.seq, positions.zone) "
         "OR (? AND (excluded.ts, excluded.device, excluded.seq) "
         "= (positions.ts, positions.device, positions.seq))",
-        [card_ref, zone, *stamp, from_zone, own],
+        [card_ref, zone, *stamp, *origin, own],
     )
     return bool(cursor.rowcount)
 
 
-# (card_ref, from_zone, to_zone, ts, seq): one position as a positions digest lists it.
+# (card_ref, from_zone, to_zone, ts, seq): one position as a positions digest lists it, with
+# the seq of the event that set it (its stamp's seq, 0, is this device's own record of it).
 OwnPosition = tuple[str, str, str, str, int]
 
 
@@ -152,7 +157,8 @@ def own_positions(db: Database, device: str, zone: str, limit: int) -> list[OwnP
     digest, read back after its store was lost): the stamp's device says whose it is.
     """
     rows = db.execute(
-        "SELECT card_ref, coalesce(from_zone, ''), zone, ts, coalesce(seq, 0) FROM positions "
+        "SELECT card_ref, coalesce(from_zone, ''), zone, ts, coalesce(event_seq, seq, 0) "
+        "FROM positions "
         "WHERE device = ? AND ts IS NOT NULL AND (zone = ? OR from_zone = ?) "
         "ORDER BY ts DESC, card_ref LIMIT ?",
         [device, zone, zone, limit],

@@ -70,8 +70,8 @@ def test_a_digest_lists_this_device_s_own_positions_touching_the_zone() -> None:
         assert peers(store).merge(learnt, Instant(0.0, NOW))  # a peer's: never ours to publish
         staff = state.own_positions(store.db, "gate-a", "staff", 100)
         assert staff == [
-            (B, "staff", "lobby", "2026-12-01T00:00:02.000Z", 0),
-            (A, "lobby", "staff", "2026-12-01T00:00:01.000Z", 0),
+            (B, "staff", "lobby", "2026-12-01T00:00:02.000Z", 2),  # with its event's seq
+            (A, "lobby", "staff", "2026-12-01T00:00:01.000Z", 1),
         ]
         assert state.own_positions(store.db, "gate-a", "staff", 1) == staff[:1]  # newest first
         assert [p[0] for p in state.own_positions(store.db, "gate-a", "vault", 100)] == []
@@ -88,12 +88,12 @@ def test_a_forgiven_card_is_listed_in_no_zone_and_a_forgiven_zone_lists_only_wha
             "staff",
             "",
             "2026-12-01T00:00:03.000Z",
-            0,
+            3,
         )
         own(store, EventKind.SYSTEM, "anti_passback_forgiven", 4, zone="staff", local_date="x")
         crossing(store, C, "lobby", "staff", 5)
         assert state.own_positions(store.db, "gate-a", "staff", 100) == [
-            (C, "lobby", "staff", "2026-12-01T00:00:05.000Z", 0)
+            (C, "lobby", "staff", "2026-12-01T00:00:05.000Z", 5)
         ]
         # What left the forgiven zone before still counts where it went.
         lobby = state.own_positions(store.db, "gate-a", "lobby", 100)
@@ -115,7 +115,7 @@ def test_digests_go_out_on_connect_then_only_when_changed_and_never_first_empty(
         assert (body.device, body.zone, body.entries) == (
             "gate-a",
             "staff",
-            [(A, "lobby", "staff", "2026-12-01T00:00:01.000Z", 0)],
+            [(A, "lobby", "staff", "2026-12-01T00:00:01.000Z", 1)],
         )
         for mid, (zone, _, _) in enumerate(due):
             digests.sent(zone, mid, queued=True)
@@ -213,3 +213,26 @@ def test_a_full_digest_fits_its_byte_limit() -> None:
     assert len(digest_body("d" * 63, zone, "2026-12-01T00:00:00.000Z", entries)) <= (
         MAX_DIGEST_BYTES
     )
+
+
+def test_a_device_reads_its_own_retained_digest_back_only_for_what_it_lost() -> None:
+    now = Instant(0.0, NOW)
+    mine = "edge/s/gate-a/positions/staff"
+    with Store(":memory:", memory=True) as store:
+        crossing(store, A, "lobby", "staff", 1)
+        (entry,) = state.own_positions(store.db, "gate-a", "staff", 10)
+        body = digest(device="gate-a", entries=[entry])
+        side = peers(store)  # the tracker holds its own crossing with seq 0, as the core does
+        side.tracker.crossed(A, "staff", ("2026-12-01T00:00:01.000Z", "gate-a", 0))
+        statements: list[str] = []
+        store.db.conn.set_trace_callback(statements.append)
+        side.handle(InboundMessage(mine, body, True), now)
+        store.db.conn.set_trace_callback(None)
+        assert statements == []  # its own crossing, known: nothing to do
+    with Store(":memory:", memory=True) as empty:
+        side = peers(empty)
+        side.handle(InboundMessage(mine, body, False), now)  # live (not kept): not relearnt
+        assert side.tracker.position(A) is None
+        side.handle(InboundMessage(mine, body, True), now)
+        assert side.tracker.position(A) == "staff"
+        assert state.own_positions(empty.db, "gate-a", "staff", 10)[0][0] == A  # its own again

@@ -147,6 +147,7 @@ class Agent:
         self._committed = network.committed
         self._link_up = network.link_up
         self._peers_up: bool | None = None  # the link as the core last heard of it
+        self._cut_off = False  # as last logged
         self._pins = PinChecker(network.inbox.put)
         self.clock = pace.clock
         self.clock_synced = pace.clock_synced
@@ -271,7 +272,8 @@ class Agent:
     def check_link(self) -> None:
         """Tell the core when the link to its peers has come up or gone down (loop's thread).
 
-        One flag read per loop turn; the core decides when a link down is a cut-off.
+        One flag read per loop turn; the core decides when a link down is a cut-off, and the
+        agent logs once when it begins and once when it ends.
         """
         if self._link_up is None:
             return
@@ -279,6 +281,20 @@ class Agent:
         if up != self._peers_up:
             self._peers_up = up
             self.handle(PeersReachable(up))
+        cut_off = self.controller.peers.cut_off(self.clock.now())
+        if cut_off == self._cut_off:
+            return
+        self._cut_off = cut_off
+        if cut_off:
+            soft = self.controller.passback.soft_fallback_zones()
+            log.warning(
+                "cut off from its peers (no broker for %g s): anti-passback decides on this "
+                "device's positions alone%s",
+                self.controller.peers.lost_after_s,
+                f"; soft fallback in {', '.join(soft)}" if soft else "",
+            )
+        else:
+            log.warning("hears its peers again")
 
     def stop(self) -> None:
         """Ask the loop to finish the current event and return (signal-handler safe)."""

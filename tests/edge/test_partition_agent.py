@@ -4,6 +4,7 @@ and clears (the loop reads it once a turn)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -129,8 +130,9 @@ def running(tmp_path: Path) -> Iterator[list[Gate]]:
 
 
 def test_a_soft_zone_grants_while_cut_off_and_alarms_until_the_link_is_back(
-    tmp_path: Path, running: list[Gate]
+    tmp_path: Path, running: list[Gate], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="edge.runtime")
     link = FakeLink()
     gate = Gate(tmp_path, "soft", link)
     running.append(gate)
@@ -154,6 +156,12 @@ def test_a_soft_zone_grants_while_cut_off_and_alarms_until_the_link_is_back(
     gate.wait_link(up=True)
     assert gate.degraded() == [("staff-area", "raised"), ("staff-area", "cleared")]
     assert gate.walk_in(1)["reason"] == "anti_passback"
+    lines = [r.getMessage() for r in caplog.records if r.name == "edge.runtime"]
+    assert lines == [
+        "cut off from its peers (no broker for 10 s): anti-passback decides on this device's "
+        "positions alone; soft fallback in staff-area",
+        "hears its peers again",
+    ]
 
 
 def test_a_hard_zone_keeps_refusing_while_cut_off(tmp_path: Path, running: list[Gate]) -> None:

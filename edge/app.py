@@ -190,7 +190,7 @@ def _startup(
     # Alarms raised before a restart are cleared now; the inputs, read again at start,
     # raise them again if the condition still holds (a door still open, a reader still gone).
     for alarm in saved_state.active_alarms(store.db):
-        detail = {k: v for k, v in (("door", alarm["door"]), ("reader", alarm["reader"])) if v}
+        detail = {k: alarm[k] for k in ("door", "reader", "zone") if alarm.get(k)}
         startup.append(
             record(
                 EventKind.ALARM,

@@ -476,8 +476,9 @@ class Controller:
     def next_deadline(self) -> float | None:
         """Return the earliest monotonic time a tick may produce something, or None.
 
-        Door, presence and PIN timers and the peers' grace period only: schedules and the anti-passback forgiveness are read
-        from the wall clock, so whoever skips time (the simulator) also ticks every minute.
+        Door, presence and PIN timers and the peers' grace period only: schedules and the
+        anti-passback forgiveness are read from the wall clock, so whoever skips time (the
+        simulator) also ticks every minute.
         """
         times = [d.next_deadline() for d in self.doors.values()]
         times += [p.next_deadline() for p in self.presence.values()]

@@ -138,12 +138,15 @@ class AntiPassbackTracker:
         contradicts, or None.
 
         It does when the peer's crossing is the later one and leaves another zone than the
-        one `device` saw the card enter: the card entered twice without leaving (a card
-        handed back over the line, or a missed exit). Only the device whose crossing it
-        contradicts finds it, so one contradiction is reported once.
+        one `device` saw the card enter, a zone with anti-passback on: the card entered twice
+        without leaving (a card handed back over the line, or a missed exit). Only the
+        device whose crossing it contradicts finds it, so one contradiction is reported once.
+        Where anti-passback is off, leaving without a crossing is normal and no conflict.
         """
         held, held_stamp = self._positions.get(card_ref), self._stamps.get(card_ref)
         if held is None or held_stamp is None or held_stamp[1] != device:
+            return None
+        if self.setting(held) is AntiPassback.OFF:
             return None
         if held in (NOWHERE, from_zone) or self.forgotten(to_zone, stamp):
             return None

@@ -190,6 +190,14 @@ def test_a_conflict_is_found_only_by_the_contradicted_device(
     assert tracker.contradicted("ref-bob", from_zone, to_zone, stamp, me) == expected
 
 
+def test_no_conflict_where_anti_passback_is_off() -> None:
+    # floor2 has anti-passback off: leaving it without a crossing (a free stairway door) is
+    # normal, so coming back in by another door contradicts nothing worth an alarm.
+    tracker = AntiPassbackTracker(SPEC.zones)
+    tracker.crossed("ref-bob", "floor2", STAMP_OWN)
+    assert tracker.contradicted("ref-bob", "stairs", "floor2", LATER, "gate-a") is None
+
+
 def test_no_conflict_for_an_unknown_or_forgiven_card() -> None:
     tracker = tracker_with_own_entry()
     assert tracker.contradicted("ref-eve", "lobby", "staff", LATER, "gate-a") is None

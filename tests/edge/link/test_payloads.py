@@ -66,6 +66,21 @@ def test_topics() -> None:
     )
     for other in ("edge/s/gate-a/cmd/ping", "edge/t/gate-a/crossings/x", "edge/s/a/crossings/x/y"):
         assert topics.crossing_levels(other, "edge", "s") is None
+    assert topics.positions("edge", "s", "gate-a", "secure") == "edge/s/gate-a/positions/secure"
+    assert topics.positions_filter("edge", "s", "secure") == "edge/s/+/positions/secure"
+    assert topics.positions_levels("edge/s/gate-a/positions/secure", "edge", "s") == (
+        "gate-a",
+        "secure",
+    )
+    assert topics.positions_levels("edge/s/gate-a/crossings/secure", "edge", "s") is None
+    # The inbox's lanes: by the last three levels alone, whatever the root.
+    assert topics.peer_levels("k/edge/s/gate-a/positions/secure") == (
+        "gate-a",
+        "positions",
+        "secure",
+    )
+    for other in ("edge/s/gate-a/cmd/ping", "edge/s/gate-a/credentials", "crossings/x"):
+        assert topics.peer_levels(other) is None
 
 
 @pytest.mark.parametrize(

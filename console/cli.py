@@ -68,7 +68,10 @@ def query_options(f: Any) -> Any:
             ("--person", "A staff number or part of a name (needs --registry)."),
             ("--card", "A card reference or its first characters."),
             ("--zone", "A zone id."),
-            ("--result", "granted, denied, crossing, alarm, door, presence, system or command."),
+            (
+                "--result",
+                "granted, denied, crossing, button_exit, alarm, door, presence, system or command.",
+            ),
             ("--reason", "A reason code, e.g. expired."),
             ("--device", "A device id."),
         ]

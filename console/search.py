@@ -22,7 +22,18 @@ from edge.errors import EdgeError
 
 PAGE = 50
 FIELDS = ("person", "card", "door", "zone", "result", "reason", "since", "until", "device")
-RESULTS = ("granted", "denied", "crossing", "alarm", "door", "presence", "system", "command")
+RESULTS = (
+    "granted",
+    "denied",
+    "crossing",
+    "button_exit",
+    "alarm",
+    "door",
+    "presence",
+    "system",
+    "command",
+)
+ACCESS = frozenset({"granted", "denied", "crossing", "button_exit"})  # access events by type
 MAX_TEXT = 100
 MAX_ROW = 2**63 - 1  # SQLite's largest integer
 FIRST_YEAR, LAST_YEAR = 1900, 9998  # any local time in these years has a UTC one
@@ -158,7 +169,7 @@ def _where(query: Query, people: Directory) -> tuple[str, list[Any]]:
             "OR json_extract(body, '$.from_zone') = ?)"
         )
         params += [query.zone] * 3
-    if query.result in ("granted", "denied", "crossing"):
+    if query.result in ACCESS:
         clauses.append("kind = 'access' AND type = ?")
         params.append(query.result)
     elif query.result:

@@ -7,11 +7,14 @@ import re
 from itertools import count
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from console import headcount
 from console.log import CentralLog
+from console.people import Directory
+from console.search import parse_query, search
 from console.users import add_user
 from console.web import Settings, create_app
 from tests.console.test_log import event
@@ -182,3 +185,11 @@ def test_the_occupancy_page_shows_the_line_added_up(
     booth = re.search(r'<div class="zone (\w+)" data-zone="booth-1">', shown)
     assert booth is not None
     assert booth.group(1) == "occupied"
+
+
+def test_a_button_exit_is_found_in_the_log_by_its_result(log: CentralLog, gates: Gates) -> None:
+    gates.enter("gate-1", "08:00:00")
+    gates.button_exit("gate-3", "09:10:00")
+    query = parse_query({"result": "button_exit"}, None, ZoneInfo("Asia/Tokyo"))
+    found = search(log, query, Directory(None)).entries
+    assert [(e.device, e.type) for e in found] == [("gate-3", "button_exit")]

@@ -41,6 +41,7 @@ class Directory:
         self._by_ref: dict[str, Person] = {}
         self._refs: dict[str, list[str]] = {}
         self._passes: dict[str, list[tuple[datetime, datetime | None, Person]]] = {}
+        self._read: tuple[float, float] | None = None  # the registry's and its WAL's mtimes
         if registry is not None:
             self.reload()
 
@@ -55,6 +56,7 @@ class Directory:
             raise RegistryMissing(
                 f"no provisioning registry at {self.path}; pass --registry SITE/registry.db"
             )
+        stamp = self._stamp()
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
         try:
             people = {
@@ -76,6 +78,23 @@ class Directory:
         finally:
             conn.close()
         self._by_ref, self._refs, self._passes = by_ref, refs, passes
+        self._read = stamp
+
+    def refresh(self) -> None:
+        """Read the registry again if it changed since it was read (a page polling: cheap)."""
+        if self.path is None:
+            return
+        stamp = self._stamp()
+        if stamp is not None and stamp != self._read:  # a registry gone keeps what was read
+            self.reload()
+
+    def _stamp(self) -> tuple[float, float] | None:
+        assert self.path is not None
+        try:
+            wal = self.path.with_name(self.path.name + "-wal")
+            return self.path.stat().st_mtime, wal.stat().st_mtime if wal.exists() else 0.0
+        except OSError:
+            return None
 
     def person(self, card_ref: str | None, at: str | None = None) -> Person | None:
         """Return whose card this is, or None.

@@ -151,7 +151,7 @@ def alarm_rows(request: Request, session: AlarmsUser) -> Response:
 def _alarms(request: Request) -> list[alarm_list.Alarm]:
     """The active alarms, cards named by their holders and zones by their names."""
     console = console_of(request)
-    console.people.reload()
+    console.people.refresh()
     return alarm_list.active(console.log, console.people, zone_names(console))
 
 

@@ -4,6 +4,7 @@ without leaving (one-shot, naming the card's holder), zones by their names."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,21 @@ def test_the_cli_prints_them_as_the_page_does(filled: CentralLog, path: Path, si
     )
     assert conflict.startswith("2026-12-01 09:00:02  Entered twice")
     assert "山田 花子 (K20001): let in here at 2026-12-01 09:00:00, then at gate-2" in conflict
+
+
+def test_a_card_enrolled_after_the_page_was_served_is_named(filled: CentralLog, site: Path) -> None:
+    people = Directory(site / "registry.db")
+    other = "ef" * 32
+    filled.append([alarm("gate-2", 1, "anti_passback_conflict", card_ref=other, zone="lobby",
+                         to_zone="lobby", peer="gate-1", peer_ts="2026-12-01T00:00:00.000Z",
+                         own_ts="2026-11-30T23:00:00.000Z")], "now")  # fmt: skip
+    people.refresh()  # nothing changed: nothing read
+    assert "card efefefefefef…" in {a.detail[:18] for a in active(filled, people)}
+    registry = Registry(site / "registry.db")
+    row = StaffRow(2, "K20002", "佐藤 一郎", "警備課", "felica", other, (), None, None)
+    import_people(registry, [row], "test")
+    registry.close()
+    os.utime(site / "registry.db", (1, 1))  # a different mtime, whatever the clock's resolution
+    people.refresh()
+    named = [a.detail for a in active(filled, people) if a.device == "gate-2"]
+    assert named[0].startswith("佐藤 一郎 (K20002): let in here")

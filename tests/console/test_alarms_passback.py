@@ -15,10 +15,13 @@ from console.claims import Registry as Claims
 from console.cli import cli
 from console.log import CentralLog
 from console.people import Directory
+from console.users import add_user
+from console.web import Settings, create_app
 from provisioning.registry import Registry, import_people
 from provisioning.staff_csv import StaffRow
 from tests.console.test_alarms import alarm
 from tests.console.test_claims import SITE, provision
+from tests.console.web_fixtures import PASSWORDS, Client, serve
 
 REF = "cd" * 32
 
@@ -119,3 +122,21 @@ def test_a_card_enrolled_after_the_page_was_served_is_named(filled: CentralLog, 
     people.refresh()
     named = [a.detail for a in active(filled, people) if a.device == "gate-2"]
     assert named[0].startswith("佐藤 一郎 (K20002): let in here")
+
+
+def test_the_alarm_page_rows_name_the_holder_and_the_zone(
+    filled: CentralLog, site: Path, tmp_path: Path
+) -> None:
+    add_user(filled, "guard1", "guard", PASSWORDS["guard1"], by="test")
+    settings = Settings(
+        filled.path, site / "registry.db", tmp_path / "session.key", secure_cookies=False
+    )
+    with serve(create_app(settings)) as url:
+        guard = Client(url)
+        guard.login("guard1")
+        rows = guard.get("/alarms/rows").text
+    conflict = next(r for r in rows.split("<tr ") if 'data-type="anti_passback_conflict"' in r)
+    assert "二重入場" in conflict  # Japanese by default
+    assert "山田 花子 (K20001): let in here at 2026-12-01 09:00:00" in conflict
+    degraded = next(r for r in rows.split("<tr ") if 'data-type="anti_passback_degraded"' in r)
+    assert "<td>Staff (staff-area)</td>" in degraded

@@ -1,0 +1,173 @@
+"""The link keeps this device's positions digests retained and hands the zone's digests (its own
+retained one too) to the loop; a digest the broker refuses is named in the log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.core.controller import DeviceState
+from edge.core.outputs import EventKind, EventRecord
+from edge.link.messages import InboundMessage
+from edge.link.mqtt import MqttLink
+from edge.store import Store, outbox, state
+from firmware_config.deployment import MqttConfig
+from provisioning.broker import acl
+from tests.broker import Broker, Subscriber, start_broker
+
+pytestmark = pytest.mark.services  # starts mosquitto
+
+SITE = "kamakura-city-hall"
+BASE = f"edge/{SITE}"
+ZONES = frozenset({"lobby", "staff-area"})
+CARD = "ab" * 32
+
+
+@pytest.fixture
+def acl_broker(tmp_path: Path) -> Iterator[Broker]:
+    """mosquitto with the generated ACL; gate-a's rights name only the lobby (a stale ACL)."""
+    workdir = tmp_path / "acl-broker"
+    workdir.mkdir()
+    passwd = workdir / "passwd"
+    passwd.touch()
+    subprocess.run(["mosquitto_passwd", "-b", str(passwd), "gate-a", "gate-a-pw"], check=True)
+    rules = acl("edge", SITE, {"gate-a": "device"}, {"gate-a": {"lobby"}})
+    b = start_broker(workdir, acl=rules, passwords=passwd)
+    yield b
+    b.stop()
+
+
+def own_crossing(store: Store, device: str) -> None:
+    crossing = EventRecord(
+        EventKind.ACCESS,
+        "crossing",
+        datetime(2026, 12, 1, 0, 0, tzinfo=UTC),
+        {"card_ref": CARD, "from_zone": "lobby", "to_zone": "staff-area", "door": "g"},
+    )
+    with store.transaction() as db:
+        outbox.append(db, device, [crossing], True)
+        state.apply(db, [crossing], DeviceState(), DeviceState())
+
+
+class Inbound:
+    """The loop's side: what the link hands over."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.messages: list[InboundMessage] = []
+
+    def __call__(self, message: InboundMessage) -> None:
+        with self.cond:
+            self.messages.append(message)
+            self.cond.notify_all()
+
+    def wait(self, topic: str) -> InboundMessage:
+        with self.cond:
+            assert self.cond.wait_for(lambda: self.on(topic), timeout=15), topic
+            return self.on(topic)[-1]
+
+    def on(self, topic: str) -> list[InboundMessage]:
+        return [m for m in self.messages if m.topic == topic]
+
+
+def link(tmp_path: Path, port: int, device: str, inbound: Inbound, **mqtt_: object) -> MqttLink:
+    store = Store(tmp_path / f"{device}.db")
+    own_crossing(store, device)
+    store.close()
+    config = MqttConfig(host="127.0.0.1", port=port, **mqtt_)  # type: ignore[arg-type]
+    return MqttLink(
+        config,
+        site=SITE,
+        device=device,
+        store_path=tmp_path / f"{device}.db",
+        status=lambda db, state: {"v": 1, "state": state},
+        on_message=inbound,
+        crossing_zones=ZONES,
+    )
+
+
+def publish(port: int, topic: str, payload: bytes) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="peer", protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=1, retain=True).wait_for_publish(10)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def test_digests_go_out_retained_and_the_zone_s_digests_come_in(
+    tmp_path: Path, broker: Broker
+) -> None:
+    mine = f"{BASE}/gate-b/positions/lobby"
+    publish(broker.port, mine, b"kept before the store was lost")
+    publish(broker.port, f"{BASE}/gate-c/positions/staff-area", b"a peer's")
+    publish(broker.port, f"{BASE}/gate-c/positions/vault", b"not a zone served here")
+    inbound = Inbound()
+    gate = link(tmp_path, broker.port, "gate-b", inbound)
+    gate.start()
+    try:
+        assert inbound.wait(mine).payload == b"kept before the store was lost"
+        assert inbound.wait(mine).retained
+        assert inbound.wait(f"{BASE}/gate-c/positions/staff-area").payload == b"a peer's"
+        # Subscribed after the link's first digests: it sees what the broker kept.
+        watcher = Subscriber(broker.port, f"{BASE}/gate-b/positions/#", client_id="watcher")
+        try:
+            watcher.wait_for(lambda ms: len({m.topic for m in ms}) == 2, what="both digests")
+            for message in watcher.messages:
+                body = json.loads(message.payload)
+                assert message.retain
+                assert (body["device"], body["entries"]) == (
+                    "gate-b",
+                    [[CARD, "lobby", "staff-area", "2026-12-01T00:00:00.000Z", 1]],
+                )
+        finally:
+            watcher.close()
+        assert not inbound.on(f"{BASE}/gate-c/positions/vault")
+        assert gate.digests.published == 2
+    finally:
+        gate.close()
+
+
+class Said(logging.Handler):
+    """Sets `heard` once a log line contains `text`."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.ERROR)
+        self.text = text
+        self.heard = threading.Event()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+        if self.text in record.getMessage():
+            self.heard.set()
+
+
+def test_a_digest_the_broker_refuses_is_named(tmp_path: Path, acl_broker: Broker) -> None:
+    said = Said("broker refused the positions digest of staff-area")
+    logger = logging.getLogger("edge.link.positions")
+    logger.addHandler(said)
+    password = tmp_path / "gate-a.pw"
+    password.write_text("gate-a-pw")
+    gate = link(
+        tmp_path, acl_broker.port, "gate-a", Inbound(), username="gate-a", password_file=password
+    )
+    gate.start()
+    try:
+        # gate-a's rights name only the lobby: its staff-area digest is refused (0x87).
+        assert said.heard.wait(15), said.lines
+        assert not [line for line in said.lines if "of lobby" in line]
+    finally:
+        gate.close()
+        logger.removeHandler(said)

@@ -9,6 +9,8 @@ A guard sees no button, and a POST of theirs is refused and audited.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -84,9 +86,34 @@ def test_a_manager_forgives_from_the_roll_call_and_the_card_enters_again(
     assert rows[0][1].startswith(f"card {ref[:12]} in staff-area: sending to ")
     again = walk_in(site, "gate-1f-west", held)
     assert (again["decision"], again["reason"]) == ("granted", "granted")
+    # Each gate's record of it reaches the log (the console accepts it from a gate).
+    assert recorded(site, ref, {"gate-1f-east", "gate-1f-west"}), site.audit_rows(ACTION)
 
     page.goto(f"{site.url}/cards?who={held.staff_no}")  # the person's cards: a button too
     expect(page.locator(f'tr[data-card="{ref[:12]}"] a[data-action="forgive"]')).to_have_count(1)
+
+
+def recorded(site: DoorsSite, ref: str, devices: set[str], timeout_s: float = 10.0) -> bool:
+    """Wait until every one of `devices` has its `anti_passback_card_forgiven` in the log."""
+    deadline = time.monotonic() + timeout_s
+    pause = threading.Event()
+    while time.monotonic() < deadline:
+        log = site.log()
+        try:
+            found = {
+                str(device)
+                for (device,) in log.db.execute(
+                    "SELECT device FROM events WHERE type = 'anti_passback_card_forgiven' "
+                    "AND card_ref = ?",
+                    [ref],
+                )
+            }
+        finally:
+            log.close()
+        if devices <= found:
+            return True
+        pause.wait(0.1)  # the collector's next batch
+    return False
 
 
 def test_a_card_or_zone_that_is_not_there_is_named(site: DoorsSite) -> None:

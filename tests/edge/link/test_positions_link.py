@@ -95,6 +95,11 @@ def link(tmp_path: Path, port: int, device: str, inbound: Inbound, **mqtt_: obje
     )
 
 
+def digests(messages: list[mqtt.MQTTMessage]) -> set[str]:
+    """The topics on which a digest of the link's own (JSON) has arrived."""
+    return {m.topic for m in messages if m.payload.startswith(b"{")}
+
+
 def publish(port: int, topic: str, payload: bytes) -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="peer", protocol=mqtt.MQTTv5)
     client.connect("127.0.0.1", port)
@@ -120,10 +125,16 @@ def test_digests_go_out_retained_and_the_zone_s_digests_come_in(
         assert inbound.wait(mine).payload == b"kept before the store was lost"
         assert inbound.wait(mine).retained
         assert inbound.wait(f"{BASE}/gate-c/positions/staff-area").payload == b"a peer's"
-        # Subscribed after the link's first digests: it sees what the broker kept.
-        watcher = Subscriber(broker.port, f"{BASE}/gate-b/positions/#", client_id="watcher")
+        # Once the link's digests have gone out, a newcomer gets them as the broker kept them.
+        topic = f"{BASE}/gate-b/positions/#"
+        live = Subscriber(broker.port, topic, client_id="live")
         try:
-            watcher.wait_for(lambda ms: len({m.topic for m in ms}) == 2, what="both digests")
+            live.wait_for(lambda ms: len(digests(ms)) == 2, what="both digests")
+        finally:
+            live.close()
+        watcher = Subscriber(broker.port, topic, client_id="watcher")
+        try:
+            watcher.wait_for(lambda ms: len(digests(ms)) == 2, what="both digests, retained")
             for message in watcher.messages:
                 body = json.loads(message.payload)
                 assert message.retain

@@ -11,7 +11,6 @@ simulator (MockFactory, simulated readers).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -144,16 +143,10 @@ def build_agent(
         inbox=connection.inbox,
         remote=build_remote(config, core, connection, clock, clock_synced),
         committed=connection.uplink.wake,
-        link_up=_link_up(connection),
+        link_up=connection.uplink.connected,
     )
     pace = Pace(clock, clock_synced, notifier or SystemdNotifier(""))
     return Agent(core, hardware, network, pace), startup
-
-
-def _link_up(connection: Connection) -> threading.Event | None:
-    """Return the uplink's connected flag (an MQTT link has one); None for an agent alone."""
-    flag = getattr(connection.uplink, "connected", None)
-    return flag if isinstance(flag, threading.Event) else None
 
 
 def _startup(

@@ -8,6 +8,7 @@ so nothing is wired into an object after it is built.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -72,9 +73,16 @@ class Uplink(ReplyChannel, Protocol):
     def request_status(self) -> None:
         """What the status shows has changed."""
 
+    @property
+    def connected(self) -> threading.Event | None:
+        """Set while the broker is reachable (None: this uplink never reaches one)."""
+
 
 class Offline(NoReplies):
     """The uplink of an agent without a broker: events wait in the outbox."""
+
+    # Never connected: an agent alone is never cut off from peers it does not have.
+    connected: threading.Event | None = None
 
     def __repr__(self) -> str:
         return "<Offline>"
@@ -155,6 +163,7 @@ def build_remote(
             zones=served_zones(config),
             tracker=core.controller.passback,
             store=core.store,
+            clock_synced=clock_synced,
         ),
     )
 

@@ -150,7 +150,10 @@ class Remote:
         """Handle one inbound message; return the outputs to record and perform."""
         if message.topic == topics.credentials(self.root, self.site, self.device):
             return self._credentials(message, now)
-        if self.peers is not None and topics.crossing_levels(message.topic, self.root, self.site):
+        if self.peers is not None and (
+            topics.crossing_levels(message.topic, self.root, self.site)
+            or topics.positions_levels(message.topic, self.root, self.site)
+        ):
             return self.peers.handle(message, now)
         name = topics.command_name(message.topic, self.root, self.site, self.device)
         return self._command(message.topic if name is None else name, message, now)

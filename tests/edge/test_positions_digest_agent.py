@@ -23,14 +23,7 @@ from edge.link.positions import MAX_DIGEST_BYTES
 from tests.edge.agent_fixtures import KEY, enrol, felica
 from tests.edge.line_fixtures import BASE, CARDS, Line, start_line
 
-pytestmark = [
-    pytest.mark.services,  # starts mosquitto and agents
-    pytest.mark.xfail(
-        strict=True,
-        reason="edge/remote.py hands only crossings topics to PeerCrossings.handle; a digest "
-        "needs `or topics.positions_levels(message.topic, self.root, self.site)` there",
-    ),
-]
+pytestmark = pytest.mark.services  # starts mosquitto and agents
 
 GATES = ("gate-a", "gate-b")
 HOSTILE = "gate-x"  # a third gate of the same line, its credentials stolen

@@ -10,7 +10,7 @@ speaks JSON lines; each request gets one reply (see simulator.control for every 
 
     {"op": "tap", "reader": "gate-east-in", "technology": "felica", "id": "0114…", "at": 61.5}
         -> {"ok": true, "counted": true, "decision": "granted", "reason": "granted",
-            "relays": [[61.5, "gate-east", true]]}
+            "violation": false, "relays": [[61.5, "gate-east", true]]}
     {"op": "door", "door": "gate-east", "open": true}     the leaf opens (contact)
     {"op": "exit", "door": "gate-east"}                   press and release the exit button
     {"op": "fire", "door": "stair-b-2f", "on": true}      the fire panel's input
@@ -18,6 +18,8 @@ speaks JSON lines; each request gets one reply (see simulator.control for every 
     {"op": "reader", "reader": "gate-east-in", "online": false}   unplug (or plug) a reader
     {"op": "clock", "synced": false, "step_s": 90}        lose time synchronisation
     {"op": "stats"}                 -> {"ok": true, "last_seq": 118, "backlog": 0}
+    {"op": "positions", "refs": ["…"]}  -> {"ok": true, "positions": {"…": "staff-area"},
+                                                "cut_off": false}
     {"op": "sync"}                  wait until every queued event is handled
     {"op": "wait_log", "text": "…"} wait until the agent logs a line with that text
     {"op": "relay", "door": "gate-east"}   -> {"ok": true, "unlocked": false, "energised": true}

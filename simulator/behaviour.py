@@ -3,6 +3,8 @@
 Each person is an engine process. They act only on hardware (a card on a reader, a leaf,
 an exit button, a sensor that sees them) and believe only the lock (the relay, read
 back): a person walks through when the lock is released, not when a device says so.
+Staff come in by their own gate in the morning; they leave, and come back from lunch, by
+any gate of the line (its gates share anti-passback positions).
 """
 
 from __future__ import annotations
@@ -75,18 +77,29 @@ def out_by_button(world: World, door: str) -> Generator[float, None, bool]:
     return True
 
 
-def gate_in(world: World, person: Person, rng: random.Random) -> Generator[float, None, bool]:
-    """Cross the security line inwards at the person's gate; another gate if it is dead."""
-    gates = [g.id for g in world.building.gates]
-    gate = person.gate
+def any_gate(world: World, rng: random.Random, but: str | None = None) -> str:
+    """Return a gate of the line, drawn by the share of staff who use each (not `but`)."""
+    gates = [g for g in world.building.spec.gates if g.id != but] or world.building.spec.gates
+    return rng.choices(gates, [g.share for g in gates])[0].id
+
+
+def gate_in(
+    world: World, person: Person, rng: random.Random, gate: str | None = None
+) -> Generator[float, None, bool]:
+    """Cross the security line inwards at `gate` (the person's own by default).
+
+    A dead gate, or one refusing the card as already inside, sends them to another gate.
+    """
+    gate = gate or person.gate
     for _attempt in range(12):
         result = yield from through(world, person, gate, "in")
         if result == "passed":
-            world.entered(person)
-            world.home_gate[person.staff_no] = gate
+            world.entered(person, gate=gate)
             return True
-        if result in ("no_power", "reader_offline"):
-            gate = rng.choice([g for g in gates if g != gate])  # walk to another gate
+        if result in ("no_power", "reader_offline", "anti_passback"):
+            if result == "anti_passback":
+                world.refused_passback(person, gate, "in")
+            gate = any_gate(world, rng, but=gate)  # walk to another gate
             yield 90.0
         elif result == "lockdown":
             yield RETRY_S
@@ -96,16 +109,22 @@ def gate_in(world: World, person: Person, rng: random.Random) -> Generator[float
 
 
 def gate_out(world: World, person: Person, rng: random.Random) -> Generator[float, None, None]:
-    """Cross the security line outwards by card (the roll call needs it)."""
-    gates = [g.id for g in world.building.gates]
+    """Cross the security line outwards by card (the roll call needs it), by any gate.
+
+    Half leave by the gate they came in by, the others by whichever suits them.
+    """
     gate = world.home_gate.get(person.staff_no, person.gate)
+    if rng.random() < 0.5:
+        gate = any_gate(world, rng)
     for _attempt in range(12):
         result = yield from through(world, person, gate, "out")
         if result == "passed":
-            world.left(person)
+            world.left(person, gate=gate)
             return
-        if result in ("no_power", "reader_offline"):
-            gate = rng.choice([g for g in gates if g != gate])
+        if result in ("no_power", "reader_offline", "anti_passback"):
+            if result == "anti_passback":
+                world.refused_passback(person, gate, "out")
+            gate = any_gate(world, rng, but=gate)
             yield 90.0
         else:
             yield RETRY_S
@@ -171,7 +190,7 @@ def staff_day(world: World, person: Person, seed: int) -> Process:
         yield at_time(engine, rng.uniform(12.0, 12.4) * H - world.day_start_h * H)
         yield from gate_out(world, person, rng)
         yield rng.uniform(1800, 3000)
-        if not (yield from gate_in(world, person, rng)):
+        if not (yield from gate_in(world, person, rng, any_gate(world, rng))):
             return
     if rng.random() < 0.35:
         start = rng.uniform(13.5, 16.5) * H - world.day_start_h * H

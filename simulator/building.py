@@ -12,8 +12,10 @@ entrance reader, asked only of the groups that need a PIN (`rules require-pin`).
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,6 +65,12 @@ class BuildingSpec(_Strict):
     staff: int = Field(ge=1)
     visitors: int = Field(0, ge=0)
     gates: list[GateSpec] = Field(min_length=1)
+    anti_passback_offline: Literal["hard", "soft"] = Field(
+        "hard",
+        description="What a gate cut off from the others does in the security line: "
+        '"hard" keeps refusing on what it knows, "soft" grants flagged and raises '
+        "anti_passback_degraded.",
+    )
     stairways: StairwaySpec
     lobby: LobbySpec = LobbySpec()
     floors: list[FloorSpec] = Field(min_length=1)
@@ -264,6 +272,8 @@ class Wiring:
     broker_port: int
     site_dir: Path  # edge-provision's site directory (keys, accounts)
     store_dir: Path
+    # Devices that reach the broker another way (a NetCut that can cut their path).
+    ports: Mapping[str, int] = field(default_factory=dict)
 
 
 def device_config(building: Building, device: Device, wiring: Wiring) -> str:
@@ -288,7 +298,7 @@ def device_config(building: Building, device: Device, wiring: Wiring) -> str:
         "",
         "[mqtt]",
         'host = "127.0.0.1"',
-        f"port = {wiring.broker_port}",
+        f"port = {wiring.ports.get(device.id, wiring.broker_port)}",
         f'username = "{device.id}"',
         f'password_file = "{wiring.site_dir / "accounts" / f"{device.id}.password"}"',
         "keepalive_s = 5",
@@ -304,6 +314,7 @@ def device_config(building: Building, device: Device, wiring: Wiring) -> str:
             lines.append(f"capacity = {zone.capacity}")
         if zone.id == "staff-area":
             lines += ['anti_passback = "hard"', "anti_passback_forgive_at = 03:00:00"]
+            lines.append(f'anti_passback_offline = "{spec.anti_passback_offline}"')
         lines.append("")
     for door in device.doors:
         lines += _door(door)

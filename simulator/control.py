@@ -251,6 +251,8 @@ class Control:
                 pass
             case "stats":
                 return self._stats(agent)
+            case "positions":
+                return self._positions(agent, body)
             case "wait_log":
                 timeout = min(float(body.get("timeout", 10)), 60.0)
                 return {"ok": self.log.wait(str(body["text"]), timeout)}
@@ -265,7 +267,7 @@ class Control:
                 return {
                     "ok": False,
                     "error": f"unknown op {op!r}: use tap, door, exit, fire, presence, reader, "
-                    "clock, pin, sync, stats, wait_log or relay",
+                    "clock, pin, sync, stats, positions, wait_log or relay",
                 }
         return self._sync(agent)
 
@@ -308,6 +310,19 @@ class Control:
         finally:
             store.close()
 
+    def _positions(self, agent: Agent, body: dict[str, Any]) -> dict[str, Any]:
+        """Return the zone the agent holds each card reference in, and whether it is cut off."""
+        refs = body.get("refs")
+        if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+            return {"ok": False, "error": "positions needs refs: a list of card references"}
+        self._sync(agent)  # what the loop has taken in so far, merged
+        passback = agent.controller.passback
+        return {
+            "ok": True,
+            "positions": {ref: passback.position(ref) for ref in refs},
+            "cut_off": agent.controller.peers.cut_off(agent.clock.now()),
+        }
+
     def _tap(self, agent: Agent, body: dict[str, Any]) -> dict[str, Any]:
         reader_id = str(body.get("reader", ""))
         reader = self.readers.get(reader_id)
@@ -349,6 +364,8 @@ class Control:
             "counted": True,
             "decision": decision.type if decision else None,
             "reason": decision.data.get("reason") if decision else None,
+            # A soft anti-passback grant says it would have been refused.
+            "violation": bool(decision and decision.data.get("anti_passback_violation")),
         }
 
     def _decision_after(self, reader: str, count: int, timeout: float = 10.0) -> EventRecord | None:

@@ -3,44 +3,18 @@
 Each fault is an engine process acting on real parts: mosquitto is stopped and started,
 an agent process is killed with SIGKILL and started again on the same store, a reader is
 unplugged, a leaf is forced, the fire panel's inputs rise, the console signs a lockdown.
+The security line's own faults (a gate cut off, a card handed back) are in line_faults.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
 
 from simulator.behaviour import OPEN_AFTER_S, PASS_S, claim, through
-from simulator.broker import Broker
-from simulator.building import Building
 from simulator.engine import Process
+from simulator.line_faults import gate_partition, handed_back_card, reconcile, soft_fallback
 from simulator.scenario import Fault, ScenarioError
-from simulator.staff import Person
-from simulator.world import World
-
-
-class Stage(Protocol):
-    """What faults act on and report to: the running simulation."""
-
-    @property
-    def building(self) -> Building: ...
-    @property
-    def world(self) -> World: ...
-    @property
-    def broker(self) -> Broker: ...
-    @property
-    def people(self) -> list[Person]: ...
-
-    outages: list[tuple[float, float]]  # broker down, simulated seconds
-    recovery_s: list[float]  # broker back -> console complete, real seconds
-    fire_at: float | None  # when the fire alarm rose, simulated seconds
-
-    def expect_alarm(self, device: str, alarm: str) -> None: ...
-    def command(self, device: str, name: str, args: dict[str, Any]) -> dict[str, Any] | None: ...
-    def catch_up(self, timeout_s: float = 30.0) -> bool: ...
-    def roll_call_check(self, label: str) -> None: ...
-    def power_off(self, device: str) -> None: ...
-    def power_on(self, device: str) -> None: ...
+from simulator.stage import Stage
 
 
 def check_fault(sim: Stage, fault: Fault) -> None:
@@ -56,6 +30,8 @@ def check_fault(sim: Stage, fault: Fault) -> None:
         "lost_card_used": ("gate", {g.id for g in building.gates}),
         "cloned_card": ("gate", {g.id for g in building.gates}),
         "duress": ("gate", {g.id for g in building.gates}),
+        "handed_back_card": ("gate", {g.id for g in building.gates}),
+        "gate_partition": ("gate", {g.id for g in building.gates}),
     }
     if fault.kind in needs:
         field, known = needs[fault.kind]
@@ -109,6 +85,12 @@ def fault_process(sim: Stage, fault: Fault) -> Process:
         case "clock_unsynchronised":
             assert fault.device is not None
             return clock_unsynchronised(sim, fault.device, seconds)
+        case "handed_back_card":
+            assert fault.gate is not None
+            return handed_back_card(sim, fault.gate)
+        case "gate_partition":
+            assert fault.gate is not None
+            return gate_partition(sim, fault.gate, seconds)
     raise ScenarioError(f"unknown fault {fault.kind!r}")
 
 
@@ -116,6 +98,10 @@ def broker_outage(sim: Stage, seconds: float) -> Process:
     sim.world.note(f"fault: the broker stops for {seconds / 60:g} min")
     sim.broker.stop()
     began = sim.world.engine.now
+    if soft_fallback(sim):  # every gate is cut off from the others
+        for gate in sorted({g.device for g in sim.building.gates} - sim.world.down):
+            sim.expect_alarm(gate, "anti_passback_degraded")
+            sim.allow_alarm(gate, "anti_passback_violation")
     yield seconds
     sim.broker.start()
     sim.outages.append((began, sim.world.engine.now))
@@ -128,6 +114,7 @@ def broker_outage(sim: Stage, seconds: float) -> Process:
         f"the broker is back; the console had every stored event {sim.recovery_s[-1]:.1f} s "
         f"later (real time){'' if complete else ' -- NOT COMPLETE after 60 s'}"
     )
+    reconcile(sim, "the broker outage", began)
 
 
 def reader_unplugged(sim: Stage, reader: str, seconds: float) -> Process:
@@ -240,7 +227,7 @@ def duress(sim: Stage, gate: str) -> Process:
         if (yield from through(world, guard, gate, "out")) != "passed":
             world.note(f"{guard.staff_no} could not leave by {gate} before the duress fault")
         else:
-            world.left(guard)
+            world.left(guard, gate=gate)
     yield from claim(world, gate, OPEN_AFTER_S + PASS_S + 0.5)
     world.note(f"fault: {guard.staff_no} is forced to open {gate} and keys the duress PIN")
     sim.expect_alarm(gate, "duress")
@@ -255,17 +242,23 @@ def duress(sim: Stage, gate: str) -> Process:
         yield OPEN_AFTER_S
         world.leaf(gate, True)
         yield PASS_S
-        world.entered(guard)
+        world.entered(guard, gate=gate)
         world.leaf(gate, False)
 
 
 def power_cut(sim: Stage, device: str, seconds: float) -> Process:
     world = sim.world
     world.note(f"fault: power cut on {device} (kill -9) for {seconds / 60:g} min")
+    began = world.engine.now
+    gate = device in {g.device for g in sim.building.gates}
+    if gate and soft_fallback(sim):  # cut off from its peers from start until it connects
+        sim.allow_alarm(device, "anti_passback_degraded")
     sim.power_off(device)
     yield seconds
     sim.power_on(device)
     world.note(f"{device} powered up again")
+    if gate:  # it relearns the line's positions it missed while off
+        reconcile(sim, f"the power cut of {device}", began)
 
 
 def clock_unsynchronised(sim: Stage, device: str, seconds: float) -> Process:

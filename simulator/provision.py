@@ -74,9 +74,16 @@ def edge_provision(args: Sequence[str], log: Path) -> str:
 
 
 def provision(
-    building: Building, people: list[Person], run_dir: Path, broker_port: int
+    building: Building,
+    people: list[Person],
+    run_dir: Path,
+    broker_port: int,
+    ports: Mapping[str, int] | None = None,
 ) -> Provisioned:
-    """Set the site up: keys, accounts, devices, staff, rules, broker files."""
+    """Set the site up: keys, accounts, devices, staff, rules, broker files.
+
+    `ports`: the devices that reach the broker through another port (a NetCut).
+    """
     site = run_dir / "site"
     log = run_dir / "provision.log"
     d = ("--dir", str(site))
@@ -94,7 +101,7 @@ def provision(
         ]
     for step in steps:
         edge_provision([*step, *d], log)
-    wiring = Wiring(broker_port, site, run_dir / "devices")
+    wiring = Wiring(broker_port, site, run_dir / "devices", dict(ports or {}))
     for device in building.devices.values():
         # What an installer does after `device add`: edit the configuration for the wiring.
         path = site / "devices" / f"{device.id}.toml"

@@ -39,6 +39,7 @@ from simulator.building import Building
 from simulator.control_server import ControlServer
 from simulator.engine import Engine
 from simulator.faults import fault_process
+from simulator.netcut import NetCut
 from simulator.process import AgentProcess
 from simulator.provision import CONSOLE_ACCOUNT, SIM_ACCOUNT, Provisioned, provision, publish
 from simulator.scenario import Fault, Scenario
@@ -111,6 +112,12 @@ class Simulation:
         self.expected_alarms: list[tuple[float, str, str]] = []
         self.fire_at: float | None = None
         self.outages: list[tuple[float, float]] = []  # broker down, simulated seconds
+        self.partitions: list[tuple[str, float, float]] = []  # gate, cut, healed
+        self.reconciliations: list[tuple[str, float, float, float, bool]] = []
+        # Alarms a fault may cause without having to (a flagged grant while cut off).
+        self.allowed_alarms: set[tuple[str, str]] = set()
+        # Each gate reaches the broker through a path a fault can cut (gate_partition).
+        self.netcuts: dict[str, NetCut] = {}
         self.fault_log: list[tuple[float, str]] = []  # when each fault began
         self.restarts: dict[str, int] = {}  # device -> times powered up again
         self.recovery_s: list[float] = []  # broker back -> console complete, real seconds
@@ -138,7 +145,10 @@ class Simulation:
         began = time.perf_counter()
         site = self.building.spec.site
         port = free_port()
-        self.provisioned = p = provision(self.building, self.people, self.run_dir, port)
+        for gate in self.building.gates:
+            self.netcuts[gate.device] = NetCut(port)
+        ports = {device: cut.port for device, cut in self.netcuts.items()}
+        self.provisioned = p = provision(self.building, self.people, self.run_dir, port, ports)
         files = p.broker_files
         # The broker runs the files provisioning generated, as a site's broker does.
         self.broker = Broker(self.run_dir / "broker", generated=files / "edge.conf")
@@ -260,6 +270,10 @@ class Simulation:
         """Note an alarm the report must find in the console's log."""
         self.expected_alarms.append((self.engine.now, device, alarm))
 
+    def allow_alarm(self, device: str, alarm: str) -> None:
+        """Note an alarm a fault may cause; the report does not call it unexpected."""
+        self.allowed_alarms.add((device, alarm))
+
     def command(self, device: str, name: str, args: dict[str, Any]) -> dict[str, Any] | None:
         """Send a signed command as the console would, at the simulated time; return the reply."""
         self.world.request(device, op="sync")
@@ -370,6 +384,7 @@ class Simulation:
             stops.append(self.collector.close)
         if hasattr(self, "broker"):
             stops.append(self.broker.stop)
+        stops += [cut.close for cut in self.netcuts.values()]
         for stop in stops:
             try:
                 stop()

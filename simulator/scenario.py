@@ -40,6 +40,8 @@ FaultKind = Literal[
     "duress",
     "power_cut",
     "clock_unsynchronised",
+    "handed_back_card",
+    "gate_partition",
 ]
 FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 
@@ -61,8 +63,9 @@ class Fault(BaseModel):
     device: str | None = Field(None, description="power_cut, clock_unsynchronised: which Pi.")
     gate: str | None = Field(
         None,
-        description="lost_card_used, cloned_card: where the card is tried; duress: where a "
-        "guard is forced to open (its entrance reader must have a PIN keypad).",
+        description="lost_card_used, cloned_card, handed_back_card: where the card is tried; "
+        "duress: where a guard is forced to open (its entrance reader must have a PIN keypad); "
+        "gate_partition: the gate whose network path to the broker is cut.",
     )
     open_s: float = Field(
         8.0, gt=0, le=36000, description="door_forced: how long the leaf is left open (s)."

@@ -1,6 +1,6 @@
 """The people of a simulated building, and the staff list an HR department would export.
 
-Everyone gets a department (and so a floor and a free-seating area), a home gate, a card
+Everyone gets a department (and so a floor and a free-seating area), a morning gate, a card
 and a daily rhythm; a few carry the cases a guard meets: an expired card, a card not valid
 yet, a card reported lost, someone who forgot their card (the tailgater). Security guards
 also have a PIN and a duress PIN (keyed under threat: the door opens as usual and the
@@ -97,7 +97,7 @@ class Person:
     department: str
     floor: int  # 1 for the security office
     area: str | None  # the department's free-seating zone
-    gate: str  # the gate they use (one per person: anti-passback is kept per gate)
+    gate: str  # the gate they come in by in the morning (they leave by any)
     technology: str
     card_id: str  # the raw id: never leaves the simulated card and the HR file
     groups: tuple[str, ...]

@@ -52,6 +52,28 @@ class Truth:
     clones: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
     # Each duress PIN keyed: (technology, card id, decision, reason, lock released after).
     duress: list[tuple[str, str, str | None, str | None, bool]] = field(default_factory=list)
+    # Each card crossing of the security line: (at, staff no, gate, "in" | "out").
+    line_moves: list[tuple[float, str, str, str]] = field(default_factory=list)
+    unseen_entries: int = 0  # people who crossed the line inwards with no record (tailgaters)
+    # Each anti_passback refusal the truth does not justify: (at, gate, staff no, direction).
+    stale_refusals: list[tuple[float, str, str, str]] = field(default_factory=list)
+    handed_back: list[HandedBack] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HandedBack:
+    """A card handed back over the line, tried by a second person at a gate."""
+
+    at: float
+    gate: str
+    holder: str  # the staff number of the card's holder, inside the line
+    technology: str
+    card_id: str  # raw: stays in the simulation, the report shows its reference
+    decision: str | None
+    reason: str | None
+    violation: bool  # granted, flagged anti_passback_violation (soft)
+    soft: bool  # the gate's anti-passback was soft at that moment (its fallback, cut off)
+    after: str = ""  # the partition it follows ("" if none)
 
 
 class World:
@@ -214,17 +236,39 @@ class World:
 
     # -- the truth ------------------------------------------------------------------------
 
-    def entered(self, person: Person, by_card: bool = True) -> None:
+    def entered(self, person: Person, by_card: bool = True, gate: str | None = None) -> None:
+        """Someone crossed the line inwards: by card at `gate`, or unseen behind someone."""
         if by_card:
             self.truth.inside[person.staff_no] = person
+            if gate is not None:
+                self.home_gate[person.staff_no] = gate
+                self.truth.line_moves.append((self.engine.now, person.staff_no, gate, "in"))
         else:
             self.truth.tailgaters[person.staff_no] = person
+            self.truth.unseen_entries += 1
         self.truth.inside_series.append((self.engine.now, self.inside_count))
 
-    def left(self, person: Person) -> None:
+    def left(self, person: Person, gate: str | None = None) -> None:
+        """Someone crossed the line outwards: by card at `gate`, or by an exit button."""
+        if gate is not None:
+            self.truth.line_moves.append((self.engine.now, person.staff_no, gate, "out"))
         self.truth.inside.pop(person.staff_no, None)
         self.truth.tailgaters.pop(person.staff_no, None)
         self.truth.inside_series.append((self.engine.now, self.inside_count))
+
+    def refused_passback(self, person: Person, door: str, direction: str) -> bool:
+        """Note an anti_passback refusal at a gate; return True if the truth contradicts it.
+
+        It is stale when the person really is on the side the card was refused from.
+        """
+        if door not in {g.id for g in self.building.gates}:
+            return False
+        inside = person.staff_no in self.truth.inside
+        if inside == (direction == "out"):
+            at = self.engine.now
+            self.truth.stale_refusals.append((at, door, person.staff_no, direction))
+            return True
+        return False
 
     @property
     def inside_count(self) -> int:

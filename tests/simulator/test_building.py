@@ -143,6 +143,7 @@ def test_the_demo_scenario_names_only_parts_of_the_default_building() -> None:
         assert fault.door is None or fault.door in doors
         assert fault.reader is None or fault.reader in readers
         assert fault.device is None or fault.device in building.devices
+        assert fault.gate is None or fault.gate in {g.id for g in building.gates}
 
 
 def test_a_scenario_date_that_is_not_a_date_says_so(tmp_path: Path) -> None:

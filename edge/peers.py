@@ -145,7 +145,12 @@ class PeerCrossings:
             try:
                 with self.store.transaction() as db:
                     moved = state.merge_position(
-                        db, crossing.card_ref, crossing.to_zone, crossing.stamp, own=False
+                        db,
+                        crossing.card_ref,
+                        crossing.to_zone,
+                        crossing.stamp,
+                        own=False,
+                        origin=(crossing.from_zone or None, None),
                     )
                     if moved and conflict is not None:
                         outbox.append(db, self.device, [conflict], self.clock_synced())

@@ -15,13 +15,21 @@ from edge.store import outbox
 
 # Alarms with two edges whose "raised" must be answered by a "cleared" even across a restart.
 LASTING_ALARMS = frozenset(
-    {"door_forced", "door_held_open", "reader_offline", "fire", "credentials_stale"}
+    {
+        "door_forced",
+        "door_held_open",
+        "reader_offline",
+        "fire",
+        "credentials_stale",
+        "anti_passback_degraded",
+    }
 )
 
 
 def _alarm_key(record: EventRecord) -> str:
     data = record.data
-    return f"{record.type}|{data.get('door') or ''}|{data.get('reader') or ''}"
+    door, reader, zone = (data.get(k) or "" for k in ("door", "reader", "zone"))
+    return f"{record.type}|{door}|{reader}" + (f"|{zone}" if zone else "")
 
 
 def _save_alarms(db: Database, records: Iterable[EventRecord]) -> None:
@@ -38,6 +46,7 @@ def _save_alarms(db: Database, records: Iterable[EventRecord]) -> None:
                 "type": record.type,
                 "door": record.data.get("door"),
                 "reader": record.data.get("reader"),
+                "zone": record.data.get("zone"),
             }
     db.execute(
         "INSERT INTO device_state (key, value) VALUES ('alarms', ?) "
@@ -80,8 +89,18 @@ def apply(
         elif record.kind is EventKind.SYSTEM and record.type == "anti_passback_forgiven":
             # Forgotten in the zone: nothing in it any more, and nothing that left it belongs
             # to its digest (only what crossed since its forgiveness does).
-            db.execute("DELETE FROM positions WHERE zone = ?", [data["zone"]])
-            db.execute("UPDATE positions SET from_zone = NULL WHERE from_zone = ?", [data["zone"]])
+            # Only what crossed before the forgiveness instant: a crossing after it (a device
+            # running late) stays, as it does in the tracker.
+            before = data.get("forgiven_at") or utc_text(record.ts)
+            db.execute(
+                "DELETE FROM positions WHERE zone = ? AND (ts IS NULL OR ts < ?)",
+                [data["zone"], before],
+            )
+            db.execute(
+                "UPDATE positions SET from_zone = NULL "
+                "WHERE from_zone = ? AND (ts IS NULL OR ts < ?)",
+                [data["zone"], before],
+            )
         elif record.kind is EventKind.OCCUPANCY and data.get("count") is not None:
             db.execute(
                 "INSERT INTO occupancy (zone, count) VALUES (?, ?) "

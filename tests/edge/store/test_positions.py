@@ -161,3 +161,38 @@ def test_a_forgiveness_is_stored_as_nowhere_and_an_older_peer_crossing_loses() -
         again.restore(positions)
         assert again.position(CARDS[0]) is None
         assert not again.merge(CARDS[0], "staff", entry)
+
+
+def test_a_zone_s_forgiveness_forgets_only_what_crossed_before_its_instant() -> None:
+    with Store(":memory:", memory=True) as store:
+        side = peers(store)
+        before = ("2026-11-30T17:59:59.000Z", "gate-b", 1)  # 02:59:59 in Tokyo
+        after = ("2026-11-30T18:00:01.000Z", "gate-c", 1)  # 03:00:01, a clock running late
+        assert side.merge(PeerCrossing(CARDS[0], "lobby", "staff", before), NOW)
+        assert side.merge(PeerCrossing(CARDS[1], "lobby", "staff", after), NOW)
+        forgiven = EventRecord(
+            EventKind.SYSTEM,
+            "anti_passback_forgiven",
+            datetime(2026, 11, 30, 18, 0, 5, tzinfo=UTC),  # recorded at the tick after 03:00
+            {"zone": "staff", "forgiven_at": "2026-11-30T18:00:00.000Z"},
+        )
+        with store.transaction() as db:
+            state.apply(db, [forgiven], DeviceState(), DeviceState())
+        assert set(stored(store)) == {CARDS[1]}
+
+
+def test_a_degraded_zone_is_a_lasting_alarm_kept_per_zone_until_cleared() -> None:
+    def degraded(zone: str, state_: str) -> EventRecord:
+        at = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+        return EventRecord(
+            EventKind.ALARM, "anti_passback_degraded", at, {"zone": zone, "state": state_}
+        )
+
+    with Store(":memory:", memory=True) as store:
+        with store.transaction() as db:
+            records = [degraded("staff", "raised"), degraded("lobby", "raised")]
+            state.apply(db, records, DeviceState(), DeviceState())
+        assert sorted(str(a["zone"]) for a in state.active_alarms(store.db)) == ["lobby", "staff"]
+        with store.transaction() as db:
+            state.apply(db, [degraded("lobby", "cleared")], DeviceState(), DeviceState())
+        assert [a["zone"] for a in state.active_alarms(store.db)] == ["staff"]

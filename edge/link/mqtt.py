@@ -47,7 +47,7 @@ from edge.link.crossings import MAX_CROSSING_BYTES, outgoing
 from edge.link.inflight import Inflight
 from edge.link.messages import InboundMessage, safe_correlation, safe_response_topic
 from edge.link.payloads import MAX_COMMAND_BYTES
-from edge.link.positions import MAX_DIGEST_BYTES, Digests
+from edge.link.positions import HELLO, MAX_DIGEST_BYTES, Digests
 from edge.store import outbox
 from edge.store.connection import connect, write_transaction
 from firmware_config.model import MqttConfig
@@ -284,6 +284,10 @@ class MqttLink:
                 limit = MAX_CROSSING_BYTES + 1
             elif "/positions/" in topic:
                 limit = MAX_DIGEST_BYTES + 1
+                if not message.retain and HELLO in (getattr(props, "UserProperty", None) or ()):
+                    # A peer is back on the broker: what it missed of ours goes out early.
+                    self.digests.soon()
+                    self._wake.set()
             else:
                 limit = MAX_INBOUND_BYTES
             self.on_message(
@@ -360,8 +364,11 @@ class MqttLink:
             self._status_due.clear()
             self._publish_status(db)
             self._next_status = now + self.status_every_s
+        hello = self.digests.greeting
         for zone, topic, body in self.digests.due(db, now, utc_text(datetime.now(UTC))):
-            info = self.client.publish(topic, body, qos=1, retain=True)
+            self.digests.greeting = False
+            props = _hello() if hello else None
+            info = self.client.publish(topic, body, qos=1, retain=True, properties=props)
             self.digests.sent(zone, info.mid, info.rc == mqtt.MQTT_ERR_SUCCESS)
         free = self.window - len(inflight)
         events = outbox.pending(db, limit=free, after=self._cursor) if free > 0 else []
@@ -421,6 +428,13 @@ class MqttLink:
             qos=1,
             retain=True,
         )
+
+
+def _hello() -> Properties:
+    """Return the properties of a device's first digests after a connect."""
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.UserProperty = [HELLO]
+    return props
 
 
 PUBLISH_WAIT_S = 30.0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from datetime import datetime
 
 from pydantic import ValidationError
@@ -29,6 +30,10 @@ from edge.store import state
 
 log = logging.getLogger(__name__)
 DIGEST_EVERY_S = 30.0  # a changed digest goes out at most this often (and on every connect)
+# A peer back on the broker says hello with its first digests; what changed here since the
+# last digest then goes out early, at most this often (a hostile peer's hellos cost no more).
+EARLY_EVERY_S = 2.0
+HELLO = ("edge", "hello")  # the MQTT 5 user property on a device's first digests after a connect
 # 10,000 entries of about 140 bytes (250 with the longest ids and seq); larger is refused.
 MAX_DIGEST_BYTES = 3 * 1024 * 1024
 
@@ -63,6 +68,9 @@ class Digests:
         self._ever: set[str] = set()  # zones published since this process started
         self._mids: dict[int, str] = {}  # publish mid -> zone, until its PUBACK
         self._next = 0.0
+        self._last = float("-inf")
+        self._soon = threading.Event()  # a peer said hello: publish what changed early
+        self.greeting = True  # the next digests are the first since a connect
 
     def __repr__(self) -> str:
         return f"<Digests {self.device} zones={sorted(self.zones)} published={self.published}>"
@@ -72,11 +80,19 @@ class Digests:
         self._sent.clear()
         self._mids.clear()
         self._next = 0.0
+        self.greeting = True
+
+    def soon(self) -> None:
+        """A peer is back: publish what changed since the last digest early (any thread)."""
+        self._soon.set()
 
     def due(self, db: Database, mono: float, utc: str) -> list[tuple[str, str, bytes]]:
         """Return (zone, topic, payload) of each digest to publish now, if any is due."""
-        if not self.zones or mono < self._next:
+        early = self._soon.is_set() and mono >= self._last + EARLY_EVERY_S
+        if not self.zones or (mono < self._next and not early):
             return []
+        self._soon.clear()
+        self._last = mono
         self._next = mono + self.every_s
         out = []
         for zone in sorted(self.zones):

@@ -236,3 +236,20 @@ def test_a_device_reads_its_own_retained_digest_back_only_for_what_it_lost() -> 
         side.handle(InboundMessage(mine, body, True), now)
         assert side.tracker.position(A) == "staff"
         assert state.own_positions(empty.db, "gate-a", "staff", 10)[0][0] == A  # its own again
+
+
+def test_a_peer_s_hello_sends_what_changed_early_but_not_more_often_than_every_2_s() -> None:
+    with Store(":memory:", memory=True) as store:
+        digests = Digests("edge", "s", "gate-a", ZONES, every_s=30.0)
+        crossing(store, A, "lobby", "staff", 1)
+        assert len(digests.due(store.db, 0.0, "t")) == 2
+        crossing(store, B, "lobby", "staff", 2)
+        assert digests.due(store.db, 1.0, "t") == []  # changed, but not due for 30 s
+        digests.soon()
+        assert digests.due(store.db, 1.5, "t") == []  # a hello, 1.5 s after the last digests
+        assert [z for z, _, _ in digests.due(store.db, 2.0, "t")] == ["lobby", "staff"]
+        crossing(store, C, "lobby", "staff", 3)
+        digests.soon()  # hellos in a flood send no more than one round every 2 s
+        assert digests.due(store.db, 3.0, "t") == []
+        assert [z for z, _, _ in digests.due(store.db, 4.0, "t")] == ["lobby", "staff"]
+        assert digests.due(store.db, 10.0, "t") == []  # unchanged since, nothing until asked

@@ -182,3 +182,51 @@ def test_a_digest_the_broker_refuses_is_named(tmp_path: Path, acl_broker: Broker
     finally:
         gate.close()
         logger.removeHandler(said)
+
+
+def test_a_peer_back_on_the_broker_gets_what_changed_at_once(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """A device's first digests after a connect say hello; its peers then send what changed
+    since their last digest early instead of at their next period."""
+    watcher = Subscriber(broker.port, f"{BASE}/+/positions/staff-area", client_id="watcher")
+    gate_a = link(tmp_path, broker.port, "gate-a", Inbound())
+    gate_a.start()
+    gate_b: MqttLink | None = None
+    try:
+        topic_a = f"{BASE}/gate-a/positions/staff-area"
+        watcher.wait_for(lambda ms: any(m.topic == topic_a for m in ms), what="gate-a's digest")
+        # A crossing at gate-a after its digest went out: not due again for 30 s.
+        late = EventRecord(
+            EventKind.ACCESS,
+            "crossing",
+            datetime(2026, 12, 1, 0, 1, tzinfo=UTC),
+            {"card_ref": "cd" * 32, "from_zone": "lobby", "to_zone": "staff-area", "door": "g"},
+        )
+        with Store(tmp_path / "gate-a.db") as store, store.transaction() as db:
+            outbox.append(db, "gate-a", [late], True)
+            state.apply(db, [late], DeviceState(), DeviceState())
+        gate_b = link(tmp_path, broker.port, "gate-b", Inbound())
+        gate_b.start()
+
+        def hello(m: mqtt.MQTTMessage) -> bool:
+            return ("edge", "hello") in (getattr(m.properties, "UserProperty", None) or ())
+
+        watcher.wait_for(
+            lambda ms: any(
+                m.topic == f"{BASE}/gate-b/positions/staff-area" and hello(m) for m in ms
+            ),
+            what="gate-b's hello",
+        )
+        watcher.wait_for(
+            lambda ms: any(m.topic == topic_a and b"cd" * 32 in m.payload for m in ms),
+            timeout_s=10,  # well before gate-a's next period (30 s)
+            what="gate-a's changed digest, early",
+        )
+        first_a = next(m for m in watcher.messages if m.topic == topic_a)
+        assert hello(first_a)  # gate-a's own first digest said hello too
+    finally:
+        gate_a.close()
+        if gate_b is not None:
+            gate_b.close()
+        watcher.close()

@@ -1,7 +1,7 @@
 """A simulated staff day at the city hall: wall time, events/s, agents per core.
 
 Plays the default building (37 agent processes, 1,500 staff) twice in the same run: the
-demo's day with its nine faults, and the same day with no fault (the baseline). For each:
+demo's day with its faults, and the same day with no fault (the baseline). For each:
 set-up, play and catch-up wall time, events the devices produced, events/s, how many
 times faster than real time. Then the agents' CPU: what the 37 processes used over the
 whole day (utime+stime from /proc), and so how many such agents one core would carry at
@@ -100,7 +100,7 @@ def main() -> None:
         f"default building, {args.staff} staff"
     )
     with_faults = play(args.staff, faults=True)
-    show("day with nine faults", with_faults)
+    show(f"day with {len(load_scenario().faults)} faults", with_faults)
     if not args.no_baseline:
         baseline = play(args.staff, faults=False)
         show("same day, no fault (baseline)", baseline)

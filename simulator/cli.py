@@ -158,7 +158,9 @@ def tap(
 @click.option("--reader", help="reader_unplugged.")
 @click.option("--device", help="power_cut, clock_unsynchronised.")
 @click.option(
-    "--gate", help="lost_card_used, cloned_card, duress (a gate whose in-reader has a keypad)."
+    "--gate",
+    help="lost_card_used, cloned_card, handed_back_card, gate_partition; duress (a gate whose "
+    "in-reader has a keypad).",
 )
 @click.option("--open-s", type=float, help="door_forced: seconds the leaf stays open.")
 @run_dir_option

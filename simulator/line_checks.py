@@ -140,8 +140,12 @@ def _degraded_while_cut(sim: Simulation, entries: list[Any]) -> Check:
             and e.ts >= _utc(sim, began)
         ]
         raised = [ts for ts, state in states if state == "raised" and ts <= _utc(sim, healed)]
-        cleared = [ts for ts, state in states if state == "cleared" and ts >= _utc(sim, healed)]
-        seen = f"{gate}: raised {len(raised)}, cleared {len(cleared)}"
+        # The first clearing after it was raised: the gate heard its peers again.
+        cleared = [ts for ts, state in states if state == "cleared" and raised and ts >= raised[0]]
+        seen = (
+            f"{gate}: raised {raised[0][11:19] + 'Z' if raised else 'never'}, "
+            f"cleared {cleared[0][11:19] + 'Z' if cleared else 'never'}"
+        )
         lines.append(seen)
         if (soft and not (raised and cleared)) or (not soft and states):
             bad.append(seen)

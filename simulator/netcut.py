@@ -7,6 +7,12 @@ and turns new connections away until `heal()`: they are accepted and reset at on
 client's reconnect attempt fails fast instead of hanging. The listening port stays bound
 while cut, so nobody else can take it.
 
+`cut(silent=True)` is a cable pulled with nothing to tell either side: open connections stay
+up but every byte is dropped, and new connections are accepted and never answered, so each
+side finds out only by its own keepalive (paho after 1.5 keepalives; mosquitto then sends
+the client's will). `heal()` resets whatever the silence still holds, as the far ends would
+have given up on it.
+
 Threads: one accepts, two per connection copy bytes; `close()` joins them all.
 """
 
@@ -72,23 +78,29 @@ class NetCut:
         self._pairs: set[_Pair] = set()
         self._threads: list[threading.Thread] = []
         self._is_cut = False
+        self._silent = False
+        self._held: list[socket.socket] = []  # connections accepted during a silent cut
         self._closed = False
         self.connections = 0  # connections forwarded since start
         self.refused = 0  # connections turned away while cut
         self.cuts = 0
         self.bytes_up = 0  # client → target
         self.bytes_down = 0  # target → client
+        self.bytes_dropped = 0  # swallowed by a silent cut
         self._acceptor = threading.Thread(
             target=self._accept_loop, name=f"netcut-{self.port}", daemon=True
         )
         self._acceptor.start()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "cut" if self._is_cut else "open"
+        state = "closed" if self._closed else "open"
+        if self._is_cut and not self._closed:
+            state = "silently cut" if self._silent else "cut"
         return (
             f"<NetCut 127.0.0.1:{self.port} -> {self.target[0]}:{self.target[1]} {state}, "
             f"{self.open_connections} open of {self.connections}, {self.refused} refused, "
-            f"{self.cuts} cuts, {self.bytes_up} B up, {self.bytes_down} B down>"
+            f"{self.cuts} cuts, {self.bytes_up} B up, {self.bytes_down} B down, "
+            f"{self.bytes_dropped} B dropped>"
         )
 
     @property
@@ -107,22 +119,36 @@ class NetCut:
         with self._changed:
             return self._changed.wait_for(lambda: predicate(self), timeout_s)
 
-    def cut(self) -> None:
-        """Drop every open connection at once and turn new ones away until `heal()`."""
+    def cut(self, silent: bool = False) -> None:
+        """Drop every open connection at once and turn new ones away until `heal()`.
+
+        `silent`: drop nothing and answer nothing instead; every byte is swallowed.
+        """
         self._check_open()
         with self._lock:
             self._is_cut = True
+            self._silent = silent
             self.cuts += 1
-            pairs = list(self._pairs)
-            self._pairs.clear()
+            pairs = [] if silent else list(self._pairs)
+            if not silent:
+                self._pairs.clear()
         for pair in pairs:
             pair.drop()
 
     def heal(self) -> None:
-        """Forward new connections again."""
+        """Forward new connections again (after a silent cut, those it held are reset)."""
         self._check_open()
         with self._lock:
-            self._is_cut = False
+            was_silent = self._is_cut and self._silent
+            self._is_cut = self._silent = False
+            held, self._held = self._held, []
+            pairs = list(self._pairs) if was_silent else []
+            if was_silent:
+                self._pairs.clear()
+        for sock in held:
+            _reset(sock)
+        for pair in pairs:
+            pair.drop()
 
     def close(self) -> None:
         """Drop every connection, stop listening and join the threads; idempotent."""
@@ -132,6 +158,9 @@ class NetCut:
             self._closed = True
             pairs = list(self._pairs)
             self._pairs.clear()
+            held, self._held = self._held, []
+        for sock in held:
+            _reset(sock)
         for pair in pairs:
             pair.drop()
         self._wake_w.send(b"x")
@@ -174,6 +203,9 @@ class NetCut:
             if refuse:
                 self.refused += 1
                 self._changed.notify_all()
+                if self._silent and not self._closed:
+                    self._held.append(client)  # accepted, never answered
+                    return
         if refuse:
             _reset(client)
             return
@@ -211,12 +243,15 @@ class NetCut:
         """Copy one direction until either side closes, then drop the pair."""
         try:
             while data := src.recv(CHUNK):
-                dst.sendall(data)
-                with self._lock:
+                with self._lock:  # counted before it is sent: a reader sees it counted
+                    if self._is_cut and self._silent:
+                        self.bytes_dropped += len(data)
+                        continue
                     if up:
                         self.bytes_up += len(data)
                     else:
                         self.bytes_down += len(data)
+                dst.sendall(data)
         except OSError:
             pass  # a reset or our own cut: dropping the pair below is the answer to both
         with self._lock:

@@ -26,7 +26,9 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 class Watched:
     """A paho MQTT 5 client through a NetCut that counts its connects and disconnects."""
 
-    def __init__(self, port: int, client_id: str, will_topic: str | None = None) -> None:
+    def __init__(
+        self, port: int, client_id: str, will_topic: str | None = None, keepalive: int = 60
+    ) -> None:
         self.cond = threading.Condition()
         self.connects = 0
         self.disconnects = 0
@@ -38,7 +40,7 @@ class Watched:
         self.client.reconnect_delay_set(0.05, 0.2)
         if will_topic:
             self.client.will_set(will_topic, b"gone", qos=1)
-        self.client.connect("127.0.0.1", port, keepalive=60)
+        self.client.connect("127.0.0.1", port, keepalive=keepalive)
         self.client.loop_start()
 
     def _on_connect(self, *args: object) -> None:
@@ -92,6 +94,31 @@ def test_a_client_through_the_cut_loses_the_broker_and_reconnects_after_heal(
             watcher.wait_for(lambda ms: any(m.topic == "gate/again" for m in ms))
             assert cut.connections == 2
             assert cut.cuts == 1
+        finally:
+            client.close()
+            watcher.close()
+
+
+def test_a_silent_cut_is_found_only_by_keepalive_then_heals(broker: Broker) -> None:
+    watcher = Subscriber(broker.port, "gate/#", client_id="watcher")
+    with NetCut(broker.port) as cut:
+        client = Watched(cut.port, "gate-2", will_topic="gate/will", keepalive=1)
+        try:
+            client.wait("connects", 1)
+            cut.cut(silent=True)
+            assert "silently cut" in repr(cut)
+            # Nothing is reset: the client finds out by its keepalive, the broker by the
+            # pings it misses (and sends the will).
+            client.wait("disconnects", 1)
+            watcher.wait_for(lambda ms: any(m.topic == "gate/will" for m in ms), what="the will")
+            assert cut.bytes_dropped > 0
+            goal = cut.refused + 1  # a reconnect is accepted and held, never answered
+            assert cut.wait_for(lambda c: c.refused >= goal), cut
+            assert client.connects == 1
+            cut.heal()
+            client.wait("connects", 2, timeout_s=20)
+            client.client.publish("gate/again", b"2", qos=1).wait_for_publish(10)
+            watcher.wait_for(lambda ms: any(m.topic == "gate/again" for m in ms))
         finally:
             client.close()
             watcher.close()

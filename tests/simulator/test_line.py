@@ -23,7 +23,8 @@ from .city import SMALL, failed, played
 pytestmark = pytest.mark.services  # starts mosquitto and a building
 
 GATE = "gate-1f-east"
-DAY = {"date": "2026-12-01", "start": time(7, 30), "end": time(10, 0), "seed": 3}
+# Past lunch: people go out by any gate and come back by any other.
+DAY = {"date": "2026-12-01", "start": time(7, 30), "end": time(13, 30), "seed": 3}
 FAULTS = [
     Fault(at=time(8, 20), kind="gate_partition", gate=GATE, minutes=6),
     Fault(at=time(8, 23), kind="handed_back_card", gate=GATE),  # while it is cut off
@@ -51,6 +52,22 @@ def test_the_cut_gate_really_lost_its_broker_and_came_back(hard_day: Simulation)
     assert [p[0] for p in hard_day.partitions] == [GATE]
     label, *_, ok = hard_day.reconciliations[0]
     assert (label, ok) == (f"the partition of {GATE}", True)
+
+
+def test_people_leave_and_come_back_by_any_gate(hard_day: Simulation) -> None:
+    last_in: dict[str, str] = {}
+    out_elsewhere = back_elsewhere = 0
+    last_out: dict[str, str] = {}
+    for _, staff_no, gate, direction in hard_day.world.truth.line_moves:
+        if direction == "out":
+            out_elsewhere += last_in.get(staff_no, gate) != gate
+            last_out[staff_no] = gate
+        else:
+            back_elsewhere += last_out.get(staff_no, gate) != gate
+            last_in[staff_no] = gate
+    assert out_elsewhere > 0
+    assert back_elsewhere > 0
+    assert _check(hard_day, "nobody on the right side of the line").ok
 
 
 def test_a_handed_back_card_is_refused_during_and_after_the_partition(

@@ -58,6 +58,8 @@ class Report:
             f"max {f['deliver_max_ms']:.0f} ms (real time; broker up)",
             f"  taps during broker outages: {f['deliver_outage_taps']:.0f}, "
             f"reached the console at most {f['deliver_outage_max_ms']:.0f} ms later (real time)",
+            f"  the line's gates agreed again after a partition, outage or power cut within "
+            f"{f['relearn_max_s']:.1f} s (real time; the day waits for them)",
             "",
             "Checks against the simulation's own truth:",
         ]
@@ -122,6 +124,7 @@ def build_report(sim: Simulation) -> Report:
         "deliver_max_ms": deliver[-1] if deliver else float("nan"),
         "deliver_outage_max_ms": max(in_outage, default=float("nan")),
         "deliver_outage_taps": float(len(in_outage)),
+        "relearn_max_s": max((r[3] for r in sim.reconciliations), default=float("nan")),
     }
     return Report(
         site=sim.building.spec.site,

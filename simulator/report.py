@@ -9,6 +9,7 @@ security line's shared anti-passback (simulator.line_checks).
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
@@ -58,11 +59,13 @@ class Report:
             f"max {f['deliver_max_ms']:.0f} ms (real time; broker up)",
             f"  taps during broker outages: {f['deliver_outage_taps']:.0f}, "
             f"reached the console at most {f['deliver_outage_max_ms']:.0f} ms later (real time)",
-            f"  the line's gates agreed again after a partition, outage or power cut within "
-            f"{f['relearn_max_s']:.1f} s (real time; the day waits for them)",
-            "",
-            "Checks against the simulation's own truth:",
         ]
+        if not math.isnan(f["relearn_max_s"]):  # some fault cut the line
+            lines.append(
+                f"  the line's gates agreed again after a partition, outage or power cut within "
+                f"{f['relearn_max_s']:.1f} s (real time; the day waits for them)"
+            )
+        lines += ["", "Checks against the simulation's own truth:"]
         lines += [f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}" for c in self.checks]
         lines += ["", "Decisions (from the console's log):"]
         lines += [f"  {k:<34} {v:>6}" for k, v in sorted(self.decisions.items())]

@@ -136,6 +136,9 @@ def handed_back_card(sim: Stage, gate: str) -> Process:
         f"else taps it in at {gate}" + (f" (the holder came in during {after})" if after else "")
     )
     reply = world.tap(gate, "in", holder.technology, holder.card_id)
+    if not reply.get("counted"):  # a dead gate or reader: nothing was tried
+        world.note(f"the handed-back card could not be tried at {gate} ({reply.get('reason')})")
+        return
     tried = HandedBack(
         world.engine.now,
         gate,

@@ -7,7 +7,7 @@ agent records them); then, on a second device's store:
 * build: the drain thread's query and JSON for that zone (`Digests.due`);
 * judge: `judge_digest` on the payload (parse and every entry's checks);
 * first merge: the whole digest into an empty store (a device restarted without its store),
-  one store transaction per entry, as `PeerCrossings` merges a crossing;
+  in one store transaction, as `PeerCrossings` merges a digest;
 * repeat: the same digest again (every entry already known: no transaction).
 
 Figures are printed, never asserted. On a Raspberry Pi expect several times these.

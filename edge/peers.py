@@ -111,28 +111,40 @@ class PeerCrossings:
         if isinstance(verdict, Refused):
             self.drops.drop("peer digests", f"{verdict.reason} on {message.topic[:200]!r}")
             return
+        news = []
         for crossing in verdict or ():
             held = self.tracker.stamp(crossing.card_ref)
             position = self.tracker.position(crossing.card_ref) or ""
             # A digest mostly repeats what is known (the tracker's order, and this device's
-            # own crossings, held with seq 0): no transaction for that.
+            # own crossings, held with seq 0): those cost nothing.
             if held is None or (
                 held[:2] != crossing.stamp[:2]
                 and (crossing.stamp, crossing.to_zone) > (held, position)
             ):
-                self.merge(crossing, now)
+                news.append(crossing)
+        if news:
+            self.merge_all(news, now)
 
     def merge(self, crossing: PeerCrossing, now: Instant) -> bool:
-        """Merge a judged crossing into the store and the tracker; return whether it moved
-        the card (False: an older or repeated crossing, or the store failed).
+        """Merge one judged crossing; return whether it moved the card (False: an older or
+        repeated crossing, or the store failed)."""
+        return bool(self.merge_all([crossing], now))
 
-        Callable once per crossing from any inbound message (a crossing, a digest's entry);
-        a conflict it finds is recorded at `now`.
+    def merge_all(self, crossings: list[PeerCrossing], now: Instant) -> int:
+        """Merge judged crossings (one per card) into the store and the tracker in one
+        transaction; return how many moved a card. A conflict found is recorded at `now`.
+
+        One transaction for a whole digest: a gate relearning thousands of positions holds
+        its loop for one commit, not one per card.
         """
-        if self.tracker.forgotten(crossing.to_zone, crossing.stamp):
-            return False  # from before the zone's forgiveness here: stale
-        conflict = self._conflict(crossing, now)
+        # A crossing from before its zone's forgiveness here is stale: it is not merged.
+        fresh = [c for c in crossings if not self.tracker.forgotten(c.to_zone, c.stamp)]
+        found = [(c, self._conflict(c, now)) for c in fresh]
+        conflicts = [x for _, x in found if x is not None]
+        if not found:
+            return 0
         db = self.store.db
+        moved: list[tuple[PeerCrossing, EventRecord | None]] = []
         try:
             # No fsync of its own: the merge reaches the disk with the next event's fsync'd
             # commit (WAL frames are synced in order). A power cut before it loses only
@@ -140,27 +152,31 @@ class PeerCrossings:
             # fsync per peer crossing would hold taps up behind the peers' traffic. A conflict
             # (rare) is an alarm, and goes to disk at once like every other.
             level = db.execute("PRAGMA synchronous").fetchone()[0]
-            if conflict is None:
+            if not conflicts:
                 db.execute("PRAGMA synchronous=NORMAL")
             try:
                 with self.store.transaction() as db:
-                    moved = state.merge_position(
-                        db,
-                        crossing.card_ref,
-                        crossing.to_zone,
-                        crossing.stamp,
-                        own=False,
-                        origin=(crossing.from_zone or None, None),
-                    )
-                    if moved and conflict is not None:
-                        outbox.append(db, self.device, [conflict], self.clock_synced())
+                    for crossing, conflict in found:
+                        if state.merge_position(
+                            db,
+                            crossing.card_ref,
+                            crossing.to_zone,
+                            crossing.stamp,
+                            own=False,
+                            origin=(crossing.from_zone or None, None),
+                        ):
+                            moved.append((crossing, conflict))
+                    raised = [x for _, x in moved if x is not None]
+                    if raised:
+                        outbox.append(db, self.device, raised, self.clock_synced())
             finally:
                 db.execute(f"PRAGMA synchronous={int(level)}")
         except sqlite3.Error as exc:
-            # A full or failing disk: the position stays as it was, in memory as on disk.
+            # A full or failing disk: the positions stay as they were, in memory as on disk.
             self.drops.drop("peer crossings", f"the store failed ({exc})")
-            return False
-        if moved:  # only once committed, so memory never runs ahead of the store
+            return 0
+        # Only once committed, so memory never runs ahead of the store.
+        for crossing, conflict in moved:
             self.tracker.merge(crossing.card_ref, crossing.to_zone, crossing.stamp)
             self.applied += 1
             if conflict is not None:
@@ -170,9 +186,13 @@ class PeerCrossings:
                     conflict.data["zone"],
                     conflict.data["peer"],
                 )
-        _, device, seq = crossing.stamp
-        log.debug("peer crossing %s:%d %s", device, seq, "applied" if moved else "already known")
-        return moved
+        if log.isEnabledFor(logging.DEBUG):
+            done = {id(c) for c, _ in moved}
+            for crossing in fresh:
+                _, device, seq = crossing.stamp
+                verdict = "applied" if id(crossing) in done else "already known"
+                log.debug("peer crossing %s:%d %s", device, seq, verdict)
+        return len(moved)
 
     def _conflict(self, crossing: PeerCrossing, now: Instant) -> EventRecord | None:
         held = self.tracker.contradicted(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from types import MappingProxyType
 
 from edge.core.clock import utc_text
@@ -114,6 +114,19 @@ class AntiPassbackTracker:
         if held is None or stamp >= held:
             self._positions[card_ref] = to_zone
             self._stamps[card_ref] = stamp
+
+    def causal(self, card_ref: str, now: datetime) -> datetime:
+        """Return the time to stamp this device's next crossing of the card with: `now`, or
+        1 ms after the position's stamp if that is later (a peer's clock ahead of this one).
+
+        A crossing made after this device learnt the card's last one is then later wherever
+        the two meet, whatever the clocks say: an exit here is never lost to the entry it
+        follows. A peer's stamp is at most 5 minutes ahead (later ones are refused).
+        """
+        held = self._stamps.get(card_ref)
+        if held is None:
+            return now
+        return max(now, datetime.fromisoformat(held[0]) + timedelta(milliseconds=1))
 
     def forgive(self, card_ref: str, zone: str | None, stamp: Stamp) -> tuple[bool, str | None]:
         """Put the card nowhere as of `stamp` (when a zone is given, only if the card is in it

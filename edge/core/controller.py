@@ -297,14 +297,14 @@ class Controller:
     def _crossed(self, crossing: Passage | None, at: Instant) -> list[Output]:
         if crossing is None:
             return []
-        self.passback.crossed(
-            crossing.card_ref, crossing.to_zone, (utc_text(at.utc), self.spec.id, 0)
-        )
+        # Stamped causally: after the card's last crossing as this device knows it.
+        ts = self.passback.causal(crossing.card_ref, at.utc)
+        self.passback.crossed(crossing.card_ref, crossing.to_zone, (utc_text(ts), self.spec.id, 0))
         out: list[Output] = [
             record(
                 EventKind.ACCESS,
                 "crossing",
-                at.utc,
+                ts,
                 door=self._readers[crossing.reader].door,
                 reader=crossing.reader,
                 direction=str(crossing.direction),
@@ -416,13 +416,14 @@ class Controller:
                     self._occupancy(zone, at),
                 ]
             case ForgivePosition(card_ref=card_ref, zone=zone, by=by):
-                stamp = (utc_text(at.utc), self.spec.id, 0)
+                ts = self.passback.causal(card_ref, at.utc)  # after what it forgives
+                stamp = (utc_text(ts), self.spec.id, 0)
                 changed, held = self.passback.forgive(card_ref, zone, stamp)
                 return [
                     record(
                         EventKind.SYSTEM,
                         "anti_passback_card_forgiven",
-                        at.utc,
+                        ts,
                         card_ref=card_ref,
                         zone=zone,
                         by=by,

@@ -18,7 +18,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from edge.core.antipassback import AntiPassbackTracker
+from edge.core.antipassback import AntiPassbackTracker, Stamp
 from edge.core.clock import Instant
 from edge.core.outputs import EventKind, EventRecord, Output, record
 from edge.link import topics
@@ -29,6 +29,7 @@ from edge.store import Store, outbox, state
 
 log = logging.getLogger(__name__)
 LOG_EVERY_S = 60.0  # one line per minute at most for dropped crossings, with the count
+MAX_ASIDE = 10_000  # contradictions learnt from digests, waiting for their crossings
 
 
 class DropLog:
@@ -78,6 +79,8 @@ class PeerCrossings:
         self.applied = 0
         self.conflicts = 0
         self.drops = DropLog()
+        # (card_ref, stamp) -> the conflict a digest's entry showed, until its crossing comes
+        self._aside: dict[tuple[str, Stamp], EventRecord] = {}
 
     def __repr__(self) -> str:
         return (
@@ -123,28 +126,44 @@ class PeerCrossings:
             ):
                 news.append(crossing)
         if news:
-            self.merge_all(news, now)
+            # A digest holds each card's latest crossing only: one that left another zone
+            # than the one this device saw it enter may have gone out and come back in
+            # between, so a digest never raises a conflict (the crossings themselves do).
+            self.merge_all(news, now, report=False)
 
     def merge(self, crossing: PeerCrossing, now: Instant) -> bool:
         """Merge one judged crossing; return whether it moved the card (False: an older or
         repeated crossing, or the store failed)."""
         return bool(self.merge_all([crossing], now))
 
-    def merge_all(self, crossings: list[PeerCrossing], now: Instant) -> int:
+    def merge_all(self, crossings: list[PeerCrossing], now: Instant, report: bool = True) -> int:
         """Merge judged crossings (one per card) into the store and the tracker in one
-        transaction; return how many moved a card. A conflict found is recorded at `now`.
+        transaction; return how many moved a card.
+
+        `report`: these are crossings as their gate sent them, so a contradiction of this
+        device's own crossing is recorded as a conflict at `now`. A digest's entries are
+        not (`report=False`): the card may have gone out and come back in between. A
+        contradiction a digest brings is kept aside instead, and reported when the crossing
+        itself arrives (a cut-off gate's backlog follows its digest), so learning a position
+        from a digest first does not hide the conflict.
 
         One transaction for a whole digest: a gate relearning thousands of positions holds
         its loop for one commit, not one per card.
         """
         # A crossing from before its zone's forgiveness here is stale: it is not merged.
         fresh = [c for c in crossings if not self.tracker.forgotten(c.to_zone, c.stamp)]
-        found = [(c, self._conflict(c, now)) for c in fresh]
-        conflicts = [x for _, x in found if x is not None]
-        if not found:
+        if not fresh:
             return 0
+        found = [(c, self._conflict(c, now)) for c in fresh]
+        # (crossing, the conflict it raises if it moves the card, one confirmed regardless)
+        items = [
+            (c, x, self._aside.pop((c.card_ref, c.stamp), None)) if report else (c, None, None)
+            for c, x in found
+        ]
+        alarming = any(x is not None or y is not None for _, x, y in items)
         db = self.store.db
-        moved: list[tuple[PeerCrossing, EventRecord | None]] = []
+        moved: list[PeerCrossing] = []
+        raised: list[EventRecord] = []
         try:
             # No fsync of its own: the merge reaches the disk with the next event's fsync'd
             # commit (WAL frames are synced in order). A power cut before it loses only
@@ -152,11 +171,11 @@ class PeerCrossings:
             # fsync per peer crossing would hold taps up behind the peers' traffic. A conflict
             # (rare) is an alarm, and goes to disk at once like every other.
             level = db.execute("PRAGMA synchronous").fetchone()[0]
-            if not conflicts:
+            if not alarming:
                 db.execute("PRAGMA synchronous=NORMAL")
             try:
                 with self.store.transaction() as db:
-                    for crossing, conflict in found:
+                    for crossing, conflict, confirmed in items:
                         if state.merge_position(
                             db,
                             crossing.card_ref,
@@ -165,8 +184,14 @@ class PeerCrossings:
                             own=False,
                             origin=(crossing.from_zone or None, None),
                         ):
-                            moved.append((crossing, conflict))
-                    raised = [x for _, x in moved if x is not None]
+                            moved.append(crossing)
+                            if conflict is not None:
+                                raised.append(conflict)
+                        elif confirmed is not None:  # recorded now, when it is confirmed
+                            data = confirmed.data
+                            raised.append(
+                                record(EventKind.ALARM, confirmed.type, now.utc, **data).event
+                            )
                     if raised:
                         outbox.append(db, self.device, raised, self.clock_synced())
             finally:
@@ -176,23 +201,34 @@ class PeerCrossings:
             self.drops.drop("peer crossings", f"the store failed ({exc})")
             return 0
         # Only once committed, so memory never runs ahead of the store.
-        for crossing, conflict in moved:
+        for crossing in moved:
             self.tracker.merge(crossing.card_ref, crossing.to_zone, crossing.stamp)
             self.applied += 1
-            if conflict is not None:
-                self.conflicts += 1
-                log.warning(
-                    "anti-passback conflict in zone %s with %s",
-                    conflict.data["zone"],
-                    conflict.data["peer"],
-                )
+        if not report:
+            contradicted = {id(c): x for c, x in found if x is not None}
+            for crossing in moved:
+                if id(crossing) in contradicted:
+                    self._set_aside(crossing, contradicted[id(crossing)])
+        for conflict in raised:
+            self.conflicts += 1
+            log.warning(
+                "anti-passback conflict in zone %s with %s",
+                conflict.data["zone"],
+                conflict.data["peer"],
+            )
         if log.isEnabledFor(logging.DEBUG):
-            done = {id(c) for c, _ in moved}
+            done = {id(c) for c in moved}
             for crossing in fresh:
                 _, device, seq = crossing.stamp
                 verdict = "applied" if id(crossing) in done else "already known"
                 log.debug("peer crossing %s:%d %s", device, seq, verdict)
         return len(moved)
+
+    def _set_aside(self, crossing: PeerCrossing, conflict: EventRecord) -> None:
+        """Keep a digest's contradiction until its crossing arrives (the oldest give way)."""
+        self._aside[(crossing.card_ref, crossing.stamp)] = conflict
+        while len(self._aside) > MAX_ASIDE:
+            del self._aside[next(iter(self._aside))]
 
     def _conflict(self, crossing: PeerCrossing, now: Instant) -> EventRecord | None:
         held = self.tracker.contradicted(

@@ -26,6 +26,7 @@ class PeerCutoff:
         self.lost_after_s = lost_after_s
         self._down_since: Instant | None = None  # None: up, or an agent without a link
         self._raised: dict[str, str] = {}  # zone -> UTC text of when the link went down
+        self._settled = False  # the cut-off has been acted on since the link went down
 
     def __repr__(self) -> str:
         state = "up" if self._down_since is None else f"down since {utc_text(self._down_since.utc)}"
@@ -35,8 +36,10 @@ class PeerCutoff:
         """The link came up or went down at `at`."""
         if up:
             self._down_since = None
+            self._settled = False
         elif self._down_since is None:
             self._down_since = at
+            self._settled = False
 
     def cut_off(self, at: Instant) -> bool:
         """Return whether the link has been down for `lost_after_s` at `at`."""
@@ -44,14 +47,18 @@ class PeerCutoff:
         return down is not None and at.mono - down.mono >= self.lost_after_s
 
     def next_deadline(self) -> float | None:
-        """Return the monotonic time the device becomes cut off, if the link is down."""
-        if self._down_since is None or self._raised:
+        """Return the monotonic time the device becomes cut off, if the link is down and that
+        has not been acted on yet (with no soft zone there is nothing to raise, and no
+        deadline once it has passed)."""
+        if self._down_since is None or self._settled:
             return None
         return self._down_since.mono + self.lost_after_s
 
     def settle(self, at: Instant, soft_zones: Iterable[str]) -> list[Output]:
         """Raise the alarm of each soft-fallback zone while cut off; clear those no longer so."""
-        want = set(soft_zones) if self.cut_off(at) else set()
+        cut_off = self.cut_off(at)
+        self._settled = self._settled or cut_off
+        want = set(soft_zones) if cut_off else set()
         out: list[Output] = []
         for zone in sorted(set(self._raised) - want):
             since = self._raised.pop(zone)

@@ -11,6 +11,8 @@ import pytest
 from edge.core.antipassback import AntiPassbackTracker
 from edge.core.clock import Instant
 from edge.link.crossings import PeerCrossing
+from edge.link.messages import InboundMessage
+from edge.link.positions import digest_body
 from edge.peers import PeerCrossings
 from edge.store import Store, outbox, state
 from tests.edge.core.harness import SPEC
@@ -106,4 +108,35 @@ def test_the_conflict_and_the_position_are_one_transaction(store: Store) -> None
     assert side.tracker.stamp(CARD) == OWN
     store.db.execute("DROP TRIGGER no_alarm")
     assert side.merge(crossing, NOW)
+    assert len(alarms(store)) == 1
+
+
+def test_a_digest_never_raises_a_conflict(store: Store) -> None:
+    """A digest holds a card's latest crossing only: after a partition, the card may have gone
+    out and come back in by another gate, an ordinary day, not a card entering twice."""
+    side = gate(store)
+    entry = (CARD, "lobby", "staff", "2026-12-01T00:04:00.000Z", 12)
+    body = digest_body("gate-b", "staff", "2026-12-01T00:05:00.000Z", [entry])
+    side.handle(InboundMessage("edge/s/gate-b/positions/staff", body, True), NOW)
+    assert side.tracker.stamp(CARD) == ("2026-12-01T00:04:00.000Z", "gate-b", 12)
+    assert alarms(store) == []
+
+
+def test_a_conflict_a_digest_showed_is_reported_when_its_crossing_arrives(store: Store) -> None:
+    """A gate back from a partition sends its digest before its backlog: the position is learnt
+    from the digest, and the conflict is reported once the crossing itself comes."""
+    side = gate(store)
+    stamp = ("2026-12-01T00:04:00.000Z", "gate-b", 12)
+    body = digest_body(
+        "gate-b",
+        "staff",
+        "2026-12-01T00:05:00.000Z",
+        [(CARD, "lobby", "staff", stamp[0], stamp[2])],
+    )
+    side.handle(InboundMessage("edge/s/gate-b/positions/staff", body, True), NOW)
+    assert alarms(store) == []
+    assert not side.merge(PeerCrossing(CARD, "lobby", "staff", stamp), NOW)  # known already
+    (alarm,) = alarms(store)
+    assert (alarm["card_ref"], alarm["zone"], alarm["peer"]) == (CARD, "staff", "gate-b")
+    assert not side.merge(PeerCrossing(CARD, "lobby", "staff", stamp), NOW)  # a repeat
     assert len(alarms(store)) == 1

@@ -66,6 +66,9 @@ def test_cut_off_hard_keeps_refusing_and_raises_nothing() -> None:
     h.advance(PEERS_LOST_AFTER_S * 6)
     assert cross(h, "gate-in", "ref-bob")["reason"] == Reason.ANTI_PASSBACK
     assert degraded(h) == []
+    # Once the cut-off has come and gone unnoticed, no timer is left pending (a stepped
+    # clock would otherwise crawl in small steps through a long outage).
+    assert h.controller.next_deadline() is None
 
 
 def test_a_short_outage_is_no_cut_off() -> None:

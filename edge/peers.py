@@ -24,12 +24,13 @@ from edge.core.outputs import EventKind, EventRecord, Output, record
 from edge.link import topics
 from edge.link.crossings import PeerCrossing, Refused, from_the_future, judge
 from edge.link.messages import InboundMessage
-from edge.link.positions import judge_digest
+from edge.link.positions import TAKE_EVERY_S, judge_digest
 from edge.store import Store, outbox, state
 
 log = logging.getLogger(__name__)
 LOG_EVERY_S = 60.0  # one line per minute at most for dropped crossings, with the count
 MAX_ASIDE = 10_000  # contradictions learnt from digests, waiting for their crossings
+MAX_SENDERS = 10_000  # (sender, zone) pairs whose last digest time is kept
 
 
 class DropLog:
@@ -81,6 +82,7 @@ class PeerCrossings:
         self.drops = DropLog()
         # (card_ref, stamp) -> the conflict a digest's entry showed, until its crossing comes
         self._aside: dict[tuple[str, Stamp], EventRecord] = {}
+        self._taken: dict[tuple[str, str], float] = {}  # (sender, zone) -> when last taken
 
     def __repr__(self) -> str:
         return (
@@ -107,6 +109,15 @@ class PeerCrossings:
 
     def _digest(self, message: InboundMessage, now: Instant) -> None:
         """Merge every entry of a digest that passes as a whole; skip what is known already."""
+        levels = topics.positions_levels(message.topic, self.root, self.site)
+        if levels is not None and levels[0] != self.device:
+            last = self._taken.get(levels)
+            if last is not None and now.mono - last < TAKE_EVERY_S:
+                self.drops.drop("peer digests", f"sent again within {TAKE_EVERY_S:g} s")
+                return
+            if last is None and len(self._taken) >= MAX_SENDERS:
+                self._taken.clear()  # a flood of made-up names: forget them all
+            self._taken[levels] = now.mono
         where = (self.root, self.site, self.device)
         verdict = judge_digest(
             message.topic, message.payload, message.retained, where, self.zones, now.utc

@@ -125,8 +125,10 @@ def test_a_stolen_gate_s_hostile_digest_is_dropped_and_the_agent_keeps_deciding(
         assert line.enter("gate-b", 3)["reason"] == "granted"  # the claim was not taken
         assert line.gates["gate-b"].proc.poll() is None
         # What a stolen gate can do (docs/threat-model.md): claim in its own name that a card
-        # is inside a zone it serves, as with a crossing; that card is refused there.
-        hostile.publish(topic, hostile_digest(4), qos=1).wait_for_publish(10)
+        # is inside a zone it serves, as with a crossing; that card is refused there. (On its
+        # lobby digest: a second digest of one zone within a second is dropped unread.)
+        lobby = f"{BASE}/{HOSTILE}/positions/lobby"
+        hostile.publish(lobby, hostile_digest(4, zone="lobby"), qos=1).wait_for_publish(10)
         line.applied("gate-b", f"{HOSTILE}:1")
         assert line.enter("gate-b", 4)["reason"] == "anti_passback"
     finally:

@@ -129,7 +129,8 @@ def test_digests_go_out_on_connect_then_only_when_changed_and_never_first_empty(
         assert not digests.acked(1, True, "Success")
         assert [z for z, _, _ in digests.due(store.db, 120.0, "t")] == ["staff"]
         digests.reset()
-        assert [z for z, _, _ in digests.due(store.db, 121.0, "t")] == ["lobby", "staff"]
+        assert digests.due(store.db, 121.0, "t") == []  # never two rounds within 2 s
+        assert [z for z, _, _ in digests.due(store.db, 122.0, "t")] == ["lobby", "staff"]
 
 
 def test_a_valid_digest_is_judged_into_its_crossings() -> None:
@@ -196,12 +197,28 @@ def test_a_digest_is_merged_entry_by_entry_and_a_repeat_changes_nothing() -> Non
         assert side.applied == 2  # A from the digest; B's entry lost to the later crossing
         statements: list[str] = []
         store.db.conn.set_trace_callback(statements.append)
-        side.handle(message, now)
+        side.handle(message, Instant(1.0, NOW))
         store.db.conn.set_trace_callback(None)
         assert statements == []  # known entries: not even a transaction
+        assert side.drops.dropped == 0  # taken (a second later), not dropped
         bad = InboundMessage(TOPIC, digest(device="gate-c"), True)
-        assert side.handle(bad, now) == []
+        assert side.handle(bad, Instant(2.0, NOW)) == []
         assert (side.applied, side.drops.dropped) == (2, 1)
+
+
+def test_a_sender_s_digest_of_a_zone_is_taken_at_most_once_a_second() -> None:
+    with Store(":memory:", memory=True) as store:
+        side = peers(store)
+        message = InboundMessage(TOPIC, digest(), True)
+        side.handle(message, Instant(10.0, NOW))
+        assert side.applied == 1
+        # A flood: dropped unread (a malformed one too), whatever it holds.
+        for _ in range(100):
+            side.handle(InboundMessage(TOPIC, b"not even json", False), Instant(10.5, NOW))
+        assert side.drops.dropped == 100
+        entries = [ENTRY, [B, "lobby", "staff", "2026-12-01T00:00:03.000Z", 4]]
+        side.handle(InboundMessage(TOPIC, digest(entries=entries), False), Instant(11.0, NOW))
+        assert side.applied == 2  # a second on: taken
 
 
 def test_a_full_digest_fits_its_byte_limit() -> None:

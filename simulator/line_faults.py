@@ -41,12 +41,14 @@ def gate_partition(sim: Stage, gate: str, seconds: float) -> Process:
     world.note(f"fault: {gate}'s network path to the broker is cut for {seconds / 60:g} min")
     began = world.engine.now
     cut.cut()
+    sim.cut_began[gate] = began
     if soft_fallback(sim):
         sim.expect_alarm(gate, "anti_passback_degraded")
         # While cut off it grants, flagged, a card it wrongly believes inside.
         sim.allow_alarm(gate, "anti_passback_violation")
     yield seconds
     cut.heal()
+    del sim.cut_began[gate]
     sim.partitions.append((gate, began, world.engine.now))
     world.note(f"{gate}'s network path is healed")
     reconcile(sim, f"the partition of {gate}", began)
@@ -101,8 +103,9 @@ def reconcile(sim: Stage, label: str, since: float, timeout_s: float = RECONCILE
 def handed_back_card(sim: Stage, gate: str) -> Process:
     """Someone inside hands their card back over the line; another person taps it at `gate`.
 
-    The holder is one who came in by another gate, if possible during the latest partition
-    (so the gate tried must have learned it since).
+    The holder is one who came in by another gate: while `gate` is cut off, before it was
+    (what it cannot have heard of, it cannot refuse); otherwise, if possible, during the
+    latest partition (so the gate tried must have learned it since).
     """
     world = sim.world
     after = ""
@@ -120,7 +123,9 @@ def handed_back_card(sim: Stage, gate: str) -> Process:
         and p.case == ""
         and p.profile == "uid"
     ]
-    if sim.partitions:
+    if gate in sim.cut_began:
+        candidates = [p for p in candidates if entered_at[p.staff_no] < sim.cut_began[gate]]
+    elif sim.partitions:
         cut_gate, began, ended = sim.partitions[-1]
         during = [p for p in candidates if began <= entered_at[p.staff_no] <= ended]
         if during:

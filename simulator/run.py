@@ -113,6 +113,7 @@ class Simulation:
         self.fire_at: float | None = None
         self.outages: list[tuple[float, float]] = []  # broker down, simulated seconds
         self.partitions: list[tuple[str, float, float]] = []  # gate, cut, healed
+        self.cut_began: dict[str, float] = {}  # gate -> when its partition began
         self.reconciliations: list[tuple[str, float, float, float, bool]] = []
         # Alarms a fault may cause without having to (a flagged grant while cut off).
         self.allowed_alarms: set[tuple[str, str]] = set()

@@ -31,6 +31,7 @@ class Stage(Protocol):
 
     outages: list[tuple[float, float]]  # broker down, simulated seconds
     partitions: list[tuple[str, float, float]]  # gate, cut, healed (simulated seconds)
+    cut_began: dict[str, float]  # gate -> when its partition began, while it lasts
     # What each wait for the gates to agree again found: label, since, until, real s, ok.
     reconciliations: list[tuple[str, float, float, float, bool]]
     recovery_s: list[float]  # broker back -> console complete, real seconds

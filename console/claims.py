@@ -38,17 +38,18 @@ _COMMON: Final[dict[str, frozenset[str]]] = {
             "lockdown",
             "fire_reset",
             "fire_reset_refused",
-            "occupancy_reset",
-            "anti_passback_forgiven",
             "unknown_input",
         }
     ),
     "command": frozenset({"accepted", "refused"}),
     "alarm": frozenset({"store_corrupt", "hardware_fault", "credentials_stale"}),
 }
-# Anti-passback positions, button exits and card alarms are for devices with doors only.
+# Anti-passback positions, head counts (their resets and forgiveness are where the console's
+# summed counts start), button exits and card alarms are for devices with doors only.
 _DOORS: Final[dict[str, frozenset[str]]] = {
-    "system": frozenset({"anti_passback_card_forgiven"}),
+    "system": frozenset(
+        {"anti_passback_card_forgiven", "anti_passback_forgiven", "occupancy_reset"}
+    ),
     "access": frozenset({"granted", "denied", "crossing", "button_exit"}),
     "door": frozenset({"exit_pressed", "mode", "unlocked", "locked", "opened", "closed"}),
     "alarm": frozenset(

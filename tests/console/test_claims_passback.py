@@ -112,6 +112,9 @@ def test_a_gate_may_claim_the_security_lines_events(
         ("alarm", degraded("booth-3f", zone="booth-1")),
         ("alarm", conflict("booth-3f", zone="booth-1")),
         ("system", forgiven("booth-3f", zone="booth-1")),
+        # Where the line's summed head counts start: a stolen sensor node may not move it.
+        ("system", body("booth-3f", "system", "anti_passback_forgiven", zone="booth-1")),
+        ("system", body("booth-3f", "system", "occupancy_reset", zone="booth-1", count=0)),
     ],
 )
 def test_a_sensor_node_may_not_claim_them(site: Registry, kind: str, made: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.core.credentials import CardProfile, Credential, DenyReason
+from edge.link.crossings import served_zones
 from edge.link.mqtt import LinkError, publish_and_watch
 from edge.link.topics import credentials as credentials_topic
 from edge.link.topics import status as status_topic
@@ -86,7 +87,12 @@ def check_zone_settings(registry: Registry, site_dir: Path) -> None:
     seen: dict[str, dict[tuple[str, str, str], list[str]]] = {}
     for device in device_ids(registry):
         config = load_config(site_dir / "devices" / f"{device}.toml")
+        # Only devices with a door into or out of the zone share its positions (a sensor
+        # node watching it does not).
+        served = served_zones(config)
         for zone in config.zones:
+            if zone.id not in served:
+                continue
             forgive = zone.anti_passback_forgive_at
             value = (
                 zone.anti_passback,
@@ -97,6 +103,8 @@ def check_zone_settings(registry: Registry, site_dir: Path) -> None:
     for zone_id, values in sorted(seen.items()):
         if len(values) < 2 or zone_id in settled:
             continue
+        if all(mode == "off" for mode, _, _ in values):
+            continue  # off everywhere: when it is forgiven, or how it falls back, is moot
         found = "; ".join(
             f"{', '.join(devices)}: anti_passback={mode} forgive_at={forgive} offline={offline}"
             for (mode, forgive, offline), devices in sorted(values.items())

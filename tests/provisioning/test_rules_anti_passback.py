@@ -138,3 +138,24 @@ def test_a_policy_without_an_offline_fallback_falls_back_hard() -> None:
     assert again.anti_passback_offline == {"staff": "hard"}
     soft = policy_from_json({"anti_passback": {"staff": {"mode": "hard", "offline": "soft"}}})
     assert policy_from_json(policy_to_json(soft)).anti_passback_offline == {"staff": "soft"}
+
+
+def test_only_devices_with_a_door_on_the_zone_and_a_mode_other_than_off_must_agree(
+    tmp_path: Path,
+) -> None:
+    site = two_gates(tmp_path)
+    # Off on both gates: when they would forgive it, or fall back, is moot.
+    soften(site, "gate-b", "anti_passback_offline", '"soft"')
+    for gate in ("gate-a", "gate-b"):
+        soften(site, gate, "anti_passback", '"off"')
+    code, text = publish(site, tmp_path / "out")
+    assert code == 0, text
+    # A zone that a device lists without a door on it: not that device's to share.
+    site2 = two_gates(tmp_path / "second")
+    path = site2 / "devices" / "gate-b.toml"
+    extra = '\n[[zones]]\nid = "archive"\nname = "Archive"\nkind = "area"\nanti_passback = "soft"\n'
+    path.write_text(path.read_text() + extra)
+    path = site2 / "devices" / "gate-a.toml"
+    path.write_text(path.read_text() + extra.replace('"soft"', '"hard"'))
+    code, text = publish(site2, tmp_path / "out2")
+    assert code == 0, text

@@ -145,8 +145,12 @@ def crossing_levels(topic: str, root: str, site: str) -> tuple[str, str] | None:
 
     The levels are returned as they arrived; the caller judges them.
     """
+    return _zone_levels(topic, root, site, "crossings")
+
+
+def _zone_levels(topic: str, root: str, site: str, branch: str) -> tuple[str, str] | None:
     levels = device_levels(topic, root, site)
-    if levels is None or len(levels) != 3 or levels[1] != "crossings":
+    if levels is None or len(levels) != 3 or levels[1] != branch:
         return None
     return levels[0], levels[2]
 
@@ -166,10 +170,7 @@ def positions_levels(topic: str, root: str, site: str) -> tuple[str, str] | None
 
     The levels are returned as they arrived; the caller judges them.
     """
-    levels = device_levels(topic, root, site)
-    if levels is None or len(levels) != 3 or levels[1] != "positions":
-        return None
-    return levels[0], levels[2]
+    return _zone_levels(topic, root, site, "positions")
 
 
 PEER_BRANCHES = ("crossings", "positions")

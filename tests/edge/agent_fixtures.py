@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -15,6 +17,7 @@ from edge.core.policy import AccessPolicy, Rule
 from edge.signing import public_key_hex
 from edge.store import Store
 from edge.store.credentials import SqliteCredentials
+from simulator.readers import SimCardReader
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "firmware_config" / "examples"
 KEY = bytes(range(1, 33))
@@ -93,3 +96,14 @@ def with_keypad(
     keypad = f'debounce_s = 0.0\npin = "{pin}"\nkeypad = {matrix}\n'
     text = text.replace('id = "gate-east-in"\n', f'id = "gate-east-in"\n{keypad}', 1)
     device.config.write_text(text, encoding="utf-8")
+
+
+def keep_readers(readers: dict[str, SimCardReader]) -> Callable[[Any, Any, Any], SimCardReader]:
+    """Return a reader factory for `build_agent` that keeps each simulated reader it makes."""
+
+    def make(cfg: Any, referencer: Any, card_keys: Any) -> SimCardReader:
+        reader = SimCardReader(cfg.id, referencer, cfg.debounce_s)
+        readers[cfg.id] = reader
+        return reader
+
+    return make

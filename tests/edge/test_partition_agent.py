@@ -22,7 +22,7 @@ from simulator.clock import FakeClock
 from simulator.pins import WatchedFactory, idle_inputs
 from simulator.readers import SimCardReader
 
-from .agent_fixtures import enrol, felica, sim_config
+from .agent_fixtures import enrol, felica, keep_readers, sim_config
 from .test_runtime import GATE_CONTACT, GATE_EXIT, outbox
 
 
@@ -53,10 +53,7 @@ class Gate:
         self.readers: dict[str, SimCardReader] = {}
         config = load_config(device.config)
 
-        def reader_factory(cfg, referencer, card_keys):  # type: ignore[no-untyped-def]
-            reader = SimCardReader(cfg.id, referencer, cfg.debounce_s)
-            self.readers[cfg.id] = reader
-            return reader
+        reader_factory = keep_readers(self.readers)
 
         connection = None if link is None else Connection(Inbox(), link, keys=None)
         self.agent, startup = build_agent(

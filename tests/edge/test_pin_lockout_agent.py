@@ -24,7 +24,7 @@ from simulator.keypad import SimulatedMatrix
 from simulator.pins import WatchedFactory, idle_inputs
 from simulator.readers import SimCardReader
 
-from .agent_fixtures import KEY, felica, sim_config, with_keypad
+from .agent_fixtures import KEY, felica, keep_readers, sim_config, with_keypad
 from .test_runtime import GATE_RELAY, outbox
 
 ROWS, COLS = (2, 3, 4, 7), (8, 9, 10)
@@ -52,10 +52,7 @@ class LockoutGate:
         self.readers: dict[str, SimCardReader] = {}
         config = load_config(device.config)
 
-        def reader_factory(cfg, referencer, card_keys):  # type: ignore[no-untyped-def]
-            reader = SimCardReader(cfg.id, referencer, cfg.debounce_s)
-            self.readers[cfg.id] = reader
-            return reader
+        reader_factory = keep_readers(self.readers)
 
         self.agent, startup = build_agent(
             config,

@@ -22,7 +22,7 @@ from firmware_config.loader import load_config
 from simulator.pins import WatchedFactory, idle_inputs
 from simulator.readers import SimCardReader
 
-from .agent_fixtures import SimDevice, enrol, felica, sim_config
+from .agent_fixtures import SimDevice, enrol, felica, keep_readers, sim_config
 
 GATE_RELAY, GATE_CONTACT, GATE_EXIT = 17, 27, 22
 STAIR_RELAY_FIRE = None
@@ -41,10 +41,7 @@ class Running:
         self.readers: dict[str, SimCardReader] = {}
         config = load_config(device.config)
 
-        def reader_factory(cfg, referencer, card_keys):  # type: ignore[no-untyped-def]
-            reader = SimCardReader(cfg.id, referencer, cfg.debounce_s)
-            self.readers[cfg.id] = reader
-            return reader
+        reader_factory = keep_readers(self.readers)
 
         self.agent, startup = build_agent(
             config,

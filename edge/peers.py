@@ -29,8 +29,9 @@ from edge.store import Store, outbox, state
 
 log = logging.getLogger(__name__)
 LOG_EVERY_S = 60.0  # one line per minute at most for dropped crossings, with the count
-MAX_ASIDE = 10_000  # contradictions learnt from digests, waiting for their crossings
-MAX_SENDERS = 10_000  # (sender, zone) pairs whose last digest time is kept
+MAX_ASIDE = 10_000  # cards with contradictions learnt from digests, awaiting their crossings
+MAX_SENDERS = 10_000  # (sender, zone) pairs whose digest bucket is kept
+TAKE_BURST = 3  # live digests of one sender and zone taken at once before the rate applies
 
 
 class DropLog:
@@ -80,9 +81,9 @@ class PeerCrossings:
         self.applied = 0
         self.conflicts = 0
         self.drops = DropLog()
-        # (card_ref, stamp) -> the conflict a digest's entry showed, until its crossing comes
-        self._aside: dict[tuple[str, Stamp], EventRecord] = {}
-        self._taken: dict[tuple[str, str], float] = {}  # (sender, zone) -> when last taken
+        # card_ref -> {stamp: the conflict a digest's entry showed}, until its crossing comes
+        self._aside: dict[str, dict[Stamp, EventRecord]] = {}
+        self._taken: dict[tuple[str, str], tuple[float, float]] = {}  # -> (tokens, when)
 
     def __repr__(self) -> str:
         return (
@@ -110,14 +111,12 @@ class PeerCrossings:
     def _digest(self, message: InboundMessage, now: Instant) -> None:
         """Merge every entry of a digest that passes as a whole; skip what is known already."""
         levels = topics.positions_levels(message.topic, self.root, self.site)
-        if levels is not None and levels[0] != self.device:
-            last = self._taken.get(levels)
-            if last is not None and now.mono - last < TAKE_EVERY_S:
-                self.drops.drop("peer digests", f"sent again within {TAKE_EVERY_S:g} s")
-                return
-            if last is None and len(self._taken) >= MAX_SENDERS:
-                self._taken.clear()  # a flood of made-up names: forget them all
-            self._taken[levels] = now.mono
+        # A retained digest comes only when this device subscribes (it connected): never
+        # limited, so the answers to its hello that follow at once are taken too.
+        live = levels is not None and levels[0] != self.device and not message.retained
+        if live and levels is not None and not self._take(levels, now.mono):
+            self.drops.drop("peer digests", f"more than one a {TAKE_EVERY_S:g} s")
+            return
         where = (self.root, self.site, self.device)
         verdict = judge_digest(
             message.topic, message.payload, message.retained, where, self.zones, now.utc
@@ -141,6 +140,22 @@ class PeerCrossings:
             # than the one this device saw it enter may have gone out and come back in
             # between, so a digest never raises a conflict (the crossings themselves do).
             self.merge_all(news, now, report=False)
+
+    def _take(self, key: tuple[str, str], mono: float) -> bool:
+        """Take one live digest of (sender, zone) from its bucket; False if it is empty.
+
+        A bucket holds TAKE_BURST digests and gains one every TAKE_EVERY_S: an honest gate's
+        digests (a round every 2 s at most) always pass; a flood passes one a second.
+        """
+        tokens, last = self._taken.get(key, (float(TAKE_BURST), mono))
+        tokens = min(float(TAKE_BURST), tokens + (mono - last) / TAKE_EVERY_S)
+        if key not in self._taken and len(self._taken) >= MAX_SENDERS:
+            self._taken.clear()  # a flood of made-up names: forget them all
+        if tokens < 1.0:
+            self._taken[key] = (tokens, mono)
+            return False
+        self._taken[key] = (tokens - 1.0, mono)
+        return True
 
     def merge(self, crossing: PeerCrossing, now: Instant) -> bool:
         """Merge one judged crossing; return whether it moved the card (False: an older or
@@ -167,10 +182,7 @@ class PeerCrossings:
             return 0
         found = [(c, self._conflict(c, now)) for c in fresh]
         # (crossing, the conflict it raises if it moves the card, one confirmed regardless)
-        items = [
-            (c, x, self._aside.pop((c.card_ref, c.stamp), None)) if report else (c, None, None)
-            for c, x in found
-        ]
+        items = [(c, x, self._confirmed(c)) if report else (c, None, None) for c, x in found]
         alarming = any(x is not None or y is not None for _, x, y in items)
         db = self.store.db
         moved: list[PeerCrossing] = []
@@ -237,9 +249,28 @@ class PeerCrossings:
 
     def _set_aside(self, crossing: PeerCrossing, conflict: EventRecord) -> None:
         """Keep a digest's contradiction until its crossing arrives (the oldest give way)."""
-        self._aside[(crossing.card_ref, crossing.stamp)] = conflict
+        self._aside.setdefault(crossing.card_ref, {})[crossing.stamp] = conflict
         while len(self._aside) > MAX_ASIDE:
             del self._aside[next(iter(self._aside))]
+
+    def _confirmed(self, crossing: PeerCrossing) -> EventRecord | None:
+        """Return the contradiction set aside for this very crossing, if it still stands.
+
+        A crossing of the card that left the zone this device saw it enter, between this
+        device's own crossing and the one set aside, shows the card went out before it came
+        back (its gate's backlog comes in order): that contradiction is withdrawn.
+        """
+        held = self._aside.get(crossing.card_ref)
+        if not held:
+            return None
+        confirmed = held.pop(crossing.stamp, None)
+        for stamp, conflict in list(held.items()):
+            own_ts, zone = conflict.data["own_ts"], conflict.data["zone"]
+            if crossing.from_zone == zone and own_ts < crossing.stamp[0] and crossing.stamp < stamp:
+                del held[stamp]
+        if not held:
+            del self._aside[crossing.card_ref]
+        return confirmed
 
     def _conflict(self, crossing: PeerCrossing, now: Instant) -> EventRecord | None:
         held = self.tracker.contradicted(

@@ -140,3 +140,20 @@ def test_a_conflict_a_digest_showed_is_reported_when_its_crossing_arrives(store:
     assert (alarm["card_ref"], alarm["zone"], alarm["peer"]) == (CARD, "staff", "gate-b")
     assert not side.merge(PeerCrossing(CARD, "lobby", "staff", stamp), NOW)  # a repeat
     assert len(alarms(store)) == 1
+
+
+def test_a_card_that_went_out_and_back_in_elsewhere_is_no_conflict_whatever_the_order(
+    store: Store,
+) -> None:
+    """The digest (the card's latest entry) lands first; the backlog follows in order: the exit
+    withdraws what the digest set aside, and the entry raises nothing."""
+    side = gate(store)
+    out = ("2026-12-01T00:02:00.000Z", "gate-b", 11)
+    back = ("2026-12-01T00:04:00.000Z", "gate-b", 12)
+    body = digest_body(
+        "gate-b", "staff", "2026-12-01T00:05:00.000Z", [(CARD, "lobby", "staff", back[0], 12)]
+    )
+    side.handle(InboundMessage("edge/s/gate-b/positions/staff", body, True), NOW)
+    assert not side.merge(PeerCrossing(CARD, "staff", "lobby", out), NOW)
+    assert not side.merge(PeerCrossing(CARD, "lobby", "staff", back), NOW)
+    assert alarms(store) == []

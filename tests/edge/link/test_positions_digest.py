@@ -206,19 +206,25 @@ def test_a_digest_is_merged_entry_by_entry_and_a_repeat_changes_nothing() -> Non
         assert (side.applied, side.drops.dropped) == (2, 1)
 
 
-def test_a_sender_s_digest_of_a_zone_is_taken_at_most_once_a_second() -> None:
+def test_a_sender_s_live_digests_of_a_zone_are_taken_a_few_at_once_then_one_a_second() -> None:
     with Store(":memory:", memory=True) as store:
         side = peers(store)
-        message = InboundMessage(TOPIC, digest(), True)
-        side.handle(message, Instant(10.0, NOW))
+        # Retained (what the broker kept, handed over when this gate subscribes) then the live
+        # answers to its hello a moment later: all taken.
+        side.handle(InboundMessage(TOPIC, digest(), True), Instant(10.0, NOW))
         assert side.applied == 1
-        # A flood: dropped unread (a malformed one too), whatever it holds.
+        entries = [ENTRY, [B, "lobby", "staff", "2026-12-01T00:00:03.000Z", 4]]
+        side.handle(InboundMessage(TOPIC, digest(entries=entries), False), Instant(10.02, NOW))
+        assert (side.applied, side.drops.dropped) == (2, 0)
+        # A flood: two more live ones are read (the burst), the rest dropped unread.
         for _ in range(100):
             side.handle(InboundMessage(TOPIC, b"not even json", False), Instant(10.5, NOW))
         assert side.drops.dropped == 100
-        entries = [ENTRY, [B, "lobby", "staff", "2026-12-01T00:00:03.000Z", 4]]
-        side.handle(InboundMessage(TOPIC, digest(entries=entries), False), Instant(11.0, NOW))
-        assert side.applied == 2  # a second on: taken
+        entries = [ENTRY, [C, "lobby", "staff", "2026-12-01T00:00:05.000Z", 6]]
+        side.handle(InboundMessage(TOPIC, digest(entries=entries), False), Instant(10.9, NOW))
+        assert side.applied == 2  # still within the second: dropped
+        side.handle(InboundMessage(TOPIC, digest(entries=entries), False), Instant(11.6, NOW))
+        assert side.applied == 3  # a second on: taken
 
 
 def test_a_full_digest_fits_its_byte_limit() -> None:

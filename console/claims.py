@@ -71,6 +71,8 @@ _DOORS: Final[dict[str, frozenset[str]]] = {
 }
 # Movements through a door: both ends must be the two zones its door joins.
 _PASSAGES: Final = frozenset({"crossing", "button_exit"})
+# Where the console's summed head counts start (console.headcount).
+_BASELINES: Final = frozenset({"occupancy_reset", "anti_passback_forgiven"})
 _SENSORS: Final[dict[str, frozenset[str]]] = {
     "presence": frozenset({"occupied", "vacant"}),
     "occupancy": frozenset({"zone"}),
@@ -170,6 +172,11 @@ class Claims:
                     return f"to_zone {_show(zone)} is not a zone id"
             elif zone is not None and not _one_of(zone, self.zones):
                 return f"{key} {_show(zone)} is not one of its zones"
+        if type_ in _BASELINES and fields.get("zone") not in {
+            z for ends in self.doors.values() for z in ends
+        }:
+            # Where the line's summed head count starts: only a zone a door of its leads to.
+            return f"zone {_show(fields.get('zone'))} is not a zone its doors lead to"
         if type_ in ("anti_passback_conflict", "anti_passback_degraded"):
             problem = _passback_fields(fields, type_, self.device)
             if problem:

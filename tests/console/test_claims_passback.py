@@ -150,3 +150,17 @@ def test_a_gate_may_not_claim_them_about_what_it_does_not_serve(
 ) -> None:
     problem = claims(site, "gate-1").event(kind, made)
     assert why in str(problem), problem
+
+
+def test_a_gate_may_not_start_the_count_of_a_zone_none_of_its_doors_leads_to(
+    tmp_path: Path,
+) -> None:
+    site_dir = provision(tmp_path, gates=("gate-1",), sensors=())
+    config = site_dir / "devices" / "gate-1.toml"
+    extra = '\n[[zones]]\nid = "archive"\nname = "Archive"\nkind = "area"\n'
+    config.write_text(config.read_text() + extra)
+    gate = claims(Registry(site_dir, SITE), "gate-1")
+    for type_ in ("occupancy_reset", "anti_passback_forgiven"):
+        made = body("gate-1", "system", type_, zone="archive", count=0)
+        assert "zone archive is not a zone its doors lead to" in str(gate.event("system", made))
+        assert gate.event("system", made | {"zone": "staff-area"}) is None

@@ -10,8 +10,9 @@ while cut, so nobody else can take it.
 `cut(silent=True)` is a cable pulled with nothing to tell either side: open connections stay
 up but every byte is dropped, and new connections are accepted and never answered, so each
 side finds out only by its own keepalive (paho after 1.5 keepalives; mosquitto then sends
-the client's will). `heal()` resets whatever the silence still holds, as the far ends would
-have given up on it.
+the client's will). An end that closes meanwhile is closed alone: the far side hears
+nothing. `heal()` resets whatever the silence still holds, as the far ends would have given
+up on it.
 
 Threads: one accepts, two per connection copy bytes; `close()` joins them all.
 """
@@ -87,6 +88,7 @@ class NetCut:
         self.bytes_up = 0  # client → target
         self.bytes_down = 0  # target → client
         self.bytes_dropped = 0  # swallowed by a silent cut
+        self.ends_closed = 0  # ends that closed during a silent cut, kept from the far side
         self._acceptor = threading.Thread(
             target=self._accept_loop, name=f"netcut-{self.port}", daemon=True
         )
@@ -240,7 +242,8 @@ class NetCut:
                 thread.start()
 
     def _pump(self, pair: _Pair, src: socket.socket, dst: socket.socket, up: bool) -> None:
-        """Copy one direction until either side closes, then drop the pair."""
+        """Copy one direction until either side closes, then drop the pair (while silently
+        cut, close only `src`: the other end is left to `heal()`)."""
         try:
             while data := src.recv(CHUNK):
                 with self._lock:  # counted before it is sent: a reader sees it counted
@@ -255,5 +258,14 @@ class NetCut:
         except OSError:
             pass  # a reset or our own cut: dropping the pair below is the answer to both
         with self._lock:
-            self._pairs.discard(pair)
+            silent = self._is_cut and self._silent and not self._closed
+            if silent:  # the far side must not hear of it: only this end goes
+                self.ends_closed += 1
+                self._changed.notify_all()
+            else:
+                self._pairs.discard(pair)
+        if silent:
+            with contextlib.suppress(OSError):
+                src.close()  # `heal()` or `close()` resets the rest of the pair
+            return
         pair.drop()

@@ -112,6 +112,9 @@ def test_a_silent_cut_is_found_only_by_keepalive_then_heals(broker: Broker) -> N
             client.wait("disconnects", 1)
             watcher.wait_for(lambda ms: any(m.topic == "gate/will" for m in ms), what="the will")
             assert cut.bytes_dropped > 0
+            # The client's closed socket was not passed on: its old connection is still held.
+            assert cut.wait_for(lambda c: c.ends_closed >= 1), cut
+            assert cut.open_connections == 1
             goal = cut.refused + 1  # a reconnect is accepted and held, never answered
             assert cut.wait_for(lambda c: c.refused >= goal), cut
             assert client.connects == 1
@@ -140,6 +143,27 @@ def test_a_raw_connection_is_forwarded_counted_and_dropped() -> None:
                 assert sock.recv(16) == b""
         assert (cut.bytes_up, cut.bytes_down) == (4, 5)
         client.close()
+        upstream.close()
+
+
+def test_an_end_that_closes_during_a_silent_cut_is_kept_from_the_other() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server, NetCut(server.getsockname()[1]) as cut:
+        client = socket.create_connection(("127.0.0.1", cut.port), timeout=5)
+        upstream, _ = server.accept()
+        assert cut.wait_for(lambda c: c.connections == 1), cut  # forwarded, not cut meanwhile
+        cut.cut(silent=True)
+        client.close()  # the gate gives up on its side
+        assert cut.wait_for(lambda c: c.ends_closed >= 1), cut
+        # The broker's side hears nothing: no EOF, no reset, just silence.
+        upstream.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            upstream.recv(16)
+        assert cut.open_connections == 1
+        cut.heal()
+        upstream.settimeout(5)
+        with contextlib.suppress(ConnectionResetError):  # the reset heal() sends
+            assert upstream.recv(16) == b""
+        assert cut.open_connections == 0
         upstream.close()
 
 

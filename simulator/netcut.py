@@ -117,7 +117,8 @@ class NetCut:
             return len(self._pairs)
 
     def wait_for(self, predicate: Callable[[NetCut], bool], timeout_s: float = 10.0) -> bool:
-        """Wait until `predicate(self)` holds after a connection is forwarded or refused."""
+        """Wait until `predicate(self)` holds after a connection is forwarded or refused, an
+        end closes or bytes are dropped during a silent cut."""
         with self._changed:
             return self._changed.wait_for(lambda: predicate(self), timeout_s)
 
@@ -249,6 +250,7 @@ class NetCut:
                 with self._lock:  # counted before it is sent: a reader sees it counted
                     if self._is_cut and self._silent:
                         self.bytes_dropped += len(data)
+                        self._changed.notify_all()
                         continue
                     if up:
                         self.bytes_up += len(data)

@@ -154,7 +154,10 @@ def test_an_end_that_closes_during_a_silent_cut_is_kept_from_the_other() -> None
         cut.cut(silent=True)
         client.close()  # the gate gives up on its side
         assert cut.wait_for(lambda c: c.ends_closed >= 1), cut
-        # The broker's side hears nothing: no EOF, no reset, just silence.
+        # The broker's side hears nothing: what it sends is still taken (and swallowed)...
+        upstream.sendall(b"late")
+        assert cut.wait_for(lambda c: c.bytes_dropped >= 4), cut
+        # ...and no EOF or reset reaches it.
         upstream.setblocking(False)
         with pytest.raises(BlockingIOError):
             upstream.recv(16)

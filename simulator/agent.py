@@ -19,7 +19,11 @@ speaks JSON lines; each request gets one reply (see simulator.control for every 
     {"op": "clock", "synced": false, "step_s": 90}        lose time synchronisation
     {"op": "stats"}                 -> {"ok": true, "last_seq": 118, "backlog": 0}
     {"op": "positions", "refs": ["…"]}  -> {"ok": true, "positions": {"…": "staff-area"},
-                                                "cut_off": false}
+                                                "cut_off": false, "connected": true}
+    {"op": "wait_positions", "want": {"…": "staff-area"}, "timeout": 30}
+                                    -> {"ok": true, "agreed": true, "wrong": 0}
+                                    wait until it holds them, connected and not cut off
+    {"op": "wait_link", "up": false, "timeout": 10}  -> {"ok": true, "seen": true}
     {"op": "sync"}                  wait until every queued event is handled
     {"op": "wait_log", "text": "…"} wait until the agent logs a line with that text
     {"op": "relay", "door": "gate-east"}   -> {"ok": true, "unlocked": false, "energised": true}

@@ -35,6 +35,7 @@ from firmware_config.model import DeviceConfig, ReaderConfig
 from firmware_config.readers import MatrixKeypad
 from simulator.clock import FakeClock
 from simulator.keypad import SimulatedMatrix
+from simulator.line_watch import LineWatch
 from simulator.pins import assert_input
 from simulator.readers import SimCardReader
 
@@ -122,6 +123,7 @@ class Control:
         self.waiter = Waiter()
         self.ready = threading.Event()
         self.log = LogWatch()
+        self.line = LineWatch()
         self._requests = threading.Lock()  # one request at a time moves the clock
         self._relay_lock = threading.Lock()
         self._unlocked: dict[str, bool] = {}
@@ -164,6 +166,7 @@ class Control:
         agent.when_processed(self.waiter.processed)
         agent.when_processed(self._read_back_relays)
         agent.when_processed(self._note_decisions)
+        self.line.attach(agent)
         self.ready.set()
 
     def _note_decisions(
@@ -252,7 +255,12 @@ class Control:
             case "stats":
                 return self._stats(agent)
             case "positions":
-                return self._positions(agent, body)
+                self._sync(agent)  # what the loop has taken in so far, merged
+                return self.line.positions(agent, body)
+            case "wait_positions":
+                return self.line.wait_positions(agent, body, lambda: self._sync(agent))
+            case "wait_link":
+                return self.line.wait_link(agent, body)
             case "wait_log":
                 timeout = min(float(body.get("timeout", 10)), 60.0)
                 return {"ok": self.log.wait(str(body["text"]), timeout)}
@@ -267,7 +275,8 @@ class Control:
                 return {
                     "ok": False,
                     "error": f"unknown op {op!r}: use tap, door, exit, fire, presence, reader, "
-                    "clock, pin, sync, stats, positions, wait_log or relay",
+                    "clock, pin, sync, stats, positions, wait_positions, wait_link, wait_log "
+                    "or relay",
                 }
         return self._sync(agent)
 
@@ -309,19 +318,6 @@ class Control:
             }
         finally:
             store.close()
-
-    def _positions(self, agent: Agent, body: dict[str, Any]) -> dict[str, Any]:
-        """Return the zone the agent holds each card reference in, and whether it is cut off."""
-        refs = body.get("refs")
-        if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
-            return {"ok": False, "error": "positions needs refs: a list of card references"}
-        self._sync(agent)  # what the loop has taken in so far, merged
-        passback = agent.controller.passback
-        return {
-            "ok": True,
-            "positions": {ref: passback.position(ref) for ref in refs},
-            "cut_off": agent.controller.peers.cut_off(agent.clock.now()),
-        }
 
     def _tap(self, agent: Agent, body: dict[str, Any]) -> dict[str, Any]:
         reader_id = str(body.get("reader", ""))

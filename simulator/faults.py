@@ -165,6 +165,7 @@ def fire(sim: Stage, seconds: float) -> Process:
         sim.expect_alarm(world.doors[door].door.device, "fire")
     sim.fire_at = world.engine.now
     sim.roll_call_check("fire")
+    sim.sample_head_counts("the fire alarm")
     yield seconds
     for door in doors:
         world.fire_input(door, False)

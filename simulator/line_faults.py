@@ -26,7 +26,7 @@ from simulator.stage import Stage
 from simulator.world import HandedBack, World
 
 RECONCILE_S = 60.0  # real seconds the day waits, at most, for the gates to agree again
-POLL_S = 0.1  # between two questions to the gates while waiting (real time)
+LINK_S = 10.0  # real seconds a gate has, at most, to notice its network path is cut
 
 
 def soft_fallback(sim: Stage) -> bool:
@@ -42,6 +42,12 @@ def gate_partition(sim: Stage, gate: str, seconds: float) -> Process:
     began = world.engine.now
     cut.cut()
     sim.cut_began[gate] = began
+    # Real time: the gate's agent finds its connection reset; until it has, it may still
+    # hear crossings, so what it holds is read only once it knows it is cut.
+    reply = world.request(gate, op="wait_link", up=False, timeout=LINK_S)
+    if reply is not None and not reply["seen"]:
+        world.note(f"{gate} had not noticed its cut after {LINK_S:g} s (real time)")
+    sim.cut_held[gate] = _held_inside(sim, gate)
     if soft_fallback(sim):
         sim.expect_alarm(gate, "anti_passback_degraded")
         # While cut off it grants, flagged, a card it wrongly believes inside.
@@ -56,7 +62,11 @@ def gate_partition(sim: Stage, gate: str, seconds: float) -> Process:
 
 def reconcile(sim: Stage, label: str, since: float, timeout_s: float = RECONCILE_S) -> bool:
     """Hold the day until every powered gate holds the truth's position of each card that
-    crossed the line since `since`, and hears its peers; note how long it took (real time)."""
+    crossed the line since `since`, is connected and not cut off; note how long it took.
+
+    Each gate's agent waits on its own loop (real time), so nothing here polls. `wrong` in
+    the note counts a gate's wrong positions (or None: never checked, e.g. not connected).
+    """
     world = sim.world
     people = {p.staff_no: p for p in sim.people}
     last: dict[str, tuple[str, str]] = {}  # staff no -> (gate, direction) of the last crossing
@@ -69,23 +79,17 @@ def reconcile(sim: Stage, label: str, since: float, timeout_s: float = RECONCILE
         door = world.doors[gate].door
         ref = card_reference(sim.card_key, person.technology, person.card_id)
         want[ref] = door.inside if direction == "in" else door.outside
-    gates = {g.device for g in sim.building.gates if g.device not in world.down}
+    gates = sorted({g.device for g in sim.building.gates if g.device not in world.down})
     began = time.perf_counter()
-    wrong: dict[str, int] = {}
-    while True:
-        for gate in sorted(gates):
-            reply = world.request(gate, op="positions", refs=sorted(want))
-            assert reply is not None  # powered: asked only of gates that are
-            held = reply["positions"]
-            wrong[gate] = sum(held.get(ref) != zone for ref, zone in want.items())
-            if not reply["cut_off"] and not wrong[gate]:
-                gates.discard(gate)
-                wrong.pop(gate)
-        if not gates or time.perf_counter() - began > timeout_s:
-            break
-        time.sleep(POLL_S)  # another process's state: nothing to wait on but the clock
+    wrong: dict[str, int | None] = {}
+    for gate in gates:  # each waits on its agent's loop, within what is left of the time
+        left = max(0.0, timeout_s - (time.perf_counter() - began))
+        reply = world.request(gate, op="wait_positions", want=want, timeout=left)
+        assert reply is not None  # powered: asked only of gates that are
+        if not reply["agreed"]:
+            wrong[gate] = reply["wrong"]
     real_s = time.perf_counter() - began
-    ok = not gates
+    ok = not wrong
     sim.reconciliations.append((label, since, world.engine.now, real_s, ok))
     if ok:
         world.note(
@@ -95,7 +99,8 @@ def reconcile(sim: Stage, label: str, since: float, timeout_s: float = RECONCILE
     else:
         world.note(
             f"after {label}, gates still disagreed with the truth after {real_s:.0f} s "
-            f"(real time): wrong positions {wrong}"
+            f"(real time): wrong positions per gate {wrong} (0: right, but not connected "
+            "or still cut off)"
         )
     return ok
 
@@ -103,9 +108,10 @@ def reconcile(sim: Stage, label: str, since: float, timeout_s: float = RECONCILE
 def handed_back_card(sim: Stage, gate: str) -> Process:
     """Someone inside hands their card back over the line; another person taps it at `gate`.
 
-    The holder is one who came in by another gate: while `gate` is cut off, before it was
-    (what it cannot have heard of, it cannot refuse); otherwise, if possible, during the
-    latest partition (so the gate tried must have learned it since).
+    The holder is one who came in by another gate: while `gate` is cut off, one whose entry
+    it held once it knew it was cut (what it cannot have heard of, it cannot refuse);
+    otherwise, if possible, one who came in during the latest partition (so the gate tried
+    must have learned it since).
     """
     world = sim.world
     after = ""
@@ -123,8 +129,8 @@ def handed_back_card(sim: Stage, gate: str) -> Process:
         and p.case == ""
         and p.profile == "uid"
     ]
-    if gate in sim.cut_began:
-        candidates = [p for p in candidates if entered_at[p.staff_no] < sim.cut_began[gate]]
+    if gate in sim.cut_began:  # only those whose entry it held once it knew it was cut
+        candidates = [p for p in candidates if p.staff_no in sim.cut_held[gate]]
     elif sim.partitions:
         cut_gate, began, ended = sim.partitions[-1]
         during = [p for p in candidates if began <= entered_at[p.staff_no] <= ended]
@@ -177,6 +183,21 @@ def handed_back_card(sim: Stage, gate: str) -> Process:
         world.entered(second, gate=gate)
         world.leaf(gate, False)
         world.engine.spawn(_escorted_out(world, second, gate))
+
+
+def _held_inside(sim: Stage, gate: str) -> set[str]:
+    """Return the staff numbers of those inside whom `gate` holds inside its door."""
+    world = sim.world
+    zone = world.doors[gate].door.inside
+    refs = {
+        card_reference(sim.card_key, p.technology, p.card_id): p.staff_no
+        for p in sim.people
+        if p.staff_no in world.truth.inside
+    }
+    reply = world.request(gate, op="positions", refs=sorted(refs))
+    if reply is None:  # no power: it holds nothing anyone can ask of
+        return set()
+    return {refs[ref] for ref, held in reply["positions"].items() if held == zone}
 
 
 def _escorted_out(world: World, second: Person, gate: str) -> Process:

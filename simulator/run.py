@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from console.collector import Collector
+from console.headcount import head_count
 from console.mqtt import ConsoleClient
 from console.rollcall import inside
 from edge.cardref import card_reference
@@ -114,6 +115,9 @@ class Simulation:
         self.outages: list[tuple[float, float]] = []  # broker down, simulated seconds
         self.partitions: list[tuple[str, float, float]] = []  # gate, cut, healed
         self.cut_began: dict[str, float] = {}  # gate -> when its partition began
+        self.cut_held: dict[str, set[str]] = {}  # gate -> staff it held inside at its last cut
+        # The line's head counts at busy moments: when, label, console per zone, truth.
+        self.head_counts: list[tuple[float, str, dict[str, int], int]] = []
         self.reconciliations: list[tuple[str, float, float, float, bool]] = []
         # Alarms a fault may cause without having to (a flagged grant while cut off).
         self.allowed_alarms: set[tuple[str, str]] = set()
@@ -195,6 +199,10 @@ class Simulation:
         for fault in self.scenario.faults:
             self.engine.call_at(self._at(fault), partial(self.inject, fault))
         self.engine.spawn(self._heartbeat())
+        # A busy moment, where no head count can hide at zero: noon, or the day's middle.
+        noon = (self.start.replace(hour=12, minute=0, second=0) - self.start).total_seconds()
+        busy, label = (noon, "noon") if 0 < noon < self.length else (self.length / 2, "midday")
+        self.engine.call_at(busy, partial(self.sample_head_counts, label))
         self.timing.setup_s = time.perf_counter() - began
 
     def _stored(self, ids: list[str]) -> None:
@@ -347,6 +355,23 @@ class Simulation:
                 f"extra {extra}; inside without a card record (tailgaters): {tailgaters}",
             )
         )
+
+    def sample_head_counts(self, label: str) -> None:
+        """Keep the console's head count of each gate's inside zone beside the truth's.
+
+        Skipped (with a note) while a gate is cut off, the broker is down or a device has no
+        power: the console cannot hold what it has not been sent yet.
+        """
+        if self.cut_began or not self.broker.running or self.world.down:
+            self.world.note(f"head counts at {label} not compared: the line is not whole")
+            return
+        if not self.catch_up():
+            self.world.note(f"head counts at {label} not compared: the console lags")
+            return
+        zones = sorted({g.inside for g in self.building.gates})
+        counts = {zone: head_count(self.collector.log, zone) for zone in zones}
+        truth = self.world.inside_count - self.world.truth.unseen_entries
+        self.head_counts.append((self.engine.now, label, counts, truth))
 
     # -- the end --------------------------------------------------------------------------
 

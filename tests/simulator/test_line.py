@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from simulator.process import AgentExited
 from simulator.report import build_report
 from simulator.run import Simulation
 from simulator.scenario import Fault, Scenario
@@ -128,12 +129,75 @@ def test_the_report_sees_a_stale_refusal_after_reconciliation(hard_day: Simulati
 
 def test_the_report_sees_a_count_that_does_not_add_up(hard_day: Simulation) -> None:
     truth = hard_day.world.truth
-    assert _check(hard_day, "the line's head count at the end").ok
+    assert _check(hard_day, "the line's head count").ok
     truth.unseen_entries += 1
     try:
-        assert not _check(hard_day, "the line's head count at the end").ok
+        assert not _check(hard_day, "the line's head count").ok
     finally:
         truth.unseen_entries -= 1
+
+
+def test_the_head_count_is_compared_at_noon_where_an_entry_missed_shows(
+    hard_day: Simulation,
+) -> None:
+    [(at, label, counts, truth)] = hard_day.head_counts
+    assert label == "noon"
+    assert truth > 0  # busy: a missed entry cannot hide at zero
+    zones = {g.inside for g in hard_day.building.gates}
+    assert set(counts) == zones
+    assert all(c == truth for c in counts.values())
+    # One entry the console never counted, at noon, in one gate's zone: seen, and named.
+    zone = next(iter(zones))
+    hard_day.head_counts[0] = (at, label, {**counts, zone: truth - 1}, truth)
+    try:
+        check = _check(hard_day, "the line's head count")
+        assert not check.ok
+        assert "noon:" in check.detail
+        assert all(g.device in check.detail for g in hard_day.building.gates if g.inside == zone)
+    finally:
+        hard_day.head_counts[0] = (at, label, counts, truth)
+    assert _check(hard_day, "the line's head count").ok
+
+
+def test_the_handed_back_card_while_cut_was_one_the_gate_held_inside(
+    hard_day: Simulation,
+) -> None:
+    held = hard_day.cut_held[GATE]
+    assert held  # read once the gate knew it was cut
+    during = hard_day.world.truth.handed_back[0]
+    assert during.holder in held
+    notes = " ".join(text for _, text in hard_day.world.truth.notes)
+    assert "had not noticed its cut" not in notes
+
+
+def test_a_gate_that_lost_its_broker_has_not_reconciled_whatever_it_holds(
+    hard_day: Simulation,
+) -> None:
+    """Its fake clock stands still, so it is not cut off yet: only its link can tell."""
+    world, cut = hard_day.world, hard_day.netcuts[GATE]
+    cut.cut()
+    try:
+        reply = world.request(GATE, op="wait_link", up=False, timeout=10)
+        assert reply is not None
+        assert reply["seen"]
+        reply = world.request(GATE, op="positions", refs=[])
+        assert reply is not None
+        assert (reply["cut_off"], reply["connected"]) == (False, False)
+        # Nothing to relearn, but it hears nobody: not agreed (a short wait, then no).
+        reply = world.request(GATE, op="wait_positions", want={}, timeout=0.5)
+        assert reply is not None
+        assert (reply["agreed"], reply["wrong"]) == (False, 0)
+    finally:
+        cut.heal()
+    # Healed: it reconnects (real time, paho's backoff) and agrees, waited for, not polled.
+    reply = world.request(GATE, op="wait_positions", want={}, timeout=30)
+    assert reply is not None
+    assert reply["agreed"], reply
+
+
+def test_wait_positions_needs_what_it_waits_for(hard_day: Simulation) -> None:
+    with pytest.raises(AgentExited, match="wait_positions needs want"):
+        hard_day.world.request(GATE, op="wait_positions", want=["not", "a", "map"])
 
 
 def test_the_report_sees_gates_that_never_agreed_again(hard_day: Simulation) -> None:

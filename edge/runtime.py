@@ -167,6 +167,11 @@ class Agent:
         """How many network messages were dropped because too many were waiting."""
         return self.inbox.inbound_dropped
 
+    @property
+    def link_up(self) -> threading.Event | None:
+        """Set while the MQTT link is connected; None for an agent without one."""
+        return self._link_up
+
     def when_processed(self, callback: Processed) -> Callable[[], None]:
         """Call `callback(event, outputs)` on the loop's thread after each event is performed.
 

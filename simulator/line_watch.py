@@ -26,9 +26,7 @@ WAIT_MAX_S = 60.0  # the longest a request may wait
 
 def _link(agent: Agent) -> threading.Event | None:
     """Return the event set while the agent's uplink is connected (None: it has none)."""
-    # The agent keeps what it was built with (Network.link_up) and does not show it.
-    link: threading.Event | None = agent._link_up
-    return link
+    return agent.link_up
 
 
 def _connected(agent: Agent) -> bool:

@@ -140,7 +140,9 @@ def main() -> None:
         )
     for name, index in (("reconnect", 0), ("D's backlog", 1), ("D relearns", 2)):
         values = [r[index] for r in results]
-        print(f"{name:>12}: median {statistics.median(values):.2f} s  (min {min(values):.2f}, max {max(values):.2f})")
+        print(
+            f"{name:>12}: median {statistics.median(values):.2f} s  (min {min(values):.2f}, max {max(values):.2f})"
+        )
     print(f"({args.at_d} crossings at D and {args.elsewhere} at A, B, C while D was cut off)")
 
 

@@ -194,6 +194,27 @@ def acting_site(ctx: click.Context, options: dict[str, Any]) -> Site:
     return Site(Registry(site_dir, options["site"]))
 
 
+def acting_commander(ctx: click.Context, options: dict[str, Any]) -> Commander:
+    """Return the commander an acting command signs and sends with (the caller closes it)."""
+    try:
+        key = load_command_key(options["command_key"])
+    except ActionError as error:
+        refuse(ctx, str(error))
+    account = options["broker_user"]
+    password_file = password_file_of(options["site_dir"], account, options["broker_password_file"])
+    client = console_client(
+        options["broker_host"], options["broker_port"], account, password_file, options["ca_file"]
+    )
+    return Commander(
+        client,
+        key,
+        site=options["site"],
+        account=account,
+        root=options["root"],
+        timeout_s=options["timeout_s"],
+    )
+
+
 def _run(
     ctx: click.Context,
     log: CentralLog,
@@ -215,23 +236,7 @@ def _run(
     if not devices:
         refuse(ctx, str(site.none_to_send(action)))
     unreached = site.unreached() if site_wide else ""
-    try:
-        key = load_command_key(options["command_key"])
-    except ActionError as error:
-        refuse(ctx, str(error))
-    account = options["broker_user"]
-    password_file = password_file_of(options["site_dir"], account, options["broker_password_file"])
-    client = console_client(
-        options["broker_host"], options["broker_port"], account, password_file, options["ca_file"]
-    )
-    commander = Commander(
-        client,
-        key,
-        site=options["site"],
-        account=account,
-        root=options["root"],
-        timeout_s=options["timeout_s"],
-    )
+    commander = acting_commander(ctx, options)
     try:
         result = perform(
             log,

@@ -16,15 +16,11 @@ import click
 from console import forgive as forgiving
 from console.actions import (
     ActionError,
-    Commander,
     Outcome,
-    console_client,
-    load_command_key,
-    password_file_of,
     perform,
 )
 from console.cli_auth import acting_user
-from console.cli_doors import acting_options, acting_site, refuse
+from console.cli_doors import acting_commander, acting_options, acting_site, refuse
 from console.forgive import ACTION
 from console.log import CentralLog
 from console.safe_output import terminal
@@ -67,22 +63,9 @@ def _forgive(
     try:
         refs = forgiving.cards(site_dir / "registry.db", staff_no, card)
         devices = forgiving.devices(site, zone)
-        key = load_command_key(options["command_key"])
     except ActionError as error:
         refuse(ctx, str(error))
-    account = options["broker_user"]
-    password_file = password_file_of(site_dir, account, options["broker_password_file"])
-    client = console_client(
-        options["broker_host"], options["broker_port"], account, password_file, options["ca_file"]
-    )
-    commander = Commander(
-        client,
-        key,
-        site=options["site"],
-        account=account,
-        root=options["root"],
-        timeout_s=options["timeout_s"],
-    )
+    commander = acting_commander(ctx, options)
     failed: list[str] = []
     try:
         for ref in refs:

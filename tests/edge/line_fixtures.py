@@ -119,7 +119,7 @@ class Line:
         """Wait until each gate's retained status says `state` (offline: its last will)."""
 
         def latest(gate: str) -> str | None:
-            found = [p for p in self.watcher.payloads(f"/{gate}/status")]
+            found = self.watcher.payloads(f"/{gate}/status")
             return str(found[-1].get("state")) if found else None
 
         self.watcher.wait_for(

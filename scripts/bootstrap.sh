@@ -53,7 +53,7 @@ if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
     say "installing Python packages (pinned by constraints.txt)"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-        -c "$ROOT/constraints.txt" -e "$ROOT[dev,pcsc,nfc,sim,console]"
+        -c "$ROOT/constraints.txt" -e "$ROOT[dev,pcsc,nfc,sim,console,rooms]"
     echo "$WANT" >"$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

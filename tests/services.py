@@ -19,17 +19,21 @@ import pytest
 MARKER = "services"
 DESCRIPTION = (
     f"{MARKER}: starts a real service (mosquitto, pcscd, nfcpy's emulated card, Chromium, "
-    "a simulated building); `./check -m 'not services'` leaves these out"
+    "Radicale, Synapse, a simulated building); `./check -m 'not services'` leaves these out"
 )
 
 # Fixtures that start a service: a test that uses one is marked without saying so.
-FIXTURES = frozenset({"broker", "publisher", "collectors", "browser", "pcsc", "pcsc_session"})
+FIXTURES = frozenset(
+    {"broker", "publisher", "collectors", "browser", "pcsc", "pcsc_session", "radicale", "synapse"}
+)
 
 # Programs, and `python -m` modules, that are (or start) a real service.
 PROGRAMS = frozenset({"mosquitto", "pcscd", "unshare", "nsenter", "chromium", "node"})
 # Programs that run another one given after their own options.
 WRAPPERS = frozenset({"stdbuf", "env", "timeout", "nice"})
-MODULES = frozenset({"simulator.cli", "simulator.nfc_card"})
+MODULES = frozenset(
+    {"simulator.cli", "simulator.nfc_card", "radicale", "synapse.app.homeserver", "rooms.cli"}
+)
 
 
 def mark_users_of_service_fixtures(items: list[pytest.Item]) -> None:

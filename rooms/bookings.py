@@ -7,6 +7,7 @@ unbooked use; each adapter maps these four operations onto its own system.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -52,8 +53,16 @@ class Booking:
 class BookingAdapter(Protocol):
     """A calendar system's bookings for the rooms it holds."""
 
-    def bookings(self, room: RoomSettings, start: datetime, end: datetime) -> list[Booking]:
-        """Return the room's bookings overlapping [start, end), released ones included."""
+    def bookings(
+        self, rooms: Sequence[RoomSettings], start: datetime, end: datetime
+    ) -> dict[str, list[Booking]]:
+        """Return each room's bookings overlapping [start, end), released ones included.
+
+        Called every poll for all the rooms this calendar holds: an adapter asks its system
+        only for what changed since the last call where it can (CalDAV ctag / sync-token,
+        one query for many facilities), so a poll of forty rooms costs a request or two.
+        Raises BookingError when the system cannot be read; the caller keeps what it had.
+        """
         ...
 
     def check_in(self, room: RoomSettings, booking: Booking, at: datetime) -> None:

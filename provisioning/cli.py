@@ -36,6 +36,7 @@ except ImportError:  # nfcpy is optional (the nfc extra): say how to get it
 from provisioning.cli_devices import device
 from provisioning.cli_passes import passes
 from provisioning.cli_rules import publish, rules
+from provisioning.cli_uc import uc_presence
 from provisioning.files import (
     SHARED_WITH_GROUP,
     private_database,
@@ -202,6 +203,7 @@ def broker_config(ctx: click.Context, directory: Path, out: Path, root: str, por
 cli.add_command(device)
 cards.add_command(personalise)
 cli.add_command(cards)
+people.add_command(uc_presence)
 cli.add_command(people)
 cli.add_command(rules)
 cli.add_command(publish)

@@ -313,6 +313,14 @@ def day_passes(db: Database) -> None:
     db.table("passes").create_index(["number"])
 
 
+@migrations(name="0008_uc_presence")
+def uc_presence(db: Database) -> None:
+    """Let each person opt in to UC presence (off by default), with their UC id and mail."""
+    db.table("people").add_column("uc_presence", int, not_null_default=0)
+    db.table("people").add_column("uc_id", str)
+    db.table("people").add_column("uc_mail", str)
+
+
 CARD_STATUSES = ("active", "lost", "revoked")
 MIN_CARD_PREFIX = 4
 """The fewest characters of a card reference the desk may pick a card by."""

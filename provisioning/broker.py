@@ -8,7 +8,12 @@ Accounts and their rights:
   (from its configuration in the site directory) it writes its own `crossings/{zone}` and
   `positions/{zone}` (its retained digest) and reads every device's, and no other zone's;
 * a console reads every device's status, events, occupancy and replies, and sends commands;
-* an operator publishes credentials and reads every device's status.
+* an operator publishes credentials and reads every device's status;
+* the rooms service reads every device's status, occupancy, access and door events (never
+  alarms, commands, credentials, crossings or positions) and writes only its own status,
+  building view and Home Assistant state topics under `{root}/{site}/rooms/`, plus Home
+  Assistant discovery under `{prefix}/#` (it also reads HA's birth message there). The
+  console reads the building view too.
 
 The ACL has no `pattern` lines: mosquitto applies a pattern to every user, so a console or
 operator account would also get a device's rights under a branch named like itself. Each
@@ -36,7 +41,8 @@ from firmware_config.loader import parse_config
 # hash, so we use far more than mosquitto_passwd's 101.
 ITERATIONS = 20_000
 
-ROLES = ("device", "console", "operator")
+ROLES = ("device", "console", "operator", "rooms")
+HA_PREFIX = "homeassistant"  # Home Assistant's default discovery prefix
 
 # The largest message we send is a device's full credential snapshot: 5.8 MB for 100,000
 # cards (1-3 groups each), 11.9 MB for 100,000 cards of 10 groups each plus 100,000 denied
@@ -88,7 +94,12 @@ def device_zones(
 
 
 def role_topics(
-    root: str, site: str, username: str, role: str, zones: Iterable[str] = ()
+    root: str,
+    site: str,
+    username: str,
+    role: str,
+    zones: Iterable[str] = (),
+    ha_prefix: str = HA_PREFIX,
 ) -> list[str]:
     """Return the ACL `topic` lines of one account (`zones`: a device's served zones)."""
     if role == "device":
@@ -117,12 +128,26 @@ def role_topics(
             f"topic read {topics.events_filter(root, site)}",
             f"topic read {topics.occupancy_filter(root, site)}",
             f"topic read {topics.replies_filter(root, site)}",
+            f"topic read {topics.rooms_view(root, site)}",
             f"topic write {topics.command_branch_filter(root, site)}",
         ]
     if role == "operator":
         return [
             f"topic write {topics.credentials_filter(root, site)}",
             f"topic read {topics.status_filter(root, site)}",
+        ]
+    if role == "rooms":
+        # Not `{root}/{site}/rooms/#`: that branch has the shape of a device's, and devices
+        # read `+/crossings/{zone}`; only the service's own three kinds of topic are granted.
+        return [
+            f"topic read {topics.status_filter(root, site)}",
+            f"topic read {topics.occupancy_filter(root, site)}",
+            f"topic read {topics.event_filter(root, site, 'access')}",
+            f"topic read {topics.event_filter(root, site, 'door')}",
+            f"topic write {topics.rooms_status(root, site)}",
+            f"topic write {topics.rooms_view(root, site)}",
+            f"topic write {topics.rooms_states_filter(root, site)}",
+            f"topic readwrite {ha_prefix}/#",
         ]
     raise BrokerConfigError(f"account {username}: unknown role {role!r}; use one of {ROLES}")
 

@@ -37,6 +37,7 @@ from provisioning.cli_devices import device
 from provisioning.cli_passes import passes
 from provisioning.cli_rules import publish, rules
 from provisioning.cli_uc import uc_presence
+from provisioning.devices import check_device_id
 from provisioning.files import (
     SHARED_WITH_GROUP,
     private_database,
@@ -50,7 +51,7 @@ from provisioning.registry import (
     Registry,
 )
 
-ROLES = ("device", "console", "operator")
+ROLES = broker.ROLES
 MOSQUITTO = "mosquitto"
 """The group (and user) Debian's mosquitto runs as after it drops root."""
 
@@ -107,7 +108,7 @@ def site_init(
 
 @cli.group()
 def account() -> None:
-    """Broker accounts: one per device, one per console process, and operator accounts."""
+    """Broker accounts: one per device, one per console process, operators and the rooms service."""
 
 
 @account.command("add")
@@ -120,11 +121,12 @@ def account_add(ctx: click.Context, username: str, role: str, directory: Path) -
 
     A device account's name is the device id. The broker uses the account name as the
     client id, so every process needs its own account: one per collector (e.g. console-a,
-    console-b when several share the load). The password is never printed: it goes into
-    the device bundle (or the console's configuration) from its file.
+    console-b when several share the load). The rooms service's account has role `rooms`
+    (e.g. `account add rooms --role rooms`). The password is never printed: it goes into
+    the device bundle (or the console's or rooms service's configuration) from its file.
     """
     try:
-        check_slug(username)
+        check_device_id(username) if role == "device" else check_slug(username)
         registry = Registry(directory / "registry.db")
         registry.site()
         password = secrets.token_urlsafe(24)

@@ -13,9 +13,8 @@ from edge.link.topics import status as status_topic
 from edge.link.topics import status_filter
 from edge.store.connection import write_transaction
 from edge.text import terminal, terminal_lines
-from firmware_config.fields import check_slug
 from firmware_config.model import MqttConfig
-from provisioning.devices import EXAMPLES, bundle, config_from_example
+from provisioning.devices import EXAMPLES, bundle, check_device_id, config_from_example
 from provisioning.files import private_dir, write_file
 from provisioning.options import site_dir, status_version
 from provisioning.registry import (
@@ -46,7 +45,7 @@ def device_add(ctx: click.Context, device_id: str, role: str, directory: Path) -
       edge-provision device add gate-1f-east --role gate
     """
     try:
-        check_slug(device_id)
+        check_device_id(device_id)
         registry = Registry(directory / "registry.db")
         slug = registry.site()["slug"]
         add_device(registry, device_id, role)

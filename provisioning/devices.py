@@ -8,7 +8,9 @@ import tarfile
 from pathlib import Path
 
 from edge.errors import EdgeError
+from edge.link.topics import ROOMS
 from firmware_config.errors import ConfigError
+from firmware_config.fields import check_slug
 from firmware_config.loader import parse_config
 from provisioning.files import private_dir, write_file
 from provisioning.keys import SiteKeys
@@ -22,8 +24,28 @@ EXAMPLES = {
 DEPLOY = ROOT / "firmware_config" / "deploy"
 
 
+# Topic branches of a site that are not devices: a device with such an id would publish
+# where the rooms service does, and read what is meant for it.
+RESERVED_IDS = frozenset({ROOMS})
+
+
 class BundleError(EdgeError, ValueError):
     """A bundle cannot be made; the message says what is missing and how to fix it."""
+
+
+class ReservedIdError(EdgeError, ValueError):
+    """A device id names a site's topic branch that belongs to a service."""
+
+
+def check_device_id(device_id: str) -> str:
+    """Accept a device id: a slug that is not a reserved branch of the site's topics."""
+    check_slug(device_id)
+    if device_id in RESERVED_IDS:
+        raise ReservedIdError(
+            f"device id {device_id!r} is reserved: {{root}}/{{site}}/{device_id}/ is the "
+            f"{device_id} service's topic branch; pick another id, e.g. {device_id}-sensors-2f"
+        )
+    return device_id
 
 
 def config_from_example(role: str, site: str, device: str) -> str:

@@ -8,6 +8,11 @@
 {root}/{site}/{device}/reply/{account}        command replies, to the MQTT 5 response topic
 {root}/{site}/{device}/crossings/{zone}       anti-passback crossings shared by a zone's devices
 {root}/{site}/{device}/positions/{zone}       retained: the positions a device set itself there
+{root}/{site}/rooms/status                    the rooms service: retained, last will "offline"
+{root}/{site}/rooms/view                      retained: the building view (no personal data)
+{root}/{site}/rooms/ha/...                    retained: Home Assistant state topics
+
+`rooms` is reserved: no device may take that id (provisioning refuses it).
 
 The filters (`…_filter`) take `device=ANY` for every device of a site: the console's
 subscriptions, the operators' status watch and the broker's ACL are built from them too.
@@ -138,6 +143,36 @@ def crossings(root: str, site: str, device: str, zone: str) -> str:
 def crossings_filter(root: str, site: str, zone: str, device: str = ANY) -> str:
     """Return the filter for the crossings of `zone` by every device (or one)."""
     return f"{_devices(root, site, device)}/crossings/{_slug(zone, 'zone')}"
+
+
+def event_filter(root: str, site: str, kind: str, device: str = ANY) -> str:
+    """Return the filter for one event kind of one device or, by default, every device."""
+    if kind not in EVENT_KINDS:
+        raise TopicError(f"event kind {kind!r}: use one of {', '.join(EVENT_KINDS)}")
+    return f"{_devices(root, site, device)}/events/{kind}"
+
+
+ROOMS = "rooms"  # the rooms service's branch of a site; never a device id
+
+
+def rooms_prefix(root: str, site: str) -> str:
+    """Return `{root}/{site}/rooms`, the rooms service's branch."""
+    return f"{site_prefix(root, site)}/{ROOMS}"
+
+
+def rooms_status(root: str, site: str) -> str:
+    """Return the rooms service's retained status topic (last will `offline`)."""
+    return f"{rooms_prefix(root, site)}/status"
+
+
+def rooms_view(root: str, site: str) -> str:
+    """Return the retained topic of the building view the rooms service publishes."""
+    return f"{rooms_prefix(root, site)}/view"
+
+
+def rooms_states_filter(root: str, site: str) -> str:
+    """Return the filter for the rooms service's Home Assistant state topics."""
+    return f"{rooms_prefix(root, site)}/ha/#"
 
 
 def crossing_levels(topic: str, root: str, site: str) -> tuple[str, str] | None:

@@ -46,6 +46,7 @@ ROLES = {
     "console": "console",
     "console-b": "console",  # a second collector sharing the load has its own account
     "operator": "operator",
+    "rooms": "rooms",  # the rooms service; its branch {root}/{site}/rooms/ looks like a device's
 }
 DEVICE_ROLES = {GATE: "gate", SENSOR: "sensor-node"}
 # Every topic kind of the MQTT contract, under any account's name.
@@ -62,8 +63,16 @@ KINDS = {
     "crossings-vault": "crossings/vault",
     "positions": "positions/staff-area",
     "positions-vault": "positions/vault",
+    "door-events": "events/door",
+    "alarm-events": "events/alarm",
+    "rooms-view": "view",
+    "rooms-ha": "ha/room/meeting-2f-1",
 }
-DEVICE_WRITES = {"status", "events", "occupancy", "reply"}
+HA = "homeassistant/binary_sensor/meeting-2f-1/config"  # Home Assistant discovery
+HA_BIRTH = "homeassistant/status"
+DEVICE_WRITES = {"status", "events", "occupancy", "reply", "door-events", "alarm-events"}
+ROOMS_READS = {"status", "events", "occupancy", "door-events"}  # events: events/access
+ROOMS_WRITES = {"status", "rooms-view", "rooms-ha"}
 SERVES_STAFF_AREA = {GATE}
 NOT_AUTHORIZED = 0x87
 
@@ -75,6 +84,8 @@ def may_write(actor: str, target: str, kind: str) -> bool:
         if kind in ("crossings", "positions"):
             return actor == target and actor in SERVES_STAFF_AREA
         return actor == target and kind in DEVICE_WRITES
+    if role == "rooms":  # its own status, view and HA states: no device topic, no command
+        return target == "rooms" and kind in ROOMS_WRITES
     if role == "console":
         return kind == "cmd"
     return kind == "credentials"
@@ -86,8 +97,10 @@ def may_read(actor: str, target: str, kind: str) -> bool:
         if kind in ("crossings", "positions"):  # every device's, of a zone it serves
             return actor in SERVES_STAFF_AREA
         return actor == target and kind in {"cmd", "credentials"}
+    if role == "rooms":  # never credentials, crossings, positions, commands or alarms
+        return kind in ROOMS_READS
     if role == "console":
-        return kind in DEVICE_WRITES
+        return kind in DEVICE_WRITES or (target == "rooms" and kind == "rooms-view")
     return kind == "status"
 
 
@@ -387,3 +400,22 @@ def test_collectors_sharing_the_load_each_on_its_own_account(site: Site) -> None
     finally:
         for client in (*collectors, gate):
             client.close()
+
+
+def test_only_the_rooms_service_speaks_home_assistant_discovery(site: Site) -> None:
+    """The rooms account publishes discovery and hears HA's birth; no other account may."""
+    accounts = {a: Account(site, a) for a in ROLES}
+    try:
+        accounts["rooms"].subscribe(HA_BIRTH)
+        refused = {
+            name: account.publish(HA, f"{name}-config".encode())
+            for name, account in accounts.items()
+        }
+        assert refused.pop("rooms") < 0x80
+        assert set(refused.values()) == {NOT_AUTHORIZED}, refused
+        assert accounts["rooms"].publish(HA_BIRTH, b"online") < 0x80
+        rooms = accounts["rooms"]
+        rooms.wait(lambda: b"online" in rooms.payloads(HA_BIRTH), "rooms: no HA birth")
+    finally:
+        for account in accounts.values():
+            account.close()

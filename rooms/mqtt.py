@@ -1,0 +1,175 @@
+"""The rooms service's MQTT link: the only rooms module that imports paho.
+
+* MQTT 5, callback API version 2, paho's own reconnect backoff (1 s to 30 s); a clean session:
+  everything the service reads is retained (status, occupancy) or only matters live
+  (access crossings, door changes).
+* The service's availability is retained on `{root}/{site}/rooms/status`: `online` on every
+  connect, `offline` as the last will and on a deliberate close.
+* Subscribes to every device's status, occupancy, access and door events, and Home
+  Assistant's birth topic `{prefix}/status` when discovery is on.
+* Callbacks only put on the service's `Inbox`; every callback catches everything (an
+  exception there would silently kill paho's thread) and counts it, logging the first.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Final
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.errors import EdgeError
+from edge.link import topics
+from rooms.config import ServiceConfig
+from rooms.inbox import Inbound, Inbox, LinkState
+
+log = logging.getLogger(__name__)
+
+ONLINE: Final = "online"
+OFFLINE: Final = "offline"
+MAX_MESSAGE_BYTES: Final = 1024 * 1024  # larger is never handed on (the feed's limit is lower)
+
+
+class RoomsLinkError(EdgeError, ConnectionError):
+    """The broker cannot be reached or refused the service's account."""
+
+
+def subscriptions(config: ServiceConfig) -> list[str]:
+    """Return the filters the service reads: the devices' topics and HA's birth message."""
+    root, site = config.mqtt.root, config.site
+    wanted = [
+        topics.status_filter(root, site),
+        topics.occupancy_filter(root, site),
+        topics.event_filter(root, site, "access"),
+        topics.event_filter(root, site, "door"),
+    ]
+    if config.homeassistant.enabled:
+        wanted.append(f"{config.homeassistant.prefix}/status")
+    return wanted
+
+
+class RoomsLink:
+    """The service's connection to the site broker, with its own account."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        password: str,
+        inbox: Inbox,
+        *,
+        client_id: str | None = None,
+    ) -> None:
+        settings = config.mqtt
+        self.host, self.port = settings.host, settings.port
+        self.client_id = client_id or settings.username
+        self._inbox = inbox
+        self._keepalive = settings.keepalive_s
+        self._status = topics.rooms_status(settings.root, config.site)
+        self._filters = subscriptions(config)
+        self._connected = threading.Event()
+        self._refused: str | None = None
+        self._closed = False
+        self.callback_errors = 0
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5
+        )
+        self.client.username_pw_set(settings.username, password)
+        self.client.will_set(self._status, OFFLINE, qos=1, retain=True)
+        self.client.reconnect_delay_set(1, 30)
+        self.client.max_queued_messages_set(0)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "disconnected"
+        return f"<RoomsLink {self.client_id} {self.host}:{self.port} {state}>"
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker connection is up."""
+        return self._connected.is_set()
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Connect; raise RoomsLinkError if the broker is absent or refuses the account."""
+        if self._closed:
+            raise RoomsLinkError("the rooms link is closed; build a new one")
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 0
+        try:
+            self.client.connect(
+                self.host, self.port, keepalive=self._keepalive, clean_start=True, properties=props
+            )
+        except OSError as exc:
+            raise RoomsLinkError(
+                f"cannot reach the broker at {self.host}:{self.port}: {exc}; is it running?"
+            ) from None
+        self.client.loop_start()
+        if not self._connected.wait(timeout_s):
+            self.client.loop_stop()
+            raise RoomsLinkError(
+                f"broker {self.host}:{self.port} did not accept account {self.client_id}: "
+                f"{self._refused or 'no answer'}; check [mqtt] username and password_file"
+            )
+
+    def publish(self, topic: str, payload: str, *, retain: bool = True) -> None:
+        """Queue a QoS 1 message (paho sends it now or after it reconnects)."""
+        self.client.publish(topic, payload, qos=1, retain=retain)
+
+    def close(self) -> None:
+        """Say `offline`, disconnect and stop paho's thread; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._connected.is_set():
+            info = self.client.publish(self._status, OFFLINE, qos=1, retain=True)
+            info.wait_for_publish(5)
+        self._connected.clear()
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # -- paho callbacks: only enqueue, never raise ----------------------------------------
+
+    def _failed(self, what: str) -> None:
+        self.callback_errors += 1
+        if self.callback_errors == 1:
+            log.exception("rooms link: %s failed (logged once; counted after)", what)
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        try:
+            if reason.is_failure:
+                self._refused = str(reason)
+                return
+            for topic in self._filters:
+                client.subscribe(topic, qos=1)
+            client.publish(self._status, ONLINE, qos=1, retain=True)
+            if not self._connected.is_set():
+                log.info("rooms link %s connected to %s:%s", self.client_id, self.host, self.port)
+            self._connected.set()
+            self._inbox.put(LinkState(up=True))
+        except Exception:
+            self._failed("on_connect")
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, *args: Any) -> None:
+        try:
+            if self._connected.is_set():
+                log.warning("rooms link %s lost the broker; paho reconnects", self.client_id)
+            self._connected.clear()
+            self._inbox.put(LinkState(up=False))
+        except Exception:
+            self._failed("on_disconnect")
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            if len(message.payload) > MAX_MESSAGE_BYTES:
+                self._inbox.put(Inbound(message.topic, b"", bool(message.retain), oversized=True))
+                return
+            self._inbox.put(Inbound(message.topic, bytes(message.payload), bool(message.retain)))
+        except Exception:
+            self._failed("on_message")

@@ -48,14 +48,9 @@ def birth_topic(config: ServiceConfig) -> str:
     return f"{config.homeassistant.prefix}/status"
 
 
-def service_status(root: str, site: str) -> str:
-    """Return the rooms service's own retained status topic."""
-    return f"{topics.site_prefix(root, site)}/rooms/status"
-
-
 def state_topic(root: str, site: str, kind: str, key: str, what: str) -> str:
     """Return `{root}/{site}/rooms/ha/{kind}/{key}/{what}` (see the module's table)."""
-    return f"{topics.site_prefix(root, site)}/rooms/ha/{kind}/{key}/{what}"
+    return f"{topics.rooms_prefix(root, site)}/ha/{kind}/{key}/{what}"
 
 
 def discovery(
@@ -229,7 +224,7 @@ def remove(previous: Iterable[str], current: Iterable[tuple[str, str]]) -> list[
 
 def _availability(root: str, site: str, device: str | None) -> dict[str, Any]:
     service = {
-        "topic": service_status(root, site),
+        "topic": topics.rooms_status(root, site),
         "payload_available": "online",
         "payload_not_available": "offline",
         "value_template": AVAILABLE,

@@ -8,7 +8,7 @@ wrong and carries no header (so never a token or a password).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,3 +79,31 @@ def exchange(
     except httpx.HTTPError as error:
         # httpx messages name the URL, never a header: no token or password leaks here.
         raise RestError(f"{what}: {type(error).__name__}: {error}") from None
+
+
+# Answers that mean "too busy now, ask again later" (throttled, or briefly unavailable).
+BUSY = frozenset({429, 503})
+
+
+def with_backoff(
+    send: Callable[[], Reply],
+    *,
+    sleep: Callable[[float], None],
+    retries: int,
+    what: str,
+    default_wait_s: float = 5.0,
+    ceiling_s: float = 120.0,
+) -> Reply:
+    """Send until the reply is not BUSY, waiting what each one asks, at most `retries` times."""
+    for _ in range(retries):
+        reply = send()
+        if reply.status not in BUSY:
+            return reply
+        sleep(reply.retry_after_s(default_wait_s, ceiling_s))
+    reply = send()
+    if reply.status in BUSY:
+        raise RestError(
+            f"{what}: still throttled (HTTP {reply.status}) after {retries} retries; "
+            "the next poll tries again"
+        )
+    return reply

@@ -1,0 +1,397 @@
+"""Microsoft 365 room mailboxes as a booking calendar, through Microsoft Graph (app-only).
+
+Each room's `resource` is its room mailbox. The app holds the application permission
+`Calendars.ReadWrite`, limited by an application access policy to the room mailboxes.
+
+- bookings: `GET /users/{room}/calendarView` per room with `Prefer: outlook.timezone="UTC"`,
+  following `@odata.nextLink` (https://learn.microsoft.com/graph/api/user-list-calendarview).
+  The caller's window moves every poll, and a delta query is bound to one fixed window, so this
+  reads each room's view whole: one request per room per poll (forty rooms: forty requests).
+- check-in: an open extension `jp.cityhall.edge.rooms` on the room's copy of the event
+  (`POST /users/{room}/events/{id}/extensions`,
+  https://learn.microsoft.com/graph/api/opentypeextension-post-opentypeextension), read back
+  with `$expand=extensions($filter=id eq '...')`. It holds `checkedInAt` and `adHoc`.
+- release: the room declines (`POST /users/{room}/events/{id}/decline` with the reason as
+  `comment` and `sendResponse: true`, https://learn.microsoft.com/graph/api/event-decline), so
+  the organiser gets the reason; a booking this service made itself is deleted instead.
+- book: `POST /users/{room}/events`, busy, with the extension marking it ad hoc.
+
+429 and 503 are waited out as `Retry-After` asks, a bounded number of times; a 401 fetches a
+new token once. The organiser, attendees and subject are personal data: they go into `Booking`
+only, never into a log line or an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import httpx
+
+from rooms.bookings import Booking, BookingError
+from rooms.config import GraphCalendar, RoomSettings
+from rooms.graph_auth import GraphAuthError, GraphToken
+from rooms.rest import Reply, RestError, exchange, with_backoff
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "jp.cityhall.edge.rooms"
+EXTENSION_ID = f"Microsoft.OutlookServices.OpenTypeExtension.{EXTENSION}"
+_SELECT = "id,start,end,organizer,attendees,subject,isCancelled,responseStatus"
+PAGE_SIZE = 50
+MAX_PAGES = 40  # 2,000 events in one room's window is past any real day: the server is wrong
+MAX_TEXT = 255
+MAX_ATTENDEES = 500
+
+# What an operator does about each refusal, by HTTP status.
+_FIXES = {
+    400: "the request was refused as malformed; check base_url points at Graph v1.0",
+    401: "the token was refused; check tenant and client_id",
+    403: "grant Calendars.ReadWrite (application) with admin consent, and include the room "
+    "mailbox in the app's application access policy",
+    404: "check the room's `resource`: it must be the room mailbox's address",
+    409: "the event changed meanwhile; the next poll reads it again",
+}
+
+
+class GraphBookings:
+    """Bookings of the room mailboxes of one Microsoft 365 tenant."""
+
+    def __init__(
+        self,
+        settings: GraphCalendar,
+        token: GraphToken,
+        http_client: httpx.Client,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        retries: int = 3,
+    ) -> None:
+        self.settings = settings
+        self._token = token
+        self._http = http_client
+        self._sleep = sleep
+        self._retries = retries
+        self._base = settings.base_url.rstrip("/")
+        self._origin = _origin(self._base)
+        # Releases made by this process: a declined or deleted event may leave the room's view.
+        self._released: dict[tuple[str, str], Booking] = {}
+        self._closed = False
+        log.info(
+            "calendar %s: Microsoft Graph %s, app %s, tenant %s",
+            settings.id,
+            self._base,
+            settings.client_id,
+            settings.tenant,
+        )
+
+    def __repr__(self) -> str:
+        return f"<GraphBookings {self.settings.id} {self._base}>"
+
+    def bookings(
+        self, rooms: Sequence[RoomSettings], start: datetime, end: datetime
+    ) -> dict[str, list[Booking]]:
+        """Return each room's bookings overlapping [start, end), released ones included."""
+        found: dict[str, list[Booking]] = {}
+        for room in rooms:
+            listed = self._room_view(room, start, end)
+            uids = {b.uid for b in listed}
+            for (zone, uid), booking in self._released.items():
+                overlaps = booking.start < end and booking.end > start
+                if zone == room.zone and uid not in uids and overlaps:
+                    listed.append(booking)
+            found[room.zone] = listed
+        return found
+
+    def check_in(self, room: RoomSettings, booking: Booking, at: datetime) -> None:
+        """Record `at` in the room's copy of the event (its open extension)."""
+        path = f"/users/{_part(_mailbox(room))}/events/{_part(booking.uid)}/extensions"
+        body = {
+            "@odata.type": "microsoft.graph.openTypeExtension",
+            "extensionName": EXTENSION,
+            "checkedInAt": _utc_text(at),
+            "adHoc": booking.ad_hoc,
+        }
+        reply = self._call("POST", self._base + path, room, "check-in", json_body=body)
+        if reply.status == 409:  # the extension is there already (an ad-hoc booking): update it
+            del body["extensionName"]
+            reply = self._call(
+                "PATCH", f"{self._base}{path}/{EXTENSION}", room, "check-in", json_body=body
+            )
+        self._expect(reply, (200, 201, 204), room, "check-in")
+
+    def release(self, room: RoomSettings, booking: Booking, reason: str) -> None:
+        """Decline the event as the room, telling the organiser `reason`."""
+        path = f"/users/{_part(_mailbox(room))}/events/{_part(booking.uid)}"
+        if booking.ad_hoc:  # the room organised it itself: nobody to tell, delete it
+            reply = self._call("DELETE", self._base + path, room, "release")
+            if reply.status != 404:  # gone already is released
+                self._expect(reply, (204,), room, "release")
+        else:
+            body = {"comment": reason[:1000], "sendResponse": True}
+            reply = self._call(
+                "POST", f"{self._base}{path}/decline", room, "release", json_body=body
+            )
+            self._expect(reply, (200, 202, 204), room, "release")
+        self._released[(room.zone, booking.uid)] = replace(booking, released=True)
+
+    def book(self, room: RoomSettings, start: datetime, end: datetime, title: str) -> Booking:
+        """Book the room in its own calendar, busy, marked ad hoc."""
+        body = {
+            "subject": title[:MAX_TEXT],
+            "start": {"dateTime": _utc_text(start, zone=False), "timeZone": "UTC"},
+            "end": {"dateTime": _utc_text(end, zone=False), "timeZone": "UTC"},
+            "showAs": "busy",
+            "extensions": [
+                {
+                    "@odata.type": "microsoft.graph.openTypeExtension",
+                    "extensionName": EXTENSION,
+                    "adHoc": True,
+                }
+            ],
+        }
+        path = f"/users/{_part(_mailbox(room))}/events"
+        reply = self._call("POST", self._base + path, room, "booking", json_body=body)
+        self._expect(reply, (201,), room, "booking")
+        event = self._json(reply, room, "booking")
+        uid = event.get("id")
+        if not isinstance(uid, str) or not uid or len(uid) > 1024:
+            raise BookingError(self._what(room, "booking") + ": the reply has no event id")
+        return Booking(self.settings.id, room.zone, uid, start, end, title=title, ad_hoc=True)
+
+    def close(self) -> None:
+        """Close the HTTP connections; idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._http.close()
+
+    # -- reading
+
+    def _room_view(self, room: RoomSettings, start: datetime, end: datetime) -> list[Booking]:
+        params: dict[str, str] | None = {
+            "startDateTime": _utc_text(start),
+            "endDateTime": _utc_text(end),
+            "$select": _SELECT,
+            "$expand": f"extensions($filter=id eq '{EXTENSION_ID}')",
+            "$top": str(PAGE_SIZE),
+        }
+        url = f"{self._base}/users/{_part(_mailbox(room))}/calendarView"
+        found: list[Booking] = []
+        for _ in range(MAX_PAGES):
+            reply = self._call("GET", url, room, "reading bookings", params=params)
+            self._expect(reply, (200,), room, "reading bookings")
+            page = self._json(reply, room, "reading bookings")
+            events = page.get("value")
+            if not isinstance(events, list):
+                raise BookingError(self._what(room, "reading bookings") + ": no `value` list")
+            for event in events:
+                booking = self._booking(room, event)
+                if booking is not None:
+                    found.append(booking)
+            next_link = page.get("@odata.nextLink")
+            if next_link is None:
+                return found
+            if not isinstance(next_link, str) or _origin(next_link) != self._origin:
+                # Following it would hand the token to another host.
+                raise BookingError(
+                    self._what(room, "reading bookings")
+                    + f": @odata.nextLink leaves {self._origin}; refusing to follow it"
+                )
+            url, params = next_link, None
+        raise BookingError(
+            self._what(room, "reading bookings")
+            + f": more than {MAX_PAGES} pages of events; the server's paging is broken"
+        )
+
+    def _booking(self, room: RoomSettings, event: object) -> Booking | None:
+        """Return the event as a Booking, or None (logged) when it is malformed."""
+        try:
+            return _parse_event(self.settings.id, room.zone, event)
+        except (ValueError, TypeError, KeyError) as error:
+            uid = event.get("id") if isinstance(event, dict) else None
+            label = uid[:12] if isinstance(uid, str) else "?"
+            log.warning(
+                "calendar %s room %s: event %s skipped: %s",
+                self.settings.id,
+                room.zone,
+                label,
+                error,
+            )
+            return None
+
+    # -- the exchange
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        room: RoomSettings,
+        doing: str,
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """Send one Graph request: throttling waited out, one new token on 401."""
+        if self._closed:
+            raise BookingError(f"calendar {self.settings.id}: used after close()")
+        what = self._what(room, doing)
+
+        def send() -> Reply:
+            headers = {
+                "Authorization": f"Bearer {self._token.value()}",
+                "Prefer": 'outlook.timezone="UTC"',
+            }
+            return exchange(
+                self._http, method, url, what=what, headers=headers, params=params,
+                json_body=json_body,
+            )  # fmt: skip
+
+        try:
+            reply = with_backoff(send, sleep=self._sleep, retries=self._retries, what=what)
+            if reply.status == 401:
+                self._token.forget()
+                reply = with_backoff(send, sleep=self._sleep, retries=self._retries, what=what)
+        except (RestError, GraphAuthError) as error:
+            raise BookingError(f"calendar {self.settings.id}: {error}") from None
+        return reply
+
+    def _expect(self, reply: Reply, ok: tuple[int, ...], room: RoomSettings, doing: str) -> None:
+        if reply.status in ok:
+            return
+        code = ""
+        try:
+            error = reply.json_object("error").get("error")
+            if isinstance(error, dict) and isinstance(error.get("code"), str):
+                code = f" {error['code'][:60]}"
+        except RestError:
+            pass
+        fix = _FIXES.get(reply.status, "Graph failed; the next poll tries again")
+        raise BookingError(f"{self._what(room, doing)}: HTTP {reply.status}{code}; {fix}")
+
+    def _json(self, reply: Reply, room: RoomSettings, doing: str) -> dict[str, Any]:
+        try:
+            return reply.json_object(self._what(room, doing))
+        except RestError as error:
+            raise BookingError(str(error)) from None
+
+    def _what(self, room: RoomSettings, doing: str) -> str:
+        return f"calendar {self.settings.id} room {room.zone}: {doing}"
+
+
+def open_graph(settings: GraphCalendar, *, timeout_s: float = 20.0) -> GraphBookings:
+    """Build the adapter for one [[calendars]] entry: read its secret, open its HTTP client."""
+    try:
+        secret = settings.client_secret_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise BookingError(
+            f"calendar {settings.id}: cannot read client_secret_file "
+            f"{settings.client_secret_file}: {type(error).__name__}; check the path and its mode"
+        ) from None
+    if not secret:
+        raise BookingError(
+            f"calendar {settings.id}: client_secret_file {settings.client_secret_file} is empty; "
+            "put the app's client secret value in it"
+        )
+    client = httpx.Client(timeout=timeout_s, follow_redirects=False)
+    token = GraphToken(settings.tenant, settings.client_id, secret, settings.token_url, client)
+    return GraphBookings(settings, token, client)
+
+
+def _parse_event(calendar: str, zone: str, event: object) -> Booking:
+    if not isinstance(event, dict):
+        raise TypeError("not a JSON object")
+    uid = event["id"]
+    if not isinstance(uid, str) or not uid or len(uid) > 1024:
+        raise ValueError("no usable id")
+    start, end = _when(event["start"]), _when(event["end"])
+    if end <= start:
+        raise ValueError("it ends before it starts")
+    status = event.get("responseStatus") or {}
+    declined = isinstance(status, dict) and status.get("response") == "declined"
+    extension = _extension(event.get("extensions"))
+    checked_in_text = extension.get("checkedInAt")
+    checked_in = _instant(checked_in_text) if isinstance(checked_in_text, str) else None
+    attendees = event.get("attendees") or []
+    if not isinstance(attendees, list):
+        raise TypeError("attendees is not a list")
+    return Booking(
+        calendar=calendar,
+        room=zone,
+        uid=uid,
+        start=start,
+        end=end,
+        organiser=_address(event.get("organizer")),
+        attendees=tuple(a for a in map(_address, attendees[:MAX_ATTENDEES]) if a),
+        title=_text(event.get("subject")),
+        checked_in=checked_in,
+        released=event.get("isCancelled") is True or declined,
+        ad_hoc=extension.get("adHoc") is True,
+    )
+
+
+def _when(value: object) -> datetime:
+    """Read a Graph dateTimeTimeZone as an aware instant."""
+    if not isinstance(value, dict):
+        raise TypeError("a time is not an object")
+    text, zone = value.get("dateTime"), value.get("timeZone")
+    if not isinstance(text, str) or not isinstance(zone, str) or len(text) > 40:
+        raise ValueError("a time has no dateTime or timeZone")
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is not None:
+        return moment
+    try:
+        return moment.replace(tzinfo=UTC if zone == "UTC" else ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown timeZone {zone[:40]!r}") from error
+
+
+def _instant(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text[:40])
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _extension(value: object) -> dict[str, Any]:
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict) and item.get("id") == EXTENSION_ID:
+                return item
+    return {}
+
+
+def _address(value: object) -> str:
+    if isinstance(value, dict):
+        email = value.get("emailAddress")
+        if isinstance(email, dict):
+            return _text(email.get("address"))
+    return ""
+
+
+def _text(value: object) -> str:
+    return value[:MAX_TEXT] if isinstance(value, str) else ""
+
+
+def _mailbox(room: RoomSettings) -> str:
+    if not room.resource:
+        raise BookingError(f"room {room.zone}: no `resource`; set it to the room mailbox")
+    return room.resource
+
+
+def _part(text: str) -> str:
+    return quote(text, safe="@")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _utc_text(moment: datetime, *, zone: bool = True) -> str:
+    text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return text + "Z" if zone else text

@@ -92,7 +92,10 @@ class StandinServer:
 
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._http.daemon_threads = True
-        self._thread = threading.Thread(target=self._http.serve_forever, name=name, daemon=True)
+        # A short poll interval: shutdown() waits up to one interval.
+        self._thread = threading.Thread(
+            target=self._http.serve_forever, args=(0.02,), name=name, daemon=True
+        )
         self._thread.start()
 
     @property

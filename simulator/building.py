@@ -7,6 +7,12 @@ same keys an installer writes, and the layout the simulated staff walk through.
 
 The first gate listed (the security office's side) has a 3x4 PIN keypad beside its
 entrance reader, asked only of the groups that need a PIN (`rules require-pin`).
+
+Booths (focus, phone, consultation) have a PIR and a door contact, so a person sitting still
+behind a closed door keeps the booth occupied ("wasp in a box"); meeting rooms have an mmWave
+sensor (an LD2410's OUT pin, high while anyone is there, moving or not) and a door contact.
+Each department's free-seating area is split into desk islands, each its own presence zone
+(`area-2f-1-a` … in the area `area-2f-1`).
 """
 
 from __future__ import annotations
@@ -49,7 +55,8 @@ class LobbySpec(_Strict):
 
 class FloorSpec(_Strict):
     level: int = Field(ge=2, le=99)
-    departments: list[str] = Field(min_length=1, max_length=len(SENSOR_PINS) // 2)
+    departments: list[str] = Field(min_length=1, max_length=len(SENSOR_PINS))
+    islands: int = Field(4, ge=1, le=8, description="Desk islands per department's area.")
     focus_booths: int = Field(0, ge=0)
     phone_booths: int = Field(0, ge=0)
     meeting_rooms: list[int] = Field(default_factory=list, description="Capacities.")
@@ -91,6 +98,27 @@ class Sensor:
     zone: str
     pin: int
     hold_s: int
+    kind: str = "pir"  # pir | mmwave
+
+
+@dataclass(frozen=True)
+class RoomDoor:
+    """A booth's or meeting room's own (unlocked) door contact."""
+
+    id: str
+    zone: str
+    pin: int
+
+
+@dataclass(frozen=True)
+class Area:
+    """A department's free-seating area and the desk islands its sensors watch."""
+
+    id: str
+    name: str
+    floor: int
+    device: str
+    islands: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -127,13 +155,14 @@ class Device:
     doors: list[Door] = field(default_factory=list)
     sensors: list[Sensor] = field(default_factory=list)
     zones: list[Zone] = field(default_factory=list)
+    room_doors: list[RoomDoor] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Department:
     name: str
     floor: int
-    area: str  # the zone of its free-seating area
+    area: str  # its free-seating area (an Area of desk islands)
 
 
 @dataclass
@@ -144,6 +173,7 @@ class Building:
     devices: dict[str, Device]
     departments: list[Department]
     zones: dict[str, Zone]
+    areas: dict[str, Area] = field(default_factory=dict)
 
     @property
     def gates(self) -> list[Door]:
@@ -165,6 +195,15 @@ class Building:
                 if sensor.zone == zone:
                     return device, sensor
         raise KeyError(zone)
+
+    def door_for(self, zone: str) -> RoomDoor | None:
+        """Return the door contact of a booth or meeting room (None for an open zone)."""
+        device, _ = self.sensor_for(zone)
+        return next((d for d in device.room_doors if d.zone == zone), None)
+
+    def watched_rooms(self) -> list[Zone]:
+        """Every booth and meeting room: the zones a door contact closes."""
+        return [z for z in self.zones.values() if z.kind in ("booth", "meeting-room")]
 
 
 def load_building(path: Path = DEFAULT_BUILDING) -> Building:
@@ -214,20 +253,32 @@ def lay_out(spec: BuildingSpec) -> Building:
             )
             devices[device] = Device(device, "door", [door], zones=[stair_zone, floor_zones[level]])
     departments: list[Department] = []
+    areas: dict[str, Area] = {}
     nodes: list[tuple[str, list[Zone], int]] = []
     consult = [
         Zone(f"consult-1f-{i}", f"相談ブース{i}", "booth", 2, 1)
         for i in range(1, spec.lobby.consultation_booths + 1)
     ]
     if consult:
-        nodes.append(("sensors-1f-consult", consult, 120))
+        nodes.append(("sensors-1f-consult", consult, 60))
     for floor in spec.floors:
         n = floor.level
-        areas = []
+        islands: list[Zone] = []
         for i, name in enumerate(floor.departments, 1):
-            area = Zone(f"area-{n}f-{i}", f"{name} グループアドレス", "area", floor=n)
-            areas.append(area)
-            departments.append(Department(name, n, area.id))
+            area_id = f"area-{n}f-{i}"
+            mine = [
+                Zone(f"{area_id}-{letter}", f"{name} 島{letter.upper()}", "area", floor=n)
+                for letter in "abcdefgh"[: floor.islands]
+            ]
+            islands += mine
+            areas[area_id] = Area(
+                area_id,
+                f"{name} グループアドレス",
+                n,
+                f"sensors-{n}f-areas",
+                tuple(z.id for z in mine),
+            )
+            departments.append(Department(name, n, area_id))
         booths = [
             Zone(f"focus-{n}f-{i}", f"{n}階 集中ブース{i}", "booth", 1, n)
             for i in range(1, floor.focus_booths + 1)
@@ -242,27 +293,45 @@ def lay_out(spec: BuildingSpec) -> Building:
         if floor.refresh_area:
             rooms.append(Zone(f"refresh-{n}f", f"{n}階 リフレッシュエリア", "area", None, n))
         nodes += [
-            (f"sensors-{n}f-areas", areas, 600),
+            (f"sensors-{n}f-areas", islands, 600),
             (f"sensors-{n}f-booths", booths, 60),
             (f"sensors-{n}f-rooms", rooms, 300),
         ]
     for device_id, node_zones, hold_s in nodes:
-        if not node_zones:
-            continue
-        if len(node_zones) > len(SENSOR_PINS):
-            raise ValueError(
-                f"{device_id}: {len(node_zones)} sensors, but a Pi has {len(SENSOR_PINS)} "
-                "free pins; split the floor's rooms over two nodes"
-            )
-        sensors = [
-            Sensor(f"{z.id}-pir", z.id, pin, hold_s)
-            for z, pin in zip(node_zones, SENSOR_PINS, strict=False)
-        ]
-        devices[device_id] = Device(device_id, "sensor-node", sensors=sensors, zones=node_zones)
+        if node_zones:
+            devices[device_id] = _sensor_node(device_id, node_zones, hold_s)
     for node in devices.values():
         for zone in node.zones:
             zones.setdefault(zone.id, zone)
-    return Building(spec, devices, departments, zones)
+    return Building(spec, devices, departments, zones, areas)
+
+
+# An mmWave sensor's OUT pin follows the radar at once: a short hold only bridges its flicker.
+MMWAVE_HOLD_S = 60
+
+
+def _sensor_node(device_id: str, node_zones: list[Zone], hold_s: int) -> Device:
+    """Wire a sensor node: a PIR (or mmWave) per zone, and a door contact per booth and room."""
+    wanted = len(node_zones) + sum(z.kind in ("booth", "meeting-room") for z in node_zones)
+    if wanted > len(SENSOR_PINS):
+        raise ValueError(
+            f"{device_id}: {wanted} inputs (sensors and door contacts), but a Pi has "
+            f"{len(SENSOR_PINS)} free pins; split the floor's rooms over two nodes "
+            "(fewer booths, rooms or desk islands on one floor)"
+        )
+    pins = iter(SENSOR_PINS)
+    sensors: list[Sensor] = []
+    doors: list[RoomDoor] = []
+    for zone in node_zones:
+        if zone.kind == "meeting-room":
+            sensors.append(
+                Sensor(f"{zone.id}-mmwave", zone.id, next(pins), MMWAVE_HOLD_S, "mmwave")
+            )
+        else:
+            sensors.append(Sensor(f"{zone.id}-pir", zone.id, next(pins), hold_s))
+        if zone.kind in ("booth", "meeting-room"):
+            doors.append(RoomDoor(f"{zone.id}-door", zone.id, next(pins)))
+    return Device(device_id, "sensor-node", sensors=sensors, zones=node_zones, room_doors=doors)
 
 
 @dataclass(frozen=True)
@@ -322,9 +391,21 @@ def device_config(building: Building, device: Device, wiring: Wiring) -> str:
         lines += [
             "[[presence]]",
             f'id = "{sensor.id}"',
+            f'kind = "{sensor.kind}"',
             f"pin = {sensor.pin}",
             f'zone = "{sensor.zone}"',
             f"hold_s = {sensor.hold_s}",
+            "",
+        ]
+    for room_door in device.room_doors:
+        # A reed switch to ground with the pull-up on: the input rises when the door opens.
+        lines += [
+            "[[room_doors]]",
+            f'id = "{room_door.id}"',
+            f'zone = "{room_door.zone}"',
+            f"pin = {room_door.pin}",
+            'open_when = "high"',
+            'pull = "up"',
             "",
         ]
     return "\n".join(lines)

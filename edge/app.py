@@ -39,6 +39,7 @@ from edge.inbox import Inbox
 from edge.keypad import Keypad, MatrixKeypad, open_usb_keypad
 from edge.ports import CardKeys, CardReader, CardReferencer, Indicator, Input, Relay
 from edge.runtime import Agent, Core, Hardware, Network, Pace
+from edge.sensors.ld2410 import PresenceRule
 from edge.store import Store
 from edge.store import state as saved_state
 from edge.store.card_keys import CardKeyLookup
@@ -47,7 +48,7 @@ from edge.store.credentials import SqliteCredentials
 from edge.system import SystemdNotifier
 from edge.wiring import device_spec
 from firmware_config.loader import config_hash
-from firmware_config.model import DeviceConfig, ReaderConfig
+from firmware_config.model import DeviceConfig, Ld2410Presence, ReaderConfig
 from firmware_config.readers import MatrixKeypad as MatrixKeypadConfig
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ def _startup(
     # Alarms raised before a restart are cleared now; the inputs, read again at start,
     # raise them again if the condition still holds (a door still open, a reader still gone).
     for alarm in saved_state.active_alarms(store.db):
-        detail = {k: alarm[k] for k in ("door", "reader", "zone") if alarm.get(k)}
+        detail = {k: alarm[k] for k in ("door", "reader", "zone", "sensor") if alarm.get(k)}
         startup.append(
             record(
                 EventKind.ALARM,
@@ -261,8 +262,13 @@ def _inputs(config: DeviceConfig, factory: PinFactory, faults: list[HardwareErro
             ("exit_button", d.id, d.exit_button, "pressed_when"),
             ("fire_input", d.id, d.fire_input, "alarm_when"),
         ]
-    wired += [("presence", p.id, p, "occupied_when") for p in config.presence]
-    inputs: list[Input] = []
+    wired += [
+        ("presence", p.id, p, "occupied_when")
+        for p in config.presence
+        if not isinstance(p, Ld2410Presence)
+    ]
+    wired += [("room_door", d.id, d, "open_when") for d in config.room_doors]
+    inputs: list[Input] = [_radar(p) for p in config.presence if isinstance(p, Ld2410Presence)]
     for kind, target, part, level in wired:
         if part is None:
             continue
@@ -281,3 +287,11 @@ def _inputs(config: DeviceConfig, factory: PinFactory, faults: list[HardwareErro
         except HardwareError as fault:
             faults.append(fault)
     return inputs
+
+
+def _radar(config: Ld2410Presence) -> Input:
+    """Build an LD2410 read on its serial port (its silence is a fault, not an error here)."""
+    from edge.sensors.ld2410_serial import Ld2410SerialSensor  # noqa: PLC0415 -- pyserial is needed only by a device with a radar on a serial port
+
+    rule = PresenceRule(config.max_gate, config.moving_energy_min, config.still_energy_min)
+    return Ld2410SerialSensor(config.id, config.port, config.baud, rule)

@@ -25,6 +25,7 @@ from edge.core.events import (
     ExitPressed,
     FireInputChanged,
     PresenceChanged,
+    RoomDoorChanged,
 )
 from edge.core.outputs import Signal
 from edge.core.spec import FailMode
@@ -89,7 +90,7 @@ class UnavailableRelay:
 
 Level = Literal["high", "low"]
 Pull = Literal["up", "down", "none"]
-InputKind = Literal["contact", "exit_button", "fire_input", "presence"]
+InputKind = Literal["contact", "exit_button", "fire_input", "presence", "room_door"]
 
 
 class GpioRelay:
@@ -153,7 +154,7 @@ class GpioRelay:
 
 
 class GpioInput:
-    """A contact, exit button, fire input or presence sensor on one pin."""
+    """A contact, exit button, fire input, presence sensor or room door on one pin."""
 
     def __init__(
         self,
@@ -232,6 +233,8 @@ class GpioInput:
                 return FireInputChanged(self.target, asserted)
             case "presence":
                 return PresenceChanged(self.target, asserted)
+            case "room_door":
+                return RoomDoorChanged(self.target, asserted)
 
 
 class GpioIndicator:

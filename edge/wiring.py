@@ -13,6 +13,7 @@ from edge.core.spec import (
     PinMode,
     PresenceSpec,
     ReaderSpec,
+    RoomDoorSpec,
     ZoneSpec,
 )
 from firmware_config.model import DeviceConfig
@@ -65,4 +66,5 @@ def device_spec(config: DeviceConfig) -> DeviceSpec:
             for r in config.readers
         ),
         presence=tuple(PresenceSpec(p.id, p.zone, p.hold_s) for p in config.presence),
+        room_doors=tuple(RoomDoorSpec(d.id, d.zone, d.latch_after_s) for d in config.room_doors),
     )

@@ -9,6 +9,7 @@ model runs them too, so a configuration built in code is checked the same way.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import PurePath
 from typing import Any, Final
 
 from firmware_config.deployment import tls_rules
@@ -23,7 +24,9 @@ _NOUNS: Final = {
     "readers": "reader",
     "presence": "presence sensor",
     "indicators": "indicator",
+    "room_doors": "room door",
 }
+_ROOM_KINDS: Final = ("booth", "meeting-room")  # the zones a room door may close
 _DOOR_WIRING: Final = ("relay", "contact", "exit_button", "fire_input")
 _EXAMPLES: Final = "firmware_config/examples/"
 _SOURCE_KEYS: Final = {"pcsc": "match", "nfc": "path"}  # what picks the hardware, per kind
@@ -39,6 +42,8 @@ def check_config(raw: Mapping[str, Any]) -> list[Problem]:
         *_pins_used_twice(raw),
         *_references(raw),
         *_reader_sources(raw),
+        *_room_doors(raw),
+        *_serial_ports(raw),
         *_role(raw),
         *_card_key(raw),
     ]
@@ -53,6 +58,7 @@ def pin_uses(raw: Mapping[str, Any]) -> list[tuple[str, int]]:
             if isinstance(wiring, Mapping):
                 uses.append((f"{path}.{part}.pin", wiring.get("pin")))
     uses += [(f"{path}.pin", sensor.get("pin")) for path, sensor in _items(raw, "presence")]
+    uses += [(f"{path}.pin", door.get("pin")) for path, door in _items(raw, "room_doors")]
     for path, indicator in _items(raw, "indicators"):
         uses += [(f"{path}.{name}", indicator.get(name)) for name in INDICATOR_PINS]
     for path, reader in _items(raw, "readers"):
@@ -129,6 +135,8 @@ def _references(raw: Mapping[str, Any]) -> Iterator[Problem]:
     doors = _ids(raw, "doors")
     for path, reader in _items(raw, "readers"):
         yield from _reference(f"{path}.door", reader.get("door"), "doors", doors)
+    for path, room_door in _items(raw, "room_doors"):
+        yield from _reference(f"{path}.zone", room_door.get("zone"), "zones", zones)
     readers = _ids(raw, "readers")
     for path, indicator in _items(raw, "indicators"):
         yield from _reference(f"{path}.reader", indicator.get("reader"), "readers", readers)
@@ -188,6 +196,68 @@ def _same_reader(kind: str, path: str, value: str, earlier: tuple[str, str]) -> 
     return Problem(
         path, show_value(value), f"{how} {other_path}: both can pick the same reader", fix
     )
+
+
+def _room_doors(raw: Mapping[str, Any]) -> Iterator[Problem]:
+    """A room door closes a booth or meeting room of this device that has a presence sensor."""
+    # Only string ids: anything else is reported by the fields' own validation.
+    kinds = {z["id"]: z.get("kind") for _, z in _items(raw, "zones") if _is_text(z.get("id"))}
+    watched = {s["zone"] for _, s in _items(raw, "presence") if _is_text(s.get("zone"))}
+    doors = {d["id"]: path for path, d in _items(raw, "doors") if _is_text(d.get("id"))}
+    for path, room_door in _items(raw, "room_doors"):
+        ident, zone = room_door.get("id"), room_door.get("zone")
+        if isinstance(ident, str) and ident in doors:
+            yield Problem(
+                f"{path}.id",
+                show_value(ident),
+                f"id {show_value(ident)} is already used by {doors[ident]}",
+                "give each door and room door its own id",
+            )
+        if not isinstance(zone, str) or zone not in kinds:
+            continue  # an undeclared zone is reported by _references
+        if kinds[zone] not in _ROOM_KINDS:
+            yield Problem(
+                f"{path}.zone",
+                show_value(zone),
+                f"zone {show_value(zone)} is of kind {show_value(kinds[zone])}; a room door "
+                "closes a booth or a meeting room",
+                'set the zone\'s kind = "booth" or "meeting-room", or name such a zone here '
+                "(a door with a lock belongs in [[doors]])",
+            )
+        elif zone not in watched:
+            yield Problem(
+                f"{path}.zone",
+                show_value(zone),
+                f"no presence sensor of this device watches zone {show_value(zone)}, so its "
+                "door has nothing to keep",
+                f"add a [[presence]] table with zone = {show_value(zone)}, or remove this "
+                "room door",
+            )
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _serial_ports(raw: Mapping[str, Any]) -> Iterator[Problem]:
+    first_use: dict[str, str] = {}
+    for path, sensor in _items(raw, "presence"):
+        if sensor.get("kind") != "ld2410-uart":
+            continue
+        port = sensor.get("port", "/dev/serial0")
+        port = str(port) if isinstance(port, PurePath) else port
+        if not isinstance(port, str):
+            continue
+        if port in first_use:
+            yield Problem(
+                f"{path}.port",
+                show_value(port),
+                f"serial port {show_value(port)} is already used by {first_use[port]}",
+                "give each radar its own serial port (a USB serial adapter for the second: "
+                "/dev/serial/by-id/…)",
+            )
+        else:
+            first_use[port] = path
 
 
 def _role(raw: Mapping[str, Any]) -> Iterator[Problem]:

@@ -6,9 +6,10 @@ of the project uses is importable from here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from firmware_config.checks import check_config, pin_uses
 from firmware_config.deployment import DeviceInfo, MqttConfig, SiteConfig, StoreConfig, TlsConfig
@@ -27,7 +28,15 @@ from firmware_config.readers import (
     ReaderConfig,
     SimReader,
 )
-from firmware_config.zones import PresenceConfig, ZoneConfig
+from firmware_config.zones import (
+    GpioPresence,
+    Ld2410Presence,
+    MmwavePresence,
+    PirPresence,
+    PresenceConfig,
+    RoomDoorConfig,
+    ZoneConfig,
+)
 
 # A Raspberry Pi has 26 usable GPIO pins; each door needs at least its relay's.
 MAX_ZONES: Final = 64
@@ -35,6 +44,7 @@ MAX_DOORS: Final = 26
 MAX_READERS: Final = 52
 MAX_SENSORS: Final = 26
 MAX_INDICATORS: Final = 52
+MAX_ROOM_DOORS: Final = 26
 
 __all__ = [
     "ButtonConfig",
@@ -43,13 +53,18 @@ __all__ = [
     "DeviceInfo",
     "DoorConfig",
     "FireInputConfig",
+    "GpioPresence",
     "IndicatorConfig",
+    "Ld2410Presence",
+    "MmwavePresence",
     "MqttConfig",
     "NfcReader",
     "PcscReader",
+    "PirPresence",
     "PresenceConfig",
     "ReaderConfig",
     "RelayConfig",
+    "RoomDoorConfig",
     "SimReader",
     "SiteConfig",
     "StoreConfig",
@@ -87,13 +102,34 @@ class DeviceConfig(BaseModel):
         description="Card readers; `kind` picks the hardware: [[readers]].",
     )
     presence: tuple[PresenceConfig, ...] = Field(
-        default=(), max_length=MAX_SENSORS, description="Presence sensors: [[presence]]."
+        default=(),
+        max_length=MAX_SENSORS,
+        description='Presence sensors; `kind` picks the hardware ("pir" if omitted): [[presence]].',
+    )
+    room_doors: tuple[RoomDoorConfig, ...] = Field(
+        default=(),
+        max_length=MAX_ROOM_DOORS,
+        description=(
+            "Door contacts of booths and meeting rooms with no lock; they keep a shut room "
+            "where someone was seen occupied: [[room_doors]]."
+        ),
     )
     indicators: tuple[IndicatorConfig, ...] = Field(
         default=(),
         max_length=MAX_INDICATORS,
         description="LEDs and buzzers beside the readers: [[indicators]].",
     )
+
+    @field_validator("presence", mode="before")
+    @classmethod
+    def _pir_by_default(cls, value: object) -> object:
+        # Sensors written before `kind` existed are PIRs: every such file stays valid.
+        if not isinstance(value, list | tuple):
+            return value
+        return [
+            {"kind": "pir", **item} if isinstance(item, Mapping) and "kind" not in item else item
+            for item in value
+        ]
 
     @model_validator(mode="after")
     def _check(self) -> Self:

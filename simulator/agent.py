@@ -15,6 +15,7 @@ speaks JSON lines; each request gets one reply (see simulator.control for every 
     {"op": "exit", "door": "gate-east"}                   press and release the exit button
     {"op": "fire", "door": "stair-b-2f", "on": true}      the fire panel's input
     {"op": "presence", "sensor": "booth-3f-1-pir", "on": true}
+    {"op": "room_door", "door": "booth-3f-1-door", "open": false}   a booth's own door
     {"op": "reader", "reader": "gate-east-in", "online": false}   unplug (or plug) a reader
     {"op": "clock", "synced": false, "step_s": 90}        lose time synchronisation
     {"op": "stats"}                 -> {"ok": true, "last_seq": 118, "backlog": 0}

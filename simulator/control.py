@@ -238,11 +238,17 @@ class Control:
                     return {"ok": False, "error": f"door {body['door']} has no fire input"}
                 assert_input(self.factory, fire.pin, fire.alarm_when, bool(body["on"]))
             case "presence":
-                sensors = {p.id: p for p in self.config.presence}
+                sensors = {p.id: p for p in self.config.presence if p.kind != "ld2410-uart"}
                 sensor = sensors.get(body.get("sensor", ""))
                 if sensor is None:
-                    return {"ok": False, "error": f"no sensor {body.get('sensor')!r}"}
+                    return {"ok": False, "error": f"no GPIO sensor {body.get('sensor')!r}"}
                 assert_input(self.factory, sensor.pin, sensor.occupied_when, bool(body["on"]))
+            case "room_door":
+                room_doors = {d.id: d for d in self.config.room_doors}
+                room_door = room_doors.get(body.get("door", ""))
+                if room_door is None:
+                    return {"ok": False, "error": f"no room door {body.get('door')!r}"}
+                assert_input(self.factory, room_door.pin, room_door.open_when, bool(body["open"]))
             case "reader":
                 reader = self.readers.get(body.get("reader", ""))
                 if reader is None:

@@ -20,7 +20,8 @@ def idle_inputs(factory: MockFactory, config: DeviceConfig) -> None:
             levels.append((door.exit_button.pin, door.exit_button.pressed_when))
         if door.fire_input:
             levels.append((door.fire_input.pin, door.fire_input.alarm_when))
-    levels += [(p.pin, p.occupied_when) for p in config.presence]
+    levels += [(p.pin, p.occupied_when) for p in config.presence if p.kind != "ld2410-uart"]
+    levels += [(d.pin, d.open_when) for d in config.room_doors]  # shut
     for pin, asserted in levels:
         mock = factory.pin(pin)
         if asserted == "high":

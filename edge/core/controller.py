@@ -30,10 +30,12 @@ from edge.core.events import (
     PinEntered,
     PinOutcome,
     PresenceChanged,
+    PresenceSensorStatus,
     ReaderStatusChanged,
     ResetAlarms,
     ResetFire,
     ResetOccupancy,
+    RoomDoorChanged,
     SetHoldOpen,
     SetLockdown,
     Tick,
@@ -43,9 +45,9 @@ from edge.core.occupancy import OccupancyCounter
 from edge.core.outputs import EventKind, Indicate, Output, Signal, record
 from edge.core.pin import PinGate, wants_pin
 from edge.core.policy import AccessPolicy
-from edge.core.presence import PresenceDebouncer
 from edge.core.schedule import AnyOf, ClosureDays, HolidayCalendar
 from edge.core.spec import DeviceSpec, Direction
+from edge.core.zone_presence import Changes, ZonePresence
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,8 @@ class DeviceState:
     fire_latched: bool = False
     held_by_command: tuple[str, ...] = ()
     forgiven_on: tuple[tuple[str, str], ...] = ()  # (zone, local ISO date) of the last forgiveness
+    occupied_sensors: tuple[str, ...] = ()  # presence sensors occupied: they hold again at start
+    latched_rooms: tuple[str, ...] = ()  # rooms shut with someone inside (room_latch)
 
 
 class Controller:
@@ -76,7 +80,7 @@ class Controller:
         self.doors = {d.id: DoorMachine(d) for d in spec.doors}
         self._readers = {r.id: r for r in spec.readers}
         self._zones = {z.id: z for z in spec.zones}
-        self.presence = {p.id: PresenceDebouncer(p) for p in spec.presence}
+        self.presence = ZonePresence(spec)
         self.counts = OccupancyCounter(
             z for d in spec.doors for z in (d.outside_zone, d.inside_zone)
         )
@@ -159,7 +163,11 @@ class Controller:
             case ReaderStatusChanged():
                 return self._reader_status(event, at)
             case PresenceChanged():
-                return self._presence(event, at)
+                return self._presence_changes(self.presence.presence(event, at), at)
+            case PresenceSensorStatus():
+                return self._presence_changes(self.presence.sensor_status(event, at), at)
+            case RoomDoorChanged():
+                return self._presence_changes(self.presence.room_door(event, at), at)
             case Tick():
                 return self._tick(at)
             case _:
@@ -446,33 +454,9 @@ class Controller:
 
     # -- presence, timers -----------------------------------------------------------------
 
-    def _presence(self, event: PresenceChanged, at: Instant) -> list[Output]:
-        sensor = self.presence.get(event.sensor)
-        if sensor is None:
-            return [self._unknown("presence sensor", event.sensor, at)]
-        zone_before = self._zone_occupied_by_presence(sensor.spec.zone)
-        if not sensor.edge(at, event.active):
-            return []
-        return self._presence_changed(sensor, zone_before, at)
-
-    def _presence_changed(
-        self, sensor: PresenceDebouncer, zone_before: bool, at: Instant
-    ) -> list[Output]:
-        out: list[Output] = [
-            record(
-                EventKind.PRESENCE,
-                "occupied" if sensor.occupied else "vacant",
-                at.utc,
-                sensor=sensor.spec.id,
-                zone=sensor.spec.zone,
-            )
-        ]
-        if self._zone_occupied_by_presence(sensor.spec.zone) != zone_before:
-            out.append(self._occupancy(sensor.spec.zone, at))
-        return out
-
-    def _zone_occupied_by_presence(self, zone: str) -> bool:
-        return any(p.occupied for p in self.presence.values() if p.spec.zone == zone)
+    def _presence_changes(self, changes: Changes, at: Instant) -> list[Output]:
+        out, zones = changes
+        return out + [self._occupancy(zone, at) for zone in zones]
 
     def next_deadline(self) -> float | None:
         """Return the earliest monotonic time a tick may produce something, or None.
@@ -482,7 +466,7 @@ class Controller:
         simulator) also ticks every minute.
         """
         times = [d.next_deadline() for d in self.doors.values()]
-        times += [p.next_deadline() for p in self.presence.values()]
+        times.append(self.presence.next_deadline())
         times += [self.pins.next_deadline(), self.peers.next_deadline()]
         return min((t for t in times if t is not None), default=None)
 
@@ -502,10 +486,7 @@ class Controller:
             if held != door.held_by_schedule:
                 out += door.hold(at, held, by_schedule=True, cause="schedule")
             out += door.tick(at)
-        for sensor in self.presence.values():
-            zone_before = self._zone_occupied_by_presence(sensor.spec.zone)
-            if sensor.tick(at):
-                out += self._presence_changed(sensor, zone_before, at)
+        out += self._presence_changes(self.presence.tick(at), at)
         for zone in self.passback.forgive_due(local):
             out.append(
                 record(
@@ -524,7 +505,7 @@ class Controller:
     def _occupancy(self, zone: str, at: Instant) -> Output:
         count = self.counts.count(zone)
         spec = self._zones.get(zone)
-        occupied = bool(count) or self._zone_occupied_by_presence(zone)
+        occupied = bool(count) or self.presence.occupied(zone)
         return record(
             EventKind.OCCUPANCY,
             "zone",
@@ -533,6 +514,7 @@ class Controller:
             count=count,
             occupied=occupied,
             capacity=spec.capacity if spec else None,
+            sensor_ok=self.presence.sensor_ok(zone),
         )
 
     def _unknown(self, what: str, name: str, at: Instant) -> Output:
@@ -542,6 +524,7 @@ class Controller:
 
     def snapshot(self) -> DeviceState:
         """Return the modes that must survive a restart (positions and counts go by record)."""
+        sensors, rooms = self.presence.snapshot()
         return DeviceState(
             lockdown=self.lockdown,
             fire_latched=self.fire_latched,
@@ -549,6 +532,8 @@ class Controller:
                 sorted(d.spec.id for d in self.doors.values() if d.held_by_command)
             ),
             forgiven_on=self.passback.forgiven_dates(),
+            occupied_sensors=sensors,
+            latched_rooms=rooms,
         )
 
     def restore(
@@ -565,6 +550,9 @@ class Controller:
         self.lockdown = state.lockdown
         self.fire_latched = state.fire_latched
         self.passback.restore_forgiven(state.forgiven_on)
+        # A restart must not show an occupied booth vacant: its sensors hold again from now,
+        # and a room shut with someone inside stays latched until its door opens.
+        self.presence.restore(at, state.occupied_sensors, state.latched_rooms)
         out: list[Output] = []
         local = at.utc.astimezone(self._tz)
         for door in self.doors.values():

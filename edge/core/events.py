@@ -87,6 +87,23 @@ class PresenceChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class PresenceSensorStatus:
+    """A presence sensor stopped answering (`ok=False`: no frames from it) or came back."""
+
+    sensor: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomDoorChanged:
+    """The door of a booth or meeting room (no lock, a contact only) opened or closed."""
+
+    door: str
+    is_open: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passed: run the timers (relock, held-open, presence hold, schedules)."""
 
@@ -171,6 +188,8 @@ Event = (
     | ExitPressed
     | FireInputChanged
     | PresenceChanged
+    | PresenceSensorStatus
+    | RoomDoorChanged
     | Tick
     | PeersReachable
     | UnlockOnce

@@ -2,7 +2,10 @@
 
 Any presence makes a sensor occupied at once; it turns vacant only after `hold_s` with no
 presence, so a person sitting still in a booth does not flicker it (PIR sensors drop out
-between movements).
+between movements; a radar's output holds for a still person, so its hold is short).
+
+A sensor in fault (a radar that sends no frames) keeps the state it had: silence is not
+absence, so a fault never turns a zone vacant. When it answers again, the hold starts anew.
 """
 
 from __future__ import annotations
@@ -17,12 +20,19 @@ class PresenceDebouncer:
     def __init__(self, spec: PresenceSpec) -> None:
         self.spec = spec
         self.occupied = False
+        self.fault = False
         self._active = False
         self._vacant_at: float | None = None
 
     def __repr__(self) -> str:
         state = "occupied" if self.occupied else "vacant"
-        return f"<PresenceDebouncer {self.spec.id} zone={self.spec.zone} {state}>"
+        fault = " fault" if self.fault else ""
+        return f"<PresenceDebouncer {self.spec.id} zone={self.spec.zone} {state}{fault}>"
+
+    @property
+    def active(self) -> bool:
+        """True while the sensor's raw output says someone is there."""
+        return self._active
 
     def edge(self, at: Instant, active: bool) -> bool:
         """Take a raw edge; return True if the debounced state changed."""
@@ -37,18 +47,31 @@ class PresenceDebouncer:
             self._vacant_at = at.mono + self.spec.hold_s
         return self.tick(at)
 
+    def set_fault(self, at: Instant, fault: bool) -> bool:
+        """Mark the sensor in fault or back; return True if that changed."""
+        if fault == self.fault:
+            return False
+        self.fault = fault
+        if not fault and self.occupied and not self._active:
+            self._vacant_at = at.mono + self.spec.hold_s
+        return True
+
+    def hold(self, at: Instant) -> None:
+        """Be occupied now, vacant after `hold_s` unless presence comes (a restored state)."""
+        self.occupied = True
+        if not self._active:
+            self._vacant_at = at.mono + self.spec.hold_s
+
     def next_deadline(self) -> float | None:
         """Return the monotonic time the hold timer ends (None while none runs)."""
-        return self._vacant_at if self.occupied and not self._active else None
+        if self.fault or not self.occupied or self._active:
+            return None
+        return self._vacant_at
 
     def tick(self, at: Instant) -> bool:
         """Run the hold timer; return True if the sensor just turned vacant."""
-        if (
-            self.occupied
-            and not self._active
-            and self._vacant_at is not None
-            and at.mono >= self._vacant_at
-        ):
+        deadline = self.next_deadline()
+        if deadline is not None and at.mono >= deadline:
             self.occupied = False
             self._vacant_at = None
             return True

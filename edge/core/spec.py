@@ -115,6 +115,19 @@ class PresenceSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RoomDoorSpec:
+    """The door contact of a booth or meeting room with no lock: its presence latch's input.
+
+    `latch_after_s`: presence still seen this long after the doors close latches the room
+    (a sensor's output outlasts the person who just walked out by a few seconds).
+    """
+
+    id: str
+    zone: str
+    latch_after_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceSpec:
     """Everything the core needs to know about one device."""
 
@@ -125,3 +138,4 @@ class DeviceSpec:
     doors: tuple[DoorSpec, ...] = ()
     readers: tuple[ReaderSpec, ...] = ()
     presence: tuple[PresenceSpec, ...] = field(default=())
+    room_doors: tuple[RoomDoorSpec, ...] = ()

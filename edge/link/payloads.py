@@ -60,6 +60,13 @@ class OccupancyPayload(_Out):
     )
     occupied: bool
     capacity: int | None
+    sensor_ok: bool | None = Field(
+        default=None,
+        description=(
+            "False while a presence sensor of the zone is in fault (its last state is kept: "
+            "a fault never makes the zone vacant); null where the zone has no presence sensor."
+        ),
+    )
 
 
 class CrossingPayload(BaseModel):

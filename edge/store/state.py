@@ -22,14 +22,19 @@ LASTING_ALARMS = frozenset(
         "fire",
         "credentials_stale",
         "anti_passback_degraded",
+        "presence_sensor_fault",
     }
 )
 
 
 def _alarm_key(record: EventRecord) -> str:
     data = record.data
-    door, reader, zone = (data.get(k) or "" for k in ("door", "reader", "zone"))
-    return f"{record.type}|{door}|{reader}" + (f"|{zone}" if zone else "")
+    door, reader, zone, sensor = (data.get(k) or "" for k in ("door", "reader", "zone", "sensor"))
+    return (
+        f"{record.type}|{door}|{reader}"
+        + (f"|{zone}" if zone else "")
+        + (f"|sensor:{sensor}" if sensor else "")
+    )
 
 
 def _save_alarms(db: Database, records: Iterable[EventRecord]) -> None:
@@ -47,6 +52,7 @@ def _save_alarms(db: Database, records: Iterable[EventRecord]) -> None:
                 "door": record.data.get("door"),
                 "reader": record.data.get("reader"),
                 "zone": record.data.get("zone"),
+                **({"sensor": record.data["sensor"]} if record.data.get("sensor") else {}),
             }
     db.execute(
         "INSERT INTO device_state (key, value) VALUES ('alarms', ?) "
@@ -116,6 +122,8 @@ def apply(
         "fire_latched": state.fire_latched,
         "held_by_command": list(state.held_by_command),
         "forgiven_on": [list(pair) for pair in state.forgiven_on],
+        "occupied_sensors": list(state.occupied_sensors),
+        "latched_rooms": list(state.latched_rooms),
     }
     db.execute(
         "INSERT INTO device_state (key, value) VALUES ('modes', ?) "
@@ -194,6 +202,8 @@ def load(db: Database) -> tuple[DeviceState, list[Position], list[tuple[str, int
         fire_latched=bool(modes.get("fire_latched", False)),
         held_by_command=tuple(modes.get("held_by_command", ())),
         forgiven_on=tuple((str(z), str(d)) for z, d in modes.get("forgiven_on", ())),
+        occupied_sensors=tuple(str(s) for s in modes.get("occupied_sensors", ())),
+        latched_rooms=tuple(str(z) for z in modes.get("latched_rooms", ())),
     )
     positions: list[Position] = [
         (card, zone) if ts is None else (card, zone, (ts, device or "", int(seq or 0)))

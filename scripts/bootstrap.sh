@@ -57,3 +57,16 @@ if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
     echo "$WANT" >"$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
+
+# Matrix Synapse, the real UC server the presence tests start, in a virtual environment of its
+# own (its pins clash with the project's); reinstalled only when its pins change.
+SYNAPSE_VENV="$VENV/synapse"
+SYNAPSE_STAMP="$SYNAPSE_VENV/.installed"
+SYNAPSE_WANT="$(sha256sum "$ROOT/constraints-synapse.txt" | cut -d' ' -f1)"
+if [[ ! -f "$SYNAPSE_STAMP" || "$(cat "$SYNAPSE_STAMP")" != "$SYNAPSE_WANT" ]]; then
+    say "installing Matrix Synapse into $SYNAPSE_VENV (pinned by constraints-synapse.txt)"
+    [[ -x "$SYNAPSE_VENV/bin/python" ]] || "$PYTHON" -m venv "$SYNAPSE_VENV"
+    "$SYNAPSE_VENV/bin/python" -m pip install -q --disable-pip-version-check \
+        -c "$ROOT/constraints-synapse.txt" "matrix-synapse==1.163.2"
+    echo "$SYNAPSE_WANT" >"$SYNAPSE_STAMP"
+fi

@@ -1,0 +1,42 @@
+"""The port every UC presence adapter implements, and its errors."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from edge.errors import EdgeError
+from rooms.uc.states import UcState
+
+
+class UcError(EdgeError):
+    """A UC server could not be told; the message names the server and the fix, never a
+    person, a token or a UC id."""
+
+
+class UcServerError(UcError):
+    """The server failed or refused the service itself: everyone's updates wait."""
+
+
+class UcPersonError(UcError):
+    """The server refused one person (unknown UC id, not allowed): only theirs is dropped."""
+
+
+class PresenceAdapter(Protocol):
+    """A UC server that is told each opted-in person's state."""
+
+    name: str  # the server, for logs: e.g. "matrix https://matrix.city.example"
+
+    def publish(self, uc_id: str, state: UcState) -> None:
+        """Set the person's status to `state` (AWAY clears what this service set).
+
+        Blocking; raises UcServerError or UcPersonError.
+        """
+        ...
+
+    def refresh_s(self, state: UcState) -> float | None:
+        """Return how soon `state` must be set again before the server lets it lapse."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and sessions; idempotent."""
+        ...

@@ -92,7 +92,7 @@ class Feed:
         for area in config.areas:
             self._zones.update({z: _Zone(area.device) for z in area.zones})
         self._devices: dict[str, _Device] = {}
-        self._doors: dict[str, str] = {}
+        self._doors: dict[str, tuple[str, bool]] = {}  # door id: (its device, open)
         self._counts: dict[tuple[str, str], int] = {}
         self._seen: deque[str] = deque(maxlen=_SEEN_IDS)
         self._link_up = False
@@ -157,9 +157,13 @@ class Feed:
             last_status_at=device.status_at if device else None,
         )
 
-    def doors(self) -> dict[str, str]:
-        """Return each door's last reported state, keyed `{device}/{door}`: open or closed."""
-        return dict(self._doors)
+    def doors(self) -> dict[str, bool | None]:
+        """Return whether each door reported so far is open."""
+        return {door: is_open for door, (_, is_open) in self._doors.items()}
+
+    def door_devices(self) -> dict[str, str]:
+        """Return the device each door is taken from (the first that reported it)."""
+        return {door: device for door, (device, _) in self._doors.items()}
 
     def counts(self) -> dict[str, int]:
         """Return each counted zone's head count: the sum over the devices that count it."""
@@ -272,7 +276,11 @@ class Feed:
         if not isinstance(door, str) or not _SLUG.match(door):
             self._reject("malformed-event", device, at)
             return
-        self._doors[f"{device}/{door}"] = "open" if event.type == "opened" else "closed"
+        owner = self._doors.get(door, (device, False))[0]
+        if owner != device:  # door ids are site-wide: one device speaks for a door
+            self._reject("untrusted-device", device, at)
+            return
+        self._doors[door] = (device, event.type == "opened")
 
     def _event(self, device: str, payload: bytes, kind: str, at: datetime) -> EventPayload | None:
         try:

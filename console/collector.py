@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from console import refusals
+from console import refusals, rooms_view
 from console.anchor import Anchorer
 from console.claims import Registry
 from console.intake import Refused, parse
@@ -120,7 +120,8 @@ class Collector:
             f"$share/{group}/{events}" if group else events,
             topics.status_filter(root, site),
             topics.occupancy_filter(root, site),
-            handler=self._receive,
+            topics.rooms_view(root, site),  # the rooms service's building view (its status
+            handler=self._receive,  # arrives with the devices': `+/status`)
         )
         self._writer = threading.Thread(target=self._write_loop, name="collector", daemon=True)
         log.info(
@@ -167,7 +168,7 @@ class Collector:
     def _receive(self, message: Message) -> None:
         parts = message.topic.split("/", 3)
         device = parts[2] if len(parts) > 3 else UNKNOWN
-        if not self.registry.known(device):
+        if not self.registry.known(device) and device != topics.ROOMS:
             device = UNKNOWN
         if not self.lanes.put(device, message):
             self.client.ack(message)  # over the device's budget: refused, counted, gone
@@ -251,6 +252,9 @@ class Collector:
         if levels is None or len(levels) < 2:
             raise Refuse("not under this site's topics", UNKNOWN)
         device, where, *rest = levels
+        if device == topics.ROOMS and not rest:  # never a device's id: the rooms service's
+            _rooms(where, message.payload, self.site, judged)
+            return
         claims = self.registry.claims(device)
         if claims is None:
             raise Refuse(f"device {device[:40]!r} is not provisioned", UNKNOWN, CLAIM_REFUSED)
@@ -286,6 +290,7 @@ class Judged:
         self.implausible: dict[str, str] = {}
         self.statuses: list[tuple[str, str]] = []
         self.occupancy: list[tuple[str, str, int, dict[str, Any], str]] = []
+        self.rooms: list[tuple[str, str]] = []  # the rooms service's (view | status, body)
         self.refused: list[Refusal] = []
 
     def event(self, body: dict[str, Any], device: str) -> None:
@@ -322,6 +327,8 @@ class Judged:
         for device, zone, count, body, ts in self.occupancy:
             occupied = bool(body.get("occupied"))
             self._alone(device, lambda: log.set_occupancy(device, zone, count, occupied, ts))  # noqa: B023
+        for what, kept in self.rooms:
+            self._alone(topics.ROOMS, lambda: log.set_rooms(what, kept, now))  # noqa: B023
         events = self.events
         try:
             return log.append(events, now, self.implausible)
@@ -357,6 +364,21 @@ def _parse(payload: bytes, device: str) -> Any:
         return parse(payload)
     except Refused as refused:
         raise Refuse(str(refused), device) from None
+
+
+def _rooms(where: str, payload: bytes, site: str, judged: Judged) -> None:
+    """Keep the rooms service's view or status once judged (console.rooms_view)."""
+    if not payload:
+        return  # a retained message cleared: the last one kept stays
+    try:
+        if where == rooms_view.VIEW:
+            judged.rooms.append((where, rooms_view.judge_view(payload, site)))
+        elif where == rooms_view.STATUS:
+            judged.rooms.append((where, rooms_view.judge_status(payload)))
+        else:
+            raise Refuse("not a rooms service topic the console reads", topics.ROOMS)
+    except rooms_view.ViewRefused as refused:
+        raise Refuse(str(refused), topics.ROOMS) from None
 
 
 def _claim(problem: str | None, device: str) -> None:

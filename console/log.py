@@ -162,6 +162,14 @@ def zone_indexes(db: Database) -> None:
         )
 
 
+@migrations(name="0009_rooms")
+def rooms_table(db: Database) -> None:
+    """Keep the rooms service's newest building view and status (console.rooms_view)."""
+    db.execute(
+        "CREATE TABLE rooms (what TEXT PRIMARY KEY, body TEXT NOT NULL, received_at TEXT NOT NULL)"
+    )
+
+
 # The zone indexes' conditions; a query must hold the same term for SQLite to use them.
 MOVES = "('crossing', 'button_exit')"
 BASELINES = "('occupancy_reset', 'anti_passback_forgiven')"
@@ -317,6 +325,13 @@ class CentralLog:
             [device, zone, count, int(occupied), ts],
         )
 
+    def set_rooms(self, what: str, body: str, received_at: str) -> None:
+        """Keep the rooms service's newest `view` or `status`."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO rooms (what, body, received_at) VALUES (?, ?, ?)",
+            [what, body, received_at],
+        )
+
     # -- reading --------------------------------------------------------------------------
 
     def gaps(self, limit: int = 1000) -> dict[str, list[int]]:
@@ -376,6 +391,11 @@ class CentralLog:
         for row in self.db.query("SELECT * FROM occupancy ORDER BY ts"):
             zones[row["zone"]] = row
         return zones
+
+    def rooms(self) -> dict[str, tuple[str, str]]:
+        """Return the rooms service's kept {what: (body, received_at)}."""
+        rows = self.db.execute("SELECT what, body, received_at FROM rooms").fetchall()
+        return {what: (body, at) for what, body, at in rows}
 
     def head(self, chain: str = "events") -> tuple[int, str]:
         """Return (row, hash) of a chain's newest row: kept elsewhere, it anchors the chain."""

@@ -32,6 +32,7 @@ from fastapi.responses import (
     StreamingResponse,
 )
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from starlette.background import BackgroundTask
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -43,6 +44,7 @@ from console.headcount import ZoneCount
 from console.log import CentralLog
 from console.people import Directory
 from console.rollcall import inside
+from console.rooms_view import rooms_now
 from console.search import FIELDS, Query, QueryError, export_rows, parse_query, search
 from console.sessions import SessionStore
 from console.users import audit, audit_trail, may, may_act
@@ -62,6 +64,7 @@ from console.web_context import (
     csrf_ok,
     page,
 )
+from rooms import floorplan
 
 __all__ = ["Settings", "create_app"]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -287,7 +290,24 @@ def occupancy(request: Request, session: OccupancyUser) -> Response:
     floors: dict[str, list[ZoneCount]] = defaultdict(list)
     for zone, counted in headcount.occupancy(console.log).items():
         floors[_floor_of(zone)].append(counted)
-    return page(request, "occupancy.html", floors=sorted(floors.items()), names=zone_names(console))
+    rooms = rooms_now(console.log)
+    site_time = ZoneInfo(console.people.timezone)
+    plans = []
+    if rooms.view is not None:
+        # rooms.floorplan escapes every text it draws; its SVG goes in as markup.
+        plans = [
+            (f, Markup(floorplan.render(rooms.view, f, site_time)))  # noqa: S704
+            for f in rooms.view.floors()
+        ]
+    return page(
+        request,
+        "occupancy.html",
+        floors=sorted(floors.items()),
+        names=zone_names(console),
+        rooms=rooms,
+        plans=plans,
+        legend=Markup(floorplan.legend()),  # noqa: S704
+    )
 
 
 @router.get("/devices", response_class=HTMLResponse)

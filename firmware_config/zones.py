@@ -11,11 +11,31 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field
 
+from firmware_config.errors import ConfigError, Problem, show_value
 from firmware_config.fields import FilePath, Pin, Seconds, Slug, Text, Whole
+
+LD2410_BAUDS: Final = (9600, 19200, 38400, 57600, 115200, 230400, 256000, 460800)
+
+
+def check_baud(value: int) -> int:
+    """Accept a baud rate the LD2410 can be set to."""
+    if value not in LD2410_BAUDS:
+        raise ConfigError(
+            [
+                Problem(
+                    "",
+                    show_value(value),
+                    "the LD2410 does not speak at this baud rate",
+                    "use 256000 (the radar's factory setting) or the rate set with its app: "
+                    + ", ".join(map(str, LD2410_BAUDS)),
+                )
+            ]
+        )
+    return value
 
 
 class ZoneConfig(BaseModel):
@@ -129,8 +149,14 @@ class Ld2410Presence(BaseModel):
             "console first), or a USB adapter under /dev/serial/by-id/."
         ),
     )
-    baud: Literal[9600, 19200, 38400, 57600, 115200, 230400, 256000, 460800] = Field(
-        default=256000, description="Baud rate the radar is set to (256000 from the factory)."
+    baud: Annotated[Whole, AfterValidator(check_baud)] = Field(
+        default=256000,
+        description=(
+            "Baud rate the radar is set to (256000 from the factory): one of "
+            + ", ".join(map(str, LD2410_BAUDS))
+            + "."
+        ),
+        json_schema_extra={"enum": list(LD2410_BAUDS)},
     )
     hold_s: Seconds = Field(
         default=10,

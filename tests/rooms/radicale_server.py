@@ -49,17 +49,21 @@ class RadicaleServer:
         )
 
     def unique_path(self, name: str = "room") -> str:
-        """Return a fresh calendar path (`/{user}/{name}-{random}/`) no other test uses."""
-        return f"/{self.username}/{name}-{uuid.uuid4().hex[:10]}/"
+        """Return a fresh calendar path (`/rooms/{name}-{random}/`) no other test uses."""
+        return f"/rooms/{name}-{uuid.uuid4().hex[:10]}/"
 
 
 def _write_config(workdir: Path, port: int) -> tuple[Path, Path, Path]:
     users = workdir / "users"
     users.write_text(f"{USERNAME}:{PASSWORD}\n", encoding="utf-8")
     rights = workdir / "rights"
-    # The service account may read and write every collection (the room calendars); a real
-    # deployment scopes it to the rooms' calendars (docs/calendars.md).
-    rights.write_text("[service]\nuser: .+\ncollection: .*\npermissions: RWrw\n", encoding="utf-8")
+    # The rights docs/calendars.md gives the service account: the room calendars under /rooms/,
+    # and its own principal collection (Radicale creates it at each login).
+    rights.write_text(
+        f"[principal]\nuser: .+\ncollection: {{user}}\npermissions: RW\n\n"
+        f"[{USERNAME}]\nuser: {USERNAME}\ncollection: rooms(/.*)?\npermissions: RrWw\n",
+        encoding="utf-8",
+    )
     password_file = workdir / "password"
     password_file.write_text(PASSWORD + "\n", encoding="utf-8")
     config = workdir / "config"

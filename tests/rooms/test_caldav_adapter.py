@@ -356,6 +356,7 @@ def test_a_missing_calendar_names_its_path_and_the_fix(
 def test_hostile_or_broken_events_are_skipped_and_the_rest_read(
     radicale: RadicaleServer,  # noqa: F811
     adapter: CaldavAdapter,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     room = make_room(radicale)
     crowd = [f"ATTENDEE:mailto:p{i}@city.example" for i in range(501)]
@@ -379,11 +380,37 @@ def test_hostile_or_broken_events_are_skipped_and_the_rest_read(
         "inside-out",
         event("inside-out", "DTSTART:20301202T080000Z", "DTEND:20301202T070000Z"),
     )
+    huge = "DESCRIPTION:" + "y" * 300_000  # over the 256 KiB one event may take
+    put(
+        radicale,
+        room,
+        "huge",
+        event("huge", "DTSTART:20301202T090000Z", "DTEND:20301202T100000Z", huge),
+    )
+    put(
+        radicale,
+        room,
+        "junk-mark",
+        event(
+            "junk-mark",
+            "DTSTART:20301202T110000Z",
+            "DTEND:20301202T120000Z",
+            "X-EDGE-CHECKED-IN:soon",
+            "ORGANIZER:mailto:" + "o" * 400 + "@city.example",
+        ),
+    )
 
     found = by_uid(adapter.bookings([room], DAY, DAY + timedelta(days=1))[room.zone])
 
-    assert set(found) == {"long", "ok"}
+    assert set(found) == {"long", "ok", "junk-mark"}
     assert len(found["long"].title) == 200
+    assert found["junk-mark"].checked_in is None
+    assert len(found["junk-mark"].organiser) == 200
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == 3
+    assert any("501 attendees (more than 500)" in m for m in skipped)
+    assert any("it ends before it starts" in m for m in skipped)
+    assert not any("city.example" in r.getMessage() for r in caplog.records)
 
 
 def test_a_concurrent_edit_by_the_organiser_is_kept_and_the_mark_retried(
@@ -433,7 +460,7 @@ def test_a_concurrent_edit_by_the_organiser_is_kept_and_the_mark_retried(
 
 def test_calendars_are_created_once_and_a_person_can_book(radicale: RadicaleServer) -> None:  # noqa: F811
     settings = radicale.calendar_settings()
-    top = f"/rooms-{uuid.uuid4().hex[:8]}/meeting-3f-1/"  # its parent does not exist yet
+    top = f"/rooms/floor-{uuid.uuid4().hex[:8]}/meeting-3f-1/"  # its parent does not exist yet
     room = RoomSettings(
         zone="meeting-3f-1",
         name="Meeting 3F-1",

@@ -188,7 +188,8 @@ class Engine:
             return []
         if not seen.healthy_throughout(since) or seen.occupied is not False:
             return []
-        if seen.presence_between(since, at) is not None:
+        left = seen.vacant_since()
+        if left is not None and left > since:
             return []
         minutes = int(grace.total_seconds() // 60)
         reason = f"unbooked use ended: vacant for {minutes} min"

@@ -1,0 +1,413 @@
+"""Cybozu Garoon facilities as a booking calendar, through Garoon's REST API.
+
+Each room's `resource` is its facility id. A service user signs in with
+`X-Cybozu-Authorization: base64(login:password)`; it needs the rights to view and change the
+facilities' events. The REST API needs Garoon on cybozu.com or the package 4.10 or later
+(https://cybozu.dev/ja/garoon/docs/rest-api/overview/garoon-rest-api-overview/).
+
+- bookings: `GET /api/v1/schedule/events` with `target=<facility>`, `targetType=facility`,
+  `rangeStart`, `rangeEnd`, paged by `limit`/`offset` while `hasNext`
+  (https://cybozu.dev/ja/garoon/docs/rest-api/schedule/get-schedule-events/). Garoon takes one
+  target per query: one request per facility per poll.
+- check-in: a line appended to the event's `notes` (its memo), `[rooms] checked in at <time>`,
+  read back from `notes`. Notes are in every version that has the REST API and in the list's
+  reply; additional items must be switched on by an administrator, and the datastore needs 5.9
+  and a request per event. Anyone who may edit the event can write such a line too.
+- release: the facility is taken off the event (`PATCH /api/v1/schedule/events/{id}` with the
+  remaining `facilities`, https://cybozu.dev/ja/garoon/docs/rest-api/schedule/update-schedule-event/)
+  and the reason appended to `notes`; Garoon tells the attendees the event changed. A repeating
+  event is refused: Garoon's PATCH changes the original, so every occurrence would lose the room.
+- book: `POST /api/v1/schedule/events`, `eventType: REGULAR`, the facility, the service user
+  as attendee, marked ad hoc in `notes`
+  (https://cybozu.dev/ja/garoon/docs/rest-api/schedule/add-schedule-event).
+
+Subjects, notes and attendees are personal data: they go into `Booking` only, never into a log
+line or an error.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from rooms.bookings import Booking, BookingError
+from rooms.config import GaroonCalendar, RoomSettings
+from rooms.rest import Reply, RestError, exchange, with_backoff
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 100
+MAX_PAGES = 20
+MAX_TEXT = 255
+MAX_NOTES = 60_000  # what this service appends to; longer notes are left alone
+FIELDS = "id,eventType,subject,notes,start,end,isStartOnly,creator,attendees,facilities,"
+FIELDS += "facilityUsageRequests"
+CHECKED_IN = re.compile(r"^\[rooms\] checked in at (\S{10,40})$", re.MULTILINE)
+AD_HOC = "[rooms] booked for use nobody had booked (ad hoc)"
+_ERROR_CODE = re.compile(r"[A-Z0-9_]{2,40}")
+
+_FIXES = {
+    400: "Garoon refused the request",
+    401: "check username and password_file; the user must sign in with a password "
+    "(not two-factor or SAML only)",
+    403: "give the service user the rights to view and change this facility's events",
+    404: "check base_url (Garoon 4.10 or later) and the room's `resource` (a facility id)",
+}
+
+
+class GaroonBookings:
+    """Bookings of the facilities of one Garoon."""
+
+    def __init__(
+        self,
+        settings: GaroonCalendar,
+        password: str,
+        http_client: httpx.Client,
+        *,
+        timezone: str = "Asia/Tokyo",
+        sleep: Callable[[float], None] = time.sleep,
+        retries: int = 3,
+    ) -> None:
+        self.settings = settings
+        self._http = http_client
+        self._zone = ZoneInfo(timezone)
+        self._timezone = timezone
+        self._sleep = sleep
+        self._retries = retries
+        self.api = api_root(settings.base_url)
+        pair = f"{settings.username}:{password}".encode()
+        self._auth = base64.b64encode(pair).decode("ascii")
+        self._released: dict[tuple[str, str], Booking] = {}
+        self._closed = False
+        log.info("calendar %s: Garoon %s as %s", settings.id, self.api, settings.username)
+
+    def __repr__(self) -> str:
+        return f"<GaroonBookings {self.settings.id} {self.api}>"
+
+    def bookings(
+        self, rooms: Sequence[RoomSettings], start: datetime, end: datetime
+    ) -> dict[str, list[Booking]]:
+        """Return each room's bookings overlapping [start, end), released ones included."""
+        found: dict[str, list[Booking]] = {}
+        for room in rooms:
+            listed = self._facility_events(room, start, end)
+            uids = {b.uid for b in listed}
+            for (zone, uid), booking in self._released.items():
+                overlaps = booking.start < end and booking.end > start
+                if zone == room.zone and uid not in uids and overlaps:
+                    listed.append(booking)
+            found[room.zone] = listed
+        return found
+
+    def check_in(self, room: RoomSettings, booking: Booking, at: datetime) -> None:
+        """Append the check-in time to the event's notes."""
+        event = self._event(room, booking, "check-in")
+        line = f"[rooms] checked in at {at.astimezone(self._zone).isoformat(timespec='seconds')}"
+        self._patch(room, booking, event, {"notes": _append(event, line)}, "check-in")
+
+    def release(self, room: RoomSettings, booking: Booking, reason: str) -> None:
+        """Take the facility off the event, with the reason in its notes."""
+        event = self._event(room, booking, "release")
+        if event.get("eventType") == "REPEATING":
+            raise BookingError(
+                f"{self._what(room, 'release')}: event {booking.uid} repeats, and Garoon would "
+                "take the room off every occurrence; release this one in Garoon by hand"
+            )
+        facility = _facility(room)
+        listed = event.get("facilities")
+        kept = [
+            {"id": str(f["id"])}
+            for f in (listed if isinstance(listed, list) else [])
+            if isinstance(f, dict) and str(f.get("id")) != facility
+        ]
+        line = f"[rooms] released {room.name}: {' '.join(reason.split())[:500]}"
+        changes = {"facilities": kept, "notes": _append(event, line)}
+        self._patch(room, booking, event, changes, "release")
+        self._released[(room.zone, booking.uid)] = replace(booking, released=True)
+
+    def book(self, room: RoomSettings, start: datetime, end: datetime, title: str) -> Booking:
+        """Book the facility as the service user, marked ad hoc."""
+        body = {
+            "eventType": "REGULAR",
+            "subject": title[:MAX_TEXT],
+            "notes": AD_HOC,
+            "start": self._garoon_time(start),
+            "end": self._garoon_time(end),
+            "attendees": [{"type": "USER", "code": self.settings.username}],
+            "facilities": [{"id": _facility(room)}],
+        }
+        reply = self._call("POST", f"{self.api}/schedule/events", room, "booking", json_body=body)
+        event = self._answer(reply, (200, 201), room, "booking")
+        uid = event.get("id")
+        if not isinstance(uid, str | int) or not str(uid).isdigit():
+            raise BookingError(self._what(room, "booking") + ": the reply has no event id")
+        return Booking(
+            self.settings.id, room.zone, str(uid), start, end,
+            organiser=self.settings.username, title=title, ad_hoc=True,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        """Close the HTTP connections; idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._http.close()
+
+    # -- reading
+
+    def _facility_events(self, room: RoomSettings, start: datetime, end: datetime) -> list[Booking]:
+        facility = _facility(room)
+        found: list[Booking] = []
+        offset = 0
+        for _ in range(MAX_PAGES):
+            params = {
+                "rangeStart": self._local(start),
+                "rangeEnd": self._local(end),
+                "target": facility,
+                "targetType": "facility",
+                "limit": str(PAGE_SIZE),
+                "offset": str(offset),
+                "orderBy": "start asc",
+                "fields": FIELDS,
+            }
+            url = f"{self.api}/schedule/events"
+            reply = self._call("GET", url, room, "reading bookings", params=params)
+            data = self._answer(reply, (200,), room, "reading bookings")
+            events = data.get("events")
+            if not isinstance(events, list):
+                raise BookingError(self._what(room, "reading bookings") + ": no `events` list")
+            offset += len(events)
+            for event in events:
+                booking = self._booking(room, facility, event)
+                if booking is not None:
+                    found.append(booking)
+            if data.get("hasNext") is not True:
+                return found
+            if not events:
+                break  # more to come, yet nothing came
+        raise BookingError(
+            self._what(room, "reading bookings")
+            + f": hasNext after {offset} events in {MAX_PAGES} pages or an empty page; "
+            "the server's paging is broken"
+        )
+
+    def _booking(self, room: RoomSettings, facility: str, event: object) -> Booking | None:
+        try:
+            return _parse_event(self.settings.id, room.zone, facility, event)
+        except (ValueError, TypeError, KeyError) as error:
+            uid = event.get("id") if isinstance(event, dict) else None
+            label = str(uid)[:12] if isinstance(uid, str | int) else "?"
+            log.warning(
+                "calendar %s room %s: event %s skipped: %s",
+                *(self.settings.id, room.zone, label, error),
+            )
+            return None
+
+    def _event(self, room: RoomSettings, booking: Booking, doing: str) -> dict[str, Any]:
+        reply = self._call("GET", self._event_url(booking), room, doing)
+        return self._answer(reply, (200,), room, doing)
+
+    def _patch(
+        self,
+        room: RoomSettings,
+        booking: Booking,
+        event: dict[str, Any],
+        changes: dict[str, Any],
+        doing: str,
+    ) -> None:
+        # Sent with the event's own times: Garoon 4.10's PATCH requires `start`.
+        body = {"start": event.get("start"), "end": event.get("end"), **changes}
+        if not isinstance(body["start"], dict):
+            raise BookingError(f"{self._what(room, doing)}: the event has no start")
+        if not isinstance(body["end"], dict):
+            del body["end"]
+        reply = self._call("PATCH", self._event_url(booking), room, doing, json_body=body)
+        self._answer(reply, (200,), room, doing)
+
+    # -- the exchange
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        room: RoomSettings,
+        doing: str,
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Reply:
+        if self._closed:
+            raise BookingError(f"calendar {self.settings.id}: used after close()")
+        what = self._what(room, doing)
+        headers = {"X-Cybozu-Authorization": self._auth}
+
+        def send() -> Reply:
+            return exchange(
+                self._http, method, url, what=what, headers=headers, params=params,
+                json_body=json_body,
+            )  # fmt: skip
+
+        try:
+            return with_backoff(send, sleep=self._sleep, retries=self._retries, what=what)
+        except RestError as error:
+            raise BookingError(str(error)) from None
+
+    def _answer(
+        self, reply: Reply, ok: tuple[int, ...], room: RoomSettings, doing: str
+    ) -> dict[str, Any]:
+        what = self._what(room, doing)
+        if reply.status not in ok:
+            fix = _FIXES.get(reply.status, "Garoon failed; the next poll tries again")
+            raise BookingError(f"{what}: HTTP {reply.status}{_error_code(reply)}; {fix}")
+        try:
+            return reply.json_object(what)
+        except RestError as error:
+            raise BookingError(str(error)) from None
+
+    def _event_url(self, booking: Booking) -> str:
+        return f"{self.api}/schedule/events/{quote(booking.uid.split(':')[0], safe='')}"
+
+    def _garoon_time(self, moment: datetime) -> dict[str, str]:
+        return {"dateTime": self._local(moment), "timeZone": self._timezone}
+
+    def _local(self, moment: datetime) -> str:
+        return moment.astimezone(self._zone).isoformat(timespec="seconds")
+
+    def _what(self, room: RoomSettings, doing: str) -> str:
+        return f"calendar {self.settings.id} room {room.zone}: {doing}"
+
+
+def open_garoon(
+    settings: GaroonCalendar, *, timezone: str = "Asia/Tokyo", timeout_s: float = 20.0
+) -> GaroonBookings:
+    """Build the adapter for one [[calendars]] entry: read its password, open its HTTP client."""
+    try:
+        password = settings.password_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise BookingError(
+            f"calendar {settings.id}: cannot read password_file {settings.password_file}: "
+            f"{type(error).__name__}; check the path and its mode"
+        ) from None
+    if not password:
+        raise BookingError(
+            f"calendar {settings.id}: password_file {settings.password_file} is empty; "
+            "put the service user's password in it"
+        )
+    client = httpx.Client(timeout=timeout_s, follow_redirects=False)
+    return GaroonBookings(settings, password, client, timezone=timezone)
+
+
+def api_root(base_url: str) -> str:
+    """Return the REST root for a Garoon URL: cloud host, `/g`, or a package's grn.cgi/grn.exe."""
+    base = base_url.rstrip("/")
+    if base.endswith(("/grn.cgi", "/grn.exe", "/g")):
+        return f"{base}/api/v1"
+    return f"{base}/g/api/v1"
+
+
+def _parse_event(calendar: str, zone: str, facility: str, event: object) -> Booking | None:
+    if not isinstance(event, dict):
+        raise TypeError("not a JSON object")
+    uid = str(event["id"])
+    if not uid.isdigit() or len(uid) > 20:
+        raise ValueError("no usable id")
+    kind = event.get("eventType")
+    if kind == "TEMPORARY" or event.get("isStartOnly") is True:
+        return None  # candidates, or a start with no end: not a booking of the room
+    start, end = _when(event["start"]), _when(event["end"])
+    if end <= start:
+        raise ValueError("it ends before it starts")
+    if kind == "REPEATING":  # each occurrence shares the event's id
+        uid = f"{uid}:{start.date().isoformat()}"
+    notes = event.get("notes")
+    notes = notes if isinstance(notes, str) else ""
+    creator = event.get("creator")
+    attendees = event.get("attendees")
+    return Booking(
+        calendar=calendar,
+        room=zone,
+        uid=uid,
+        start=start,
+        end=end,
+        organiser=_code(creator),
+        attendees=tuple(
+            c for c in map(_code, attendees[:500] if isinstance(attendees, list) else []) if c
+        ),
+        title=_text(event.get("subject")),
+        checked_in=_checked_in(notes, start, end),
+        released=_refused(event, facility),
+        ad_hoc=AD_HOC in notes,
+    )
+
+
+def _when(value: object) -> datetime:
+    if not isinstance(value, dict) or not isinstance(value.get("dateTime"), str):
+        raise TypeError("a time has no dateTime")
+    moment = datetime.fromisoformat(value["dateTime"][:40])
+    if moment.tzinfo is None:
+        raise ValueError("a dateTime has no offset")
+    return moment
+
+
+def _checked_in(notes: str, start: datetime, end: datetime) -> datetime | None:
+    """Return the check-in noted for this occurrence (an hour early at most), if any."""
+    for text in CHECKED_IN.findall(notes):
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            continue
+        if moment.tzinfo is not None and start - timedelta(hours=1) <= moment < end:
+            return moment
+    return None
+
+
+def _refused(event: dict[str, Any], facility: str) -> bool:
+    """Whether the facility's use was refused by its approver (the room is not booked)."""
+    requests = event.get("facilityUsageRequests")
+    for request in requests if isinstance(requests, list) else []:
+        about = request.get("facility") if isinstance(request, dict) else None
+        if isinstance(about, dict) and str(about.get("id")) == facility:
+            return bool(request.get("status") == "REJECTED")
+    return False
+
+
+def _append(event: dict[str, Any], line: str) -> str:
+    notes = event.get("notes")
+    notes = notes if isinstance(notes, str) and len(notes) < MAX_NOTES else ""
+    return f"{notes}\n{line}" if notes else line
+
+
+def _facility(room: RoomSettings) -> str:
+    if not room.resource or not room.resource.isdigit():
+        raise BookingError(
+            f"room {room.zone}: resource {room.resource!r} is not a Garoon facility id; "
+            "use the facility's number from Garoon's facility settings"
+        )
+    return room.resource
+
+
+def _code(value: object) -> str:
+    return _text(value.get("code")) if isinstance(value, dict) else ""
+
+
+def _text(value: object) -> str:
+    return value[:MAX_TEXT] if isinstance(value, str) else ""
+
+
+def _error_code(reply: Reply) -> str:
+    """Name Garoon's or cybozu.com's error code (`error.errorCode` or `code`), if any."""
+    try:
+        data = reply.json_object("error")
+    except RestError:
+        return ""
+    error = data.get("error")
+    code = error.get("errorCode") if isinstance(error, dict) else data.get("code")
+    return f" {code}" if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else ""

@@ -74,8 +74,18 @@ _PASSAGES: Final = frozenset({"crossing", "button_exit"})
 # Where the console's summed head counts start (console.headcount).
 _BASELINES: Final = frozenset({"occupancy_reset", "anti_passback_forgiven"})
 _SENSORS: Final[dict[str, frozenset[str]]] = {
-    "presence": frozenset({"occupied", "vacant"}),
+    "presence": frozenset(
+        {
+            "occupied",
+            "vacant",
+            "room_door_opened",
+            "room_door_closed",
+            "room_latched",
+            "room_unlatched",
+        }
+    ),
     "occupancy": frozenset({"zone"}),
+    "alarm": frozenset({"presence_sensor_fault"}),
 }
 ROLE_EVENTS: Final[dict[str, dict[str, frozenset[str]]]] = {
     role: {kind: _COMMON.get(kind, frozenset()) | extra.get(kind, frozenset()) for kind in kinds}

@@ -96,7 +96,9 @@ class ZonePresence:
         if not latch.door(at, event.door, event.is_open):
             return [], []
         kind = "room_door_opened" if event.is_open else "room_door_closed"
-        out: list[Output] = [record(EventKind.PRESENCE, kind, at.utc, door=event.door, zone=zone)]
+        out: list[Output] = [
+            record(EventKind.PRESENCE, kind, at.utc, room_door=event.door, zone=zone)
+        ]
         if was_latched and not latch.latched:
             out.append(_latch_record("room_unlatched", zone, at))
         return out, [zone] if self.occupied(zone) != before else []

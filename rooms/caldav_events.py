@@ -178,23 +178,31 @@ def _same_instant(value: Any, instant: datetime, site: tzinfo) -> bool:
 def instance(calendar: Calendar, key: EventKey, site: tzinfo) -> Event:
     """Return the VEVENT to mark for `key`, adding an overriding instance where needed."""
     master = _master(calendar, key.uid)
-    if key.occurrence is None:
+    recurs = master.get("RRULE") is not None or master.get("RDATE") is not None
+    if key.occurrence is None and not recurs:
         return master
+    occurrence = key.occurrence
+    if occurrence is None:
+        # RFC 4791 lets a server leave RECURRENCE-ID off the first expanded instance: a plain
+        # UID of a recurring event is its first occurrence, never the whole series.
+        occurrence = aware(master.start, site)
+        if occurrence is None:
+            raise EventProblem("an all-day event is not a booking")
     for event in events(calendar):
         if str(event.get("UID", "")) == key.uid and _same_instant(
-            event.get("RECURRENCE-ID"), key.occurrence, site
+            event.get("RECURRENCE-ID"), occurrence, site
         ):
             return event
-    if master.get("RRULE") is None and master.get("RDATE") is None:
+    if not recurs:
         raise EventProblem("the event does not recur")
     first = master.start
     if not isinstance(first, datetime):
         raise EventProblem("an all-day event is not a booking")
     # RECURRENCE-ID takes the master's DTSTART form: same zone, or floating in the site's.
     if first.tzinfo is None:
-        start = key.occurrence.astimezone(site).replace(tzinfo=None)
+        start = occurrence.astimezone(site).replace(tzinfo=None)
     else:
-        start = key.occurrence.astimezone(first.tzinfo)
+        start = occurrence.astimezone(first.tzinfo)
     override = Event()
     skip = {"RRULE", "RDATE", "EXDATE", "DTSTART", "DTEND", "DURATION", "SEQUENCE", "DTSTAMP"}
     for name in master:

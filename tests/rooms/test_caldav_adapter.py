@@ -319,6 +319,19 @@ def test_a_wrong_password_names_the_account_and_the_fix(
     assert "Traceback" not in message
 
 
+def test_a_calendar_the_account_may_not_use_names_the_path(
+    radicale: RadicaleServer,  # noqa: F811
+    adapter: CaldavAdapter,
+) -> None:
+    room = make_room(radicale)
+    forbidden = room.model_copy(update={"zone": "booth-9", "resource": "/staff/secret/"})
+    with pytest.raises(BookingError) as refused:
+        adapter.bookings([room, forbidden], DAY, DAY + timedelta(hours=1))
+    assert str(refused.value).startswith("calendar radicale, room booth-9: the server refused")
+    assert "(HTTP 403)" in str(refused.value)
+    assert "may read and write /staff/secret/" in str(refused.value)
+
+
 def test_a_server_that_is_down_is_a_booking_error(tmp_path: Path) -> None:
     password = tmp_path / "password"
     password.write_text("secret-1234\n")

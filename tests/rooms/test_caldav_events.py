@@ -12,7 +12,14 @@ from icalendar import Calendar
 from rooms.bookings import BookingError
 from rooms.caldav_adapter import CaldavAdapter
 from rooms.caldav_client import resource_url
-from rooms.caldav_events import EventKey, EventProblem, booking_from, events
+from rooms.caldav_events import (
+    EventKey,
+    EventProblem,
+    booking_from,
+    events,
+    instance,
+    mark_released,
+)
 from rooms.config import CaldavCalendar
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -82,3 +89,19 @@ def test_a_missing_or_empty_password_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "password").write_text("\n")
     with pytest.raises(BookingError, match=r"password_file .* is empty"):
         CaldavAdapter(settings(tmp_path), TOKYO)
+
+
+def test_a_recurring_event_named_without_its_occurrence_marks_only_the_first() -> None:
+    whole = parse(
+        "DTSTART;TZID=Asia/Tokyo:20301202T100000",
+        "DTEND;TZID=Asia/Tokyo:20301202T110000",
+        "RRULE:FREQ=DAILY;COUNT=3",
+    )
+    marked = instance(whole, EventKey.of("u-1"), TOKYO)
+    assert mark_released(marked, "nobody came")
+    master, override = events(whole)
+    assert master.get("STATUS") is None
+    assert "RRULE" in master
+    assert override["RECURRENCE-ID"].dt == datetime(2030, 12, 2, 10, tzinfo=TOKYO)
+    assert str(override["STATUS"]) == "CANCELLED"
+    assert "RRULE" not in override

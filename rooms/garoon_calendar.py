@@ -33,7 +33,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -42,18 +42,16 @@ import httpx
 
 from rooms.bookings import Booking, BookingError
 from rooms.config import GaroonCalendar, RoomSettings
+from rooms.garoon_events import AD_HOC, MAX_TEXT, parse_event
 from rooms.rest import Reply, RestError, exchange, with_backoff
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
 MAX_PAGES = 20
-MAX_TEXT = 255
 MAX_NOTES = 60_000  # what this service appends to; longer notes are left alone
 FIELDS = "id,eventType,subject,notes,start,end,isStartOnly,creator,attendees,facilities,"
 FIELDS += "facilityUsageRequests"
-CHECKED_IN = re.compile(r"^\[rooms\] checked in at (\S{10,40})$", re.MULTILINE)
-AD_HOC = "[rooms] booked for use nobody had booked (ad hoc)"
 _ERROR_CODE = re.compile(r"[A-Z0-9_]{2,40}")
 
 _FIXES = {
@@ -202,7 +200,7 @@ class GaroonBookings:
 
     def _booking(self, room: RoomSettings, facility: str, event: object) -> Booking | None:
         try:
-            return _parse_event(self.settings.id, room.zone, facility, event)
+            return parse_event(self.settings.id, room.zone, facility, event)
         except (ValueError, TypeError, KeyError) as error:
             uid = event.get("id") if isinstance(event, dict) else None
             label = str(uid)[:12] if isinstance(uid, str | int) else "?"
@@ -313,72 +311,6 @@ def api_root(base_url: str) -> str:
     return f"{base}/g/api/v1"
 
 
-def _parse_event(calendar: str, zone: str, facility: str, event: object) -> Booking | None:
-    if not isinstance(event, dict):
-        raise TypeError("not a JSON object")
-    uid = str(event["id"])
-    if not uid.isdigit() or len(uid) > 20:
-        raise ValueError("no usable id")
-    kind = event.get("eventType")
-    if kind == "TEMPORARY" or event.get("isStartOnly") is True:
-        return None  # candidates, or a start with no end: not a booking of the room
-    start, end = _when(event["start"]), _when(event["end"])
-    if end <= start:
-        raise ValueError("it ends before it starts")
-    if kind == "REPEATING":  # each occurrence shares the event's id
-        uid = f"{uid}:{start.date().isoformat()}"
-    notes = event.get("notes")
-    notes = notes if isinstance(notes, str) else ""
-    creator = event.get("creator")
-    attendees = event.get("attendees")
-    return Booking(
-        calendar=calendar,
-        room=zone,
-        uid=uid,
-        start=start,
-        end=end,
-        organiser=_code(creator),
-        attendees=tuple(
-            c for c in map(_code, attendees[:500] if isinstance(attendees, list) else []) if c
-        ),
-        title=_text(event.get("subject")),
-        checked_in=_checked_in(notes, start, end),
-        released=_refused(event, facility),
-        ad_hoc=AD_HOC in notes,
-    )
-
-
-def _when(value: object) -> datetime:
-    if not isinstance(value, dict) or not isinstance(value.get("dateTime"), str):
-        raise TypeError("a time has no dateTime")
-    moment = datetime.fromisoformat(value["dateTime"][:40])
-    if moment.tzinfo is None:
-        raise ValueError("a dateTime has no offset")
-    return moment
-
-
-def _checked_in(notes: str, start: datetime, end: datetime) -> datetime | None:
-    """Return the check-in noted for this occurrence (an hour early at most), if any."""
-    for text in CHECKED_IN.findall(notes):
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            continue
-        if moment.tzinfo is not None and start - timedelta(hours=1) <= moment < end:
-            return moment
-    return None
-
-
-def _refused(event: dict[str, Any], facility: str) -> bool:
-    """Whether the facility's use was refused by its approver (the room is not booked)."""
-    requests = event.get("facilityUsageRequests")
-    for request in requests if isinstance(requests, list) else []:
-        about = request.get("facility") if isinstance(request, dict) else None
-        if isinstance(about, dict) and str(about.get("id")) == facility:
-            return bool(request.get("status") == "REJECTED")
-    return False
-
-
 def _append(event: dict[str, Any], line: str) -> str:
     notes = event.get("notes")
     notes = notes if isinstance(notes, str) and len(notes) < MAX_NOTES else ""
@@ -392,14 +324,6 @@ def _facility(room: RoomSettings) -> str:
             "use the facility's number from Garoon's facility settings"
         )
     return room.resource
-
-
-def _code(value: object) -> str:
-    return _text(value.get("code")) if isinstance(value, dict) else ""
-
-
-def _text(value: object) -> str:
-    return value[:MAX_TEXT] if isinstance(value, str) else ""
 
 
 def _error_code(reply: Reply) -> str:

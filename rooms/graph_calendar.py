@@ -30,24 +30,20 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
 from rooms.bookings import Booking, BookingError
 from rooms.config import GraphCalendar, RoomSettings
 from rooms.graph_auth import GraphAuthError, GraphToken
+from rooms.graph_events import EXTENSION, EXTENSION_ID, MAX_TEXT, parse_event
 from rooms.rest import Reply, RestError, exchange, with_backoff
 
 log = logging.getLogger(__name__)
 
-EXTENSION = "jp.cityhall.edge.rooms"
-EXTENSION_ID = f"Microsoft.OutlookServices.OpenTypeExtension.{EXTENSION}"
 _SELECT = "id,start,end,organizer,attendees,subject,isCancelled,responseStatus"
 PAGE_SIZE = 50
 MAX_PAGES = 40  # 2,000 events in one room's window is past any real day: the server is wrong
-MAX_TEXT = 255
-MAX_ATTENDEES = 500
 
 # What an operator does about each refusal, by HTTP status.
 _FIXES = {
@@ -211,7 +207,7 @@ class GraphBookings:
     def _booking(self, room: RoomSettings, event: object) -> Booking | None:
         """Return the event as a Booking, or None (logged) when it is malformed."""
         try:
-            return _parse_event(self.settings.id, room.zone, event)
+            return parse_event(self.settings.id, room.zone, event)
         except (ValueError, TypeError, KeyError) as error:
             uid = event.get("id") if isinstance(event, dict) else None
             label = uid[:12] if isinstance(uid, str) else "?"
@@ -299,82 +295,6 @@ def open_graph(settings: GraphCalendar, *, timeout_s: float = 20.0) -> GraphBook
     client = httpx.Client(timeout=timeout_s, follow_redirects=False)
     token = GraphToken(settings.tenant, settings.client_id, secret, settings.token_url, client)
     return GraphBookings(settings, token, client)
-
-
-def _parse_event(calendar: str, zone: str, event: object) -> Booking:
-    if not isinstance(event, dict):
-        raise TypeError("not a JSON object")
-    uid = event["id"]
-    if not isinstance(uid, str) or not uid or len(uid) > 1024:
-        raise ValueError("no usable id")
-    start, end = _when(event["start"]), _when(event["end"])
-    if end <= start:
-        raise ValueError("it ends before it starts")
-    status = event.get("responseStatus") or {}
-    declined = isinstance(status, dict) and status.get("response") == "declined"
-    extension = _extension(event.get("extensions"))
-    checked_in_text = extension.get("checkedInAt")
-    checked_in = _instant(checked_in_text) if isinstance(checked_in_text, str) else None
-    attendees = event.get("attendees") or []
-    if not isinstance(attendees, list):
-        raise TypeError("attendees is not a list")
-    return Booking(
-        calendar=calendar,
-        room=zone,
-        uid=uid,
-        start=start,
-        end=end,
-        organiser=_address(event.get("organizer")),
-        attendees=tuple(a for a in map(_address, attendees[:MAX_ATTENDEES]) if a),
-        title=_text(event.get("subject")),
-        checked_in=checked_in,
-        released=event.get("isCancelled") is True or declined,
-        ad_hoc=extension.get("adHoc") is True,
-    )
-
-
-def _when(value: object) -> datetime:
-    """Read a Graph dateTimeTimeZone as an aware instant."""
-    if not isinstance(value, dict):
-        raise TypeError("a time is not an object")
-    text, zone = value.get("dateTime"), value.get("timeZone")
-    if not isinstance(text, str) or not isinstance(zone, str) or len(text) > 40:
-        raise ValueError("a time has no dateTime or timeZone")
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is not None:
-        return moment
-    try:
-        return moment.replace(tzinfo=UTC if zone == "UTC" else ZoneInfo(zone))
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ValueError(f"unknown timeZone {zone[:40]!r}") from error
-
-
-def _instant(text: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(text[:40])
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _extension(value: object) -> dict[str, Any]:
-    if isinstance(value, list):
-        for item in value:
-            if isinstance(item, dict) and item.get("id") == EXTENSION_ID:
-                return item
-    return {}
-
-
-def _address(value: object) -> str:
-    if isinstance(value, dict):
-        email = value.get("emailAddress")
-        if isinstance(email, dict):
-            return _text(email.get("address"))
-    return ""
-
-
-def _text(value: object) -> str:
-    return value[:MAX_TEXT] if isinstance(value, str) else ""
 
 
 def _mailbox(room: RoomSettings) -> str:

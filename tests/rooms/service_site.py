@@ -73,7 +73,7 @@ def service_config(tmp: Path, port: int = 1883, **extra: Any) -> ServiceConfig:
 
 
 def status(device: str = NODE, state: str = "online", site: str = SITE) -> Inbound:
-    body = StatusPayload(device=device, site=site, state=state, ts=utc_text(datetime.now(UTC)))  # type: ignore[arg-type]
+    body = StatusPayload(device=device, site=site, state=state, ts=utc_text(datetime.now(UTC)))
     return Inbound(topics.status(ROOT, SITE, device), body.model_dump_json().encode(), True)
 
 
@@ -106,7 +106,7 @@ def event(device: str, kind: str, type_: str, seq: int, **fields: Any) -> Inboun
         device=device,
         ts=utc_text(datetime.now(UTC)),
         clock_synced=True,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         type=type_,
         **fields,
     )

@@ -1,0 +1,241 @@
+"""The feed: whom it trusts for each zone, when a reading is unknown, and hostile messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.link import topics
+from rooms.config import ServiceConfig
+from rooms.feed import MAX_PAYLOAD_BYTES, Feed
+from rooms.inbox import Inbound
+from tests.rooms.service_site import (
+    BOOTH,
+    CARD,
+    GATE,
+    ISLANDS,
+    MEETING,
+    NODE,
+    OTHER,
+    ROOT,
+    SITE,
+    event,
+    occupancy,
+    service_config,
+    status,
+    will,
+)
+
+T0 = datetime(2031, 4, 1, 1, 0, tzinfo=UTC)
+S = timedelta(seconds=1)
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> ServiceConfig:
+    return service_config(tmp_path_factory.mktemp("feed"))
+
+
+def live_feed(config: ServiceConfig, occupied: bool = False) -> Feed:
+    feed = Feed(config)
+    feed.link(True, T0)
+    feed.message(status(), T0)
+    feed.message(occupancy(MEETING, occupied), T0)
+    feed.refresh(T0)
+    return feed
+
+
+def test_the_trusted_device_s_reading_is_taken(config: ServiceConfig) -> None:
+    feed = live_feed(config, occupied=True)
+    reading = feed.sensing(MEETING)
+    assert (reading.occupied, reading.healthy_since, reading.device) == (True, T0, NODE)
+    assert reading.spans == ((T0, None),)
+    feed.message(occupancy(MEETING, False), T0 + 60 * S)
+    feed.refresh(T0 + 60 * S)
+    assert feed.sensing(MEETING).spans == ((T0, T0 + 60 * S),)
+    assert feed.sensing(MEETING).vacant_since() == T0 + 60 * S
+
+
+def test_another_device_cannot_speak_for_a_room(config: ServiceConfig) -> None:
+    feed = live_feed(config)
+    feed.message(status(OTHER), T0)
+    feed.message(occupancy(MEETING, True, device=OTHER), T0 + S)
+    assert feed.sensing(MEETING).occupied is False
+    assert feed.rejected["untrusted-device"] == 1
+
+
+@pytest.mark.parametrize(
+    ("inbound", "reason"),
+    [
+        # The payload names another device or zone than its topic.
+        (
+            Inbound(topics.occupancy(ROOT, SITE, OTHER, MEETING), occupancy(MEETING, True).payload),
+            "device-mismatch",
+        ),
+        (
+            Inbound(topics.occupancy(ROOT, SITE, NODE, BOOTH), occupancy(MEETING, True).payload),
+            "device-mismatch",
+        ),
+        (Inbound(topics.occupancy(ROOT, SITE, NODE, MEETING), b"{not json"), "malformed-occupancy"),
+        (
+            Inbound(topics.occupancy(ROOT, SITE, NODE, MEETING), b'{"v":1,"occupied":"yes"}'),
+            "malformed-occupancy",
+        ),
+        (
+            Inbound(topics.occupancy(ROOT, SITE, NODE, MEETING), b" " * (MAX_PAYLOAD_BYTES + 1)),
+            "oversized",
+        ),
+        (Inbound(topics.occupancy(ROOT, SITE, NODE, MEETING), b"", oversized=True), "oversized"),
+        (
+            Inbound(topics.occupancy(ROOT, "another-site", NODE, MEETING), b"{}"),
+            "other-site",
+        ),
+        (status(NODE, site="another-site"), "other-site"),
+        (Inbound(topics.status(ROOT, SITE, NODE), b"online"), "malformed-status"),
+        (Inbound(f"{ROOT}/{SITE}/NODE-X/status", b"{}"), "bad-device-id"),
+        (Inbound(topics.event(ROOT, SITE, NODE, "access"), b"[]"), "malformed-event"),
+    ],
+)
+def test_hostile_messages_are_dropped_and_counted(
+    config: ServiceConfig, inbound: Inbound, reason: str
+) -> None:
+    feed = live_feed(config, occupied=False)
+    assert feed.message(inbound, T0 + S) is None
+    feed.refresh(T0 + S)
+    assert feed.rejected[reason] == 1, dict(feed.rejected)
+    assert feed.sensing(MEETING).occupied is False  # what was known still stands
+
+
+def test_bad_messages_are_logged_once_a_minute(
+    config: ServiceConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    feed = live_feed(config)
+    bad = Inbound(topics.occupancy(ROOT, SITE, NODE, MEETING), b"{")
+    with caplog.at_level(logging.WARNING, logger="rooms.feed"):
+        for i in range(100):
+            feed.message(bad, T0 + i * S / 10)
+        feed.message(bad, T0 + 61 * S)
+    lines = [r for r in caplog.records if "malformed-occupancy" in r.getMessage()]
+    assert len(lines) == 2
+    assert feed.rejected["malformed-occupancy"] == 101
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    branch=st.sampled_from(["status", "occupancy/meeting-2f-1", "events/access", "events/door"]),
+    payload=st.binary(max_size=300)
+    | st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+        max_leaves=10,
+    ).map(lambda v: json.dumps(v).encode()),
+)
+def test_no_message_makes_the_feed_raise(
+    config: ServiceConfig, branch: str, payload: bytes
+) -> None:
+    feed = live_feed(config)
+    feed.message(Inbound(f"{ROOT}/{SITE}/{NODE}/{branch}", payload), T0 + S)
+    feed.refresh(T0 + S)
+    assert feed.rejected["internal-error"] == 0
+
+
+def test_a_reading_is_unknown_while_the_service_s_link_is_down(config: ServiceConfig) -> None:
+    feed = live_feed(config)
+    feed.link(False, T0 + 10 * S)
+    assert feed.sensing(MEETING).occupied is None
+    assert "broker link is down" in feed.sensing(MEETING).reason
+    feed.link(True, T0 + 20 * S)  # up again, but nothing current until the status comes
+    assert feed.sensing(MEETING).occupied is None
+    feed.message(status(), T0 + 21 * S)
+    assert feed.sensing(MEETING).healthy_since == T0 + 21 * S
+
+
+def test_the_last_will_makes_the_device_s_zones_unknown(config: ServiceConfig) -> None:
+    feed = live_feed(config, occupied=True)
+    feed.message(will(), T0 + 30 * S)
+    reading = feed.sensing(MEETING)
+    assert reading.occupied is None
+    assert reading.reason == "sensors-2f offline since 10:00"
+    assert reading.spans == ((T0, T0 + 30 * S),)  # not seen occupied past the will
+    assert feed.sensing(ISLANDS[0]).occupied is None
+
+
+def test_a_device_not_heard_for_stale_after_s_is_stale(config: ServiceConfig) -> None:
+    feed = live_feed(config)
+    stale = config.checkin.stale_after_s
+    feed.refresh(T0 + stale * S)
+    assert feed.sensing(MEETING).occupied is False
+    feed.refresh(T0 + stale * S + S)
+    reading = feed.sensing(MEETING)
+    assert reading.occupied is None
+    assert "stale" in reading.reason
+    assert reading.unhealthy_since == T0 + stale * S
+    feed.message(status(), T0 + 200 * S)  # its periodic status: fresh again
+    assert feed.sensing(MEETING).occupied is False
+
+
+def test_no_status_ever_heard_is_unknown(config: ServiceConfig) -> None:
+    feed = Feed(config)
+    feed.link(True, T0)
+    feed.message(occupancy(MEETING, False), T0)
+    feed.refresh(T0)
+    assert feed.sensing(MEETING).occupied is None
+    assert feed.sensing(MEETING).reason == f"no status heard from {NODE}"
+
+
+def test_a_sensor_fault_reported_by_the_device_is_unknown(config: ServiceConfig) -> None:
+    feed = live_feed(config)
+    feed.message(occupancy(MEETING, False, sensor_ok=False), T0 + S)
+    assert feed.sensing(MEETING).occupied is None
+    assert "sensor fault" in feed.sensing(MEETING).reason
+    feed.message(occupancy(MEETING, False, sensor_ok=None), T0 + 2 * S)
+    assert feed.sensing(MEETING).healthy_since == T0 + 2 * S
+
+
+def test_line_crossings_in_and_out_once_each(config: ServiceConfig) -> None:
+    feed = live_feed(config)
+    inside = event(
+        GATE, "access", "crossing", 1, card_ref=CARD, from_zone="lobby", to_zone="staff-area"
+    )
+    crossing = feed.message(inside, T0)
+    assert crossing is not None
+    assert (crossing.card_ref, crossing.inside) == (CARD, True)
+    assert feed.message(inside, T0 + S) is None  # a QoS 1 duplicate
+    out = event(
+        GATE, "access", "crossing", 2, card_ref=CARD, from_zone="staff-area", to_zone="lobby"
+    )
+    crossing = feed.message(out, T0 + 2 * S)
+    assert crossing is not None
+    assert crossing.inside is False
+    granted = event(GATE, "access", "granted", 3, card_ref=CARD, door="gate-east")
+    assert feed.message(granted, T0 + 3 * S) is None
+    raw = event(
+        GATE, "access", "crossing", 4, card_ref="04A2B3C4", from_zone="lobby", to_zone="staff-area"
+    )
+    assert feed.message(raw, T0 + 4 * S) is None  # not a card reference
+
+
+def test_doors_and_counts(config: ServiceConfig) -> None:
+    feed = live_feed(config)
+    feed.message(event(GATE, "door", "opened", 1, door="gate-east"), T0)
+    feed.message(event(OTHER, "door", "closed", 1, door="gate-east"), T0 + S)  # not its door
+    assert feed.doors() == {"gate-east": True}
+    assert feed.door_devices() == {"gate-east": GATE}
+    assert feed.rejected["untrusted-device"] == 1
+    feed.message(occupancy("staff-area", True, device=GATE, count=7), T0)
+    feed.message(occupancy("staff-area", True, device="gate-1f-west", count=5), T0)
+    assert feed.counts() == {"staff-area": 12}
+
+
+def test_an_area_counts_islands_from_its_device_only(config: ServiceConfig, tmp_path: Path) -> None:
+    feed = live_feed(config)
+    feed.message(occupancy(ISLANDS[0], True), T0)
+    feed.message(occupancy(ISLANDS[1], True, device=OTHER), T0)
+    feed.refresh(T0)
+    assert feed.sensing(ISLANDS[0]).occupied is True
+    assert feed.sensing(ISLANDS[1]).occupied is None  # nothing from its own device yet

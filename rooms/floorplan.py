@@ -18,7 +18,7 @@ from rooms.view import AreaView, BuildingView, RoomStatus, RoomView
 
 GAP = 10
 AREA_SIZE = (220, 130)
-BOOTH_SIZE = (90, 90)
+BOOTH_SIZE = (130, 90)
 ROOM_SIZE = (180, 120)
 ROW_WIDTH = 960  # an automatic row wraps past this width
 MAX_SLOTS = 3  # next bookings written in one room
@@ -44,6 +44,11 @@ LOOKS: dict[RoomStatus, Look] = {
     "unknown": Look("#e0e0e0", "hatch", "?", "不明", "unknown"),
 }
 INK = "#1b1b1b"
+# Text keeps a white outline drawn under it, so it reads on every pattern.
+HALO = (
+    "<style>svg.floorplan text, svg.legend text { stroke: #fff; stroke-width: 3px; "
+    "stroke-linejoin: round; paint-order: stroke; }</style>"
+)
 FREE_BAR = "#e8f5e9"
 FULL_BAR = "#e08a00"
 
@@ -158,6 +163,12 @@ def times(room: RoomView, zone: tzinfo) -> list[str]:
     return [f"{_hm(s.start, zone)}–{_hm(s.end, zone)}" for s in room.next]
 
 
+def _fit(text: str, width: int, size: int) -> str:
+    """Shorten `text` to what `width` holds at `size` (wide characters; the tooltip has all)."""
+    room_for = max(3, width // size)
+    return text if len(text) <= room_for else text[: room_for - 1] + "…"
+
+
 def _hm(when: datetime, zone: tzinfo) -> str:
     return when.astimezone(zone).strftime("%H:%M")
 
@@ -171,16 +182,18 @@ def _room(room: RoomView, box: Box, tag: str, zone: tzinfo) -> str:
         tip += f" · {_hm(room.since, zone)}〜"
     lines = [
         f'<text x="{box.x + 8}" y="{box.y + 20}" font-size="14" font-weight="bold">'
-        f"{clean(room.name)}</text>",
-        f'<text class="mark" x="{box.x + box.w - 8}" y="{box.y + 20}" text-anchor="end" '
-        f'font-size="16" font-weight="bold">{look.mark}</text>',
+        f"{clean(_fit(room.name, box.w - 16, 14))}</text>",
+        f'<text class="mark" x="{box.x + box.w - 8}" y="{box.y + box.h - 8}" '
+        f'text-anchor="end" font-size="18" font-weight="bold">{look.mark}</text>',
         f'<text x="{box.x + 8}" y="{box.y + 38}" font-size="12">{look.ja}</text>',
     ]
-    room_for = max(0, (box.h - 44) // 15)
-    for i, span in enumerate(times(room, zone)[: min(MAX_SLOTS, room_for)]):
+    below = [("reason", _fit(room.reason, box.w - 16, 12))] if room.reason else []
+    below += [("slot", span) for span in times(room, zone)[:MAX_SLOTS]]
+    room_for = max(0, (box.h - 44) // 15)  # lines that fit above the letter mark
+    for i, (kind, words) in enumerate(below[:room_for]):
         lines.append(
-            f'<text class="slot" x="{box.x + 8}" y="{box.y + 56 + i * 15}" '
-            f'font-size="12">{span}</text>'
+            f'<text class="{kind}" x="{box.x + 8}" y="{box.y + 56 + i * 15}" '
+            f'font-size="12">{clean(words)}</text>'
         )
     return (
         f'<g class="room status-{room.status}" data-zone="{clean(room.zone)}" '
@@ -190,7 +203,7 @@ def _room(room: RoomView, box: Box, tag: str, zone: tzinfo) -> str:
 
 
 def _area(area: AreaView, box: Box, tag: str) -> str:
-    known = max(area.zones - area.unknown, 0)
+    unknown_words = f" · 不明 {area.unknown}" if area.unknown else ""
     share = area.occupied / area.zones
     tip = f"{area.name} — {area.occupied}/{area.zones} 島 (islands)"
     if area.unknown:
@@ -204,9 +217,9 @@ def _area(area: AreaView, box: Box, tag: str) -> str:
         f'<rect x="{box.x}" y="{box.y}" width="{box.w}" height="{box.h}" fill="#f5f7fa" '
         f'stroke="{INK}" stroke-dasharray="6 3"/>'
         f'<text x="{box.x + 8}" y="{box.y + 20}" font-size="14" font-weight="bold">'
-        f"{clean(area.name)}</text>"
+        f"{clean(_fit(area.name, box.w - 16, 14))}</text>"
         f'<text x="{box.x + 8}" y="{box.y + 40}" font-size="12">'
-        f"{area.occupied}/{area.zones} 島 · {known} 確認</text>"
+        f"{area.occupied}/{area.zones} 島に在席{unknown_words}</text>"
         f'<rect x="{bar_x}" y="{bar_y}" width="{bar_w}" height="16" fill="{FREE_BAR}" '
         f'stroke="{INK}"/>'
         f'<rect class="used" x="{bar_x}" y="{bar_y}" width="{used}" height="16" '
@@ -232,7 +245,7 @@ def _swatch(look: Look, tag: str, x: int, y: int, w: int, h: int) -> str:
 def _patterns(tag: str) -> str:
     """Return the `<defs>` of one SVG; ids carry `tag` so several plans share one page."""
     return (
-        "<defs>"
+        f"{HALO}<defs>"
         f'<pattern id="hatch-{tag}" width="8" height="8" patternUnits="userSpaceOnUse" '
         'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="8" '
         'stroke="#616161" stroke-width="2"/></pattern>'

@@ -51,6 +51,7 @@ def create_app(view: Callable[[], BuildingView], zone: tzinfo, *, refresh_s: int
     """Build the floor view's app; `view()` returns the building as it is now."""
     app = FastAPI(title="edge-rooms", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=str(TEMPLATES))
+    templates.env.filters["local"] = lambda when: when.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
     def current() -> BuildingView:
         try:

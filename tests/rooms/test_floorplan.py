@@ -152,8 +152,11 @@ def test_hostile_names_render_as_text() -> None:
     assert "\u202e" not in svg
     assert "\x1b" not in svg
     tree = ET.fromstring(svg)  # still well-formed
-    texts = [t.text for t in tree.iter(f"{SVG}text")]
-    assert '<script>alert(1)</script>"[2J&' in texts
+    shown = '<script>alert(1)</script>"[2J&'  # as text, without the control characters
+    names = [t.text for t in tree.iter(f"{SVG}text") if (t.text or "").startswith("<script>")]
+    assert len(names) == 2  # the room's and the area's, shortened to fit their boxes
+    titles = [t.text or "" for t in tree.iter(f"{SVG}title")]
+    assert all(t.startswith(shown) for t in titles)  # the tooltip has the whole name
 
 
 def test_free_booths_on_my_floor_come_first_then_the_nearest_floors() -> None:

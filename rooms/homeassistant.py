@@ -21,6 +21,7 @@ Home Assistant asks for the configs again by publishing `online` on `{prefix}/st
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from typing import Any, Final, get_args
@@ -40,6 +41,7 @@ MODELS: Final = {
 AVAILABLE: Final = (
     "{{ value_json.state if value_json is defined and value_json.state is defined else value }}"
 )
+KEY: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 NONE: Final = "None"  # Home Assistant: the state is unknown
 
 
@@ -49,7 +51,15 @@ def birth_topic(config: ServiceConfig) -> str:
 
 
 def state_topic(root: str, site: str, kind: str, key: str, what: str) -> str:
-    """Return `{root}/{site}/rooms/ha/{kind}/{key}/{what}` (see the module's table)."""
+    """Return `{root}/{site}/rooms/ha/{kind}/{key}/{what}` (see the module's table).
+
+    `key` (a zone, area, door) must be a slug: anything else would break the topic tree.
+    """
+    if not KEY.match(key):
+        raise topics.TopicError(
+            f"{kind} {key[:40]!r} cannot be a topic level: use lower-case letters, digits and "
+            "hyphens"
+        )
     return f"{topics.rooms_prefix(root, site)}/ha/{kind}/{key}/{what}"
 
 

@@ -134,8 +134,10 @@ def _floor(text: str, view: BuildingView) -> int:
     """Return the floor `text` names; 400 if it is not a number, 404 if there is no such floor."""
     floors = view.floors()
     listed = ", ".join(str(f) for f in floors) or "none yet"
+    name = text.strip().upper().removesuffix("F")
     try:
-        number = int(text.strip().upper().removesuffix("F"))
+        # B1 is the first basement, as the building's signs say: floor -1.
+        number = -int(name[1:]) if name.startswith("B") else int(name)
     except ValueError:
         raise PageProblem(400, f"floor {text[:20]!r} is not a number; floors: {listed}") from None
     if number not in floors:

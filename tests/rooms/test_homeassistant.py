@@ -318,3 +318,10 @@ def test_no_personal_data_reaches_home_assistant(tmp_path: Path) -> None:
     text += " ".join(p for _, p in ha.states(sample(), {}, {}))
     for word in ("organizer", "organiser", "attendee", "title", "card", "summary"):
         assert word not in text.lower()
+
+
+def test_a_door_id_that_would_break_the_topic_tree_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cannot be a topic level"):
+        ha.discovery(config(tmp_path), doors={"gate/#": "gate-1"})
+    with pytest.raises(ValueError, match="cannot be a topic level"):
+        ha.states(sample(), {}, {"zone+": 1})

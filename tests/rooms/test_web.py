@@ -60,6 +60,7 @@ def test_one_floor_shows_only_that_floor(url: str) -> None:
     [
         ("/floor/abc", 400, "is not a number"),
         ("/floor/9", 404, "there is no floor 9"),
+        ("/floor/B1", 404, "there is no floor -1"),
         ("/floor/" + "9" * 5000, 400, "is not a number"),
         ("/free?floor=abc", 400, "is not a number"),
         ("/free?floor=8", 404, "there is no floor 8"),

@@ -27,7 +27,7 @@ from caldav.response import PropfindResult
 from icalendar import Event
 
 from rooms.bookings import Booking, BookingError
-from rooms.caldav_client import calendar_errors, connect, resource_url, same_path
+from rooms.caldav_client import calendar_errors, connect, resource_url, same_path, shown
 from rooms.caldav_events import (
     EventKey,
     EventProblem,
@@ -90,14 +90,14 @@ class CaldavAdapter:
         log.info(
             "calendar %s: CalDAV at %s as %s, floating times in %s",
             settings.id,
-            settings.url,
+            shown(settings.url),
             settings.username,
             self.timezone,
         )
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._reads)} calendars cached"
-        return f"<CaldavAdapter {self.settings.id} {self.settings.url} {state}>"
+        return f"<CaldavAdapter {self.settings.id} {shown(self.settings.url)} {state}>"
 
     def bookings(
         self, rooms: Sequence[RoomSettings], start: datetime, end: datetime

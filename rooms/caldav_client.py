@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from caldav.davclient import DAVClient
 from caldav.lib import error as dav_error
@@ -66,10 +66,19 @@ def resource_url(settings: CaldavCalendar, resource: str) -> str:
     here, there = urlsplit(base), urlsplit(url)
     if (here.scheme, here.netloc) != (there.scheme, there.netloc):
         raise BookingError(
-            f"calendar {settings.id}: resource {resource!r} is on another server than "
-            f"{settings.url}; give the calendar's path on that server (e.g. /rooms/meeting-2f-1/)"
+            f"calendar {settings.id}: resource {shown(resource)!r} is on another server than "
+            f"{shown(settings.url)}; give the calendar's path on that server "
+            "(e.g. /rooms/meeting-2f-1/)"
         )
     return url
+
+
+def shown(url: str) -> str:
+    """Return the URL without any user:password in it, for messages and logs."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def same_path(href: str, url: str) -> bool:
@@ -102,17 +111,17 @@ def calendar_errors(settings: CaldavCalendar, room: str, url: str, doing: str) -
         ) from None
     except http.exceptions.Timeout:
         raise BookingError(
-            f"{where}: {settings.url} did not answer within {TIMEOUT_S} s while {doing}; "
+            f"{where}: {shown(settings.url)} did not answer within {TIMEOUT_S} s while {doing}; "
             "check the server's load and the network"
         ) from None
     except http.exceptions.ConnectionError:
         raise BookingError(
-            f"{where}: cannot reach {settings.url} while {doing} (connection refused or no "
+            f"{where}: cannot reach {shown(settings.url)} while {doing} (connection refused or no "
             "route); check the server runs and the calendar's `url`"
         ) from None
     except http.exceptions.RequestException as error:
         raise BookingError(
-            f"{where}: the request to {settings.url} failed while {doing} "
+            f"{where}: the request to {shown(settings.url)} failed while {doing} "
             f"({type(error).__name__}); check the calendar's `url`"
         ) from None
     except EventProblem as problem:
@@ -120,5 +129,5 @@ def calendar_errors(settings: CaldavCalendar, room: str, url: str, doing: str) -
     except (SyntaxError, ValueError) as error:  # lxml's XMLSyntaxError is a SyntaxError
         raise BookingError(
             f"{where}: the server's answer could not be read while {doing} "
-            f"({type(error).__name__}); check what the server at {settings.url} holds"
+            f"({type(error).__name__}); check what the server at {shown(settings.url)} holds"
         ) from None

@@ -105,3 +105,13 @@ def test_a_recurring_event_named_without_its_occurrence_marks_only_the_first() -
     assert override["RECURRENCE-ID"].dt == datetime(2030, 12, 2, 10, tzinfo=TOKYO)
     assert str(override["STATUS"]) == "CANCELLED"
     assert "RRULE" not in override
+
+
+def test_a_password_written_into_the_url_is_never_shown(tmp_path: Path) -> None:
+    (tmp_path / "password").write_text("pw\n")
+    leaky = settings(tmp_path, "https://svc:hunter2@cal.example.jp/")
+    with pytest.raises(BookingError) as refused:
+        resource_url(leaky, "https://other.example/rooms/")
+    assert "hunter2" not in str(refused.value)
+    with CaldavAdapter(leaky, TOKYO) as adapter:
+        assert "hunter2" not in repr(adapter)

@@ -6,12 +6,16 @@ like any retained status and keeps it in the log; uvicorn serves the page.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from console.collector import Collector
 from console.log import CentralLog
 from console.mqtt import ConsoleClient
+from console.rooms_view import MAX_VIEW, ViewRefused, judge_status, judge_view
 from console.users import add_user
 from console.web import Settings, create_app
 from rooms.view import AreaView
@@ -84,3 +88,31 @@ def test_a_view_for_another_site_is_refused(
     assert collector.wait_for(lambda log: collector.rejected >= 1, 20)
     assert "view" not in collector.log.rooms()
     assert "the rooms service has not published a view" in occupancy_page(tmp_path, log_path)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"{", "rooms view"),
+        (b"[]", "rooms view"),
+        (b" " * (MAX_VIEW + 1), "bytes; at most"),
+        (sample(site="elsewhere").model_dump_json().encode(), "not this site"),
+    ],
+)
+def test_a_bad_view_is_refused_with_its_reason(payload: bytes, reason: str) -> None:
+    with pytest.raises(ViewRefused, match=reason):
+        judge_view(payload, SITE)
+
+
+def test_a_view_carrying_a_person_is_refused() -> None:
+    body = json.loads(sample(site=SITE).model_dump_json())
+    body["rooms"][0]["organizer"] = "高橋 健太"
+    with pytest.raises(ViewRefused, match="organizer"):
+        judge_view(json.dumps(body).encode(), SITE)
+    assert judge_view(sample(site=SITE).model_dump_json().encode(), SITE)
+
+
+def test_the_rooms_status_is_online_or_offline_only() -> None:
+    assert judge_status(b"online") == "online"
+    with pytest.raises(ViewRefused):
+        judge_status(b'{"state": "online"}')

@@ -31,6 +31,7 @@ AD_HOC = "X-EDGE-AD-HOC"
 STAMP = "%Y%m%dT%H%M%SZ"
 MAX_ATTENDEES = 500  # a room meeting with more is hostile or broken data: the event is skipped
 MAX_TEXT = 200  # titles, addresses and reasons are cut to this many characters
+MAX_UID = 1_000  # Exchange's UIDs run past 100 characters; past this one is hostile
 RELEASE_NOTE = "Released by the building: "
 _OCCURRENCE = re.compile(r"^(?P<uid>.+)#(?P<rid>\d{8}T\d{6}Z)$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -121,9 +122,10 @@ def booking_from(event: Event, calendar_id: str, room: str, site: tzinfo) -> Boo
         return None
     if end < start:
         raise EventProblem("it ends before it starts")
-    uid = clean_text(event.get("UID", ""), 255)
-    if not uid:
-        raise EventProblem("it has no UID")
+    uid = str(event.get("UID", ""))
+    if not uid or len(uid) > MAX_UID or _CONTROL.search(uid):
+        # Cutting or cleaning a UID would name another event when the booking is marked.
+        raise EventProblem(f"its UID is empty, longer than {MAX_UID} or holds control characters")
     people = _listed(event.get("ATTENDEE"))
     if len(people) > MAX_ATTENDEES:
         raise EventProblem(f"it lists {len(people)} attendees (more than {MAX_ATTENDEES})")
@@ -142,14 +144,14 @@ def booking_from(event: Event, calendar_id: str, room: str, site: tzinfo) -> Boo
         or str(event.get("TRANSP", "")).upper() == "TRANSPARENT"
         or declined
     )
-    organiser = event.get("ORGANIZER")
+    organisers = _listed(event.get("ORGANIZER"))  # RFC 5545 allows one; a list is hostile
     return Booking(
         calendar=calendar_id,
         room=room,
         uid=EventKey(uid, occurrence.astimezone(UTC) if occurrence else None).booking_uid(),
         start=start,
         end=end,
-        organiser=address(organiser) if organiser is not None else "",
+        organiser=address(organisers[0]) if organisers else "",
         attendees=tuple(address(p) for p in people if not _is_room(p)),
         title=clean_text(event.get("SUMMARY", "")),
         checked_in=_checked_in(event),

@@ -115,3 +115,11 @@ def test_a_password_written_into_the_url_is_never_shown(tmp_path: Path) -> None:
     assert "hunter2" not in str(refused.value)
     with CaldavAdapter(leaky, TOKYO) as adapter:
         assert "hunter2" not in repr(adapter)
+
+
+def test_a_uid_that_cannot_be_named_back_is_a_problem() -> None:
+    whole = parse("DTSTART:20301202T010000Z")
+    [event] = events(whole)
+    event["UID"] = "x" * 1001
+    with pytest.raises(EventProblem, match="its UID is empty, longer than 1000"):
+        booking_from(event, "cal", "room-1", TOKYO)

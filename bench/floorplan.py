@@ -44,7 +44,7 @@ def building(floors: int, rooms: int) -> BuildingView:
                 name=f"会議室{f}-{i}",
                 kind=KINDS[i % 3],
                 floor=f,
-                status=STATUSES[i % 6],  # type: ignore[arg-type]
+                status=STATUSES[i % 6],
                 occupied=None,
                 next=slots,
             )

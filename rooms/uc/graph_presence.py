@@ -141,7 +141,8 @@ class GraphPresence:
         self._post(url, body, f"{self.name}: {doing} presence", uc_id)
 
     def close(self) -> None:
-        """Nothing to release: the HTTP client is the caller's, sessions expire on their own."""
+        """Close the HTTP client (the sessions set expire on their own); idempotent."""
+        self._http.close()
 
     def _post(self, url: str, body: dict[str, str], what: str, uc_id: str) -> None:
         renewed = False

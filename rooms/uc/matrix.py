@@ -98,13 +98,14 @@ class MatrixPresence:
             self._logout(self._tokens.pop(uc_id, None), uc_id)
 
     def close(self) -> None:
-        """Log out every person's token; idempotent (the HTTP client is the caller's)."""
+        """Log out every person's token and close the HTTP client; idempotent."""
         if self._closed:
             return
         self._closed = True
         for uc_id, token in list(self._tokens.items()):
             self._logout(token, uc_id)
         self._tokens.clear()
+        self._http.close()
 
     def _token(self, uc_id: str) -> str:
         token = self._tokens.get(uc_id)

@@ -64,10 +64,14 @@ def inside_today(last_in: bool, crossed_at: datetime, at: datetime, timezone: tz
 def engagements(
     active: Sequence[Booking], room_kinds: Mapping[str, str], at: datetime
 ) -> dict[str, UcState]:
-    """Return {address: MEETING or PHONE} for the checked-in bookings in progress at `at`."""
+    """Return {address: MEETING or PHONE} from the bookings checked in and in progress.
+
+    The caller passes only bookings it has checked in (its engine knows before the calendar's
+    copy says so); released ones and ones not in progress at `at` are passed over here.
+    """
     found: dict[str, UcState] = {}
     for booking in active:
-        if booking.released or booking.checked_in is None:
+        if booking.released:
             continue
         if not booking.start <= at < booking.end:
             continue

@@ -44,7 +44,12 @@ def parse_event(calendar: str, zone: str, event: object) -> Booking:
         start=start,
         end=end,
         organiser=_address(event.get("organizer")),
-        attendees=tuple(a for a in map(_address, attendees[:MAX_ATTENDEES]) if a),
+        attendees=tuple(
+            address
+            for attendee in attendees[:MAX_ATTENDEES]
+            if isinstance(attendee, dict) and attendee.get("type") != "resource"
+            if (address := _address(attendee))
+        ),
         title=_text(event.get("subject")),
         checked_in=checked_in,
         released=event.get("isCancelled") is True or declined,

@@ -108,6 +108,13 @@ class GraphStandin:
                     "emailAddress": {"name": a, "address": a},
                 }
                 for a in attendees
+            ]
+            + [
+                {
+                    "type": "resource",
+                    "status": {"response": "accepted", "time": "2026-01-01T00:00:00Z"},
+                    "emailAddress": {"name": "Room", "address": mailbox},
+                }
             ],
             "isCancelled": cancelled,
             "responseStatus": {"response": "accepted", "time": "2026-01-01T00:00:00Z"},

@@ -8,6 +8,7 @@ fails the test when any were found.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -34,6 +35,7 @@ class Reply:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    unsized: bool = False  # no Content-Length: the body runs until the connection closes
 
     @classmethod
     def of(cls, status: int, data: Any, headers: dict[str, str] | None = None) -> Reply:
@@ -81,9 +83,15 @@ class StandinServer:
                 self.send_response(reply.status)
                 for key, value in reply.headers.items():
                     self.send_header(key, value)
-                self.send_header("Content-Length", str(len(reply.body)))
+                if reply.unsized:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                else:
+                    self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
-                self.wfile.write(reply.body)
+                # A client may stop reading a capped reply: that is its right.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(reply.body)
 
             do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
 

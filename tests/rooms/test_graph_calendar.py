@@ -267,6 +267,7 @@ def test_an_unknown_mailbox_points_at_the_rooms_resource(
     ("reply", "complaint"),
     [
         (Reply(200, b"x" * 1_100_000, {"Content-Type": "application/json"}), "over 1000000"),
+        (Reply(200, b"[" * 3_000_000, unsized=True), "over 1000000 bytes"),
         (Reply(200, b'{"value": [', {"Content-Type": "application/json"}), "not JSON"),
         (Reply(200, b"[" * 100_000 + b"]" * 100_000), "not JSON"),
         (Reply.of(200, {"value": "nope"}), "no `value` list"),
@@ -275,7 +276,14 @@ def test_an_unknown_mailbox_points_at_the_rooms_resource(
             "leaves http://127.0.0.1",
         ),
     ],
-    ids=["huge", "truncated", "deeply-nested", "value-not-list", "next-link-elsewhere"],
+    ids=[
+        "huge",
+        "huge-unsized",
+        "truncated",
+        "deeply-nested",
+        "value-not-list",
+        "next-link-elsewhere",
+    ],
 )
 def test_hostile_replies_are_errors_not_tracebacks(
     standin: GraphStandin, adapter: GraphBookings, reply: Reply, complaint: str

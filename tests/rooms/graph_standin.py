@@ -63,8 +63,8 @@ class GraphStandin:
         self.mailboxes: dict[str, dict[str, dict[str, Any]]] = {}
         self.denied: set[str] = set()  # mailboxes outside the application access policy
         self.declined_leave_view = False  # the room's declined copy leaves its calendar
-        self.tokens: set[str] = set()
-        self.tokens_issued = 0
+        self.tokens: set[str] = set()  # valid now
+        self.issued: list[str] = []  # every token ever issued
         self._ids = itertools.count(1)
         self.server = StandinServer(
             "graph-standin", self._answer, lambda m: graph_error(400, "BadRequest", m)
@@ -129,6 +129,10 @@ class GraphStandin:
 
     def event(self, mailbox: str, uid: str) -> dict[str, Any]:
         return self.mailboxes[mailbox][uid]
+
+    @property
+    def tokens_issued(self) -> int:
+        return len(self.issued)
 
     def revoke_tokens(self) -> None:
         """Make every token issued so far expire (Graph answers 401 to them)."""
@@ -205,7 +209,7 @@ class GraphStandin:
             )
         token = "eyJ0eXAi." + secrets.token_urlsafe(24)
         self.tokens.add(token)
-        self.tokens_issued += 1
+        self.issued.append(token)
         return Reply.of(
             200,
             {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 
 from rooms.bookings import BookingError
 from rooms.config import GaroonCalendar, RoomSettings
-from rooms.garoon_calendar import AD_HOC, GaroonBookings, api_root, open_garoon
+from rooms.garoon_calendar import GaroonBookings, api_root, open_garoon
+from rooms.garoon_events import AD_HOC
 from tests.rooms.garoon_standin import GaroonStandin
 from tests.rooms.standin_server import Reply
 
@@ -295,3 +297,21 @@ def test_open_garoon_reads_the_password_file(standin: GaroonStandin, tmp_path: P
 
     with pytest.raises(BookingError, match=r"garoon: cannot read password_file .*missing"):
         open_garoon(settings(standin, tmp_path / "missing"))
+
+
+def test_logs_carry_no_password_or_personal_data(
+    standin: GaroonStandin, adapter: GaroonBookings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    uid = standin.add_event(("11",), at(10), at(11), subject="人事面談", creator="tanaka-h")
+    del standin.event(standin.add_event(("11",), at(12), at(13)))["end"]
+    [booking] = adapter.bookings([ROOM_A], at(9), at(18))["meeting-3f-1"]
+    adapter.check_in(ROOM_A, booking, at(10, 1))
+    adapter.release(ROOM_A, booking, "No-show.")
+    assert booking.uid == uid
+
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "skipped" in logged  # the malformed event was logged, by id only
+    encoded = base64.b64encode(f"{LOGIN}:{PASSWORD}".encode()).decode()
+    for secret in (PASSWORD, encoded, "人事面談", "tanaka-h"):
+        assert secret not in logged

@@ -338,3 +338,24 @@ def test_booking_repr_and_errors_carry_no_personal_data(
     assert "ceo@" not in repr(booking)
     assert json.dumps(repr(adapter))
     assert timedelta(hours=1) == booking.end - booking.start
+
+
+def test_logs_carry_no_secret_token_or_personal_data(
+    standin: GraphStandin, adapter: GraphBookings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    uid = standin.add_event(ROOM_A, at(1), at(2), subject="Secret merger", organizer="ceo@x.jp")
+    standin.event(ROOM_A, standin.add_event(ROOM_A, at(3), at(4)))["start"] = {"dateTime": 1}
+    booking = next(
+        b for b in adapter.bookings(ROOMS[:1], at(0), at(6))["meeting-2f-1"] if b.uid == uid
+    )
+    adapter.check_in(ROOMS[0], booking, at(1, 2))
+    adapter.release(ROOMS[0], booking, "No-show.")
+    standin.revoke_tokens()
+    adapter.bookings(ROOMS[:1], at(0), at(6))
+
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "skipped" in logged  # the malformed event was logged, by id only
+    assert standin.tokens_issued == 2
+    for secret in (SECRET, *standin.issued, "Secret merger", "ceo@x.jp"):
+        assert secret not in logged

@@ -35,7 +35,7 @@ fi
 if ((USER_SETUP)); then
     getent group gpio >/dev/null || groupadd --system gpio
     id edge >/dev/null 2>&1 || useradd --system --home-dir /var/lib/edge --shell /usr/sbin/nologin \
-        --groups gpio,plugdev edge
+        --groups gpio,plugdev,dialout edge
     install -d -m 0750 -o root -g edge /etc/edge
     install -d -m 0750 -o edge -g edge /var/lib/edge
 fi

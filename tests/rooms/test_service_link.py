@@ -1,0 +1,99 @@
+"""The rooms link on a real mosquitto: what it reads, and a callback failure it survives."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.link import topics
+from rooms.inbox import Inbound, Inbox, Item, LinkState
+from rooms.mqtt import RoomsLink, RoomsLinkError, subscriptions
+from simulator.broker import free_port
+from tests.broker import start_broker
+from tests.rooms.service_site import MEETING, NODE, ROOT, SITE, occupancy, service_config
+
+pytestmark = pytest.mark.services
+
+
+class FailingOnce(Inbox):
+    """An inbox whose first `put` of a message raises, as a bug in a handler would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    def put(self, item: Item) -> None:
+        if isinstance(item, Inbound) and not self.failed:
+            self.failed = True
+            raise RuntimeError("a bug in the handler")
+        super().put(item)
+
+
+def publish(port: int, topic: str, payload: bytes) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="publisher", protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    client.publish(topic, payload, qos=1).wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+
+
+def wait_for(inbox: Inbox, want: int) -> list[Item]:
+    got: list[Item] = []
+    done = threading.Event()
+    timer = threading.Timer(10, done.set)
+    timer.start()
+    try:
+        while len([i for i in got if isinstance(i, Inbound)]) < want and not done.is_set():
+            inbox.wait(0.2)
+            got += inbox.drain()
+    finally:
+        timer.cancel()
+    return got
+
+
+def test_an_exception_in_a_callback_does_not_stop_the_link(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = start_broker(tmp_path / "broker")
+    config = service_config(tmp_path, port=broker.port)
+    inbox = FailingOnce()
+    link = RoomsLink(config, "secret", inbox)
+    try:
+        link.start()
+        topic = topics.occupancy(ROOT, SITE, NODE, MEETING)
+        for _ in range(3):
+            publish(broker.port, topic, occupancy(MEETING, True).payload)
+        got = wait_for(inbox, 2)
+        assert [i.topic for i in got if isinstance(i, Inbound)] == [topic, topic]
+        assert LinkState(up=True) in got
+        assert link.callback_errors == 1
+        assert link.connected
+        assert len([r for r in caplog.records if "on_message failed" in r.getMessage()]) == 1
+    finally:
+        link.close()
+        link.close()
+        broker.stop()
+
+
+def test_no_broker_is_a_clear_error(tmp_path: Path) -> None:
+    config = service_config(tmp_path, port=free_port())
+    link = RoomsLink(config, "secret", Inbox())
+    with pytest.raises(RoomsLinkError, match="is it running"):
+        link.start(timeout_s=2)
+    link.close()
+
+
+def test_it_reads_only_the_devices_topics_it_needs(tmp_path: Path) -> None:
+    config = service_config(tmp_path, homeassistant={"enabled": True})
+    assert subscriptions(config) == [
+        f"{ROOT}/{SITE}/+/status",
+        f"{ROOT}/{SITE}/+/occupancy/#",
+        f"{ROOT}/{SITE}/+/events/access",
+        f"{ROOT}/{SITE}/+/events/door",
+        "homeassistant/status",
+    ]

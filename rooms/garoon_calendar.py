@@ -33,7 +33,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -96,6 +96,9 @@ class GaroonBookings:
         self, rooms: Sequence[RoomSettings], start: datetime, end: datetime
     ) -> dict[str, list[Booking]]:
         """Return each room's bookings overlapping [start, end), released ones included."""
+        # Releases a day past are no longer asked about: forget them.
+        kept = start - timedelta(days=1)
+        self._released = {k: b for k, b in self._released.items() if b.end > kept}
         found: dict[str, list[Booking]] = {}
         for room in rooms:
             listed = self._facility_events(room, start, end)

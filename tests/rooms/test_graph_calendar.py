@@ -359,3 +359,16 @@ def test_logs_carry_no_secret_token_or_personal_data(
     assert standin.tokens_issued == 2
     for secret in (SECRET, *standin.issued, "Secret merger", "ceo@x.jp"):
         assert secret not in logged
+
+
+def test_releases_are_forgotten_a_day_after_they_end(
+    standin: GraphStandin, adapter: GraphBookings
+) -> None:
+    standin.declined_leave_view = True
+    standin.add_event(ROOM_A, at(1), at(2))
+    [booking] = adapter.bookings(ROOMS[:1], at(0), at(6))["meeting-2f-1"]
+    adapter.release(ROOMS[0], booking, "No-show.")
+
+    later = at(0) + timedelta(days=2)
+    assert adapter.bookings(ROOMS[:1], later, later + timedelta(hours=6))["meeting-2f-1"] == []
+    assert adapter.bookings(ROOMS[:1], at(0), at(6))["meeting-2f-1"] == []  # forgotten

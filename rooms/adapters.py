@@ -23,7 +23,7 @@ from rooms.config import (
     ServiceConfig,
 )
 
-# kind: (module, the callable taking (settings, timezone) or (settings))
+# kind: (module, the callable that opens one calendar's adapter)
 BUILDERS: dict[str, tuple[str, str]] = {
     "caldav": ("rooms.caldav_adapter", "CaldavAdapter"),
     "graph": ("rooms.graph_calendar", "open_graph"),
@@ -72,7 +72,9 @@ def build_adapter(settings: CalendarSettings, timezone: str) -> BookingAdapter:
     try:
         if isinstance(settings, CaldavCalendar):
             return cast(BookingAdapter, factory(settings, timezone))
-        if isinstance(settings, GraphCalendar | GaroonCalendar):
+        if isinstance(settings, GaroonCalendar):
+            return cast(BookingAdapter, factory(settings, timezone=timezone))
+        if isinstance(settings, GraphCalendar):
             return cast(BookingAdapter, factory(settings))
     except (EdgeError, OSError, ValueError) as error:
         return Unavailable(settings.id, str(error))

@@ -11,7 +11,6 @@ building view and Home Assistant states when they changed.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -72,16 +71,13 @@ class PresenceTracker(Protocol):
 
 
 def build_tracker(config: ServiceConfig) -> PresenceTracker | None:
-    """Return the UC tracker for `[[presence]]`, or None when none is configured."""
-    if not config.presence:
-        return None
-    try:
-        build = importlib.import_module("rooms.uc.build").build_tracker
-    except (ImportError, AttributeError) as error:
-        log.error("UC presence is configured but rooms.uc.build is missing (%s): off", error)
-        return None
-    tracker: PresenceTracker | None = build(config)
-    return tracker
+    """Return the UC tracker for `[[presence]]`, or None when none is configured.
+
+    Raises UcError naming the setting to fix (a missing registry or secret).
+    """
+    from rooms.uc.build import build_tracker as build_uc  # noqa: PLC0415 -- httpx only with UC
+
+    return build_uc(config)
 
 
 def build_service(

@@ -1,0 +1,175 @@
+"""The service's step in-process: calendar failures, retries, restarts, publishing.
+
+The link here is a recorder (the live tests use a real mosquitto); the messages are the
+devices' real payloads, put on the inbox as the link would.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from edge.link import topics
+from rooms.adapters import Unavailable, build_adapters
+from rooms.config import ServiceConfig
+from rooms.inbox import Inbound, Inbox, LinkState
+from rooms.journal import Journal
+from rooms.service import Service
+from simulator.clock import FakeClock
+from tests.rooms.service_site import (
+    MEETING,
+    ROOT,
+    SITE,
+    MemoryCalendar,
+    occupancy,
+    service_config,
+    status,
+)
+
+T0 = datetime(2031, 4, 1, 1, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
+
+
+class RecordingLink:
+    """Records what the service publishes."""
+
+    def __init__(self) -> None:
+        self.connected = True
+        self.sent: list[tuple[str, str]] = []
+        self.closed = 0
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Nothing to connect."""
+
+    def publish(self, topic: str, payload: str, *, retain: bool = True) -> None:
+        self.sent.append((topic, payload))
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def topics(self, prefix: str) -> list[str]:
+        return [t for t, _ in self.sent if t.startswith(prefix)]
+
+
+class Running:
+    def __init__(self, config: ServiceConfig, calendar: MemoryCalendar, start: datetime) -> None:
+        self.clock = FakeClock(start)
+        self.link = RecordingLink()
+        self.inbox = Inbox()
+        self.service = Service(
+            config, clock=self.clock, link=self.link, inbox=self.inbox, adapters={"cal": calendar}
+        )
+        self.inbox.put(LinkState(up=True))
+
+    def step(self, minutes: float = 0.5) -> None:
+        """Advance, with the node's periodic status and a vacant meeting room, and step."""
+        self.clock.advance(minutes * 60)
+        self.inbox.put(status())
+        self.inbox.put(occupancy(MEETING, False))
+        self.service.step(self.clock.now().utc)
+
+    def until(self, at: datetime) -> None:
+        while self.clock.now().utc < at:
+            self.step()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> ServiceConfig:
+    return service_config(tmp_path, homeassistant={"enabled": True})
+
+
+def test_a_failing_calendar_is_logged_once_keeps_its_bookings_and_heals(
+    config: ServiceConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    calendar = MemoryCalendar()
+    calendar.add(MEETING, T0, T0 + 60 * MIN, "b1")
+    run = Running(config, calendar, T0 - 30 * MIN)
+    run.step()
+    assert len(run.service.view().rooms[0].next) == 1
+    calendar.fail = "calendar cal: the server answered 503; try again later"
+    with caplog.at_level(logging.INFO, logger="rooms.service"):
+        run.until(T0 - 20 * MIN)
+        assert len(run.service.view().rooms[0].next) == 1  # kept
+        calendar.fail = None
+        run.until(T0 - 15 * MIN)
+    failed = [r for r in caplog.records if "cannot be read" in r.getMessage()]
+    healed = [r for r in caplog.records if "readable again" in r.getMessage()]
+    assert (len(failed), len(healed)) == (1, 1)
+
+
+def test_a_refused_release_is_recorded_and_tried_again(config: ServiceConfig) -> None:
+    calendar = MemoryCalendar()
+    calendar.add(MEETING, T0, T0 + 60 * MIN, "b1")
+    run = Running(config, calendar, T0 - 30 * MIN)
+    run.until(T0 + 9 * MIN)
+    calendar.fail = "calendar cal: the room refused"
+    run.until(T0 + 11 * MIN)
+    assert calendar.released == []
+    calendar.fail = None
+    run.until(T0 + 13 * MIN)
+    assert [uid for _, uid, _ in calendar.released] == ["b1"]
+    outcomes = [e.outcome for e in run.service.journal.entries(kind="released")]
+    assert outcomes[0] == "error: calendar cal: the room refused"
+    assert outcomes[-1] == "ok"
+    run.service.close()
+
+
+def test_a_restarted_service_does_not_release_again(config: ServiceConfig) -> None:
+    calendar = MemoryCalendar()
+    calendar.add(MEETING, T0, T0 + 60 * MIN, "b1")
+    first = Running(config, calendar, T0 - 10 * MIN)
+    first.until(T0 + 11 * MIN)
+    first.service.close()
+    first.service.close()
+    assert first.link.closed == 1
+    assert len(calendar.released) == 1
+    again = Running(config, calendar, T0 + 11 * MIN)
+    again.until(T0 + 20 * MIN)
+    assert len(calendar.released) == 1
+    assert again.service.view().rooms[0].status == "released"
+    again.service.close()
+
+
+def test_the_view_is_published_when_it_changes_and_discovery_on_ha_s_birth(
+    config: ServiceConfig,
+) -> None:
+    run = Running(config, MemoryCalendar(), T0)
+    run.step()
+    view_topic = topics.rooms_view(ROOT, SITE)
+    assert run.link.topics(view_topic) == [view_topic]
+    discovery = len(run.link.topics("homeassistant/"))
+    assert discovery > 0
+    run.step()
+    run.step()
+    assert run.link.topics(view_topic) == [view_topic]  # nothing changed
+    assert len(run.link.topics("homeassistant/")) == discovery
+    run.inbox.put(Inbound("homeassistant/status", b"online"))
+    run.step()
+    assert len(run.link.topics("homeassistant/")) == 2 * discovery  # configs and states again
+    views = len(run.link.topics(view_topic))
+    run.inbox.put(occupancy(MEETING, True))
+    run.service.step(run.clock.now().utc)
+    assert len(run.link.topics(view_topic)) == views + 1
+    run.service.close()
+
+
+def test_the_journal_keeps_the_last_view(config: ServiceConfig) -> None:
+    run = Running(config, MemoryCalendar(), T0)
+    run.step()
+    run.service.close()
+    journal = Journal(config.state_path, read_only=True)
+    saved = journal.last_view()
+    journal.close()
+    assert saved is not None
+    assert MEETING in saved
+
+
+def test_a_calendar_that_cannot_be_opened_says_why(tmp_path: Path) -> None:
+    config = service_config(tmp_path)
+    (tmp_path / "password").unlink()
+    [adapter] = build_adapters(config).values()
+    assert isinstance(adapter, Unavailable)
+    assert "calendar cal is not available" in adapter._fail().args[0]

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from edge.core.events import PresenceSensorStatus
+from firmware_config.loader import load_config
+from simulator.control import Control
 from simulator.pins import WatchedFactory
 
 from .agent_fixtures import SimDevice, sim_config
@@ -131,3 +133,17 @@ def test_the_focus_booth_radar_reports_and_its_silence_is_a_fault(node: BoothNod
     node.radar_reports_until(lambda: presence.sensor_ok("focus-3f-1"))
     states = [e["state"] for e in node.events("alarm", "presence_sensor_fault")]
     assert states == ["raised", "cleared"]
+
+
+def test_the_simulator_control_opens_and_shuts_a_booth_door(node: BoothNode) -> None:
+    control = Control(node.running.factory, load_config(node.device.config))
+    control.attach(node.running.agent)
+    door = "phone-booth-3f-door"
+    assert control.request({"op": "room_door", "door": door, "open": True})["ok"]
+    assert control.request({"op": "room_door", "door": door, "open": False})["ok"]
+    node.running.settle()
+    moves = [(e["type"], e["room_door"]) for e in node.events("presence") if e.get("room_door")]
+    assert moves[-2:] == [("room_door_opened", door), ("room_door_closed", door)]
+    refused = control.request({"op": "room_door", "door": "gate-east", "open": True})
+    assert refused["ok"] is False
+    assert "no room door" in refused["error"]

@@ -25,6 +25,7 @@ from edge.sensors.ld2410 import FrameReader, PresenceRule
 log = logging.getLogger(__name__)
 
 FAULT_AFTER_S = 5.0  # the radar reports about ten times a second
+MIN_CHANGE_GAP_S = 0.2
 _READ_TIMEOUT_S = 0.1
 _REOPEN_S = 1.0
 
@@ -89,6 +90,10 @@ class Ld2410SerialSensor:
             except (serial.SerialException, OSError) as exc:
                 watch.problem = f"serial port {self.port}: {exc}"
                 log.debug("presence sensor %s: %s", self.sensor_id, watch.problem)
+            except Exception:
+                # The thread must live on: only it can tell the core the radar went silent.
+                log.exception("presence sensor %s: reading failed; reopening", self.sensor_id)
+                watch.problem = "reading failed (see the journal)"
             watch.check(self._monotonic())
             self._stop.wait(_REOPEN_S)
 
@@ -102,33 +107,47 @@ class Ld2410SerialSensor:
 
 
 class _Watch:
-    """What the sensor last told the core: its presence and whether it answers."""
+    """What the sensor last told the core: its presence and whether it answers.
+
+    Presence changes go out at most every `MIN_CHANGE_GAP_S`: a line flipping the target on
+    and off a thousand times a second (noise, or a hostile device) costs the loop a few
+    events, and the latest state always follows.
+    """
 
     def __init__(self, sensor: str, emit: Emit, now: float, fault_after_s: float) -> None:
         self.sensor = sensor
         self.emit = emit
         self.fault_after_s = fault_after_s
         self.last_frame = now  # the start counts as a frame: the radar has its time to speak
-        self.present: bool | None = None  # None: not told since the start or a fault
+        self.seen: bool | None = None  # what the latest report showed
+        self.told: bool | None = None  # what the core was told; None since the start or a fault
+        self.told_at = -MIN_CHANGE_GAP_S
         self.faulty = False
         self.problem = ""
 
     def report(self, now: float, present: bool) -> None:
         self.last_frame = now
         self.problem = ""
+        self.seen = present
         if self.faulty:
             self.faulty = False
             log.warning("presence sensor %s: reports again", self.sensor)
             self.emit(PresenceSensorStatus(self.sensor, ok=True))
-        if present != self.present:
-            self.present = present
-            self.emit(PresenceChanged(self.sensor, present))
+        self.check(now)
 
     def check(self, now: float) -> None:
-        if self.faulty or now - self.last_frame < self.fault_after_s:
+        if not self.faulty and now - self.last_frame >= self.fault_after_s:
+            self._fault()
             return
+        if self.faulty or self.seen is None or self.seen == self.told:
+            return
+        if self.told is None or now - self.told_at >= MIN_CHANGE_GAP_S:
+            self.told, self.told_at = self.seen, now
+            self.emit(PresenceChanged(self.sensor, self.seen))
+
+    def _fault(self) -> None:
         self.faulty = True
-        self.present = None
+        self.seen = self.told = None
         detail = f"no report for {self.fault_after_s:g} s"
         if self.problem:
             detail += f" ({self.problem})"

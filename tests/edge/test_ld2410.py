@@ -197,3 +197,21 @@ def test_a_port_that_cannot_be_opened_is_a_fault_not_a_crash(tmp_path: Path) -> 
 def test_frames_are_little_endian_as_the_fixtures_say() -> None:
     # The fixtures' distances, read the way the protocol document gives them.
     assert struct.unpack_from("<H", STILL, 9)[0] == 81
+
+
+def test_a_line_flipping_presence_a_thousand_times_costs_the_loop_a_few_events(
+    pty: tuple[int, Path],
+) -> None:
+    master, path = pty
+    events: queue.Queue[Event] = queue.Queue()
+    sensor = Ld2410SerialSensor("booth-radar", path, 256000, PresenceRule(), fault_after_s=5.0)
+    sensor.start(events.put)
+    try:
+        assert report_until_heard(master, NOBODY, events) == PresenceChanged("booth-radar", False)
+        os.write(master, (STILL + NOBODY) * 100 + STILL)
+        told: list[Event] = []
+        while PresenceChanged("booth-radar", True) not in told[-1:]:
+            told.append(next_event(events))
+    finally:
+        sensor.close()
+    assert len(told) <= 3, told

@@ -140,6 +140,7 @@ class Service:
         self._failing: dict[str, str] = {}
         self._published: dict[str, str] = {}  # topic: payload, retained, as last sent
         self._republish = True
+        self._entities: tuple[tuple[tuple[str, str], ...], tuple[str, ...]] | None = None
         self._tracker_failed = False
         self._lock = threading.Lock()
         self._closed = False
@@ -178,8 +179,15 @@ class Service:
 
     def run(self, stop: threading.Event, wake_s: float = 1.0) -> None:
         """Step with the real clock until `stop` is set: on each message, or every second."""
+        failing = False
         while not stop.is_set():
-            self.step(self.clock.now().utc)
+            try:
+                self.step(self.clock.now().utc)
+                failing = False
+            except Exception:  # a bug of ours: keep the service up, say it once per spell
+                if not failing:
+                    log.exception("a step of the rooms service failed; stepping on")
+                failing = True
             self.inbox.wait(wake_s)
 
     def close(self) -> None:
@@ -328,9 +336,12 @@ class Service:
         if self.config.homeassistant.enabled:
             doors = self.feed.door_devices()
             counts = self.feed.counts()
-            configs = ha.discovery(self.config, doors=doors, counted_zones=sorted(counts))
-            previous = [t for t in self._published if t.startswith(self._birth_prefix())]
-            wanted += ha.remove(previous, configs) + configs
+            entities = (tuple(sorted(doors.items())), tuple(sorted(counts)))
+            if everything or entities != self._entities:  # discovery is costly: only on change
+                self._entities = entities
+                configs = ha.discovery(self.config, doors=doors, counted_zones=sorted(counts))
+                previous = [t for t in self._published if t.startswith(self._birth_prefix())]
+                wanted += ha.remove(previous, configs) + configs
             wanted += ha.states(view, self.feed.doors(), dict(counts), root=self.config.mqtt.root)
         for topic, payload in wanted:
             if everything or self._published.get(topic) != payload:

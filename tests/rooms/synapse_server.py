@@ -166,11 +166,15 @@ def _tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
+class SynapseFailed(RuntimeError):
+    """Synapse did not start; the message carries its log's tail."""
+
+
 def _wait_ready(process: subprocess.Popen[bytes], url: str, logs: tuple[Path, Path]) -> None:
     deadline = time.monotonic() + READY_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(
+            raise SynapseFailed(
                 f"Synapse exited with {process.returncode}:\n{_tail(logs[0])}\n{_tail(logs[1])}"
             )
         try:
@@ -179,15 +183,16 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, logs: tuple[Path, Pa
         except httpx.TransportError:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=0.1)  # not listening yet: wait on the process, not sleep
-    pytest.fail(f"Synapse did not answer {url}/health within {READY_S} s:\n{_tail(logs[1])}")
+    raise SynapseFailed(
+        f"Synapse did not answer {url}/health within {READY_S} s:\n{_tail(logs[1])}"
+    )
 
 
-@pytest.fixture(scope="session")
-def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
-    """Start one Synapse for the session, with an admin user; stop it at the end."""
+@contextlib.contextmanager
+def running_synapse(workdir: Path) -> Iterator[SynapseServer]:
+    """Run a Synapse with its files in `workdir` and an admin user; stop it on leaving."""
     if not PYTHON.exists():
-        pytest.fail(f"Synapse is not installed at {PYTHON}: run scripts/bootstrap.sh (./check)")
-    workdir = tmp_path_factory.mktemp("synapse")
+        raise SynapseFailed(f"Synapse is not installed at {PYTHON}: run scripts/bootstrap.sh")
     port = free_port()
     secret = secrets.token_urlsafe(24)
     config = _config(workdir, port, secret)
@@ -199,7 +204,7 @@ def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]
             cwd=workdir, stdout=out, stderr=subprocess.STDOUT, timeout=120, check=False,
         )  # fmt: skip
         if keys.returncode != 0:
-            pytest.fail(f"Synapse could not make its signing key:\n{_tail(console)}")
+            raise SynapseFailed(f"Synapse could not make its signing key:\n{_tail(console)}")
         process = subprocess.Popen(
             [str(PYTHON), "-m", "synapse.app.homeserver", "--config-path", str(config)],
             cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
@@ -218,3 +223,16 @@ def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
+    """Start one Synapse for the session, with an admin user; stop it at the end.
+
+    A Synapse that does not start fails the test with its log's tail (never a skip).
+    """
+    try:
+        with running_synapse(tmp_path_factory.mktemp("synapse")) as server:
+            yield server
+    except SynapseFailed as error:
+        pytest.fail(str(error), pytrace=False)

@@ -217,6 +217,9 @@ class RoomDoorConfig(BaseModel):
     pull: Literal["up", "down", "none"] = Field(
         default="up", description='Internal pull resistor; "none" if the contact drives the line.'
     )
+    bounce_ms: Whole = Field(
+        default=20, ge=0, le=1000, description="Ignore changes shorter than this (milliseconds)."
+    )
     latch_after_s: Seconds = Field(
         default=10,
         ge=0,

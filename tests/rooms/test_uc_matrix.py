@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from rooms.uc.matrix import MatrixPresence
+from rooms.rest import Reply
+from rooms.uc.matrix import RETRY_CEILING_S, MatrixPresence, _errcode, _retry_after_s
 from rooms.uc.port import UcPersonError, UcServerError
 from rooms.uc.states import UcState
 from tests.rooms.synapse_server import SynapseServer, synapse  # noqa: F401 (the fixture)
@@ -121,3 +122,23 @@ def test_an_unreachable_server_is_a_server_error_without_the_person() -> None:
         with pytest.raises(UcServerError, match="ConnectError") as err:
             adapter.publish("@someone:uc.test", UcState.AVAILABLE)
     assert "someone" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "wait_s"),
+    [
+        (b'{"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 2500}', 2.5),
+        (b'{"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 3600000}', RETRY_CEILING_S),
+        (b'{"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": true}', RETRY_CEILING_S),
+        (b"<html>busy</html>", RETRY_CEILING_S),
+    ],
+)
+def test_a_rate_limited_change_waits_as_asked_within_a_ceiling(body: bytes, wait_s: float) -> None:
+    # Synapse's own limits are raised for the test server, so its 429 is read here from bytes.
+    assert _retry_after_s(Reply(429, httpx.Headers(), body)) == wait_s
+
+
+def test_only_a_matrix_error_code_is_quoted_never_the_server_s_text() -> None:
+    echo = b'{"errcode": "M_FORBIDDEN", "error": "@tanaka:city.example may not"}'
+    assert _errcode(Reply(403, httpx.Headers(), echo)) == ", M_FORBIDDEN"
+    assert _errcode(Reply(403, httpx.Headers(), b'{"errcode": "@tanaka:city"}')) == ""

@@ -268,7 +268,13 @@ def _inputs(config: DeviceConfig, factory: PinFactory, faults: list[HardwareErro
         if not isinstance(p, Ld2410Presence)
     ]
     wired += [("room_door", d.id, d, "open_when") for d in config.room_doors]
-    inputs: list[Input] = [_radar(p) for p in config.presence if isinstance(p, Ld2410Presence)]
+    inputs: list[Input] = []
+    for sensor in config.presence:
+        if isinstance(sensor, Ld2410Presence):
+            try:
+                inputs.append(_radar(sensor))
+            except HardwareError as fault:
+                faults.append(fault)
     for kind, target, part, level in wired:
         if part is None:
             continue
@@ -291,7 +297,13 @@ def _inputs(config: DeviceConfig, factory: PinFactory, faults: list[HardwareErro
 
 def _radar(config: Ld2410Presence) -> Input:
     """Build an LD2410 read on its serial port (its silence is a fault, not an error here)."""
-    from edge.sensors.ld2410_serial import Ld2410SerialSensor  # noqa: PLC0415 -- pyserial is needed only by a device with a radar on a serial port
+    try:
+        from edge.sensors.ld2410_serial import Ld2410SerialSensor  # noqa: PLC0415 -- pyserial is needed only by a device with a radar on a serial port
+    except ImportError as exc:
+        raise HardwareError(
+            f"presence sensor {config.id}: cannot read an LD2410 without pyserial ({exc}); "
+            "install it in the agent's environment: /opt/edge/venv/bin/pip install pyserial"
+        ) from exc
 
     rule = PresenceRule(config.max_gate, config.moving_energy_min, config.still_energy_min)
     return Ld2410SerialSensor(config.id, config.port, config.baud, rule)

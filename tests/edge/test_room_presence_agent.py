@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from edge.app import build_agent
 from edge.core.events import PresenceSensorStatus
+from edge.core.outputs import Record
+from edge.system import SystemClock
 from firmware_config.loader import load_config
 from simulator.control import Control
 from simulator.pins import WatchedFactory
@@ -147,3 +151,21 @@ def test_the_simulator_control_opens_and_shuts_a_booth_door(node: BoothNode) -> 
     refused = control.request({"op": "room_door", "door": "gate-east", "open": True})
     assert refused["ok"] is False
     assert "no room door" in refused["error"]
+
+
+def test_without_pyserial_the_radar_is_a_hardware_fault_and_the_rest_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "serial", None)  # import serial raises ImportError
+    monkeypatch.delitem(sys.modules, "edge.sensors.ld2410_serial", raising=False)
+    device = sim_config(tmp_path, "sensor-node.toml")
+    agent, startup = build_agent(
+        load_config(device.config), card_key=None, pin_factory=WatchedFactory(), clock=SystemClock()
+    )
+    try:
+        faults = [o.event.data for o in startup if isinstance(o, Record)]
+        (fault,) = [d for d in faults if "pyserial" in str(d.get("detail"))]
+        assert "focus-3f-1-radar" in str(fault["detail"])
+        assert len(agent.inputs) == 5 + 2  # the GPIO sensors and the room doors
+    finally:
+        agent.close()

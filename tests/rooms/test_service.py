@@ -7,6 +7,7 @@ devices' real payloads, put on the inbox as the link would.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,16 +15,20 @@ import pytest
 
 from edge.link import topics
 from rooms.adapters import Unavailable, build_adapters
+from rooms.bookings import Booking
 from rooms.config import ServiceConfig
 from rooms.inbox import Inbound, Inbox, LinkState
 from rooms.journal import Journal
 from rooms.service import Service
 from simulator.clock import FakeClock
 from tests.rooms.service_site import (
+    CARD,
+    GATE,
     MEETING,
     ROOT,
     SITE,
     MemoryCalendar,
+    event,
     occupancy,
     service_config,
     status,
@@ -173,3 +178,54 @@ def test_a_calendar_that_cannot_be_opened_says_why(tmp_path: Path) -> None:
     [adapter] = build_adapters(config).values()
     assert isinstance(adapter, Unavailable)
     assert "calendar cal is not available" in adapter._fail().args[0]
+
+
+class RecordingTracker:
+    """Records what the service tells UC presence; its second tick fails."""
+
+    def __init__(self) -> None:
+        self.crossings: list[tuple[str, bool]] = []
+        self.active: list[list[str]] = []
+        self.ticks = 0
+        self.closed = False
+
+    def crossing(self, card_ref: str, inside: bool, at: datetime) -> None:
+        self.crossings.append((card_ref, inside))
+
+    def meetings(self, active: Sequence[Booking], at: datetime) -> None:
+        self.active.append([b.uid for b in active])
+
+    def tick(self, at: datetime) -> None:
+        self.ticks += 1
+        if self.ticks == 2:
+            raise RuntimeError("the UC server's adapter has a bug")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_uc_presence_hears_crossings_and_checked_in_meetings(config: ServiceConfig) -> None:
+    calendar = MemoryCalendar()
+    calendar.add(MEETING, T0, T0 + 60 * MIN, "b1")
+    tracker = RecordingTracker()
+    clock, inbox = FakeClock(T0 - MIN), Inbox()
+    service = Service(
+        config, clock=clock, link=RecordingLink(), inbox=inbox, adapters={"cal": calendar},
+        tracker=tracker,
+    )  # fmt: skip
+    inbox.put(LinkState(up=True))
+    inbox.put(status())
+    inbox.put(occupancy(MEETING, True))
+    inbox.put(
+        event(GATE, "access", "crossing", 1, card_ref=CARD, from_zone="lobby", to_zone="staff-area")
+    )
+    service.step(clock.now().utc)
+    assert tracker.crossings == [(CARD, True)]
+    assert tracker.active == [[]]  # checked in, not started yet
+    assert calendar.checked_in == [(MEETING, "b1")]
+    service.step(clock.advance(90).utc)  # the tracker fails: the service steps on
+    assert tracker.active[-1] == ["b1"]  # in progress now
+    service.step(clock.advance(30).utc)
+    assert tracker.ticks == 3
+    service.close()
+    assert tracker.closed

@@ -20,7 +20,6 @@ from typing import Final, Protocol
 
 from edge.core.clock import Clock
 from edge.errors import EdgeError
-from edge.link import topics
 from rooms import homeassistant as ha
 from rooms.adapters import build_adapters
 from rooms.bookings import Booking, BookingAdapter, BookingError
@@ -30,6 +29,7 @@ from rooms.feed import Feed
 from rooms.inbox import Inbound, Inbox, LinkState
 from rooms.journal import NO_CALL, OK, Journal
 from rooms.mqtt import RoomsLink
+from rooms.publisher import Link, Publisher
 from rooms.room_status import Board
 from rooms.sensing import Sensing
 from rooms.view import BuildingView
@@ -39,19 +39,6 @@ log = logging.getLogger(__name__)
 AD_HOC_TITLE: Final = "In use (booked by the rooms service)"
 LOOK_BACK: Final = timedelta(hours=12)
 LOOK_AHEAD: Final = timedelta(hours=24)
-
-
-class Link(Protocol):
-    """Where the service publishes: `rooms.mqtt.RoomsLink`, or a test's own."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    def publish(self, topic: str, payload: str, *, retain: bool = True) -> None: ...
-
-    def start(self, timeout_s: float = 10.0) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class ServiceError(EdgeError):
@@ -132,15 +119,11 @@ class Service:
         self.feed = Feed(config)
         self.engine = Engine(config, self.journal.memory())
         self.board = Board(config, self.engine)
-        root, site = config.mqtt.root, config.site
-        self._view_topic = topics.rooms_view(root, site)
         self._birth = ha.birth_topic(config) if config.homeassistant.enabled else None
         self._bookings: dict[str, list[Booking]] = {r.zone: [] for r in config.rooms}
         self._polled: dict[str, datetime] = {}
         self._failing: dict[str, str] = {}
-        self._published: dict[str, str] = {}  # topic: payload, retained, as last sent
-        self._republish = True
-        self._entities: tuple[tuple[tuple[str, str], ...], tuple[str, ...]] | None = None
+        self.publisher = Publisher(config, link, self.journal)
         self._tracker_failed = False
         self._lock = threading.Lock()
         self._closed = False
@@ -175,7 +158,8 @@ class Service:
         view = self.board.view(at, self._bookings, sensing)
         with self._lock:
             self._view = view
-        self._publish(view)
+        feed = self.feed
+        self.publisher.publish(view, feed.doors(), feed.door_devices(), feed.counts())
 
     def run(self, stop: threading.Event, wake_s: float = 1.0) -> None:
         """Step with the real clock until `stop` is set: on each message, or every second."""
@@ -214,9 +198,11 @@ class Service:
         for item in self.inbox.drain():
             if isinstance(item, LinkState):
                 self.feed.link(item.up, at)
-                self._republish = self._republish or item.up
+                if item.up:
+                    self.publisher.again()
             elif isinstance(item, Inbound) and item.topic == self._birth:
-                self._republish = self._republish or item.payload == b"online"
+                if item.payload == b"online":
+                    self.publisher.again()
             else:
                 crossing = self.feed.message(item, at)
                 if crossing is not None and self.tracker is not None:
@@ -325,47 +311,6 @@ class Service:
             if not self._tracker_failed:
                 log.exception("UC tracker failed (logged once until it works again)")
             self._tracker_failed = True
-
-    def _publish(self, view: BuildingView) -> None:
-        if not self.link.connected:
-            self._republish = True
-            return
-        everything = self._republish
-        self._republish = False
-        wanted = [(self._view_topic, view.model_dump_json(exclude={"at"}))]
-        if self.config.homeassistant.enabled:
-            doors = self.feed.door_devices()
-            counts = self.feed.counts()
-            entities = (tuple(sorted(doors.items())), tuple(sorted(counts)))
-            if everything or entities != self._entities:  # discovery is costly: only on change
-                self._entities = entities
-                configs = ha.discovery(self.config, doors=doors, counted_zones=sorted(counts))
-                previous = [t for t in self._published if t.startswith(self._birth_prefix())]
-                wanted += ha.remove(previous, configs) + configs
-            wanted += ha.states(view, self.feed.doors(), dict(counts), root=self.config.mqtt.root)
-        for topic, payload in wanted:
-            if everything or self._published.get(topic) != payload:
-                self._send(topic, view.model_dump_json() if topic == self._view_topic else payload)
-                if payload:
-                    self._published[topic] = payload
-                else:
-                    self._published.pop(topic, None)
-        if everything or self._published.get("journal:view") != wanted[0][1]:
-            self._published["journal:view"] = wanted[0][1]
-            try:
-                self.journal.save_view(view.model_dump_json())
-            except Exception:
-                log.exception("the journal could not keep the view")
-
-    def _birth_prefix(self) -> str:
-        return f"{self.config.homeassistant.prefix}/"
-
-    def _send(self, topic: str, payload: str) -> None:
-        try:
-            self.link.publish(topic, payload, retain=True)
-        except Exception:
-            log.exception("publishing to %s failed", topic)
-            self._republish = True
 
     def _log_config(self) -> None:
         c = self.config

@@ -71,6 +71,8 @@ class RoomsLink:
         self._status = topics.rooms_status(settings.root, config.site)
         self._filters = subscriptions(config)
         self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        self._subscribe_mid: int | None = None
         self._refused: str | None = None
         self._closed = False
         self.callback_errors = 0
@@ -84,6 +86,7 @@ class RoomsLink:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "disconnected"
@@ -109,7 +112,8 @@ class RoomsLink:
                 f"cannot reach the broker at {self.host}:{self.port}: {exc}; is it running?"
             ) from None
         self.client.loop_start()
-        if not self._connected.wait(timeout_s):
+        # Connected and subscribed: nothing published after start() returns is missed.
+        if not (self._connected.wait(timeout_s) and self._subscribed.wait(timeout_s)):
             self.client.loop_stop()
             raise RoomsLinkError(
                 f"broker {self.host}:{self.port} did not accept account {self.client_id}: "
@@ -146,8 +150,8 @@ class RoomsLink:
             if reason.is_failure:
                 self._refused = str(reason)
                 return
-            for topic in self._filters:
-                client.subscribe(topic, qos=1)
+            self._subscribed.clear()
+            self._subscribe_mid = client.subscribe([(topic, 1) for topic in self._filters])[1]
             client.publish(self._status, ONLINE, qos=1, retain=True)
             if not self._connected.is_set():
                 log.info("rooms link %s connected to %s:%s", self.client_id, self.host, self.port)
@@ -155,6 +159,13 @@ class RoomsLink:
             self._inbox.put(LinkState(up=True))
         except Exception:
             self._failed("on_connect")
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, *args: Any) -> None:
+        try:
+            if mid == self._subscribe_mid:
+                self._subscribed.set()
+        except Exception:
+            self._failed("on_subscribe")
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, *args: Any) -> None:
         try:

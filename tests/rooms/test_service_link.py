@@ -69,7 +69,9 @@ def test_an_exception_in_a_callback_does_not_stop_the_link(
         for _ in range(3):
             publish(broker.port, topic, occupancy(MEETING, True).payload)
         got = wait_for(inbox, 2)
-        assert [i.topic for i in got if isinstance(i, Inbound)] == [topic, topic]
+        inbound = [i.topic for i in got if isinstance(i, Inbound)]
+        assert len(inbound) >= 2  # QoS 1: at least once
+        assert set(inbound) == {topic}
         assert LinkState(up=True) in got
         assert link.callback_errors == 1
         assert link.connected

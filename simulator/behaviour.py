@@ -13,7 +13,8 @@ import random
 from collections.abc import Generator
 
 from simulator.building import Building
-from simulator.engine import Engine, Process
+from simulator.engine import Process
+from simulator.rooms_use import at_time, stay
 from simulator.staff import Person
 from simulator.world import World
 
@@ -22,11 +23,6 @@ WALK_S = 60.0  # down (or up) a few flights of stairs
 OPEN_AFTER_S = 1.0  # from the lock releasing to the leaf opening
 PASS_S = 2.5  # the leaf open while one person walks through
 RETRY_S = 120.0  # wait before trying again (a lockdown, a dead reader)
-
-
-def at_time(engine: Engine, target: float) -> float:
-    """Return the delay until `target` (0 if past)."""
-    return max(0.0, target - engine.now)
 
 
 def claim(world: World, door: str, hold_s: float) -> Generator[float, None, None]:
@@ -219,30 +215,20 @@ def visitor(world: World, n: int, seed: int) -> Process:
     engine = world.engine
     yield at_time(engine, rng.uniform(8.5, 16.5) * H - world.day_start_h * H)
     booths = [z.id for z in world.building.rooms(1, "booth")]
-    free = [b for b in booths if not world.truth.presence.get(b)]
+    free = [b for b in booths if not world.occupants[b]]
     if free and rng.random() < 0.4:
-        booth = rng.choice(free)
-        world.presence(booth, True)
-        yield rng.uniform(900, 2700)
-        world.presence(booth, False)
+        now = engine.now
+        yield from stay(world, rng.choice(free), now, now + rng.uniform(900, 2700), seed)
     if n % 80 == 0:  # a transport IC card held to a gate out of habit: denied, unknown
         gate = rng.choice(world.building.gates).id
         world.tap(gate, "in", "felica", f"0101{rng.getrandbits(48):012X}")
 
 
-def room_use(world: World, zone: str, kind: str, seed: int) -> Process:
-    """Meetings in a room, sessions in a booth, breaks in the refresh area."""
-    rng = random.Random(seed)
+def refresh_use(world: World, zone: str) -> Process:
+    """Breaks in the refresh area (booths and meeting rooms: simulator.rooms_use)."""
     engine = world.engine
-    if kind == "meeting-room":
-        slots = [(rng.uniform(30, 90) * 60, rng.uniform(0, 40) * 60) for _ in range(6)]
-        t = 9.5 * H
-    elif zone.startswith("refresh"):
-        slots = [(3600.0, 0.0), (1200.0, 2 * H)]
-        t = 12.0 * H
-    else:
-        slots = [(rng.uniform(15, 60) * 60, rng.uniform(5, 50) * 60) for _ in range(8)]
-        t = 9.0 * H
+    slots = [(3600.0, 0.0), (1200.0, 2 * H)]
+    t = 12.0 * H
     for length, gap in slots:
         t += gap
         if t + length > 19 * H:
@@ -255,7 +241,7 @@ def room_use(world: World, zone: str, kind: str, seed: int) -> Process:
 
 
 def area_use(world: World, zone: str, seed: int) -> Process:
-    """A department's free-seating area: occupied from the first arrival to the last leave."""
+    """A desk island of a department's area: occupied from its first arrival to its last leave."""
     rng = random.Random(seed)
     yield at_time(world.engine, rng.uniform(7.7, 8.2) * H - world.day_start_h * H)
     world.presence(zone, True)
@@ -264,15 +250,13 @@ def area_use(world: World, zone: str, seed: int) -> Process:
 
 
 def populate(world: World, people: list[Person], seed: int) -> None:
-    """Start everyone's day on the engine."""
+    """Start everyone's day on the engine (booked rooms: simulator.rooms_use)."""
     for i, person in enumerate(people):
         world.engine.spawn(staff_day(world, person, seed * 100_003 + i))
     for n in range(world.building.spec.visitors):
         world.engine.spawn(visitor(world, n, seed * 7919 + n))
     for i, zone in enumerate(world.building.zones.values()):
-        if (zone.kind in ("booth", "meeting-room") and zone.floor > 1) or zone.id.startswith(
-            "refresh"
-        ):
-            world.engine.spawn(room_use(world, zone.id, zone.kind, seed * 31 + i))
+        if zone.id.startswith("refresh"):
+            world.engine.spawn(refresh_use(world, zone.id))
         elif zone.id.startswith("area-"):
             world.engine.spawn(area_use(world, zone.id, seed * 37 + i))

@@ -20,7 +20,8 @@ from typing import Any
 from console.headcount import head_count
 from edge.cardref import card_reference
 from edge.core.clock import utc_text
-from simulator.run import Check, Simulation
+from simulator.run import Simulation
+from simulator.verdict import Check
 
 
 def line_checks(sim: Simulation, entries: list[Any]) -> list[Check]:

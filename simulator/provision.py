@@ -32,6 +32,7 @@ SIM_ACCOUNT = "sim"  # the simulation's own account: console rights plus its sim
 # sharing the simulation's account would take its session over.
 CONTROL_ACCOUNT = "sim-control"
 CONSOLE_ACCOUNT = "console"
+ROOMS_ACCOUNT = "rooms"  # the rooms service's own broker account (role rooms)
 OPERATOR_ACCOUNT = "operator"
 
 
@@ -93,6 +94,7 @@ def provision(
         ("account", "add", CONSOLE_ACCOUNT, "--role", "console"),
         ("account", "add", SIM_ACCOUNT, "--role", "console"),
         ("account", "add", OPERATOR_ACCOUNT, "--role", "operator"),
+        ("account", "add", ROOMS_ACCOUNT, "--role", "rooms"),
     ]
     for device in building.devices.values():
         steps += [

@@ -3,7 +3,9 @@
 Every check compares what the devices reported (the console's central log) with what the
 world knows happened: events exactly once, no lock released without a reason, fire
 releasing every stairway door, the roll call, the alarms each fault must raise, and the
-security line's shared anti-passback (simulator.line_checks).
+security line's shared anti-passback (simulator.line_checks), and the rooms service's
+check-ins, releases and ad-hoc bookings against who was really in each room
+(simulator.rooms_checks).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from typing import Any
 from edge.cardref import card_reference
 from edge.core.clock import utc_text
 from simulator.line_checks import line_checks
-from simulator.run import Check, Simulation
+from simulator.rooms_checks import rooms_checks, rooms_figures
+from simulator.run import Simulation
+from simulator.verdict import Check
 
 CAUSES = ("grant", "exit_button", "fire", "power_cut", "schedule", "command")
 
@@ -39,6 +43,7 @@ class Report:
     max_occupancy: dict[str, str]
     figures: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    rooms: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -65,6 +70,7 @@ class Report:
                 f"  the line's gates agreed again after a partition, outage or power cut within "
                 f"{f['relearn_max_s']:.1f} s (real time; the day waits for them)"
             )
+        lines += self._rooms_text()
         lines += ["", "Checks against the simulation's own truth:"]
         lines += [f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}" for c in self.checks]
         lines += ["", "Decisions (from the console's log):"]
@@ -76,6 +82,21 @@ class Report:
         lines += ["", "Timeline:"] + [f"  {n}" for n in self.notes]
         verdict = "ALL CHECKS PASSED" if self.ok else "SOME CHECKS FAILED"
         return "\n".join([*lines, "", verdict])
+
+    def _rooms_text(self) -> list[str]:
+        r = self.rooms
+        if not r:
+            return []
+        return [
+            f"  rooms: {r['bookings']:.0f} bookings ({r['booked_h']:.1f} h): "
+            f"{r['no_shows']:.0f} no-shows, {r['late']:.0f} late within the grace time, "
+            f"{r['early_leavers']:.0f} left early; {r['unbooked_uses']:.0f} uses of a booth "
+            "nobody booked",
+            f"  rooms service: {r['check_ins']:.0f} check-ins, {r['releases']:.0f} releases "
+            f"({r['released_h']:.1f} booked hours returned to the pool), "
+            f"{r['ad_hoc_bookings']:.0f} ad-hoc bookings; {r['steps']:.0f} steps took "
+            f"{r['step_s']:.1f} s, booking the day {r['booking_s']:.1f} s (real time)",
+        ]
 
 
 def build_report(sim: Simulation) -> Report:
@@ -96,6 +117,10 @@ def build_report(sim: Simulation) -> Report:
         checks.append(_duress_raised(sim, entries))
     checks.append(_unsynchronised_flagged(sim, entries))
     checks += line_checks(sim, entries)
+    sim.rooms.read_journal()
+    rooms_day = sim.rooms.day(sim.world, sim.rooms.agents_word(entries), sim.length)
+    checks += rooms_checks(rooms_day)
+    rooms = rooms_figures(rooms_day) | sim.rooms.figures()
     decisions: Counter[str] = Counter()
     alarms: Counter[str] = Counter()
     for e in entries:
@@ -140,6 +165,7 @@ def build_report(sim: Simulation) -> Report:
         max_occupancy=dict(occupancy),
         figures=figures,
         notes=[f"{sim.world.clock_text(at)} {text}" for at, text in truth.notes],
+        rooms=rooms,
     )
 
 
@@ -161,28 +187,50 @@ def _occupancy_figures(sim: Simulation, entries: list[Any]) -> dict[str, str]:
     hours: dict[str, float] = defaultdict(float)
     busy: dict[str, set[str]] = defaultdict(set)
     peak: dict[str, tuple[int, str]] = {}
-    for e in sorted((e for e in entries if e.kind == "occupancy"), key=lambda e: e.ts):
-        zone = str(e.body.get("zone"))
+    for ts, zone, occupied in _zone_changes(sim, entries):
         kind = zone.split("-", 1)[0]
         if kind not in ("meeting", "focus", "phone", "consult", "area", "refresh"):
             continue
-        if e.body.get("occupied") and zone not in since:
-            since[zone] = e.ts
+        if occupied and zone not in since:
+            since[zone] = ts
             busy[kind].add(zone)
-        elif not e.body.get("occupied") and zone in since:
-            hours[zone] += (_parse(e.ts) - _parse(since.pop(zone))).total_seconds() / 3600
+        elif not occupied and zone in since:
+            hours[zone] += (_parse(ts) - _parse(since.pop(zone))).total_seconds() / 3600
             busy[kind].discard(zone)
         if len(busy[kind]) > peak.get(kind, (0, ""))[0]:
-            peak[kind] = (len(busy[kind]), e.ts)
+            peak[kind] = (len(busy[kind]), ts)
     names = {"meeting": "meeting rooms", "focus": "focus booths", "phone": "phone booths"}
     names |= {"consult": "consultation booths (1F)", "area": "department areas"}
+    island_of = {i for a in sim.building.areas.values() for i in a.islands}
     for kind, label in names.items():
-        total = sum(1 for z in sim.building.zones if z.startswith(f"{kind}-"))
+        total = sum(
+            1 for z in [*sim.building.zones, *sim.building.areas] if z.startswith(f"{kind}-")
+        )
+        total -= sum(1 for z in island_of if z.startswith(f"{kind}-"))
         count, at = peak.get(kind, (0, ""))
         figures[f"{label} in use at once"] = f"{count} of {total} at {_local(sim, at)}"
     for zone, h in sorted(hours.items(), key=lambda kv: -kv[1])[:3]:
         figures[f"busiest: {zone}"] = f"{h:.1f} h occupied"
     return figures
+
+
+def _zone_changes(sim: Simulation, entries: list[Any]) -> list[tuple[str, str, bool]]:
+    """Each zone's occupancy changes (ts, zone, occupied), a department's area in use while
+    any of its desk islands is."""
+    island_of = {i: a.id for a in sim.building.areas.values() for i in a.islands}
+    seen: dict[str, set[str]] = defaultdict(set)  # area -> its islands occupied
+    changes: list[tuple[str, str, bool]] = []
+    for e in sorted((e for e in entries if e.kind == "occupancy"), key=lambda e: e.ts):
+        zone, occupied = str(e.body.get("zone")), bool(e.body.get("occupied"))
+        area = island_of.get(zone)
+        if area is None:
+            changes.append((e.ts, zone, occupied))
+            continue
+        was = bool(seen[area])
+        (seen[area].add if occupied else seen[area].discard)(zone)
+        if was != bool(seen[area]):
+            changes.append((e.ts, area, not was))
+    return changes
 
 
 def _local(sim: Simulation, ts: str) -> str:

@@ -19,20 +19,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from simulator.rooms_plan import Use
-from simulator.run import Check
+from simulator.verdict import Check
 
 REACTION_S = 15.0  # a sensor's and its agent's reaction to someone walking in
 SLACK_S = 60.0  # the grace time's margin: the service steps every 30 s, calendars lag
 Span = tuple[float, float]
 
 
+# What the service did: (when, room, the booking's start), in simulated seconds.
+Deed = tuple[float, str, float]
+
+
 @dataclass
 class RoomsLog:
     """What the rooms service did and showed, each with its simulated time."""
 
-    releases: list[tuple[float, str]] = field(default_factory=list)  # (at, room)
-    check_ins: list[tuple[float, str]] = field(default_factory=list)
-    ad_hoc: list[tuple[float, str]] = field(default_factory=list)  # a booking it made
+    releases: list[Deed] = field(default_factory=list)
+    check_ins: list[Deed] = field(default_factory=list)
+    ad_hoc: list[Deed] = field(default_factory=list)  # bookings it made (start: their start)
     shown: dict[str, list[tuple[float, str]]] = field(default_factory=dict)  # room -> statuses
 
 
@@ -59,10 +63,10 @@ class RoomsDay:
     def occupied_at(self, room: str, at: float) -> bool:
         return any(a <= at <= b for a, b in self.stays.get(room, ()))
 
-    def booking_at(self, room: str, at: float) -> Use | None:
-        """The planned booking of `room` covering `at` (its early minutes included)."""
+    def booking(self, room: str, start: float) -> Use | None:
+        """The planned booking of `room` starting at `start` (None: one the service made)."""
         for use in self.uses:
-            if use.booked and use.room == room and use.start_s - 5 * 60 <= at < use.end_s:
+            if use.booked and use.room == room and abs(use.start_s - start) < 1:
                 return use
         return None
 
@@ -88,7 +92,9 @@ def no_shows_released(day: RoomsDay) -> Check:
         due = use.start_s + day.grace_s[use.kind] + SLACK_S
         if any(day.offline_at(use.room, t) for t in (use.start_s, due)):
             continue
-        released = [at for at, room in day.log.releases if room == use.room and use.start_s <= at]
+        released = [
+            at for at, room, start in day.log.releases if room == use.room and start == use.start_s
+        ]
         if released and released[0] <= due:
             done += 1
         else:
@@ -104,19 +110,15 @@ def no_shows_released(day: RoomsDay) -> Check:
 def no_wrong_release(day: RoomsDay) -> Check:
     """No release while the room was truly occupied, its sensor offline, or in grace."""
     wrong: list[str] = []
-    for at, room in day.log.releases:
-        use = day.booking_at(room, at)
+    for at, room, start in day.log.releases:
+        use = day.booking(room, start)
         why = ""
         if day.occupied_at(room, at):
             why = "truly occupied"
         elif day.offline_at(room, at):
             why = "its sensor node offline"
-        elif (
-            use is not None
-            and use.arrive_s is not None
-            and at < use.start_s + day.grace_s[use.kind]
-        ):
-            checked = any(r == room and use.start_s - 300 <= t <= at for t, r in day.log.check_ins)
+        elif use is not None and use.arrive_s is not None and at < start + day.grace_s[use.kind]:
+            checked = any(r == room and s == start for _, r, s in day.log.check_ins)
             why = "" if checked else "before its grace time ran out"
         if why:
             wrong.append(f"{room} at {day.label(at)}: {why}")
@@ -137,7 +139,7 @@ def ad_hoc_booked(day: RoomsDay) -> Check:
         due = use.arrive_s + day.ad_hoc_after_s + SLACK_S
         if use.leave_s < due or day.offline_at(use.room, use.arrive_s):
             continue
-        if any(r == use.room and use.arrive_s <= at <= due for at, r in day.log.ad_hoc):
+        if any(r == use.room and use.arrive_s <= at <= due for at, r, _ in day.log.ad_hoc):
             found += 1
         else:
             missing.append(f"{use.room} {day.label(use.arrive_s)}")
@@ -211,11 +213,13 @@ def occupied_never_shown_released(day: RoomsDay) -> Check:
 def rooms_figures(day: RoomsDay) -> dict[str, float]:
     """Booked hours given back, releases, check-ins, ad-hoc bookings and what was planned."""
     returned = 0.0
-    for at, room in day.log.releases:
-        use = day.booking_at(room, at)
+    for at, room, start in day.log.releases:
+        use = day.booking(room, start)
         if use is not None:
             returned += max(0.0, use.end_s - max(at, use.start_s)) / 3600
     planned = [u for u in day.uses if u.booked]
+    ends = {(u.room, u.end_s) for u in planned}
+    overruns = sum((room, start) in ends for _, room, start in day.log.ad_hoc)
     return {
         "bookings": float(len(planned)),
         "booked_h": sum(u.end_s - u.start_s for u in planned) / 3600,
@@ -223,8 +227,11 @@ def rooms_figures(day: RoomsDay) -> dict[str, float]:
         "late": float(sum(u.outcome == "late" for u in day.uses)),
         "early_leavers": float(sum(u.outcome == "early_leave" for u in day.uses)),
         "unbooked_uses": float(sum(u.outcome == "ad_hoc" for u in day.uses)),
-        "releases": float(len(day.log.releases)),
+        "releases": float(sum(day.booking(r, s) is not None for _, r, s in day.log.releases)),
+        "ad_hoc_released": float(sum(day.booking(r, s) is None for _, r, s in day.log.releases)),
         "released_h": returned,
         "check_ins": float(len(day.log.check_ins)),
         "ad_hoc_bookings": float(len(day.log.ad_hoc)),
+        # Booked ad hoc from a booking's end: its occupants' last minute, or the sensor's hold.
+        "ad_hoc_at_booking_end": float(overruns),
     }

@@ -19,6 +19,7 @@ CALENDAR_ID = "radicale"
 # The grace time each kind of room gives a booking to be checked in (the service's default).
 GRACE_MIN: Mapping[str, int] = {"meeting-room": 10, "focus-booth": 10, "phone-booth": 10}
 AD_HOC_AFTER_MIN = 3
+STALE_AFTER_S = 6 * 3600
 POLL_S = 120  # the calendars change only by the service itself during the day
 
 
@@ -58,6 +59,9 @@ def rooms_config_text(
         "[checkin]",
         f"grace_min = {{{grace}}}",
         f"ad_hoc_after_min = {AD_HOC_AFTER_MIN}",
+        # Agents republish their status every 30 s of real time, hours of the simulated day:
+        # the service learns a node is off from its last will (offline), not from silence.
+        f"stale_after_s = {STALE_AFTER_S}",
         "",
         "[[calendars]]",
         'kind = "caldav"',

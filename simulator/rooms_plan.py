@@ -69,8 +69,9 @@ def plan_day(
     seed: int,
     grace_min: Mapping[str, int],
     kept: Sequence[tuple[str, float, float]] = (),
+    length_s: float = 24 * 3600,
 ) -> list[Use]:
-    """Return the day's uses of every bookable room, in time order.
+    """Return the day's uses of every bookable room, in time order (all over by `length_s`).
 
     `kept`: (device, from, until) in simulated seconds: a sensor node powered off then;
     the first room it watches gets a normal booking spanning that time.
@@ -87,7 +88,8 @@ def plan_day(
         device, _ = building.sensor_for(zone.id)
         forced = spans.pop(device.id, None) if zone.id == _first_room(building, device.id) else None
         grace = grace_min.get(kind, 10) * MIN
-        uses += _room_day(rng, zone.id, kind, staff, offset, grace, forced)
+        last = min(LAST_H * 3600 - offset, length_s - 30 * MIN)
+        uses += _room_day(rng, zone.id, kind, staff, offset, last, grace, forced)
     return sorted(uses, key=lambda u: (u.start_s, u.room))
 
 
@@ -101,13 +103,13 @@ def _room_day(
     kind: RoomKind,
     staff: Sequence[Person],
     offset: float,
+    last: float,
     grace: float,
     forced: tuple[float, float] | None,
 ) -> list[Use]:
     meeting = kind == "meeting-room"
     lengths = (30, 60, 60, 90) if meeting else (30, 45, 60)
     t = FIRST_H * 3600 - offset + rng.choice((0, 15, 30, 45)) * MIN
-    last = LAST_H * 3600 - offset
     uses: list[Use] = []
     while True:
         length = rng.choice(lengths) * MIN

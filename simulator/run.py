@@ -42,9 +42,21 @@ from simulator.engine import Engine
 from simulator.faults import fault_process
 from simulator.netcut import NetCut
 from simulator.process import AgentProcess
-from simulator.provision import CONSOLE_ACCOUNT, SIM_ACCOUNT, Provisioned, provision, publish
+from simulator.provision import (
+    CONSOLE_ACCOUNT,
+    ROOMS_ACCOUNT,
+    SIM_ACCOUNT,
+    Provisioned,
+    provision,
+    publish,
+)
+from simulator.rooms_config import GRACE_MIN
+from simulator.rooms_plan import plan_day
+from simulator.rooms_run import RoomsDesk
+from simulator.rooms_use import populate_rooms
 from simulator.scenario import Fault, Scenario
 from simulator.staff import make_people
+from simulator.verdict import Check
 from simulator.world import World
 
 log = logging.getLogger(__name__)
@@ -52,15 +64,6 @@ log = logging.getLogger(__name__)
 REPLIES_TO = "edge-sim"
 
 HEARTBEAT_S = 300.0  # every agent's clock is moved on at least this often (simulated s)
-
-
-@dataclass
-class Check:
-    """One invariant of the report: what was checked, whether it held, and the evidence."""
-
-    name: str
-    ok: bool
-    detail: str
 
 
 @dataclass
@@ -108,6 +111,18 @@ class Simulation:
             building.spec = building.spec.model_copy(update={"visitors": scenario.visitors})
         self.people = make_people(building, self.start.date(), scenario.seed)
         self.engine = Engine()
+        # Sensor nodes a scenario powers off: a booking in one of their rooms spans the cut.
+        kept = [
+            (f.device, self._at(f), self._at(f) + f.minutes * 60)
+            for f in scenario.faults
+            if f.kind == "power_cut"
+            and f.device in building.devices
+            and building.devices[f.device].role == "sensor-node"
+        ]
+        uses = plan_day(
+            building, self.people, self.start, scenario.seed, GRACE_MIN, kept, self.length
+        )
+        self.rooms = RoomsDesk(building, uses, self.start, run_dir / "rooms")
         self.agents: dict[str, AgentProcess] = {}
         self.checks: list[Check] = []
         self.expected_alarms: list[tuple[float, str, str]] = []
@@ -159,6 +174,7 @@ class Simulation:
         self.broker = Broker(self.run_dir / "broker", generated=files / "edge.conf")
         self.broker.start()
         self.card_key = read_card_key(p.site_dir / "keys" / "card-key")
+        self.rooms.setup(port, p.site_dir / "accounts" / f"{ROOMS_ACCOUNT}.password")
         # The console listens before any device speaks: its session holds every event.
         self.collector = Collector(
             self.run_dir / "console" / "log.db",
@@ -196,6 +212,8 @@ class Simulation:
             json.dumps({"pid": os.getpid(), "port": port, "site": site, "start": str(self.start)})
         )
         populate(self.world, self.people, self.scenario.seed)
+        populate_rooms(self.world, self.rooms.uses, self.scenario.seed)
+        self.engine.spawn(self.rooms.steps_process(self.world, self._caught_up))
         for fault in self.scenario.faults:
             self.engine.call_at(self._at(fault), partial(self.inject, fault))
         self.engine.spawn(self._heartbeat())
@@ -319,10 +337,13 @@ class Simulation:
         self.world.power_on(device, self._launch(device, at=self.engine.now))
         self.restarts[device] = self.restarts.get(device, 0) + 1
 
-    def catch_up(self, timeout_s: float = 30.0) -> bool:
-        """Wait until the console holds every event each powered device has stored."""
+    def _caught_up(self, devices: set[str]) -> bool:
+        return self.catch_up(devices=devices)
+
+    def catch_up(self, timeout_s: float = 30.0, devices: set[str] | None = None) -> bool:
+        """Wait until the console holds every event each powered device (of `devices`) stored."""
         want = {}
-        for device in self.agents:
+        for device in self.agents if devices is None else sorted(devices):
             reply = self.world.request(device, op="stats")
             if reply is not None:
                 want[device] = int(reply["last_seq"])
@@ -403,7 +424,7 @@ class Simulation:
             except Exception as error:  # each agent is stopped regardless
                 agent.proc.kill()
                 failures.append(error)
-        stops: list[Callable[[], None]] = []
+        stops: list[Callable[[], None]] = [self.rooms.close]
         if hasattr(self, "console"):
             stops.append(self.console.close)
         if hasattr(self, "collector"):

@@ -58,6 +58,10 @@ class Truth:
     # Each anti_passback refusal the truth does not justify: (at, gate, staff no, direction).
     stale_refusals: list[tuple[float, str, str, str]] = field(default_factory=list)
     handed_back: list[HandedBack] = field(default_factory=list)
+    # Who is really in each booth and meeting room: (entered, left) per stay, by zone.
+    stays: dict[str, list[list[float]]] = field(default_factory=lambda: defaultdict(list))
+    # When each device had no power: [off, on] (on = inf while still off), by device.
+    unpowered: dict[str, list[list[float]]] = field(default_factory=lambda: defaultdict(list))
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,11 @@ class World:
         self.truth = Truth()
         self.home_gate: dict[str, str] = {}  # the gate each person entered by today
         self.day_start_h = start.hour + start.minute / 60  # local time the day begins
+        # Each device's inputs away from idle (a sensor high, a room door open), by (op, id):
+        # the physical state a device powered up again reads at once.
+        self.inputs: dict[str, dict[tuple[str, str], bool]] = defaultdict(dict)
+        self.occupants: dict[str, int] = defaultdict(int)  # people in each booth and room
+        self.input_at: dict[str, float] = {}  # device -> when one of its inputs last changed
         for door in self.doors:
             self.truth.unlocked[door] = False
 
@@ -146,6 +155,7 @@ class World:
         """Cut a device's power: SIGKILL its agent; its relays drop (a fail-safe lock opens)."""
         self.agents[device].kill()
         self.down.add(device)
+        self.truth.unpowered[device].append([self.engine.now, float("inf")])
         for door in self.building.devices[device].doors:
             released = door.fail == "safe"
             self._relay(door.id, self.engine.now, released)
@@ -156,10 +166,15 @@ class World:
         """Power a device up again as `agent` (a new process); read its relays back."""
         self.agents[device] = agent
         self.down.discard(device)
+        if self.truth.unpowered[device]:
+            self.truth.unpowered[device][-1][1] = self.engine.now
         for door in self.building.devices[device].doors:
             reply = self.request(device, op="relay", door=door.id)
             assert reply is not None
             self._relay(door.id, self.engine.now, bool(reply["unlocked"]))
+        for (op, input_id), level in sorted(self.inputs[device].items()):
+            if level:  # the hardware as it stands: a sensor still high, a door still open
+                self._drive(device, op, input_id, level)
 
     # -- the hardware -----------------------------------------------------------------------
 
@@ -225,10 +240,42 @@ class World:
         self.request(self.doors[door].door.device, op="fire", door=door, on=on)
 
     def presence(self, zone: str, on: bool) -> None:
-        """Someone is (or no longer is) seen in a zone."""
-        device, sensor = self.building.sensor_for(zone)
+        """Someone is (or no longer is) in an open zone, and its sensor sees them."""
         self.truth.presence[zone] = on
-        self.request(device.id, op="presence", sensor=sensor.id, on=on)
+        self.sense(zone, on)
+
+    def sense(self, zone: str, on: bool) -> None:
+        """Drive a zone's presence sensor output (a PIR's pulse, an mmWave's OUT pin)."""
+        device, sensor = self.building.sensor_for(zone)
+        self._drive(device.id, "presence", sensor.id, on)
+
+    def room_door(self, zone: str, is_open: bool) -> None:
+        """Open or close a booth's or meeting room's own door (its contact)."""
+        door = self.building.door_for(zone)
+        if door is None:
+            raise KeyError(f"{zone} has no door contact")
+        device, _ = self.building.sensor_for(zone)
+        self._drive(device.id, "room_door", door.id, is_open)
+
+    def _drive(self, device: str, op: str, input_id: str, level: bool) -> None:
+        self.inputs[device][(op, input_id)] = level
+        self.input_at[device] = self.engine.now
+        if op == "presence":
+            self.request(device, op=op, sensor=input_id, on=level)
+        else:
+            self.request(device, op=op, door=input_id, open=level)
+
+    def enter_room(self, zone: str) -> None:
+        """Someone really walks into a booth or meeting room (the truth, not a signal)."""
+        self.occupants[zone] += 1
+        if self.occupants[zone] == 1:
+            self.truth.stays[zone].append([self.engine.now, float("inf")])
+
+    def leave_room(self, zone: str) -> None:
+        """Someone really leaves a booth or meeting room."""
+        self.occupants[zone] = max(0, self.occupants[zone] - 1)
+        if self.occupants[zone] == 0 and self.truth.stays[zone]:
+            self.truth.stays[zone][-1][1] = self.engine.now
 
     def command_cause(self, door: str, cause: str) -> None:
         """Note that an operator's command may release `door` from now on."""

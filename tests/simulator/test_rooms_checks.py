@@ -38,9 +38,9 @@ REPORTED = {
 
 def good_day() -> RoomsDay:
     log = RoomsLog(
-        releases=[(3 * H + 600 + 30, "focus-2f-1")],
-        check_ins=[(5 * H - M + 30, "focus-2f-1")],
-        ad_hoc=[(7 * H + 3 * M + 30, "focus-2f-1")],
+        releases=[(3 * H + 600 + 30, "focus-2f-1", 3 * H)],
+        check_ins=[(5 * H - M + 30, "focus-2f-1", 5 * H)],
+        ad_hoc=[(7 * H + 3 * M + 30, "focus-2f-1", 7 * H + 3 * M + 30)],
         shown={
             "focus-2f-1": [
                 (3 * H + 630, "released"),
@@ -74,7 +74,7 @@ def test_a_good_day_passes_every_check_and_counts_its_figures() -> None:
 
 def test_a_no_show_released_late_or_never_fails() -> None:
     day = good_day()
-    late = replace(day, log=replace(day.log, releases=[(3 * H + 600 + 2 * M, "focus-2f-1")]))
+    late = replace(day, log=replace(day.log, releases=[(3 * H + 600 + 2 * M, "focus-2f-1", 3 * H)]))
     assert not no_shows_released(late).ok
     never = replace(day, log=replace(day.log, releases=[]))
     check = no_shows_released(never)
@@ -94,7 +94,7 @@ def test_a_no_show_whose_sensor_was_off_need_not_be_released() -> None:
 
 def test_a_release_of_an_occupied_room_or_while_its_sensor_was_off_fails() -> None:
     day = good_day()
-    occupied = replace(day, log=replace(day.log, releases=[(5.5 * H, "focus-2f-1")]))
+    occupied = replace(day, log=replace(day.log, releases=[(5.5 * H, "focus-2f-1", 5 * H)]))
     check = no_wrong_release(occupied)
     assert not check.ok
     assert "truly occupied" in check.detail
@@ -114,7 +114,7 @@ def test_a_release_inside_the_grace_time_before_anyone_came_fails() -> None:
         day,
         uses=[NO_SHOW, late_use, WALK_IN],
         stays={"focus-2f-1": [[5 * H + 7 * M, 6 * H - M]]},
-        log=replace(day.log, releases=[(5 * H + 5 * M, "focus-2f-1")], check_ins=[]),
+        log=replace(day.log, releases=[(5 * H + 5 * M, "focus-2f-1", 5 * H)], check_ins=[]),
     )
     check = no_wrong_release(early)
     assert not check.ok
@@ -124,7 +124,9 @@ def test_a_release_inside_the_grace_time_before_anyone_came_fails() -> None:
 def test_an_unbooked_use_never_booked_fails() -> None:
     day = good_day()
     assert not ad_hoc_booked(replace(day, log=replace(day.log, ad_hoc=[]))).ok
-    too_late = replace(day, log=replace(day.log, ad_hoc=[(7 * H + 10 * M, "focus-2f-1")]))
+    too_late = replace(
+        day, log=replace(day.log, ad_hoc=[(7 * H + 10 * M, "focus-2f-1", 7 * H + 10 * M)])
+    )
     assert not ad_hoc_booked(too_late).ok
 
 

@@ -143,7 +143,11 @@ class Engine:
         pending = self.memory.pending.get(key)
         if pending is not None:
             due = at - self.memory.tried.get(key, pending.at) >= self._retry
-            return [Action(pending, booking)] if due and not booking.released else []
+            if not due or booking.released:
+                return []
+            if pending.kind == "released":
+                return self._retry_release(at, room, booking, seen, pending)
+            return [Action(pending, booking)]
         done = self.memory.kinds.get(key)
         if booking.released or done == "released":
             return []
@@ -177,6 +181,41 @@ class Engine:
             )
         held = self._decide("held", booking, at, reason, evidence)
         self.memory.pending.pop(held.decision.key, None)  # nothing to tell the calendar
+        return [held]
+
+    def _retry_release(
+        self, at: datetime, room: RoomSettings, booking: Booking, seen: Sensing, pending: Decision
+    ) -> list[Action]:
+        """Send a release not yet in the calendar only if the room still passes the test."""
+        opens = self.window(room, booking)[0]
+        if booking.ad_hoc:  # judged afresh: released again only once vacant for the grace
+            key = key_of(booking)
+            self.memory.pending.pop(key, None)
+            self.memory.kinds.pop(key, None)
+            self.memory.tried.pop(key, None)
+            return self._ad_hoc_release(at, room, booking, seen)
+        present = seen.presence_between(opens, at)
+        if present is not None:
+            self.memory.pending.pop(key_of(booking), None)
+            reason = f"presence seen at {self._hm(present)}"
+            evidence = {"seen_at": present.isoformat(), "device": seen.device}
+            return [self._decide("checked_in", booking, at, reason, evidence)]
+        if at >= booking.end:
+            return self._unpend(at, booking, "not released: the booking ended before the calendar")
+        if seen.healthy_throughout(opens) and seen.occupied is False:
+            return [Action(pending, booking)]
+        reason = (
+            f"not released: {seen.reason}" if not seen.known
+            else "not released: the room is in use" if seen.occupied
+            else "not released: no trustworthy reading since the window opened"
+        )  # fmt: skip
+        return self._unpend(at, booking, reason)
+
+    def _unpend(self, at: datetime, booking: Booking, reason: str) -> list[Action]:
+        """Turn a release the calendar never took into a hold (the booking stays)."""
+        self.memory.tried.pop(key_of(booking), None)
+        held = self._decide("held", booking, at, reason, {"room": booking.room})
+        self.memory.pending.pop(held.decision.key, None)
         return [held]
 
     def _ad_hoc_release(

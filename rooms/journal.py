@@ -23,6 +23,7 @@ migrations = Migrations("edge-rooms")
 OK: Final = "ok"
 NO_CALL: Final = "no calendar call"
 MAX_OUTCOME: Final = 300
+RESTARTED: Final = "not released: the service restarted before the release reached the calendar"
 
 
 @migrations(name="0001_decisions")
@@ -105,7 +106,10 @@ class Journal:
             db.table("decisions").insert(row)
 
     def memory(self) -> Memory:
-        """Return the engine's memory: every booking's latest decision, and unsent calls."""
+        """Return the engine's memory: every booking's latest decision, and unsent check-ins.
+
+        A release the calendar never took becomes a hold: the room is not judged again.
+        """
         memory = Memory()
         sent: set[tuple[Key, str]] = set()
         rows = list(self._db.query("SELECT * FROM decisions ORDER BY id"))
@@ -119,8 +123,14 @@ class Journal:
             entry = self._decision(row)
             memory.kinds[entry.key] = entry.kind
             memory.reasons[entry.key] = entry.reason
-            if entry.kind in ("checked_in", "released") and (entry.key, entry.kind) not in sent:
-                memory.pending[entry.key] = entry
+            unsent = (entry.key, entry.kind) not in sent
+            if entry.kind == "released" and unsent:
+                # The room was judged before the restart; nothing since says it is still free.
+                memory.kinds[entry.key] = "held"
+                memory.reasons[entry.key] = RESTARTED
+                memory.pending.pop(entry.key, None)
+            elif entry.kind == "checked_in" and unsent:
+                memory.pending[entry.key] = entry  # harmless to repeat: people were seen
             else:
                 memory.pending.pop(entry.key, None)
         return memory

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rooms.bookings import Booking
 from rooms.checkin import Engine
-from rooms.journal import NO_CALL, OK, Journal
+from rooms.journal import NO_CALL, OK, RESTARTED, Journal
 from rooms.sensing import Sensing
 from tests.rooms.service_site import MEETING, NODE, service_config
 
@@ -59,16 +59,28 @@ def test_a_restart_remembers_a_check_in(tmp_path: Path) -> None:
     assert decide(tmp_path, T0 + 20 * MIN, left) == []
 
 
-def test_a_failed_calendar_call_is_tried_again_after_a_restart(tmp_path: Path) -> None:
+def test_a_release_the_calendar_never_took_is_held_after_a_restart(tmp_path: Path) -> None:
     assert decide(tmp_path, T0 + 10 * MIN, VACANT, outcome="error: calendar cal refused") == [
         "released"
     ]
-    assert decide(tmp_path, T0 + 12 * MIN, VACANT) == ["released"]  # the same decision again
-    assert decide(tmp_path, T0 + 14 * MIN, VACANT) == []
+    assert decide(tmp_path, T0 + 12 * MIN, VACANT) == []  # not sent again blind
     journal = Journal(tmp_path / "rooms.db")
+    memory = journal.memory()
     outcomes = [e.outcome for e in journal.entries(kind="released")]
     journal.close()
-    assert outcomes == ["error: calendar cal refused", OK]
+    assert outcomes == ["error: calendar cal refused"]
+    [(key, kind)] = memory.kinds.items()
+    assert (kind, memory.pending) == ("held", {})
+    assert memory.reasons[key] == RESTARTED
+
+
+def test_a_check_in_the_calendar_never_took_is_sent_after_a_restart(tmp_path: Path) -> None:
+    present = Sensing(
+        MEETING, NODE, True, ((T0 - 2 * MIN, None),), healthy_since=T0 - timedelta(hours=2)
+    )
+    assert decide(tmp_path, T0, present, outcome="error: calendar cal refused") == ["checked_in"]
+    assert decide(tmp_path, T0 + 2 * MIN, present) == ["checked_in"]
+    assert decide(tmp_path, T0 + 4 * MIN, present) == []
 
 
 def test_a_held_booking_stays_held_after_a_restart(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from tests.rooms.service_site import (
     occupancy,
     service_config,
     status,
+    will,
 )
 
 T0 = datetime(2031, 4, 1, 1, 0, tzinfo=UTC)
@@ -105,7 +106,9 @@ def test_a_failing_calendar_is_logged_once_keeps_its_bookings_and_heals(
     assert (len(failed), len(healed)) == (1, 1)
 
 
-def test_a_refused_release_is_recorded_and_tried_again(config: ServiceConfig) -> None:
+def test_a_refused_release_is_tried_again_while_the_room_stays_vacant(
+    config: ServiceConfig,
+) -> None:
     calendar = MemoryCalendar()
     calendar.add(MEETING, T0, T0 + 60 * MIN, "b1")
     run = Running(config, calendar, T0 - 30 * MIN)
@@ -120,6 +123,69 @@ def test_a_refused_release_is_recorded_and_tried_again(config: ServiceConfig) ->
     assert outcomes[0] == "error: calendar cal: the room refused"
     assert outcomes[-1] == "ok"
     run.service.close()
+
+
+def test_a_release_not_yet_in_the_calendar_is_dropped_when_someone_arrives(
+    config: ServiceConfig,
+) -> None:
+    calendar = MemoryCalendar()
+    calendar.add(MEETING, T0, T0 + 60 * MIN, "b1")
+    run = Running(config, calendar, T0 - 30 * MIN)
+    run.until(T0 + 9 * MIN)
+    calendar.fail = "calendar cal: the server answered 503"
+    run.until(T0 + 11 * MIN)
+    run.inbox.put(occupancy(MEETING, True))  # the organiser arrives late and stays
+    run.service.step(run.clock.now().utc)
+    calendar.fail = None
+    for _ in range(6):
+        run.clock.advance(30)
+        run.inbox.put(status())
+        run.inbox.put(occupancy(MEETING, True))
+        run.service.step(run.clock.now().utc)
+    assert calendar.released == []
+    assert calendar.checked_in == [(MEETING, "b1")]
+    assert run.service.view().rooms[0].status == "in-use"
+    run.service.close()
+
+
+def test_a_release_not_yet_in_the_calendar_is_held_when_the_sensor_goes_quiet(
+    config: ServiceConfig,
+) -> None:
+    calendar = MemoryCalendar()
+    calendar.add(MEETING, T0, T0 + 60 * MIN, "b1")
+    run = Running(config, calendar, T0 - 30 * MIN)
+    run.until(T0 + 9 * MIN)
+    calendar.fail = "calendar cal: the server answered 503"
+    run.until(T0 + 11 * MIN)
+    run.inbox.put(will())  # the node drops off: nobody can say the room is still empty
+    run.service.step(run.clock.advance(30).utc)
+    calendar.fail = None
+    run.service.step(run.clock.advance(60).utc)
+    run.service.step(run.clock.advance(60).utc)
+    assert calendar.released == []
+    [held] = run.service.journal.entries(kind="held")
+    assert "offline" in held.reason
+    run.service.close()
+
+
+def test_a_release_the_calendar_never_took_is_held_after_a_restart(
+    config: ServiceConfig,
+) -> None:
+    calendar = MemoryCalendar()
+    calendar.add(MEETING, T0, T0 + 60 * MIN, "b1")
+    first = Running(config, calendar, T0 - 30 * MIN)
+    first.until(T0 + 9 * MIN)
+    calendar.fail = "calendar cal: the server answered 503"
+    first.until(T0 + 11 * MIN)
+    first.service.close()
+    calendar.fail = None
+    again = Running(config, calendar, T0 + 31 * MIN)
+    again.inbox.put(occupancy(MEETING, True))  # in use now; the node's status not heard yet
+    again.service.step(again.clock.now().utc)
+    again.until(T0 + 40 * MIN)
+    assert calendar.released == []
+    assert "restarted" in again.service.view().rooms[0].reason
+    again.service.close()
 
 
 def test_a_restarted_service_does_not_release_again(config: ServiceConfig) -> None:

@@ -15,8 +15,13 @@ facilities' events. The REST API needs Garoon on cybozu.com or the package 4.10 
   and a request per event. Anyone who may edit the event can write such a line too.
 - release: the facility is taken off the event (`PATCH /api/v1/schedule/events/{id}` with the
   remaining `facilities`, https://cybozu.dev/ja/garoon/docs/rest-api/schedule/update-schedule-event/)
-  and the reason appended to `notes`; Garoon tells the attendees the event changed. A repeating
-  event is refused: Garoon's PATCH changes the original, so every occurrence would lose the room.
+  and the reason appended to `notes`; Garoon tells the attendees the event changed. Notes of
+  MAX_NOTES characters or more are never rewritten: a release leaves them out of the PATCH, a
+  check-in is refused. A repeating event is not released: Garoon's PATCH changes the
+  original, so every occurrence would lose the room.
+- check-in and release read the event first and act only if it still has the booking's
+  times: an event its organiser moved is judged again at the next poll.
+- 429/503: a read waits as asked while rooms.rest.READ_WAIT_S lasts; a write never waits.
 - book: `POST /api/v1/schedule/events`, `eventType: REGULAR`, the facility, the service user
   as attendee, marked ad hoc in `notes`
   (https://cybozu.dev/ja/garoon/docs/rest-api/schedule/add-schedule-event).
@@ -43,7 +48,7 @@ import httpx
 from rooms.bookings import Booking, BookingError
 from rooms.config import GaroonCalendar, RoomSettings
 from rooms.garoon_events import AD_HOC, MAX_TEXT, parse_event
-from rooms.rest import Reply, RestError, exchange, with_backoff
+from rooms.rest import READ_WAIT_S, WRITE_WAIT_S, Reply, RestError, exchange, with_backoff
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,7 @@ MAX_PAGES = 20
 MAX_NOTES = 60_000  # what this service appends to; longer notes are left alone
 FIELDS = "id,eventType,subject,notes,start,end,isStartOnly,creator,attendees,facilities,"
 FIELDS += "facilityUsageRequests"
+READING = "reading bookings"
 _ERROR_CODE = re.compile(r"[A-Z0-9_]{2,40}")
 
 _FIXES = {
@@ -74,14 +80,12 @@ class GaroonBookings:
         *,
         timezone: str = "Asia/Tokyo",
         sleep: Callable[[float], None] = time.sleep,
-        retries: int = 3,
     ) -> None:
         self.settings = settings
         self._http = http_client
         self._zone = ZoneInfo(timezone)
         self._timezone = timezone
         self._sleep = sleep
-        self._retries = retries
         self.api = api_root(settings.base_url)
         pair = f"{settings.username}:{password}".encode()
         self._auth = base64.b64encode(pair).decode("ascii")
@@ -95,26 +99,45 @@ class GaroonBookings:
     def bookings(
         self, rooms: Sequence[RoomSettings], start: datetime, end: datetime
     ) -> dict[str, list[Booking]]:
-        """Return each room's bookings overlapping [start, end), released ones included."""
+        """Return each room's bookings overlapping [start, end), released ones included.
+
+        A room that cannot be read is logged and left out of the answer (the caller keeps what
+        it had for it); BookingError only when no room could be read.
+        """
         # Releases a day past are no longer asked about: forget them.
         kept = start - timedelta(days=1)
         self._released = {k: b for k, b in self._released.items() if b.end > kept}
         found: dict[str, list[Booking]] = {}
+        failed: list[BookingError] = []
         for room in rooms:
-            listed = self._facility_events(room, start, end)
+            try:
+                listed = self._facility_events(room, start, end)
+            except BookingError as error:
+                # One unreadable facility must not blank the others: it is left out.
+                log.warning("%s", error)
+                failed.append(error)
+                continue
             uids = {b.uid for b in listed}
             for (zone, uid), booking in self._released.items():
                 overlaps = booking.start < end and booking.end > start
                 if zone == room.zone and uid not in uids and overlaps:
                     listed.append(booking)
             found[room.zone] = listed
+        if failed and not found:
+            raise failed[0]
         return found
 
     def check_in(self, room: RoomSettings, booking: Booking, at: datetime) -> None:
         """Append the check-in time to the event's notes."""
         event = self._event(room, booking, "check-in")
         line = f"[rooms] checked in at {at.astimezone(self._zone).isoformat(timespec='seconds')}"
-        self._patch(room, booking, event, {"notes": _append(event, line)}, "check-in")
+        notes = _append(event, line)
+        if notes is None:
+            raise BookingError(
+                f"{self._what(room, 'check-in')}: the event's notes are longer than "
+                f"{MAX_NOTES} characters; the check-in is not written, so the notes stay whole"
+            )
+        self._patch(room, booking, event, {"notes": notes}, "check-in")
 
     def release(self, room: RoomSettings, booking: Booking, reason: str) -> None:
         """Take the facility off the event, with the reason in its notes."""
@@ -132,7 +155,10 @@ class GaroonBookings:
             if isinstance(f, dict) and str(f.get("id")) != facility
         ]
         line = f"[rooms] released {room.name}: {' '.join(reason.split())[:500]}"
-        changes = {"facilities": kept, "notes": _append(event, line)}
+        notes = _append(event, line)
+        changes: dict[str, Any] = {"facilities": kept}
+        if notes is not None:  # notes too long to append to are left as they are
+            changes["notes"] = notes
         self._patch(room, booking, event, changes, "release")
         self._released[(room.zone, booking.uid)] = replace(booking, released=True)
 
@@ -181,11 +207,11 @@ class GaroonBookings:
                 "fields": FIELDS,
             }
             url = f"{self.api}/schedule/events"
-            reply = self._call("GET", url, room, "reading bookings", params=params)
-            data = self._answer(reply, (200,), room, "reading bookings")
+            reply = self._call("GET", url, room, READING, params=params)
+            data = self._answer(reply, (200,), room, READING)
             events = data.get("events")
             if not isinstance(events, list):
-                raise BookingError(self._what(room, "reading bookings") + ": no `events` list")
+                raise BookingError(self._what(room, READING) + ": no `events` list")
             offset += len(events)
             for event in events:
                 booking = self._booking(room, facility, event)
@@ -196,7 +222,7 @@ class GaroonBookings:
             if not events:
                 break  # more to come, yet nothing came
         raise BookingError(
-            self._what(room, "reading bookings")
+            self._what(room, READING)
             + f": hasNext after {offset} events in {MAX_PAGES} pages or an empty page; "
             "the server's paging is broken"
         )
@@ -214,8 +240,22 @@ class GaroonBookings:
             return None
 
     def _event(self, room: RoomSettings, booking: Booking, doing: str) -> dict[str, Any]:
+        """Return the event as it is now; raise BookingError if it no longer has the booking's
+        times (its organiser moved it: the next poll judges it again)."""
         reply = self._call("GET", self._event_url(booking), room, doing)
-        return self._answer(reply, (200,), room, doing)
+        event = self._answer(reply, (200,), room, doing)
+        try:
+            now = parse_event(self.settings.id, room.zone, _facility(room), event)
+        except (ValueError, TypeError, KeyError) as error:
+            raise BookingError(
+                f"{self._what(room, doing)}: the event cannot be read: {error}"
+            ) from None
+        if now is None or not _same_times(now, booking, event.get("eventType") == "REPEATING"):
+            raise BookingError(
+                f"{self._what(room, doing)}: the booking moved since it was read; "
+                "it will be judged again"
+            )
+        return event
 
     def _patch(
         self,
@@ -256,8 +296,9 @@ class GaroonBookings:
                 json_body=json_body,
             )  # fmt: skip
 
+        budget = READ_WAIT_S if doing == READING else WRITE_WAIT_S
         try:
-            return with_backoff(send, sleep=self._sleep, retries=self._retries, what=what)
+            return with_backoff(send, sleep=self._sleep, what=what, budget_s=budget)
         except RestError as error:
             raise BookingError(str(error)) from None
 
@@ -314,10 +355,26 @@ def api_root(base_url: str) -> str:
     return f"{base}/g/api/v1"
 
 
-def _append(event: dict[str, Any], line: str) -> str:
+def _append(event: dict[str, Any], line: str) -> str | None:
+    """Return the notes with `line` added; None when they are too long to write back whole."""
     notes = event.get("notes")
-    notes = notes if isinstance(notes, str) and len(notes) < MAX_NOTES else ""
-    return f"{notes}\n{line}" if notes else line
+    notes = notes if isinstance(notes, str) else ""
+    written = f"{notes}\n{line}" if notes else line
+    return written if len(written) <= MAX_NOTES else None
+
+
+def _same_times(now: Booking, booking: Booking, repeats: bool) -> bool:
+    """Whether the event read now still has the booking's times.
+
+    A repeating event is read as its first occurrence: its time of day and length must match.
+    """
+    if not repeats:
+        return (now.start, now.end) == (booking.start, booking.end)
+    zone = booking.start.tzinfo
+    return (now.start.astimezone(zone).time(), now.end - now.start) == (
+        booking.start.time(),
+        booking.end - booking.start,
+    )
 
 
 def _facility(room: RoomSettings) -> str:

@@ -16,14 +16,20 @@ Each room's `resource` is its room mailbox. The app holds the application permis
   the organiser gets the reason; a booking this service made itself is deleted instead.
 - book: `POST /users/{room}/events`, busy, with the extension marking it ad hoc.
 
-429 and 503 are waited out as `Retry-After` asks, a bounded number of times; a 401 fetches a
-new token once. The organiser, attendees and subject are personal data: they go into `Booking`
-only, never into a log line or an error.
+A check-in or a release first reads the event (`GET /users/{room}/events/{id}`,
+https://learn.microsoft.com/graph/api/event-get) and acts only if it still has the booking's
+times: an event its organiser moved is judged again at the next poll, never released unseen.
+
+429 and 503: a read waits as `Retry-After` asks while rooms.rest.READ_WAIT_S lasts in all; a
+write (and the read before it) never waits, it fails at once and the next poll decides again on
+fresh evidence. A 401 fetches a new token once. The organiser, attendees and subject are
+personal data: they go into `Booking` only, never into a log line or an error.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -37,9 +43,12 @@ from rooms.bookings import Booking, BookingError
 from rooms.config import GraphCalendar, RoomSettings
 from rooms.graph_auth import GraphAuthError, GraphToken
 from rooms.graph_events import EXTENSION, EXTENSION_ID, MAX_TEXT, parse_event
-from rooms.rest import Reply, RestError, exchange, with_backoff
+from rooms.rest import READ_WAIT_S, WRITE_WAIT_S, Reply, RestError, exchange, with_backoff
 
 log = logging.getLogger(__name__)
+
+READING = "reading bookings"
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.]{2,60}")
 
 _SELECT = "id,start,end,organizer,attendees,subject,isCancelled,responseStatus"
 PAGE_SIZE = 50
@@ -66,13 +75,11 @@ class GraphBookings:
         http_client: httpx.Client,
         *,
         sleep: Callable[[float], None] = time.sleep,
-        retries: int = 3,
     ) -> None:
         self.settings = settings
         self._token = token
         self._http = http_client
         self._sleep = sleep
-        self._retries = retries
         self._base = settings.base_url.rstrip("/")
         self._origin = _origin(self._base)
         # Releases made by this process: a declined or deleted event may leave the room's view.
@@ -92,23 +99,37 @@ class GraphBookings:
     def bookings(
         self, rooms: Sequence[RoomSettings], start: datetime, end: datetime
     ) -> dict[str, list[Booking]]:
-        """Return each room's bookings overlapping [start, end), released ones included."""
+        """Return each room's bookings overlapping [start, end), released ones included.
+
+        A room that cannot be read is logged and left out of the answer (the caller keeps what
+        it had for it); BookingError only when no room could be read.
+        """
         # Releases a day past are no longer asked about: forget them.
         kept = start - timedelta(days=1)
         self._released = {k: b for k, b in self._released.items() if b.end > kept}
         found: dict[str, list[Booking]] = {}
+        failed: list[BookingError] = []
         for room in rooms:
-            listed = self._room_view(room, start, end)
+            try:
+                listed = self._room_view(room, start, end)
+            except BookingError as error:
+                # One unreadable room must not blank the others: it is left out of the answer.
+                log.warning("%s", error)
+                failed.append(error)
+                continue
             uids = {b.uid for b in listed}
             for (zone, uid), booking in self._released.items():
                 overlaps = booking.start < end and booking.end > start
                 if zone == room.zone and uid not in uids and overlaps:
                     listed.append(booking)
             found[room.zone] = listed
+        if failed and not found:
+            raise failed[0]
         return found
 
     def check_in(self, room: RoomSettings, booking: Booking, at: datetime) -> None:
         """Record `at` in the room's copy of the event (its open extension)."""
+        self._still_there(room, booking, "check-in")
         path = f"/users/{_part(_mailbox(room))}/events/{_part(booking.uid)}/extensions"
         body = {
             "@odata.type": "microsoft.graph.openTypeExtension",
@@ -126,6 +147,7 @@ class GraphBookings:
 
     def release(self, room: RoomSettings, booking: Booking, reason: str) -> None:
         """Decline the event as the room, telling the organiser `reason`."""
+        self._still_there(room, booking, "release")
         path = f"/users/{_part(_mailbox(room))}/events/{_part(booking.uid)}"
         if booking.ad_hoc:  # the room organised it itself: nobody to tell, delete it
             reply = self._call("DELETE", self._base + path, room, "release")
@@ -171,6 +193,25 @@ class GraphBookings:
 
     # -- reading
 
+    def _still_there(self, room: RoomSettings, booking: Booking, doing: str) -> None:
+        """Raise BookingError unless the event still has the booking's start and end."""
+        path = f"/users/{_part(_mailbox(room))}/events/{_part(booking.uid)}"
+        params = {"$select": "id,start,end"}
+        reply = self._call("GET", self._base + path, room, doing, params=params)
+        self._expect(reply, (200,), room, doing)
+        event = self._json(reply, room, doing)
+        try:
+            now = parse_event(self.settings.id, room.zone, event)
+        except (ValueError, TypeError, KeyError) as error:
+            raise BookingError(
+                f"{self._what(room, doing)}: the event cannot be read: {error}"
+            ) from None
+        if (now.start, now.end) != (booking.start, booking.end):
+            raise BookingError(
+                f"{self._what(room, doing)}: the booking moved since it was read; "
+                "it will be judged again"
+            )
+
     def _room_view(self, room: RoomSettings, start: datetime, end: datetime) -> list[Booking]:
         params: dict[str, str] | None = {
             "startDateTime": _utc_text(start),
@@ -182,12 +223,12 @@ class GraphBookings:
         url = f"{self._base}/users/{_part(_mailbox(room))}/calendarView"
         found: list[Booking] = []
         for _ in range(MAX_PAGES):
-            reply = self._call("GET", url, room, "reading bookings", params=params)
-            self._expect(reply, (200,), room, "reading bookings")
-            page = self._json(reply, room, "reading bookings")
+            reply = self._call("GET", url, room, READING, params=params)
+            self._expect(reply, (200,), room, READING)
+            page = self._json(reply, room, READING)
             events = page.get("value")
             if not isinstance(events, list):
-                raise BookingError(self._what(room, "reading bookings") + ": no `value` list")
+                raise BookingError(self._what(room, READING) + ": no `value` list")
             for event in events:
                 booking = self._booking(room, event)
                 if booking is not None:
@@ -198,12 +239,12 @@ class GraphBookings:
             if not isinstance(next_link, str) or _origin(next_link) != self._origin:
                 # Following it would hand the token to another host.
                 raise BookingError(
-                    self._what(room, "reading bookings")
+                    self._what(room, READING)
                     + f": @odata.nextLink leaves {self._origin}; refusing to follow it"
                 )
             url, params = next_link, None
         raise BookingError(
-            self._what(room, "reading bookings")
+            self._what(room, READING)
             + f": more than {MAX_PAGES} pages of events; the server's paging is broken"
         )
 
@@ -234,7 +275,7 @@ class GraphBookings:
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
     ) -> Reply:
-        """Send one Graph request: throttling waited out, one new token on 401."""
+        """Send one Graph request: a read waits briefly for a busy server, one new token on 401."""
         if self._closed:
             raise BookingError(f"calendar {self.settings.id}: used after close()")
         what = self._what(room, doing)
@@ -249,12 +290,15 @@ class GraphBookings:
                 json_body=json_body,
             )  # fmt: skip
 
+        budget = READ_WAIT_S if doing == READING else WRITE_WAIT_S
         try:
-            reply = with_backoff(send, sleep=self._sleep, retries=self._retries, what=what)
+            reply = with_backoff(send, sleep=self._sleep, what=what, budget_s=budget)
             if reply.status == 401:
                 self._token.forget()
-                reply = with_backoff(send, sleep=self._sleep, retries=self._retries, what=what)
-        except (RestError, GraphAuthError) as error:
+                reply = with_backoff(send, sleep=self._sleep, what=what, budget_s=budget)
+        except RestError as error:  # its text names the calendar and the room already
+            raise BookingError(str(error)) from None
+        except GraphAuthError as error:
             raise BookingError(f"calendar {self.settings.id}: {error}") from None
         return reply
 
@@ -264,8 +308,9 @@ class GraphBookings:
         code = ""
         try:
             error = reply.json_object("error").get("error")
-            if isinstance(error, dict) and isinstance(error.get("code"), str):
-                code = f" {error['code'][:60]}"
+            found = error.get("code") if isinstance(error, dict) else None
+            if isinstance(found, str) and _ERROR_CODE.fullmatch(found):
+                code = f" {found}"
         except RestError:
             pass
         fix = _FIXES.get(reply.status, "Graph failed; the next poll tries again")

@@ -69,7 +69,8 @@ def _when(value: object) -> datetime:
         return moment
     try:
         return moment.replace(tzinfo=UTC if zone == "UTC" else ZoneInfo(zone))
-    except (ZoneInfoNotFoundError, ValueError) as error:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:
+        # A name such as "Asia" is a directory of the zone database: OSError, not "not found".
         raise ValueError(f"unknown timeZone {zone[:40]!r}") from error
 
 

@@ -76,7 +76,13 @@ def exchange(
                 if len(body) > cap_bytes:
                     raise RestError(f"{what}: the reply is over {cap_bytes} bytes")
             return Reply(response.status_code, response.headers, bytes(body))
-    except httpx.HTTPError as error:
+    except (httpx.InvalidURL, UnicodeError) as error:
+        # A hostile link (a NUL, 70k characters, a lone surrogate) is refused before it is
+        # sent; its text is not repeated, it may hold anything.
+        raise RestError(
+            f"{what}: the URL is not valid ({type(error).__name__}); nothing was sent"
+        ) from None
+    except (httpx.HTTPError, httpx.StreamError) as error:
         # httpx messages name the URL, never a header: no token or password leaks here.
         raise RestError(f"{what}: {type(error).__name__}: {error}") from None
 
@@ -84,26 +90,35 @@ def exchange(
 # Answers that mean "too busy now, ask again later" (throttled, or briefly unavailable).
 BUSY = frozenset({429, 503})
 
+READ_WAIT_S = 5.0
+"""The most a read waits in all for a busy server: the service's one thread waits with it."""
+
+WRITE_WAIT_S = 0.0
+"""A write never waits: it acts on evidence that ages, so the next poll decides it again."""
+
 
 def with_backoff(
     send: Callable[[], Reply],
     *,
     sleep: Callable[[float], None],
-    retries: int,
     what: str,
-    default_wait_s: float = 5.0,
-    ceiling_s: float = 120.0,
+    budget_s: float,
+    default_wait_s: float = 1.0,
 ) -> Reply:
-    """Send until the reply is not BUSY, waiting what each one asks, at most `retries` times."""
-    for _ in range(retries):
+    """Send until the reply is not BUSY, waiting what each asks while `budget_s` lasts in all.
+
+    A wait that would take the total past `budget_s` is not begun: RestError at once.
+    """
+    left = budget_s
+    while True:
         reply = send()
         if reply.status not in BUSY:
             return reply
-        sleep(reply.retry_after_s(default_wait_s, ceiling_s))
-    reply = send()
-    if reply.status in BUSY:
-        raise RestError(
-            f"{what}: still throttled (HTTP {reply.status}) after {retries} retries; "
-            "the next poll tries again"
-        )
-    return reply
+        wait = reply.retry_after_s(default_wait_s, ceiling_s=3600.0)
+        if wait > left:
+            raise RestError(
+                f"{what}: still throttled (HTTP {reply.status}), asked to wait {wait:.0f} s "
+                f"({budget_s:.0f} s allowed); the next poll tries again"
+            )
+        left -= wait
+        sleep(wait)

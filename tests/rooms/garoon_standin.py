@@ -132,6 +132,11 @@ class GaroonStandin:
     def event(self, uid: str) -> dict[str, Any]:
         return self.events[uid]
 
+    def move(self, uid: str, start: datetime, end: datetime) -> None:
+        """Move an event, as its organiser would."""
+        event = self.events[uid]
+        event.update(start=_garoon_time(start), end=_garoon_time(end), _start=start, _end=end)
+
     def calls(self, method: str, path_part: str = API) -> list[Request]:
         return [
             r for r in self.server.requests if r.method == method and r.path.startswith(path_part)

@@ -25,6 +25,8 @@ events in memory and checks every request against the documented shapes, recordi
   202 (https://learn.microsoft.com/graph/api/event-decline).
 - POST `/users/{room}/events`: `subject`, `start`/`end` dateTimeTimeZone, `showAs`,
   `extensions`; 201 with the event (https://learn.microsoft.com/graph/api/user-post-events).
+- GET `/users/{room}/events/{id}`: `$select` of event properties,
+  `Prefer: outlook.timezone="UTC"` (https://learn.microsoft.com/graph/api/event-get).
 - DELETE `/users/{room}/events/{id}`: 204 (https://learn.microsoft.com/graph/api/event-delete).
 """
 
@@ -130,6 +132,11 @@ class GraphStandin:
     def event(self, mailbox: str, uid: str) -> dict[str, Any]:
         return self.mailboxes[mailbox][uid]
 
+    def move(self, mailbox: str, uid: str, start: datetime, end: datetime) -> None:
+        """Move an event, as its organiser would."""
+        event = self.mailboxes[mailbox][uid]
+        event.update(start=_graph_time(start), end=_graph_time(end), _start=start, _end=end)
+
     @property
     def tokens_issued(self) -> int:
         return len(self.issued)
@@ -172,6 +179,8 @@ class GraphStandin:
             event = self.mailboxes[mailbox].get(rest[1])
             if event is None:
                 return graph_error(404, "ErrorItemNotFound", "The specified object was not found.")
+            if route == ("GET", 2):
+                return self._get_event(request, event)
             if route == ("DELETE", 2):
                 self._no_body(request)
                 del self.mailboxes[mailbox][rest[1]]
@@ -263,6 +272,24 @@ class GraphStandin:
                 f"{self.base_url}/users/{mailbox}/calendarView?{urlencode(more)}"
             )
         return Reply.of(200, body)
+
+    def _get_event(self, request: Request, event: dict[str, Any]) -> Reply:
+        self._no_body(request)
+        query = {k: v[0] for k, v in request.query.items()}
+        if not set(query) <= {"$select"}:
+            raise Problem(f"event query {sorted(query)}; at most $select")
+        if request.headers.get("prefer") != 'outlook.timezone="UTC"':
+            raise Problem(f"Prefer header {request.headers.get('prefer')!r}")
+        select = set(query.get("$select", "").split(",")) - {""}
+        if not select <= SELECTABLE:
+            raise Problem(f"$select {sorted(select)} names unknown event properties")
+        shown = {
+            k: v
+            for k, v in event.items()
+            if (not select or k in select or k == "id") and k != "extensions"
+            if not k.startswith("_")
+        }
+        return Reply.of(200, shown)
 
     def _create(self, request: Request, mailbox: str) -> Reply:
         data = self._json(request)

@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from rooms.bookings import BookingError
+from rooms.bookings import Booking, BookingError
 from rooms.config import GaroonCalendar, RoomSettings
-from rooms.garoon_calendar import GaroonBookings, api_root, open_garoon
+from rooms.garoon_calendar import MAX_NOTES, GaroonBookings, api_root, open_garoon
 from rooms.garoon_events import AD_HOC
+from rooms.rest import READ_WAIT_S
 from tests.rooms.garoon_standin import GaroonStandin
 from tests.rooms.standin_server import Reply
 
@@ -181,7 +182,7 @@ def test_ad_hoc_booking_holds_the_facility_as_the_service_user(
     assert (read.uid, read.ad_hoc, read.start, read.end) == (made.uid, True, at(14), at(14, 30))
 
 
-def test_throttling_waits_as_asked(
+def test_a_read_waits_briefly_as_asked(
     standin: GaroonStandin, adapter: GaroonBookings, sleeper: Sleeper
 ) -> None:
     standin.add_event(("11",), at(10), at(11))
@@ -192,10 +193,97 @@ def test_throttling_waits_as_asked(
     assert sleeper.waits == [3.0, 1.0]
 
     for _ in range(4):
-        standin.server.queue(Reply(503, b"", {"Retry-After": "9999"}))
-    with pytest.raises(BookingError, match=r"still throttled \(HTTP 503\) after 3 retries"):
+        standin.server.queue(Reply(503, b"", {"Retry-After": "2"}))
+    with pytest.raises(BookingError, match=r"still throttled \(HTTP 503\)"):
         adapter.bookings([ROOM_A], at(9), at(18))
-    assert sleeper.waits[2:] == [120.0, 120.0, 120.0]  # a wait past reason is capped
+    assert sleeper.waits[2:] == [2.0, 2.0]  # a third wait would pass the read's cap
+    assert sum(sleeper.waits[2:]) <= READ_WAIT_S
+
+
+def write(adapter: GaroonBookings, booking: Booking, doing: str) -> None:
+    """Check the booking in, or release it."""
+    if doing == "check-in":
+        adapter.check_in(ROOM_A, booking, at(10, 1))
+    else:
+        adapter.release(ROOM_A, booking, "No-show.")
+
+
+@pytest.mark.parametrize("doing", ["check-in", "release"])
+def test_a_throttled_write_fails_at_once_without_waiting(
+    standin: GaroonStandin, adapter: GaroonBookings, sleeper: Sleeper, doing: str
+) -> None:
+    uid = standin.add_event(("11", "12"), at(10), at(11), notes="memo")
+    [booking] = adapter.bookings([ROOM_A], at(9), at(18))["meeting-3f-1"]
+    standin.server.queue(Reply(429, b"", {"Retry-After": "1"}), lambda r: r.method == "PATCH")
+
+    with pytest.raises(BookingError, match=r"still throttled \(HTTP 429\)"):
+        write(adapter, booking, doing)
+    assert sleeper.waits == []
+    event = standin.event(uid)
+    assert (event["notes"], len(event["facilities"])) == ("memo", 2)
+
+
+@pytest.mark.parametrize("doing", ["check-in", "release"])
+def test_a_moved_booking_is_not_written(
+    standin: GaroonStandin, adapter: GaroonBookings, doing: str
+) -> None:
+    uid = standin.add_event(("11", "12"), at(10), at(11), notes="memo")
+    [booking] = adapter.bookings([ROOM_A], at(9), at(18))["meeting-3f-1"]
+    standin.move(uid, at(14), at(15))  # the organiser moved it meanwhile
+
+    with pytest.raises(BookingError, match="the booking moved since it was read"):
+        write(adapter, booking, doing)
+    event = standin.event(uid)
+    assert (event["notes"], len(event["facilities"])) == ("memo", 2)
+    assert not standin.calls("PATCH")
+    [moved] = adapter.bookings([ROOM_A], at(9), at(18))["meeting-3f-1"]
+    assert (moved.start, moved.released) == (at(14), False)
+
+
+def test_a_release_leaves_notes_too_long_to_append_to_whole(
+    standin: GaroonStandin, adapter: GaroonBookings
+) -> None:
+    memo = "議事" * (MAX_NOTES // 2)
+    uid = standin.add_event(("11", "12"), at(10), at(11), notes=memo)
+    [booking] = adapter.bookings([ROOM_A], at(9), at(18))["meeting-3f-1"]
+
+    adapter.release(ROOM_A, booking, "No-show.")
+
+    event = standin.event(uid)
+    assert event["notes"] == memo
+    assert [f["id"] for f in event["facilities"]] == ["12"]
+
+
+def test_a_check_in_is_refused_rather_than_cut_long_notes(
+    standin: GaroonStandin, adapter: GaroonBookings
+) -> None:
+    memo = "x" * (MAX_NOTES - 10)
+    uid = standin.add_event(("11",), at(10), at(11), notes=memo)
+    [booking] = adapter.bookings([ROOM_A], at(9), at(18))["meeting-3f-1"]
+
+    with pytest.raises(BookingError, match="notes are longer than"):
+        adapter.check_in(ROOM_A, booking, at(10, 1))
+    assert standin.event(uid)["notes"] == memo
+    assert not standin.calls("PATCH")
+
+
+def test_an_unreadable_facility_is_left_out_and_the_others_read(
+    standin: GaroonStandin, adapter: GaroonBookings, caplog: pytest.LogCaptureFixture
+) -> None:
+    kept = standin.add_event(("12",), at(10), at(11))
+    standin.server.queue(
+        Reply.of(403, {"code": "GRN_CB_00001", "message": "x"}),
+        lambda r: r.query.get("target") == ["11"],
+    )
+
+    found = adapter.bookings([ROOM_A, ROOM_B], at(9), at(18))
+
+    assert list(found) == ["meeting-3f-2"]
+    assert [b.uid for b in found["meeting-3f-2"]] == [kept]
+    assert "meeting-3f-1: reading bookings: HTTP 403" in caplog.text
+    standin.server.queue(Reply.of(403, {}), lambda r: r.method == "GET")
+    with pytest.raises(BookingError, match="HTTP 403"):  # no room read: the calendar failed
+        adapter.bookings([ROOM_A], at(9), at(18))
 
 
 def test_a_wrong_password_names_the_fix_and_never_the_password(

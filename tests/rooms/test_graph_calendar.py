@@ -10,10 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rooms.bookings import BookingError
+from rooms.bookings import Booking, BookingError
 from rooms.config import GraphCalendar, RoomSettings
 from rooms.graph_auth import GraphToken
 from rooms.graph_calendar import GraphBookings, open_graph
+from rooms.rest import READ_WAIT_S
 from tests.rooms.graph_standin import GraphStandin
 from tests.rooms.standin_server import Reply
 
@@ -78,6 +79,14 @@ def adapter(standin: GraphStandin, tmp_path: Path, sleeper: Sleeper) -> Iterator
 
 def at(hour: int, minute: int = 0) -> datetime:
     return DAY.replace(hour=hour, minute=minute)
+
+
+def write(adapter: GraphBookings, booking: Booking, doing: str) -> None:
+    """Check the booking in, or release it."""
+    if doing == "check-in":
+        adapter.check_in(ROOMS[0], booking, at(1, 1))
+    else:
+        adapter.release(ROOMS[0], booking, "No-show.")
 
 
 def test_reads_each_rooms_bookings_in_the_window(
@@ -175,22 +184,22 @@ def test_ad_hoc_booking_is_marked_checked_in_and_released_by_deleting(
     assert gone.released
 
 
-def test_throttling_waits_as_asked(
+def test_a_read_waits_briefly_as_asked(
     standin: GraphStandin, adapter: GraphBookings, sleeper: Sleeper
 ) -> None:
     standin.add_event(ROOM_A, at(1), at(2))
     busy = Reply.of(429, {"error": {"code": "TooManyRequests", "message": "Throttled"}},
-                    {"Retry-After": "7"})  # fmt: skip
+                    {"Retry-After": "2"})  # fmt: skip
     standin.server.queue(busy, lambda r: "calendarView" in r.path)
     standin.server.queue(busy, lambda r: "calendarView" in r.path)
 
     found = adapter.bookings(ROOMS[:1], at(0), at(6))
 
     assert len(found["meeting-2f-1"]) == 1
-    assert sleeper.waits == [7.0, 7.0]
+    assert sleeper.waits == [2.0, 2.0]
 
 
-def test_throttling_gives_up_after_a_bounded_number_of_retries(
+def test_a_read_gives_up_once_its_wait_would_pass_the_cap(
     standin: GraphStandin, adapter: GraphBookings, sleeper: Sleeper
 ) -> None:
     for _ in range(4):
@@ -198,7 +207,89 @@ def test_throttling_gives_up_after_a_bounded_number_of_retries(
 
     with pytest.raises(BookingError, match=r"m365 room meeting-2f-1.*still throttled \(HTTP 503\)"):
         adapter.bookings(ROOMS[:1], at(0), at(6))
-    assert sleeper.waits == [2.0, 2.0, 2.0]
+    assert sum(sleeper.waits) <= READ_WAIT_S
+    assert sleeper.waits == [2.0, 2.0]
+
+
+def test_a_long_retry_after_is_not_waited_by_a_read(
+    standin: GraphStandin, adapter: GraphBookings, sleeper: Sleeper
+) -> None:
+    standin.server.queue(Reply(429, b"", {"Retry-After": "120"}), lambda r: "/users/" in r.path)
+
+    with pytest.raises(BookingError, match=r"asked to wait 120 s"):
+        adapter.bookings(ROOMS[:1], at(0), at(6))
+    assert sleeper.waits == []
+
+
+@pytest.mark.parametrize("doing", ["check-in", "release"])
+def test_a_throttled_write_fails_at_once_without_waiting(
+    standin: GraphStandin, adapter: GraphBookings, sleeper: Sleeper, doing: str
+) -> None:
+    uid = standin.add_event(ROOM_A, at(1), at(2))
+    [booking] = adapter.bookings(ROOMS[:1], at(0), at(6))["meeting-2f-1"]
+    busy = Reply(429, b"", {"Retry-After": "1"})
+    standin.server.queue(busy, lambda r: r.method != "GET" or "/events/" in r.path)
+
+    with pytest.raises(BookingError, match=r"still throttled \(HTTP 429\)"):
+        write(adapter, booking, doing)
+    assert sleeper.waits == []
+    event = standin.event(ROOM_A, uid)
+    assert (event["extensions"], event["responseStatus"]["response"]) == ([], "accepted")
+
+
+def test_a_throttled_booking_fails_at_once_without_waiting(
+    standin: GraphStandin, adapter: GraphBookings, sleeper: Sleeper
+) -> None:
+    standin.server.queue(
+        Reply(503, b"", {"Retry-After": "1"}), lambda r: r.method == "POST" and "/users/" in r.path
+    )
+
+    with pytest.raises(BookingError, match=r"booking: still throttled \(HTTP 503\)"):
+        adapter.book(ROOMS[0], at(3), at(4), "Walk-in")
+    assert sleeper.waits == []
+
+
+@pytest.mark.parametrize("doing", ["check-in", "release"])
+def test_a_moved_booking_is_not_written(
+    standin: GraphStandin, adapter: GraphBookings, doing: str
+) -> None:
+    uid = standin.add_event(ROOM_A, at(1), at(2))
+    [booking] = adapter.bookings(ROOMS[:1], at(0), at(6))["meeting-2f-1"]
+    standin.move(ROOM_A, uid, at(3), at(4))  # the organiser moved it meanwhile
+
+    with pytest.raises(BookingError, match="the booking moved since it was read"):
+        write(adapter, booking, doing)
+    event = standin.event(ROOM_A, uid)
+    assert (event["extensions"], event["responseStatus"]["response"]) == ([], "accepted")
+    [moved] = adapter.bookings(ROOMS[:1], at(0), at(6))["meeting-2f-1"]
+    assert (moved.start, moved.released) == (at(3), False)
+
+
+def test_an_unreadable_room_is_left_out_and_the_others_read(
+    standin: GraphStandin, adapter: GraphBookings, caplog: pytest.LogCaptureFixture
+) -> None:
+    kept = standin.add_event(ROOM_A, at(1), at(2))
+    standin.denied.add(ROOM_B)
+
+    found = adapter.bookings(ROOMS, at(0), at(6))
+
+    assert list(found) == ["meeting-2f-1"]
+    assert [b.uid for b in found["meeting-2f-1"]] == [kept]
+    assert "meeting-2f-2: reading bookings: HTTP 403" in caplog.text
+
+
+def test_a_zone_name_that_is_a_directory_skips_only_that_event(
+    standin: GraphStandin, adapter: GraphBookings
+) -> None:
+    good = standin.add_event(ROOM_A, at(1), at(2))
+    odd = standin.add_event(ROOM_A, at(3), at(4))
+    standin.event(ROOM_A, odd)["start"] = {"dateTime": "2031-06-02T03:00:00", "timeZone": "Asia"}
+    other = standin.add_event(ROOM_B, at(1), at(2))
+
+    found = adapter.bookings(ROOMS, at(0), at(6))
+
+    assert [b.uid for b in found["meeting-2f-1"]] == [good]
+    assert [b.uid for b in found["meeting-2f-2"]] == [other]
 
 
 def test_an_expired_token_is_renewed_once(standin: GraphStandin, adapter: GraphBookings) -> None:
@@ -245,7 +336,7 @@ def test_a_room_outside_the_access_policy_names_the_permission(
     standin.denied.add(ROOM_B)
 
     with pytest.raises(BookingError) as caught:
-        adapter.bookings(ROOMS, at(0), at(6))
+        adapter.bookings(ROOMS[1:], at(0), at(6))
 
     message = str(caught.value)
     assert "calendar m365 room meeting-2f-2" in message
@@ -275,6 +366,7 @@ def test_an_unknown_mailbox_points_at_the_rooms_resource(
             Reply.of(200, {"value": [], "@odata.nextLink": "http://evil.example/v1.0/x"}),
             "leaves http://127.0.0.1",
         ),
+        (Reply.of(429, {}, {"Retry-After": "9999"}), "asked to wait 3600 s"),
     ],
     ids=[
         "huge",
@@ -283,6 +375,7 @@ def test_an_unknown_mailbox_points_at_the_rooms_resource(
         "deeply-nested",
         "value-not-list",
         "next-link-elsewhere",
+        "throttled-for-ever",
     ],
 )
 def test_hostile_replies_are_errors_not_tracebacks(
@@ -293,6 +386,35 @@ def test_hostile_replies_are_errors_not_tracebacks(
     with pytest.raises(BookingError, match="calendar m365") as caught:
         adapter.bookings(ROOMS[:1], at(0), at(6))
     assert complaint in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "tail", ["x\x00y", "a" * 70_000, "%zz\u3000\udcff"], ids=["nul", "70k", "bad-escapes"]
+)
+def test_a_hostile_same_origin_next_link_is_an_error(
+    standin: GraphStandin, adapter: GraphBookings, tail: str
+) -> None:
+    link = f"{standin.base_url}/users/{ROOM_A}/calendarView?$skip={tail}"
+    standin.server.queue(
+        Reply(200, json.dumps({"value": [], "@odata.nextLink": link}).encode()),
+        lambda r: "calendarView" in r.path,
+    )
+
+    with pytest.raises(BookingError, match="calendar m365 room meeting-2f-1") as caught:
+        adapter.bookings(ROOMS[:1], at(0), at(6))
+    assert len(str(caught.value)) < 400
+
+
+def test_an_error_code_with_line_breaks_is_not_quoted(
+    standin: GraphStandin, adapter: GraphBookings
+) -> None:
+    forged = Reply.of(400, {"error": {"code": "Bad\nWARNING forged line", "message": "x"}})
+    standin.server.queue(forged, lambda r: "calendarView" in r.path)
+
+    with pytest.raises(BookingError) as caught:
+        adapter.bookings(ROOMS[:1], at(0), at(6))
+    assert "\n" not in str(caught.value)
+    assert "forged" not in str(caught.value)
 
 
 def test_a_malformed_event_is_skipped_and_the_rest_kept(

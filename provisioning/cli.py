@@ -122,8 +122,10 @@ def account_add(ctx: click.Context, username: str, role: str, directory: Path) -
     A device account's name is the device id. The broker uses the account name as the
     client id, so every process needs its own account: one per collector (e.g. console-a,
     console-b when several share the load). The rooms service's account has role `rooms`
-    (e.g. `account add rooms --role rooms`). The password is never printed: it goes into
-    the device bundle (or the console's or rooms service's configuration) from its file.
+    (e.g. `account add rooms --role rooms`); Home Assistant's has role `homeassistant`
+    (e.g. `account add home-assistant --role homeassistant`). The password is never
+    printed: it goes into the device bundle (or the console's, rooms service's or Home
+    Assistant's configuration) from its file.
     """
     try:
         check_device_id(username) if role == "device" else check_slug(username)
@@ -162,8 +164,16 @@ def broker_group() -> None:
     "--root", default="edge", show_default=True, help="The MQTT topic root of the devices."
 )
 @click.option("--port", default=8883, show_default=True, help="The listener port in edge.conf.")
+@click.option(
+    "--ha-prefix",
+    default=broker.HA_PREFIX,
+    show_default=True,
+    help="Home Assistant's discovery prefix: the rooms config's [homeassistant] prefix.",
+)
 @click.pass_context
-def broker_config(ctx: click.Context, directory: Path, out: Path, root: str, port: int) -> None:
+def broker_config(
+    ctx: click.Context, directory: Path, out: Path, root: str, port: int, ha_prefix: str
+) -> None:
     """Write mosquitto's password file (hashed), a least-privilege ACL and its settings.
 
     Each account gets only its role's topics (a device: its own branch); the client id is
@@ -171,9 +181,12 @@ def broker_config(ctx: click.Context, directory: Path, out: Path, root: str, por
     (16 MiB: a 100,000-card credential snapshot is about 6 MB) and each client's queue
     (1,000,000 messages or 1 GiB). Run it again after adding accounts, then reload or restart
     mosquitto. Add TLS (cafile, certfile, keyfile) to the listener for production.
+    Where the rooms config sets another `[homeassistant] prefix`, pass the same one as
+    `--ha-prefix` every time: the rooms and Home Assistant accounts get rights there only.
     """
     try:
         check_topic_root(root)
+        broker.check_ha_prefix(ha_prefix, root)
         registry = Registry(directory / "registry.db")
         site_row = registry.site()
         accounts = registry.accounts()
@@ -189,7 +202,7 @@ def broker_config(ctx: click.Context, directory: Path, out: Path, root: str, por
     zones, problems = broker.device_zones(directory, [u for u, r in roles.items() if r == "device"])
     for problem in problems:
         click.echo(terminal(f"note: {problem}"), err=True)
-    acl = broker.acl(root, site_row["slug"], roles, zones)
+    acl = broker.acl(root, site_row["slug"], roles, zones, ha_prefix)
     write_file(out / "acl", acl.encode(), SHARED_WITH_GROUP, MOSQUITTO)
     settings = broker.broker_settings(
         port, str((out / "passwd").resolve()), str((out / "acl").resolve()), _tls(directory)

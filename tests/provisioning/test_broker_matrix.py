@@ -1,7 +1,8 @@
 """Every broker account against every other account's topics and client id.
 
 A real mosquitto runs the files `edge-provision broker config` wrote (through the command
-line), for two devices of different roles, two console accounts and an operator. MQTT 5
+line), for two devices of different roles, two console accounts, an operator, the rooms
+service and Home Assistant. MQTT 5
 makes a refused publish visible (PUBACK 0x87); a refused subscription is granted and
 delivers nothing, so reads are judged by what arrives before a last message that every
 account may read.
@@ -47,6 +48,7 @@ ROLES = {
     "console-b": "console",  # a second collector sharing the load has its own account
     "operator": "operator",
     "rooms": "rooms",  # the rooms service; its branch {root}/{site}/rooms/ looks like a device's
+    "home-assistant": "homeassistant",
 }
 DEVICE_ROLES = {GATE: "gate", SENSOR: "sensor-node"}
 # Every topic kind of the MQTT contract, under any account's name.
@@ -69,7 +71,10 @@ KINDS = {
     "rooms-ha": "ha/room/meeting-2f-1",
 }
 HA = "homeassistant/binary_sensor/meeting-2f-1/config"  # Home Assistant discovery
+HA_SENSOR = "homeassistant/sensor/meeting-2f-1/config"
+HA_OTHER = "homeassistant/lock/front-door/config"  # another integration's component
 HA_BIRTH = "homeassistant/status"
+HA_READS = {"status", "rooms-ha"}  # availability and the rooms service's states
 DEVICE_WRITES = {"status", "events", "occupancy", "reply", "door-events", "alarm-events"}
 ROOMS_READS = {"status", "events", "occupancy", "door-events"}  # events: events/access
 ROOMS_WRITES = {"status", "rooms-view", "rooms-ha"}
@@ -88,6 +93,8 @@ def may_write(actor: str, target: str, kind: str) -> bool:
         return target == "rooms" and kind in ROOMS_WRITES
     if role == "console":
         return kind == "cmd"
+    if role == "homeassistant":  # nothing under the root: only its own birth message
+        return False
     return kind == "credentials"
 
 
@@ -101,6 +108,8 @@ def may_read(actor: str, target: str, kind: str) -> bool:
         return kind in ROOMS_READS
     if role == "console":
         return kind in DEVICE_WRITES or (target == "rooms" and kind == "rooms-view")
+    if role == "homeassistant":  # every status; states only from the rooms service's branch
+        return kind == "status" or (target == "rooms" and kind in HA_READS)
     return kind == "status"
 
 
@@ -403,19 +412,81 @@ def test_collectors_sharing_the_load_each_on_its_own_account(site: Site) -> None
 
 
 def test_only_the_rooms_service_speaks_home_assistant_discovery(site: Site) -> None:
-    """The rooms account publishes discovery and hears HA's birth; no other account may."""
+    """The rooms account publishes its discovery and hears HA's birth; no other account may."""
     accounts = {a: Account(site, a) for a in ROLES}
     try:
         accounts["rooms"].subscribe(HA_BIRTH)
+        accounts["home-assistant"].subscribe("homeassistant/#")
         refused = {
             name: account.publish(HA, f"{name}-config".encode())
             for name, account in accounts.items()
         }
         assert refused.pop("rooms") < 0x80
         assert set(refused.values()) == {NOT_AUTHORIZED}, refused
-        assert accounts["rooms"].publish(HA_BIRTH, b"online") < 0x80
-        rooms = accounts["rooms"]
+        assert accounts["rooms"].publish(HA_SENSOR, b"rooms-sensor") < 0x80
+        assert accounts["home-assistant"].publish(HA_BIRTH, b"online") < 0x80
+        rooms, home = accounts["rooms"], accounts["home-assistant"]
         rooms.wait(lambda: b"online" in rooms.payloads(HA_BIRTH), "rooms: no HA birth")
+        for what in (b"rooms-config", b"rooms-sensor"):
+            home.wait(partial(home.has_payload, what), f"Home Assistant: no {what!r}")
     finally:
         for account in accounts.values():
             account.close()
+
+
+def test_the_rooms_account_cannot_touch_other_integrations_or_fake_home_assistant(
+    site: Site,
+) -> None:
+    """Another component's discovery and HA's own status are refused to the rooms service."""
+    rooms, home = Account(site, "rooms"), Account(site, "home-assistant")
+    try:
+        home.subscribe("homeassistant/#")
+        assert rooms.publish(HA_OTHER, b"rooms-lock") == NOT_AUTHORIZED
+        assert rooms.publish(HA_BIRTH, b"offline") == NOT_AUTHORIZED
+        assert rooms.publish(f"homeassistant/binary_sensor/{HA_OTHER}", b"x") == NOT_AUTHORIZED
+        assert rooms.publish(HA, b"rooms-config") < 0x80
+        home.wait(partial(home.has_payload, b"rooms-config"), "Home Assistant: no config")
+        assert not home.has_payload(b"rooms-lock")
+        assert not home.has_payload(b"offline")
+    finally:
+        rooms.close()
+        home.close()
+
+
+def test_home_assistant_reads_status_and_states_and_nothing_of_the_security_line(
+    site: Site,
+) -> None:
+    """Availability and the rooms service's states arrive; events, commands, cards do not."""
+    home = Account(site, "home-assistant")
+    senders = {a: Account(site, a) for a in (GATE, "console", "operator", "rooms")}
+    refused = {
+        (GATE, "events"): b"access-event",
+        (GATE, "alarm-events"): b"alarm-event",
+        (GATE, "occupancy"): b"occupancy",
+        (GATE, "crossings"): b"crossing",
+        (GATE, "positions"): b"positions",
+        ("console", "cmd"): b"command",
+        ("operator", "credentials"): b"credentials",
+        ("rooms", "rooms-view"): b"view",
+    }
+    try:
+        home.subscribe(f"{BASE}/#")
+        for (sender, kind), payload in refused.items():
+            target = "rooms" if sender == "rooms" else GATE
+            assert senders[sender].publish(topic(target, kind), payload) < 0x80, kind
+        assert senders["rooms"].publish(topic("rooms", "rooms-ha"), b"ON") < 0x80
+        assert senders["rooms"].publish(topic("rooms", "status"), b"online") < 0x80
+        assert senders[GATE].publish(topic(GATE, "status"), b'{"state":"online"}') < 0x80
+        home.wait(
+            lambda: b'{"state":"online"}' in home.payloads(topic(GATE, "status")), "no status"
+        )
+        assert home.payloads(topic("rooms", "rooms-ha")) == [b"ON"]
+        assert home.payloads(topic("rooms", "status")) == [b"online"]
+        got = {p for _, p in home.got}
+        assert not got & set(refused.values()), got & set(refused.values())
+        for kind in ("events", "cmd", "credentials", "crossings", "occupancy", "status"):
+            assert home.publish(topic(GATE, kind), b"home") == NOT_AUTHORIZED, kind
+        assert home.publish(HA, b"home-config") == NOT_AUTHORIZED
+    finally:
+        for client in (home, *senders.values()):
+            client.close()

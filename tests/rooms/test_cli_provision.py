@@ -34,7 +34,9 @@ def test_the_rooms_account_and_its_acl(tmp_path: Path) -> None:
         f"topic write edge/{SITE}/rooms/status",
         f"topic write edge/{SITE}/rooms/view",
         f"topic write edge/{SITE}/rooms/ha/#",
-        "topic readwrite homeassistant/#",
+        "topic write homeassistant/binary_sensor/+/config",
+        "topic write homeassistant/sensor/+/config",
+        "topic read homeassistant/status",
     ]
 
 

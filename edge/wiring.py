@@ -65,6 +65,8 @@ def device_spec(config: DeviceConfig) -> DeviceSpec:
             )
             for r in config.readers
         ),
-        presence=tuple(PresenceSpec(p.id, p.zone, p.hold_s) for p in config.presence),
-        room_doors=tuple(RoomDoorSpec(d.id, d.zone, d.latch_after_s) for d in config.room_doors),
+        presence=tuple(PresenceSpec(p.id, p.zone, p.hold_s, p.kind) for p in config.presence),
+        room_doors=tuple(
+            RoomDoorSpec(d.id, d.zone, d.latch_after_s, d.settle_s) for d in config.room_doors
+        ),
     )

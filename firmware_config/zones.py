@@ -165,12 +165,13 @@ class Ld2410Presence(BaseModel):
         description="The zone reads vacant only after no presence for this many seconds.",
     )
     max_gate: Whole = Field(
-        default=8,
+        default=3,
         ge=0,
         le=8,
         description=(
             "Farthest distance gate that counts, 0.75 m each: a target farther than "
-            "max_gate x 0.75 m (outside the booth, through its wall) is ignored."
+            "max_gate x 0.75 m (outside the booth, through its wall) is ignored. The default "
+            "3 (2.25 m) suits a booth; a meeting room needs its own depth, up to 8 (6 m)."
         ),
     )
     moving_energy_min: Whole = Field(
@@ -227,5 +228,15 @@ class RoomDoorConfig(BaseModel):
         description=(
             "Presence still seen this many seconds after the door closes latches the room "
             "(longer than the sensor's own output stays on after someone walks out)."
+        ),
+    )
+    settle_s: Seconds = Field(
+        default=300,
+        ge=0,
+        le=3600,
+        description=(
+            "A room occupied when its door closes stays occupied this many seconds while "
+            "the presence that latches it is awaited (a PIR misses a person who sits still "
+            "at once); with no presence at all in that time the room may read vacant."
         ),
     )

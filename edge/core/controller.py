@@ -553,7 +553,8 @@ class Controller:
         # A restart must not show an occupied booth vacant: its sensors hold again from now,
         # and a room shut with someone inside stays latched until its door opens.
         self.presence.restore(at, state.occupied_sensors, state.latched_rooms)
-        out: list[Output] = []
+        # Sent again: the retained occupancy may still say what held before the restart.
+        out = [self._occupancy(zone, at) for zone in self.presence.zones()]
         local = at.utc.astimezone(self._tz)
         for door in self.doors.values():
             door.held_by_command = door.spec.id in state.held_by_command

@@ -6,6 +6,8 @@ between movements; a radar's output holds for a still person, so its hold is sho
 
 A sensor in fault (a radar that sends no frames) keeps the state it had: silence is not
 absence, so a fault never turns a zone vacant. When it answers again, the hold starts anew.
+A sensor that reports (an LD2410 on a UART) is not OK until its first report: a radar that
+never spoke has not said the zone is empty.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ class PresenceDebouncer:
         self.spec = spec
         self.occupied = False
         self.fault = False
+        self.heard = not spec.reports
         self._active = False
         self._vacant_at: float | None = None
+        self._quiet_since: float | None = None  # raw output off, and the sensor OK, since then
 
     def __repr__(self) -> str:
         state = "occupied" if self.occupied else "vacant"
@@ -34,8 +38,21 @@ class PresenceDebouncer:
         """True while the sensor's raw output says someone is there."""
         return self._active
 
+    @property
+    def ok(self) -> bool:
+        """True while the sensor works: heard since the start and not in fault."""
+        return self.heard and not self.fault
+
+    @property
+    def quiet_since(self) -> float | None:
+        """Return since when a working sensor's output has said nobody (None: it does not)."""
+        return self._quiet_since if self.ok else None
+
     def edge(self, at: Instant, active: bool) -> bool:
         """Take a raw edge; return True if the debounced state changed."""
+        self.heard = True
+        if active or self._active or self._quiet_since is None:
+            self._quiet_since = None if active else at.mono
         self._active = active
         if active:
             self._vacant_at = None
@@ -52,6 +69,12 @@ class PresenceDebouncer:
         if fault == self.fault:
             return False
         self.fault = fault
+        # Silence is not absence: the quiet counts again only from the sensor's return.
+        self._quiet_since = None
+        if not fault:
+            self.heard = True
+            if not self._active:
+                self._quiet_since = at.mono
         if not fault and self.occupied and not self._active:
             self._vacant_at = at.mono + self.spec.hold_s
         return True

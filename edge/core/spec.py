@@ -105,13 +105,31 @@ class ReaderSpec:
     pin_lockout_s: float = 300.0  # then the card's PIN doors refuse it this long (0: never)
 
 
+RADAR_KINDS = frozenset({"mmwave", "ld2410-uart"})
+"""Sensor kinds that see a person sitting still: their silence is evidence of absence."""
+
+
 @dataclass(frozen=True, slots=True)
 class PresenceSpec:
-    """A presence sensor in a zone; vacant only after `hold_s` without presence."""
+    """A presence sensor in a zone; vacant only after `hold_s` without presence.
+
+    `kind` is the configuration's: "pir", "mmwave" or "ld2410-uart".
+    """
 
     id: str
     zone: str
     hold_s: float = 60.0
+    kind: str = "pir"
+
+    @property
+    def sees_still(self) -> bool:
+        """True for a radar: it keeps seeing a person who sits still."""
+        return self.kind in RADAR_KINDS
+
+    @property
+    def reports(self) -> bool:
+        """True for a sensor that is not known to work until its first report (a UART radar)."""
+        return self.kind == "ld2410-uart"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +138,14 @@ class RoomDoorSpec:
 
     `latch_after_s`: presence still seen this long after the doors close latches the room
     (a sensor's output outlasts the person who just walked out by a few seconds).
+    `settle_s`: a room occupied when its doors close stays occupied this long while the
+    detection that latches it is awaited (a PIR misses a person who sits still at once).
     """
 
     id: str
     zone: str
     latch_after_s: float = 10.0
+    settle_s: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,11 @@
 
 Each method returns the records of what changed and the zones whose presence occupancy
 changed; the controller adds the occupancy record of each (it knows the head counts).
+
+A sensor in fault never counts as seeing someone. A shut room's radars (kinds that see a
+person sitting still) saying nobody for `RADAR_CLEAR_HOLDS` x their hold since the room was
+held clear its latch and its window after the close: a PIR's silence proves nothing, a
+radar's that long does (3 x 10 s by default: longer than a still person's breathing is lost).
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from edge.core.outputs import EventKind, Output, record
 from edge.core.presence import PresenceDebouncer
 from edge.core.room_latch import RoomLatch
 from edge.core.spec import DeviceSpec
+
+RADAR_CLEAR_HOLDS = 3
+"""How many of its hold times a shut room's radars must see nobody before the latch clears."""
 
 Changes = tuple[list[Output], list[str]]
 """Records, and the zones whose occupancy by presence changed."""
@@ -34,6 +42,7 @@ class ZonePresence:
                 (d.id for d in doors),
                 hold_s=max(holds, default=0.0),
                 latch_after_s=max(d.latch_after_s for d in doors),
+                settle_s=max(d.settle_s for d in doors),
             )
 
     def __repr__(self) -> str:
@@ -49,7 +58,11 @@ class ZonePresence:
     def sensor_ok(self, zone: str) -> bool | None:
         """False while a sensor of the zone is in fault; None if the zone has no sensor."""
         sensors = [s for s in self.sensors.values() if s.spec.zone == zone]
-        return None if not sensors else not any(s.fault for s in sensors)
+        return None if not sensors else all(s.ok for s in sensors)
+
+    def zones(self) -> list[str]:
+        """Return the zones with a presence sensor or a room latch."""
+        return list(dict.fromkeys([*(s.spec.zone for s in self.sensors.values()), *self.latches]))
 
     def presence(self, event: PresenceChanged, at: Instant) -> Changes:
         """Take a sensor's raw edge."""
@@ -57,7 +70,7 @@ class ZonePresence:
         if sensor is None:
             return [_unknown("presence sensor", event.sensor, at)], []
         zone = sensor.spec.zone
-        before = self.occupied(zone)
+        before = self.occupied(zone), self.sensor_ok(zone)
         rose = event.active and not sensor.active
         changed = sensor.edge(at, event.active)
         latch = self.latches.get(zone)
@@ -65,7 +78,8 @@ class ZonePresence:
         out = [self._sensor_record(sensor, at)] if changed else []
         if latched:
             out.append(_latch_record("room_latched", zone, at))
-        return out, [zone] if self.occupied(zone) != before else []
+        # A radar's first report changes sensor_ok: the zone's occupancy is sent again.
+        return out, [zone] if (self.occupied(zone), self.sensor_ok(zone)) != before else []
 
     def sensor_status(self, event: PresenceSensorStatus, at: Instant) -> Changes:
         """Take a sensor's fault or its return: the lasting alarm presence_sensor_fault."""
@@ -93,7 +107,7 @@ class ZonePresence:
             return [_unknown("room door", event.door, at)], []
         latch = self.latches[zone]
         before, was_latched = self.occupied(zone), latch.latched
-        if not latch.door(at, event.door, event.is_open):
+        if not latch.door(at, event.door, event.is_open, occupied=before):
             return [], []
         kind = "room_door_opened" if event.is_open else "room_door_closed"
         out: list[Output] = [
@@ -107,7 +121,7 @@ class ZonePresence:
         """Run the hold timers and the latches' checks."""
         out: list[Output] = []
         zones: list[str] = []
-        for zone in dict.fromkeys([*(s.spec.zone for s in self.sensors.values()), *self.latches]):
+        for zone in self.zones():
             before = self.occupied(zone)
             for sensor in self.sensors.values():
                 if sensor.spec.zone == zone and sensor.tick(at):
@@ -118,6 +132,12 @@ class ZonePresence:
                 latch.tick(at, self._sensing(zone))
                 if latch.latched and not was_latched:
                     out.append(_latch_record("room_latched", zone, at))
+                cleared = self._radar_clear_at(zone)
+                if cleared is not None and at.mono >= cleared:
+                    was_latched = latch.latched
+                    latch.release()
+                    if was_latched:
+                        out.append(_latch_record("room_unlatched", zone, at))
             if self.occupied(zone) != before:
                 zones.append(zone)
         return out, zones
@@ -126,6 +146,7 @@ class ZonePresence:
         """Return the earliest monotonic time a tick may change something, or None."""
         times = [s.next_deadline() for s in self.sensors.values()]
         times += [latch.next_deadline() for latch in self.latches.values()]
+        times += [self._radar_clear_at(zone) for zone in self.latches]
         return min((t for t in times if t is not None), default=None)
 
     def snapshot(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -145,7 +166,19 @@ class ZonePresence:
                 self.latches[zone].restore(at)
 
     def _sensing(self, zone: str) -> bool:
-        return any(s.active for s in self.sensors.values() if s.spec.zone == zone)
+        return any(s.active and s.ok for s in self.sensors.values() if s.spec.zone == zone)
+
+    def _radar_clear_at(self, zone: str) -> float | None:
+        """Return when the shut room's radars will have seen nobody long enough, or None."""
+        latch = self.latches[zone]
+        if not latch.holding or latch.held_since is None or self._sensing(zone):
+            return None
+        radars = [s for s in self.sensors.values() if s.spec.zone == zone and s.spec.sees_still]
+        quiet = [s.quiet_since for s in radars]
+        if not radars or None in quiet:
+            return None
+        since = max([latch.held_since, *(q for q in quiet if q is not None)])
+        return since + RADAR_CLEAR_HOLDS * max(s.spec.hold_s for s in radars)
 
     def _sensor_record(self, sensor: PresenceDebouncer, at: Instant) -> Output:
         return record(

@@ -70,7 +70,7 @@ class Report:
 class PresenceRule:
     """When a report means someone is there: a target within `max_gate` with enough energy."""
 
-    max_gate: int = 8
+    max_gate: int = 3  # 2.25 m: a booth (firmware_config's default)
     moving_energy_min: int = 0
     still_energy_min: int = 0
 

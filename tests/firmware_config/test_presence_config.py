@@ -56,12 +56,17 @@ def test_an_ld2410_on_the_uart_takes_its_defaults() -> None:
     assert isinstance(sensor, Ld2410Presence)
     assert (sensor.port, sensor.baud, sensor.max_gate) == (Path("/dev/serial0"), 256000, 2)
     assert config.pins() == {}
+    # Without max_gate, a booth's reach: 3 gates of 0.75 m, not the radar's 6 m.
+    config = validate_config(node(presence=[{"id": "r", "kind": "ld2410-uart", "zone": "booth-1"}]))
+    (sensor,) = config.presence
+    assert isinstance(sensor, Ld2410Presence)
+    assert sensor.max_gate == 3
 
 
 def test_a_room_door_of_a_booth_with_a_sensor_is_valid() -> None:
     config = validate_config(node(room_doors=[{"id": "booth-1-door", "zone": "booth-1", "pin": 5}]))
     (door,) = config.room_doors
-    assert (door.open_when, door.pull) == ("high", "up")
+    assert (door.open_when, door.pull, door.latch_after_s, door.settle_s) == ("high", "up", 10, 300)
     assert config.pins()[5] == "room_doors[0].pin"
 
 

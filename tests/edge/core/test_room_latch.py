@@ -15,6 +15,7 @@ from tests.edge.core.harness import SPEC, Harness, make_harness, records
 
 HOLD_S = 60.0
 LATCH_AFTER_S = 10.0
+SETTLE_S = 300.0
 BOOTH_SPEC = replace(
     SPEC,
     zones=(*SPEC.zones, ZoneSpec("hall")),
@@ -22,7 +23,9 @@ BOOTH_SPEC = replace(
         PresenceSpec("booth-pir", "booth", hold_s=HOLD_S),
         PresenceSpec("hall-pir", "hall", hold_s=HOLD_S),
     ),
-    room_doors=(RoomDoorSpec("booth-door", "booth", latch_after_s=LATCH_AFTER_S),),
+    room_doors=(
+        RoomDoorSpec("booth-door", "booth", latch_after_s=LATCH_AFTER_S, settle_s=SETTLE_S),
+    ),
 )
 
 
@@ -54,7 +57,14 @@ def test_presence_after_the_door_closed_keeps_the_booth_occupied_for_hours() -> 
     h.advance(1)
     pir(h, True)
     pir(h, False)
-    assert records(h.log, EventKind.PRESENCE, "room_latched") == [{**_latched(h)}]
+    assert records(h.log, EventKind.PRESENCE, "room_latched") == [
+        {
+            "kind": "presence",
+            "type": "room_latched",
+            "ts": "2026-11-30T23:30:01.000Z",  # MORNING + 1 s, when the PIR saw them
+            "zone": "booth",
+        }
+    ]
     h.advance(3 * 3600, step=60)
     assert occupied(h)
     assert last_occupancy(h)["occupied"] is True
@@ -63,10 +73,6 @@ def test_presence_after_the_door_closed_keeps_the_booth_occupied_for_hours() -> 
         "occupied",
         "vacant",
     ]
-
-
-def _latched(h: Harness) -> dict[str, object]:
-    return records(h.log, EventKind.PRESENCE, "room_latched")[0]
 
 
 def test_opening_the_door_clears_the_latch_and_the_hold_runs_from_the_opening() -> None:
@@ -121,8 +127,13 @@ def test_someone_walking_out_and_shutting_the_door_does_not_latch_it() -> None:
     h.advance(2)
     pir(h, False)
     h.advance(HOLD_S + 5)
+    assert occupied(h)  # the window after the close: nobody may be sitting still inside
+    h.advance(SETTLE_S - HOLD_S - 8)
+    assert occupied(h)
+    h.advance(1)
     assert records(h.log, EventKind.PRESENCE, "room_latched") == []
     assert not occupied(h)
+    assert last_occupancy(h)["occupied"] is False
 
 
 def test_a_radar_still_on_after_the_close_latches_the_room() -> None:

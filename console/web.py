@@ -104,6 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
     zone = ZoneInfo(people.timezone)
     # Times are stored in UTC; guards read them in the site's local time.
     templates.env.filters["local"] = lambda ts: _local(ts, zone)
+    templates.env.filters["floor_label"] = floorplan.floor_label
     log = CentralLog(settings.log_path)
     app.state.console = Console(
         settings,

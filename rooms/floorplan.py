@@ -103,6 +103,15 @@ def layout(view: BuildingView, floor: int) -> FloorPlan:
     return FloorPlan(floor, max(width, 1), max(height, 1), tuple(placed))
 
 
+def floor_label(floor: int) -> str:
+    """Return a floor's name as the building's signs give it: `3F`, and `B1` for floor -1.
+
+    The floor view, the console and Home Assistant all label floors with this; the floor
+    page's address takes either form back (`/floor/B1`, `/floor/-1`).
+    """
+    return f"B{-floor}" if floor < 0 else f"{floor}F"
+
+
 def render(view: BuildingView, floor: int, zone: tzinfo) -> str:
     """Return one floor as an `<svg>` element; times are shown in `zone` (the site's)."""
     plan = layout(view, floor)
@@ -110,7 +119,7 @@ def render(view: BuildingView, floor: int, zone: tzinfo) -> str:
     parts = [
         f'<svg class="floorplan" data-floor="{floor}" xmlns="http://www.w3.org/2000/svg" '
         f'viewBox="-2 -2 {plan.width + 4} {plan.height + 4}" role="img" '
-        f'aria-label="{floor}F" font-family="IPAGothic, \'IPAゴシック\', sans-serif">',
+        f'aria-label="{floor_label(floor)}" font-family="IPAGothic, \'IPAゴシック\', sans-serif">',
         _patterns(tag),
     ]
     for p in plan.placed:

@@ -7,7 +7,8 @@ The service publishes, retained, what these functions return. Discovery configs 
     {root}/{site}/rooms/ha/room/{zone}/occupancy   ON | OFF | None (sensor unknown)
     {root}/{site}/rooms/ha/room/{zone}/status      free | booked | in-use | in-use-unbooked |
                                                    released | unknown
-    {root}/{site}/rooms/ha/area/{id}/fullness      0-100: islands occupied, per cent | None
+    {root}/{site}/rooms/ha/area/{id}/fullness      0-100: occupied islands per cent of those
+                                                   known | None (over half unknown)
     {root}/{site}/rooms/ha/door/{door}/open        ON | OFF | None (read-only)
     {root}/{site}/rooms/ha/zone/{zone}/count       people counted in the zone | None
 
@@ -28,7 +29,8 @@ from typing import Any, Final, get_args
 
 from edge.link import topics
 from rooms.config import ServiceConfig
-from rooms.view import BuildingView, RoomStatus
+from rooms.floorplan import floor_label
+from rooms.view import AreaView, BuildingView, RoomStatus
 
 STATUSES: Final = list(get_args(RoomStatus))
 MANUFACTURER: Final = "cityhall-edge"
@@ -82,7 +84,7 @@ def discovery(
             "name": room.name,
             "manufacturer": MANUFACTURER,
             "model": MODELS[room.kind],
-            "suggested_area": f"{room.floor}F",
+            "suggested_area": floor_label(room.floor),
         }
         watched = _availability(root, site, room.device)
         found.append(
@@ -133,7 +135,7 @@ def discovery(
                         "name": area.name,
                         "manufacturer": MANUFACTURER,
                         "model": "Free-seating area",
-                        "suggested_area": f"{area.floor}F",
+                        "suggested_area": floor_label(area.floor),
                     },
                 },
             )
@@ -185,7 +187,7 @@ def discovery(
     return [
         (
             f"{prefix}/{component}/{body['object_id']}/config",
-            _json({**body, "origin": _origin()}),
+            _json({**body, **_entity_id(component, body["object_id"]), "origin": _origin()}),
         )
         for component, body in found
     ]
@@ -210,9 +212,7 @@ def states(
         out.append((state_topic(root, site, "room", room.zone, "occupancy"), occupied))
         out.append((state_topic(root, site, "room", room.zone, "status"), room.status))
     for area in view.areas:
-        known = area.zones - area.unknown
-        fullness = NONE if known <= 0 else str(round(100 * area.occupied / area.zones))
-        out.append((state_topic(root, site, "area", area.id, "fullness"), fullness))
+        out.append((state_topic(root, site, "area", area.id, "fullness"), fullness(area)))
     for door, is_open in sorted(doors.items()):
         payload = NONE if is_open is None else ("ON" if is_open else "OFF")
         out.append((state_topic(root, site, "door", door, "open"), payload))
@@ -220,6 +220,18 @@ def states(
         counted = NONE if count is None else str(count)
         out.append((state_topic(root, site, "zone", zone, "count"), counted))
     return out
+
+
+def fullness(area: AreaView) -> str:
+    """Return the per cent of an area's islands with presence, among those whose sensor is known.
+
+    Unknown islands count neither way; with more than half of them unknown the figure would
+    say little, so it is unknown (`None`).
+    """
+    known = area.zones - area.unknown
+    if known <= 0 or 2 * area.unknown > area.zones:
+        return NONE
+    return str(round(100 * min(area.occupied, known) / known))
 
 
 def remove(previous: Iterable[str], current: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -230,6 +242,13 @@ def remove(previous: Iterable[str], current: Iterable[tuple[str, str]]) -> list[
     """
     now = {topic for topic, _ in current}
     return [(topic, "") for topic in sorted(set(previous) - now)]
+
+
+def _entity_id(component: str, object_id: str) -> dict[str, str]:
+    # Home Assistant 2025.10 deprecated `object_id` (a repair issue; ignored from 2026.4) for
+    # `default_entity_id`, the full entity id; older versions know only `object_id`, so both
+    # go out and name the same entity.
+    return {"default_entity_id": f"{component}.{object_id}"}
 
 
 def _availability(root: str, site: str, device: str | None) -> dict[str, Any]:

@@ -52,6 +52,7 @@ def create_app(view: Callable[[], BuildingView], zone: tzinfo, *, refresh_s: int
     app = FastAPI(title="edge-rooms", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=str(TEMPLATES))
     templates.env.filters["local"] = lambda when: when.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    templates.env.filters["floor_label"] = floorplan.floor_label
 
     def current() -> BuildingView:
         try:

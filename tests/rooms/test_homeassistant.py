@@ -12,6 +12,11 @@ Where the key lists come from (read for this test, written down here):
   `<prefix>/<component>/[<node_id>/]<object_id>/config`, ids `[a-zA-Z0-9_-]+`).
 * device classes: https://www.home-assistant.io/integrations/binary_sensor/#device-class and
   https://www.home-assistant.io/integrations/sensor/#device-class.
+* `default_entity_id`: the MQTT entities' common schema from Home Assistant 2025.10
+  (`CONF_DEFAULT_ENTITY_ID` in homeassistant/components/mqtt/schemas.py, documented on the
+  pages above): the full entity id, `{component}.{object_id}`. The same release made
+  `object_id` raise a repair issue ("uses the deprecated option object_id ... This will stop
+  working in Home Assistant Core 2026.4"); it stays, for older versions, naming the same id.
 `platform` is only allowed in device-based discovery messages, which we do not send, and the
 abbreviated keys (`stat_t`, …) are not used: an abbreviation fails as an unknown key.
 """
@@ -25,8 +30,10 @@ from typing import Any
 
 import pytest
 
+from provisioning.broker import HA_COMPONENTS
 from rooms import homeassistant as ha
 from rooms.config import ServiceConfig
+from rooms.view import AreaView
 from tests.rooms.test_floorplan import sample
 
 COMMON = {
@@ -35,6 +42,7 @@ COMMON = {
     "availability_template",
     "availability_topic",
     "device",
+    "default_entity_id",
     "device_class",
     "enabled_by_default",
     "encoding",
@@ -67,7 +75,15 @@ ALLOWED = {
     },
 }
 REQUIRED = {"state_topic"}
-WE_REQUIRE = {"unique_id", "object_id", "name", "availability", "availability_mode", "device"}
+WE_REQUIRE = {
+    "unique_id",
+    "default_entity_id",  # Home Assistant 2025.10 and later
+    "object_id",  # before 2025.10
+    "name",
+    "availability",
+    "availability_mode",
+    "device",
+}
 DEVICE_KEYS = {
     "configuration_url",
     "connections",
@@ -160,7 +176,9 @@ def problems(topic: str, payload: str) -> list[str]:
     found += [f"missing key {k}" for k in sorted((REQUIRED | WE_REQUIRE) - keys)]
     if body.get("object_id") != match["object_id"]:
         found.append("object_id differs from the topic's")
-    for key in ("name", "unique_id", "object_id", "state_topic"):
+    if body.get("default_entity_id") != f"{component}.{match['object_id']}":
+        found.append("default_entity_id is not {component}.{object_id}")
+    for key in ("name", "unique_id", "object_id", "default_entity_id", "state_topic"):
         if not isinstance(body.get(key), str):
             found.append(f"{key} is not a string")
     if topic_problem(body.get("state_topic")):
@@ -242,6 +260,8 @@ def test_the_schema_check_catches_what_home_assistant_would_refuse(tmp_path: Pat
         {**body, "state_topic": "edge/+/x"},
         {**body, "availability_mode": "most"},
         {**body, "device": {"name": "x"}},
+        {k: v for k, v in body.items() if k != "default_entity_id"},
+        {**body, "default_entity_id": body["object_id"]},  # no component: not an entity id
     ):
         assert problems(topic, json.dumps(broken)), broken
 
@@ -297,10 +317,36 @@ def test_states_cover_every_entity_and_say_unknown_as_home_assistant_does(
     assert published["edge/city-hall/rooms/ha/room/room-3f/occupancy"] == "None"
     assert published["edge/city-hall/rooms/ha/room/room-3c/occupancy"] == "ON"
     assert published["edge/city-hall/rooms/ha/room/room-3e/status"] == "released"
-    assert published["edge/city-hall/rooms/ha/area/soumu/fullness"] == "38"  # 3 of 8 islands
+    assert published["edge/city-hall/rooms/ha/area/soumu/fullness"] == "50"  # 3 of 6 known
     assert published["edge/city-hall/rooms/ha/area/kikaku/fullness"] == "0"
     assert published["edge/city-hall/rooms/ha/door/gate-1/open"] == "None"
     assert published["edge/city-hall/rooms/ha/zone/staff-area/count"] == "12"
+
+
+@pytest.mark.parametrize(
+    ("occupied", "zones", "unknown", "fullness"),
+    [
+        (3, 8, 0, "38"),
+        (3, 8, 2, "50"),  # of the 6 islands known, not of all 8
+        (2, 4, 2, "100"),  # half unknown: still a figure
+        (1, 5, 3, "None"),  # more than half unknown: no figure
+        (0, 4, 4, "None"),
+        (0, 4, 0, "0"),
+    ],
+)
+def test_an_area_s_fullness_counts_only_the_islands_whose_sensor_is_known(
+    occupied: int, zones: int, unknown: int, fullness: str
+) -> None:
+    area = AreaView(id="a", name="a", floor=3, occupied=occupied, zones=zones, unknown=unknown)
+    assert ha.fullness(area) == fullness
+
+
+def test_the_rooms_account_may_publish_every_component_discovery_uses(tmp_path: Path) -> None:
+    """provisioning.broker grants the rooms account discovery for HA_COMPONENTS only."""
+    messages = ha.discovery(
+        config(tmp_path), doors={"gate-1": "gate-1"}, counted_zones=("staff-area",)
+    )
+    assert {topic.split("/")[1] for topic, _ in messages} <= set(HA_COMPONENTS)
 
 
 def test_entities_gone_from_the_config_are_removed_with_empty_retained_configs(

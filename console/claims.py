@@ -73,6 +73,9 @@ _DOORS: Final[dict[str, frozenset[str]]] = {
 _PASSAGES: Final = frozenset({"crossing", "button_exit"})
 # Where the console's summed head counts start (console.headcount).
 _BASELINES: Final = frozenset({"occupancy_reset", "anti_passback_forgiven"})
+# A room door's own records, and the latches its doors hold (one per room with a door).
+_ROOM_DOOR_MOVES: Final = frozenset({"room_door_opened", "room_door_closed"})
+_LATCHES: Final = frozenset({"room_latched", "room_unlatched"})
 _SENSORS: Final[dict[str, frozenset[str]]] = {
     "presence": frozenset(
         {
@@ -106,6 +109,7 @@ class Claims:
     sensors: Mapping[str, str]  # presence sensor -> its zone
     fire_inputs: frozenset[str]  # doors with a fire input
     zone_names: Mapping[str, str]  # zone -> the name security staff read
+    room_doors: Mapping[str, str]  # room door -> the booth or meeting room it closes
 
     @classmethod
     def of(cls, config: DeviceConfig) -> Claims:
@@ -119,6 +123,7 @@ class Claims:
             {p.id: p.zone for p in config.presence},
             frozenset(d.id for d in config.doors if d.fire_input is not None),
             {z.id: z.name for z in config.zones},
+            {d.id: d.zone for d in config.room_doors},
         )
 
     def event(self, kind: str, body: Mapping[str, Any]) -> str | None:
@@ -145,6 +150,10 @@ class Claims:
                 return f"a {type_} between zones its door does not join"
             if type_ == "button_exit" and ends != door[::-1]:
                 return "a button_exit goes from its door's inside zone to its outside zone"
+        if type_ in _ROOM_DOOR_MOVES and not _one_of(body.get("room_door"), self.room_doors):
+            return f"a {type_} names no room door of its own"
+        if type_ in _LATCHES and body.get("zone") not in set(self.room_doors.values()):
+            return f"zone {_show(body.get('zone'))} of a {type_} is not a room with its door"
         card = body.get("card_ref")
         if card is not None and not (isinstance(card, str) and CARD_REF.fullmatch(card)):
             return "card_ref is not a card reference"
@@ -197,6 +206,12 @@ class Claims:
                 return f"sensor {_show(sensor)} is not one of its sensors"
             if fields.get("zone", self.sensors[sensor]) != self.sensors[sensor]:
                 return f"sensor {_show(sensor)} does not watch that zone"
+        room_door = fields.get("room_door")
+        if room_door is not None:
+            if not _one_of(room_door, self.room_doors):
+                return f"room door {_show(room_door)} is not one of its room doors"
+            if fields.get("zone", self.room_doors[room_door]) != self.room_doors[room_door]:
+                return f"room door {_show(room_door)} does not close that zone"
         fire_input = fields.get("input")
         if type_ == "fire" and not (
             _one_of(fire_input, self.fire_inputs) or (fire_input is None and self.fire_inputs)

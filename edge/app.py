@@ -22,6 +22,7 @@ from edge.cardref import card_reference
 from edge.connection import Connection, Offline, build_remote
 from edge.core.clock import Clock, Instant
 from edge.core.controller import Controller
+from edge.core.events import PresenceSensorStatus
 from edge.core.outputs import EventKind, Output, record
 from edge.core.spec import DeviceSpec
 from edge.credentials_freshness import CredentialRefresh
@@ -114,6 +115,7 @@ def build_agent(
     now = clock.now()
     startup = _startup(config, store, credentials, controller, now)
     faults: list[HardwareError] = []
+    broken: dict[str, str] = {}  # presence sensor -> why it cannot be read
     require_card_key(config, card_key)
     # A device without readers holds no card key, and nothing asks it for a reference.
     referencer: CardReferencer = partial(card_reference, card_key or b"")
@@ -123,7 +125,7 @@ def build_agent(
     hardware = Hardware(
         relays=_relays(config, spec, pin_factory, faults),
         indicators=_indicators(config, pin_factory, faults),
-        inputs=_inputs(config, pin_factory, faults),
+        inputs=_inputs(config, pin_factory, faults, broken),
         readers=[reader_factory(r, referencer, card_keys) for r in config.readers],
         card_keys=card_keys,
         keypads=_keypads(config, pin_factory, faults),
@@ -133,6 +135,10 @@ def build_agent(
         startup.append(
             record(EventKind.ALARM, "hardware_fault", now.utc, state="raised", detail=str(problem))
         )
+    # A sensor that cannot be read is in fault from the start: its zone never reads vacant
+    # on its silence, and its occupancy says sensor_ok false.
+    for sensor_id, detail in broken.items():
+        startup += controller.handle(PresenceSensorStatus(sensor_id, ok=False, detail=detail), now)
     refresh = CredentialRefresh(
         controller,
         credentials,
@@ -254,7 +260,13 @@ def _keypads(
     return keypads
 
 
-def _inputs(config: DeviceConfig, factory: PinFactory, faults: list[HardwareError]) -> list[Input]:
+def _inputs(
+    config: DeviceConfig,
+    factory: PinFactory,
+    faults: list[HardwareError],
+    broken: dict[str, str],
+) -> list[Input]:
+    """Build the inputs; a presence sensor that cannot be built goes into `broken` too."""
     wired: list[tuple[InputKind, str, Any, str]] = []
     for d in config.doors:
         wired += [
@@ -275,6 +287,7 @@ def _inputs(config: DeviceConfig, factory: PinFactory, faults: list[HardwareErro
                 inputs.append(_radar(sensor))
             except HardwareError as fault:
                 faults.append(fault)
+                broken[sensor.id] = _detail(fault)
     for kind, target, part, level in wired:
         if part is None:
             continue
@@ -292,7 +305,14 @@ def _inputs(config: DeviceConfig, factory: PinFactory, faults: list[HardwareErro
             )
         except HardwareError as fault:
             faults.append(fault)
+            if kind == "presence":
+                broken[target] = _detail(fault)
     return inputs
+
+
+def _detail(fault: HardwareError) -> str:
+    """Return the fault's text cut to the length a presence_sensor_fault carries."""
+    return str(fault)[:200]
 
 
 def _radar(config: Ld2410Presence) -> Input:

@@ -163,9 +163,46 @@ def test_without_pyserial_the_radar_is_a_hardware_fault_and_the_rest_runs(
         load_config(device.config), card_key=None, pin_factory=WatchedFactory(), clock=SystemClock()
     )
     try:
-        faults = [o.event.data for o in startup if isinstance(o, Record)]
-        (fault,) = [d for d in faults if "pyserial" in str(d.get("detail"))]
+        records = [o.event.payload() for o in startup if isinstance(o, Record)]
+        (fault,) = [r for r in records if r["type"] == "hardware_fault"]
         assert "focus-3f-1-radar" in str(fault["detail"])
+        assert "pyserial" in str(fault["detail"])
         assert len(agent.inputs) == 5 + 2  # the GPIO sensors and the room doors
+        # The radar is in fault from the start: the rooms service must not release its booth.
+        (alarm,) = [r for r in records if r["type"] == "presence_sensor_fault"]
+        assert (alarm["sensor"], alarm["zone"], alarm["state"]) == (
+            "focus-3f-1-radar",
+            "focus-3f-1",
+            "raised",
+        )
+        assert "pyserial" in str(alarm["detail"])
+        focus = [r for r in records if r["kind"] == "occupancy" and r["zone"] == "focus-3f-1"]
+        assert focus
+        assert (focus[-1]["occupied"], focus[-1]["sensor_ok"]) == (False, False)
+        assert agent.controller.presence.sensor_ok("focus-3f-1") is False
+        assert agent.controller.presence.sensor_ok("phone-booth-3f") is True
+    finally:
+        agent.close()
+
+
+def test_a_pir_whose_pin_is_taken_is_in_fault_from_the_start(tmp_path: Path) -> None:
+    device = sim_config(tmp_path, "sensor-node.toml")
+    factory = WatchedFactory()
+    factory.reserve_pins(factory, "GPIO17")  # booth-3f-1-pir's pin, held by another program
+    agent, startup = build_agent(
+        load_config(device.config), card_key=None, pin_factory=factory, clock=SystemClock()
+    )
+    try:
+        records = [o.event.payload() for o in startup if isinstance(o, Record)]
+        (alarm,) = [r for r in records if r["type"] == "presence_sensor_fault"]
+        assert (alarm["sensor"], alarm["zone"], alarm["state"]) == (
+            "booth-3f-1-pir",
+            "booth-3f-1",
+            "raised",
+        )
+        assert "GPIO 17" in str(alarm["detail"])
+        booth = [r for r in records if r["kind"] == "occupancy" and r["zone"] == "booth-3f-1"]
+        assert booth[-1]["sensor_ok"] is False
+        assert agent.controller.presence.sensor_ok("booth-3f-2") is True
     finally:
         agent.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import queue
-import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,9 +193,54 @@ def test_a_port_that_cannot_be_opened_is_a_fault_not_a_crash(tmp_path: Path) -> 
     assert time.monotonic() - started < 5.0
 
 
-def test_frames_are_little_endian_as_the_fixtures_say() -> None:
-    # The fixtures' distances, read the way the protocol document gives them.
-    assert struct.unpack_from("<H", STILL, 9)[0] == 81
+def basic_frame(
+    state: int, moving_cm: int, moving_energy: int, still_cm: int, still_energy: int, seen_cm: int
+) -> bytes:
+    """Build a basic report field by field, as the protocol document lays it out."""
+    data = (
+        bytes([0x02, 0xAA, state])
+        + moving_cm.to_bytes(2, "little")
+        + bytes([moving_energy])
+        + still_cm.to_bytes(2, "little")
+        + bytes([still_energy])
+        + seen_cm.to_bytes(2, "little")
+        + bytes([0x55, 0x00])
+    )
+    return b"\xf4\xf3\xf2\xf1" + len(data).to_bytes(2, "little") + data + b"\xf8\xf7\xf6\xf5"
+
+
+def test_the_fixtures_are_the_frames_the_protocol_lays_out() -> None:
+    assert basic_frame(2, 81, 0, 81, 59, 0) == STILL
+    assert basic_frame(3, 120, 40, 115, 100, 150) == BOTH
+    assert basic_frame(0, 0, 0, 0, 0, 0) == NOBODY
+
+
+def test_distances_are_read_little_endian() -> None:
+    # 258 cm is 0x0102: on the line 02 01. Read big-endian it would be 513 cm.
+    frame = basic_frame(1, 258, 30, 0, 0, 600)
+    assert frame[9:11] == b"\x02\x01"
+    assert FrameReader().feed(frame) == [Report(TargetState.MOVING, 258, 30, 0, 0, 600)]
+
+
+@given(
+    state=st.sampled_from(TargetState),
+    moving_cm=st.integers(0, 0xFFFF),
+    moving_energy=st.integers(0, 100),
+    still_cm=st.integers(0, 0xFFFF),
+    still_energy=st.integers(0, 100),
+    seen_cm=st.integers(0, 0xFFFF),
+)
+def test_any_report_built_field_by_field_is_read_back(
+    state: TargetState,
+    moving_cm: int,
+    moving_energy: int,
+    still_cm: int,
+    still_energy: int,
+    seen_cm: int,
+) -> None:
+    fields = (moving_cm, moving_energy, still_cm, still_energy, seen_cm)
+    frame = basic_frame(state, *fields)
+    assert FrameReader().feed(frame) == [Report(state, *fields)]
 
 
 def test_a_line_flipping_presence_a_thousand_times_costs_the_loop_a_few_events(

@@ -8,17 +8,45 @@ validates a file; errors name the key, the bad value and the fix (as the device 
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from firmware_config.errors import MISSING, ConfigError, Problem
 from firmware_config.fields import FilePath, Seconds, Slug, Text, TimeZoneName, TopicRoot, Whole
 from firmware_config.translate import problems_from
 
 RoomKind = Literal["meeting-room", "focus-booth", "phone-booth"]
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_secure_url(url: str) -> str:
+    """Refuse a URL that would carry a password or token in clear beyond this machine."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an https:// URL; write it as https://host/...")
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise ValueError(
+            f"{url!r} uses http:// to {parts.hostname}: the password or token would cross the "
+            "network in clear; use https:// (http:// only to 127.0.0.1, ::1 or localhost)"
+        )
+    return url
+
+
+SecureUrl = Annotated[Text, AfterValidator(check_secure_url)]
+"""An https:// URL (http:// to a loopback host only): a secret goes with every request."""
 
 
 class _Strict(BaseModel):
@@ -41,7 +69,7 @@ class CaldavCalendar(_Strict):
 
     kind: Literal["caldav"]
     id: Slug
-    url: Text = Field(description="Server URL, e.g. https://cal.example.jp/")
+    url: SecureUrl = Field(description="Server URL, e.g. https://cal.example.jp/")
     username: Text = Field(description="A service account with write rights on the room calendars.")
     password_file: FilePath
 
@@ -54,8 +82,8 @@ class GraphCalendar(_Strict):
     tenant: Text
     client_id: Text
     client_secret_file: FilePath
-    base_url: Text = "https://graph.microsoft.com/v1.0"
-    token_url: Text = Field(
+    base_url: SecureUrl = "https://graph.microsoft.com/v1.0"
+    token_url: SecureUrl = Field(
         default="https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
         description="OAuth 2.0 token endpoint; {tenant} is replaced.",
     )
@@ -66,7 +94,7 @@ class GaroonCalendar(_Strict):
 
     kind: Literal["garoon"]
     id: Slug
-    base_url: Text = Field(
+    base_url: SecureUrl = Field(
         description="e.g. https://city.cybozu.com/ or https://host/cgi-bin/cbgrn/grn.cgi"
     )
     username: Text
@@ -141,9 +169,11 @@ class MatrixPresence(_Strict):
     """A Matrix homeserver (e.g. Synapse): each person's `uc_id` is their Matrix user id."""
 
     kind: Literal["matrix"]
-    base_url: Text
+    base_url: SecureUrl
     admin_token_file: FilePath = Field(description="An admin's access token (logs in as users).")
-    refresh_s: Seconds = Field(default=20, gt=0, le=3600)
+    refresh_s: Seconds = Field(
+        default=20, gt=0, le=25, description="Synapse lets `online` lapse after about 30 s."
+    )
 
 
 class GraphPresence(_Strict):
@@ -153,8 +183,8 @@ class GraphPresence(_Strict):
     tenant: Text
     client_id: Text
     client_secret_file: FilePath
-    base_url: Text = "https://graph.microsoft.com/v1.0"
-    token_url: Text = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"  # noqa: S105 (a URL)
+    base_url: SecureUrl = "https://graph.microsoft.com/v1.0"
+    token_url: SecureUrl = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"  # noqa: S105 (a URL)
     expiration_min: Whole = Field(default=60, ge=5, le=240)
 
 
@@ -183,6 +213,11 @@ class ServiceConfig(_Strict):
     )
     line_zone: Slug = Field(
         default="staff-area", description="Inside the security line: 'in the building'."
+    )
+    devices_dir: FilePath | None = Field(
+        default=None,
+        description="edge-provision's SITE/devices: which device has which door and counts "
+        "which zone. Without it no crossing, door or head count is taken.",
     )
     poll_s: Seconds = Field(default=30, ge=1, le=3600, description="How often calendars are read.")
     mqtt: MqttSettings

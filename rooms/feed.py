@@ -1,16 +1,21 @@
 """The devices' messages turned into what the service knows: zones, devices, doors, crossings.
 
 Each message is judged alone and never raises: a malformed, oversized or other-site message,
-or one from a device the configuration does not trust for that zone, is dropped and counted
-(`rejected`), with at most one log line per reason a minute. A room's or area's occupancy is
-taken only from the device named for it in the configuration; the payload's `device` and
-`zone` must match its topic.
+one with a topic level that is not a slug, or one from a device not trusted for what it
+claims, is dropped and counted (`rejected`), with at most one log line per reason a minute.
+A room's or area's occupancy is taken only from the device named for it in the configuration;
+the payload's `device` and `zone` must match its topic. Doors, line crossings and head counts
+are taken only as the provisioned device configurations allow (`rooms.devices`, from
+`devices_dir`); without `devices_dir` none are taken. What is kept is bounded by the
+configurations: the configured zones, the provisioned doors and counted zones, the devices
+either names.
 
 A zone's reading is unknown while the service's own link is down, while its device's retained
-status says offline (or none was ever heard), when the device has not been heard for
+status says offline (or none was ever heard), while that status reports a `backlog` (older
+readings may still be queued behind it), when the device has not been heard for
 `checkin.stale_after_s` (agents republish their status every 30 s), or while the device
-reports `sensor_ok: false`. Times are the service's clock when a message is taken from the
-inbox, never the device's.
+reports `sensor_ok: false`; and every zone is unknown after the inbox dropped messages, until
+fresh ones arrive. Times are the service's clock when a message arrived, never the device's.
 """
 
 from __future__ import annotations
@@ -28,12 +33,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from edge.link import topics
 from edge.link.payloads import EventPayload, OccupancyPayload, StatusPayload
 from rooms.config import ServiceConfig
-from rooms.inbox import Inbound
+from rooms.devices import Devices, Door
+from rooms.inbox import MAX_PAYLOAD_BYTES, Inbound
 from rooms.sensing import Sensing, Span
 
 log = logging.getLogger(__name__)
 
-MAX_PAYLOAD_BYTES: Final = 8192  # a status is about 400 bytes, an occupancy 150
+__all__ = ["MAX_PAYLOAD_BYTES", "Crossing", "Feed"]
+
 KEEP_SPANS: Final = timedelta(hours=26)
 MAX_SPANS: Final = 256
 LOG_EVERY: Final = timedelta(minutes=1)
@@ -67,6 +74,7 @@ class _Device:
     status_at: datetime | None = None
     heard_at: datetime | None = None
     offline_at: datetime | None = None
+    backlog: int = 0
 
 
 @dataclass
@@ -92,7 +100,17 @@ class Feed:
         for area in config.areas:
             self._zones.update({z: _Zone(area.device) for z in area.zones})
         self._devices: dict[str, _Device] = {}
-        self._doors: dict[str, tuple[str, bool]] = {}  # door id: (its device, open)
+        self._doors: dict[str, bool] = {}  # provisioned door id: open
+        self.provisioned = (
+            Devices(config.devices_dir, config.site) if config.devices_dir is not None else None
+        )
+        self._needed = {r.device for r in config.rooms} | {a.device for a in config.areas}
+        if self.provisioned is None:
+            log.info(
+                "feed: no devices_dir set: door states, line crossings and head counts are not "
+                "taken (nothing says which device may report them); set devices_dir to "
+                "edge-provision's SITE/devices"
+            )
         self._counts: dict[tuple[str, str], int] = {}
         self._seen: deque[str] = deque(maxlen=_SEEN_IDS)
         self._link_up = False
@@ -119,8 +137,19 @@ class Feed:
                 device.online = None
         self.refresh(at)
 
+    def lost(self, at: datetime) -> None:
+        """Trust no zone until fresh readings arrive: the inbox dropped messages."""
+        for device in self._devices.values():
+            device.online = None
+        for zone in self._zones.values():
+            zone.occupied = None
+        self._doors.clear()
+        self.refresh(at)
+
     def message(self, inbound: Inbound, at: datetime) -> Crossing | None:
-        """Take one message; return a line crossing if it was one. Never raises."""
+        """Take one message (at its arrival, if stamped); return a line crossing. Never raises."""
+        if inbound.at is not None and inbound.at < at:
+            at = inbound.at
         try:
             return self._message(inbound, at)
         except Exception:  # a bug must not stop the service: count it like a bad message
@@ -158,19 +187,27 @@ class Feed:
         )
 
     def doors(self) -> dict[str, bool | None]:
-        """Return whether each door reported so far is open."""
-        return {door: is_open for door, (_, is_open) in self._doors.items()}
+        """Return whether each provisioned door is open (None: not heard since start)."""
+        if self.provisioned is None:
+            return {}
+        return {door: self._doors.get(door) for door in self.provisioned.doors()}
 
     def door_devices(self) -> dict[str, str]:
-        """Return the device each door is taken from (the first that reported it)."""
-        return {door: device for door, (device, _) in self._doors.items()}
+        """Return each provisioned door's device."""
+        if self.provisioned is None:
+            return {}
+        return {door: d.device for door, d in self.provisioned.doors().items()}
 
     def counts(self) -> dict[str, int]:
-        """Return each counted zone's head count: the sum over the devices that count it."""
-        total: Counter[str] = Counter()
-        for (_, zone), count in self._counts.items():
-            total[zone] += count
-        return dict(total)
+        """Return the head count of each zone exactly one provisioned device counts."""
+        known = self.provisioned
+        if known is None:
+            return {}
+        return {
+            zone: count
+            for (device, zone), count in self._counts.items()
+            if known.counts(device, zone) and known.single_counter(zone)
+        }
 
     # -- judging --------------------------------------------------------------------------
 
@@ -192,6 +229,9 @@ class Feed:
         if branch == ["status"]:
             self._status(device, inbound.payload, at)
         elif len(branch) == 2 and branch[0] == "occupancy":
+            if not _SLUG.match(branch[1]):
+                self._reject("bad-zone-id", device, at)
+                return None
             self._occupancy(device, branch[1], inbound.payload, at)
         elif branch == ["events", "access"]:
             return self._access(device, inbound.payload, at)
@@ -206,6 +246,7 @@ class Feed:
         try:
             status = StatusPayload.model_validate_json(payload)
             owner, site, state = status.device, status.site, status.state
+            backlog = status.backlog or 0
         except ValidationError:
             try:
                 will = _Will.model_validate_json(payload)
@@ -213,14 +254,18 @@ class Feed:
                 self._reject("malformed-status", device, at)
                 return
             owner, site, state = will.device, will.site, will.state
+            backlog = 0
         if site != self.site:
             self._reject("other-site", device, at)
             return
         if owner != device:
             self._reject("device-mismatch", device, at)
             return
+        if not self._wanted(device):
+            return  # a device this service reads nothing from: keep nothing of it
         track = self._devices.setdefault(device, _Device())
         track.online = state == "online"
+        track.backlog = backlog if state == "online" else 0
         track.status_at = track.heard_at = at
         track.offline_at = None if track.online else at
         self._judge_device(device, at)
@@ -242,8 +287,13 @@ class Feed:
         if track is not None and track.device != device:
             self._reject("untrusted-device", device, at)  # a node speaking for another room
             return
+        counts = self.provisioned is not None and self.provisioned.counts(device, zone)
+        if track is None and not counts:
+            if self.provisioned is not None:
+                self._reject("untrusted-device", device, at)  # not one of its counted zones
+            return
         self._heard(device, at)
-        if reading.count is not None and reading.count >= 0:
+        if counts and reading.count is not None and reading.count >= 0:
             self._counts[(device, zone)] = reading.count
         if track is None:
             return
@@ -261,6 +311,12 @@ class Feed:
         card = event.card_ref
         if card is None or not _CARD_REF.match(card) or event.id in self._seen:
             return None
+        door = self._own_door(device, (event.model_extra or {}).get("door"), at)
+        if door is None:
+            return None
+        if not door.joins(self._line) or {from_zone, to_zone} != {door.outside, door.inside}:
+            self._reject("untrusted-device", device, at)  # not through its door on the line
+            return None
         self._seen.append(event.id)
         if to_zone == self._line and from_zone != self._line:
             return Crossing(card, True, at)
@@ -272,17 +328,29 @@ class Feed:
         event = self._event(device, payload, "door", at)
         if event is None or event.type not in ("opened", "closed"):
             return
-        door = (event.model_extra or {}).get("door")
+        door = self._own_door(device, (event.model_extra or {}).get("door"), at)
+        if door is not None:
+            self._doors[door.id] = event.type == "opened"
+
+    def _own_door(self, device: str, door: object, at: datetime) -> Door | None:
+        """Return the provisioned door if the device's configuration has it, else reject."""
+        if self.provisioned is None:
+            return None  # nothing says which device has which door
         if not isinstance(door, str) or not _SLUG.match(door):
             self._reject("malformed-event", device, at)
-            return
-        owner = self._doors.get(door, (device, False))[0]
-        if owner != device:  # door ids are site-wide: one device speaks for a door
+            return None
+        found = self.provisioned.door(door)
+        if found is None:
+            self._reject("unknown-door", device, at)
+            return None
+        if found.device != device:  # door ids are site-wide: only its device speaks for it
             self._reject("untrusted-device", device, at)
-            return
-        self._doors[door] = (device, event.type == "opened")
+            return None
+        return found
 
     def _event(self, device: str, payload: bytes, kind: str, at: datetime) -> EventPayload | None:
+        if self.provisioned is None:
+            return None  # without the device files no event is taken (logged once at start)
         try:
             event = EventPayload.model_validate_json(payload)
         except ValidationError:
@@ -294,9 +362,16 @@ class Feed:
         self._heard(device, at)
         return event
 
+    def _wanted(self, device: str) -> bool:
+        """Return whether the service reads anything from this device (bounds what is kept)."""
+        if device in self._needed:
+            return True
+        known = self.provisioned
+        return known is not None and any(d.device == device for d in known.doors().values())
+
     def _heard(self, device: str, at: datetime) -> None:
-        track = self._devices.setdefault(device, _Device())
-        track.heard_at = at
+        if self._wanted(device):
+            self._devices.setdefault(device, _Device()).heard_at = at
 
     def _judge_device(self, device: str, at: datetime) -> None:
         for zone in self._zones.values():
@@ -315,6 +390,8 @@ class Feed:
             return f"no status heard from {zone.device}", None
         if not device.online:
             return f"{zone.device} offline since {self._hm(device.offline_at)}", device.offline_at
+        if device.backlog > 0:
+            return f"{zone.device} still sending {device.backlog} queued messages", at
         if device.heard_at is None or at - device.heard_at > self._stale:
             since = device.heard_at + self._stale if device.heard_at else None
             return f"{zone.device} not heard since {self._hm(device.heard_at)} (stale)", since

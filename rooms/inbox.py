@@ -1,13 +1,21 @@
-"""The rooms service's inbound queue: paho's thread puts, the service's loop drains."""
+"""The rooms service's inbound queue: paho's thread puts, the service's loop drains.
+
+Each item carries the moment it arrived (the link stamps it with the service's clock), so a
+slow step never moves what was seen to later. When the queue is full the oldest item is
+dropped; `take` says how many were lost since the last take, and the service then trusts no
+zone until fresh readings arrive (a lost occupancy or link change must not leave a stale one).
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 MAX_WAITING: Final = 100_000  # beyond this the oldest messages are dropped (and counted)
+MAX_PAYLOAD_BYTES: Final = 8192  # a status is about 400 bytes, an occupancy 150
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +26,7 @@ class Inbound:
     payload: bytes
     retained: bool = False
     oversized: bool = False  # too large to hand on: the payload is left out
+    at: datetime | None = None  # when it arrived (None: when it is taken from the inbox)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +34,7 @@ class LinkState:
     """The service's own broker connection came up or went down."""
 
     up: bool
+    at: datetime | None = None
 
 
 Item = Inbound | LinkState
@@ -38,6 +48,7 @@ class Inbox:
         self._max = max_waiting
         self._cond = threading.Condition()
         self.dropped = 0
+        self._taken_dropped = 0
 
     def __repr__(self) -> str:
         return f"<Inbox waiting={len(self._items)} dropped={self.dropped}>"
@@ -56,6 +67,13 @@ class Inbox:
         with self._cond:
             count = min(limit, len(self._items))
             return [self._items.popleft() for _ in range(count)]
+
+    def take(self, limit: int = 10_000) -> tuple[list[Item], int]:
+        """Take up to `limit` items, oldest first, and how many were dropped since last taken."""
+        with self._cond:
+            count = min(limit, len(self._items))
+            lost, self._taken_dropped = self.dropped - self._taken_dropped, self.dropped
+            return [self._items.popleft() for _ in range(count)], lost
 
     def wait(self, timeout_s: float) -> bool:
         """Wait until something is waiting (or the timeout); return whether it is."""

@@ -170,6 +170,20 @@ class Journal:
         rows = list(self._db.query("SELECT value FROM state WHERE key = 'view'"))
         return str(rows[0]["value"]) if rows else None
 
+    def save_ha_topics(self, config_topics: list[str]) -> None:
+        """Keep the Home Assistant config topics sent (to empty removed ones after a restart)."""
+        value = json.dumps(sorted(config_topics))
+        with write_transaction(self._db) as db:
+            db.table("state").upsert({"key": "ha_topics", "value": value}, pk="key")
+
+    def ha_topics(self) -> list[str]:
+        """Return the Home Assistant config topics last sent."""
+        rows = list(self._db.query("SELECT value FROM state WHERE key = 'ha_topics'"))
+        if not rows:
+            return []
+        found = json.loads(rows[0]["value"])
+        return [t for t in found if isinstance(t, str)] if isinstance(found, list) else []
+
     def close(self) -> None:
         """Close the file; idempotent."""
         if not self._closed:

@@ -7,8 +7,11 @@
   connect, `offline` as the last will and on a deliberate close.
 * Subscribes to every device's status, occupancy, access and door events, and Home
   Assistant's birth topic `{prefix}/status` when discovery is on.
-* Callbacks only put on the service's `Inbox`; every callback catches everything (an
-  exception there would silently kill paho's thread) and counts it, logging the first.
+* Callbacks only put on the service's `Inbox`, each item stamped with the service's clock as
+  it arrives; a payload over the feed's limit is cut there (only its topic is queued). Every
+  callback catches everything (an exception there would silently kill paho's thread) and
+  counts it, logging the first.
+* `close` never raises: a link already dropped cannot say `offline`, its last will does.
 """
 
 from __future__ import annotations
@@ -22,16 +25,17 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge.core.clock import Clock
 from edge.errors import EdgeError
 from edge.link import topics
 from rooms.config import ServiceConfig
-from rooms.inbox import Inbound, Inbox, LinkState
+from rooms.inbox import MAX_PAYLOAD_BYTES, Inbound, Inbox, LinkState
 
 log = logging.getLogger(__name__)
 
 ONLINE: Final = "online"
 OFFLINE: Final = "offline"
-MAX_MESSAGE_BYTES: Final = 1024 * 1024  # larger is never handed on (the feed's limit is lower)
+CLOSE_WAIT_S: Final = 5.0
 
 
 class RoomsLinkError(EdgeError, ConnectionError):
@@ -61,9 +65,11 @@ class RoomsLink:
         password: str,
         inbox: Inbox,
         *,
+        clock: Clock,
         client_id: str | None = None,
     ) -> None:
         settings = config.mqtt
+        self._clock = clock
         self.host, self.port = settings.host, settings.port
         self.client_id = client_id or settings.username
         self._inbox = inbox
@@ -129,12 +135,18 @@ class RoomsLink:
         if self._closed:
             return
         self._closed = True
-        if self._connected.is_set():
-            info = self.client.publish(self._status, OFFLINE, qos=1, retain=True)
-            info.wait_for_publish(5)
+        try:
+            if self._connected.is_set():
+                info = self.client.publish(self._status, OFFLINE, qos=1, retain=True)
+                info.wait_for_publish(CLOSE_WAIT_S)
+        except Exception as error:  # dropped meanwhile: the broker sends the last will
+            log.warning("rooms link: could not say offline (%s); the last will says it", error)
         self._connected.clear()
-        self.client.disconnect()
-        self.client.loop_stop()
+        for step in (self.client.disconnect, self.client.loop_stop):
+            try:
+                step()
+            except Exception as error:
+                log.warning("rooms link: closing: %s failed (%s)", step.__name__, error)
 
     # -- paho callbacks: only enqueue, never raise ----------------------------------------
 
@@ -156,7 +168,7 @@ class RoomsLink:
             if not self._connected.is_set():
                 log.info("rooms link %s connected to %s:%s", self.client_id, self.host, self.port)
             self._connected.set()
-            self._inbox.put(LinkState(up=True))
+            self._inbox.put(LinkState(up=True, at=self._clock.now().utc))
         except Exception:
             self._failed("on_connect")
 
@@ -172,15 +184,17 @@ class RoomsLink:
             if self._connected.is_set():
                 log.warning("rooms link %s lost the broker; paho reconnects", self.client_id)
             self._connected.clear()
-            self._inbox.put(LinkState(up=False))
+            self._inbox.put(LinkState(up=False, at=self._clock.now().utc))
         except Exception:
             self._failed("on_disconnect")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
-            if len(message.payload) > MAX_MESSAGE_BYTES:
-                self._inbox.put(Inbound(message.topic, b"", bool(message.retain), oversized=True))
+            at = self._clock.now().utc
+            retained = bool(message.retain)
+            if len(message.payload) > MAX_PAYLOAD_BYTES:
+                self._inbox.put(Inbound(message.topic, b"", retained, oversized=True, at=at))
                 return
-            self._inbox.put(Inbound(message.topic, bytes(message.payload), bool(message.retain)))
+            self._inbox.put(Inbound(message.topic, bytes(message.payload), retained, at=at))
         except Exception:
             self._failed("on_message")

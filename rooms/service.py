@@ -88,7 +88,7 @@ def build_service(
     return Service(
         config,
         clock=clock,
-        link=RoomsLink(config, password, inbox),
+        link=RoomsLink(config, password, inbox, clock=clock),
         inbox=inbox,
         adapters=build_adapters(config) if adapters is None else adapters,
         tracker=build_tracker(config),
@@ -179,7 +179,10 @@ class Service:
         if self._closed:
             return
         self._closed = True
-        self.link.close()
+        try:
+            self.link.close()
+        except Exception:  # the adapters, tracker and journal are closed all the same
+            log.exception("closing the broker link failed")
         for adapter in self.adapters.values():
             try:
                 adapter.close()
@@ -195,9 +198,14 @@ class Service:
     # -- parts ----------------------------------------------------------------------------
 
     def _drain(self, at: datetime) -> None:
-        for item in self.inbox.drain():
+        items, lost = self.inbox.take()
+        if lost:
+            log.warning("the inbox dropped %d messages; every zone is unknown until heard", lost)
+            self.feed.lost(at)
+            self.feed.link(self.link.connected, at)  # a dropped link change is read off the link
+        for item in items:
             if isinstance(item, LinkState):
-                self.feed.link(item.up, at)
+                self.feed.link(item.up, min(item.at or at, at))
                 if item.up:
                     self.publisher.again()
             elif isinstance(item, Inbound) and item.topic == self._birth:

@@ -23,16 +23,93 @@ GATE = "gate-1f-east"
 MEETING, BOOTH = "meeting-2f-1", "booth-2f-1"
 ISLANDS = ("island-2f-a", "island-2f-b")
 CARD = "ab" * 32
+GATE_DOOR = "gate-1f"  # the gate's door on the security line (lobby | staff-area)
+
+
+def gate_toml(device: str = GATE, door: str = GATE_DOOR) -> str:
+    """Return a gate's device configuration: one door from the lobby into the staff area."""
+    return f"""
+[site]
+id = "{SITE}"
+timezone = "Asia/Tokyo"
+card_key_file = "/etc/edge/card-key"
+
+[device]
+id = "{device}"
+role = "gate"
+
+[[zones]]
+id = "lobby"
+name = "Lobby"
+kind = "area"
+
+[[zones]]
+id = "staff-area"
+name = "Staff"
+kind = "area"
+
+[[doors]]
+id = "{door}"
+outside_zone = "lobby"
+inside_zone = "staff-area"
+fail = "secure"
+
+[doors.relay]
+pin = 17
+
+[doors.contact]
+pin = 27
+
+[[readers]]
+id = "{door}-in"
+kind = "sim"
+door = "{door}"
+direction = "in"
+"""
+
+
+def node_toml(device: str = NODE) -> str:
+    """Return a sensor node's device configuration: presence only, no door."""
+    return f"""
+[site]
+id = "{SITE}"
+timezone = "Asia/Tokyo"
+
+[device]
+id = "{device}"
+role = "sensor-node"
+
+[[zones]]
+id = "{MEETING}"
+name = "Meeting room"
+kind = "meeting-room"
+
+[[presence]]
+id = "{device}-pir"
+pin = 17
+zone = "{MEETING}"
+"""
+
+
+def devices_dir(tmp: Path) -> Path:
+    """Write the site's provisioned device files (a gate, two sensor nodes) and return the dir."""
+    folder = tmp / "devices"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{GATE}.toml").write_text(gate_toml())
+    for node in (NODE, OTHER):
+        (folder / f"{node}.toml").write_text(node_toml(node))
+    return folder
 
 
 def service_config(tmp: Path, port: int = 1883, **extra: Any) -> ServiceConfig:
-    """Return a config with a meeting room (ad hoc), a focus booth and an area."""
+    """Return a config with a meeting room (ad hoc), a focus booth, an area and device files."""
     password = tmp / "password"
     password.write_text("secret\n")
     data: dict[str, Any] = {
         "site": SITE,
         "name": "Kamakura City Hall",
         "state_path": str(tmp / "rooms.db"),
+        "devices_dir": str(devices_dir(tmp)),
         "mqtt": {"password_file": str(password), "port": port},
         "calendars": [
             {
@@ -72,8 +149,12 @@ def service_config(tmp: Path, port: int = 1883, **extra: Any) -> ServiceConfig:
     return ServiceConfig.model_validate(data)
 
 
-def status(device: str = NODE, state: str = "online", site: str = SITE) -> Inbound:
-    body = StatusPayload(device=device, site=site, state=state, ts=utc_text(datetime.now(UTC)))
+def status(
+    device: str = NODE, state: str = "online", site: str = SITE, backlog: int | None = None
+) -> Inbound:
+    body = StatusPayload(
+        device=device, site=site, state=state, ts=utc_text(datetime.now(UTC)), backlog=backlog
+    )
     return Inbound(topics.status(ROOT, SITE, device), body.model_dump_json().encode(), True)
 
 

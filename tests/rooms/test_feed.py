@@ -19,6 +19,7 @@ from tests.rooms.service_site import (
     BOOTH,
     CARD,
     GATE,
+    GATE_DOOR,
     ISLANDS,
     MEETING,
     NODE,
@@ -26,6 +27,7 @@ from tests.rooms.service_site import (
     ROOT,
     SITE,
     event,
+    gate_toml,
     occupancy,
     service_config,
     status,
@@ -200,19 +202,21 @@ def test_a_sensor_fault_reported_by_the_device_is_unknown(config: ServiceConfig)
 def test_line_crossings_in_and_out_once_each(config: ServiceConfig) -> None:
     feed = live_feed(config)
     inside = event(
-        GATE, "access", "crossing", 1, card_ref=CARD, from_zone="lobby", to_zone="staff-area"
-    )
+        GATE, "access", "crossing", 1, card_ref=CARD, door=GATE_DOOR, from_zone="lobby",
+        to_zone="staff-area",
+    )  # fmt: skip
     crossing = feed.message(inside, T0)
     assert crossing is not None
     assert (crossing.card_ref, crossing.inside) == (CARD, True)
     assert feed.message(inside, T0 + S) is None  # a QoS 1 duplicate
     out = event(
-        GATE, "access", "crossing", 2, card_ref=CARD, from_zone="staff-area", to_zone="lobby"
-    )
+        GATE, "access", "crossing", 2, card_ref=CARD, door=GATE_DOOR, from_zone="staff-area",
+        to_zone="lobby",
+    )  # fmt: skip
     crossing = feed.message(out, T0 + 2 * S)
     assert crossing is not None
     assert crossing.inside is False
-    granted = event(GATE, "access", "granted", 3, card_ref=CARD, door="gate-east")
+    granted = event(GATE, "access", "granted", 3, card_ref=CARD, door=GATE_DOOR)
     assert feed.message(granted, T0 + 3 * S) is None
     raw = event(
         GATE, "access", "crossing", 4, card_ref="04A2B3C4", from_zone="lobby", to_zone="staff-area"
@@ -220,16 +224,112 @@ def test_line_crossings_in_and_out_once_each(config: ServiceConfig) -> None:
     assert feed.message(raw, T0 + 4 * S) is None  # not a card reference
 
 
-def test_doors_and_counts(config: ServiceConfig) -> None:
+def test_doors_are_taken_only_from_the_device_whose_configuration_has_them(
+    config: ServiceConfig,
+) -> None:
     feed = live_feed(config)
-    feed.message(event(GATE, "door", "opened", 1, door="gate-east"), T0)
-    feed.message(event(OTHER, "door", "closed", 1, door="gate-east"), T0 + S)  # not its door
-    assert feed.doors() == {"gate-east": True}
-    assert feed.door_devices() == {"gate-east": GATE}
-    assert feed.rejected["untrusted-device"] == 1
+    assert feed.doors() == {GATE_DOOR: None}  # provisioned, not heard since start
+    assert feed.door_devices() == {GATE_DOOR: GATE}
+    feed.message(event(NODE, "door", "opened", 1, door=GATE_DOOR), T0)  # a node claims it first
+    assert feed.doors() == {GATE_DOOR: None}
+    feed.message(event(GATE, "door", "opened", 1, door=GATE_DOOR), T0 + S)
+    feed.message(event(GATE, "door", "closed", 2, door=GATE_DOOR), T0 + 2 * S)
+    assert feed.doors() == {GATE_DOOR: False}
+    assert feed.door_devices() == {GATE_DOOR: GATE}
+    feed.message(event(GATE, "door", "opened", 3, door="side-door"), T0 + 3 * S)
+    assert feed.doors() == {GATE_DOOR: False}
+    assert (feed.rejected["untrusted-device"], feed.rejected["unknown-door"]) == (1, 1)
+
+
+def test_a_sensor_node_s_crossing_is_refused(config: ServiceConfig) -> None:
+    feed = live_feed(config)
+    faked = event(
+        NODE, "access", "crossing", 1, card_ref=CARD, door=GATE_DOOR, from_zone="lobby",
+        to_zone="staff-area",
+    )  # fmt: skip
+    assert feed.message(faked, T0) is None
+    elsewhere = event(
+        GATE, "access", "crossing", 2, card_ref=CARD, door=GATE_DOOR, from_zone="lobby",
+        to_zone="vault",
+    )  # fmt: skip
+    assert feed.message(elsewhere, T0 + S) is None  # not the two zones its door joins
+    assert feed.rejected["untrusted-device"] == 2
+
+
+def test_head_counts_only_from_the_devices_counting_the_zone(
+    config: ServiceConfig, tmp_path: Path
+) -> None:
+    feed = live_feed(config)
+    feed.message(occupancy("staff-area", True, device=GATE, count=7), T0)
+    feed.message(occupancy("staff-area", True, device=OTHER, count=5000), T0)  # a node
+    feed.message(occupancy("staff-area", True, device="gate-1f-west", count=5), T0)  # no file
+    for n in range(50):  # zones its configuration does not have: nothing is kept
+        feed.message(occupancy(f"zone-{n}", True, device=GATE, count=1), T0)
+    assert feed.counts() == {"staff-area": 7}
+    assert feed.rejected["untrusted-device"] == 52
+    # A second gate counting the same zone: neither count is the zone's (each floors at zero).
+    two = service_config(tmp_path)
+    (two.devices_dir or tmp_path).joinpath("gate-1f-west.toml").write_text(
+        gate_toml("gate-1f-west", "gate-west")
+    )
+    feed = live_feed(two)
     feed.message(occupancy("staff-area", True, device=GATE, count=7), T0)
     feed.message(occupancy("staff-area", True, device="gate-1f-west", count=5), T0)
-    assert feed.counts() == {"staff-area": 12}
+    assert feed.counts() == {}
+
+
+def test_without_device_files_no_door_crossing_or_count_is_taken(tmp_path: Path) -> None:
+    feed = live_feed(service_config(tmp_path, devices_dir=None))
+    crossing = event(
+        GATE, "access", "crossing", 1, card_ref=CARD, door=GATE_DOOR, from_zone="lobby",
+        to_zone="staff-area",
+    )  # fmt: skip
+    assert feed.message(crossing, T0) is None
+    feed.message(event(GATE, "door", "opened", 2, door=GATE_DOOR), T0)
+    feed.message(occupancy("staff-area", True, device=GATE, count=7), T0)
+    assert (feed.doors(), feed.door_devices(), feed.counts()) == ({}, {}, {})
+    assert feed.sensing(MEETING).occupied is False  # rooms are still read
+
+
+def test_a_zone_level_that_is_not_a_slug_is_refused(config: ServiceConfig) -> None:
+    feed = live_feed(config)
+    body = occupancy("staff-area", True, device=GATE, count=3).payload
+    feed.message(Inbound(f"{ROOT}/{SITE}/{GATE}/occupancy/Zone_X", body), T0)
+    assert feed.rejected["bad-zone-id"] == 1
+    assert feed.counts() == {}
+
+
+def test_a_device_with_a_backlog_is_not_current(config: ServiceConfig) -> None:
+    feed = live_feed(config)
+    feed.message(status(backlog=12), T0 + S)
+    feed.refresh(T0 + S)
+    assert feed.sensing(MEETING).occupied is None
+    assert "queued" in feed.sensing(MEETING).reason
+    feed.message(status(backlog=0), T0 + 2 * S)
+    feed.refresh(T0 + 2 * S)
+    assert feed.sensing(MEETING).occupied is False
+
+
+def test_a_message_counts_from_its_arrival(config: ServiceConfig) -> None:
+    feed = live_feed(config)
+    arrived = occupancy(MEETING, True)
+    late = Inbound(arrived.topic, arrived.payload, at=T0 + 10 * S)
+    feed.message(late, T0 + 60 * S)  # taken from the inbox fifty seconds later
+    feed.refresh(T0 + 60 * S)
+    assert feed.sensing(MEETING).spans == ((T0 + 10 * S, None),)
+
+
+def test_after_lost_messages_no_zone_is_trusted_until_heard_again(config: ServiceConfig) -> None:
+    feed = live_feed(config)
+    feed.lost(T0 + S)
+    assert feed.sensing(MEETING).occupied is None
+    feed.message(status(), T0 + 2 * S)
+    feed.message(occupancy(MEETING, False), T0 + 2 * S)
+    feed.refresh(T0 + 2 * S)
+    assert (feed.sensing(MEETING).occupied, feed.sensing(MEETING).healthy_since) == (
+        False,
+        T0 + 2 * S,
+    )
 
 
 def test_an_area_counts_islands_from_its_device_only(config: ServiceConfig, tmp_path: Path) -> None:

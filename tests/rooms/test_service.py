@@ -24,6 +24,7 @@ from simulator.clock import FakeClock
 from tests.rooms.service_site import (
     CARD,
     GATE,
+    GATE_DOOR,
     MEETING,
     ROOT,
     SITE,
@@ -282,9 +283,11 @@ def test_uc_presence_hears_crossings_and_checked_in_meetings(config: ServiceConf
     inbox.put(LinkState(up=True))
     inbox.put(status())
     inbox.put(occupancy(MEETING, True))
-    inbox.put(
-        event(GATE, "access", "crossing", 1, card_ref=CARD, from_zone="lobby", to_zone="staff-area")
-    )
+    crossing = event(
+        GATE, "access", "crossing", 1, card_ref=CARD, door=GATE_DOOR, from_zone="lobby",
+        to_zone="staff-area",
+    )  # fmt: skip
+    inbox.put(crossing)
     service.step(clock.now().utc)
     assert tracker.crossings == [(CARD, True)]
     assert tracker.active == [[]]  # checked in, not started yet
@@ -295,3 +298,107 @@ def test_uc_presence_hears_crossings_and_checked_in_meetings(config: ServiceConf
     assert tracker.ticks == 3
     service.close()
     assert tracker.closed
+
+
+def test_lost_messages_leave_no_stale_vacant_reading(tmp_path: Path) -> None:
+    config = service_config(tmp_path)
+    calendar = MemoryCalendar()
+    calendar.add(MEETING, T0, T0 + 60 * MIN, "b1")
+    clock, inbox = FakeClock(T0 - 30 * MIN), Inbox(max_waiting=2)
+    service = Service(
+        config, clock=clock, link=RecordingLink(), inbox=inbox, adapters={"cal": calendar}
+    )
+    inbox.put(LinkState(up=True))
+    service.step(clock.now().utc)
+    while clock.now().utc < T0 + 3 * MIN:
+        clock.advance(30)
+        inbox.put(status())
+        inbox.put(occupancy(MEETING, False))
+        service.step(clock.now().utc)
+    clock.advance(30)
+    for occupied in (True, False, True, False):  # overflows: the arrival is among the lost
+        inbox.put(occupancy(MEETING, occupied))
+    service.step(clock.now().utc)
+    while clock.now().utc < T0 + 15 * MIN:
+        clock.advance(30)
+        inbox.put(status())
+        inbox.put(occupancy(MEETING, False))
+        service.step(clock.now().utc)
+    assert inbox.dropped == 2
+    assert calendar.released == []
+    [held] = service.journal.entries(kind="held")
+    assert "no trustworthy reading" in held.reason
+    service.close()
+
+
+def test_a_bad_home_assistant_entity_never_stops_the_view(config: ServiceConfig) -> None:
+    run = Running(config, MemoryCalendar(), T0)
+    run.step()
+    publisher = run.service.publisher
+    view_topic = topics.rooms_view(ROOT, SITE)
+    views = len(run.link.topics(view_topic))
+    run.inbox.put(occupancy(MEETING, True))
+    run.service.step(run.clock.now().utc)
+    publisher.publish(run.service.view(), {}, {}, {"Zone_X": 3})  # HA refuses such a topic
+    assert publisher.failures == 1
+    run.inbox.put(occupancy(MEETING, False))
+    run.service.step(run.clock.now().utc)
+    assert len(run.link.topics(view_topic)) == views + 2
+    run.service.close()
+
+
+def test_a_zone_that_is_not_a_slug_never_stops_the_service(config: ServiceConfig) -> None:
+    run = Running(config, MemoryCalendar(), T0)
+    run.step()
+    body = occupancy("staff-area", True, device=GATE, count=3).payload
+    run.inbox.put(Inbound(f"{ROOT}/{SITE}/{GATE}/occupancy/Zone_X", body))
+    run.step()
+    view_topic = topics.rooms_view(ROOT, SITE)
+    views = len(run.link.topics(view_topic))
+    run.inbox.put(occupancy(MEETING, True))
+    run.service.step(run.clock.now().utc)
+    assert len(run.link.topics(view_topic)) == views + 1
+    assert run.service.feed.rejected["bad-zone-id"] == 1
+    run.service.close()
+
+
+def test_home_assistant_hears_of_a_door_removed_while_the_service_was_down(
+    config: ServiceConfig,
+) -> None:
+    first = Running(config, MemoryCalendar(), T0)
+    first.step()
+    door_configs = [t for t in first.link.topics("homeassistant/") if "gate_1f_door" in t]
+    assert door_configs
+    first.service.close()
+    assert config.devices_dir is not None
+    (config.devices_dir / f"{GATE}.toml").unlink()
+    again = Running(config, MemoryCalendar(), T0 + MIN)
+    again.step()
+    emptied = [t for t, payload in again.link.sent if t in door_configs and payload == ""]
+    assert sorted(emptied) == sorted(door_configs)
+    again.service.close()
+
+
+def test_a_door_not_heard_since_start_is_unknown_to_home_assistant(config: ServiceConfig) -> None:
+    run = Running(config, MemoryCalendar(), T0)
+    run.step()
+    run.inbox.put(event(GATE, "door", "opened", 1, door=GATE_DOOR))
+    run.step()
+    states = [(t, p) for t, p in run.link.sent if "/rooms/ha/" in t and GATE_DOOR in t]
+    assert len(states) >= 2
+    assert states[0][1] != states[-1][1]  # unknown first, then open
+    run.service.close()
+
+
+class BrokenLink(RecordingLink):
+    def close(self) -> None:
+        raise RuntimeError("the link was dropped")
+
+
+def test_closing_closes_everything_even_when_the_link_fails(config: ServiceConfig) -> None:
+    calendar = MemoryCalendar()
+    service = Service(
+        config, clock=FakeClock(T0), link=BrokenLink(), inbox=Inbox(), adapters={"cal": calendar}
+    )
+    service.close()
+    assert calendar.closed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -10,13 +11,14 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.link import topics
-from rooms.inbox import Inbound, Inbox, Item, LinkState
+from rooms.inbox import MAX_PAYLOAD_BYTES, Inbound, Inbox, Item, LinkState
 from rooms.mqtt import RoomsLink, RoomsLinkError, subscriptions
 from simulator.broker import free_port
+from simulator.clock import FakeClock
 from tests.broker import start_broker
 from tests.rooms.service_site import MEETING, NODE, ROOT, SITE, occupancy, service_config
 
-pytestmark = pytest.mark.services
+T0 = datetime(2031, 4, 1, 1, 0, tzinfo=UTC)
 
 
 class FailingOnce(Inbox):
@@ -56,13 +58,14 @@ def wait_for(inbox: Inbox, want: int) -> list[Item]:
     return got
 
 
+@pytest.mark.services
 def test_an_exception_in_a_callback_does_not_stop_the_link(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     broker = start_broker(tmp_path / "broker")
     config = service_config(tmp_path, port=broker.port)
     inbox = FailingOnce()
-    link = RoomsLink(config, "secret", inbox)
+    link = RoomsLink(config, "secret", inbox, clock=FakeClock(T0))
     try:
         link.start()
         topic = topics.occupancy(ROOT, SITE, NODE, MEETING)
@@ -72,7 +75,8 @@ def test_an_exception_in_a_callback_does_not_stop_the_link(
         inbound = [i.topic for i in got if isinstance(i, Inbound)]
         assert len(inbound) >= 2  # QoS 1: at least once
         assert set(inbound) == {topic}
-        assert LinkState(up=True) in got
+        assert {i.at for i in got if isinstance(i, Inbound)} == {T0}  # stamped on arrival
+        assert LinkState(up=True, at=T0) in got
         assert link.callback_errors == 1
         assert link.connected
         assert len([r for r in caplog.records if "on_message failed" in r.getMessage()]) == 1
@@ -82,9 +86,34 @@ def test_an_exception_in_a_callback_does_not_stop_the_link(
         broker.stop()
 
 
+@pytest.mark.services
+def test_an_oversized_message_is_cut_on_arrival(tmp_path: Path) -> None:
+    broker = start_broker(tmp_path / "broker")
+    config = service_config(tmp_path, port=broker.port)
+    inbox = Inbox()
+    link = RoomsLink(config, "secret", inbox, clock=FakeClock(T0))
+    try:
+        link.start()
+        topic = topics.occupancy(ROOT, SITE, NODE, MEETING)
+        publish(broker.port, topic, b" " * (MAX_PAYLOAD_BYTES + 1))
+        found = [i for i in wait_for(inbox, 2) if isinstance(i, Inbound) and i.topic == topic]
+        got = found[0]
+        assert (got.topic, got.payload, got.oversized) == (topic, b"", True)
+    finally:
+        link.close()
+        broker.stop()
+
+
+def test_closing_a_link_that_cannot_say_offline_does_not_raise(tmp_path: Path) -> None:
+    link = RoomsLink(service_config(tmp_path), "secret", Inbox(), clock=FakeClock(T0))
+    link._connected.set()  # it believes it is connected; paho has no connection to send on
+    link.close()
+    assert not link.connected
+
+
 def test_no_broker_is_a_clear_error(tmp_path: Path) -> None:
     config = service_config(tmp_path, port=free_port())
-    link = RoomsLink(config, "secret", Inbox())
+    link = RoomsLink(config, "secret", Inbox(), clock=FakeClock(T0))
     with pytest.raises(RoomsLinkError, match="is it running"):
         link.start(timeout_s=2)
     link.close()

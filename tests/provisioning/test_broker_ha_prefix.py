@@ -82,3 +82,18 @@ def test_a_prefix_that_would_open_other_topics_is_refused(
 def test_acl_itself_refuses_the_root_as_prefix() -> None:
     with pytest.raises(BrokerConfigError, match="would read every device's topics"):
         acl("edge", SITE, ACCOUNTS, ha_prefix="edge")
+
+
+def test_the_guides_show_the_rights_broker_config_writes() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    operators = (docs / "operators.md").read_text(encoding="utf-8")
+    written = acl("edge", SITE, ACCOUNTS)
+    shown = operators.split("# homeassistant\n")[1].split("```")[0]
+    assert f"# homeassistant\n{shown}" in written
+    for line in block(written, "rooms")[-3:]:
+        assert line.split()[-1] in operators
+    guide = (docs / "home-assistant.md").read_text(encoding="utf-8")
+    assert "edge-provision account add home-assistant --role homeassistant" in guide
+    for right in ("`{p}/#`", "`{root}/{site}/+/status`", "`{root}/{site}/rooms/ha/#`"):
+        assert right in guide
+    assert "`{p}/binary_sensor/+/config` and `{p}/sensor/+/config`" in guide

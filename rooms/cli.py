@@ -9,10 +9,12 @@ import json
 import logging
 import os
 import signal
+import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -80,10 +82,13 @@ def run(ctx: click.Context, config_path: Path, no_web: bool) -> None:
     from rooms.service import ServiceError, build_service  # noqa: PLC0415 -- as above
 
     config = _load(ctx, config_path)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    set_up_logging()
+    listening = None if no_web else _listen(ctx, config)
     try:
         service = build_service(config, SystemClock())
     except (ServiceError, EdgeError, sqlite3.Error) as error:
+        if listening is not None:
+            listening.close()
         _refuse(ctx, f"edge-rooms run: {error}", code=1)
     stop = threading.Event()
 
@@ -94,17 +99,55 @@ def run(ctx: click.Context, config_path: Path, no_web: bool) -> None:
     signal.signal(signal.SIGINT, stopping)
     try:
         service.start()
-        if not no_web:
-            _serve(config, service.view, stop)
+        if listening is not None:
+            _serve(config, listening, service.view, stop)
+            listening = None  # the server's now
         service.run(stop)
     except RoomsLinkError as error:
         _refuse(ctx, f"edge-rooms run: {error}", code=1)
     finally:
         service.close()
+        if listening is not None:
+            listening.close()
 
 
-def _serve(config: ServiceConfig, view: Callable[[], BuildingView], stop: threading.Event) -> None:
-    """Serve the floor view on a thread until `stop`."""
+def set_up_logging() -> None:
+    """Log at INFO, but not the HTTP clients' request lines: their URLs carry UC user ids."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _listen(ctx: click.Context, config: ServiceConfig) -> socket.socket:
+    """Bind the floor view's port now, so a port in use stops the service with a clear word."""
+    host, port = config.web.host, config.web.port
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listening = socket.socket(info[0], socket.SOCK_STREAM)
+    except OSError as error:
+        _refuse(ctx, f"edge-rooms run: [web] host {host}: {error}; fix [web] host", code=1)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(info[4])
+        listening.listen(128)
+    except OSError as error:
+        listening.close()
+        _refuse(
+            ctx,
+            f"edge-rooms run: cannot serve the floor view on {host}:{port} ({error.strerror}); "
+            "set another [web] port, stop what uses it, or run with --no-web",
+            code=1,
+        )
+    return listening
+
+
+def _serve(
+    config: ServiceConfig,
+    listening: socket.socket,
+    view: Callable[[], BuildingView],
+    stop: threading.Event,
+) -> None:
+    """Serve the floor view on a thread until `stop`, on the socket already bound."""
     import uvicorn  # noqa: PLC0415 -- needed only to serve
 
     from rooms.web import create_app  # noqa: PLC0415 -- fastapi, needed only to serve
@@ -119,7 +162,8 @@ def _serve(config: ServiceConfig, view: Callable[[], BuildingView], stop: thread
         stop.wait()
         server.should_exit = True
 
-    threading.Thread(target=server.run, name="floor-view", daemon=True).start()
+    serve = partial(server.run, sockets=[listening])
+    threading.Thread(target=serve, name="floor-view", daemon=True).start()
     threading.Thread(target=serve_until_stopped, name="floor-view-stop", daemon=True).start()
 
 

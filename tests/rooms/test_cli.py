@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
+import httpx
 import pytest
 from click.testing import CliRunner
 
 from rooms.checkin import Decision
-from rooms.cli import cli
+from rooms.cli import cli, set_up_logging
 from rooms.config import ServiceConfig
 from rooms.journal import OK, Journal
 from rooms.view import BuildingView, RoomView
@@ -118,3 +121,80 @@ def test_no_journal_yet_is_said_plainly(tmp_path: Path) -> None:
         result = CliRunner().invoke(cli, [command, "--config", str(path)])
         assert result.exit_code == 1
         assert "edge-rooms run has not run" in result.output
+
+
+def test_run_stops_with_a_clear_word_when_the_web_port_is_taken(tmp_path: Path) -> None:
+    config = service_config(tmp_path)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    try:
+        path = write_config(tmp_path, config)
+        port = taken.getsockname()[1]
+        path.write_text(path.read_text() + f'[web]\nhost = "127.0.0.1"\nport = {port}\n')
+        result = CliRunner().invoke(cli, ["run", "--config", str(path)])
+    finally:
+        taken.close()
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    assert result.exit_code == 1, result.output
+    assert f"cannot serve the floor view on 127.0.0.1:{port}" in result.output
+    assert "--no-web" in result.output
+
+
+def test_the_http_clients_request_lines_are_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200)
+
+    caplog.set_level(logging.INFO)
+    set_up_logging()
+    try:
+        with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+            client.put("https://matrix.city.example/_matrix/client/v3/presence/@tanaka:city/status")
+    finally:
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    assert "@tanaka" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ('[[calendars]]\nkind = "caldav"\nid = "c"\nurl = "http://cal.city.example/"\n'
+         'username = "u"\npassword_file = "p"\n', "url"),
+        ('[[calendars]]\nkind = "garoon"\nid = "g"\nbase_url = "http://grn.city.example/"\n'
+         'username = "u"\npassword_file = "p"\n', "base_url"),
+        ('[[calendars]]\nkind = "graph"\nid = "m"\ntenant = "t"\nclient_id = "c"\n'
+         'client_secret_file = "s"\ntoken_url = "http://login.example/{tenant}/token"\n',
+         "token_url"),
+        ('[[presence]]\nkind = "matrix"\nbase_url = "http://matrix.city.example"\n'
+         'admin_token_file = "t"\n', "base_url"),
+    ],
+)  # fmt: skip
+def test_a_secret_is_never_sent_over_plain_http_beyond_loopback(
+    tmp_path: Path, table: str, key: str
+) -> None:
+    path = write_config(tmp_path, service_config(tmp_path))
+    path.write_text(path.read_text() + table)
+    result = CliRunner().invoke(cli, ["check", str(path)])
+    assert result.exit_code == 2, result.output
+    assert key in result.output
+    assert "use https://" in result.output
+    loopback = table.replace("cal.city.example", "127.0.0.1").replace("grn.city.example", "[::1]")
+    loopback = loopback.replace("login.example", "localhost").replace(
+        "matrix.city.example", "127.0.0.2"
+    )
+    path.write_text(write_config(tmp_path, service_config(tmp_path)).read_text() + loopback)
+    assert CliRunner().invoke(cli, ["check", str(path)]).exit_code == 0
+
+
+def test_matrix_presence_is_refreshed_before_synapse_lets_it_lapse(tmp_path: Path) -> None:
+    path = write_config(tmp_path, service_config(tmp_path))
+    path.write_text(
+        path.read_text()
+        + '[[presence]]\nkind = "matrix"\nbase_url = "https://matrix.city.example"\n'
+        'admin_token_file = "t"\nrefresh_s = 30\n'
+    )
+    result = CliRunner().invoke(cli, ["check", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "refresh_s" in result.output

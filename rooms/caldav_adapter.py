@@ -16,14 +16,15 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 from caldav.calendarobjectresource import CalendarObjectResource
 from caldav.collection import Calendar
 from caldav.davclient import DAVClient
 from caldav.lib import error as dav_error
-from caldav.response import PropfindResult
+from caldav.response import CalendarQueryResult, PropfindResult
+from icalendar import Calendar as ICalendar
 from icalendar import Event
 
 from rooms.bookings import Booking, BookingError
@@ -40,6 +41,7 @@ from rooms.caldav_events import (
     overlaps,
     shift,
 )
+from rooms.caldav_recurrence import occurrences, still_at
 from rooms.config import CaldavCalendar, RoomSettings
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,19 @@ _CHANGE_TAGS = (
 )
 
 Tag = tuple[str, str]
+
+_QUERY = (
+    '<?xml version="1.0" encoding="utf-8"?>'
+    '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+    "<D:prop><D:getetag/><C:calendar-data/></D:prop>"
+    '<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
+    '<C:time-range start="{start}" end="{end}"/>'
+    "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"
+)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,19 +117,35 @@ class CaldavAdapter:
     def bookings(
         self, rooms: Sequence[RoomSettings], start: datetime, end: datetime
     ) -> dict[str, list[Booking]]:
-        """Return each room's bookings overlapping [start, end), released ones included."""
+        """Return each room's bookings overlapping [start, end), released ones included.
+
+        A room whose calendar cannot be read is logged and answered with its last bookings read
+        (left out if it was never read); BookingError only when no room could be read. One event
+        that cannot be read is skipped with a warning naming the resource, never its content.
+        """
         self._check_open()
         mine = [r for r in rooms if r.calendar == self.settings.id and r.resource is not None]
         urls = {r.zone: self._url(r) for r in mine}
         tags = self._change_tags(mine, urls)
         result: dict[str, list[Booking]] = {}
+        failed: list[BookingError] = []
         for room in mine:
             url = urls[room.zone]
             read = self._reads.get((room.zone, url))
             if read is None or not read.serves(tags.get(url), start, end):
-                read = self._read(room, url, tags.get(url), start, end + shift(start, end))
-                self._reads[(room.zone, url)] = read
+                try:
+                    read = self._read(room, url, tags.get(url), start, end + shift(start, end))
+                except BookingError as error:
+                    # One unreadable calendar must not blank the others, nor its own room.
+                    log.warning("%s; keeping its last bookings", error)
+                    failed.append(error)
+                    if read is None:
+                        continue
+                else:
+                    self._reads[(room.zone, url)] = read
             result[room.zone] = [b for b in read.bookings if overlaps(b, start, end)]
+        if failed and len(failed) == len(mine):
+            raise failed[0]
         return result
 
     def check_in(self, room: RoomSettings, booking: Booking, at: datetime) -> None:
@@ -183,7 +214,11 @@ class CaldavAdapter:
             for url in children:
                 tag = next((t for href, t in found.items() if same_path(href, url)), None)
                 if tag is None:  # the parent cannot be listed: ask the calendar itself
-                    tag = next(iter(self._propfind_tags(by_url[url], url, 0).values()), None)
+                    try:
+                        alone = self._propfind_tags(by_url[url], url, 0)
+                    except BookingError:
+                        continue  # no tag: the read says what is wrong, for this room only
+                    tag = next(iter(alone.values()), None)
                 if tag is not None:
                     tags[url] = tag
         return tags
@@ -212,18 +247,22 @@ class CaldavAdapter:
     def _read(
         self, room: RoomSettings, url: str, tag: Tag | None, start: datetime, end: datetime
     ) -> _Read:
-        calendar = Calendar(client=self._client, url=url)
+        # A plain calendar-query: the library's search would parse and expand every event
+        # itself, where one hostile event (a flood of occurrences, a TZID naming a directory)
+        # would blind the room or stall the service. Here each is read, and skipped, alone.
+        query = _QUERY.format(start=_stamp(start), end=_stamp(end))
         with calendar_errors(self.settings, room.zone, url, "reading bookings"):
-            found: object = calendar.search(start=start, end=end, event=True, expand=True)
-        assert isinstance(found, list)  # a sync client answers, never a coroutine
+            response = self._client.report(url, query, depth=1)
+            if response.status == 404:
+                raise dav_error.NotFoundError(url)
+            found = response.parse_calendar_query()
         bookings: list[Booking] = []
         for item in found:
-            booking = self._booking(room, item)
-            if booking is not None:
-                bookings.append(booking)
+            bookings.extend(self._bookings_of(room, item, start, end))
         if len(bookings) > MAX_BOOKINGS:
             log.warning(
-                "calendar %s, room %s: %d bookings in %s..%s, kept the first %d",
+                "calendar %s, room %s: %d bookings in %s..%s, kept %d: single events first, "
+                "then occurrences from the earliest",
                 self.settings.id,
                 room.zone,
                 len(bookings),
@@ -231,22 +270,31 @@ class CaldavAdapter:
                 end.isoformat(),
                 MAX_BOOKINGS,
             )
-            bookings = sorted(bookings, key=lambda b: b.start)[:MAX_BOOKINGS]
+            # A recurring event can never crowd a single booking out.
+            bookings = sorted(bookings, key=lambda b: ("#" in b.uid, b.start))[:MAX_BOOKINGS]
         return _Read(tag, start, end, tuple(bookings))
 
-    def _booking(self, room: RoomSettings, item: CalendarObjectResource) -> Booking | None:
-        """Return one expanded occurrence as a booking; skip (and say so) a broken one."""
-        name = str(item.url).rstrip("/").rsplit("/", 1)[-1][:40]
+    def _bookings_of(
+        self, room: RoomSettings, item: CalendarQueryResult, start: datetime, end: datetime
+    ) -> list[Booking]:
+        """Return one resource's bookings in the window; skip (and say so) a broken one."""
+        name = item.href.rstrip("/").rsplit("/", 1)[-1][:40]
         try:
-            data = item.data
-            if data is not None and len(data) > MAX_EVENT_BYTES:
+            data = item.calendar_data or ""
+            if len(data) > MAX_EVENT_BYTES:
                 raise EventProblem(f"its text is {len(data)} bytes (more than {MAX_EVENT_BYTES})")
-            event = item.icalendar_component
-            if not isinstance(event, Event):
-                return None  # a VTODO or VJOURNAL in a room calendar is no booking
-            return booking_from(event, self.settings.id, room.zone, self.timezone)
-        except (ValueError, TypeError, KeyError) as problem:
-            # One broken or hostile event must not hide the room's other bookings.
+            whole = ICalendar.from_ical(data)
+            if not isinstance(whole, ICalendar):
+                raise EventProblem("it is not one VCALENDAR")
+            found = []
+            for event in occurrences(whole, start, end, self.timezone):
+                booking = booking_from(event, self.settings.id, room.zone, self.timezone)
+                if booking is not None:
+                    found.append(booking)
+            return found
+        except Exception as problem:  # hostile text may break any parser step
+            # One broken or hostile event (an unknown TZID such as `Asia` raises OSError in
+            # zoneinfo) must not hide the room's other bookings.
             reason = problem if isinstance(problem, EventProblem) else type(problem).__name__
             log.warning(
                 "calendar %s, room %s: event %s skipped: %s",
@@ -255,7 +303,7 @@ class CaldavAdapter:
                 name,
                 reason,
             )
-            return None
+            return []
 
     def _edit(
         self, room: RoomSettings, booking: Booking, change: Callable[[Event], bool], doing: str
@@ -278,6 +326,11 @@ class CaldavAdapter:
                 if not resource.etag:
                     resource.load()
                 whole = resource.icalendar_instance
+                if not self._still_at(whole, key, booking):
+                    raise BookingError(
+                        f"calendar {self.settings.id}, room {room.zone}: the booking moved "
+                        f"since it was read; it will be judged again ({doing} not done)"
+                    )
                 if not change(instance(whole, key, self.timezone)):
                     return
                 resource.icalendar_instance = whole
@@ -301,3 +354,10 @@ class CaldavAdapter:
                     continue
             self._reads.pop((room.zone, url), None)
             return
+
+    def _still_at(self, whole: ICalendar, key: EventKey, booking: Booking) -> bool:
+        """Return whether the event is still at the booking's times (its organiser may move it)."""
+        try:
+            return still_at(whole, key, booking.start, booking.end, self.timezone)
+        except Exception as problem:  # hostile text may break any parser step
+            raise EventProblem(f"the event cannot be read ({type(problem).__name__})") from None

@@ -84,6 +84,7 @@ class GraphBookings:
         self._origin = _origin(self._base)
         # Releases made by this process: a declined or deleted event may leave the room's view.
         self._released: dict[tuple[str, str], Booking] = {}
+        self._last: dict[str, list[Booking]] = {}  # each room's last bookings read
         self._closed = False
         log.info(
             "calendar %s: Microsoft Graph %s, app %s, tenant %s",
@@ -101,8 +102,8 @@ class GraphBookings:
     ) -> dict[str, list[Booking]]:
         """Return each room's bookings overlapping [start, end), released ones included.
 
-        A room that cannot be read is logged and left out of the answer (the caller keeps what
-        it had for it); BookingError only when no room could be read.
+        A room that cannot be read is logged and answered with its last bookings read (left
+        out if it was never read); BookingError only when no room could be read.
         """
         # Releases a day past are no longer asked about: forget them.
         kept = start - timedelta(days=1)
@@ -112,10 +113,14 @@ class GraphBookings:
         for room in rooms:
             try:
                 listed = self._room_view(room, start, end)
+                self._last[room.zone] = listed
             except BookingError as error:
-                # One unreadable room must not blank the others: it is left out of the answer.
-                log.warning("%s", error)
+                # One unreadable room must not blank the others, nor itself.
+                log.warning("%s; keeping its last bookings", error)
                 failed.append(error)
+                last = self._last.get(room.zone)
+                if last is not None:
+                    found[room.zone] = [b for b in last if b.start < end and b.end > start]
                 continue
             uids = {b.uid for b in listed}
             for (zone, uid), booking in self._released.items():
@@ -123,7 +128,7 @@ class GraphBookings:
                 if zone == room.zone and uid not in uids and overlaps:
                     listed.append(booking)
             found[room.zone] = listed
-        if failed and not found:
+        if len(failed) == len(rooms) and failed:
             raise failed[0]
         return found
 

@@ -325,8 +325,9 @@ def test_a_calendar_the_account_may_not_use_names_the_path(
 ) -> None:
     room = make_room(radicale)
     forbidden = room.model_copy(update={"zone": "booth-9", "resource": "/staff/secret/"})
+    assert list(adapter.bookings([room, forbidden], DAY, DAY + timedelta(hours=1))) == [room.zone]
     with pytest.raises(BookingError) as refused:
-        adapter.bookings([room, forbidden], DAY, DAY + timedelta(hours=1))
+        adapter.bookings([forbidden], DAY, DAY + timedelta(hours=1))
     assert str(refused.value).startswith("calendar radicale, room booth-9: the server refused")
     assert "(HTTP 403)" in str(refused.value)
     assert "may read and write /staff/secret/" in str(refused.value)
@@ -358,8 +359,9 @@ def test_a_missing_calendar_names_its_path_and_the_fix(
 ) -> None:
     room = make_room(radicale)
     missing = room.model_copy(update={"zone": "booth-9", "resource": radicale.unique_path("x")})
+    assert list(adapter.bookings([room, missing], DAY, DAY + timedelta(hours=1))) == [room.zone]
     with pytest.raises(BookingError) as failed:
-        adapter.bookings([room, missing], DAY, DAY + timedelta(hours=1))
+        adapter.bookings([missing], DAY, DAY + timedelta(hours=1))
     assert str(failed.value).startswith(
         f"calendar radicale, room booth-9: no calendar at {missing.resource}"
     )

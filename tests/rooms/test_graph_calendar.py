@@ -269,13 +269,20 @@ def test_an_unreadable_room_is_left_out_and_the_others_read(
     standin: GraphStandin, adapter: GraphBookings, caplog: pytest.LogCaptureFixture
 ) -> None:
     kept = standin.add_event(ROOM_A, at(1), at(2))
+    earlier = standin.add_event(ROOM_B, at(3), at(4))
     standin.denied.add(ROOM_B)
 
     found = adapter.bookings(ROOMS, at(0), at(6))
 
-    assert list(found) == ["meeting-2f-1"]
+    assert list(found) == ["meeting-2f-1"]  # never read: left out, the caller keeps its own
     assert [b.uid for b in found["meeting-2f-1"]] == [kept]
     assert "meeting-2f-2: reading bookings: HTTP 403" in caplog.text
+
+    standin.denied.clear()
+    adapter.bookings(ROOMS, at(0), at(6))
+    standin.denied.add(ROOM_B)
+    found = adapter.bookings(ROOMS, at(0), at(6))
+    assert [b.uid for b in found["meeting-2f-2"]] == [earlier]  # its last bookings read
 
 
 def test_a_zone_name_that_is_a_directory_skips_only_that_event(

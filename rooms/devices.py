@@ -75,6 +75,11 @@ class Devices:
         self._maybe_rescan()
         return dict(self._doors)
 
+    def has_doors(self, device: str) -> bool:
+        """Return whether the device's configuration has any door."""
+        self._maybe_rescan()
+        return device in self._counters
+
     def counts(self, device: str, zone: str) -> bool:
         """Return whether the device's configuration has a door joining `zone`."""
         self._maybe_rescan()

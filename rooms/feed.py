@@ -367,7 +367,7 @@ class Feed:
         if device in self._needed:
             return True
         known = self.provisioned
-        return known is not None and any(d.device == device for d in known.doors().values())
+        return known is not None and known.has_doors(device)
 
     def _heard(self, device: str, at: datetime) -> None:
         if self._wanted(device):

@@ -339,3 +339,22 @@ def test_an_area_counts_islands_from_its_device_only(config: ServiceConfig, tmp_
     feed.refresh(T0)
     assert feed.sensing(ISLANDS[0]).occupied is True
     assert feed.sensing(ISLANDS[1]).occupied is None  # nothing from its own device yet
+
+
+def test_device_files_are_read_again_and_a_door_in_two_files_is_taken_from_neither(
+    tmp_path: Path,
+) -> None:
+    config = service_config(tmp_path)
+    feed = live_feed(config)
+    assert feed.door_devices() == {GATE_DOOR: GATE}
+    assert config.devices_dir is not None
+    assert feed.provisioned is not None
+    (config.devices_dir / "gate-1f-west.toml").write_text(gate_toml("gate-1f-west", GATE_DOOR))
+    (config.devices_dir / "gate-2f.toml").write_text("[device\nid = ")  # not valid: trusts nothing
+    feed.provisioned.rescan()
+    assert feed.door_devices() == {}
+    feed.message(event(GATE, "door", "opened", 1, door=GATE_DOOR), T0)
+    assert feed.rejected["unknown-door"] == 1
+    (config.devices_dir / "gate-1f-west.toml").unlink()
+    feed.provisioned.rescan()
+    assert feed.door_devices() == {GATE_DOOR: GATE}

@@ -162,6 +162,28 @@ class RoomsProcess:
         return self.proc.returncode
 
 
+class Sampler:
+    """The service's CPU seconds and RSS, read every second on a thread."""
+
+    def __init__(self, service: RoomsProcess) -> None:
+        self.service = service
+        self.samples: list[tuple[float, float, int]] = []  # (monotonic, cpu s, rss bytes)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        due = time.monotonic()
+        while not self.stop.is_set():
+            cpu, rss = self.service.usage()
+            self.samples.append((time.monotonic(), cpu, rss))
+            due += 1.0
+            self.stop.wait(max(0.0, due - time.monotonic()))
+
+    def between(self, begin: float, end: float) -> list[tuple[float, float, int]]:
+        return [s for s in self.samples if begin <= s[0] <= end]
+
+
 def room(view: Mapping[str, Any], zone: str) -> dict[str, Any]:
     """Return one room of a view's JSON."""
     found: dict[str, Any] = next(r for r in view["rooms"] if r["zone"] == zone)

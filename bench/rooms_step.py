@@ -89,7 +89,7 @@ def config(tmp: Path, rooms: int, areas: int) -> ServiceConfig:
         "mqtt": {"password_file": str(tmp / "pw")},
         "homeassistant": {"enabled": True},
         "calendars": [
-            {"kind": "caldav", "id": "cal", "url": "http://x/", "username": "u",
+            {"kind": "caldav", "id": "cal", "url": "http://127.0.0.1/", "username": "u",
              "password_file": str(tmp / "pw")}
         ],
         "rooms": [

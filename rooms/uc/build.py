@@ -22,7 +22,7 @@ TIMEOUT_S = 10.0
 
 
 def build_tracker(config: ServiceConfig) -> PresenceTracker | None:
-    """Return the tracker for the `[[presence]]` servers, or None when there are none.
+    """Return the started tracker for the `[[presence]]` servers, or None when there are none.
 
     Raises UcError (or DirectoryError) naming the setting to fix.
     """
@@ -38,9 +38,20 @@ def build_tracker(config: ServiceConfig) -> PresenceTracker | None:
         _secret(_secret_file(settings), _secret_key(settings, index))
     adapters = [_adapter(settings, index) for index, settings in enumerate(config.presence)]
     room_kinds = {room.zone: room.kind for room in config.rooms}
-    return PresenceTracker(
-        directory, [Courier(a) for a in adapters], room_kinds, ZoneInfo(config.timezone)
+    tracker = PresenceTracker(
+        directory,
+        [Courier(a) for a in adapters],
+        room_kinds,
+        ZoneInfo(config.timezone),
+        held_file=held_file(config),
     )
+    tracker.start()
+    return tracker
+
+
+def held_file(config: ServiceConfig) -> Path:
+    """Return where the tracker keeps the UC ids it may hold a status for: by the state."""
+    return Path(f"{config.state_path}.uc.json")
 
 
 def _adapter(settings: MatrixSettings | GraphSettings, index: int) -> PresenceAdapter:

@@ -5,8 +5,12 @@ courier, which keeps only the newest state per person and sends it in the backgr
 service's clock drives everything else through `tick(at)`: the refresh each server needs
 before a status lapses, and the retry of a failed send. A failing server is logged once when it
 fails and once when it heals, and probed with one send per retry until then; a person the
-server refuses is logged as a count, never by name or UC id. A person is held only while this
-service has set a status for them that is not "away".
+server refuses is logged as a count, never by name or UC id; a person the server asks to wait
+(UcLaterError) waits alone while the others are sent. A person is held while this service may
+have set a status for them that is not "away" (or one from an earlier run may remain: `clear`).
+
+The thread starts with `start()`. `close()` first sets every held person AWAY, waiting at most
+`close_s`, then stops the thread; whoever could not be cleared stays in `held_ids()`.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from rooms.uc.port import PresenceAdapter, UcError, UcPersonError
+from rooms.uc.port import PresenceAdapter, UcError, UcLaterError, UcPersonError
 from rooms.uc.states import UcState
 
 log = logging.getLogger(__name__)
 
 RETRY_S = 30.0
 """How long a failed send waits before a tick tries it again."""
+CLOSE_S = 5.0
+"""How long close() waits for the AWAY sends to every held person."""
 
 
 @dataclass(slots=True)
@@ -35,14 +41,18 @@ class _Entry:
     queued: bool = False
     sending: bool = False
     refused: bool = False  # the server refused this person: not retried until `want` changes
+    stale: bool = False  # a status of ours from an earlier run may be at the server
 
 
 class Courier:
     """Send one adapter's updates on a thread of its own, newest state per UC id."""
 
-    def __init__(self, adapter: PresenceAdapter, retry_s: float = RETRY_S) -> None:
+    def __init__(
+        self, adapter: PresenceAdapter, retry_s: float = RETRY_S, close_s: float = CLOSE_S
+    ) -> None:
         self.adapter = adapter
         self.retry = timedelta(seconds=retry_s)
+        self.close_s = close_s
         self.sent = 0  # updates the server confirmed
         self.failures = 0  # sends that failed (server or person)
         self._cond = threading.Condition()
@@ -55,7 +65,13 @@ class Courier:
         self._thread = threading.Thread(
             target=self._run, name=f"uc-courier {adapter.name}", daemon=True
         )
-        self._thread.start()
+
+    def start(self) -> None:
+        """Start sending on the courier's own thread; idempotent."""
+        with self._cond:
+            self._check_open()
+            if not self._thread.is_alive():
+                self._thread.start()
 
     def __repr__(self) -> str:
         state = "failing" if self._failing else "ok"
@@ -82,6 +98,7 @@ class Courier:
                 state is UcState.AWAY
                 and entry.sent in (None, UcState.AWAY)
                 and not entry.sending  # nothing of ours is at the server
+                and not entry.stale
             ):
                 self._queue.pop(uc_id, None)
                 del self._entries[uc_id]
@@ -91,6 +108,20 @@ class Courier:
             entry.want = state
             if entry.sent is not state and not entry.refused:
                 self._enqueue(uc_id, entry, at)
+
+    def clear(self, uc_id: str, at: datetime) -> None:
+        """Set AWAY a person a status may remain for from an earlier run (sent even if idle)."""
+        with self._cond:
+            self._check_open()
+            entry = self._entries.get(uc_id)
+            if entry is None:
+                entry = self._entries[uc_id] = _Entry(UcState.AWAY, at, stale=True)
+                self._enqueue(uc_id, entry, at)
+
+    def held_ids(self) -> set[str]:
+        """Return the UC ids a status of this service may be set for at the server."""
+        with self._cond:
+            return set(self._entries)
 
     def tick(self, at: datetime) -> None:
         """Queue the refreshes and retries due at `at` (while failing: one probe)."""
@@ -122,13 +153,30 @@ class Courier:
             return len(self._entries)
 
     def close(self) -> None:
-        """Stop the thread (what is queued is dropped: the server lets it lapse) and the adapter."""
+        """Set every held person AWAY (waiting at most `close_s`), stop the thread and the
+        adapter; idempotent."""
         with self._cond:
             if self._closed:
                 return
+            started = self._thread.is_alive()
+            now = max((e.queued_at for e in self._entries.values()), default=None)
+            for uc_id, entry in list(self._entries.items()):
+                entry.want, entry.refused, entry.retry_at = UcState.AWAY, False, None
+                if entry.sent in (None, UcState.AWAY) and not (entry.sending or entry.stale):
+                    self._queue.pop(uc_id, None)  # nothing of ours is at the server
+                    del self._entries[uc_id]
+                elif now is not None and not entry.queued and not entry.sending:
+                    self._enqueue(uc_id, entry, now)
+            if started:
+                self._cond.wait_for(lambda: not self._queue and not self._in_flight, self.close_s)
             self._closed = True
+            self._queue.clear()
             self._cond.notify_all()
-        self._thread.join(timeout=30)
+        if started:
+            # A send stuck on a server that stopped answering is left behind (a daemon thread).
+            self._thread.join(timeout=max(self.close_s, 1.0))
+            if self._thread.is_alive():
+                log.warning("UC presence %s: a send is still waiting; closing", self.adapter.name)
         self.adapter.close()
 
     def _check_open(self) -> None:
@@ -180,6 +228,7 @@ class Courier:
         if error is None:
             self.sent += 1
             entry.sent, entry.sent_at, entry.retry_at = state, at, None
+            entry.stale = False
             if self._failing:
                 self._failing = False
                 log.info("UC presence %s: working again", self.adapter.name)
@@ -188,6 +237,10 @@ class Courier:
             return
         self.failures += 1
         why = _scrubbed(error, uc_id)
+        if isinstance(error, UcLaterError):  # this person alone waits; the others go on
+            entry.retry_at = at + timedelta(seconds=error.retry_after_s)
+            log.info("UC presence %s: a person waits (%s)", self.adapter.name, why)
+            return
         if isinstance(error, UcPersonError):
             entry.refused = True
             self._refused += 1

@@ -16,8 +16,12 @@ token out once the person is away, and all of them at close. Then
 AWAY is "offline" rather than "unavailable": it is what the person shows when nothing sets their
 presence, so the service's absence and an empty building read the same. Synapse lets "online"
 lapse to offline within about a minute unless it is set again, so an online state is refreshed
-every `refresh_s` (20 s by default). Neither the admin token, a person's token nor their user
-id appears in an error or a log line.
+every `refresh_s` (20 s by default). Setting AWAY sends an empty status_msg, which clears the
+words set before. At close, every person whose token is still held is set AWAY first (within
+CLOSE_BUDGET_S in all), so no "in a meeting" outlives the service. A 429 (Synapse's
+rc_presence) is never waited out here: UcLaterError tells the courier when to try this person
+again, and the others go on. Neither the admin token, a person's token nor their user id
+appears in an error or a log line.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from urllib.parse import quote
 import httpx
 
 from rooms.rest import Reply, RestError, exchange
-from rooms.uc.port import UcPersonError, UcServerError
+from rooms.uc.port import UcError, UcLaterError, UcPersonError, UcServerError
 from rooms.uc.states import UcState
 
 _ERRCODE = re.compile(r"M_[A-Z_]{1,40}")
@@ -39,7 +43,9 @@ _ERRCODE = re.compile(r"M_[A-Z_]{1,40}")
 TOKEN_LIFETIME_S = 12 * 3600
 CAP_BYTES = 64_000
 RETRY_CEILING_S = 10.0
-"""The longest a rate-limited presence change waits for its one retry."""
+"""The longest a rate-limited person is asked to wait before their next try."""
+CLOSE_BUDGET_S = 5.0
+"""How long close() spends in all setting held people AWAY before it only logs them out."""
 
 
 class MatrixPresence:
@@ -53,7 +59,7 @@ class MatrixPresence:
         refresh_s: float = 20.0,
         *,
         wall_clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.name = f"matrix {self.base_url}"
@@ -61,7 +67,7 @@ class MatrixPresence:
         self._http = http_client
         self._refresh_s = refresh_s
         self._wall = wall_clock
-        self._sleep = sleep
+        self._monotonic = monotonic
         self._tokens: dict[str, str] = {}
         self._closed = False
 
@@ -79,7 +85,7 @@ class MatrixPresence:
             "status_msg": state.words,
         }
         url = f"{self.base_url}/_matrix/client/v3/presence/{quote(uc_id, safe='')}/status"
-        relogged = waited = False
+        relogged = False
         while True:
             token = self._token(uc_id)
             reply = self._call("PUT", url, "setting presence", token, body, uc_id)
@@ -89,19 +95,26 @@ class MatrixPresence:
                 relogged = True
                 self._tokens.pop(uc_id, None)  # revoked or expired: log in again once
                 continue
-            if reply.status == 429 and not waited:
-                waited = True  # Synapse limits each user's presence changes (rc_presence)
-                self._sleep(_retry_after_s(reply))
-                continue
+            if reply.status == 429:  # Synapse limits each user's presence changes (rc_presence)
+                raise UcLaterError(
+                    f"{self.name}: setting presence rate-limited (HTTP 429{_errcode(reply)}); "
+                    "this person is tried again later",
+                    _retry_after_s(reply),
+                )
             raise self._refusal(reply, "setting presence")
         if state is UcState.AWAY:
             self._logout(self._tokens.pop(uc_id, None), uc_id)
 
     def close(self) -> None:
-        """Log out every person's token and close the HTTP client; idempotent."""
+        """Set every held person AWAY, log their tokens out, close the client; idempotent."""
         if self._closed:
             return
         self._closed = True
+        deadline = self._monotonic() + CLOSE_BUDGET_S
+        for uc_id in list(self._tokens):
+            if self._monotonic() < deadline:
+                with contextlib.suppress(UcError):  # Synapse lets "online" lapse on its own
+                    self.publish(uc_id, UcState.AWAY)  # logs the token out too
         for uc_id, token in list(self._tokens.items()):
             self._logout(token, uc_id)
         self._tokens.clear()

@@ -21,6 +21,14 @@ class UcPersonError(UcError):
     """The server refused one person (unknown UC id, not allowed): only theirs is dropped."""
 
 
+class UcLaterError(UcError):
+    """The server asked to wait before this person's next change: only theirs waits."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class PresenceAdapter(Protocol):
     """A UC server that is told each opted-in person's state."""
 
@@ -29,7 +37,8 @@ class PresenceAdapter(Protocol):
     def publish(self, uc_id: str, state: UcState) -> None:
         """Set the person's status to `state` (AWAY clears what this service set).
 
-        Blocking; raises UcServerError or UcPersonError.
+        Blocking, never waiting out a rate limit; raises UcServerError, UcPersonError or
+        UcLaterError.
         """
         ...
 

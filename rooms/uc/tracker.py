@@ -6,13 +6,21 @@ of the security line, `meetings` with the checked-in bookings in progress after 
 courier, which sends only changes plus the refreshes its server needs. Only opted-in people are
 held, and of them only their last crossing and current state: a crossing of anyone else is
 dropped at once, and so is everything of a person who opts out (after their status is cleared).
+
+What outlives the process: `held_file` (a small JSON file next to the service's state) lists the
+UC ids a status of this service may still be set for. It is rewritten when that set changes and
+at close (whoever could not be cleared then); at the first tick after start each one listed is
+set AWAY, so a status left by a crash, or a person who opted out meanwhile, is cleared.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, tzinfo
+from pathlib import Path
 
 from rooms.bookings import Booking
 from rooms.uc.courier import Courier
@@ -31,8 +39,10 @@ class PresenceTracker:
         couriers: Sequence[Courier],
         room_kinds: Mapping[str, str],
         timezone: tzinfo,
+        held_file: Path | None = None,
     ) -> None:
         self.directory = directory
+        self.held_file = held_file
         self.couriers = tuple(couriers)
         self.room_kinds = dict(room_kinds)
         self.timezone = timezone
@@ -42,6 +52,8 @@ class PresenceTracker:
         self._known: dict[str, UcPerson] = dict(directory.people)
         self._registry_failing = False
         self._closed = False
+        self._stale = _read_held(held_file)  # to clear at the first tick
+        self._written = set(self._stale)
         log.info(
             "UC presence: %d opted-in people, servers: %s",
             len(self._known),
@@ -50,6 +62,12 @@ class PresenceTracker:
 
     def __repr__(self) -> str:
         return f"<PresenceTracker people={len(self._known)} couriers={len(self.couriers)}>"
+
+    def start(self) -> None:
+        """Start every courier's thread; idempotent."""
+        self._check_open()
+        for courier in self.couriers:
+            courier.start()
 
     def crossing(self, card_ref: str, inside: bool, at: datetime) -> None:
         """Take a granted crossing of the security line (in when `inside`)."""
@@ -75,9 +93,16 @@ class PresenceTracker:
         """Read the registry if it changed, roll over at midnight, and let couriers refresh."""
         self._check_open()
         self._reload(at)
+        if self._stale:
+            wanted = {p.uc_id for p in self._known.values() if p.staff_no in self._states}
+            for uc_id in self._stale - wanted:
+                for courier in self.couriers:
+                    courier.clear(uc_id, at)
+            self._stale = set()
         self._update_all(at)
         for courier in self.couriers:
             courier.tick(at)
+        self._save_held()
 
     def state_of(self, staff_no: str) -> UcState:
         """Return the state last worked out for a person (AWAY when nothing is known)."""
@@ -89,7 +114,29 @@ class PresenceTracker:
             return
         self._closed = True
         for courier in self.couriers:
-            courier.close()
+            courier.close()  # sets every held person AWAY, within its bound
+        self._save_held()
+
+    def _save_held(self) -> None:
+        """Write the UC ids a status may be held for, when that set changed."""
+        held = set(self._stale).union(*(c.held_ids() for c in self.couriers))
+        if self.held_file is None or held == self._written:
+            return
+        temporary = self.held_file.with_name(self.held_file.name + ".tmp")
+        try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+                json.dump({"uc_ids": sorted(held)}, out)
+            os.replace(temporary, self.held_file)
+        except OSError as error:
+            log.warning(
+                "UC presence: cannot write %s (%s); statuses left at a crash are not cleared "
+                "at the next start",
+                self.held_file,
+                type(error).__name__,
+            )
+            return
+        self._written = held
 
     def _check_open(self) -> None:
         if self._closed:
@@ -152,3 +199,21 @@ class PresenceTracker:
 
 def _day(moment: datetime, timezone: tzinfo) -> date:
     return moment.astimezone(timezone).date()
+
+
+def _read_held(path: Path | None) -> set[str]:
+    """Return the UC ids listed in `path` (none when it is missing, unreadable or malformed)."""
+    if path is None or not path.exists():
+        return set()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")[:1_000_000])
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        log.warning(
+            "UC presence: cannot read %s (%s); nothing to clear", path, type(error).__name__
+        )
+        return set()
+    listed = data.get("uc_ids") if isinstance(data, dict) else None
+    if not isinstance(listed, list):
+        log.warning("UC presence: %s holds no uc_ids list; nothing to clear", path)
+        return set()
+    return {u for u in listed if isinstance(u, str) and 0 < len(u) <= 255}

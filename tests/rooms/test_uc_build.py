@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -83,5 +84,8 @@ def test_one_courier_per_server_with_the_rooms_kinds(tmp_path: Path) -> None:
         ]
         assert tracker.room_kinds == {"booth-1": "phone-booth"}
         assert "syt_admin" not in repr(tracker.couriers[0].adapter)
+        assert tracker.held_file == tmp_path / "rooms.db.uc.json"  # beside the service's state
+        running = [t.name for t in threading.enumerate() if t.name.startswith("uc-courier")]
+        assert sorted(running) == sorted(f"uc-courier {name}" for name in names)  # started
     finally:
         tracker.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -9,7 +10,7 @@ import pytest
 
 from rooms.rest import Reply
 from rooms.uc.matrix import RETRY_CEILING_S, MatrixPresence, _errcode, _retry_after_s
-from rooms.uc.port import UcPersonError, UcServerError
+from rooms.uc.port import UcLaterError, UcPersonError, UcServerError
 from rooms.uc.states import UcState
 from tests.rooms.synapse_server import SynapseServer, synapse  # noqa: F401 (the fixture)
 
@@ -84,6 +85,41 @@ def test_a_revoked_token_is_replaced_by_a_new_login(
     assert matrix._tokens[user] != stale
 
 
+def test_close_sets_every_held_person_offline_with_no_words(
+    synapse: SynapseServer,  # noqa: F811
+) -> None:
+    token = synapse.admin_token_file.read_text().strip()
+    user, _token = synapse.register()
+    with httpx.Client(timeout=10) as client:
+        adapter = MatrixPresence(synapse.url, token, client)
+        adapter.publish(user, UcState.MEETING)
+        assert synapse.presence(user) == ("online", "in a meeting")
+        adapter.close()  # what the service does when it stops
+    assert synapse.presence(user) == ("offline", "")
+
+
+def test_a_rate_limited_change_is_not_waited_out_and_says_when_to_retry() -> None:
+    """A fake transport: the test Synapse's rc_presence is raised so the suite's users can set
+    presence freely; Synapse's 429 body is the documented M_LIMIT_EXCEEDED shape."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/login"):
+            return httpx.Response(200, json={"access_token": "person-token"})
+        if request.url.path.endswith("/status"):
+            limit = {"errcode": "M_LIMIT_EXCEEDED", "error": "Too Many", "retry_after_ms": 2500}
+            return httpx.Response(429, json=limit)
+        return httpx.Response(200, json={})
+
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        adapter = MatrixPresence("https://matrix.uc.test", "admin", client)
+        began = time.monotonic()
+        with pytest.raises(UcLaterError, match="rate-limited") as err:
+            adapter.publish("@tanaka:uc.test", UcState.MEETING)
+        assert time.monotonic() - began < 1.0
+    assert err.value.retry_after_s == 2.5
+    assert "tanaka" not in str(err.value)
+
+
 def test_close_logs_every_person_out(synapse: SynapseServer) -> None:  # noqa: F811
     token = synapse.admin_token_file.read_text().strip()
     user, _token = synapse.register()
@@ -133,7 +169,7 @@ def test_an_unreachable_server_is_a_server_error_without_the_person() -> None:
         (b"<html>busy</html>", RETRY_CEILING_S),
     ],
 )
-def test_a_rate_limited_change_waits_as_asked_within_a_ceiling(body: bytes, wait_s: float) -> None:
+def test_a_rate_limited_change_asks_for_a_wait_within_a_ceiling(body: bytes, wait_s: float) -> None:
     # Synapse's own limits are raised for the test server, so its 429 is read here from bytes.
     assert _retry_after_s(Reply(429, httpx.Headers(), body)) == wait_s
 

@@ -52,6 +52,7 @@ def adapter() -> RecordingAdapter:
 @pytest.fixture
 def tracker(site: Site, adapter: RecordingAdapter) -> Iterator[PresenceTracker]:
     tracker = PresenceTracker(UcDirectory(site.registry), [Courier(adapter)], KINDS, TOKYO)
+    tracker.start()
     yield tracker
     tracker.close()
 
@@ -220,6 +221,7 @@ def test_a_failing_server_is_logged_once_probed_once_per_retry_and_healed_once(
     site.provision("people", "uc-presence", "S002", "--on", "--uc-id", "@s002:uc.test")
     courier = Courier(adapter, retry_s=30)
     tracker = PresenceTracker(UcDirectory(site.registry), [courier], KINDS, TOKYO)
+    tracker.start()
     caplog.set_level(logging.INFO, logger="rooms.uc")
     try:
         adapter.down = True
@@ -256,6 +258,7 @@ def test_a_refused_person_is_counted_not_named_and_others_go_on(
     site.provision("people", "uc-presence", "S002", "--on", "--uc-id", "@s002:uc.test")
     adapter.refused.add(S1)
     tracker = PresenceTracker(UcDirectory(site.registry), [Courier(adapter)], KINDS, TOKYO)
+    tracker.start()
     try:
         tracker.crossing(site.refs["S001"], True, AT)
         tracker.crossing(site.refs["S002"], True, AT)
@@ -278,6 +281,7 @@ def test_an_adapter_bug_neither_stops_the_courier_nor_leaks_its_text(
     tracker = PresenceTracker(
         UcDirectory(site.registry), [Courier(adapter, retry_s=1)], KINDS, TOKYO
     )
+    tracker.start()
     try:
         tracker.crossing(site.refs["S001"], True, AT)
         settled(tracker)

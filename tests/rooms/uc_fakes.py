@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from rooms.uc.port import UcPersonError, UcServerError
+from rooms.uc.port import UcLaterError, UcPersonError, UcServerError
 from rooms.uc.states import UcState
 
 
@@ -19,6 +19,8 @@ class RecordingAdapter:
         self.down = False
         self.refused: set[str] = set()
         self.broken = False  # raise something no adapter should (a bug)
+        self.later: dict[str, float] = {}  # rate-limited people: the wait the server asks
+        self.hang: threading.Event | None = None  # publish blocks until it is set
         self.closed = 0
         self._refresh_s = refresh_s
         self._lock = threading.Lock()
@@ -26,8 +28,12 @@ class RecordingAdapter:
     def publish(self, uc_id: str, state: UcState) -> None:
         with self._lock:
             self.calls.append((uc_id, state))
+        if self.hang is not None:
+            self.hang.wait(30)
         if self.broken:
             raise KeyError(uc_id)
+        if uc_id in self.later:
+            raise UcLaterError(f"{self.name}: rate-limited for {uc_id}", self.later[uc_id])
         if self.down:
             raise UcServerError(f"{self.name}: connection refused for {uc_id}")
         if uc_id in self.refused:

@@ -43,12 +43,19 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import httpx
-
 from rooms.bookings import Booking, BookingError
 from rooms.config import GaroonCalendar, RoomSettings
 from rooms.garoon_events import AD_HOC, MAX_TEXT, parse_event
-from rooms.rest import READ_WAIT_S, WRITE_WAIT_S, Reply, RestError, exchange, with_backoff
+from rooms.rest import (
+    READ_WAIT_S,
+    WRITE_WAIT_S,
+    HttpClient,
+    Reply,
+    RestError,
+    exchange,
+    http_client,
+    with_backoff,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +83,7 @@ class GaroonBookings:
         self,
         settings: GaroonCalendar,
         password: str,
-        http_client: httpx.Client,
+        http_client: HttpClient,
         *,
         timezone: str = "Asia/Tokyo",
         sleep: Callable[[float], None] = time.sleep,
@@ -348,7 +355,7 @@ def open_garoon(
             f"calendar {settings.id}: password_file {settings.password_file} is empty; "
             "put the service user's password in it"
         )
-    client = httpx.Client(timeout=timeout_s, follow_redirects=False)
+    client = http_client(timeout_s)
     return GaroonBookings(settings, password, client, timezone=timezone)
 
 

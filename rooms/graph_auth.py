@@ -15,10 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 
-import httpx
-
 from edge.errors import EdgeError
-from rooms.rest import Reply, RestError, exchange
+from rooms.rest import HttpClient, Reply, RestError, exchange
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 # Renew this long before expiry, so a token never runs out between reading and use.
@@ -49,7 +47,7 @@ class GraphToken:
         client_id: str,
         secret: str,
         token_url: str,
-        http_client: httpx.Client,
+        http_client: HttpClient,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -37,13 +37,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import httpx
-
 from rooms.bookings import Booking, BookingError
 from rooms.config import GraphCalendar, RoomSettings
 from rooms.graph_auth import GraphAuthError, GraphToken
 from rooms.graph_events import EXTENSION, EXTENSION_ID, MAX_TEXT, parse_event
-from rooms.rest import READ_WAIT_S, WRITE_WAIT_S, Reply, RestError, exchange, with_backoff
+from rooms.rest import (
+    READ_WAIT_S,
+    WRITE_WAIT_S,
+    HttpClient,
+    Reply,
+    RestError,
+    exchange,
+    http_client,
+    with_backoff,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +79,7 @@ class GraphBookings:
         self,
         settings: GraphCalendar,
         token: GraphToken,
-        http_client: httpx.Client,
+        http_client: HttpClient,
         *,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -345,7 +352,7 @@ def open_graph(settings: GraphCalendar, *, timeout_s: float = 20.0) -> GraphBook
             f"calendar {settings.id}: client_secret_file {settings.client_secret_file} is empty; "
             "put the app's client secret value in it"
         )
-    client = httpx.Client(timeout=timeout_s, follow_redirects=False)
+    client = http_client(timeout_s)
     token = GraphToken(settings.tenant, settings.client_id, secret, settings.token_url, client)
     return GraphBookings(settings, token, client)
 

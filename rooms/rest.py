@@ -20,6 +20,16 @@ from edge.errors import EdgeError
 REPLY_CAP_BYTES = 1_000_000
 
 
+HttpClient = httpx.Client
+"""The HTTP client every REST adapter is given; httpx is imported here only."""
+
+
+def http_client(timeout_s: float) -> HttpClient:
+    """Return a client for one outside service: bounded waits, redirects never followed."""
+    # A redirect would carry the Authorization header to wherever the server points.
+    return httpx.Client(timeout=timeout_s, follow_redirects=False)
+
+
 class RestError(EdgeError):
     """A REST exchange failed before a usable reply came back."""
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
-
 from rooms.config import GraphPresence as GraphSettings
 from rooms.config import MatrixPresence as MatrixSettings
 from rooms.config import ServiceConfig
 from rooms.graph_auth import GraphToken
+from rooms.rest import HttpClient, http_client
 from rooms.uc.courier import Courier
 from rooms.uc.directory import UcDirectory
 from rooms.uc.graph_presence import GraphPresence
@@ -66,8 +65,8 @@ def _adapter(settings: MatrixSettings | GraphSettings, index: int) -> PresenceAd
     return GraphPresence(settings.base_url, token_source, client, settings.expiration_min)
 
 
-def _client() -> httpx.Client:
-    return httpx.Client(timeout=TIMEOUT_S, follow_redirects=False)
+def _client() -> HttpClient:
+    return http_client(TIMEOUT_S)
 
 
 def _secret_file(settings: MatrixSettings | GraphSettings) -> Path:

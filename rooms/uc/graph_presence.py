@@ -29,10 +29,8 @@ import time
 from collections.abc import Callable
 from urllib.parse import quote
 
-import httpx
-
 from rooms.graph_auth import GraphAuthError, GraphToken
-from rooms.rest import Reply, RestError, exchange
+from rooms.rest import HttpClient, Reply, RestError, exchange
 from rooms.uc.port import UcPersonError, UcServerError
 from rooms.uc.states import UcState
 
@@ -96,7 +94,7 @@ class GraphPresence:
         self,
         base_url: str,
         token: GraphToken,
-        http_client: httpx.Client,
+        http_client: HttpClient,
         expiration_min: int = 60,
         *,
         clock: Callable[[], float] = time.monotonic,

@@ -32,9 +32,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import quote
 
-import httpx
-
-from rooms.rest import Reply, RestError, exchange
+from rooms.rest import HttpClient, Reply, RestError, exchange
 from rooms.uc.port import UcError, UcLaterError, UcPersonError, UcServerError
 from rooms.uc.states import UcState
 
@@ -55,7 +53,7 @@ class MatrixPresence:
         self,
         base_url: str,
         admin_token: str,
-        http_client: httpx.Client,
+        http_client: HttpClient,
         refresh_s: float = 20.0,
         *,
         wall_clock: Callable[[], float] = time.time,

@@ -11,8 +11,11 @@ configurations: the configured zones, the provisioned doors and counted zones, t
 either names.
 
 A zone's reading is unknown while the service's own link is down, while its device's retained
-status says offline (or none was ever heard), while that status reports a `backlog` (older
-readings may still be queued behind it), when the device has not been heard for
+status says offline (or none was ever heard), while it is catching up (older readings may
+still be queued: it came online with a `backlog`, or two statuses in a row report one; an
+event or two in flight on one status is normal and ignored) until a status says 0 or the queue
+has had time to drain (20 ms a message, 5 s at least, `stale_after_s` at most: a queue drains
+faster on a live link), when the device has not been heard for
 `checkin.stale_after_s` (agents republish their status every 30 s), or while the device
 reports `sensor_ok: false`; and every zone is unknown after the inbox dropped messages, until
 fresh ones arrive. Times are the service's clock when a message arrived, never the device's.
@@ -44,6 +47,8 @@ __all__ = ["MAX_PAYLOAD_BYTES", "Crossing", "Feed"]
 KEEP_SPANS: Final = timedelta(hours=26)
 MAX_SPANS: Final = 256
 LOG_EVERY: Final = timedelta(minutes=1)
+CATCH_UP_MIN: Final = timedelta(seconds=5)
+CATCH_UP_PER_MESSAGE: Final = timedelta(milliseconds=20)
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _CARD_REF = re.compile(r"^[0-9a-f]{64}$")
 _SEEN_IDS: Final = 4096  # event ids remembered to drop a QoS 1 duplicate
@@ -75,6 +80,7 @@ class _Device:
     heard_at: datetime | None = None
     offline_at: datetime | None = None
     backlog: int = 0
+    catching_up_until: datetime | None = None  # its queued readings may not have arrived yet
 
 
 @dataclass
@@ -264,8 +270,14 @@ class Feed:
         if not self._wanted(device):
             return  # a device this service reads nothing from: keep nothing of it
         track = self._devices.setdefault(device, _Device())
+        was_online = track.online is True
         track.online = state == "online"
-        track.backlog = backlog if state == "online" else 0
+        backlog = backlog if track.online else 0
+        # Back online with a queue, or a queue that does not drain between two statuses.
+        catching_up = backlog > 0 and (not was_online or track.backlog > 0)
+        drain = min(self._stale, max(CATCH_UP_MIN, backlog * CATCH_UP_PER_MESSAGE))
+        track.catching_up_until = at + drain if catching_up else None
+        track.backlog = backlog
         track.status_at = track.heard_at = at
         track.offline_at = None if track.online else at
         self._judge_device(device, at)
@@ -390,7 +402,7 @@ class Feed:
             return f"no status heard from {zone.device}", None
         if not device.online:
             return f"{zone.device} offline since {self._hm(device.offline_at)}", device.offline_at
-        if device.backlog > 0:
+        if device.catching_up_until is not None and at < device.catching_up_until:
             return f"{zone.device} still sending {device.backlog} queued messages", at
         if device.heard_at is None or at - device.heard_at > self._stale:
             since = device.heard_at + self._stale if device.heard_at else None

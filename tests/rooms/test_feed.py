@@ -299,14 +299,23 @@ def test_a_zone_level_that_is_not_a_slug_is_refused(config: ServiceConfig) -> No
     assert feed.counts() == {}
 
 
-def test_a_device_with_a_backlog_is_not_current(config: ServiceConfig) -> None:
+def test_a_device_catching_up_on_a_backlog_is_not_current(config: ServiceConfig) -> None:
     feed = live_feed(config)
-    feed.message(status(backlog=12), T0 + S)
+    feed.message(status(backlog=2), T0 + S)  # events in flight: normal
     feed.refresh(T0 + S)
+    assert feed.sensing(MEETING).healthy_since == T0
+    feed.message(status(backlog=12), T0 + 2 * S)  # still queued a status later
+    feed.refresh(T0 + 2 * S)
     assert feed.sensing(MEETING).occupied is None
     assert "queued" in feed.sensing(MEETING).reason
-    feed.message(status(backlog=0), T0 + 2 * S)
-    feed.refresh(T0 + 2 * S)
+    feed.message(status(backlog=0), T0 + 3 * S)
+    feed.refresh(T0 + 3 * S)
+    assert feed.sensing(MEETING).occupied is False
+    feed.message(will(), T0 + 4 * S)
+    feed.message(status(backlog=30), T0 + 5 * S)  # back online with a queue
+    feed.refresh(T0 + 5 * S)
+    assert "queued" in feed.sensing(MEETING).reason
+    feed.refresh(T0 + 10 * S)  # time enough to drain 30 messages on a live link
     assert feed.sensing(MEETING).occupied is False
 
 

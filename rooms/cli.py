@@ -123,7 +123,9 @@ def _listen(ctx: click.Context, config: ServiceConfig) -> socket.socket:
     host, port = config.web.host, config.web.port
     try:
         info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        listening = socket.socket(info[0], socket.SOCK_STREAM)
+        # With getaddrinfo's protocol (TCP): asyncio sets TCP_NODELAY only on sockets that say
+        # so, and without it each keep-alive answer waits for the client's delayed ACK (40 ms).
+        listening = socket.socket(info[0], info[1], info[2])
     except OSError as error:
         _refuse(ctx, f"edge-rooms run: [web] host {host}: {error}; fix [web] host", code=1)
     try:

@@ -234,7 +234,9 @@ class Service:
                 log.info("calendar %s is readable again", calendar)
                 del self._failing[calendar]
             for room in rooms:
-                self._bookings[room.zone] = list(found.get(room.zone, []))
+                # An adapter leaves out a room it could not read: keep what it had.
+                if room.zone in found:
+                    self._bookings[room.zone] = list(found[room.zone])
 
     def _calendar_failed(self, calendar: str, error: Exception) -> None:
         text = str(error) if isinstance(error, BookingError) else type(error).__name__

@@ -16,7 +16,7 @@ import pytest
 from edge.link import topics
 from rooms.adapters import Unavailable, build_adapters
 from rooms.bookings import Booking
-from rooms.config import ServiceConfig
+from rooms.config import RoomSettings, ServiceConfig
 from rooms.inbox import Inbound, Inbox, LinkState
 from rooms.journal import Journal
 from rooms.service import Service
@@ -105,6 +105,31 @@ def test_a_failing_calendar_is_logged_once_keeps_its_bookings_and_heals(
     failed = [r for r in caplog.records if "cannot be read" in r.getMessage()]
     healed = [r for r in caplog.records if "readable again" in r.getMessage()]
     assert (len(failed), len(healed)) == (1, 1)
+
+
+class OneRoomUnreadable(MemoryCalendar):
+    """A calendar whose adapter could read every room but one (it leaves that one out)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unreadable: set[str] = set()
+
+    def bookings(
+        self, rooms: Sequence[RoomSettings], start: datetime, end: datetime
+    ) -> dict[str, list[Booking]]:
+        found = super().bookings(rooms, start, end)
+        return {zone: items for zone, items in found.items() if zone not in self.unreadable}
+
+
+def test_a_room_its_calendar_could_not_read_keeps_its_bookings(config: ServiceConfig) -> None:
+    calendar = OneRoomUnreadable()
+    calendar.add(MEETING, T0, T0 + 60 * MIN, "b1")
+    run = Running(config, calendar, T0 - 30 * MIN)
+    run.step()
+    calendar.unreadable.add(MEETING)
+    run.until(T0 - 20 * MIN)
+    room = next(r for r in run.service.view().rooms if r.zone == MEETING)
+    assert [slot.start for slot in room.next] == [T0]  # still booked, not shown free
 
 
 def test_a_refused_release_is_tried_again_while_the_room_stays_vacant(

@@ -61,7 +61,9 @@ class BookingAdapter(Protocol):
         Called every poll for all the rooms this calendar holds: an adapter asks its system
         only for what changed since the last call where it can (CalDAV ctag / sync-token,
         one query for many facilities), so a poll of forty rooms costs a request or two.
-        Raises BookingError when the system cannot be read; the caller keeps what it had.
+        A room it could not read is left out of the answer (the caller keeps that room's
+        last bookings); every room read is in it, with [] when it has none. Raises
+        BookingError when none of the rooms can be read; the caller keeps what it had.
         """
         ...
 

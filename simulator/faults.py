@@ -266,6 +266,8 @@ def clock_unsynchronised(sim: Stage, device: str, seconds: float) -> Process:
     world = sim.world
     world.note(f"fault: {device} loses time synchronisation for {seconds / 60:g} min")
     world.request(device, op="clock", synced=False, step_s=90)
+    began = world.engine.now
     yield seconds
     world.request(device, op="clock", synced=True, step_s=-90)
+    world.truth.unsynced[device].append((began, world.engine.now))
     world.note(f"{device} clock synchronised again")

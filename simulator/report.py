@@ -94,7 +94,8 @@ class Report:
             "nobody booked",
             f"  rooms service: {r['check_ins']:.0f} check-ins, {r['releases']:.0f} releases "
             f"({r['released_h']:.1f} booked hours returned to the pool), "
-            f"{r['ad_hoc_bookings']:.0f} ad-hoc bookings; {r['steps']:.0f} steps took "
+            f"{r['ad_hoc_bookings']:.0f} ad-hoc bookings ({r['ad_hoc_at_booking_end']:.0f} from "
+            f"a booking's end, {r['ad_hoc_released']:.0f} released); {r['steps']:.0f} steps took "
             f"{r['step_s']:.1f} s, booking the day {r['booking_s']:.1f} s (real time)",
         ]
 

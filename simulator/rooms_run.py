@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -124,19 +124,27 @@ class RoomsDesk:
 
     # -- the day ----------------------------------------------------------------------------
 
-    def steps_process(self, world: World, caught_up: Callable[[set[str]], bool]) -> Process:
-        """Step the service every STEP_S simulated seconds, its devices' news in first."""
+    def steps_process(
+        self, world: World, caught_up: Callable[[Mapping[str, int]], bool | None]
+    ) -> Process:
+        """Step the service every STEP_S simulated seconds, its devices' news in first.
+
+        `caught_up(want)` waits until the console holds each device's events up to its seq
+        (None when it cannot: the broker is down, and so is the service's link).
+        """
         nodes = {d.id for d in self.building.devices.values() if d.role == "sensor-node"}
+        seen: dict[str, int] = {}
         while True:
             now = world.engine.now
-            due = {
-                device
-                for device in nodes - world.down
-                if now - world.input_at.get(device, -1e9) <= QUIET_AFTER_S
-            }
-            for device in sorted(due):
-                world.request(device, op="sync")
-            if due and not caught_up(due):
+            want: dict[str, int] = {}
+            for device in sorted(nodes - world.down):
+                if now - world.input_at.get(device, -1e9) > QUIET_AFTER_S:
+                    continue  # no input changed lately: no timer of its can run now
+                reply = world.request(device, op="stats")  # moves its clock on to now
+                last = int(reply["last_seq"]) if reply is not None else 0
+                if last > seen.get(device, 0):
+                    want[device] = seen[device] = last
+            if want and caught_up(want) is False:
                 world.note(f"rooms service: the devices' occupancy lagged at {world.clock_text()}")
             self.step(now)
             yield STEP_S
@@ -182,10 +190,12 @@ class RoomsDesk:
     ) -> RoomsDay:
         """Gather the truth, the agents' word and the service's deeds for the checks."""
         offline: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        unsure: dict[str, list[tuple[float, float]]] = defaultdict(list)
         for zone in self.building.watched_rooms():
             device, _ = self.building.sensor_for(zone.id)
             for off, on in world.truth.unpowered.get(device.id, []):
                 offline[zone.id].append((off, min(on, end_s)))
+            unsure[zone.id] += world.truth.unsynced.get(device.id, [])
         grace = {kind: minutes * 60.0 for kind, minutes in GRACE_MIN.items()}
         stays = {room: [[a, min(b, end_s)] for a, b in s] for room, s in world.truth.stays.items()}
         return RoomsDay(
@@ -197,6 +207,7 @@ class RoomsDesk:
             grace_s=grace,
             ad_hoc_after_s=AD_HOC_AFTER_MIN * 60.0,
             end_s=end_s,
+            unsure=dict(unsure),
         )
 
     def read_journal(self) -> None:
@@ -209,7 +220,8 @@ class RoomsDesk:
             if entry.kind in kinds and entry.outcome == OK:
                 at = (entry.at - self.start).total_seconds()
                 start = (entry.start - self.start).total_seconds()
-                kinds[entry.kind].append((at, entry.room, start))
+                end = (entry.end - self.start).total_seconds()
+                kinds[entry.kind].append((at, entry.room, start, end))
 
     def close(self) -> None:
         """Stop the service and the calendar server; idempotent."""

@@ -19,7 +19,6 @@ from simulator.world import World
 PULSE_S = 8.0  # a PIR's output after one movement (its retrigger time)
 DOOR_S = 3.0  # a door open while someone walks through
 SETTLE_S = 30.0  # coat off, laptop out: the first movement after the door closed
-CLEANING_S = 5 * MIN  # after the day's start (simulated): the cleaners' round
 
 
 def stay(world: World, zone: str, arrive_s: float, leave_s: float, seed: int) -> Process:
@@ -73,30 +72,8 @@ def use_room(world: World, use: Use, seed: int) -> Process:
     yield from stay(world, use.room, use.arrive_s, use.leave_s, seed)
 
 
-def cleaning_round(world: World, rooms: list[str], from_s: float, seed: int) -> Process:
-    """A cleaner goes through a node's booths and rooms before the day's first booking.
-
-    It is also each sensor's first reading of the day: a sensor node reports a room's
-    occupancy when it changes, and the rooms service releases no booking of a room it has
-    never heard about.
-    """
-    rng = random.Random(seed)
-    yield at_time(world.engine, from_s)
-    for room in rooms:
-        if world.occupants[room]:
-            continue  # someone is in already (a visitor): not to be disturbed
-        now = world.engine.now
-        yield from stay(world, room, now, now + rng.uniform(60, 120), seed)
-        yield 30.0  # to the next door
-
-
 def populate_rooms(world: World, uses: list[Use], seed: int) -> None:
-    """Start the cleaners' round and every planned use of a room on the engine."""
-    building = world.building
-    for n, device in enumerate(building.devices.values()):
-        rooms = [z.id for z in device.zones if z.kind in ("booth", "meeting-room")]
-        if rooms:
-            world.engine.spawn(cleaning_round(world, rooms, CLEANING_S + n * 7.0, seed + n))
+    """Start every planned use of a room on the engine."""
     for n, use in enumerate(uses):
         if use.arrive_s is not None:
             world.engine.spawn(use_room(world, use, seed * 1_009 + n))

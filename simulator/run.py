@@ -17,7 +17,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from functools import partial
@@ -337,13 +337,21 @@ class Simulation:
         self.world.power_on(device, self._launch(device, at=self.engine.now))
         self.restarts[device] = self.restarts.get(device, 0) + 1
 
-    def _caught_up(self, devices: set[str]) -> bool:
-        return self.catch_up(devices=devices)
+    def _caught_up(self, want: Mapping[str, int]) -> bool | None:
+        """Wait (5 s at most) until the console holds each device's events up to a seq."""
+        if not self.broker.running:
+            return None
 
-    def catch_up(self, timeout_s: float = 30.0, devices: set[str] | None = None) -> bool:
-        """Wait until the console holds every event each powered device (of `devices`) stored."""
+        def complete(log: Any) -> bool:
+            devices = log.devices()
+            return all(devices.get(d, {}).get("contiguous", 0) >= n for d, n in want.items())
+
+        return self.collector.wait_for(complete, 5.0)
+
+    def catch_up(self, timeout_s: float = 30.0) -> bool:
+        """Wait until the console holds every event each powered device has stored."""
         want = {}
-        for device in self.agents if devices is None else sorted(devices):
+        for device in self.agents:
             reply = self.world.request(device, op="stats")
             if reply is not None:
                 want[device] = int(reply["last_seq"])

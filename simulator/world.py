@@ -60,6 +60,10 @@ class Truth:
     handed_back: list[HandedBack] = field(default_factory=list)
     # Who is really in each booth and meeting room: (entered, left) per stay, by zone.
     stays: dict[str, list[list[float]]] = field(default_factory=lambda: defaultdict(list))
+    # When each device's clock was off (its events' times cannot be compared), by device.
+    unsynced: dict[str, list[tuple[float, float]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     # When each device had no power: [off, on] (on = inf while still off), by device.
     unpowered: dict[str, list[list[float]]] = field(default_factory=lambda: defaultdict(list))
 

@@ -38,9 +38,9 @@ REPORTED = {
 
 def good_day() -> RoomsDay:
     log = RoomsLog(
-        releases=[(3 * H + 600 + 30, "focus-2f-1", 3 * H)],
-        check_ins=[(5 * H - M + 30, "focus-2f-1", 5 * H)],
-        ad_hoc=[(7 * H + 3 * M + 30, "focus-2f-1", 7 * H + 3 * M + 30)],
+        releases=[(3 * H + 600 + 30, "focus-2f-1", 3 * H, 4 * H)],
+        check_ins=[(5 * H - M + 30, "focus-2f-1", 5 * H, 6 * H)],
+        ad_hoc=[(7 * H + 3 * M + 30, "focus-2f-1", 7 * H + 3 * M + 30, 7.6 * H)],
         shown={
             "focus-2f-1": [
                 (3 * H + 630, "released"),
@@ -74,7 +74,9 @@ def test_a_good_day_passes_every_check_and_counts_its_figures() -> None:
 
 def test_a_no_show_released_late_or_never_fails() -> None:
     day = good_day()
-    late = replace(day, log=replace(day.log, releases=[(3 * H + 600 + 2 * M, "focus-2f-1", 3 * H)]))
+    late = replace(
+        day, log=replace(day.log, releases=[(3 * H + 600 + 2 * M, "focus-2f-1", 3 * H, 4 * H)])
+    )
     assert not no_shows_released(late).ok
     never = replace(day, log=replace(day.log, releases=[]))
     check = no_shows_released(never)
@@ -94,7 +96,7 @@ def test_a_no_show_whose_sensor_was_off_need_not_be_released() -> None:
 
 def test_a_release_of_an_occupied_room_or_while_its_sensor_was_off_fails() -> None:
     day = good_day()
-    occupied = replace(day, log=replace(day.log, releases=[(5.5 * H, "focus-2f-1", 5 * H)]))
+    occupied = replace(day, log=replace(day.log, releases=[(5.5 * H, "focus-2f-1", 5 * H, 6 * H)]))
     check = no_wrong_release(occupied)
     assert not check.ok
     assert "truly occupied" in check.detail
@@ -114,7 +116,7 @@ def test_a_release_inside_the_grace_time_before_anyone_came_fails() -> None:
         day,
         uses=[NO_SHOW, late_use, WALK_IN],
         stays={"focus-2f-1": [[5 * H + 7 * M, 6 * H - M]]},
-        log=replace(day.log, releases=[(5 * H + 5 * M, "focus-2f-1", 5 * H)], check_ins=[]),
+        log=replace(day.log, releases=[(5 * H + 5 * M, "focus-2f-1", 5 * H, 6 * H)], check_ins=[]),
     )
     check = no_wrong_release(early)
     assert not check.ok
@@ -125,9 +127,14 @@ def test_an_unbooked_use_never_booked_fails() -> None:
     day = good_day()
     assert not ad_hoc_booked(replace(day, log=replace(day.log, ad_hoc=[]))).ok
     too_late = replace(
-        day, log=replace(day.log, ad_hoc=[(7 * H + 10 * M, "focus-2f-1", 7 * H + 10 * M)])
+        day, log=replace(day.log, ad_hoc=[(7 * H + 10 * M, "focus-2f-1", 7 * H + 10 * M, 7.6 * H)])
     )
     assert not ad_hoc_booked(too_late).ok
+    # A booking it made for the one before them, still running when they are due: booked.
+    before = [(6 * H, "focus-2f-1", 6 * H, 7.2 * H)]
+    assert ad_hoc_booked(replace(day, log=replace(day.log, ad_hoc=before))).ok
+    over = [(6 * H, "focus-2f-1", 6 * H, 7 * H + 2 * M)]  # over before they are due
+    assert not ad_hoc_booked(replace(day, log=replace(day.log, ad_hoc=over))).ok
 
 
 def test_an_agent_calling_an_occupied_room_vacant_fails_unless_the_node_had_no_power() -> None:
@@ -140,6 +147,8 @@ def test_an_agent_calling_an_occupied_room_vacant_fails_unless_the_node_had_no_p
     assert "focus-2f-1 vacant" in check.detail
     unpowered = replace(bad, offline={"focus-2f-1": [(5.3 * H - M, 5.3 * H + 21 * M)]})
     assert occupied_never_vacant(unpowered).ok
+    unsynced = replace(bad, unsure={"focus-2f-1": [(5.2 * H, 5.4 * H)]})
+    assert occupied_never_vacant(unsynced).ok  # its clock was off: times not compared
     slow = replace(day, reported={"focus-2f-1": [(5 * H - M + 40, True), (6 * H, False)]})
     assert not occupied_never_vacant(slow).ok  # 40 s to notice someone walking in
 

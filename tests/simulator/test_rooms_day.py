@@ -52,7 +52,7 @@ def test_the_rooms_service_releases_no_shows_books_walk_ins_and_keeps_the_cut_bo
         booking = spanning[0]
         assert not [
             at
-            for at, room, _ in sim.rooms.log.releases
+            for at, room, _, _ in sim.rooms.log.releases
             if room == "focus-2f-1" and booking.start_s <= at < booking.end_s
         ]
         assert sim.world.truth.unpowered["sensors-2f-booths"] == [[cut, cut + CUT_MIN * 60]]

@@ -3,8 +3,8 @@
 The broker is a private mosquitto on loopback with a password file and the least-privilege
 ACL that `edge-provision broker config` generates (provisioning.broker), so every client
 below publishes and reads only what its account may. `edge-rooms run` is the installed
-console script in its own process, as systemd runs it; its CPU time and memory are read
-from /proc.
+console script in its own process, as systemd runs it; a `Sampler` reads its CPU time and
+memory from /proc every second.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from simulator.world import World
 log = logging.getLogger(__name__)
 
 STEP_S = 30.0  # the service's step: releases within a grace time + 30 s
+QUIET_STEP_S = 300.0  # its step before the day's first booking and after the last one
 # How long after an input last changed a node may still have a timer to run: the longest
 # hold (a desk island's 600 s) and the room latch's settling, with a step to spare.
 QUIET_AFTER_S = 600.0 + 2 * STEP_S
@@ -134,6 +135,9 @@ class RoomsDesk:
         """
         nodes = {d.id for d in self.building.devices.values() if d.role == "sensor-node"}
         seen: dict[str, int] = {}
+        booked = [u for u in self.uses if u.booked] or self.uses
+        busy_from = min((u.start_s for u in booked), default=0.0) - 30 * 60
+        busy_until = max((u.end_s for u in booked), default=0.0) + 30 * 60
         while True:
             now = world.engine.now
             want: dict[str, int] = {}
@@ -147,7 +151,7 @@ class RoomsDesk:
             if want and caught_up(want) is False:
                 world.note(f"rooms service: the devices' occupancy lagged at {world.clock_text()}")
             self.step(now)
-            yield STEP_S
+            yield STEP_S if busy_from <= now <= busy_until else QUIET_STEP_S
 
     def step(self, at_s: float) -> None:
         """Step the service at `at_s` (simulated) and keep what its floor view shows."""

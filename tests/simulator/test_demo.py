@@ -35,7 +35,7 @@ def edge_sim(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[st
     )
 
 
-@pytest.mark.timeout(300)  # a whole day of 37 agents: about 100 s on 2 busy cores
+@pytest.mark.timeout(480)  # a whole day of 37 agents and the rooms service: ~190 s on 2 busy cores
 def test_the_demo_plays_the_whole_city_hall_and_every_check_passes(tmp_path: Path) -> None:
     out = tmp_path / "report"
     result = edge_sim("demo", "--out", str(out), "--run-dir", str(tmp_path / "run"))
@@ -48,6 +48,11 @@ def test_the_demo_plays_the_whole_city_hall_and_every_check_passes(tmp_path: Pat
     names = " ".join(c["name"] for c in report["checks"])
     for expected in ("roll call at fire", "exactly once", "fire released", "clock_synced"):
         assert expected in names
+    for expected in ("no-show", "used without a booking", "reported vacant", "shown released"):
+        assert expected in names
+    assert report["rooms"]["releases"] > 10
+    assert report["rooms"]["check_ins"] > 100
+    assert report["rooms"]["ad_hoc_bookings"] > 0
     assert report["decisions"]["granted/granted"] > 5000
     assert report["decisions"]["denied/lockdown"] > 0
     assert (out / "occupancy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,13 +1,14 @@
 """A day of the default building as the rooms service hears it: what each device sends, and when.
 
 From the simulator's own plans (simulator.rooms_plan for the booths' and meeting rooms'
-bookings and stays, the building's 1,500 staff), each device's messages on the
-topics the rooms service reads, with the agents' payload models (edge.link.payloads):
+bookings and stays) and the building's 1,500 staff, each device's messages on the topics the
+rooms service reads, with the agents' payload models (edge.link.payloads):
 
 * sensor nodes: occupancy of each booth and meeting room (occupied on arrival, vacant its
-  sensor's hold after the last one leaves) and its door's opened/closed; desk islands from
-  the first arrival to the last leave (as simulator.behaviour), the refresh area's two
-  breaks, consultation booths used by visitors every hour or so;
+  sensor's hold after the last one leaves; their door contacts go out as presence events,
+  which the service does not read), desk islands from the first arrival to the last leave
+  (as simulator.behaviour), the refresh area's two breaks, and the consultation booths used
+  by visitors every hour or so;
 * gates: each member of staff's morning entry, a third of them out and back at lunch, and
   the evening exit: per crossing `access/granted`, `door/opened`, `access/crossing`, both
   zones' head counts on `occupancy/{zone}` (retained), `door/closed`.
@@ -76,20 +77,18 @@ def _stays(device: str, zone: str, spans: list[tuple[float, float]]) -> list[Sen
 
 
 def rooms(building: Building, uses: list[Use]) -> list[Send]:
-    """Each booking's (or walk-in's) stay: occupancy and the booth's door."""
-    sends: list[Send] = []
+    """Each booking's (or walk-in's) stay as its room's occupancy.
+
+    A booth's door contact goes out as a presence event, which the service does not read.
+    """
     spans: dict[str, list[tuple[float, float]]] = {}
     for use in uses:
         if use.arrive_s is None or use.leave_s is None:
             continue  # a no-show: the room stays vacant
-        device, sensor = building.sensor_for(use.room)
+        _, sensor = building.sensor_for(use.room)
         # Vacant once the sensor's hold has run after the last one left.
         spans.setdefault(use.room, []).append((use.arrive_s, use.leave_s + sensor.hold_s))
-        door = building.door_for(use.room)
-        if door is not None:
-            for at_s, opened in ((use.arrive_s - 3, True), (use.arrive_s, False),
-                                 (use.leave_s, True), (use.leave_s + 3, False)):  # fmt: skip
-                sends.append(_door(at_s, device.id, door.id, opened))
+    sends: list[Send] = []
     for zone, found in spans.items():
         sends += _stays(building.sensor_for(zone)[0].id, zone, found)
     return sends

@@ -4,7 +4,9 @@ A private mosquitto on loopback with the site's accounts and ACL (every device p
 its own account, as agents do), a private Radicale holding a calendar per bookable room, and
 `edge-rooms run` in its own process with the configuration the simulator generates for the
 Kamakura building (simulator.rooms_config: its 49 rooms and booths, 18 department areas and
-the refresh area, `poll_s` 120 as in production, plus a `[web]` port). The day's bookings
+the refresh area, `poll_s` 120 as in production), plus a `[web]` port and `devices_dir`
+holding every device's configuration (simulator.building.device_config), so the service takes
+the gates' doors, crossings and head counts as at a provisioned site. The day's bookings
 (simulator.rooms_plan) are put in Radicale as the staff's calendar clients would, then the
 day's messages (bench.rooms_day) are published as the devices would send them.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import platform
 import re
@@ -52,13 +55,14 @@ from rooms.caldav_setup import ensure_calendars, make_booking
 from rooms.config import CaldavCalendar, load_service_config
 from rooms.journal import Journal
 from simulator.broker import free_port
-from simulator.building import Building, load_building
+from simulator.building import Building, Wiring, device_config, load_building
 from simulator.calendar_server import SERVICE_ACCOUNT, STAFF_ACCOUNT, CalendarServer
 from simulator.rooms_config import GRACE_MIN, rooms_config_text
 from simulator.rooms_plan import Use, bookable, plan_day
 from simulator.staff import make_people
 
 DAY_S = 15 * 3600.0
+DROPPED = re.compile(r"dropped a message \(([a-z-]+)\) from \S+; (\d+) so far")
 REQUEST = re.compile(rb"\b(GET|PUT|PROPFIND|REPORT|DELETE|MKCOL|MKCALENDAR|PROPPATCH|POST) request")
 
 
@@ -109,19 +113,32 @@ class Outcome:
     calls: Counter[str] = field(default_factory=Counter)
     decided: Counter[str] = field(default_factory=Counter)
     troubles: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
     code: int | None = None
 
 
 def service_config(tmp: Path, building: Building, broker_port: int, accounts: Accounts,
                    server: CalendarServer) -> tuple[Path, int]:  # fmt: skip
-    """Write the simulator's configuration for the building, with a free web port."""
+    """Write the simulator's configuration for the building, with a free web port.
+
+    The devices' configurations go where edge-provision keeps them (`devices_dir`): the
+    service takes doors, line crossings and head counts only as they allow.
+    """
     web_port = free_port()
+    devices_dir = tmp / "site" / "devices"
+    devices_dir.mkdir(parents=True)
+    wiring = Wiring(broker_port, tmp / "site", tmp / "stores")
+    for device in building.devices.values():
+        text = device_config(building, device, wiring)
+        (devices_dir / f"{device.id}.toml").write_text(text, encoding="utf-8")
     text = rooms_config_text(
         building, broker_port=broker_port, password_file=accounts.file("rooms"),
         state_path=tmp / "rooms.db", calendar_url=server.url, calendar_user=SERVICE_ACCOUNT,
         calendar_password_file=server.password_file(SERVICE_ACCOUNT),
         calendar_paths={z.id: server.calendar_path(z.id) for z in bookable(building)},
     )  # fmt: skip
+    if "devices_dir" not in text:  # a top-level key: before the first table
+        text = f"devices_dir = {json.dumps(str(devices_dir))}\n{text}"
     path = tmp / "rooms.toml"
     path.write_text(f"{text}\n[web]\nport = {web_port}\n", encoding="utf-8")
     return path, web_port
@@ -191,6 +208,8 @@ def collect(out: Outcome, calendar_log: Path, offset: int, journal: Path, log: P
     kept.close()
     lines = log.read_text(errors="replace").splitlines()
     out.troubles = sum(1 for line in lines if "failed" in line or "cannot" in line)
+    for reason, count in DROPPED.findall("\n".join(lines)):  # logged at most once a minute
+        out.dropped[reason] = max(out.dropped[reason], int(count))
 
 
 def main() -> None:
@@ -257,6 +276,8 @@ def report(factor: float, building: Building, sends: list[Send], sent: Counter[s
           f"({_counts(out.calls, sorted(out.calls))}); journal: "
           f"{_counts(out.decided, sorted(out.decided)) or 'nothing decided'}; "
           f"exit {out.code}; failures in its log: {out.troubles}")  # fmt: skip
+    print(f"  dropped by the service's feed (at least, as last logged): "
+          f"{_counts(out.dropped, sorted(out.dropped)) or 'none'}")  # fmt: skip
 
 
 def _counts(counter: Counter[str], keys: Iterable[str]) -> str:

@@ -61,9 +61,11 @@ def demo(ctx: click.Context, out: Path, speed: float | None, run_dir: Path) -> N
 
     Starts mosquitto on a free loopback port, provisions the site with edge-provision
     (1,500 staff from an HR-style CSV, 37 devices, rules), starts one agent process per
-    Raspberry Pi, the console's collector, and plays 06:30-21:30 with a broker outage, a
-    dead reader, a forced door, a propped door, a power cut, a fire alarm, a lockdown, a
-    lost card and a clock out of sync. Prints the report checked against the truth.
+    Raspberry Pi, the console's collector, the rooms service with a private Radicale holding
+    the day's bookings, and plays 06:30-21:30 with a broker outage, a dead reader, a forced
+    door, a propped door, power cuts (a gate, a booth's sensor node during a booking), a fire
+    alarm, a lockdown, a lost card and a clock out of sync. Prints the report checked
+    against the truth.
     """
     ctx.exit(_play(DEFAULT_BUILDING, load_scenario(DEFAULT_SCENARIO), out, speed, run_dir))
 

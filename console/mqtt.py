@@ -25,6 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.errors import EdgeError
+from edge.link.mqtt import no_nagle
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class ConsoleClient:
             self.client.username_pw_set(username, password)
         if ca_file:  # TLS to the broker, trusting the site's CA (edge-provision site init --ca)
             self.client.tls_set(ca_certs=ca_file)
+        self.client.on_socket_open = no_nagle
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message

@@ -28,6 +28,7 @@ from paho.mqtt.properties import Properties
 from edge.core.clock import Clock
 from edge.errors import EdgeError
 from edge.link import topics
+from edge.link.mqtt import no_nagle
 from rooms.config import ServiceConfig
 from rooms.inbox import MAX_PAYLOAD_BYTES, Inbound, Inbox, LinkState
 
@@ -89,6 +90,7 @@ class RoomsLink:
         self.client.will_set(self._status, OFFLINE, qos=1, retain=True)
         self.client.reconnect_delay_set(1, 30)
         self.client.max_queued_messages_set(0)
+        self.client.on_socket_open = no_nagle
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message

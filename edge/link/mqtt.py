@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import queue
+import socket
 import ssl
 import threading
 import time
@@ -56,6 +57,17 @@ log = logging.getLogger(__name__)
 MAX_INBOUND_BYTES = 1_048_576 * 64  # a credential snapshot; a command is cut at its own limit
 
 Status = Callable[[Database, str], dict[str, Any]]
+
+
+def no_nagle(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    """Send each packet at once (paho's `on_socket_open`): set TCP_NODELAY on the socket.
+
+    Without it a small publish waits for the broker's delayed ACK of the one before (about
+    40 ms on Linux), once per hop: a sensor's change took 88 ms to reach the floor view
+    instead of 5 (bench/rooms_view.py).
+    """
+    with contextlib.suppress(OSError, AttributeError):  # not a TCP socket: nothing to tune
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class LinkError(EdgeError, OSError):
@@ -208,6 +220,7 @@ class MqttLink:
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.max_inflight_messages_set(self.window)
         client.max_queued_messages_set(0)
+        client.on_socket_open = no_nagle
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -497,6 +510,7 @@ def publish_and_watch(
             connack.append(not reason.is_failure)
             lock.notify_all()
 
+    client.on_socket_open = no_nagle
     client.on_message = on_message
     client.on_connect = on_connect
     client.connect(config.host, config.port, keepalive=config.keepalive_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,3 +129,18 @@ def test_it_reads_only_the_devices_topics_it_needs(tmp_path: Path) -> None:
         f"{ROOT}/{SITE}/+/events/door",
         "homeassistant/status",
     ]
+
+
+@pytest.mark.services
+def test_the_link_sends_each_packet_at_once(tmp_path: Path) -> None:
+    broker = start_broker(tmp_path / "broker")
+    config = service_config(tmp_path, port=broker.port)
+    link = RoomsLink(config, "secret", Inbox(), clock=FakeClock(T0))
+    try:
+        link.start()
+        sock = link.client.socket()
+        assert sock is not None
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        link.close()
+        broker.stop()

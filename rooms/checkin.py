@@ -243,9 +243,10 @@ class Engine:
         if not room.ad_hoc or not seen.known or not seen.occupied or not seen.spans:
             return []
         after = timedelta(minutes=self._settings.ad_hoc_after_min)
-        if seen.spans[-1][1] is not None or at - seen.spans[-1][0] < after:
-            return []
         live = [b for b in found if not b.released and self.kind(b) != "released"]
+        since = self.unbooked_since(at, seen, live)
+        if since is None or at - since < after:
+            return []
         cover = self._covering(at, live)
         if cover is None:
             start = at
@@ -264,10 +265,28 @@ class Engine:
         calendar = room.calendar or ""
         decision = Decision(
             "ad_hoc", calendar, "", start, end, room.zone, at,
-            f"in use without a booking since {self._hm(seen.spans[-1][0])}",
+            f"in use without a booking since {self._hm(since)}",
             {"occupied_since": seen.spans[-1][0].isoformat(), "device": seen.device},
         )  # fmt: skip
         return [Action(decision, None)]
+
+    def unbooked_since(
+        self, at: datetime, seen: Sensing, found: Sequence[Booking]
+    ) -> datetime | None:
+        """Return since when the room has been in use with no booking, if it is now.
+
+        Use counts from the later of its start and the end of the last booking it ran on
+        from: people leaving at the end of a meeting (a booth holds occupied a while after
+        its door shuts) are not unbooked use of the time before.
+        """
+        if not seen.occupied or not seen.spans or seen.spans[-1][1] is not None:
+            return None
+        since = seen.spans[-1][0]
+        live = [b for b in found if not b.released and self.kind(b) != "released"]
+        for booking in live:
+            if since < booking.end <= at:
+                since = booking.end
+        return since
 
     def covering(self, at: datetime, found: Sequence[Booking]) -> Booking | None:
         """Return the live booking covering `at` (or opening its window), if any."""

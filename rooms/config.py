@@ -160,7 +160,12 @@ class CheckinSettings(_Strict):
         default=120, gt=0, description="A device not heard (status) for this long is stale."
     )
     ad_hoc_after_min: Whole = Field(
-        default=3, ge=1, le=120, description="Use without a booking this long is flagged."
+        default=10,
+        ge=1,
+        le=120,
+        description="Use without a booking this long is flagged (and booked where ad_hoc). "
+        "Keep it longer than the booth doors' settle_s (5 min by default), or someone who "
+        "leaves and shuts the door books the booth.",
     )
     ad_hoc_length_min: Whole = Field(default=30, ge=5, le=480)
 

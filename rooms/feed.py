@@ -12,11 +12,11 @@ either names.
 
 A zone's reading is unknown while the service's own link is down, while its device's retained
 status says offline (or none was ever heard), while it is catching up (older readings may
-still be queued: it came online with a `backlog`, or two statuses in a row report one; an
-event or two in flight on one status is normal and ignored) until a status says 0 or the queue
-has had time to drain (20 ms a message, 5 s at least, `stale_after_s` at most: a queue drains
-faster on a live link), when the device has not been heard for
-`checkin.stale_after_s` (agents republish their status every 30 s), or while the device
+still be queued: it came online with a `backlog`, or two statuses in a row report one and
+nothing else arrived from it in between; a queue that drains is normal and ignored) until a
+status says 0 or the queue has had time to drain (20 ms a message, 5 s at least,
+`stale_after_s` at most: a queue drains faster on a live link), when the device has not been
+heard for `checkin.stale_after_s` (agents republish their status every 30 s), or while the device
 reports `sensor_ok: false`; and every zone is unknown after the inbox dropped messages, until
 fresh ones arrive. Times are the service's clock when a message arrived, never the device's.
 """
@@ -81,6 +81,7 @@ class _Device:
     offline_at: datetime | None = None
     backlog: int = 0
     catching_up_until: datetime | None = None  # its queued readings may not have arrived yet
+    sent_since_status: bool = False  # a message other than its status arrived since the last
 
 
 @dataclass
@@ -273,11 +274,15 @@ class Feed:
         was_online = track.online is True
         track.online = state == "online"
         backlog = backlog if track.online else 0
-        # Back online with a queue, or a queue that does not drain between two statuses.
-        catching_up = backlog > 0 and (not was_online or track.backlog > 0)
+        # Back online with a queue, or a queue that stands still between two statuses: both
+        # report one and nothing else arrived from the device in between. A status sent just
+        # before the events it counts (the agent's drain sends it first) is not a queue.
+        stalled = track.backlog > 0 and not track.sent_since_status
+        catching_up = backlog > 0 and (not was_online or stalled)
         drain = min(self._stale, max(CATCH_UP_MIN, backlog * CATCH_UP_PER_MESSAGE))
         track.catching_up_until = at + drain if catching_up else None
         track.backlog = backlog
+        track.sent_since_status = False
         track.status_at = track.heard_at = at
         track.offline_at = None if track.online else at
         self._judge_device(device, at)
@@ -383,7 +388,9 @@ class Feed:
 
     def _heard(self, device: str, at: datetime) -> None:
         if self._wanted(device):
-            self._devices.setdefault(device, _Device()).heard_at = at
+            track = self._devices.setdefault(device, _Device())
+            track.heard_at = at
+            track.sent_since_status = True
 
     def _judge_device(self, device: str, at: datetime) -> None:
         for zone in self._zones.values():

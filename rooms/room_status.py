@@ -101,9 +101,10 @@ class Board:
         )
         if released is not None and not seen.occupied:
             return "released", self._reason(released)
-        if seen.occupied and seen.spans and seen.spans[-1][1] is None:
+        since = self._engine.unbooked_since(at, seen, found)
+        if since is not None:
             after = timedelta(minutes=self._config.checkin.ad_hoc_after_min)
-            if at - seen.spans[-1][0] >= after:
+            if at - since >= after:
                 return "in-use-unbooked", ""
         return "free", ""
 

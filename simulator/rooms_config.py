@@ -18,7 +18,7 @@ from simulator.rooms_plan import bookable, room_kind
 CALENDAR_ID = "radicale"
 # The grace time each kind of room gives a booking to be checked in (the service's default).
 GRACE_MIN: Mapping[str, int] = {"meeting-room": 10, "focus-booth": 10, "phone-booth": 10}
-AD_HOC_AFTER_MIN = 3
+AD_HOC_AFTER_MIN = 10  # the rooms service's default: longer than a booth door's settle_s
 STALE_AFTER_S = 6 * 3600
 # Staff book before the simulated day; during it only the service changes the calendars, and
 # it remembers its own changes: a read every 10 simulated minutes is plenty.

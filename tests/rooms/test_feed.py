@@ -304,18 +304,22 @@ def test_a_device_catching_up_on_a_backlog_is_not_current(config: ServiceConfig)
     feed.message(status(backlog=2), T0 + S)  # events in flight: normal
     feed.refresh(T0 + S)
     assert feed.sensing(MEETING).healthy_since == T0
-    feed.message(status(backlog=12), T0 + 2 * S)  # still queued a status later
+    feed.message(occupancy(MEETING, False), T0 + S)  # the queue drains: its messages arrive
+    feed.message(status(backlog=1), T0 + 2 * S)  # one more queued as it was sent: normal
     feed.refresh(T0 + 2 * S)
+    assert feed.sensing(MEETING).healthy_since == T0
+    feed.message(status(backlog=12), T0 + 3 * S)  # nothing arrived since: it stands still
+    feed.refresh(T0 + 3 * S)
     assert feed.sensing(MEETING).occupied is None
     assert "queued" in feed.sensing(MEETING).reason
-    feed.message(status(backlog=0), T0 + 3 * S)
-    feed.refresh(T0 + 3 * S)
+    feed.message(status(backlog=0), T0 + 4 * S)
+    feed.refresh(T0 + 4 * S)
     assert feed.sensing(MEETING).occupied is False
-    feed.message(will(), T0 + 4 * S)
-    feed.message(status(backlog=30), T0 + 5 * S)  # back online with a queue
-    feed.refresh(T0 + 5 * S)
+    feed.message(will(), T0 + 5 * S)
+    feed.message(status(backlog=30), T0 + 6 * S)  # back online with a queue
+    feed.refresh(T0 + 6 * S)
     assert "queued" in feed.sensing(MEETING).reason
-    feed.refresh(T0 + 10 * S)  # time enough to drain 30 messages on a live link
+    feed.refresh(T0 + 11 * S)  # time enough to drain 30 messages on a live link
     assert feed.sensing(MEETING).occupied is False
 
 

@@ -39,6 +39,7 @@ def rooms_config_text(
     calendar_user: str,
     calendar_password_file: Path,
     calendar_paths: Mapping[str, str],
+    devices_dir: Path | None = None,
 ) -> str:
     """Return the service's TOML file for `building` (calendar_paths: zone -> calendar path)."""
     spec = building.spec
@@ -50,6 +51,9 @@ def rooms_config_text(
         f"timezone = {_q(spec.timezone)}",
         f"state_path = {_q(str(state_path))}",
         f"poll_s = {POLL_S}",
+        # The provisioned device files: doors, line crossings and head counts are taken only
+        # from the device whose file has them.
+        *([f"devices_dir = {_q(str(devices_dir))}"] if devices_dir is not None else []),
         "",
         "[mqtt]",
         'host = "127.0.0.1"',

@@ -65,7 +65,7 @@ class RoomsDesk:
     def __repr__(self) -> str:
         return f"<RoomsDesk {len(self.uses)} uses, {self.steps} steps>"
 
-    def setup(self, broker_port: int, password_file: Path) -> None:
+    def setup(self, broker_port: int, password_file: Path, devices_dir: Path | None = None) -> None:
         """Start the calendar server, book the day, and build the service."""
         began = time.perf_counter()
         self.calendars.start()
@@ -81,6 +81,7 @@ class RoomsDesk:
                 calendar_user=SERVICE_ACCOUNT,
                 calendar_password_file=self.calendars.password_file(SERVICE_ACCOUNT),
                 calendar_paths=paths,
+                devices_dir=devices_dir,
             ),
             encoding="utf-8",
         )

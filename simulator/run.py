@@ -174,7 +174,9 @@ class Simulation:
         self.broker = Broker(self.run_dir / "broker", generated=files / "edge.conf")
         self.broker.start()
         self.card_key = read_card_key(p.site_dir / "keys" / "card-key")
-        self.rooms.setup(port, p.site_dir / "accounts" / f"{ROOMS_ACCOUNT}.password")
+        self.rooms.setup(
+            port, p.site_dir / "accounts" / f"{ROOMS_ACCOUNT}.password", p.site_dir / "devices"
+        )
         # The console listens before any device speaks: its session holds every event.
         self.collector = Collector(
             self.run_dir / "console" / "log.db",

@@ -37,8 +37,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -56,6 +55,7 @@ from rooms.rest import (
     http_client,
     with_backoff,
 )
+from rooms.room_reads import RoomReads
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,7 @@ class GaroonBookings:
         self.api = api_root(settings.base_url)
         pair = f"{settings.username}:{password}".encode()
         self._auth = base64.b64encode(pair).decode("ascii")
-        self._released: dict[tuple[str, str], Booking] = {}
-        self._last: dict[str, list[Booking]] = {}  # each room's last bookings read
+        self._reads = RoomReads()
         self._closed = False
         log.info("calendar %s: Garoon %s as %s", settings.id, self.api, settings.username)
 
@@ -112,32 +111,7 @@ class GaroonBookings:
         A room that cannot be read is logged and answered with its last bookings read (left
         out if it was never read); BookingError only when no room could be read.
         """
-        # Releases a day past are no longer asked about: forget them.
-        kept = start - timedelta(days=1)
-        self._released = {k: b for k, b in self._released.items() if b.end > kept}
-        found: dict[str, list[Booking]] = {}
-        failed: list[BookingError] = []
-        for room in rooms:
-            try:
-                listed = self._facility_events(room, start, end)
-                self._last[room.zone] = listed
-            except BookingError as error:
-                # One unreadable facility must not blank the others, nor itself.
-                log.warning("%s; keeping its last bookings", error)
-                failed.append(error)
-                last = self._last.get(room.zone)
-                if last is not None:
-                    found[room.zone] = [b for b in last if b.start < end and b.end > start]
-                continue
-            uids = {b.uid for b in listed}
-            for (zone, uid), booking in self._released.items():
-                overlaps = booking.start < end and booking.end > start
-                if zone == room.zone and uid not in uids and overlaps:
-                    listed.append(booking)
-            found[room.zone] = listed
-        if len(failed) == len(rooms) and failed:
-            raise failed[0]
-        return found
+        return self._reads.read(rooms, start, end, self._facility_events)
 
     def check_in(self, room: RoomSettings, booking: Booking, at: datetime) -> None:
         """Append the check-in time to the event's notes."""
@@ -172,7 +146,7 @@ class GaroonBookings:
         if notes is not None:  # notes too long to append to are left as they are
             changes["notes"] = notes
         self._patch(room, booking, event, changes, "release")
-        self._released[(room.zone, booking.uid)] = replace(booking, released=True)
+        self._reads.released(room, booking)
 
     def book(self, room: RoomSettings, start: datetime, end: datetime, title: str) -> Booking:
         """Book the facility as the service user, marked ad hoc."""

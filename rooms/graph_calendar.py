@@ -32,8 +32,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -51,6 +50,7 @@ from rooms.rest import (
     http_client,
     with_backoff,
 )
+from rooms.room_reads import RoomReads
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,7 @@ class GraphBookings:
         self._base = settings.base_url.rstrip("/")
         self._origin = _origin(self._base)
         # Releases made by this process: a declined or deleted event may leave the room's view.
-        self._released: dict[tuple[str, str], Booking] = {}
-        self._last: dict[str, list[Booking]] = {}  # each room's last bookings read
+        self._reads = RoomReads()
         self._closed = False
         log.info(
             "calendar %s: Microsoft Graph %s, app %s, tenant %s",
@@ -112,32 +111,7 @@ class GraphBookings:
         A room that cannot be read is logged and answered with its last bookings read (left
         out if it was never read); BookingError only when no room could be read.
         """
-        # Releases a day past are no longer asked about: forget them.
-        kept = start - timedelta(days=1)
-        self._released = {k: b for k, b in self._released.items() if b.end > kept}
-        found: dict[str, list[Booking]] = {}
-        failed: list[BookingError] = []
-        for room in rooms:
-            try:
-                listed = self._room_view(room, start, end)
-                self._last[room.zone] = listed
-            except BookingError as error:
-                # One unreadable room must not blank the others, nor itself.
-                log.warning("%s; keeping its last bookings", error)
-                failed.append(error)
-                last = self._last.get(room.zone)
-                if last is not None:
-                    found[room.zone] = [b for b in last if b.start < end and b.end > start]
-                continue
-            uids = {b.uid for b in listed}
-            for (zone, uid), booking in self._released.items():
-                overlaps = booking.start < end and booking.end > start
-                if zone == room.zone and uid not in uids and overlaps:
-                    listed.append(booking)
-            found[room.zone] = listed
-        if len(failed) == len(rooms) and failed:
-            raise failed[0]
-        return found
+        return self._reads.read(rooms, start, end, self._room_view)
 
     def check_in(self, room: RoomSettings, booking: Booking, at: datetime) -> None:
         """Record `at` in the room's copy of the event (its open extension)."""
@@ -171,7 +145,7 @@ class GraphBookings:
                 "POST", f"{self._base}{path}/decline", room, "release", json_body=body
             )
             self._expect(reply, (200, 202, 204), room, "release")
-        self._released[(room.zone, booking.uid)] = replace(booking, released=True)
+        self._reads.released(room, booking)
 
     def book(self, room: RoomSettings, start: datetime, end: datetime, title: str) -> Booking:
         """Book the room in its own calendar, busy, marked ad hoc."""

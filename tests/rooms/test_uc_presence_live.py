@@ -3,7 +3,7 @@
 A gate publishes granted crossings of the security line as an agent does; a sensor node keeps
 its status and the meeting room's occupancy; the calendar is an in-memory adapter (each real
 one is tested against its own server). S001 opted in, S002 did not: S001's presence at Synapse
-follows the line and the meeting, S002's never changes.
+follows the line, the meeting and their phone-booth booking; S002's never changes.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from rooms.config import ServiceConfig
 from rooms.service import Service, build_service
 from rooms.uc.states import UcState
 from rooms.uc.tracker import PresenceTracker
@@ -26,11 +27,12 @@ from tests.broker import start_broker
 from tests.rooms.service_site import MEETING, NODE, MemoryCalendar, event, occupancy, status
 from tests.rooms.service_site import service_config as base_config
 from tests.rooms.synapse_server import SynapseServer, synapse  # noqa: F401 (the fixture)
-from tests.rooms.uc_site import Site, make_site
+from tests.rooms.uc_site import PHONE_BOOTH, Site, make_site, phone_booth_room
 
 pytestmark = pytest.mark.services
 
 T0 = datetime(2031, 4, 1, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo: the meeting starts
+CALL = T0 + timedelta(minutes=90)  # 11:30: S001's phone-booth booking, half an hour
 GATE = "gate-1f-east"
 LINE = "staff-area"
 
@@ -52,8 +54,13 @@ class Devices:
     def _send(self, device: str, topic: str, payload: bytes, retain: bool) -> None:
         self.clients[device].publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
 
-    def node_online(self, meeting_occupied: bool) -> None:
-        for message in (status(NODE), occupancy(MEETING, meeting_occupied)):
+    def node_online(self, meeting_occupied: bool, booth_occupied: bool = False) -> None:
+        messages = (
+            status(NODE),
+            occupancy(MEETING, meeting_occupied),
+            occupancy(PHONE_BOOTH, booth_occupied),
+        )
+        for message in messages:
             self._send(NODE, message.topic, message.payload, True)
 
     def cross(self, card_ref: str, inside: bool) -> None:
@@ -97,6 +104,10 @@ class Building:
         finally:
             timer.cancel()
 
+    def go_to(self, at: datetime) -> None:
+        """Move the fake clock forward to `at`."""
+        self.clock.advance((at - self.clock.now().utc).total_seconds())
+
     def state(self, staff_no: str) -> UcState:
         return self.tracker.state_of(staff_no)
 
@@ -131,10 +142,17 @@ def building(tmp_path: Path, synapse: SynapseServer) -> Iterator[Building]:  # n
             }
         ],
     )
+    rooms = [r.model_dump(mode="json") for r in config.rooms]
+    data = config.model_dump(mode="json") | {"rooms": [*rooms, phone_booth_room(NODE, "cal")]}
+    config = ServiceConfig.model_validate(data)
     calendar = MemoryCalendar()
     calendar.add(
         MEETING, T0, T0 + timedelta(hours=1), "budget-review",
         organiser="mailto:s001@city.example", attendees=("s002@city.example",), title="Budget",
+    )  # fmt: skip
+    calendar.add(
+        PHONE_BOOTH, CALL, CALL + timedelta(minutes=30), "call-s001",
+        organiser="mailto:S001@city.example", title="Call with the prefecture",
     )  # fmt: skip
     clock = FakeClock(T0 - timedelta(minutes=10))
     devices = Devices(broker.port)
@@ -177,6 +195,46 @@ def test_presence_follows_the_line_and_the_meeting_for_the_opted_in_only(
     b.step_until(lambda: b.state("S001") is UcState.AWAY, "S001 out of the building")
     b.presence("S001", ("offline", ""))
     b.untouched()
+
+
+def test_presence_says_on_the_phone_while_their_phone_booth_booking_runs(
+    building: Building,
+) -> None:
+    b = building
+    s1 = b.site.refs["S001"]
+    b.devices.node_online(meeting_occupied=False)
+    b.devices.cross(s1, inside=True)
+    b.devices.cross(b.site.refs["S002"], inside=True)
+    b.step_until(lambda: b.state("S001") is UcState.AVAILABLE, "S001 in the building")
+    b.presence("S001", ("online", "in the building"))
+
+    b.go_to(CALL - timedelta(minutes=4))  # 11:26: in the booth within early_min
+    b.devices.node_online(meeting_occupied=False, booth_occupied=True)
+    b.step_until(lambda: booth_checked_in(b), "the phone-booth booking checked in")
+    assert b.state("S001") is UcState.AVAILABLE  # checked in, but the call has not begun
+    b.go_to(CALL + timedelta(minutes=1))
+    b.devices.node_online(meeting_occupied=False, booth_occupied=True)
+    b.step_until(lambda: b.state("S001") is UcState.PHONE, "S001 on the phone")
+    b.presence("S001", ("online", "on the phone"))
+    b.untouched()
+
+    b.go_to(CALL + timedelta(minutes=30))  # the booth empties and the booking has ended
+    b.devices.node_online(meeting_occupied=False, booth_occupied=False)
+    b.step_until(lambda: b.state("S001") is UcState.AVAILABLE, "S001 off the phone")
+    b.presence("S001", ("online", "in the building"))
+
+    b.clock.advance(30)
+    b.devices.node_online(meeting_occupied=False)
+    b.devices.cross(s1, inside=False)
+    b.step_until(lambda: b.state("S001") is UcState.AWAY, "S001 out of the building")
+    b.presence("S001", ("offline", ""))
+    b.untouched()
+
+
+def booth_checked_in(b: Building) -> bool:
+    """Return whether the floor view shows the phone booth's next booking checked in."""
+    booth = next(r for r in b.service.view().rooms if r.zone == PHONE_BOOTH)
+    return bool(booth.next) and booth.next[0].checked_in
 
 
 def test_opting_out_clears_the_status_at_the_next_reload(building: Building) -> None:

@@ -11,6 +11,7 @@ from edge.cardref import card_reference
 from edge.keys import read_card_key
 from provisioning.cli import cli
 
+PHONE_BOOTH = "phone-2f-1"  # a soundproof phone booth, reported by the meeting room's node
 HEADER = "staff_no,name,department,card_tech,card_id,groups,valid_from,valid_until"
 CARDS = {"S001": "0114A1B2C3D4E5F6", "S002": "0114A1B2C3D4E5F7", "S003": "0114A1B2C3D4E5F8"}
 
@@ -49,3 +50,16 @@ def make_site(tmp_path: Path) -> Site:
     key = read_card_key(directory / "keys" / "card-key")
     refs = {staff_no: card_reference(key, "felica", card) for staff_no, card in CARDS.items()}
     return Site(directory, refs)
+
+
+def phone_booth_room(device: str, calendar: str) -> dict[str, object]:
+    """Return the rooms-service settings of a bookable phone booth on floor 2."""
+    return {
+        "zone": PHONE_BOOTH,
+        "name": "Phone booth 2F-1",
+        "kind": "phone-booth",
+        "floor": 2,
+        "device": device,
+        "calendar": calendar,
+        "resource": f"/rooms/{PHONE_BOOTH}/",
+    }

@@ -22,7 +22,7 @@ from edge.system import SystemClock, clock_synchronised
 from edge.text import terminal
 from firmware_config.errors import ConfigError
 from firmware_config.loader import config_hash, json_schema, load_config
-from firmware_config.model import DeviceConfig
+from firmware_config.model import DeviceConfig, Ld2410Presence, MmwavePresence, PresenceConfig
 
 EXIT_INVALID_CONFIG: Final = 2
 """Exit status when the configuration is invalid (nothing was started)."""
@@ -148,15 +148,35 @@ cli.add_command(credentials)
 
 
 def summary(config: DeviceConfig) -> str:
-    """Describe a valid configuration in one paragraph."""
+    """Describe a valid configuration in one paragraph.
+
+    Room doors and radars are named only where the device has them.
+    """
+    parts = [_count(len(config.doors), "door")]
+    if config.room_doors:
+        parts.append(_count(len(config.room_doors), "room door"))
+    parts += [
+        _count(len(config.readers), "reader"),
+        _count(len(config.presence), "presence sensor"),
+    ]
+    radars = [_radar(sensor) for sensor in config.presence]
+    named = [radar for radar in radars if radar]
     return (
         f"Configuration valid: site {config.site.id}, device {config.device.id} "
-        f"(role {config.device.role}) with {_count(len(config.doors), 'door')}, "
-        f"{_count(len(config.readers), 'reader')}, "
-        f"{_count(len(config.presence), 'presence sensor')} and "
-        f"{_count(len(config.zones), 'zone')}; config hash {config_hash(config)}. "
-        "Nothing was started."
+        f"(role {config.device.role}) with {', '.join(parts)} and "
+        f"{_count(len(config.zones), 'zone')}; "
+        + (f"radars: {', '.join(named)}; " if named else "")
+        + f"config hash {config_hash(config)}. Nothing was started."
     )
+
+
+def _radar(sensor: PresenceConfig) -> str:
+    """Return how a radar presence sensor is read ("" for a sensor that is not a radar)."""
+    if isinstance(sensor, MmwavePresence):
+        return f"{sensor.id} (OUT pin on GPIO {sensor.pin})"
+    if isinstance(sensor, Ld2410Presence):
+        return f"{sensor.id} (serial {sensor.port} at {sensor.baud} baud)"
+    return ""
 
 
 def _report(config_path: Path, error: ConfigError) -> None:

@@ -10,8 +10,12 @@ from pathlib import Path
 
 from edge.errors import EdgeError
 from edge.keys import read_card_key
+from edge.sensors.ld2410_serial import first_report
 from edge.signing import load_public_key
-from firmware_config.model import DeviceConfig
+from firmware_config.model import DeviceConfig, Ld2410Presence
+
+LISTEN_S = 1.0
+"""How long the probe listens on a radar's serial port (it reports about ten times a second)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +30,14 @@ class Finding:
         return f"{'ok  ' if self.ok else 'FAIL'}  {self.item}: {self.detail}"
 
 
-def probe(config: DeviceConfig, gpio_chips: str = "/dev/gpiochip*") -> list[Finding]:
-    """Look for every reader, the GPIO chip, the key files and the store directory."""
-    return list(_probes(config, gpio_chips))
+def probe(
+    config: DeviceConfig, gpio_chips: str = "/dev/gpiochip*", listen_s: float = LISTEN_S
+) -> list[Finding]:
+    """Look for every reader, radar port, the GPIO chip, the key files and the store directory."""
+    return list(_probes(config, gpio_chips, listen_s))
 
 
-def _probes(config: DeviceConfig, gpio_chips: str) -> Iterator[Finding]:
+def _probes(config: DeviceConfig, gpio_chips: str, listen_s: float) -> Iterator[Finding]:
     chips = sorted(glob.glob(gpio_chips))
     yield Finding(
         "GPIO",
@@ -65,6 +71,9 @@ def _probes(config: DeviceConfig, gpio_chips: str) -> Iterator[Finding]:
     for reader in config.readers:
         if reader.kind == "nfc":
             yield _nfc(reader.id, reader.path)
+    for sensor in config.presence:
+        if isinstance(sensor, Ld2410Presence):
+            yield _radar(sensor, listen_s)
 
 
 def _file(item: str, read: Callable[[], object], path: Path) -> Finding:
@@ -105,3 +114,36 @@ def _nfc(reader_id: str, path: str) -> Finding:
         return Finding(f"reader {reader_id}", True, f"opened {path}: {frontend}")
     finally:
         frontend.close()
+
+
+def _radar(sensor: Ld2410Presence, listen_s: float) -> Finding:
+    """Open an LD2410's serial port and listen for one report, for at most `listen_s`."""
+    item, port = f"radar {sensor.id}", sensor.port
+    if not port.exists():
+        return Finding(
+            item,
+            False,
+            f"{port} does not exist: enable the UART (raspi-config: serial login shell no, "
+            "serial port hardware yes) or set `port` to the USB adapter under /dev/serial/by-id/",
+        )
+    if not os.access(port, os.R_OK | os.W_OK):
+        return Finding(
+            item, False, f"{port} is not readable and writable by this user: add it to the group dialout"
+        )
+    try:
+        report = first_report(port, sensor.baud, listen_s)
+    except EdgeError as exc:
+        return Finding(item, False, f"cannot read {port}: {exc}")
+    if report is None:
+        return Finding(
+            item,
+            False,
+            f"{port} opens, but no LD2410 report came within {listen_s:g} s: check the radar's "
+            f"power and TX/RX wires, that it is set to {sensor.baud} baud, and that the serial "
+            "console is off",
+        )
+    return Finding(
+        item,
+        True,
+        f"{port} at {sensor.baud} baud: a report arrived (target {report.state.name.lower()})",
+    )

@@ -18,9 +18,9 @@ from pathlib import Path
 import serial  # type: ignore[import-untyped]  # pyserial ships no type information
 
 from edge.core.events import PresenceChanged, PresenceSensorStatus
-from edge.errors import ClosedError
+from edge.errors import ClosedError, EdgeError
 from edge.ports import Emit
-from edge.sensors.ld2410 import FrameReader, PresenceRule
+from edge.sensors.ld2410 import FrameReader, PresenceRule, Report
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,24 @@ class Ld2410SerialSensor:
             for report in self.frames.feed(data):
                 watch.report(now, self.rule.present(report))
             watch.check(now)
+
+
+def first_report(port: Path, baud: int, within_s: float) -> Report | None:
+    """Open the port, return the first report heard within `within_s`, or None; never hang.
+
+    Raise EdgeError (naming the port) when it cannot be opened or read as a serial port.
+    """
+    frames = FrameReader()
+    deadline = time.monotonic() + within_s
+    try:
+        with serial.Serial(str(port), baud, timeout=_READ_TIMEOUT_S) as line:
+            while time.monotonic() < deadline:
+                reports = frames.feed(line.read(max(1, min(line.in_waiting, 4096))))
+                if reports:
+                    return reports[0]
+    except (serial.SerialException, OSError) as exc:
+        raise EdgeError(f"serial port {port}: {exc}") from exc
+    return None
 
 
 class _Watch:

@@ -84,6 +84,30 @@ def test_check_summary_counts_the_parts() -> None:
         assert words in result.stdout
 
 
+def test_check_summary_counts_room_doors_and_names_the_radars() -> None:
+    node = next(path for path in EXAMPLES if path.name == "sensor-node.toml")
+
+    result = CliRunner().invoke(cli, ["check", "--config", str(node)])
+
+    assert result.exit_code == 0, result.output
+    for words in ("0 doors,", "2 room doors,", "0 readers,", "6 presence sensors and 5 zones"):
+        assert words in result.stdout
+    radars = result.stdout.split("radars: ", 1)[1].split(";", 1)[0]
+    assert radars == (
+        "phone-booth-3f-radar (OUT pin on GPIO 22), "
+        "focus-3f-1-radar (serial /dev/serial0 at 256000 baud)"
+    )
+
+
+def test_check_summary_names_no_room_doors_or_radars_where_there_are_none() -> None:
+    gate = next(path for path in EXAMPLES if path.name == "security-gate.toml")
+
+    result = CliRunner().invoke(cli, ["check", "--config", str(gate)])
+
+    assert "room door" not in result.stdout
+    assert "radars" not in result.stdout
+
+
 def test_check_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "agent.toml"
     path.write_text(BROKEN, encoding="utf-8")

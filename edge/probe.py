@@ -128,7 +128,9 @@ def _radar(sensor: Ld2410Presence, listen_s: float) -> Finding:
         )
     if not os.access(port, os.R_OK | os.W_OK):
         return Finding(
-            item, False, f"{port} is not readable and writable by this user: add it to the group dialout"
+            item,
+            False,
+            f"{port} is not readable and writable by this user: add it to the group dialout",
         )
     try:
         report = first_report(port, sensor.baud, listen_s)

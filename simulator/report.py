@@ -118,10 +118,12 @@ def build_report(sim: Simulation) -> Report:
         checks.append(_duress_raised(sim, entries))
     checks.append(_unsynchronised_flagged(sim, entries))
     checks += line_checks(sim, entries)
-    sim.rooms.read_journal()
-    rooms_day = sim.rooms.day(sim.world, sim.rooms.agents_word(entries), sim.length)
-    checks += rooms_checks(rooms_day)
-    rooms = rooms_figures(rooms_day) | sim.rooms.figures()
+    rooms: dict[str, float] = {}
+    if sim.rooms is not None:
+        sim.rooms.read_journal()
+        rooms_day = sim.rooms.day(sim.world, sim.rooms.agents_word(entries), sim.length)
+        checks += rooms_checks(rooms_day)
+        rooms = rooms_figures(rooms_day) | sim.rooms.figures()
     decisions: Counter[str] = Counter()
     alarms: Counter[str] = Counter()
     for e in entries:

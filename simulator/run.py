@@ -122,7 +122,10 @@ class Simulation:
         uses = plan_day(
             building, self.people, self.start, scenario.seed, GRACE_MIN, kept, self.length
         )
-        self.rooms = RoomsDesk(building, uses, self.start, run_dir / "rooms")
+        self.uses = uses
+        self.rooms = (
+            RoomsDesk(building, uses, self.start, run_dir / "rooms") if scenario.rooms else None
+        )
         self.agents: dict[str, AgentProcess] = {}
         self.checks: list[Check] = []
         self.expected_alarms: list[tuple[float, str, str]] = []
@@ -174,9 +177,10 @@ class Simulation:
         self.broker = Broker(self.run_dir / "broker", generated=files / "edge.conf")
         self.broker.start()
         self.card_key = read_card_key(p.site_dir / "keys" / "card-key")
-        self.rooms.setup(
-            port, p.site_dir / "accounts" / f"{ROOMS_ACCOUNT}.password", p.site_dir / "devices"
-        )
+        if self.rooms is not None:
+            self.rooms.setup(
+                port, p.site_dir / "accounts" / f"{ROOMS_ACCOUNT}.password", p.site_dir / "devices"
+            )
         # The console listens before any device speaks: its session holds every event.
         self.collector = Collector(
             self.run_dir / "console" / "log.db",
@@ -214,8 +218,9 @@ class Simulation:
             json.dumps({"pid": os.getpid(), "port": port, "site": site, "start": str(self.start)})
         )
         populate(self.world, self.people, self.scenario.seed)
-        populate_rooms(self.world, self.rooms.uses, self.scenario.seed)
-        self.engine.spawn(self.rooms.steps_process(self.world, self._caught_up))
+        populate_rooms(self.world, self.uses, self.scenario.seed)
+        if self.rooms is not None:
+            self.engine.spawn(self.rooms.steps_process(self.world, self._caught_up))
         for fault in self.scenario.faults:
             self.engine.call_at(self._at(fault), partial(self.inject, fault))
         self.engine.spawn(self._heartbeat())
@@ -434,7 +439,7 @@ class Simulation:
             except Exception as error:  # each agent is stopped regardless
                 agent.proc.kill()
                 failures.append(error)
-        stops: list[Callable[[], None]] = [self.rooms.close]
+        stops: list[Callable[[], None]] = [self.rooms.close] if self.rooms is not None else []
         if hasattr(self, "console"):
             stops.append(self.console.close)
         if hasattr(self, "collector"):

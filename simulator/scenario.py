@@ -84,6 +84,11 @@ class Scenario(BaseModel):
     staff: int | None = Field(None, ge=1, description="Override the building's staff count.")
     visitors: int | None = Field(None, ge=0)
     faults: list[Fault] = Field(default_factory=list)
+    rooms: bool = Field(
+        True,
+        description="Run the rooms service and its calendars (people use the rooms either "
+        "way); false for a day about the security line only.",
+    )
 
     def day(self, timezone: str, today: dt.date | None = None) -> dt.date:
         """Return the simulated date (by default today, or the next working day)."""

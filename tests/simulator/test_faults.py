@@ -19,7 +19,9 @@ from .city import failed, played
 
 pytestmark = pytest.mark.services  # starts mosquitto, pcscd, an emulated card or a building
 
-DAY = {"date": "2026-12-01", "start": time(7, 30), "end": time(11, 0), "seed": 3}
+# The security line's faults: the rooms service and its calendars stay off (tests/simulator/
+# test_rooms_day.py and the demo play them).
+DAY = {"date": "2026-12-01", "start": time(7, 30), "end": time(11, 0), "seed": 3, "rooms": False}
 
 FAULTS = {
     "broker_outage": Fault(at=time(8, 30), kind="broker_outage", minutes=5),

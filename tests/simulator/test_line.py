@@ -25,7 +25,7 @@ pytestmark = pytest.mark.services  # starts mosquitto and a building
 
 GATE = "gate-1f-east"
 # Past lunch: people go out by any gate and come back by any other.
-DAY = {"date": "2026-12-01", "start": time(7, 30), "end": time(13, 30), "seed": 3}
+DAY = {"date": "2026-12-01", "start": time(7, 30), "end": time(13, 30), "seed": 3, "rooms": False}
 FAULTS = [
     Fault(at=time(8, 20), kind="gate_partition", gate=GATE, minutes=6),
     Fault(at=time(8, 23), kind="handed_back_card", gate=GATE),  # while it is cut off

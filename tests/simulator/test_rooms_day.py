@@ -36,6 +36,7 @@ def test_the_rooms_service_releases_no_shows_books_walk_ins_and_keeps_the_cut_bo
         names = " ".join(c.name for c in report.checks)
         for expected in ("no-show", "truly occupied", "used without a booking", "reported vacant"):
             assert expected in names
+        assert sim.rooms is not None
         outcomes = {u.outcome for u in sim.rooms.uses}
         assert outcomes == {"normal", "no_show", "late", "early_leave", "ad_hoc"}
         rooms = report.rooms

@@ -201,7 +201,7 @@ def main() -> None:
         *(["mosquitto set_tcp_nodelay"] if args.broker_nodelay else []),
         *(["TCP_NODELAY in the service"] if args.client_nodelay else []),
     ]
-    report(times, args.changes, len(booths), ", ".join(nodelay) or "Nagle on (the defaults)")
+    report(times, args.changes, len(booths), ", ".join(nodelay) or "the defaults (TCP_NODELAY)")
 
 
 def report(times: dict[str, list[float]], changes: int, booths: int, nodelay: str) -> None:

@@ -259,6 +259,7 @@ def test_generated_files_start_mosquitto_with_every_limit(site: Site) -> None:
         "max_queued_messages 1000000",
         "max_queued_bytes 1073741824",
         "max_inflight_messages 1000",
+        "set_tcp_nodelay true",  # else a small packet waits ~40 ms for a delayed ACK
     ):
         assert option in conf.splitlines()
     acl = (site.files / "acl").read_text().splitlines()

@@ -138,9 +138,18 @@ class Remote:
         self.verifier = CommandVerifier(
             device, commands_key, set(controller.doors), NonceCache(store.db), clock_synced
         )
+        # Replies wait until their command's event is stored and its outputs performed:
+        # a console told "unlocked" finds the relay energised and the event in the outbox.
+        self._replies: list[tuple[str, bytes | None, bytes]] = []
 
     def __repr__(self) -> str:
         return f"<Remote {self.device} {self.verifier!r} {self.snapshots!r}>"
+
+    def send_replies(self) -> None:
+        """Publish the replies of the commands handled since the last call (in order)."""
+        waiting, self._replies = self._replies, []
+        for topic, correlation, payload in waiting:
+            self.replies.reply(topic, correlation, payload)
 
     def close(self) -> None:
         """Stop applying snapshots (after the one in hand); idempotent."""
@@ -229,8 +238,8 @@ class Remote:
             detail=verdict.detail,
             result=result,
         )
-        self.replies.reply(
-            message.response_topic, message.correlation, json.dumps(body.model_dump()).encode()
+        self._replies.append(
+            (message.response_topic, message.correlation, json.dumps(body.model_dump()).encode())
         )
 
 

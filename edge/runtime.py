@@ -59,6 +59,9 @@ class InboundHandler(Protocol):
     def snapshot_done(self, result: SnapshotResult, now: Instant) -> list[Output]:
         """Record the outcome of a credential snapshot applied off the loop."""
 
+    def send_replies(self) -> None:
+        """Publish the replies of the commands handled, once their outputs are performed."""
+
     def close(self) -> None:
         """Stop any work of its own; idempotent."""
 
@@ -76,6 +79,9 @@ class NoRemote:
     def snapshot_done(self, result: SnapshotResult, now: Instant) -> list[Output]:
         """Ignore the result."""
         return []
+
+    def send_replies(self) -> None:
+        """Nothing to send."""
 
     def close(self) -> None:
         """Nothing to stop."""
@@ -227,6 +233,7 @@ class Agent:
                 log.exception("performing the outputs of %s failed", type(event).__name__)
             for callback in tuple(self._processed):
                 callback(event, outputs)
+        self.remote.send_replies()  # after the events are stored and the doors driven
         return results
 
     def _run(self, event: Item, now: Instant) -> list[Output]:

@@ -20,6 +20,7 @@ from edge.core.policy import AccessPolicy, Rule
 from edge.inbox import MAX_INBOUND, Inbox
 from edge.link.messages import InboundMessage
 from edge.snapshot import build
+from firmware_config.loader import load_config
 
 from .agent_fixtures import COMMANDS_KEY, CREDENTIALS_KEY, KEY, enrol, felica, sim_config
 from .test_runtime import Running, outbox
@@ -315,5 +316,52 @@ def test_a_signed_forgive_lets_a_card_in_again_and_is_recorded_with_its_reply(
         ]
         commands = [(e["command"], e["type"]) for e in events if e["kind"] == "command"]
         assert commands == [("forgive", "accepted"), ("forgive", "accepted")]
+    finally:
+        running.stop()
+
+
+class ReplyWitness(Replies):
+    """Notes, as each reply goes out, whether the relay is energised and the event stored."""
+
+    def __init__(self, running: Running, device_store: Path, relay_pin: int) -> None:
+        super().__init__()
+        self.running = running
+        self.store = device_store
+        self.relay_pin = relay_pin
+        self.seen: list[tuple[bool, list[str]]] = []
+
+    def reply(self, topic: str, correlation: bytes | None, payload: bytes) -> None:
+        super().reply(topic, correlation, payload)
+        energised = bool(self.running.factory.pin(self.relay_pin).state)
+        stored = [e["type"] for e in outbox(self.store) if e["kind"] == "command"]
+        self.seen.append((energised, stored))
+
+
+def test_a_command_is_answered_only_once_done_and_recorded(tmp_path: Path) -> None:
+    device = sim_config(tmp_path)
+    witness: list[ReplyWitness] = []
+
+    class Late(Offline):
+        def reply(self, topic: str, correlation: bytes | None, payload: bytes) -> None:
+            witness[0].reply(topic, correlation, payload)
+
+    running = Running(device, connection=remote_side(Late()))
+    relay_pin = load_config(device.config).doors[0].relay.pin
+    witness.append(ReplyWitness(running, device.store, relay_pin))
+    try:
+        running.agent.emit(
+            InboundMessage(
+                f"{PREFIX}/cmd/unlock",
+                signed_unlock(),
+                retained=False,
+                response_topic=f"{PREFIX}/reply/console-1",
+                correlation=b"req-1",
+            )
+        )
+        running.settle()
+        ((_topic, _correlation, body),) = witness[0].sent
+        assert body["result"]["unlocked"] is True
+        # When the console hears "unlocked", the relay is energised and the event stored.
+        assert witness[0].seen == [(True, ["accepted"])]
     finally:
         running.stop()

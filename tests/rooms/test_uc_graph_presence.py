@@ -20,7 +20,7 @@ USER = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
 
 class FakeTime:
-    """A clock that only moves when something sleeps on it."""
+    """A fake clock the adapter waits on: waiting moves it at once, nothing really waits."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -29,7 +29,7 @@ class FakeTime:
     def clock(self) -> float:
         return self.now
 
-    def sleep(self, seconds: float) -> None:
+    def advance(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += seconds
 
@@ -55,7 +55,12 @@ def graph(standin: GraphPresenceStandin, time_: FakeTime) -> Iterator[GraphPrese
     with httpx.Client(timeout=5) as client:
         token = GraphToken(TENANT, CLIENT, SECRET, standin.token_url, client)
         yield GraphPresence(
-            standin.base_url, token, client, expiration_min=60, clock=time_.clock, sleep=time_.sleep
+            standin.base_url,
+            token,
+            client,
+            expiration_min=60,
+            clock=time_.clock,
+            sleep=time_.advance,
         )
 
 
@@ -160,7 +165,7 @@ def test_a_wrong_secret_is_a_server_failure_without_the_secret(
 
 def test_the_bucket_keeps_every_30_s_window_within_graph_s_limit() -> None:
     time_ = FakeTime()
-    bucket = TokenBucket(LIMIT_REQUESTS, LIMIT_WINDOW_S, 50, time_.clock, time_.sleep)
+    bucket = TokenBucket(LIMIT_REQUESTS, LIMIT_WINDOW_S, 50, time_.clock, time_.advance)
     taken = []
     for _ in range(4000):
         bucket.take()

@@ -7,9 +7,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 # Debian packages: pcscd and the vpcd virtual reader for the PC/SC tests, mosquitto for the
 # MQTT tests and the demo broker, what pyscard builds with (it has no wheel for Linux),
-# chromium for the console's browser tests and a Japanese font for its screenshots.
+# chromium for the console's browser tests and a Japanese font for its screenshots, and
+# PostgreSQL for the central log of many sites (the tests start private clusters of it).
 APT_PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev swig gcc systemd mosquitto chromium
-    fonts-ipafont-gothic)
+    fonts-ipafont-gothic postgresql-15)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -19,16 +19,40 @@ import pytest
 MARKER = "services"
 DESCRIPTION = (
     f"{MARKER}: starts a real service (mosquitto, pcscd, nfcpy's emulated card, Chromium, "
-    "Radicale, Synapse, a simulated building); `./check -m 'not services'` leaves these out"
+    "Radicale, Synapse, PostgreSQL, a simulated building); "
+    "`./check -m 'not services'` leaves these out"
 )
 
 # Fixtures that start a service: a test that uses one is marked without saying so.
 FIXTURES = frozenset(
-    {"broker", "publisher", "collectors", "browser", "pcsc", "pcsc_session", "radicale", "synapse"}
+    {
+        "broker",
+        "publisher",
+        "collectors",
+        "browser",
+        "pcsc",
+        "pcsc_session",
+        "radicale",
+        "synapse",
+        "postgres",
+        "pg_database",
+    }
 )
 
 # Programs, and `python -m` modules, that are (or start) a real service.
-PROGRAMS = frozenset({"mosquitto", "pcscd", "unshare", "nsenter", "chromium", "node"})
+PROGRAMS = frozenset(
+    {
+        "mosquitto",
+        "pcscd",
+        "unshare",
+        "nsenter",
+        "chromium",
+        "node",
+        "runuser",
+        "postgres",
+        "initdb",
+    }
+)
 # Programs that run another one given after their own options.
 WRAPPERS = frozenset({"stdbuf", "env", "timeout", "nice"})
 MODULES = frozenset(

@@ -26,6 +26,7 @@ devices' occupied or vacant (CentralLog.occupancy).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -63,14 +64,15 @@ def baseline(log: CentralLog, zone: str) -> Baseline:
     """Return the zone's baseline: its newest reset or daily forgiveness, else the log's start."""
     db = log.db
     reset = db.execute(
-        f"SELECT ts, json_extract(body, '$.count') FROM events WHERE {_BASE} "  # noqa: S608  # constants
+        f"SELECT ts, body FROM events WHERE {_BASE} "  # noqa: S608  # constants
         f"AND {_ZONE} = ? AND type = 'occupancy_reset' ORDER BY ts DESC, row DESC LIMIT 1",
         [zone],
     ).fetchone()
     forgiven = _forgiven(log, zone)
     if reset is not None and (forgiven is None or reset[0] >= forgiven):
-        count = reset[1]
-        start = count if isinstance(count, int) and 0 <= count <= 100_000 else 0
+        # Read from the body: json_extract gives a number on SQLite, text on PostgreSQL.
+        count = json.loads(reset[1]).get("count")
+        start = int(count) if isinstance(count, int) and 0 <= count <= 100_000 else 0
         return Baseline(str(reset[0]), start, "occupancy_reset")
     if forgiven is not None:
         return Baseline(forgiven, 0, "anti_passback_forgiven")
@@ -142,11 +144,12 @@ def _forgiven(log: CentralLog, zone: str) -> str | None:
         window = utc_text((moment if moment.tzinfo else moment.replace(tzinfo=UTC)) - _DAY_WINDOW)
     except (ValueError, OverflowError):  # a time the device made up: that record alone
         return ts
+    same_date = "IS NULL" if local_date is None else "= ?"
     (earliest,) = log.db.execute(
         f"SELECT min(ts) FROM events WHERE {_BASE} AND {_ZONE} = ? "  # noqa: S608  # constants
         "AND type = 'anti_passback_forgiven' AND ts > ? "
-        "AND json_extract(body, '$.local_date') IS ?",
-        [zone, window, local_date],
+        f"AND json_extract(body, '$.local_date') {same_date}",
+        [zone, window, *([] if local_date is None else [local_date])],
     ).fetchone()
     return str(earliest or ts)
 

@@ -31,13 +31,12 @@ def inside(log: CentralLog, line_zone: str = LINE_ZONE, until: str | None = None
     query = (
         "SELECT card_ref, door, ts, json_extract(body, '$.to_zone') FROM events "
         "WHERE kind = 'access' AND type = 'crossing' AND card_ref IS NOT NULL "
-        "AND (json_extract(body, '$.to_zone') = :zone "
-        "OR json_extract(body, '$.from_zone') = :zone) "
+        "AND (json_extract(body, '$.to_zone') = ? OR json_extract(body, '$.from_zone') = ?) "
     )
-    params: dict[str, str] = {"zone": line_zone}
+    params = [line_zone, line_zone]
     if until is not None:
-        query += "AND ts <= :until "
-        params["until"] = until
+        query += "AND ts <= ? "
+        params.append(until)
     query += "ORDER BY ts, row"
     latest: dict[str, Present | None] = {}
     for card_ref, door, ts, to_zone in log.db.execute(query, params):

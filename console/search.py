@@ -149,7 +149,7 @@ def _where(query: Query, people: Directory) -> tuple[str, list[Any]]:
     if query.person:
         windows = people.windows_for(query.person.strip())
         if not windows:
-            return "0", []
+            return "1 = 0", []
         alternatives = []
         for ref, start, end in windows:
             bounds = [("ts >= ?", start), ("ts <= ?", end)]
@@ -159,10 +159,15 @@ def _where(query: Query, people: Directory) -> tuple[str, list[Any]]:
             params += [ref, *(v for _, v in bounds if v is not None)]
         clauses.append(f"({' OR '.join(alternatives)})")
     if query.card:
-        # A range, not LIKE (which ignores case and so cannot use the index).
+        # A range, not LIKE (SQLite's ignores case and so cannot use the index). The upper
+        # bound is the prefix with its last character's successor: every reference (hex)
+        # starting with the prefix sorts before it in any collation; substr keeps it exact.
         prefix = query.card.strip().lower()
-        clauses.append("card_ref >= ? AND card_ref < ?")
-        params += [prefix, prefix + "\uffff"]
+        clauses.append("card_ref >= ? AND substr(card_ref, 1, ?) = ?")
+        params += [prefix, len(prefix), prefix]
+        if ord(prefix[-1]) < 0x10FFFF:
+            clauses.append("card_ref < ?")
+            params.append(prefix[:-1] + chr(ord(prefix[-1]) + 1))
     if query.zone:
         clauses.append(
             "(json_extract(body, '$.zone') = ? OR json_extract(body, '$.to_zone') = ? "
@@ -185,7 +190,7 @@ def _where(query: Query, people: Directory) -> tuple[str, list[Any]]:
         if value:
             clauses.append(clause)
             params.append(value)
-    return " AND ".join(clauses) or "1", params
+    return " AND ".join(clauses) or "1 = 1", params
 
 
 def search(log: CentralLog, query: Query, people: Directory) -> Page:

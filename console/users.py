@@ -169,9 +169,12 @@ def remove_user(log: CentralLog, username: str, by: str) -> int:
 
 def end_sessions(log: CentralLog, username: str, keep: str | None = None) -> int:
     """End every web session of `username` except the one whose key is `keep`."""
-    cursor = log.db.execute(
-        "DELETE FROM sessions WHERE username = ? AND key IS NOT ?", [username, keep]
-    )
+    if keep is None:
+        cursor = log.db.execute("DELETE FROM sessions WHERE username = ?", [username])
+    else:
+        cursor = log.db.execute(
+            "DELETE FROM sessions WHERE username = ? AND key <> ?", [username, keep]
+        )
     return int(cursor.rowcount)
 
 

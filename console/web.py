@@ -335,10 +335,13 @@ def zone_names(console: Console) -> dict[str, str]:
 def _alarm_marker(log: CentralLog) -> str:
     """A cheap value that changes whenever the alarm list may have (three indexed reads)."""
     acks = log.db.execute("SELECT count(*) FROM alarm_acks").fetchone()[0]
-    holes = log.db.execute(
-        "SELECT group_concat(device || ':' || contiguous || ':' || max_seq) FROM devices "
-        "WHERE contiguous < max_seq"
-    ).fetchone()[0]
+    holes = ",".join(
+        f"{device}:{contiguous}:{max_seq}"
+        for device, contiguous, max_seq in log.db.execute(
+            "SELECT device, contiguous, max_seq FROM devices WHERE contiguous < max_seq "
+            "ORDER BY device"
+        )
+    )
     return f"{alarm_list.latest_alarm_row(log)}-{acks}-{holes}"
 
 

@@ -8,7 +8,7 @@ import tarfile
 from pathlib import Path
 
 from edge.errors import EdgeError
-from edge.link.topics import ROOMS
+from edge.link.topics import BRIDGE, ROOMS
 from firmware_config.errors import ConfigError
 from firmware_config.fields import check_slug
 from firmware_config.loader import parse_config
@@ -25,8 +25,9 @@ DEPLOY = ROOT / "firmware_config" / "deploy"
 
 
 # Topic branches of a site that are not devices: a device with such an id would publish
-# where the rooms service does, and read what is meant for it.
-RESERVED_IDS = frozenset({ROOMS})
+# where the rooms service (or, at the centre, the site's bridge) does, and read what is
+# meant for it.
+RESERVED_IDS = frozenset({ROOMS, BRIDGE})
 
 
 class BundleError(EdgeError, ValueError):

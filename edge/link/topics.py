@@ -11,8 +11,10 @@
 {root}/{site}/rooms/status                    the rooms service: retained, last will "offline"
 {root}/{site}/rooms/view                      retained: the building view (no personal data)
 {root}/{site}/rooms/ha/...                    retained: Home Assistant state topics
+{root}/{site}/bridge/state                    on the central broker: the site's bridge, "1"/"0"
+{root}/{site}/bridge/stored                   on the central broker: the site broker's stored count
 
-`rooms` is reserved: no device may take that id (provisioning refuses it).
+`rooms` and `bridge` are reserved: no device may take those ids (provisioning refuses them).
 
 The filters (`…_filter`) take `device=ANY` for every device of a site: the console's
 subscriptions, the operators' status watch and the broker's ACL are built from them too.
@@ -135,6 +137,11 @@ def credentials_filter(root: str, site: str, device: str = ANY) -> str:
     return f"{_devices(root, site, device)}/credentials"
 
 
+def credentials_branch_filter(root: str, site: str, device: str = ANY) -> str:
+    """Return the filter for the credentials topic and everything under it (deltas too)."""
+    return f"{_devices(root, site, device)}/credentials/#"
+
+
 def crossings(root: str, site: str, device: str, zone: str) -> str:
     """Return the topic where `device` shares its crossings into or out of `zone`."""
     return f"{device_prefix(root, site, device)}/crossings/{_slug(zone, 'zone')}"
@@ -153,6 +160,19 @@ def event_filter(root: str, site: str, kind: str, device: str = ANY) -> str:
 
 
 ROOMS = "rooms"  # the rooms service's branch of a site; never a device id
+
+
+BRIDGE = "bridge"  # the site bridge's branch on the central broker; never a device id
+
+
+def bridge_state(root: str, site: str) -> str:
+    """Return the retained topic where a site's bridge says "1" (linked) or "0" (its will)."""
+    return f"{site_prefix(root, site)}/{BRIDGE}/state"
+
+
+def bridge_stored(root: str, site: str) -> str:
+    """Return the topic of the site broker's stored-message count, bridged from its `$SYS`."""
+    return f"{site_prefix(root, site)}/{BRIDGE}/stored"
 
 
 def rooms_prefix(root: str, site: str) -> str:

@@ -1,5 +1,5 @@
-"""Inbound messages in the agent's loop: signed commands, credential snapshots, and the
-crossings of peers (handed to `edge.peers`).
+"""Inbound messages in the agent's loop: signed commands, credential snapshots and their
+deltas, and the crossings of peers (handed to `edge.peers`).
 
 The MQTT link only queues what arrives; this runs on the loop's thread, so a command drives
 a door through the core exactly like a card does, and its `command` event is recorded with
@@ -31,6 +31,7 @@ from edge.link.messages import InboundMessage, SnapshotResult
 from edge.link.payloads import CommandReply
 from edge.peers import PeerCrossings
 from edge.snapshot import SnapshotError, parse
+from edge.snapshot_delta import parse as parse_delta
 from edge.store import Store
 from edge.store.connection import connect, write_transaction
 from edge.store.credentials import SqliteCredentials
@@ -71,9 +72,20 @@ class SnapshotVerifier:
     site: str
     device: str
 
-    def apply(self, payload: bytes, db: Database, now: Instant) -> SnapshotResult:
-        """Verify a snapshot and apply it on connection `db`; never raises."""
+    def apply(
+        self, payload: bytes, db: Database, now: Instant, *, delta: bool = False
+    ) -> SnapshotResult:
+        """Verify a snapshot (or a delta) and apply it on connection `db`; never raises.
+
+        Everything is checked before the transaction starts; the check against what the
+        store holds (base, version, floor) and the change are one transaction.
+        """
         try:
+            if delta:
+                changes = parse_delta(payload, self.key, site=self.site, device=self.device)
+                with write_transaction(db):
+                    applied = SqliteCredentials(db).apply_delta(changes, now.utc)
+                return SnapshotResult(changes.version if applied else None)
             snapshot = parse(payload, self.key, site=self.site, device=self.device)
             with write_transaction(db):
                 applied = SqliteCredentials(db).apply(snapshot, now.utc)
@@ -85,8 +97,8 @@ class SnapshotVerifier:
 class Snapshots(Protocol):
     """Where the remote side hands the credential snapshots it receives."""
 
-    def submit(self, payload: bytes, now: Instant) -> SnapshotResult | None:
-        """Apply a snapshot now and return its result, or later (None; the result is queued)."""
+    def submit(self, payload: bytes, now: Instant, *, delta: bool = False) -> SnapshotResult | None:
+        """Apply a snapshot (or delta) now and return its result, or later (None; queued)."""
 
     def close(self) -> None:
         """Stop taking snapshots; idempotent."""
@@ -102,9 +114,9 @@ class InlineSnapshots:
     def __repr__(self) -> str:
         return f"<InlineSnapshots {self.verifier.device}>"
 
-    def submit(self, payload: bytes, now: Instant) -> SnapshotResult:
-        """Verify and apply the snapshot at once."""
-        return self.verifier.apply(payload, self.store.db, now)
+    def submit(self, payload: bytes, now: Instant, *, delta: bool = False) -> SnapshotResult:
+        """Verify and apply the snapshot (or delta) at once."""
+        return self.verifier.apply(payload, self.store.db, now, delta=delta)
 
     def close(self) -> None:
         """Nothing to stop."""
@@ -159,6 +171,8 @@ class Remote:
         """Handle one inbound message; return the outputs to record and perform."""
         if message.topic == topics.credentials(self.root, self.site, self.device):
             return self._credentials(message, now)
+        if message.topic == topics.credentials_delta(self.root, self.site, self.device):
+            return self._credentials(message, now, delta=True)
         if self.peers is not None and (
             topics.crossing_levels(message.topic, self.root, self.site)
             or topics.positions_levels(message.topic, self.root, self.site)
@@ -167,12 +181,14 @@ class Remote:
         name = topics.command_name(message.topic, self.root, self.site, self.device)
         return self._command(message.topic if name is None else name, message, now)
 
-    def _credentials(self, message: InboundMessage, now: Instant) -> list[Output]:
+    def _credentials(
+        self, message: InboundMessage, now: Instant, *, delta: bool = False
+    ) -> list[Output]:
         if not message.payload:
-            return []  # the retained snapshot was cleared
+            return []  # the retained snapshot (or delta: a full snapshot went out) was cleared
         # With a worker, a large set is verified and written off the loop, so the doors
         # never wait; taps meanwhile use the old set, and the swap is one transaction.
-        result = self.snapshots.submit(message.payload, now)
+        result = self.snapshots.submit(message.payload, now, delta=delta)
         return [] if result is None else self.snapshot_done(result, now)
 
     def snapshot_done(self, result: SnapshotResult, now: Instant) -> list[Output]:
@@ -265,7 +281,11 @@ def _refused_by_core(verdict: Verdict, outputs: list[Output]) -> Verdict:
 
 
 class SnapshotWorker:
-    """Verifies and applies credential snapshots on its own thread and store connection."""
+    """Verifies and applies credential snapshots on its own thread and store connection.
+
+    It holds the latest snapshot and the latest delta apart: a delta never displaces the
+    snapshot it is built on, and a pending snapshot is applied before a pending delta.
+    """
 
     def __init__(
         self,
@@ -279,18 +299,23 @@ class SnapshotWorker:
         self.clock = clock
         self.done = done
         self._latest: bytes | None = None
+        self._delta: bytes | None = None
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="credentials", daemon=True)
         self._thread.start()
 
     def __repr__(self) -> str:
-        return f"<SnapshotWorker {self.store_path} pending={self._latest is not None}>"
+        pending = self._latest is not None or self._delta is not None
+        return f"<SnapshotWorker {self.store_path} pending={pending}>"
 
-    def submit(self, payload: bytes, now: Instant) -> None:
-        """Queue a snapshot; a newer one replaces one not yet started (latest wins)."""
+    def submit(self, payload: bytes, now: Instant, *, delta: bool = False) -> None:
+        """Queue a snapshot or delta; a newer one of the same kind replaces one not started."""
         with self._cond:
-            self._latest = payload
+            if delta:
+                self._delta = payload
+            else:
+                self._latest = payload
             self._cond.notify()
 
     def close(self) -> None:
@@ -305,13 +330,19 @@ class SnapshotWorker:
         try:
             while True:
                 with self._cond:
-                    self._cond.wait_for(lambda: self._latest is not None or self._closed)
+                    self._cond.wait_for(
+                        lambda: self._latest is not None or self._delta is not None or self._closed
+                    )
                     if self._closed:
                         return
-                    payload, self._latest = self._latest, None
+                    delta = self._latest is None
+                    if delta:
+                        payload, self._delta = self._delta, None
+                    else:
+                        payload, self._latest = self._latest, None
                 assert payload is not None
                 try:
-                    result = self.verifier.apply(payload, db, self.clock.now())
+                    result = self.verifier.apply(payload, db, self.clock.now(), delta=delta)
                 except Exception as exc:  # never let the worker die
                     log.exception("credential snapshot worker failed")
                     result = SnapshotResult(None, f"{type(exc).__name__}: {exc}")

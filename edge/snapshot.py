@@ -69,6 +69,61 @@ def _signed_bytes(envelope: Mapping[str, Any]) -> bytes:
     return "\n".join(fields).encode()
 
 
+class Prepared:
+    """The credentials and deny list of snapshots, serialised and compressed once.
+
+    Devices that take the same cards differ only in their policy, which the body holds last
+    (its keys are sorted): each device's body continues a copy of the shared compressor.
+    """
+
+    def __init__(
+        self,
+        credentials: Iterable[Credential],
+        deny: Mapping[str, DenyReason],
+        card_keys: Mapping[str, bytes] | None = None,
+    ) -> None:
+        keys = card_keys or {}
+        rows = [credential_row(c, keys.get(c.ref)) for c in credentials]
+        self.cards = len(rows)
+        denied = sorted([ref, str(reason)] for ref, reason in deny.items())
+        head = f'{{"credentials":{_compact(rows)},"deny":{_compact(denied)},"policy":'
+        self._deflate = zlib.compressobj(9)
+        self._packed = self._deflate.compress(head.encode())
+
+    def __repr__(self) -> str:
+        return f"<Prepared cards={self.cards}>"
+
+    def build(
+        self,
+        private: Ed25519PrivateKey,
+        *,
+        site: str,
+        device: str,
+        version: int,
+        policy: AccessPolicy,
+        issued_at: datetime | None = None,
+    ) -> bytes:
+        """Return one device's signed snapshot as UTF-8 JSON bytes."""
+        deflate = self._deflate.copy()
+        tail = f"{_compact(policy_to_json(policy))}}}".encode()
+        packed = self._packed + deflate.compress(tail) + deflate.flush()
+        envelope: dict[str, Any] = {
+            "format": FORMAT,
+            "site": site,
+            "device": device,
+            "version": version,
+            "issued_at": _iso(issued_at or datetime.now(UTC)),
+            "key_id": key_id(private.public_key()),
+            "body": base64.b64encode(packed).decode(),
+        }
+        envelope["signature"] = base64.b64encode(private.sign(_signed_bytes(envelope))).decode()
+        return json.dumps(envelope).encode()
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
 def build(
     private: Ed25519PrivateKey,
     *,
@@ -82,24 +137,9 @@ def build(
     card_keys: Mapping[str, bytes] | None = None,
 ) -> bytes:
     """Return a signed snapshot as UTF-8 JSON bytes (provisioning's side)."""
-    keys = card_keys or {}
-    body = {
-        "policy": policy_to_json(policy),
-        "credentials": [_row(c, keys.get(c.ref)) for c in credentials],
-        "deny": sorted([ref, str(reason)] for ref, reason in deny.items()),
-    }
-    raw = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
-    envelope: dict[str, Any] = {
-        "format": FORMAT,
-        "site": site,
-        "device": device,
-        "version": version,
-        "issued_at": _iso(issued_at or datetime.now(UTC)),
-        "key_id": key_id(private.public_key()),
-        "body": base64.b64encode(zlib.compress(raw, 9)).decode(),
-    }
-    envelope["signature"] = base64.b64encode(private.sign(_signed_bytes(envelope))).decode()
-    return json.dumps(envelope).encode()
+    return Prepared(credentials, deny, card_keys).build(
+        private, site=site, device=device, version=version, policy=policy, issued_at=issued_at
+    )
 
 
 def parse(data: bytes, public: Ed25519PublicKey, *, site: str, device: str) -> Snapshot:
@@ -140,10 +180,10 @@ def parse(data: bytes, public: Ed25519PublicKey, *, site: str, device: str) -> S
         )
     except SignatureError as exc:
         raise SnapshotError(str(exc)) from None
-    body = _inflate(envelope["body"])
+    body = inflate(envelope["body"])
     try:
         issued_at = datetime.fromisoformat(str(envelope["issued_at"]).replace("Z", "+00:00"))
-        rows = [_credential(row) for row in body["credentials"]]
+        rows = [read_credential(row) for row in body["credentials"]]
         credentials = tuple(credential for credential, _ in rows)
         card_keys = {c.ref: key for c, key in rows if key is not None}
         deny = {str(ref): DenyReason(reason) for ref, reason in body["deny"]}
@@ -170,7 +210,8 @@ def parse(data: bytes, public: Ed25519PublicKey, *, site: str, device: str) -> S
     )
 
 
-def _row(credential: Credential, key: bytes | None) -> list[Any]:
+def credential_row(credential: Credential, key: bytes | None) -> list[Any]:
+    """Return one credential as its JSON row (snapshots and deltas share it)."""
     c = credential
     row: list[Any] = [c.ref, sorted(c.groups), _iso(c.valid_from), _iso(c.valid_until)]
     if c.profile.proves or c.pin is not None:
@@ -180,7 +221,7 @@ def _row(credential: Credential, key: bytes | None) -> list[Any]:
     return row
 
 
-def _credential(row: object) -> tuple[Credential, bytes | None]:
+def read_credential(row: object) -> tuple[Credential, bytes | None]:
     """Read one credential row: [ref, groups, from, until], then [profile, key hex], then pin."""
     if not isinstance(row, list) or len(row) not in (4, 6, 7):
         raise ValueError(
@@ -199,20 +240,21 @@ def _credential(row: object) -> tuple[Credential, bytes | None]:
     return credential, key
 
 
-def _inflate(text: object) -> dict[str, Any]:
+def inflate(text: object, what: str = "credential snapshot") -> dict[str, Any]:
+    """Decode a base64 zlib JSON body, refusing one that inflates past MAX_BODY."""
     try:
         packed = base64.b64decode(str(text), validate=True)
         inflater = zlib.decompressobj()
         raw = inflater.decompress(packed, MAX_BODY)
         if inflater.unconsumed_tail:
-            raise SnapshotError(f"credential snapshot body is larger than {MAX_BODY // 2**20} MiB")
+            raise SnapshotError(f"{what} body is larger than {MAX_BODY // 2**20} MiB")
         body = json.loads(raw)
     except SnapshotError:
         raise
     except (binascii.Error, zlib.error, ValueError):
-        raise SnapshotError("credential snapshot body is not base64 zlib JSON") from None
+        raise SnapshotError(f"{what} body is not base64 zlib JSON") from None
     if not isinstance(body, dict):
-        raise SnapshotError("credential snapshot body must be a JSON object")
+        raise SnapshotError(f"{what} body must be a JSON object")
     return body
 
 

@@ -133,6 +133,7 @@ def role_topics(
             f"topic write {topics.replies_filter(root, site, username)}",
             f"topic read {topics.command_branch_filter(root, site, username)}",
             f"topic read {topics.credentials(root, site, username)}",
+            f"topic read {topics.credentials_delta(root, site, username)}",
             *crossings,
         ]
     if role == "console":
@@ -147,6 +148,7 @@ def role_topics(
     if role == "operator":
         return [
             f"topic write {topics.credentials_filter(root, site)}",
+            f"topic write {topics.credentials_delta_filter(root, site)}",
             f"topic read {topics.status_filter(root, site)}",
         ]
     if role == "rooms":

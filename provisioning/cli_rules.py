@@ -168,6 +168,11 @@ def rules_antipassback(
     type=click.Path(path_type=Path, file_okay=False),
     help="Write snapshot files here instead of publishing (for edge-agent credentials load).",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Send every device a full snapshot, no delta (after the broker lost its retained ones).",
+)
 @click.option("--host", default="localhost", show_default=True, help="Broker host.")
 @click.option("--port", default=1883, show_default=True, help="Broker port.")
 @click.option(
@@ -190,20 +195,22 @@ def publish(
     directory: Path,
     devices: tuple[str, ...],
     out: Path | None,
+    full: bool,
     host: str,
     port: int,
     user: str,
     root: str,
     wait_s: float,
 ) -> None:
-    """Build each device's signed credential snapshot and publish it retained.
+    """Build each device's signed credential snapshot (or delta) and publish it retained.
 
-    Each device gets only its doors' rules and the cards allowed there, by reference. Then
+    Each device gets only its doors' rules and the cards allowed there, by reference: a
+    delta on top of its last snapshot when only cards changed and the delta is small. Then
     the devices' status shows which applied the new version; any that did not in --wait
     seconds is named (exit status 1).
     """
     with publishing(directory):  # one publish at a time per site, the console's desk too
-        _publish(ctx, directory, devices, out, host, port, user, root, wait_s)
+        _publish(ctx, directory, devices, out, host, port, user, root, wait_s, full=full)
 
 
 def _publish(
@@ -216,11 +223,14 @@ def _publish(
     user: str,
     root: str,
     wait_s: float,
+    *,
+    full: bool = False,
 ) -> None:
     try:
         registry = Registry(directory / "registry.db")
         site_row = registry.site()
-        built = build_all(registry, directory, list(devices) or None)
+        # Files are loaded alone on a device: always full snapshots.
+        built = build_all(registry, directory, list(devices) or None, full=full or out is not None)
     except (EdgeError, ValueError, OSError) as error:
         click.echo(f"publish refused: {error}", err=True)
         ctx.exit(2)
@@ -230,7 +240,8 @@ def _publish(
     version = built[0].version
     with click.progressbar(built, label=f"building v{version}") as bar:
         for b in bar:
-            click.echo(f"  {b.device}: {b.cards} cards, {len(b.data):,} bytes", err=True)
+            what = "" if b.base is None else f" (delta on v{b.base})"
+            click.echo(f"  {b.device}: {b.cards} cards, {len(b.data):,} bytes{what}", err=True)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         for b in built:

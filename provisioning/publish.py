@@ -1,43 +1,36 @@
-"""Publish credentials: one signed snapshot per device, with only what that device needs."""
+"""Publish credentials: per device a signed snapshot, or a delta on top of its last one.
+
+Each device gets only what it needs. On the broker a device's retained `credentials` topic
+holds its last full snapshot (the base) and `credentials/delta` the one cumulative delta
+from that base to the current version (empty when the snapshot is current).
+"""
 
 from __future__ import annotations
 
 import fcntl
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from edge.core.credentials import CardProfile, Credential, DenyReason
 from edge.link.crossings import served_zones
 from edge.link.mqtt import LinkError, publish_and_watch
 from edge.link.topics import credentials as credentials_topic
+from edge.link.topics import credentials_delta as delta_topic
 from edge.link.topics import status as status_topic
 from edge.link.topics import status_filter
-from edge.pin_hash import parse_pin
-from edge.snapshot import build
 from edge.store.connection import write_transaction
 from firmware_config.loader import load_config
 from firmware_config.model import MqttConfig
-from provisioning.card_keys import device_key
+from provisioning import deltas
+from provisioning.credential_sets import Built, SetBuilder
+from provisioning.deltas import DELTA_SHARE
+from provisioning.device_view import device_view
 from provisioning.keys import SiteKeys
 from provisioning.options import status_version
-from provisioning.passes import pass_credentials
 from provisioning.registry import Registry, short_ref
-from provisioning.rules import anti_passback_zones, policy_for
-
-
-@dataclass(frozen=True)
-class Built:
-    """One device's snapshot."""
-
-    device: str
-    version: int
-    cards: int
-    data: bytes
-
+from provisioning.rules import anti_passback_zones
 
 LOCK_FILE = ".publish.lock"
 
@@ -121,91 +114,49 @@ def build_all(
     site_dir: Path,
     devices: list[str] | None = None,
     now: datetime | None = None,
+    *,
+    full: bool = False,
+    delta_share: float = DELTA_SHARE,
 ) -> list[Built]:
-    """Build a snapshot for each device (all by default): its doors' rules and their cards.
+    """Build each device's (all by default) snapshot, or its delta when that is small.
 
-    Live day passes go in as their spare cards, valid until the pass ends (`now` decides
-    which passes are live; the current time by default).
+    A device gets a delta on top of its last full snapshot when it has one, its policy and
+    the kind of cards it takes are unchanged, and the delta stays under `delta_share` of
+    that snapshot's size; otherwise (or with `full`) a full snapshot, its new base. Live
+    day passes go in as their spare cards, valid until the pass ends (`now` decides which
+    passes are live; the current time by default).
     """
     site = registry.site()
     check_zone_settings(registry, site_dir)
+    deltas.ensure(registry)
     keys = SiteKeys(site_dir / "keys")
     private = keys.load_private("credentials")
     version = next_version(registry)
     targets = devices or device_ids(registry)
     now = now or datetime.now(UTC)
-    deny = {
-        ref: DenyReason.LOST if status == "lost" else DenyReason.REVOKED
-        for ref, status in registry.db.execute(
-            "SELECT card_ref, status FROM cards WHERE status IN ('revoked', 'lost')"
-        )
-    }
+    # The journal's position first, then the cards: a change made meanwhile is in the
+    # snapshot and comes again in the next delta (harmless), never in neither.
+    builder = SetBuilder(
+        registry,
+        private,
+        site=site["slug"],
+        version=version,
+        now=now,
+        journal=deltas.head(registry.db),
+    )
+    known = {} if full else deltas.bases(registry.db)
     built = []
-    skipped: set[str] = set()
+    new_bases: dict[str, deltas.Base] = {}
     for device in targets:
-        config = load_config(site_dir / "devices" / f"{device}.toml")
-        zones = {z for d in config.doors for z in (d.inside_zone, d.outside_zone)}
-        policy = policy_for(registry, {d.id for d in config.doors}, version, zones)
-        # The groups the device acts on: its rules, lockdown override, proof and PIN demands.
-        wanted = {r.group for r in policy.rules} | set(policy.override_groups)
-        wanted |= policy.authenticated_groups | policy.pin_groups
-        # A PIN hash goes only to a device with a keypad to key it on.
-        keypads = any(r.keypad is not None for r in config.readers)
-        credentials = []
-        card_keys: dict[str, bytes] = {}
-        for (
-            ref,
-            groups_json,
-            valid_from,
-            valid_until,
-            profile_text,
-            keys_json,
-            pin,
-        ) in registry.db.execute(
-            "SELECT c.card_ref, p.groups, p.valid_from, p.valid_until, c.profile, c.card_keys, "
-            "p.pin "
-            "FROM cards c JOIN people p ON p.staff_no = c.staff_no WHERE c.status = 'active'"
-        ):
-            groups = frozenset(json.loads(groups_json)) & wanted
-            if not groups:
-                continue
-            profile = CardProfile(profile_text)
-            credentials.append(
-                Credential(
-                    ref,
-                    groups,
-                    datetime.fromisoformat(valid_from) if valid_from else None,
-                    datetime.fromisoformat(valid_until) if valid_until else None,
-                    profile,
-                    parse_pin(pin) if pin and keypads else None,
-                )
+        view = device_view(registry, site_dir, device, version)
+        base = known.get(device)
+        one = None if base is None else builder.delta(view, base, delta_share)
+        if one is None:
+            one = builder.full(view)
+            new_bases[device] = deltas.Base(
+                version, builder.journal, view.fingerprint(), len(one.data)
             )
-            # Only the key this device checks the card with: never the master, never the
-            # keys of other kinds of door (a sensor node has no readers and gets none).
-            key = device_key(profile, json.loads(keys_json or "{}"), config.device.role)
-            if key is not None and config.readers:
-                card_keys[ref] = key
-        # A card is in a snapshot once (devices key it by reference): a spare that is also
-        # someone's own card (a registry from before that was refused) keeps the owner's.
-        owned = {c.ref for c in credentials}
-        for lent in pass_credentials(registry, now, wanted, keypads):
-            if lent.ref in owned:
-                skipped.add(lent.ref)
-                continue
-            owned.add(lent.ref)
-            credentials.append(lent)
-        data = build(
-            private,
-            site=site["slug"],
-            device=device,
-            version=version,
-            policy=policy,
-            credentials=credentials,
-            deny=deny,
-            issued_at=now,
-            card_keys=card_keys,
-        )
-        built.append(Built(device, version, len(credentials), data))
+        built.append(one)
     with write_transaction(registry.db) as db:
         for b in built:
             db.execute(
@@ -214,9 +165,13 @@ def build_all(
                 "published_at = excluded.published_at, cards = excluded.cards",
                 [b.device, b.version, now.isoformat(), b.cards],
             )
+        for device, base in new_bases.items():
+            deltas.set_base(db, device, base)
+        deltas.prune(db)
         detail: dict[str, object] = {"version": version, "devices": [b.device for b in built]}
-        if skipped:
-            detail["passes_left_out"] = sorted(short_ref(r) for r in skipped)
+        detail["deltas"] = sorted(b.device for b in built if b.base is not None)
+        if builder.left_out:
+            detail["passes_left_out"] = sorted(short_ref(r) for r in builder.left_out)
         registry.record(db, "publish", **detail)
     return built
 
@@ -249,7 +204,11 @@ def outcome(version: int, statuses: dict[str, dict[str, object] | None]) -> Outc
 def send(
     config: MqttConfig, site: str, built: list[Built], client_id: str, wait_s: float
 ) -> Outcome:
-    """Publish built snapshots retained, then wait up to `wait_s` for every device to apply.
+    """Publish built snapshots and deltas retained, then wait up to `wait_s` for every device
+    to apply them.
+
+    A full snapshot clears the device's retained delta first (the delta was built on the
+    snapshot it replaces); a delta replaces the retained one and leaves the snapshot.
 
     The devices' retained statuses say which have; a device that has not within `wait_s`
     is late in the outcome. Raises LinkError (an EdgeError) when the broker cannot be used
@@ -266,9 +225,18 @@ def send(
     seen = publish_and_watch(
         config,
         client_id,
-        [(credentials_topic(config.root, site, b.device), b.data) for b in built],
+        [message for b in built for message in _messages(config.root, site, b)],
         status_filter(config.root, site),
         applied,
         wait_s,
     )
     return outcome(version, {device: seen.get(topic) for topic, device in by_topic.items()})
+
+
+def _messages(root: str, site: str, built: Built) -> list[tuple[str, bytes]]:
+    if built.base is not None:
+        return [(delta_topic(root, site, built.device), built.data)]
+    return [
+        (delta_topic(root, site, built.device), b""),
+        (credentials_topic(root, site, built.device), built.data),
+    ]

@@ -179,10 +179,12 @@ class MqttLink:
         self.client.publish(topic, payload, qos=1, properties=props)
 
     def resubscribe_credentials(self) -> None:
-        """Ask the broker for the retained credential snapshot again."""
-        topic = topics.credentials(self.config.root, self.site, self.device)
-        self.client.unsubscribe(topic)
-        self.client.subscribe(topic, qos=1)
+        """Ask the broker for the retained credential snapshot and its delta again."""
+        full = topics.credentials(self.config.root, self.site, self.device)
+        delta = topics.credentials_delta(self.config.root, self.site, self.device)
+        self.client.unsubscribe([full, delta])
+        # The snapshot first: the delta is built on it.
+        self.client.subscribe([(full, 1), (delta, 1)])
 
     # -- paho ------------------------------------------------------------------------------
 
@@ -246,7 +248,13 @@ class MqttLink:
                 topics.commands_filter(self.config.root, self.site, self.device),
                 options=SubscribeOptions(qos=1, retainAsPublished=True),
             )
-            client.subscribe(topics.credentials(self.config.root, self.site, self.device), qos=1)
+            # One SUBSCRIBE, the snapshot first: its retained message comes before the delta's.
+            client.subscribe(
+                [
+                    (topics.credentials(self.config.root, self.site, self.device), 1),
+                    (topics.credentials_delta(self.config.root, self.site, self.device), 1),
+                ]
+            )
             # No local: our own crossings and live digests do not come back. mosquitto still
             # hands a new subscription our own retained digest, which a device that lost its
             # store learns from; it arrives before the digest the drain thread sends next.

@@ -4,7 +4,8 @@
 {root}/{site}/{device}/events/{kind}
 {root}/{site}/{device}/occupancy/{zone}       retained
 {root}/{site}/{device}/cmd/{name}             inbound, signed
-{root}/{site}/{device}/credentials            inbound, retained, signed
+{root}/{site}/{device}/credentials            inbound, retained, signed: the full snapshot
+{root}/{site}/{device}/credentials/delta      inbound, retained, signed: changes since it
 {root}/{site}/{device}/reply/{account}        command replies, to the MQTT 5 response topic
 {root}/{site}/{device}/crossings/{zone}       anti-passback crossings shared by a zone's devices
 {root}/{site}/{device}/positions/{zone}       retained: the positions a device set itself there
@@ -96,6 +97,11 @@ def credentials(root: str, site: str, device: str) -> str:
     return f"{device_prefix(root, site, device)}/credentials"
 
 
+def credentials_delta(root: str, site: str, device: str) -> str:
+    """Return the retained topic of a device's delta on top of its retained snapshot."""
+    return f"{credentials(root, site, device)}/delta"
+
+
 def reply(root: str, site: str, device: str, account: str) -> str:
     """Return the topic where `device` answers the commands `account` sends it."""
     return f"{device_prefix(root, site, device)}/reply/{_slug(account, 'account')}"
@@ -140,6 +146,11 @@ def credentials_filter(root: str, site: str, device: str = ANY) -> str:
 def credentials_branch_filter(root: str, site: str, device: str = ANY) -> str:
     """Return the filter for the credentials topic and everything under it (deltas too)."""
     return f"{_devices(root, site, device)}/credentials/#"
+
+
+def credentials_delta_filter(root: str, site: str, device: str = ANY) -> str:
+    """Return the filter for the credential deltas of one device or every device."""
+    return f"{credentials_filter(root, site, device)}/delta"
 
 
 def crossings(root: str, site: str, device: str, zone: str) -> str:

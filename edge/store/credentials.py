@@ -1,9 +1,14 @@
-"""Credentials in SQLite, looked up by card reference: 1M cardholders need no RAM."""
+"""Credentials in SQLite, looked up by card reference: 1M cardholders need no RAM.
+
+A full snapshot replaces the set and becomes the base; a delta (edge.snapshot_delta) changes
+the named cards on top of the base it was built on, and only on that base.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +19,7 @@ from edge.core.policy import AccessPolicy
 from edge.pin_hash import parse_pin, pin_text
 from edge.policy_json import policy_from_json, policy_to_json
 from edge.snapshot import Snapshot, SnapshotError
+from edge.snapshot_delta import Delta
 from edge.store import guard
 
 
@@ -70,13 +76,19 @@ class SqliteCredentials:
         ).fetchone()
         return dict(json.loads(row[0])) if row else {}
 
+    def base(self) -> int:
+        """Return the version of the full snapshot the set is built on (0 before the first)."""
+        meta = self.meta()
+        return int(meta.get("base", meta.get("version", 0)))
+
     def apply(self, snapshot: Snapshot, applied_at: datetime) -> bool:
         """Replace the set with a newer snapshot; call inside a transaction.
 
-        Return False for the version already applied; raise SnapshotError for an older one.
+        Return False for the version already applied, or the base the set is built on (the
+        retained snapshot comes again on each connection); raise SnapshotError for an older one.
         """
         current = self.version()
-        if snapshot.version == current:
+        if snapshot.version in (current, self.base()):
             return False
         # The floor outlives the store (edge.store.guard): a store moved aside as corrupt
         # starts empty, yet a snapshot from before a revocation is still refused.
@@ -88,18 +100,70 @@ class SqliteCredentials:
             )
         guard.raise_to(self._db, guard.Guard(credentials_version=snapshot.version))
         self.replace(snapshot.policy, snapshot.credentials, snapshot.deny, snapshot.card_keys)
+        self._set_meta(snapshot.version, snapshot.version, snapshot.issued_at, applied_at)
+        return True
+
+    def apply_delta(self, delta: Delta, applied_at: datetime) -> bool:
+        """Change the named cards of the base the delta is built on; call inside a transaction.
+
+        Return False for the version already applied; raise SnapshotError (changing nothing)
+        for a delta on another base or an older version. The guard's floor stays at the base,
+        so a store moved aside as corrupt can take the retained base and this delta again.
+        """
+        current, base = self.version(), self.base()
+        if delta.version == current and delta.base == base:
+            return False
+        if delta.version <= current:
+            raise SnapshotError(
+                f"credential delta v{delta.base}->v{delta.version} is not newer than v{current}, "
+                "the version this device holds; a replayed delta is refused"
+            )
+        if delta.base != base or current == 0:
+            raise SnapshotError(
+                f"credential delta v{delta.base}->v{delta.version} is built on snapshot "
+                f"v{delta.base}, but this device holds v{current} on snapshot v{base}; it keeps "
+                "what it has until the next full snapshot (`edge-provision publish --full`)"
+            )
+        db = self._db
+        keys = delta.card_keys
+        changed = [c.ref for c in delta.credentials]
+        db.conn.executemany(
+            "DELETE FROM credentials WHERE ref = ?", ((r,) for r in [*changed, *delta.removed])
+        )
+        db.conn.executemany(
+            "INSERT INTO credentials "
+            "(ref, groups, valid_from, valid_until, profile, card_key, pin) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (_credential_row(c, keys.get(c.ref)) for c in delta.credentials),
+        )
+        db.conn.executemany(
+            "DELETE FROM deny WHERE ref = ?", ((r,) for r in [*delta.deny, *delta.allowed])
+        )
+        db.conn.executemany(
+            "INSERT INTO deny (ref, reason) VALUES (?, ?)",
+            ((ref, str(reason)) for ref, reason in delta.deny.items()),
+        )
+        policy = replace(self.policy(), version=delta.version)
+        db.execute(
+            "UPDATE policy SET version = ?, body = ? WHERE id = 1",
+            [delta.version, json.dumps(policy_to_json(policy), sort_keys=True)],
+        )
+        self._set_meta(delta.version, delta.base, delta.issued_at, applied_at)
+        return True
+
+    def _set_meta(self, version: int, base: int, issued_at: datetime, applied_at: datetime) -> None:
         meta = {
-            "version": snapshot.version,
-            "issued_at": snapshot.issued_at.isoformat(),
+            "version": version,
+            "base": base,
+            "issued_at": issued_at.isoformat(),
             "applied_at": applied_at.isoformat(),
-            "cards": len(snapshot.credentials),
+            "cards": self.count(),
         }
         self._db.execute(
             "INSERT INTO device_state (key, value) VALUES ('credentials', ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [json.dumps(meta)],
         )
-        return True
 
     def replace(
         self,
@@ -117,18 +181,7 @@ class SqliteCredentials:
             "INSERT INTO credentials "
             "(ref, groups, valid_from, valid_until, profile, card_key, pin) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                (
-                    c.ref,
-                    json.dumps(sorted(c.groups)),
-                    c.valid_from.isoformat() if c.valid_from else None,
-                    c.valid_until.isoformat() if c.valid_until else None,
-                    str(c.profile),
-                    keys[c.ref].hex() if c.ref in keys else None,
-                    None if c.pin is None else pin_text(c.pin),
-                )
-                for c in credentials
-            ),
+            (_credential_row(c, keys.get(c.ref)) for c in credentials),
         )
         db.conn.executemany(
             "INSERT INTO deny (ref, reason) VALUES (?, ?)",
@@ -139,3 +192,15 @@ class SqliteCredentials:
             "ON CONFLICT(id) DO UPDATE SET version = excluded.version, body = excluded.body",
             [policy.version, json.dumps(policy_to_json(policy), sort_keys=True)],
         )
+
+
+def _credential_row(c: Credential, key: bytes | None) -> tuple[str | None, ...]:
+    return (
+        c.ref,
+        json.dumps(sorted(c.groups)),
+        c.valid_from.isoformat() if c.valid_from else None,
+        c.valid_until.isoformat() if c.valid_until else None,
+        str(c.profile),
+        key.hex() if key is not None else None,
+        None if c.pin is None else pin_text(c.pin),
+    )

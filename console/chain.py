@@ -3,10 +3,17 @@
 Each row's `hash` is SHA-256 over the previous row's hash, a newline and the row's record:
 the canonical JSON of `{"chain": name, "scheme": 2, "row": {column: value}}` holding every
 column the chain names (a NULL column is left out, so a nullable column added later keeps
-older rows' hashes). Editing any chained column, deleting, inserting or reordering a row
-breaks the chain at that row. Each chain's head (its newest row and hash) is also kept in
-`chain_heads`, written in the same transaction: new rows chain on that head, so rows deleted
-from the end (or appended behind the console's back) stay visible after the next append.
+older rows' hashes, and a log's events written before sites existed keep theirs). Editing
+any chained column, deleting, inserting or reordering a row breaks the chain at that row.
+Each chain's head (its newest row and hash) is also kept in `chain_heads`, written in the
+same transaction: new rows chain on that head, so rows deleted from the end (or appended
+behind the console's back) stay visible after the next append.
+
+On SQLite the events are one chain (`events`) numbered 1, 2, 3, …; on PostgreSQL each site's
+events are a chain of their own (`events/{site}`) among rows numbered across every site, so
+each row also keeps the row it chained on (`prev`): a row deleted from within shows as
+missing there too. The functions take any connection whose `execute` takes `?` placeholders
+(console.log_store.Executor).
 
 Events written before every column was chained carry `scheme` 1 (the hash covers `body`
 only); they are accepted only before the first scheme 2 row and reported as such, so a
@@ -17,10 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from console.log_store import Executor
 
 GENESIS = "0" * 64
 SCHEME = 2  # every chained column
@@ -29,6 +37,7 @@ BODY_ONLY = 1  # events written before every column was chained
 # The columns each chain covers: every stored column but the row number and the hash (and
 # the events' `scheme`, which is in the record). A column added to a table is added here.
 EVENT_COLUMNS = (
+    "site",
     "id",
     "device",
     "seq",
@@ -55,10 +64,20 @@ class Chain:
     row: str
     columns: tuple[str, ...]
     label: str  # how a problem names one of its rows
+    site: str | None = None  # a site's events chain: its rows among every site's (`prev`)
+
+    @property
+    def events(self) -> bool:
+        """True for an events chain (its rows carry their `scheme`)."""
+        return self.table == "events"
 
     def describe(self, row: int, values: Mapping[str, Any]) -> str:
-        ident = values.get("id") if self.name == "events" else values.get("alarm")
+        ident = values.get("id") if self.events else values.get("alarm")
         return f"{self.label} {row}" + (f" ({str(ident)[:80]})" if ident else "")
+
+    def where(self) -> tuple[str, list[Any]]:
+        """Return the SQL condition (and its parameters) selecting this chain's rows."""
+        return ("WHERE site = ?", [self.site]) if self.site is not None else ("", [])
 
 
 EVENTS = Chain("events", "events", "row", EVENT_COLUMNS, "row")
@@ -66,6 +85,19 @@ AUDIT = Chain("audit", "audit", "id", AUDIT_COLUMNS, "audit row")
 ACKS = Chain("acks", "alarm_acks", "row", ACK_COLUMNS, "acknowledgement row")
 CHAINS = (EVENTS, AUDIT, ACKS)
 BY_NAME = {chain.name: chain for chain in CHAINS}
+SITE_EVENTS = "events/"  # a site's events chain is named `events/{site}` (PostgreSQL)
+
+
+def site_events(site: str) -> Chain:
+    """Return the chain of one site's events (PostgreSQL keeps one per site)."""
+    return Chain(f"{SITE_EVENTS}{site}", "events", "row", EVENT_COLUMNS, "row", site)
+
+
+def by_name(name: str) -> Chain | None:
+    """Return the chain a head or an anchor names, None if no chain has that name."""
+    if name.startswith(SITE_EVENTS) and len(name) > len(SITE_EVENTS):
+        return site_events(name[len(SITE_EVENTS) :])
+    return BY_NAME.get(name)
 
 
 def chain_hash(previous: str, text: str) -> str:
@@ -91,48 +123,54 @@ def row_hash(previous: str, chain: Chain, values: Mapping[str, Any]) -> str:
     return chain_hash(previous, record(chain, values))
 
 
-def stored_head(conn: sqlite3.Connection, chain: Chain) -> tuple[int, str]:
+def stored_head(conn: Executor, chain: Chain) -> tuple[int, str]:
     """Return the (row, hash) new rows chain on: the recorded head, else the newest row."""
     found = conn.execute("SELECT row, hash FROM chain_heads WHERE chain = ?", [chain.name])
     kept = found.fetchone()
     return (int(kept[0]), str(kept[1])) if kept else newest(conn, chain)
 
 
-def newest(conn: sqlite3.Connection, chain: Chain) -> tuple[int, str]:
+def newest(conn: Executor, chain: Chain) -> tuple[int, str]:
     """Return (row, hash) of the chain's newest row, (0, GENESIS) if it has none."""
+    where, params = chain.where()
     last = conn.execute(
-        f"SELECT {chain.row}, hash FROM {chain.table} "  # noqa: S608  # names from CHAINS
-        f"ORDER BY {chain.row} DESC LIMIT 1"
+        f"SELECT {chain.row}, hash FROM {chain.table} {where} "  # noqa: S608  # CHAINS
+        f"ORDER BY {chain.row} DESC LIMIT 1",
+        params,
     ).fetchone()
     return (int(last[0]), str(last[1])) if last else (0, GENESIS)
 
 
 def insert(
-    conn: sqlite3.Connection, chain: Chain, values: Mapping[str, Any], previous: str
+    conn: Executor, chain: Chain, values: Mapping[str, Any], previous: tuple[int, str]
 ) -> tuple[int, str]:
-    """Store one row chained on `previous` (the caller's transaction); return (row, hash).
-
-    The caller records the head (`set_head`) once its rows are in.
-    """
-    digest = row_hash(previous, chain, values)
-    columns = [*chain.columns, "hash", *(["scheme"] if chain is EVENTS else [])]
-    params = [values.get(c) for c in chain.columns] + [digest] + [SCHEME] * (chain is EVENTS)
+    """Store one row chained on `previous` (row, hash), in the caller's transaction; return
+    its (row, hash). The caller records the head (`set_head`) once its rows are in."""
+    digest = row_hash(previous[1], chain, values)
+    columns = [*chain.columns, "hash"]
+    params = [values.get(c) for c in chain.columns] + [digest]
+    if chain.events:
+        columns.append("scheme")
+        params.append(SCHEME)
+    if chain.site is not None:
+        columns.append("prev")
+        params.append(previous[0])
     cursor = conn.execute(
         f"INSERT INTO {chain.table} ({', '.join(columns)}) "  # noqa: S608  # names from CHAINS
-        f"VALUES ({', '.join('?' * len(columns))})",
+        f"VALUES ({', '.join('?' * len(columns))}) RETURNING {chain.row}",
         params,
     )
-    return int(cursor.lastrowid or 0), digest
+    return int(cursor.fetchone()[0]), digest
 
 
-def append_row(conn: sqlite3.Connection, chain: Chain, values: Mapping[str, Any]) -> int:
+def append_row(conn: Executor, chain: Chain, values: Mapping[str, Any]) -> int:
     """Chain, store and make head one row (the caller's transaction); return its row."""
-    row, digest = insert(conn, chain, values, stored_head(conn, chain)[1])
+    row, digest = insert(conn, chain, values, stored_head(conn, chain))
     set_head(conn, chain, row, digest)
     return row
 
 
-def set_head(conn: sqlite3.Connection, chain: Chain, row: int, digest: str) -> None:
+def set_head(conn: Executor, chain: Chain, row: int, digest: str) -> None:
     """Record the chain's head (inside the transaction that wrote the row)."""
     conn.execute(
         "INSERT INTO chain_heads (chain, row, hash) VALUES (?, ?, ?) ON CONFLICT(chain) "
@@ -149,28 +187,34 @@ class Walk:
     body_only: tuple[int, int] | None  # first and last scheme 1 event row, if any
 
 
-def walk(conn: sqlite3.Connection, chain: Chain) -> Walk:
+def walk(conn: Executor, chain: Chain) -> Walk:
     """Re-hash every row of `chain` in order; name each break, hole and downgrade."""
     problems: list[str] = []
     body_only: tuple[int, int] | None = None  # the first and the last scheme 1 row
     head, expected, seen_full = GENESIS, 1, False
-    scheme = "scheme" if chain is EVENTS else str(SCHEME)
+    scheme = "scheme" if chain.events else str(SCHEME)
+    prev = "prev" if chain.site is not None else "NULL"
     names = ", ".join(chain.columns)
+    where, params = chain.where()
     cursor = conn.execute(
-        f"SELECT {chain.row}, hash, {scheme}, {names} FROM {chain.table} "  # noqa: S608
-        f"ORDER BY {chain.row}"
+        f"SELECT {chain.row}, hash, {scheme}, {prev}, {names} "  # noqa: S608  # CHAINS
+        f"FROM {chain.table} {where} ORDER BY {chain.row}",
+        params,
     )
-    for row, stored, rule, *columns in cursor:
+    for row, stored, rule, chained_on, *columns in cursor:
         values = dict(zip(chain.columns, columns, strict=True))
         where = chain.describe(row, values)
-        if row != expected:
+        if chained_on is None and row != expected:  # numbered 1, 2, 3, …: a hole shows
             missing = f"{chain.label} {expected}..{row - 1} missing"
+            problems.append(f"{missing} (deleted?) before {where}")
+        elif chained_on is not None and expected <= chained_on < row:  # its row is gone
+            missing = f"{chain.label} {expected}..{chained_on} missing"
             problems.append(f"{missing} (deleted?) before {where}")
         expected = row + 1
         if rule == SCHEME:
             seen_full = True
             head = row_hash(head, chain, values)
-        elif rule == BODY_ONLY and chain is EVENTS and not seen_full:
+        elif rule == BODY_ONLY and chain.events and not seen_full:
             body_only = (body_only[0] if body_only else row, row)
             head = chain_hash(head, str(values["body"]))
         else:
@@ -187,7 +231,7 @@ def walk(conn: sqlite3.Connection, chain: Chain) -> Walk:
     return Walk(problems, body_only)
 
 
-def ack_columns_migration(conn: sqlite3.Connection) -> None:
+def ack_columns_migration(conn: Executor) -> None:
     """Give the audit trail and the acknowledgements their chains, sealing the rows so far.
 
     Acknowledgements become append-only (a row per acknowledgement, the newest per alarm
@@ -213,12 +257,12 @@ def ack_columns_migration(conn: sqlite3.Connection) -> None:
         f"SELECT {ack_columns} FROM alarm_acks_unchained ORDER BY at"  # noqa: S608
     )
     for columns in acks.fetchall():
-        row, head = insert(conn, ACKS, dict(zip(ACK_COLUMNS, columns, strict=True)), head)
+        row, head = insert(conn, ACKS, dict(zip(ACK_COLUMNS, columns, strict=True)), (0, head))
         set_head(conn, ACKS, row, head)
     conn.execute("DROP TABLE alarm_acks_unchained")
 
 
-def _check_head(conn: sqlite3.Connection, chain: Chain, last: int, head: str) -> list[str]:
+def _check_head(conn: Executor, chain: Chain, last: int, head: str) -> list[str]:
     kept = conn.execute("SELECT row, hash FROM chain_heads WHERE chain = ?", [chain.name])
     recorded = kept.fetchone()
     if recorded is None:

@@ -4,41 +4,47 @@ Each stored event gets the next `row` and a hash over the previous row's hash an
 column it is stored with (console/chain.py), so editing any column, deleting, inserting or
 reordering a row breaks the chain at that row (`verify`); the audit trail and the alarm
 acknowledgements are chained the same way, each its own chain. Events are de-duplicated by
-their `id` ({device}:{seq}); per device the log knows the highest seq below which nothing
-is missing (`contiguous`) and the highest seen, so a gap in seq is reported until it is
-filled. Card references stay references here; names come from the provisioning registry
-when a person asks. The tables and indexes are made by console.log_schema's migrations.
+their `id` ({device}:{seq}) within their site; per device the log knows the highest seq
+below which nothing is missing (`contiguous`) and the highest seen, so a gap in seq is
+reported until it is filled. Card references stay references here; names come from the
+provisioning registry when a person asks.
+
+Two stores hold a log (`open_log`): an SQLite file (the default; one site's device ids, one
+events chain) and PostgreSQL (many sites and collectors at once: device and event ids keyed
+by site, one events chain per site, `events/{site}`). Everything here is written in the SQL
+both run (`?` placeholders, `ON CONFLICT`, ISO-8601 text times, `CASE` for max); each store
+holds the statements that differ.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from console.chain import (
-    BY_NAME,
-    CHAINS,
+    ACKS,
+    AUDIT,
     EVENTS,
     GENESIS,
+    Chain,
+    by_name,
     canonical,
     chain_hash,
     insert,
     newest,
     set_head,
-    stored_head,
+    site_events,
     walk,
 )
+from console.log_keys import Keys
+from console.log_pg import PostgresStore, is_url
 from console.log_schema import BASELINES, MOVES, migrations
-from edge.errors import EdgeError
-from provisioning.files import private_database
+from console.log_sqlite import SqliteStore
+from console.log_store import Executor, LogDatabase, LogError, Store
 
 __all__ = [
     "BASELINES",
@@ -47,15 +53,13 @@ __all__ = [
     "CentralLog",
     "Entry",
     "LogError",
+    "Verification",
     "canonical",
     "chain_hash",
     "identity",
     "migrations",
+    "open_log",
 ]
-
-
-class LogError(EdgeError, ValueError):
-    """The log cannot be opened or an entry is unusable; the message says which."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,102 +76,107 @@ class Entry:
     body: dict[str, Any]
 
 
-class CentralLog:
-    """The console's SQLite log (WAL); one writer (the collector), any number of readers."""
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """What `CentralLog.check` found: `problems` (tampering) and `notes` (what is not covered)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        private_database(path)  # 0600 from the first byte: names of people's movements
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self.db.execute("PRAGMA journal_mode=WAL")
-        migrations.apply(self.db)
+    problems: list[str]
+    notes: list[str]
+
+
+def open_log(target: str | Path) -> CentralLog:
+    """Open the log at `target`: a file path (SQLite) or a `postgresql://…` URL."""
+    return CentralLog(target)
+
+
+class CentralLog:
+    """The console's log; one or more writers (collectors), any number of readers."""
+
+    def __init__(self, target: str | Path) -> None:
+        self._store: Store = (
+            PostgresStore(str(target)) if is_url(target) else SqliteStore(Path(target))
+        )
+        self._keys = Keys(self._store.keys_sites)
+        self.path: Path | None = target if isinstance(target, Path) else None
+        if self.path is None and not is_url(target):
+            self.path = Path(target)
 
     @property
-    def db(self) -> Database:
+    def db(self) -> LogDatabase:
         """This thread's connection: the collector writes on one, readers read on theirs."""
-        db: Database | None = getattr(self._local, "db", None)
-        if db is None:
-            conn = sqlite3.connect(
-                self.path, timeout=10, isolation_level=None, check_same_thread=False
-            )  # used by its own thread only; closed by close() from any
-            conn.execute("PRAGMA synchronous=NORMAL")
-            with self._lock:
-                self._connections.append(conn)
-            db = self._local.db = Database(conn)
-        return db
+        return self._store.db()
+
+    @property
+    def keys_sites(self) -> bool:
+        """True if device and event ids are kept per site (PostgreSQL), so two sites may
+        use the same device id; False for one site's ids (SQLite)."""
+        return self._store.keys_sites
 
     def __repr__(self) -> str:
-        return f"<CentralLog {self.path}>"
+        return f"<CentralLog {self._store.target}>"
 
     def close(self) -> None:
         """Close every thread's connection; idempotent."""
-        with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self._store.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self.transaction() as conn:
-            yield conn
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Executor]:
         """Write in one transaction on this thread's connection; inside one, join it."""
-        conn = self.db.conn
-        if conn.in_transaction:
+        with self._store.transaction() as conn:
             yield conn
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+
+    # -- writing --------------------------------------------------------------------------
 
     def append(
         self,
         events: Iterable[dict[str, Any]],
         received_at: str,
         implausible: Mapping[str, str] | None = None,
+        *,
+        site: str | None = None,
     ) -> list[str]:
-        """Store new events in one transaction; return the ids stored (duplicates skipped).
+        """Store new events of one site in one transaction; return the ids stored
+        (duplicates skipped).
 
         `implausible` maps the id of an event whose own `ts` cannot be believed to the time
         it is ordered by instead: stored as `ts` and flagged (`ts_implausible`); the body
         stays as the device sent it.
 
-        The chain's head is re-read inside the write transaction, so two collectors writing
-        the same file never fork it.
+        The chain's head is re-read (PostgreSQL: locked) inside the write transaction, so
+        two collectors writing the same site never fork its chain.
         """
+        site = self._keys.site(site)
         stored: list[str] = []
         events = list(events)
         for event in events:  # all or nothing: check every event before writing any
             identity(event)
-        with self._transaction() as conn:
-            row, head = stored_head(conn, EVENTS)
+        later = implausible or {}
+        self._store.prepare([{"ts": later.get(e["id"], e.get("ts"))} for e in events])
+        with self._store.transaction() as conn:
+            chain = site_events(site) if site is not None and self.keys_sites else EVENTS
+            row, head = self._keys.lock_head(conn, chain)
             touched: set[str] = set()
+            claimed: set[str] = set()
             for event in events:
                 event_id, device, seq = identity(event)
-                exists = conn.execute("SELECT 1 FROM events WHERE id = ?", [event_id]).fetchone()
-                if exists:
+                if device not in claimed:
+                    self._keys.claim(conn, device, site)
+                    claimed.add(device)
+                if not self._keys.first(conn, site, event_id):
+                    key, params = self._keys.key(site, device)
                     conn.execute(
-                        "UPDATE devices SET duplicates = duplicates + 1 WHERE device = ?",
-                        [device],
+                        f"UPDATE devices SET duplicates = duplicates + 1 WHERE {key}",  # noqa: S608
+                        params,
                     )
                     continue
                 nested = event.get("data")
                 data: dict[str, Any] = nested if isinstance(nested, dict) else event
                 values = {
+                    "site": site,
                     "id": event_id,
                     "device": device,
                     "seq": seq,
-                    "ts": (implausible or {}).get(event_id, str(event.get("ts", ""))),
+                    "ts": later.get(event_id, str(event.get("ts", ""))),
                     "kind": str(event.get("kind", "")),
                     "type": str(event.get("type", "")),
                     "door": _text(data.get("door")),
@@ -175,63 +184,108 @@ class CentralLog:
                     "reason": _text(data.get("reason")),
                     "body": canonical(event),
                     "received_at": received_at,
-                    "ts_implausible": int(event_id in (implausible or {})),
+                    "ts_implausible": int(event_id in later),
                 }
-                row, head = insert(conn, EVENTS, values, head)
+                row, head = insert(conn, chain, values, (row, head))
                 conn.execute(
-                    "INSERT INTO devices (device, contiguous, max_seq) VALUES (?, 0, ?) "
-                    "ON CONFLICT(device) DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)",
-                    [device, seq],
+                    "INSERT INTO devices (site, device, contiguous, max_seq) VALUES (?, ?, 0, ?) "  # noqa: S608
+                    f"ON CONFLICT {self._keys.conflict('device')} DO UPDATE SET max_seq = "
+                    "CASE WHEN excluded.max_seq > devices.max_seq THEN excluded.max_seq "
+                    "ELSE devices.max_seq END",
+                    [site, device, seq],
                 )
                 touched.add(device)
                 stored.append(event_id)
-            for device in touched:
-                _advance_contiguous(conn, device)
+            for device in sorted(touched):
+                self._keys.advance_contiguous(conn, site, device)
             if stored:
-                set_head(conn, EVENTS, row, head)
+                set_head(conn, chain, row, head)
         return stored
 
-    def set_status(self, device: str, body: str, received_at: str) -> None:
+    def set_status(
+        self, device: str, body: str, received_at: str, *, site: str | None = None
+    ) -> None:
         """Keep a device's latest retained status."""
-        self.db.execute(
-            "INSERT INTO devices (device, contiguous, max_seq, status, status_at) "
-            "VALUES (?, 0, 0, ?, ?) ON CONFLICT(device) DO UPDATE SET status = excluded.status, "
-            "status_at = excluded.status_at",
-            [device, body, received_at],
-        )
+        site = self._keys.site(site)
+        with self._store.transaction() as conn:
+            self._keys.claim(conn, device, site)
+            conn.execute(
+                "INSERT INTO devices (site, device, contiguous, max_seq, status, status_at) "  # noqa: S608
+                f"VALUES (?, ?, 0, 0, ?, ?) ON CONFLICT {self._keys.conflict('device')} DO UPDATE "
+                "SET status = excluded.status, status_at = excluded.status_at",
+                [site, device, body, received_at],
+            )
 
-    def set_occupancy(self, device: str, zone: str, count: int, occupied: bool, ts: str) -> None:
+    def set_occupancy(
+        self,
+        device: str,
+        zone: str,
+        count: int,
+        occupied: bool,
+        ts: str,
+        *,
+        site: str | None = None,
+    ) -> None:
         """Keep a zone's latest occupancy as a device reports it."""
-        self.db.execute(
-            "INSERT OR REPLACE INTO occupancy (device, zone, count, occupied, ts) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [device, zone, count, int(occupied), ts],
-        )
+        site = self._keys.site(site)
+        with self._store.transaction() as conn:
+            self._keys.claim(conn, device, site)
+            conn.execute(
+                "INSERT INTO occupancy (site, device, zone, count, occupied, ts) "  # noqa: S608
+                f"VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT {self._keys.conflict('device, zone')} "
+                "DO UPDATE SET site = excluded.site, count = excluded.count, "
+                "occupied = excluded.occupied, ts = excluded.ts",
+                [site, device, zone, count, int(occupied), ts],
+            )
 
     def set_rooms(self, what: str, body: str, received_at: str) -> None:
         """Keep the rooms service's newest `view` or `status`."""
         self.db.execute(
-            "INSERT OR REPLACE INTO rooms (what, body, received_at) VALUES (?, ?, ?)",
+            "INSERT INTO rooms (what, body, received_at) VALUES (?, ?, ?) ON CONFLICT (what) "
+            "DO UPDATE SET body = excluded.body, received_at = excluded.received_at",
             [what, body, received_at],
+        )
+
+    def set_site_link(
+        self,
+        site: str,
+        *,
+        connected: bool | None = None,
+        stored: int | None = None,
+        at: str,
+    ) -> None:
+        """Keep what a site's bridge last said: linked or not, and its broker's stored count
+        (None: unchanged)."""
+        site = self._keys.named(site)
+        self.db.execute(
+            "INSERT INTO sites (site, connected, stored, link_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (site) DO UPDATE SET "
+            "connected = COALESCE(excluded.connected, sites.connected), "
+            "stored = COALESCE(excluded.stored, sites.stored), link_at = excluded.link_at",
+            [site, None if connected is None else int(connected), stored, at],
         )
 
     # -- reading --------------------------------------------------------------------------
 
-    def gaps(self, limit: int = 1000) -> dict[str, list[int]]:
-        """Return {device: missing seqs (the first `limit`)} for every device with a hole.
+    def gaps(self, limit: int = 1000, *, site: str | None = None) -> dict[str, list[int]]:
+        """Return {device: missing seqs (the first `limit`)} for every device with a hole
+        (keyed `site/device` on a log keyed by site, unless `site` is given).
 
         The holes are found between the seqs present, never by listing the whole range: a
         device whose store was replaced continues from a far larger seq.
         """
         missing: dict[str, list[int]] = {}
-        for device, contiguous in self.db.execute(
-            "SELECT device, contiguous FROM devices WHERE contiguous < max_seq"
+        where, params = self._keys.of_site(site, "WHERE contiguous < max_seq")
+        for row_site, device, contiguous in self.db.execute(
+            f"SELECT site, device, contiguous FROM devices {where}",  # noqa: S608
+            params,
         ).fetchall():
             holes: list[int] = []
             expected = contiguous + 1
+            key, key_params = self._keys.key(row_site, device)
             for (seq,) in self.db.execute(
-                "SELECT seq FROM events WHERE device = ? AND seq > ? ORDER BY seq",
-                [device, contiguous],
+                f"SELECT seq FROM events WHERE {key} AND seq > ? ORDER BY seq",  # noqa: S608
+                [*key_params, contiguous],
             ):
                 while expected < seq and len(holes) < limit:
                     holes.append(expected)
@@ -239,21 +293,26 @@ class CentralLog:
                 if len(holes) >= limit:
                     break
                 expected = seq + 1
-            missing[device] = holes
+            missing[self._keys.device_key(row_site, device, site)] = holes
         return missing
 
-    def devices(self) -> dict[str, dict[str, Any]]:
-        """Return each device's seq bookkeeping and latest status."""
+    def devices(self, *, site: str | None = None) -> dict[str, dict[str, Any]]:
+        """Return each device's site, seq bookkeeping and latest status (keyed as `gaps`)."""
+        where, params = self._keys.of_site(site)
         return {
-            row["device"]: row
+            self._keys.device_key(row["site"], row["device"], site): row
             for row in self.db.query(
-                "SELECT device, contiguous, max_seq, duplicates, status, status_at FROM devices"
+                "SELECT site, device, contiguous, max_seq, duplicates, status, status_at "  # noqa: S608
+                f"FROM devices {where}",
+                params,
             )
         }
 
-    def count(self) -> int:
-        """Return the number of stored events."""
-        return int(self.db.execute("SELECT count(*) FROM events").fetchone()[0])
+    def count(self, *, site: str | None = None) -> int:
+        """Return the number of stored events (of one site, if given)."""
+        where, params = self._keys.of_site(site)
+        found = self.db.execute(f"SELECT count(*) FROM events {where}", params)  # noqa: S608
+        return int(found.fetchone()[0])
 
     def entries(self, where: str = "", params: Iterable[Any] = ()) -> Iterator[Entry]:
         """Yield stored events in log order, optionally filtered by an SQL condition."""
@@ -265,13 +324,19 @@ class CentralLog:
         for row, id_, device, seq, ts, kind, type_, body in self.db.execute(query, list(params)):
             yield Entry(row, id_, device, seq, ts, kind, type_, json.loads(body))
 
-    def occupancy(self) -> dict[str, dict[str, Any]]:
-        """Return the latest occupancy per zone (the newest report among devices).
+    def occupancy(self, *, site: str | None = None) -> dict[str, dict[str, Any]]:
+        """Return the latest occupancy per zone (the newest report among devices), of one
+        site if given (zones are named per site).
 
         Each device counts only what it saw: console.headcount adds up the zones with doors.
         """
         zones: dict[str, dict[str, Any]] = {}
-        for row in self.db.query("SELECT * FROM occupancy ORDER BY ts"):
+        where, params = self._keys.of_site(site)
+        for row in self.db.query(
+            "SELECT site, device, zone, count, occupied, ts FROM occupancy "  # noqa: S608
+            f"{where} ORDER BY ts",
+            params,
+        ):
             zones[row["zone"]] = row
         return zones
 
@@ -280,13 +345,43 @@ class CentralLog:
         rows = self.db.execute("SELECT what, body, received_at FROM rooms").fetchall()
         return {what: (body, at) for what, body, at in rows}
 
+    def sites(self) -> dict[str, dict[str, Any]]:
+        """Return each site's link (`connected`, `stored`, `link_at`), its `devices`, its
+        newest event's `last_received_at` and the newest event time from it (`newest_ts`)."""
+        found: dict[str, dict[str, Any]] = {}
+        for site, connected, stored, at in self.db.execute(
+            "SELECT site, connected, stored, link_at FROM sites"
+        ).fetchall():
+            link = {"connected": None if connected is None else bool(connected)}
+            found[site] = {**link, "stored": stored, "link_at": at}
+        counted = dict(
+            self.db.execute(
+                "SELECT site, count(*) FROM devices WHERE site IS NOT NULL GROUP BY site"
+            ).fetchall()
+        )
+        for site in sorted({*found, *counted}):
+            last = self.db.execute(
+                "SELECT received_at FROM events WHERE site = ? ORDER BY row DESC LIMIT 1", [site]
+            ).fetchone()
+            (newest_ts,) = self.db.execute(
+                "SELECT max(ts) FROM events WHERE site = ?", [site]
+            ).fetchone()
+            found[site] = {
+                "site": site,
+                **found.get(site, {"connected": None, "stored": None, "link_at": None}),
+                "devices": int(counted.get(site, 0)),
+                "last_received_at": last[0] if last else None,
+                "newest_ts": newest_ts,
+            }
+        return {site: found[site] for site in sorted(found)}
+
     def head(self, chain: str = "events") -> tuple[int, str]:
         """Return (row, hash) of a chain's newest row: kept elsewhere, it anchors the chain."""
-        return newest(self.db.conn, BY_NAME[chain])
+        return newest(self.db, self._chain(chain))
 
     def heads(self) -> dict[str, tuple[int, str]]:
         """Return every chain's (row, hash) by name: what an anchor line keeps."""
-        return {chain.name: newest(self.db.conn, chain) for chain in CHAINS}
+        return {chain.name: newest(self.db, chain) for chain in self._keys.chains(self.db)}
 
     def anchored(self, row: int, expected: str, chain: str = "events") -> str | None:
         """Check a head written down earlier; return the problem, or None if it still holds.
@@ -295,12 +390,14 @@ class CentralLog:
         the real one; a head kept outside the database (printed, mailed, signed into an
         anchor file) can.
         """
-        spec = BY_NAME[chain]
+        spec = self._chain(chain)
         if row == 0:
             return None if expected == GENESIS else f"{chain}: an anchor at row 0 is {GENESIS}"
+        where, params = spec.where()
         found = self.db.execute(
-            f"SELECT hash FROM {spec.table} WHERE {spec.row} = ?",  # noqa: S608  # CHAINS
-            [row],
+            f"SELECT hash FROM {spec.table} {where} {'AND' if where else 'WHERE'} "  # noqa: S608
+            f"{spec.row} = ?",
+            [*params, row],
         ).fetchone()
         what = f"{spec.label} {row}"
         if found is None:
@@ -315,16 +412,22 @@ class CentralLog:
 
     def check(self) -> Verification:
         """Re-walk every chain in one snapshot: problems, and notes on what is not covered."""
-        conn = self.db.conn
         problems: list[str] = []
         notes: list[str] = []
-        conn.execute("BEGIN")  # one snapshot: a collector appending meanwhile is not seen
-        try:
-            for chain in CHAINS:
+        errors = self._store.errors
+        with self._store.snapshot() as conn:
+            chains: list[Chain] = [AUDIT, ACKS]
+            try:
+                with self._store.attempt(conn):
+                    chains = self._keys.chains(conn, every=True)
+            except errors as error:
+                problems.append(f"events: cannot be read ({_first_line(error)}): altered")
+            for chain in chains:
                 try:
-                    found = walk(conn, chain)
-                except sqlite3.DatabaseError as error:  # a column dropped, a table gone
-                    problems.append(f"{chain.name}: cannot be read ({error}): altered")
+                    with self._store.attempt(conn):
+                        found = walk(conn, chain)
+                except errors as error:  # a column dropped, a table gone
+                    problems.append(f"{chain.name}: cannot be read ({_first_line(error)}): altered")
                     continue
                 problems += found.problems
                 if found.body_only:
@@ -334,46 +437,20 @@ class CentralLog:
                         "every column was chained): an edit of their other columns would not show"
                     )
             try:
-                problems += _newest_deleted(conn)
-            except sqlite3.DatabaseError as error:
-                problems.append(f"devices: cannot be read ({error}): altered")
-        finally:
-            conn.execute("COMMIT")
+                with self._store.attempt(conn):
+                    problems += self._keys.newest_deleted(conn)
+            except errors as error:
+                problems.append(f"devices: cannot be read ({_first_line(error)}): altered")
         return Verification(problems, notes)
 
-
-@dataclass(frozen=True, slots=True)
-class Verification:
-    """What `CentralLog.check` found: `problems` (tampering) and `notes` (what is not covered)."""
-
-    problems: list[str]
-    notes: list[str]
-
-
-def _newest_deleted(conn: sqlite3.Connection) -> list[str]:
-    """Name devices whose newest events are gone: their highest seqs are kept apart."""
-    problems = []
-    for device, max_seq, stored in conn.execute(
-        "SELECT d.device, d.max_seq, (SELECT max(seq) FROM events e WHERE e.device = d.device)"
-        " FROM devices d WHERE d.max_seq > 0"
-    ).fetchall():
-        if stored is None or stored < max_seq:
-            problems.append(
-                f"{device}: newest events deleted (seq {max_seq} was stored, the log "
-                f"ends at {stored})"
+    def _chain(self, name: str) -> Chain:
+        spec = by_name(name)
+        if spec is None or (spec.site is not None) != (self.keys_sites and spec.events):
+            raise LogError(
+                f"chain {name[:80]!r}: this log's chains are "
+                f"{', '.join(c.name for c in self._keys.chains(self.db))}"
             )
-    return problems
-
-
-def _advance_contiguous(conn: sqlite3.Connection, device: str) -> None:
-    (contiguous,) = conn.execute(
-        "SELECT contiguous FROM devices WHERE device = ?", [device]
-    ).fetchone()
-    while conn.execute(
-        "SELECT 1 FROM events WHERE device = ? AND seq = ?", [device, contiguous + 1]
-    ).fetchone():
-        contiguous += 1
-    conn.execute("UPDATE devices SET contiguous = ? WHERE device = ?", [contiguous, device])
+        return spec
 
 
 def identity(event: dict[str, Any]) -> tuple[str, str, int]:
@@ -395,3 +472,7 @@ def identity(event: dict[str, Any]) -> tuple[str, str, int]:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

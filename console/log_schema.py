@@ -133,6 +133,31 @@ def rooms_table(db: Database) -> None:
     )
 
 
+@migrations(name="0010_sites")
+def sites(db: Database) -> None:
+    """Give events, devices, occupancy and refusals their site (NULL: the log's own site,
+    as every row written before sites existed), and keep each site's link (`sites`)."""
+    for table in ("events", "devices", "occupancy", "refusals"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN site TEXT")
+    db.execute("CREATE INDEX events_site_ts ON events (site, ts)")
+    # Totals are keyed by site too; '' is the log's own site (a key column cannot be NULL).
+    db.execute("ALTER TABLE refusal_totals RENAME TO refusal_totals_unsited")
+    db.execute(
+        "CREATE TABLE refusal_totals (site TEXT NOT NULL DEFAULT '', device TEXT NOT NULL, "
+        "alarm TEXT NOT NULL, total INTEGER NOT NULL, first_at TEXT NOT NULL, "
+        "last_at TEXT NOT NULL, last_reason TEXT NOT NULL, PRIMARY KEY (site, device, alarm))"
+    )
+    db.execute(
+        "INSERT INTO refusal_totals (device, alarm, total, first_at, last_at, last_reason) "
+        "SELECT device, alarm, total, first_at, last_at, last_reason FROM refusal_totals_unsited"
+    )
+    db.execute("DROP TABLE refusal_totals_unsited")
+    db.execute(
+        "CREATE TABLE sites (site TEXT PRIMARY KEY, connected INTEGER, stored INTEGER, "
+        "link_at TEXT)"
+    )
+
+
 # The zone indexes' conditions; a query must hold the same term for SQLite to use them.
 MOVES = "('crossing', 'button_exit')"
 BASELINES = "('occupancy_reset', 'anti_passback_forgiven')"

@@ -57,49 +57,48 @@ class Total:
     first_at: str
     last_at: str
     last_reason: str
+    site: str | None = None  # None: the log's own site
 
 
-def keep(log: CentralLog, refusals: Iterable[Refusal], at: str) -> None:
-    """Store refusals in one transaction, dropping each device's oldest beyond `KEEP`."""
-    conn = log.db.conn
+def keep(log: CentralLog, refusals: Iterable[Refusal], at: str, *, site: str | None = None) -> None:
+    """Store refusals (from `site`; None: the log's own) in one transaction, dropping each
+    device's oldest beyond `KEEP`."""
     refusals = list(refusals)
     if not refusals:
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.executemany(
-            "INSERT INTO refusals (device, alarm, reason, topic, size, digest, count, at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (r.device, r.alarm, r.reason, r.topic, r.size, r.digest, r.count, at)
-                for r in refusals
-            ],
-        )
-        conn.executemany(
-            "INSERT INTO refusal_totals (device, alarm, total, first_at, last_at, last_reason) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device, alarm) DO UPDATE SET "
-            "total = total + excluded.total, last_at = excluded.last_at, "
-            "last_reason = excluded.last_reason",
-            [(r.device, r.alarm, r.count, at, at, r.reason) for r in refusals],
-        )
-        for device in {r.device for r in refusals}:
+    with log.transaction() as conn:
+        for r in refusals:
             conn.execute(
-                "DELETE FROM refusals WHERE device = ? AND id <= (SELECT id FROM refusals "
-                "WHERE device = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                [device, device, KEEP],
+                "INSERT INTO refusals (site, device, alarm, reason, topic, size, digest, count, "
+                "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [site, r.device, r.alarm, r.reason, r.topic, r.size, r.digest, r.count, at],
             )
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+            conn.execute(
+                "INSERT INTO refusal_totals (site, device, alarm, total, first_at, last_at, "
+                "last_reason) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, alarm) "
+                "DO UPDATE SET total = refusal_totals.total + excluded.total, "
+                "last_at = excluded.last_at, last_reason = excluded.last_reason",
+                [site or "", r.device, r.alarm, r.count, at, at, r.reason],
+            )
+        # Per device (of its site, where device ids are kept per site): what one device
+        # floods the refusals with drops only its own.
+        mine = "site = ? AND device = ?" if log.keys_sites else "device = ?"
+        for device in sorted({r.device for r in refusals}):
+            key = [site, device] if log.keys_sites else [device]
+            conn.execute(
+                f"DELETE FROM refusals WHERE {mine} AND id <= (SELECT id FROM refusals "  # noqa: S608
+                f"WHERE {mine} ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                [*key, *key, KEEP],
+            )
 
 
 def totals(log: CentralLog) -> list[Total]:
     """Return each device's refusal totals per alarm."""
     return [
-        Total(*row)
-        for row in log.db.execute(
-            "SELECT device, alarm, total, first_at, last_at, last_reason FROM refusal_totals"
+        Total(device, alarm, total, first_at, last_at, last_reason, site or None)
+        for device, alarm, total, first_at, last_at, last_reason, site in log.db.execute(
+            "SELECT device, alarm, total, first_at, last_at, last_reason, site "
+            "FROM refusal_totals ORDER BY site, device, alarm"
         )
     ]
 
@@ -108,7 +107,7 @@ def recent(log: CentralLog, device: str, limit: int = KEEP) -> list[dict[str, ob
     """Return a device's newest refusals kept aside, newest first."""
     return list(
         log.db.query(
-            "SELECT device, alarm, reason, topic, size, digest, count, at FROM refusals "
+            "SELECT site, device, alarm, reason, topic, size, digest, count, at FROM refusals "
             "WHERE device = ? ORDER BY id DESC LIMIT ?",
             [device, limit],
         )

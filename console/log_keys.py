@@ -1,0 +1,148 @@
+"""How a log keys devices, events and chains: by device id alone (SQLite: one site's ids, one
+events chain) or by site too (PostgreSQL: two sites may use the same device id, and each site
+has its own events chain, `events/{site}`)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from console.chain import ACKS, AUDIT, CHAINS, GENESIS, SITE_EVENTS, Chain, site_events, stored_head
+from console.log_store import Executor, LogError
+
+_SITE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")  # a topic level (edge.link.topics)
+
+
+class Keys:
+    """The statements' keys for a log of one site's device ids, or of several sites'."""
+
+    def __init__(self, by_site: bool) -> None:
+        self.by_site = by_site
+
+    def __repr__(self) -> str:
+        return f"<Keys by {'site and ' if self.by_site else ''}device>"
+
+    def site(self, site: str | None) -> str | None:
+        if site is None and self.by_site:
+            raise LogError(
+                "this log (PostgreSQL) keeps several sites' events: name the site (site=…)"
+            )
+        return None if site is None else self.named(site)
+
+    @staticmethod
+    def named(site: str) -> str:
+        if not isinstance(site, str) or not _SITE.match(site):
+            raise LogError(
+                f"site {str(site)[:40]!r}: use lower-case letters, digits and hyphens (a topic "
+                "level, as the site directory is named)"
+            )
+        return site
+
+    def key(self, site: str | None, device: str) -> tuple[str, list[Any]]:
+        if self.by_site:
+            return "site = ? AND device = ?", [site, device]
+        return "device = ?", [device]
+
+    def conflict(self, columns: str) -> str:
+        return f"(site, {columns})" if self.by_site else f"({columns})"
+
+    def of_site(self, site: str | None, where: str = "") -> tuple[str, list[Any]]:
+        if site is None:
+            return where, []
+        return f"{where} {'AND' if where else 'WHERE'} site = ?", [self.named(site)]
+
+    def device_key(self, row_site: str | None, device: str, site: str | None) -> str:
+        return f"{row_site}/{device}" if self.by_site and site is None else device
+
+    def claim(self, conn: Executor, device: str, site: str | None) -> None:
+        """Refuse, on a log of one site's device ids, a device id another site holds."""
+        if self.by_site or site is None:
+            return
+        held = conn.execute("SELECT site FROM devices WHERE device = ?", [device]).fetchone()
+        if held is None or held[0] is None:
+            if held is not None:  # written before sites: the first site to write takes it
+                conn.execute("UPDATE devices SET site = ? WHERE device = ?", [site, device])
+            return
+        if held[0] != site:
+            raise LogError(
+                f"device {device[:40]!r} of site {site!r} is already site {held[0]!r}'s in "
+                "this SQLite log, which holds one site's device ids: keep each site's log "
+                "apart, or use PostgreSQL (a postgresql:// log) for several sites"
+            )
+
+    def first(self, conn: Executor, site: str | None, event_id: str) -> bool:
+        """Return True if the event is not stored yet (PostgreSQL: and claim its id)."""
+        if self.by_site:
+            return bool(
+                conn.execute(
+                    "INSERT INTO event_ids (site, id) VALUES (?, ?) ON CONFLICT DO NOTHING "
+                    "RETURNING 1",
+                    [site, event_id],
+                ).fetchone()
+            )
+        return conn.execute("SELECT 1 FROM events WHERE id = ?", [event_id]).fetchone() is None
+
+    def stored(self, conn: Executor, site: str | None, event_id: str) -> bool:
+        if self.by_site:
+            sql, params = "SELECT 1 FROM event_ids WHERE site = ? AND id = ?", [site, event_id]
+        else:
+            sql, params = "SELECT 1 FROM events WHERE id = ?", [event_id]
+        return conn.execute(sql, params).fetchone() is not None
+
+    def advance_contiguous(self, conn: Executor, site: str | None, device: str) -> None:
+        key, params = self.key(site, device)
+        (contiguous,) = conn.execute(
+            f"SELECT contiguous FROM devices WHERE {key}",  # noqa: S608
+            params,
+        ).fetchone()
+        while self.stored(conn, site, f"{device}:{contiguous + 1}"):
+            contiguous += 1
+        conn.execute(
+            f"UPDATE devices SET contiguous = ? WHERE {key}",  # noqa: S608
+            [contiguous, *params],
+        )
+
+    def lock_head(self, conn: Executor, chain: Chain) -> tuple[int, str]:
+        """Return the head new rows chain on; PostgreSQL: lock it till the transaction ends."""
+        if chain.site is None:
+            return stored_head(conn, chain)
+        conn.execute(
+            "INSERT INTO chain_heads (chain, row, hash) VALUES (?, 0, ?) "
+            "ON CONFLICT (chain) DO NOTHING",
+            [chain.name, GENESIS],
+        )
+        row, digest = conn.execute(
+            "SELECT row, hash FROM chain_heads WHERE chain = ? FOR UPDATE", [chain.name]
+        ).fetchone()
+        return int(row), str(digest)
+
+    def chains(self, conn: Executor, *, every: bool = False) -> list[Chain]:
+        """Return the log's chains: PostgreSQL's one per site with a recorded head (and,
+        for `every`, per site with any event: a head deleted must not hide a chain)."""
+        if not self.by_site:
+            return list(CHAINS)
+        names = {
+            name[len(SITE_EVENTS) :]
+            for (name,) in conn.execute(
+                "SELECT chain FROM chain_heads WHERE chain LIKE 'events/%'"
+            ).fetchall()
+        }
+        if every:
+            names |= {s for (s,) in conn.execute("SELECT DISTINCT site FROM events").fetchall()}
+        return [site_events(site) for site in sorted(names)] + [AUDIT, ACKS]
+
+    def newest_deleted(self, conn: Executor) -> list[str]:
+        """Name devices whose newest events are gone: their highest seqs are kept apart."""
+        same = "e.site = d.site AND " if self.by_site else ""
+        problems = []
+        for site, device, max_seq, stored in conn.execute(
+            "SELECT d.site, d.device, d.max_seq, (SELECT max(seq) FROM events e "  # noqa: S608
+            f"WHERE {same}e.device = d.device) FROM devices d WHERE d.max_seq > 0 "
+            "ORDER BY d.site, d.device"
+        ).fetchall():
+            if stored is None or stored < max_seq:
+                problems.append(
+                    f"{self.device_key(site, device, None)}: newest events deleted (seq "
+                    f"{max_seq} was stored, the log ends at {stored})"
+                )
+        return problems

@@ -17,7 +17,8 @@ from edge.core.policy import AccessPolicy, Rule
 from edge.link.messages import InboundMessage
 from edge.snapshot import SnapshotError, parse
 from edge.snapshot import build as build_snapshot
-from edge.snapshot_delta import build, parse as parse_delta
+from edge.snapshot_delta import build
+from edge.snapshot_delta import parse as parse_delta
 from edge.store import Store
 from edge.store.credentials import SqliteCredentials
 
@@ -205,7 +206,8 @@ def test_the_agent_refuses_a_delta_on_the_wrong_base_with_an_event(tmp_path: Pat
         events = outbox(device.store)
         refused = [str(e["detail"]) for e in events if e["type"] == "credentials_refused"]
         assert len(refused) == 2
-        assert "built on snapshot v39" in refused[0] and "signature" in refused[1]
+        assert "built on snapshot v39" in refused[0]
+        assert "signature" in refused[1]
         assert [e["type"] for e in events if e["kind"] == "access"] == ["granted"]
         running.agent.emit(
             InboundMessage(f"{PREFIX}/credentials/delta", revoke(40, 42, 1), retained=True)

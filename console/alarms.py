@@ -21,6 +21,7 @@ from console import refusals
 from console.chain import ACKS, append_row
 from console.log import CentralLog
 from console.people import Directory
+from console.site_view import SiteScope
 from console.users import audit
 from edge.core.clock import utc_text
 
@@ -49,32 +50,41 @@ class Alarm:
     detail: str
     acked_by: str | None = None
     acked_at: str | None = None
+    site: str = ""
 
 
 def active(
-    log: CentralLog, people: Directory | None = None, zones: Mapping[str, str] | None = None
+    log: CentralLog,
+    people: Directory | None = None,
+    zones: Mapping[str, str] | None = None,
+    scope: SiteScope | None = None,
 ) -> list[Alarm]:
     """Return the alarms active now, newest first (acknowledged one-shots left out).
 
     With `people` a card alarm names the card's holder (at the alarm's time) and times are
-    the site's; with `zones` a zone is shown by its name.
+    the site's; with `zones` a zone is shown by its name; with `scope` one site's alarms.
     """
+    scope = scope or SiteScope(home=people.site if people is not None else None)
     words = Words(people, zones or {})
-    latest: dict[tuple[str, str, str], tuple[str, str, str, str, str]] = {}
+    latest: dict[tuple[str, str, str, str], tuple[str, str, str, str, str]] = {}
     one_shots: list[Alarm] = []
-    for event_id, device, ts, type_, state, door, reader, zone, card, *more in log.db.execute(
-        "SELECT id, device, ts, type, json_extract(body, '$.state'), json_extract(body, '$.door'),"
-        " json_extract(body, '$.reader'), json_extract(body, '$.zone'), card_ref, "
-        "json_extract(body, '$.since'), json_extract(body, '$.to_zone'), "
-        "json_extract(body, '$.peer'), json_extract(body, '$.peer_ts'), "
-        "json_extract(body, '$.own_ts') FROM events WHERE kind = 'alarm' ORDER BY ts, row"
+    for event_id, device, site, ts, type_, state, door, reader, zone, card, *more in log.db.execute(
+        "SELECT id, device, site, ts, type, json_extract(body, '$.state'), "
+        "json_extract(body, '$.door'), json_extract(body, '$.reader'), "
+        "json_extract(body, '$.zone'), card_ref, json_extract(body, '$.since'), "
+        "json_extract(body, '$.to_zone'), json_extract(body, '$.peer'), "
+        "json_extract(body, '$.peer_ts'), json_extract(body, '$.own_ts') "
+        "FROM events WHERE kind = 'alarm' ORDER BY ts, row"
     ):
         where = door or reader or words.zone(zone) or ""
         detail = words.detail(type_, ts, card, *more)
+        name = scope.name(site)
         if type_ in ONE_SHOT:
-            one_shots.append(Alarm(event_id, device, type_, state or "raised", ts, where, detail))
+            one_shots.append(
+                Alarm(event_id, device, type_, state or "raised", ts, where, detail, site=name)
+            )
             continue
-        latest[(device, type_, where)] = (event_id, ts, state or "raised", where, detail)
+        latest[(name, device, type_, where)] = (event_id, ts, state or "raised", where, detail)
     acks = {
         alarm: (username, at)
         for alarm, username, at in log.db.execute(
@@ -82,25 +92,50 @@ def active(
         )
     }
     alarms = [
-        Alarm(event_id, device, type_, state, ts, where, detail, *acks.get(event_id, (None, None)))
-        for (device, type_, _), (event_id, ts, state, where, detail) in latest.items()
+        Alarm(
+            event_id,
+            device,
+            type_,
+            state,
+            ts,
+            where,
+            detail,
+            *acks.get(event_id, (None, None)),
+            site=site,
+        )
+        for (site, device, type_, _), (event_id, ts, state, where, detail) in latest.items()
         if state in ("raised", "pre_alarm")
     ]
     alarms += [a for a in one_shots if a.key not in acks]
-    for device, missing in log.gaps().items():
-        key = f"missing:{device}"
+    sites = {
+        device: scope.name(site)
+        for device, site in log.db.execute("SELECT device, site FROM devices")
+    }
+    for keyed, missing in log.gaps().items():
+        # A log of many sites keys a device `site/device` (the same id may be at two sites).
+        site, _, device = keyed.rpartition("/") if log.keys_sites else ("", "", keyed)
+        key = f"missing:{keyed}"
         shown = ", ".join(map(str, missing[:5])) + ("…" if len(missing) > 5 else "")
         by, at = acks.get(key, (None, None))
+        where = site or sites.get(device, scope.name(None))
         alarms.append(
-            Alarm(key, device, "missing_events", "raised", _now(), "", f"seq {shown}", by, at)
+            Alarm(
+                key, device, "missing_events", "raised", _now(), "", f"seq {shown}", by, at, where
+            )
         )
     for total in refusals.totals(log):
-        key = f"{total.alarm}:{total.device}"
+        keyed = f"{total.site}/{total.device}" if log.keys_sites else total.device
+        key = f"{total.alarm}:{keyed}"
         by, at = acks.get(key, (None, None))
         if at is not None and at >= total.last_at:
             continue  # acknowledged, and nothing refused since
         detail = f"{total.total} refused since {total.first_at}; last: {total.last_reason}"
-        alarms.append(Alarm(key, total.device, total.alarm, "raised", total.last_at, "", detail))
+        site = scope.name(total.site)
+        alarms.append(
+            Alarm(key, total.device, total.alarm, "raised", total.last_at, "", detail, site=site)
+        )
+    if scope.site:
+        alarms = [a for a in alarms if a.site == scope.site]
     return sorted(alarms, key=lambda a: a.ts, reverse=True)
 
 

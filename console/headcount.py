@@ -32,12 +32,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from console.log import BASELINES, MOVES, CentralLog
+from console.site_view import SiteScope
 from edge.core.clock import utc_text
 
 _ZONE: Final = "json_extract(body, '$.zone')"
 _MOVE: Final = f"kind = 'access' AND type IN {MOVES}"
 _BASE: Final = f"kind = 'system' AND type IN {BASELINES}"
-_DAY_WINDOW: Final = timedelta(hours=36)  # a forgiveness of one local date, seen late
+_DAY_WINDOW: Final = timedelta(hours=36)
+EVERY: Final = (
+    SiteScope()
+)  # no site condition: a log of one site  # a forgiveness of one local date, seen late
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +64,15 @@ class Baseline:
     basis: str
 
 
-def baseline(log: CentralLog, zone: str) -> Baseline:
+def baseline(log: CentralLog, zone: str, scope: SiteScope = EVERY) -> Baseline:
     """Return the zone's baseline: its newest reset or daily forgiveness, else the log's start."""
-    db = log.db
-    reset = db.execute(
-        f"SELECT ts, body FROM events WHERE {_BASE} "  # noqa: S608  # constants
+    site, at = scope.where()
+    reset = log.db.execute(
+        f"SELECT ts, body FROM events WHERE {_BASE} AND {site} "  # noqa: S608  # constants
         f"AND {_ZONE} = ? AND type = 'occupancy_reset' ORDER BY ts DESC, row DESC LIMIT 1",
-        [zone],
+        [*at, zone],
     ).fetchone()
-    forgiven = _forgiven(log, zone)
+    forgiven = _forgiven(log, zone, scope)
     if reset is not None and (forgiven is None or reset[0] >= forgiven):
         # Read from the body: json_extract gives a number on SQLite, text on PostgreSQL.
         count = json.loads(reset[1]).get("count")
@@ -79,23 +83,27 @@ def baseline(log: CentralLog, zone: str) -> Baseline:
     return Baseline(None, 0, "log")
 
 
-def head_count(log: CentralLog, zone: str, base: Baseline | None = None) -> int:
+def head_count(
+    log: CentralLog, zone: str, base: Baseline | None = None, scope: SiteScope = EVERY
+) -> int:
     """Return the zone's count: its baseline plus every device's movements in, less out."""
-    base = base or baseline(log, zone)
+    base = base or baseline(log, zone, scope)
     after, params = ("AND ts > ?", [base.ts]) if base.ts is not None else ("", [])
+    site, at = scope.where()
     moved = 0
     for field, sign in (("to_zone", 1), ("from_zone", -1)):
         (found,) = log.db.execute(
-            f"SELECT count(*) FROM events WHERE {_MOVE} "  # noqa: S608  # constants
+            f"SELECT count(*) FROM events WHERE {_MOVE} AND {site} "  # noqa: S608  # constants
             f"AND json_extract(body, '$.{field}') = ? {after}",
-            [zone, *params],
+            [*at, zone, *params],
         ).fetchone()
         moved += sign * int(found)
     return max(0, base.count + moved)
 
 
-def counted_zones(log: CentralLog) -> list[str]:
+def counted_zones(log: CentralLog, scope: SiteScope = EVERY) -> list[str]:
     """Return every zone some movement entered or left, or a reset or forgiveness named."""
+    site, at = scope.where()
     zones: set[str] = set()
     for field, where in (("to_zone", _MOVE), ("from_zone", _MOVE), ("zone", _BASE)):
         expression = f"json_extract(body, '$.{field}')"
@@ -103,8 +111,8 @@ def counted_zones(log: CentralLog) -> list[str]:
         while True:  # skip through the index: one seek per zone, never a scan
             (found,) = log.db.execute(
                 f"SELECT min({expression}) FROM events WHERE {where} "  # noqa: S608  # constants
-                f"AND {expression} > ?",
-                [last],
+                f"AND {site} AND {expression} > ?",
+                [*at, last],
             ).fetchone()
             if not isinstance(found, str):
                 break
@@ -113,13 +121,16 @@ def counted_zones(log: CentralLog) -> list[str]:
     return sorted(zones)
 
 
-def occupancy(log: CentralLog) -> dict[str, ZoneCount]:
-    """Return every zone's count (zones with doors) or occupied/vacant (presence only)."""
-    reported = log.occupancy()
+def occupancy(log: CentralLog, scope: SiteScope = EVERY) -> dict[str, ZoneCount]:
+    """Return every zone's count (zones with doors) or occupied/vacant (presence only).
+
+    Zones are a site's own: with several sites in the log, ask for one site at a time.
+    """
+    reported = _reported(log, scope)
     zones: dict[str, ZoneCount] = {}
-    for zone in counted_zones(log):
-        base = baseline(log, zone)
-        count = head_count(log, zone, base)
+    for zone in counted_zones(log, scope):
+        base = baseline(log, zone, scope)
+        count = head_count(log, zone, base, scope)
         # A device says occupied with no count of its own only from a presence sensor.
         sensed = _sensed(reported.get(zone))
         zones[zone] = ZoneCount(zone, count, count > 0 or sensed, base.ts, base.basis)
@@ -129,12 +140,25 @@ def occupancy(log: CentralLog) -> dict[str, ZoneCount]:
     return dict(sorted(zones.items()))
 
 
-def _forgiven(log: CentralLog, zone: str) -> str | None:
+def _reported(log: CentralLog, scope: SiteScope) -> dict[str, dict[str, Any]]:
+    """Return the newest occupancy report per zone among the site's devices."""
+    site, at = scope.where()
+    zones: dict[str, dict[str, Any]] = {}
+    for row in log.db.query(
+        f"SELECT device, zone, count, occupied, ts FROM occupancy WHERE {site} ORDER BY ts",  # noqa: S608  # constants
+        at,
+    ):
+        zones[row["zone"]] = row
+    return zones
+
+
+def _forgiven(log: CentralLog, zone: str, scope: SiteScope) -> str | None:
     """Return the earliest record of the zone's newest daily forgiveness, or None."""
+    site, at = scope.where()
     newest = log.db.execute(
-        f"SELECT ts, json_extract(body, '$.local_date') FROM events WHERE {_BASE} "  # noqa: S608  # constants
+        f"SELECT ts, json_extract(body, '$.local_date') FROM events WHERE {_BASE} AND {site} "  # noqa: S608  # constants
         f"AND {_ZONE} = ? AND type = 'anti_passback_forgiven' ORDER BY ts DESC, row DESC LIMIT 1",
-        [zone],
+        [*at, zone],
     ).fetchone()
     if newest is None:
         return None
@@ -146,10 +170,10 @@ def _forgiven(log: CentralLog, zone: str) -> str | None:
         return ts
     same_date = "IS NULL" if local_date is None else "= ?"
     (earliest,) = log.db.execute(
-        f"SELECT min(ts) FROM events WHERE {_BASE} AND {_ZONE} = ? "  # noqa: S608  # constants
+        f"SELECT min(ts) FROM events WHERE {_BASE} AND {site} AND {_ZONE} = ? "  # noqa: S608  # constants
         "AND type = 'anti_passback_forgiven' AND ts > ? "
         f"AND json_extract(body, '$.local_date') {same_date}",
-        [zone, window, *([] if local_date is None else [local_date])],
+        [*at, zone, window, *([] if local_date is None else [local_date])],
     ).fetchone()
     return str(earliest or ts)
 

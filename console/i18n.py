@@ -177,6 +177,26 @@ LABELS: dict[str, tuple[str, str]] = {
         "エリアを選ぶと、そのエリアの機器だけに送ります。送信先:",
         "Choosing a zone sends it only to that zone's devices. It goes to:",
     ),
+    # the console across sites
+    "sites": ("拠点", "Sites"),
+    "site": ("拠点", "Site"),
+    "every_site": ("すべての拠点", "Every site"),
+    "show": ("表示", "Show"),
+    "link": ("センターとの接続", "Link to the centre"),
+    "connected": ("接続中", "connected"),
+    "disconnected": ("切断", "disconnected"),
+    "link_unknown": ("不明 (ブリッジの報告なし)", "unknown (no report from its bridge)"),
+    "since_time": ("変化時刻", "since"),
+    "held_at_site": ("拠点で送信待ち", "Held at the site"),
+    "newest_event": ("最新のイベント", "Newest event"),
+    "behind": ("遅れ", "Behind"),
+    "devices_online": ("接続中の機器", "Devices online"),
+    "no_sites": ("まだどの拠点からも記録がありません", "No site has reported yet"),
+    "sites_note": (
+        "切断中または送信待ちがある拠点では、遅れの分だけ警報と記録が届いていません。",
+        "A site that is cut off or still sending its backlog has not delivered its alarms "
+        "and events for as long as it is behind.",
+    ),
 }
 
 

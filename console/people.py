@@ -38,6 +38,7 @@ class Directory:
     def __init__(self, registry: Path | None) -> None:
         self.path = registry
         self.timezone = "Asia/Tokyo"  # the site's, from the registry when there is one
+        self.site: str | None = None  # the registry's site id: the log's rows without a site
         self._by_ref: dict[str, Person] = {}
         self._refs: dict[str, list[str]] = {}
         self._passes: dict[str, list[tuple[datetime, datetime | None, Person]]] = {}
@@ -67,9 +68,11 @@ class Directory:
             }
             by_ref: dict[str, Person] = {}
             refs: dict[str, list[str]] = {}
-            site = conn.execute("SELECT timezone FROM site LIMIT 1").fetchone()
+            site = conn.execute("SELECT timezone, slug FROM site LIMIT 1").fetchone()
             if site and site[0]:
                 self.timezone = str(site[0])
+            if site and site[1]:
+                self.site = str(site[1])
             for ref, staff_no in conn.execute("SELECT card_ref, staff_no FROM cards"):
                 if staff_no in people:
                     by_ref[ref] = people[staff_no]

@@ -17,11 +17,12 @@ from typing import Any
 from console.log import CentralLog, Entry
 from console.people import Directory
 from console.safe_output import csv_row, terminal
+from console.site_view import SLUG, SiteScope
 from edge.core.clock import utc_text
 from edge.errors import EdgeError
 
 PAGE = 50
-FIELDS = ("person", "card", "door", "zone", "result", "reason", "since", "until", "device")
+FIELDS = ("person", "card", "door", "zone", "result", "reason", "since", "until", "device", "site")
 RESULTS = (
     "granted",
     "denied",
@@ -60,6 +61,7 @@ class Query:
     since: str = ""  # ISO UTC, e.g. 2026-11-26T00:00:00Z
     until: str = ""
     device: str = ""
+    site: str = ""  # a site id (rows without one are the registry's site's)
     before: int | None = None  # the row to page back from
     limit: int = PAGE
 
@@ -77,6 +79,7 @@ class Query:
             since=texts["since"],
             until=texts["until"],
             device=texts["device"],
+            site=texts["site"],
             before=before,
             limit=limit,
         )
@@ -96,6 +99,8 @@ def parse_query(
         if len(text) > MAX_TEXT:
             raise QueryError(name, f"{len(text)} characters; use at most {MAX_TEXT}")
         texts[name] = text
+    if texts["site"] and not SLUG.match(texts["site"]):
+        raise QueryError("site", f"{_shown(texts['site'])}: use a site id (a-z, 0-9, '-')")
     if texts["result"] and texts["result"] not in RESULTS:
         raise QueryError("result", f"{_shown(texts['result'])}: use one of {', '.join(RESULTS)}")
     for name in ("since", "until"):
@@ -141,6 +146,7 @@ def _shown(text: str) -> str:
 class Page:
     entries: list[Entry] = field(default_factory=list)
     next_before: int | None = None  # pass as `before` for the next (older) page
+    sites: dict[int, str | None] = field(default_factory=dict)  # each entry's site by row
 
 
 def _where(query: Query, people: Directory) -> tuple[str, list[Any]]:
@@ -180,6 +186,10 @@ def _where(query: Query, people: Directory) -> tuple[str, list[Any]]:
     elif query.result:
         clauses.append("kind = ?")
         params.append(query.result)
+    if query.site:
+        clause, values = SiteScope(query.site, people.site).where()
+        clauses.append(clause)
+        params += values
     for value, clause in (
         (query.door, "door = ?"),
         (query.device, "device = ?"),
@@ -202,7 +212,7 @@ def search(log: CentralLog, query: Query, people: Directory) -> Page:
     limit = max(1, min(query.limit, 1000))
     rows = list(
         log.db.execute(
-            "SELECT row, id, device, seq, ts, kind, type, body FROM events "  # noqa: S608
+            "SELECT row, id, device, seq, ts, kind, type, body, site FROM events "  # noqa: S608
             f"WHERE {where} ORDER BY row DESC LIMIT ?",
             [*params, limit + 1],
         )
@@ -210,7 +220,8 @@ def search(log: CentralLog, query: Query, people: Directory) -> Page:
     entries = [Entry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7])) for r in rows]
     more = len(entries) > limit
     entries = entries[:limit]
-    return Page(entries, entries[-1].row if more and entries else None)
+    sites = {r[0]: r[8] for r in rows[:limit]}
+    return Page(entries, entries[-1].row if more and entries else None, sites)
 
 
 def export_rows(log: CentralLog, query: Query, people: Directory) -> Iterator[list[str]]:
@@ -230,6 +241,7 @@ def export_rows(log: CentralLog, query: Query, people: Directory) -> Iterator[li
         "name",
         "department",
         "card_ref",
+        "site",
     ]
     before: int | None = None
     while True:
@@ -249,6 +261,7 @@ def export_rows(log: CentralLog, query: Query, people: Directory) -> Iterator[li
                     person.name if person else "",
                     person.department if person else "",
                     str(e.body.get("card_ref", ""))[:16],
+                    page.sites.get(e.row) or people.site or "",
                 ]
             )
         if page.next_before is None:

@@ -2,11 +2,11 @@
 
 | role | may |
 | --- | --- |
-| guard | live alarms (and acknowledge them), roll call, log search, doors (unlock once,
-  alarm reset), cards at the desk (mark lost, reinstate), day passes |
+| guard | live alarms (and acknowledge them), roll call, log search, sites, doors (unlock
+  once, alarm reset), cards at the desk (mark lost, reinstate), day passes |
 | manager | what a guard may, plus CSV export, the audit trail, hold open / back to normal,
   fire reset, lockdown, revoke a card |
-| operator | device health, occupancy |
+| operator | device health, occupancy, sites |
 
 `PAGES` says who may open each page; `ACTIONS` who may do each thing that changes a door
 or a card. docs/security-staff.md has the same table for people.
@@ -36,6 +36,8 @@ PAGES: dict[str, frozenset[str]] = {
     "export": frozenset({"manager"}),
     "audit": frozenset({"manager"}),
     "devices": frozenset({"operator", "manager"}),
+    # A site cut off from the centre sends no alarms: guards must see that too.
+    "sites": frozenset({"guard", "operator", "manager"}),
     "doors": frozenset({"guard", "manager"}),
     "cards": frozenset({"guard", "manager"}),
     "passes": frozenset({"guard", "manager"}),

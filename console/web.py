@@ -37,16 +37,17 @@ from starlette.background import BackgroundTask
 from starlette.middleware.sessions import SessionMiddleware
 
 from console import alarms as alarm_list
-from console import headcount, web_account, web_cards, web_doors, web_forgive
+from console import headcount, web_account, web_cards, web_doors, web_forgive, web_sites
 from console.admission import LoginThrottle, StreamSlots
 from console.forgive import ACTION as FORGIVE
 from console.headcount import ZoneCount
 from console.log import CentralLog
 from console.people import Directory
-from console.rollcall import inside
+from console.rollcall import Present, by_site, inside
 from console.rooms_view import rooms_now
 from console.search import FIELDS, Query, QueryError, export_rows, parse_query, search
 from console.sessions import SessionStore
+from console.site_view import SiteScope, device_health
 from console.users import audit, audit_trail, may, may_act
 from console.web_context import (
     AlarmsUser,
@@ -124,6 +125,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(web_doors.router)
     app.include_router(web_forgive.router)
     app.include_router(web_cards.router)
+    app.include_router(web_sites.router)
     return app
 
 
@@ -144,19 +146,23 @@ router = APIRouter()
 
 @router.get("/alarms", response_class=HTMLResponse)
 def alarms_page(request: Request, session: AlarmsUser) -> Response:
-    return page(request, "alarms.html", alarms=_alarms(request))
+    scope = web_sites.scope_for(request)
+    sites = web_sites.site_context(request, scope)
+    return page(request, "alarms.html", alarms=_alarms(request, scope), **sites)
 
 
 @router.get("/alarms/rows", response_class=HTMLResponse)
 def alarm_rows(request: Request, session: AlarmsUser) -> Response:
-    return page(request, "_alarm_rows.html", alarms=_alarms(request))
+    scope = web_sites.scope_for(request)
+    sites = web_sites.site_context(request, scope)
+    return page(request, "_alarm_rows.html", alarms=_alarms(request, scope), **sites)
 
 
-def _alarms(request: Request) -> list[alarm_list.Alarm]:
+def _alarms(request: Request, scope: SiteScope) -> list[alarm_list.Alarm]:
     """The active alarms, cards named by their holders and zones by their names."""
     console = console_of(request)
     console.people.refresh()
-    return alarm_list.active(console.log, console.people, zone_names(console))
+    return alarm_list.active(console.log, console.people, zone_names(console), scope)
 
 
 @router.get("/alarms/stream")
@@ -234,6 +240,7 @@ def log_page(request: Request, session: LogUser) -> Response:
     return page(
         request,
         "log.html",
+        **web_sites.site_context(request, web_sites.scope_for(request)),
         q=query,
         form={f: request.query_params.get(f, "") for f in ("since", "until")},
         rows=rows,
@@ -263,34 +270,52 @@ def export(request: Request, session: ExportUser) -> Response:
 
 @router.get("/muster", response_class=HTMLResponse)
 def muster(request: Request, session: MusterUser) -> Response:
+    """Who is inside each site's line: one site (`site`), or every site, each on its own."""
     console = console_of(request)
     console.people.reload()
-    groups: dict[tuple[str, str], list[tuple[Any, Any]]] = defaultdict(list)
-    unknown = []
-    present = inside(console.log, console.settings.line_zone)
-    for p in present:
-        person = console.people.person(p.card_ref, p.ts)
-        if person is None:
-            unknown.append(p)
-        else:
-            groups[(person.floor, person.department)].append((person, p))
+    scope = web_sites.scope_for(request)
+    present = inside(console.log, console.settings.line_zone, scope=scope)
     return page(
         request,
         "muster.html",
-        groups=sorted(groups.items(), key=lambda kv: kv[0]),
-        unknown=unknown,
+        **web_sites.site_context(request, scope),
+        roll=[_roll(console, site, people) for site, people in by_site(present).items()],
         total=len(present),
         generated=_local_now(),
         may_forgive=may_act(session.role, FORGIVE) and console.doors is not None,
     )
 
 
+def _roll(console: Console, site: str, present: list[Present]) -> dict[str, Any]:
+    """One site's roll call: by floor and department, unregistered cards apart."""
+    groups: dict[tuple[str, str], list[tuple[Any, Any]]] = defaultdict(list)
+    unknown = []
+    for p in present:
+        person = console.people.person(p.card_ref, p.ts)
+        if person is None:
+            unknown.append(p)
+        else:
+            groups[(person.floor, person.department)].append((person, p))
+    return {
+        "site": site,
+        "groups": sorted(groups.items(), key=lambda kv: kv[0]),
+        "unknown": unknown,
+        "total": len(present),
+    }
+
+
 @router.get("/occupancy", response_class=HTMLResponse)
 def occupancy(request: Request, session: OccupancyUser) -> Response:
     console = console_of(request)
-    floors: dict[str, list[ZoneCount]] = defaultdict(list)
-    for zone, counted in headcount.occupancy(console.log).items():
-        floors[_floor_of(zone)].append(counted)
+    scope = web_sites.scope_for(request)
+    sites = web_sites.site_context(request, scope)
+    counts = []  # zones are each site's own: counted site by site
+    for site in [scope.site] if scope.site else sites["sites"]:
+        floors: dict[str, list[ZoneCount]] = defaultdict(list)
+        zones = headcount.occupancy(console.log, SiteScope(site, console.people.site))
+        for zone, counted in zones.items():
+            floors[_floor_of(zone)].append(counted)
+        counts.append((site, sorted(floors.items())))
     rooms = rooms_now(console.log)
     site_time = ZoneInfo(console.people.timezone)
     plans = []
@@ -303,7 +328,8 @@ def occupancy(request: Request, session: OccupancyUser) -> Response:
     return page(
         request,
         "occupancy.html",
-        floors=sorted(floors.items()),
+        **sites,
+        counts=counts,
         names=zone_names(console),
         rooms=rooms,
         plans=plans,
@@ -313,13 +339,28 @@ def occupancy(request: Request, session: OccupancyUser) -> Response:
 
 @router.get("/devices", response_class=HTMLResponse)
 def devices(request: Request, session: DevicesUser) -> Response:
-    log = console_of(request).log
-    gaps = log.gaps()
-    rows = []
-    for device, row in sorted(log.devices().items()):
-        status = json.loads(row["status"]) if row.get("status") else {}
-        rows.append((device, row, status, gaps.get(device, [])))
-    return page(request, "devices.html", rows=rows)
+    """Every device's health, grouped by site (or one site's)."""
+    console = console_of(request)
+    scope = web_sites.scope_for(request)
+    grouped: dict[str, list[tuple[str, dict[str, Any], dict[str, Any], list[int]]]] = {}
+    for site, device, row, gaps in device_health(console.log, scope):
+        status = _status(row.get("status"))
+        grouped.setdefault(site, []).append((device, row, status, gaps))
+    return page(
+        request,
+        "devices.html",
+        **web_sites.site_context(request, scope),
+        grouped=sorted(grouped.items()),
+    )
+
+
+def _status(text: object) -> dict[str, Any]:
+    """A device's retained status as a dict ({} if it sent none, or not an object)."""
+    try:
+        body = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 @router.get("/audit", response_class=HTMLResponse)
@@ -348,6 +389,7 @@ def _alarm_marker(log: CentralLog) -> str:
 def _query(request: Request) -> Query:
     """The search form's query; its times are the site's local time, the log's are UTC."""
     zone = ZoneInfo(console_of(request).people.timezone)
+    web_sites.scope_for(request)  # a site the log does not have is answered 400
     return parse_query(request.query_params, request.query_params.get("before"), zone)
 
 

@@ -26,7 +26,18 @@ from console.rollcall import LINE_ZONE
 from console.sessions import Session, SessionStore
 from console.users import ACTIONS, audit, may, may_act
 
-NAV = ("alarms", "doors", "cards", "passes", "log", "muster", "occupancy", "devices", "audit")
+NAV = (
+    "alarms",
+    "doors",
+    "cards",
+    "passes",
+    "log",
+    "muster",
+    "occupancy",
+    "devices",
+    "sites",
+    "audit",
+)
 
 
 @dataclass(frozen=True)
@@ -167,6 +178,7 @@ ExportUser = Annotated[Session, allowed("export")]
 MusterUser = Annotated[Session, allowed("muster")]
 OccupancyUser = Annotated[Session, allowed("occupancy")]
 DevicesUser = Annotated[Session, allowed("devices")]
+SitesUser = Annotated[Session, allowed("sites")]
 AuditUser = Annotated[Session, allowed("audit")]
 DoorsUser = Annotated[Session, allowed("doors")]
 CardsUser = Annotated[Session, allowed("cards")]

@@ -17,6 +17,7 @@ from edge.text import terminal
 from firmware_config.fields import check_slug, check_timezone, check_topic_root
 from provisioning import broker
 from provisioning.ca import make_ca
+from provisioning.cli_bridge import bridge_group
 from provisioning.cli_cards import cards, people
 from provisioning.cli_console_key import console_key
 
@@ -224,6 +225,7 @@ cli.add_command(rules)
 cli.add_command(publish)
 cli.add_command(passes)
 cli.add_command(console_key)
+cli.add_command(bridge_group)
 
 
 def _tls(directory: Path) -> tuple[str, str, str] | None:

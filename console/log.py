@@ -119,6 +119,11 @@ class CentralLog:
         """Close every thread's connection; idempotent."""
         self._store.close()
 
+    def outage(self, error: BaseException) -> bool:
+        """True if `error` is a failure of the database itself (down, full, locked), to be
+        retried; False if the log refused one row or event."""
+        return self._store.outage(error)
+
     @contextmanager
     def transaction(self) -> Iterator[Executor]:
         """Write in one transaction on this thread's connection; inside one, join it."""

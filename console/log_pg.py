@@ -1,13 +1,41 @@
-"""The central log on PostgreSQL (being built)."""
+"""The central log on PostgreSQL: many sites and collectors at once (the only psycopg user).
+
+One connection per thread, in autocommit outside `transaction()`, like the SQLite store.
+`db` runs the readers' portable SQL: its `?` placeholders become psycopg's (a `%` is
+escaped, and neither is touched inside a string literal, a quoted name or a comment), and a
+Python bool is stored as 0/1, as SQLite stores it. The schema is made by the named
+migrations of console.log_pg_schema; events are partitioned by month, and a month's
+partition is made before its first event is written, on a connection of its own and
+outside any write transaction (making one locks the whole table).
+"""
 
 from __future__ import annotations
 
+import functools
+import logging
+import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from console.log_store import Executor, LogDatabase, LogError
+import psycopg
+from psycopg.adapt import Dumper
+from psycopg.pq import TransactionStatus
+from psycopg.rows import dict_row
+
+from console.log_pg_schema import LOCK, MIGRATIONS, PARTITIONS_LOCK
+from console.log_store import LogError, Rows
+
+log = logging.getLogger(__name__)
+
+_TOKEN: Final = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|\?|%""", re.S)
+_MONTH: Final = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])")
+_PARTITION: Final = re.compile(r"^events_y(\d{4})m(\d{2})$")
+_FIRST_YEAR: Final = 2000  # a month before this stays in the default partition
+_LOCK_WAIT: Final = "5s"  # how long making a partition waits for the table
 
 
 def is_url(target: str | Path) -> bool:
@@ -15,37 +43,234 @@ def is_url(target: str | Path) -> bool:
     return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
 
 
+def masked(url: str) -> str:
+    """Return the URL without its password (what logs and errors may show)."""
+    url = re.sub(r"(://[^:/@?]*):[^@/?]*@", r"\1:***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
+
+
+@functools.lru_cache(maxsize=2048)
+def translate(sql: str) -> str:
+    """Return `sql` with psycopg's placeholders for `?` and every `%` escaped."""
+
+    def token(match: re.Match[str]) -> str:
+        text = match.group()
+        return "%s" if text == "?" else text.replace("%", "%%")
+
+    return _TOKEN.sub(token, sql)
+
+
+class _BoolAsInteger(Dumper):
+    """Store True/False as 1/0: the log keeps booleans as INTEGER on both stores."""
+
+    oid = psycopg.postgres.types["int4"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        return b"1" if obj else b"0"
+
+
+class PgDatabase:
+    """One connection, answering the SQL the readers write for SQLite (`?` placeholders)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def __repr__(self) -> str:
+        return f"<PgDatabase {masked(self.conn.info.dsn)}>"
+
+    def execute(self, sql: str, parameters: Any = None, /) -> Rows:
+        """Run one statement; return its cursor (rows as tuples)."""
+        return self.conn.execute(translate(sql), _params(parameters))
+
+    def query(self, sql: str, params: Any = None, /) -> Iterator[dict[str, Any]]:
+        """Run one statement; yield its rows as dicts."""
+        with self.conn.cursor(row_factory=dict_row) as cursor:
+            cursor.execute(translate(sql), _params(params))
+            rows = cursor.fetchall() if cursor.description else []
+        yield from rows
+
+
 class PostgresStore:
-    """A log's PostgreSQL database."""
+    """A log's PostgreSQL database and this process's connections to it."""
 
     keys_sites = True
-    errors: tuple[type[Exception], ...] = ()
+    # What a table altered under the log raises (a column or a table gone, a type changed).
+    errors: tuple[type[Exception], ...] = (psycopg.ProgrammingError, psycopg.DataError)
 
     def __init__(self, url: str) -> None:
-        self.target = url
-        raise LogError("PostgreSQL logs are not available yet")
+        self._url = url
+        self.target = masked(url)
+        self._local = threading.local()
+        self._connections: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+        self._months: set[str] = set()
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                _migrate(conn)
+                self._months = _partitions(conn)
+        except psycopg.OperationalError as error:
+            raise LogError(
+                f"cannot open the log at {self.target}: {_first_line(error)}; check the URL, "
+                "that PostgreSQL runs and that the account may connect"
+            ) from None
+        now = datetime.now(UTC)
+        self.prepare([{"ts": f"{now:%Y-%m}"}, {"ts": _next_month(f"{now:%Y-%m}")}])
 
-    def db(self) -> LogDatabase:
+    def __repr__(self) -> str:
+        return f"<PostgresStore {self.target}>"
+
+    def connection(self) -> psycopg.Connection[Any]:
+        """This thread's connection (a new one if the last was lost)."""
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            try:
+                conn = psycopg.connect(self._url, autocommit=True)
+            except psycopg.OperationalError as error:
+                raise LogError(
+                    f"cannot reach the log at {self.target}: {_first_line(error)}"
+                ) from None
+            conn.adapters.register_dumper(bool, _BoolAsInteger)
+            with self._lock:
+                self._connections.append(conn)
+            self._local.conn = conn
+            self._local.db = PgDatabase(conn)
+        return conn
+
+    def db(self) -> PgDatabase:
         """Return this thread's connection."""
-        raise LogError("closed")
-
-    @contextmanager
-    def transaction(self) -> Iterator[Executor]:
-        """Write in one transaction."""
-        yield self.db()
-
-    @contextmanager
-    def snapshot(self) -> Iterator[Executor]:
-        """Read in one snapshot."""
-        yield self.db()
-
-    @contextmanager
-    def attempt(self, conn: Executor) -> Iterator[None]:
-        """Run statements that may fail."""
-        yield
-
-    def prepare(self, events: Iterable[Mapping[str, Any]]) -> None:
-        """Make room for events."""
+        self.connection()
+        database: PgDatabase = self._local.db
+        return database
 
     def close(self) -> None:
-        """Close."""
+        """Close every thread's connection; idempotent."""
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    @contextmanager
+    def transaction(self) -> Iterator[PgDatabase]:
+        """Write in one transaction on this thread's connection; inside one, join it."""
+        conn = self.connection()
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            yield self.db()
+            return
+        with conn.transaction():
+            yield self.db()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[PgDatabase]:
+        """Read in one snapshot (repeatable read): a collector appending is not seen."""
+        conn = self.connection()
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            yield self.db()
+            return
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield self.db()
+
+    @contextmanager
+    def attempt(self, conn: object) -> Iterator[None]:
+        """Run statements in a savepoint: a failed one does not end the snapshot."""
+        with self.connection().transaction():
+            yield
+
+    def outage(self, error: BaseException) -> bool:
+        """True for a failure of the database itself (down, unreachable, out of space,
+        a deadlock or a serialization failure to retry), not of one row."""
+        return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError | MemoryError)
+
+    def prepare(self, events: Iterable[Mapping[str, Any]]) -> None:
+        """Make the partition of every month the events fall in that has none yet."""
+        months = {month for e in events if (month := _month(e.get("ts")))}
+        with self._lock:
+            months -= self._months
+        if not months:
+            return
+        # Its own connection, outside any write transaction: making a partition locks the
+        # whole table, and must never wait on (or hold up) a collector's transaction.
+        with psycopg.connect(self._url, autocommit=True) as conn:
+            conn.execute(f"SET lock_timeout = '{_LOCK_WAIT}'")
+            for month in sorted(months):
+                _partition(conn, month)
+                with self._lock:
+                    self._months.add(month)  # made, or left to the default: not retried
+
+
+def _migrate(conn: psycopg.Connection[Any]) -> None:
+    """Apply the migrations not applied yet, each in its own transaction, in order."""
+    conn.execute("SELECT pg_advisory_lock(%s)", [LOCK])  # collectors opening at once
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS migrations (name text PRIMARY KEY, "
+            "applied_at text NOT NULL)"
+        )
+        done = {name for (name,) in conn.execute("SELECT name FROM migrations")}
+        for name, statements in MIGRATIONS:
+            if name in done:
+                continue
+            with conn.transaction():
+                for statement in statements:
+                    conn.execute(statement.encode())  # as written: no placeholders
+                conn.execute(
+                    "INSERT INTO migrations (name, applied_at) VALUES (%s, %s)",
+                    [name, datetime.now(UTC).isoformat(timespec="milliseconds")],
+                )
+            log.info("central log migration %s applied", name)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", [LOCK])
+
+
+def _partitions(conn: psycopg.Connection[Any]) -> set[str]:
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'events'::regclass"
+    ).fetchall()
+    return {f"{m[1]}-{m[2]}" for (name,) in rows if (m := _PARTITION.match(name))}
+
+
+def _partition(conn: psycopg.Connection[Any], month: str) -> None:
+    """Make the partition of `month` (YYYY-MM); on failure its events go to the default."""
+    name = f"events_y{month[:4]}m{month[5:7]}"
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITIONS_LOCK])
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF events "
+                f"FOR VALUES FROM ('{month}') TO ('{_next_month(month)}')".encode()
+            )
+    except psycopg.Error as error:
+        log.warning(
+            "cannot make the partition %s (%s); its month's events are kept in events_default",
+            name,
+            _first_line(error),
+        )
+
+
+def _month(ts: object) -> str | None:
+    """Return the YYYY-MM an event time falls in, None if it is not one to partition."""
+    if not isinstance(ts, str) or not (found := _MONTH.match(ts)):
+        return None
+    month = found.group()
+    latest = _next_month(f"{datetime.now(UTC):%Y-%m}")
+    return month if int(month[:4]) >= _FIRST_YEAR and month <= latest else None
+
+
+def _next_month(month: str) -> str:
+    year, number = int(month[:4]), int(month[5:7])
+    return f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+
+
+def _params(parameters: Any) -> list[Any]:
+    if parameters is None:
+        return []  # never None: psycopg reads `%%` as `%` only when given parameters
+    if isinstance(parameters, Mapping):
+        raise LogError("the log's SQL takes `?` placeholders and a list of values")
+    return list(parameters)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

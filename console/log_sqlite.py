@@ -94,5 +94,11 @@ class SqliteStore:
         """SQLite's read transaction survives a failed statement: nothing to undo."""
         yield
 
+    def outage(self, error: BaseException) -> bool:
+        """True for a failure of the database itself (full, locked, corrupt), not of one row."""
+        return isinstance(error, sqlite3.OperationalError | MemoryError) or (
+            type(error) is sqlite3.DatabaseError
+        )
+
     def prepare(self, events: Iterable[Mapping[str, Any]]) -> None:
         """Nothing to make room for: one table holds every event."""

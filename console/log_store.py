@@ -63,6 +63,9 @@ class Store(Protocol):
     def attempt(self, conn: Executor) -> AbstractContextManager[None]:
         """Run statements that may fail without ending the snapshot they run in."""
 
+    def outage(self, error: BaseException) -> bool:
+        """True for a failure of the database itself, not of one row."""
+
     def prepare(self, events: Iterable[Mapping[str, Any]]) -> None:
         """Make room for events about to be stored, outside the write transaction."""
 

@@ -36,6 +36,7 @@ FIXTURES = frozenset(
         "synapse",
         "postgres",
         "pg_database",
+        "wan",
     }
 )
 

@@ -141,10 +141,12 @@ def start_wan(workdir: Path, slugs: tuple[str, ...], devices: tuple[str, ...]) -
     sites = {}
     for slug in slugs:
         out = workdir / f"broker-{slug}"
-        # The site broker runs broker config's edge.conf with the bridge included, as
-        # `include_dir` does on a real host.
+        # The site broker runs broker config's edge.conf and the bridge in the order
+        # Debian's `include_dir /etc/mosquitto/conf.d` reads them: sorted by name.
         conf = out / "site.conf"
-        conf.write_text((out / "edge.conf").read_text() + (out / "bridge.conf").read_text())
+        conf.write_text(
+            "".join((out / n).read_text() for n in sorted(["edge.conf", "bridge.conf"]))
+        )
         broker = Broker(workdir / f"site-broker-{slug}", generated=conf)
         broker.start()
         sites[slug] = Site(slug, sites_dir / slug, broker, links[slug])
@@ -202,7 +204,9 @@ class Client:
             self.messages.append(message)
             self.cond.notify_all()
 
-    def publish(self, topic: str, payload: bytes, retain: bool = False) -> object:
+    def publish(
+        self, topic: str, payload: bytes, retain: bool = False, properties: Properties | None = None
+    ) -> object:
         """Publish at QoS 1 and return the broker's PUBACK reason code."""
         codes: list[object] = []
         done = threading.Event()
@@ -212,7 +216,7 @@ class Client:
             done.set()
 
         self.client.on_publish = on_publish
-        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        info = self.client.publish(topic, payload, qos=1, retain=retain, properties=properties)
         if not done.wait(10):
             pytest.fail(f"no PUBACK for {topic} (rc {info.rc})")
         return codes[0]

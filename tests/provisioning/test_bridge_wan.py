@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge.link import topics
 from provisioning.bridge import account
@@ -185,7 +187,11 @@ def test_commands_and_credentials_reach_the_right_site_only(wan: Wan) -> None:
     wait_down_link(console, at_a, A)
     wait_down_link(console, at_b, B)
     command = topics.command(ROOT, A, GATE, "unlock")
-    assert not console.publish(command, b"unlock A").is_failure  # type: ignore[attr-defined]
+    # A command's MQTT 5 properties cross with it: the device answers where they say.
+    asked = Properties(PacketTypes.PUBLISH)
+    asked.ResponseTopic = topics.reply(ROOT, A, GATE, "collector")
+    asked.CorrelationData = b"\x01\x02"
+    assert not console.publish(command, b"unlock A", properties=asked).is_failure  # type: ignore[attr-defined]
     snapshot, delta = (
         topics.credentials(ROOT, A, GATE),
         f"{topics.credentials(ROOT, A, GATE)}/delta",
@@ -195,6 +201,10 @@ def test_commands_and_credentials_reach_the_right_site_only(wan: Wan) -> None:
     marker = topics.command(ROOT, B, "gate-2", "ping")
     console.publish(marker, b"marker for B")
     device_a.wait_for(lambda m: any(x.topic == command for x in m), "the command at site A")
+    received = device_a.on(command)[0].properties
+    assert received is not None
+    assert received.ResponseTopic == asked.ResponseTopic
+    assert received.CorrelationData == asked.CorrelationData
     at_a.wait_for(lambda m: {x.topic for x in m} >= {command, snapshot, delta}, "A's down topics")
     at_b.wait_for(lambda m: any(x.topic == marker for x in m), "the marker at site B")
     assert at_b.on(topics.site_prefix(ROOT, A)) == []

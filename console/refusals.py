@@ -82,9 +82,9 @@ def keep(log: CentralLog, refusals: Iterable[Refusal], at: str, *, site: str | N
             )
         # Per device (of its site, where device ids are kept per site): what one device
         # floods the refusals with drops only its own.
-        mine = "site = ? AND device = ?" if log.keys_sites else "device = ?"
+        mine = "COALESCE(site, '') = ? AND device = ?" if log.keys_sites else "device = ?"
         for device in sorted({r.device for r in refusals}):
-            key = [site, device] if log.keys_sites else [device]
+            key = [site or "", device] if log.keys_sites else [device]
             conn.execute(
                 f"DELETE FROM refusals WHERE {mine} AND id <= (SELECT id FROM refusals "  # noqa: S608
                 f"WHERE {mine} ORDER BY id DESC LIMIT 1 OFFSET ?)",
@@ -103,13 +103,16 @@ def totals(log: CentralLog) -> list[Total]:
     ]
 
 
-def recent(log: CentralLog, device: str, limit: int = KEEP) -> list[dict[str, object]]:
-    """Return a device's newest refusals kept aside, newest first."""
+def recent(
+    log: CentralLog, device: str, limit: int = KEEP, *, site: str | None = None
+) -> list[dict[str, object]]:
+    """Return a device's newest refusals kept aside (of one site, if given), newest first."""
+    mine, params = ("device = ? AND site = ?", [device, site]) if site else ("device = ?", [device])
     return list(
         log.db.query(
-            "SELECT site, device, alarm, reason, topic, size, digest, count, at FROM refusals "
-            "WHERE device = ? ORDER BY id DESC LIMIT ?",
-            [device, limit],
+            "SELECT site, device, alarm, reason, topic, size, digest, count, at "  # noqa: S608
+            f"FROM refusals WHERE {mine} ORDER BY id DESC LIMIT ?",
+            [*params, limit],
         )
     )
 

@@ -233,14 +233,18 @@ def test_only_the_contracts_topics_cross(wan: Wan) -> None:
         topics.reply(ROOT, A, GATE, "collector"),
         topics.event(ROOT, A, GATE, "alarm"),
     ]
+    retained = {topics.status(ROOT, A, GATE), topics.occupancy(ROOT, A, GATE, "lobby")}
     for topic in stay + cross:
-        writer.publish(topic, b'{"id": "x"}')
+        writer.publish(topic, b'{"id": "x"}', retain=topic in retained)
     centre.wait_for(lambda m: {x.topic for x in m} >= set(cross), "the contract's up topics")
     arrived = {m.topic for m in centre.messages}
     assert arrived.isdisjoint(stay)
     stored = topics.bridge_stored(ROOT, A)
     centre.wait_for(lambda m: any(x.topic == stored for x in m), "the bridged $SYS store count")
     assert int(centre.on(stored)[-1].payload) > 0
+    centre.close()  # one `tap` client per broker at a time (the account is the client id)
+    later = tap(wan, wan.central.port, "tap-centre-later")
+    later.wait_for(lambda m: {x.topic for x in m if x.retain} >= retained, "retained at the centre")
 
 
 def test_the_generated_files_hold_no_password_in_sight(wan: Wan, tmp_path: Path) -> None:

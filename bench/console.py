@@ -22,13 +22,10 @@ Figures are printed, never asserted.
 from __future__ import annotations
 
 import argparse
-import calendar
 import faulthandler
-import hashlib
 import multiprocessing
 import os
 import platform
-import random
 import shutil
 import sqlite3
 import statistics
@@ -36,7 +33,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,37 +41,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.log_sample import CARD_REFS, DOORS, iso, pct, queries, rows
 from console.collector import Collector
-from console.log import GENESIS, CentralLog, chain_hash
+from console.log import CentralLog
 from console.mqtt import ConsoleClient
 from console.people import Directory
-from console.search import Query, search
+from console.search import search
 from edge.link import topics
 from simulator.broker import Broker
 from tests.console.test_claims import provision
-
-CARD_REFS = [hashlib.sha256(f"card-{i}".encode()).hexdigest() for i in range(3000)]
-DOORS = [f"door-{floor}f-{side}" for floor in range(1, 9) for side in "abcdef"]  # 48
-DENIED = ["unknown_card"] * 40 + ["out_of_schedule"] * 25 + ["expired"] * 10 + ["revoked"] * 10
-DENIED += ["no_rule"] * 8 + ["anti_passback"] * 5 + ["not_yet_valid", "lockdown"]
-YEAR_START = calendar.timegm((2026, 1, 1, 0, 0, 0))
-
-
-def pct(samples: list[float]) -> str:
-    ordered = sorted(samples)
-
-    def at(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-    return (
-        f"p50 {statistics.median(ordered):7.1f} ms  p95 {at(0.95):7.1f} ms  "
-        f"p99 {at(0.99):7.1f} ms  max {ordered[-1]:7.1f} ms  (n={len(ordered)})"
-    )
-
-
-def iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
-
 
 # -- ingest -------------------------------------------------------------------------------
 
@@ -269,61 +243,6 @@ def ingest(broker: Broker, args: argparse.Namespace) -> None:
 # -- search -------------------------------------------------------------------------------
 
 
-def day_times(rng: random.Random, day: int, count: int) -> list[float]:
-    """`count` sorted times in one day, most of them in office hours."""
-    base = YEAR_START + day * 86400
-    times = [
-        base + (rng.uniform(7 * 3600, 20 * 3600) if rng.random() < 0.9 else rng.uniform(0, 86400))
-        for _ in range(count)
-    ]
-    times.sort()
-    return times
-
-
-def rows(
-    count: int, days: int, seqs: dict[str, int], with_hash: bool, seed: int
-) -> Iterator[tuple[Any, ...]]:
-    """Yield plausible events in log order (time order): access, door and alarm events.
-
-    `seqs` keeps each device's last seq (one device per door).
-    """
-    rng = random.Random(seed)
-    head = GENESIS
-    per_day, extra = divmod(count, days)
-    for day in range(days):
-        for t in day_times(rng, day, per_day + (1 if day < extra else 0)):
-            door = rng.choice(DOORS)
-            seqs[door] += 1
-            seq = seqs[door]
-            ts = iso(t)
-            event_id = f"{door}:{seq}"
-            roll = rng.random()
-            card: str | None = rng.choice(CARD_REFS)
-            reason: str | None
-            if roll < 0.70:
-                kind, type_, reason = "access", "granted", "granted"
-            elif roll < 0.90:
-                kind, type_, reason = "access", "crossing", None
-            elif roll < 0.94:
-                kind, type_, reason = "access", "denied", rng.choice(DENIED)
-            elif roll < 0.995:
-                kind, type_, reason, card = "door", rng.choice(("opened", "closed")), None, None
-            else:
-                kind, type_ = "alarm", rng.choice(("door_forced", "held_open"))
-                reason, card = None, None
-            # Canonical JSON by hand (sorted keys, no spaces): what console.log.canonical gives.
-            body = (
-                (f'{{"card_ref":"{card}",' if card else "{")
-                + f'"clock_synced":true,"device":"{door}","door":"{door}","id":"{event_id}",'
-                + f'"kind":"{kind}",'
-                + (f'"reason":"{reason}",' if reason else "")
-                + f'"seq":{seq},"ts":"{ts}","type":"{type_}","v":1}}'
-            )
-            if with_hash:
-                head = chain_hash(head, body)
-            yield (event_id, door, seq, ts, kind, type_, door, card, reason, body, ts, head)
-
-
 def build(path: Path, count: int, with_hash: bool) -> None:
     CentralLog(path).close()  # the schema, through the real migrations
     conn = sqlite3.connect(path, isolation_level=None)
@@ -337,8 +256,8 @@ def build(path: Path, count: int, with_hash: bool) -> None:
     for name, _ in indexes:
         conn.execute(f"DROP INDEX {name}")
     insert = (
-        "INSERT INTO events (id, device, seq, ts, kind, type, door, card_ref, reason, body, "
-        "received_at, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+        "INSERT INTO events (site, id, device, seq, ts, kind, type, door, card_ref, reason, "
+        "body, received_at, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
     )
     began = time.perf_counter()
     seqs = dict.fromkeys(DOORS, 0)
@@ -367,38 +286,6 @@ def build(path: Path, count: int, with_hash: bool) -> None:
         f"  built in {indexed - began:.1f} s: {count / (loaded - began):,.0f} rows/s inserted "
         f"({loaded - began:.1f} s), {len(indexes)} indexes rebuilt in {indexed - loaded:.1f} s"
     )
-
-
-def queries(log: CentralLog, n: int, seed: int) -> list[tuple[str, Query]]:
-    rng = random.Random(seed)
-    last_row = int(log.db.execute("SELECT max(row) FROM events").fetchone()[0])
-    first_ts, last_ts = log.db.execute("SELECT min(ts), max(ts) FROM events").fetchone()
-    first_day = calendar.timegm(time.strptime(first_ts[:10], "%Y-%m-%d"))
-    days = max(1, (calendar.timegm(time.strptime(last_ts[:10], "%Y-%m-%d")) - first_day) // 86400)
-
-    def day_start() -> float:
-        return first_day + rng.randrange(days) * 86400
-
-    makers: dict[str, Callable[[], Query]] = {
-        "door + one day": lambda: Query(
-            door=rng.choice(DOORS), since=iso(d := day_start()), until=iso(d + 86400)
-        ),
-        "door, newest page": lambda: Query(door=rng.choice(DOORS)),
-        "card prefix (8 chars)": lambda: Query(card=rng.choice(CARD_REFS)[:8]),
-        # A card never seen (a visitor's, a typo): every row is looked at.
-        "card prefix, no match": lambda: Query(card=f"{rng.randrange(16**8):08x}"),
-        "denied + reason": lambda: Query(result="denied", reason=rng.choice(DENIED)),
-        "since/until one hour": lambda: Query(
-            since=iso(h := day_start() + rng.randrange(7, 20) * 3600), until=iso(h + 3600)
-        ),
-        "door, deep page (before=)": lambda: Query(
-            door=rng.choice(DOORS), before=rng.randrange(1, max(2, last_row // 2))
-        ),
-    }
-    kinds = list(makers)
-    mix = [(kind, makers[kind]()) for kind in (kinds[i % len(kinds)] for i in range(n))]
-    rng.shuffle(mix)
-    return mix
 
 
 def search_bench(args: argparse.Namespace) -> None:

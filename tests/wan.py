@@ -167,6 +167,9 @@ class Client:
         client_id: str | None = None,
     ) -> None:
         self.messages: list[mqtt.MQTTMessage] = []
+        # {device prefix: the event ids received from it}, kept as they arrive (benches
+        # wait on tens of thousands of events).
+        self.event_ids: dict[str, set[str]] = {}
         self.cond = threading.Condition()
         self._subscribed = threading.Event()
         self._connected = threading.Event()
@@ -200,8 +203,15 @@ class Client:
         self._connected.set()
 
     def _on_message(self, client: object, userdata: object, message: mqtt.MQTTMessage) -> None:
+        prefix, events, _ = message.topic.partition("/events/")
+        try:
+            event_id = json.loads(message.payload)["id"] if events else None
+        except (ValueError, KeyError, TypeError):
+            event_id = None
         with self.cond:
             self.messages.append(message)
+            if isinstance(event_id, str):
+                self.event_ids.setdefault(prefix, set()).add(event_id)
             self.cond.notify_all()
 
     def publish(

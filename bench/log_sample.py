@@ -28,6 +28,7 @@ DENIED += ["no_rule"] * 8 + ["anti_passback"] * 5 + ["not_yet_valid", "lockdown"
 YEAR_START = calendar.timegm((2026, 1, 1, 0, 0, 0))
 
 Place = tuple[str | None, str]  # (site, door); None: the log's own site
+HALL: tuple[Place, ...] = tuple((None, door) for door in DOORS)  # one site's doors
 
 
 def card_refs(count: int) -> list[str]:
@@ -69,7 +70,7 @@ def rows(
     seqs: dict[str, int],
     with_hash: bool,
     seed: int,
-    places: Sequence[Place] = tuple((None, door) for door in DOORS),
+    places: Sequence[Place] = HALL,
     cards: Sequence[str] = CARD_REFS,
 ) -> Iterator[tuple[Any, ...]]:
     """Yield plausible events in log order (time order): access, door and alarm events, as

@@ -33,6 +33,7 @@ from console.log_store import Executor
 GENESIS = "0" * 64
 SCHEME = 2  # every chained column
 BODY_ONLY = 1  # events written before every column was chained
+ARCHIVED = 0  # a site's event whose month was archived: its row, prev and hash are kept
 
 # The columns each chain covers: every stored column but the row number and the hash (and
 # the events' `scheme`, which is in the record). A column added to a table is added here.
@@ -185,22 +186,27 @@ class Walk:
 
     problems: list[str]
     body_only: tuple[int, int] | None  # first and last scheme 1 event row, if any
+    archived: tuple[int, int] | None = None  # first and last archived event row, if any
 
 
 def walk(conn: Executor, chain: Chain) -> Walk:
     """Re-hash every row of `chain` in order; name each break, hole and downgrade."""
     problems: list[str] = []
     body_only: tuple[int, int] | None = None  # the first and the last scheme 1 row
+    archived: tuple[int, int] | None = None
     head, expected, seen_full = GENESIS, 1, False
     scheme = "scheme" if chain.events else str(SCHEME)
     prev = "prev" if chain.site is not None else "NULL"
     names = ", ".join(chain.columns)
     where, params = chain.where()
-    cursor = conn.execute(
-        f"SELECT {chain.row}, hash, {scheme}, {prev}, {names} "  # noqa: S608  # CHAINS
-        f"FROM {chain.table} {where} ORDER BY {chain.row}",
-        params,
-    )
+    rows = f"SELECT {chain.row}, hash, {scheme}, {prev}, {names} FROM {chain.table} {where}"  # noqa: S608
+    if chain.site is not None:  # with the rows of its months archived, as they were chained
+        blanks = ", ".join("NULL" for _ in chain.columns)
+        rows += (
+            f" UNION ALL SELECT row, hash, {ARCHIVED}, prev, {blanks} FROM events_archived {where}"  # noqa: S608
+        )
+        params = params * 2
+    cursor = conn.execute(f"{rows} ORDER BY 1", params)
     for row, stored, rule, chained_on, *columns in cursor:
         values = dict(zip(chain.columns, columns, strict=True))
         where = chain.describe(row, values)
@@ -211,6 +217,10 @@ def walk(conn: Executor, chain: Chain) -> Walk:
             missing = f"{chain.label} {expected}..{chained_on} missing"
             problems.append(f"{missing} (deleted?) before {where}")
         expected = row + 1
+        if rule == ARCHIVED and chain.site is not None:  # its columns are gone: its hash stays
+            archived = (archived[0] if archived else row, row)
+            head = stored
+            continue
         if rule == SCHEME:
             seen_full = True
             head = row_hash(head, chain, values)
@@ -228,7 +238,7 @@ def walk(conn: Executor, chain: Chain) -> Walk:
             problems.append(f"{where}: hash does not match: edited or reordered")
             head = stored  # report each break once, then follow the stored chain
     problems += _check_head(conn, chain, expected - 1, head)
-    return Walk(problems, body_only)
+    return Walk(problems, body_only, archived)
 
 
 def ack_columns_migration(conn: Executor) -> None:

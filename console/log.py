@@ -399,17 +399,24 @@ class CentralLog:
         if row == 0:
             return None if expected == GENESIS else f"{chain}: an anchor at row 0 is {GENESIS}"
         where, params = spec.where()
-        found = self.db.execute(
-            f"SELECT hash FROM {spec.table} {where} {'AND' if where else 'WHERE'} "  # noqa: S608
-            f"{spec.row} = ?",
-            [*params, row],
-        ).fetchone()
+        rows = f"SELECT hash FROM {spec.table} {where} {'AND' if where else 'WHERE'} {spec.row} = ?"  # noqa: S608
+        values = [*params, row]
+        if spec.site is not None:  # a site's rows include those of its archived months
+            rows += " UNION ALL SELECT hash FROM events_archived WHERE site = ? AND row = ?"
+            values += values
+        found = self.db.execute(rows, values).fetchone()
         what = f"{spec.label} {row}"
         if found is None:
             return f"{what} of the anchor is gone: rows were deleted"
         if found[0] != expected:
             return f"{what} no longer ends in {expected[:16]}…: the log was rewritten"
         return None
+
+    def drop_month(self, month: str, at: str) -> int:
+        """Drop a month's events (YYYY-MM, before this one) from a PostgreSQL log once they
+        are exported; each keeps its place in its site's chain (row, hash, seq), so `verify`
+        still walks every chain. Return how many were dropped."""
+        return self._store.drop_month(month, at)
 
     def verify(self) -> list[str]:
         """Re-walk every chain; return a line per problem (empty: the log is intact)."""
@@ -435,6 +442,12 @@ class CentralLog:
                     problems.append(f"{chain.name}: cannot be read ({_first_line(error)}): altered")
                     continue
                 problems += found.problems
+                if found.archived:
+                    first, last = found.archived
+                    notes.append(
+                        f"{chain.name}: rows {first}..{last} of months archived (dropped after "
+                        "their export) are checked by their kept hashes only"
+                    )
                 if found.body_only:
                     first, last = found.body_only
                     notes.append(

@@ -134,12 +134,18 @@ class Keys:
     def newest_deleted(self, conn: Executor) -> list[str]:
         """Name devices whose newest events are gone: their highest seqs are kept apart."""
         same = "e.site = d.site AND " if self.by_site else ""
+        archived = (  # a month dropped after its export keeps its events' seqs
+            "(SELECT max(seq) FROM events_archived a WHERE a.site = d.site AND a.device = d.device)"
+            if self.by_site
+            else "NULL"
+        )
         problems = []
-        for site, device, max_seq, stored in conn.execute(
+        for site, device, max_seq, in_events, kept in conn.execute(
             "SELECT d.site, d.device, d.max_seq, (SELECT max(seq) FROM events e "  # noqa: S608
-            f"WHERE {same}e.device = d.device) FROM devices d WHERE d.max_seq > 0 "
+            f"WHERE {same}e.device = d.device), {archived} FROM devices d WHERE d.max_seq > 0 "
             "ORDER BY d.site, d.device"
         ).fetchall():
+            stored = max((s for s in (in_events, kept) if s is not None), default=None)
             if stored is None or stored < max_seq:
                 problems.append(
                     f"{self.device_key(site, device, None)}: newest events deleted (seq "

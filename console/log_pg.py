@@ -198,6 +198,38 @@ class PostgresStore:
                 with self._lock:
                     self._months.add(month)  # made, or left to the default: not retried
 
+    def drop_month(self, month: str, at: str) -> int:
+        """Archive a month's events (after their export): keep each one's row, prev, hash
+        and seq so every site's chain still verifies, then drop its partition. Return the
+        number of events dropped."""
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+            raise LogError(f"month {month[:20]!r}: give it as YYYY-MM, e.g. 2026-01")
+        if month >= f"{datetime.now(UTC):%Y-%m}":
+            raise LogError(f"month {month}: only a month before this one can be dropped")
+        name = f"events_y{month[:4]}m{month[5:7]}"
+        with psycopg.connect(self._url, autocommit=True) as conn:
+            conn.execute(f"SET lock_timeout = '{_LOCK_WAIT}'")
+            if month not in _partitions(conn):
+                raise LogError(f"month {month}: the log has no partition for it (dropped?)")
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITIONS_LOCK])
+                    conn.execute(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE".encode())
+                    archive = (
+                        "INSERT INTO events_archived (row, site, prev, hash, device, seq, "  # noqa: S608
+                        f"month, archived_at) SELECT row, site, prev, hash, device, seq, %s, %s "
+                        f"FROM {name}"
+                    )
+                    dropped = conn.execute(archive.encode(), [month, at]).rowcount
+                    conn.execute(f"ALTER TABLE events DETACH PARTITION {name}".encode())
+                    conn.execute(f"DROP TABLE {name}".encode())
+            except psycopg.errors.LockNotAvailable:
+                raise LogError(
+                    f"month {month}: the log is busy (a collector is writing); try again"
+                ) from None
+        log.info("dropped %d events of %s from the log (archived in its chains)", dropped, month)
+        return dropped
+
 
 def _migrate(conn: psycopg.Connection[Any]) -> None:
     """Apply the migrations not applied yet, each in its own transaction, in order."""

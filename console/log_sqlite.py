@@ -18,7 +18,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from console.log_schema import migrations
-from console.log_store import Executor, LogDatabase
+from console.log_store import Executor, LogDatabase, LogError
 from provisioning.files import private_database
 
 
@@ -98,6 +98,13 @@ class SqliteStore:
         """True for a failure of the database itself (full, locked, corrupt), not of one row."""
         return isinstance(error, sqlite3.OperationalError | MemoryError) or (
             type(error) is sqlite3.DatabaseError
+        )
+
+    def drop_month(self, month: str, at: str) -> int:
+        """An SQLite log keeps every event: it has no months to drop."""
+        raise LogError(
+            f"month {month[:20]}: an SQLite log is one file and keeps every event; months are "
+            "dropped from a PostgreSQL log (docs/central-log.md)"
         )
 
     def prepare(self, events: Iterable[Mapping[str, Any]]) -> None:

@@ -69,5 +69,8 @@ class Store(Protocol):
     def prepare(self, events: Iterable[Mapping[str, Any]]) -> None:
         """Make room for events about to be stored, outside the write transaction."""
 
+    def drop_month(self, month: str, at: str) -> int:
+        """Archive a month's events, their places in the chains kept; return how many."""
+
     def close(self) -> None:
         """Close every connection; idempotent."""

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from console.log import open_log
+from console.log import LogError, open_log
 from console.log_pg import masked, translate
 from tests.console.test_log import RECEIVED, event
 from tests.pg import pg_database, postgres  # noqa: F401 (the fixtures)
+
+LATER = "2026-11-28T00:00:00.000Z"
 
 
 @pytest.mark.parametrize(
@@ -173,3 +176,52 @@ def test_two_collectors_at_once_store_every_event_once_on_every_sites_chain(
     finally:
         for log in logs:
             log.close()
+
+
+@pytest.mark.services
+def test_a_month_dropped_after_its_export_leaves_every_chain_verified(
+    pg_database: str,  # noqa: F811
+) -> None:
+    log = open_log(pg_database)
+    try:
+        september = [event("gate-1", s, {"ts": f"2026-09-0{s}T08:00:00.000Z"}) for s in (1, 2)]
+        october = [event("gate-1", s, {"ts": f"2026-10-0{s}T08:00:00.000Z"}) for s in (3, 4)]
+        log.append(september[:1] + october[:1], RECEIVED, site="hall")
+        log.append(september[1:], RECEIVED, site="annex")
+        log.append(september[1:] + october[1:], RECEIVED, site="hall")  # a late one, too
+        anchor = log.head("events/annex")
+
+        assert log.drop_month("2026-09", LATER) == 3
+
+        assert log.count() == 2
+        checked = log.check()
+        assert checked.problems == []
+        assert any("events/hall: rows" in n and "archived" in n for n in checked.notes)
+        assert log.anchored(*anchor, "events/annex") is None  # its row is archived
+        assert log.append(september[:1], RECEIVED, site="hall") == []  # stored once, ever
+        log.append([event("gate-1", 5)], RECEIVED, site="hall")
+        assert log.verify() == []
+        with pytest.raises(LogError, match="no partition"):
+            log.drop_month("2026-09", LATER)
+        with pytest.raises(LogError, match="before this one"):
+            log.drop_month(f"{datetime.now(UTC):%Y-%m}", LATER)
+        with pytest.raises(LogError, match="YYYY-MM"):
+            log.drop_month("2026-9", LATER)
+
+        # An archived row deleted is a row missing, as any other.
+        (row,) = log.db.execute(
+            "SELECT min(row) FROM events_archived WHERE site = 'hall'"
+        ).fetchone()
+        log.db.execute("DELETE FROM events_archived WHERE row = ?", [row])
+        assert any("missing" in p for p in log.verify())
+    finally:
+        log.close()
+
+
+def test_an_sqlite_log_has_no_months_to_drop(tmp_path: Path) -> None:
+    log = open_log(tmp_path / "log.db")
+    try:
+        with pytest.raises(LogError, match="SQLite log is one file"):
+            log.drop_month("2026-01", LATER)
+    finally:
+        log.close()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from console.actions import ActionError, Commander, Outcome, Site, perform
-from console.log import CentralLog
+from console.log import open_log
 
 KEPT: Final = 200
 WORKERS: Final = 4  # door actions running at once; each sends to all its devices in parallel
@@ -113,8 +113,8 @@ class Job:
 class Jobs:
     """Runs door actions for the web page and keeps the newest of them."""
 
-    def __init__(self, log_path: Path, commander: Commander) -> None:
-        self.log = CentralLog(log_path)  # its own connections, on its own worker threads
+    def __init__(self, log_path: Path | str, commander: Commander) -> None:
+        self.log = open_log(log_path)  # its own connections, on its own worker threads
         self.commander = commander
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()

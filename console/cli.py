@@ -32,11 +32,11 @@ from console.cli_alarms import alarms
 from console.cli_desk import card_group, pass_group
 from console.cli_doors import door_group, fire_reset, lockdown, serve_acting, serve_acting_options
 from console.cli_forgive import forgive
-from console.cli_users import db_option, users_group
+from console.cli_sites import devices, muster, registry_option, site_scope, sites
+from console.cli_users import beside, db_option, log_at, users_group
 from console.collector import Collector
 from console.log import CentralLog
 from console.people import Directory
-from console.rollcall import LINE_ZONE, inside
 from console.safe_output import terminal
 from console.search import Query, QueryError, export_rows, parse_query, search
 from console.users import (
@@ -46,14 +46,6 @@ from edge.errors import EdgeError
 
 ANCHOR_FILE = "anchors.jsonl"  # beside the log unless --anchor-file
 ANCHOR_KEY = "console-anchor.key"
-
-
-def registry_option(f: Any) -> Any:
-    return click.option(
-        "--registry",
-        type=click.Path(path_type=Path, dir_okay=False, exists=True),
-        help="edge-provision's registry.db, to put names to card references.",
-    )(f)
 
 
 def query_options(f: Any) -> Any:
@@ -74,6 +66,7 @@ def query_options(f: Any) -> Any:
             ),
             ("--reason", "A reason code, e.g. expired."),
             ("--device", "A device id."),
+            ("--site", "A site id (every site if omitted); `edge-console sites` lists them."),
         ]
     ):
         f = click.option(name, default="", help=text)(f)
@@ -239,7 +232,7 @@ def collect(
 )
 @serve_acting_options
 def serve(
-    db: Path,
+    db: Path | str,
     registry: Path | None,
     host: str,
     port: int,
@@ -262,7 +255,7 @@ def serve(
     settings = Settings(
         db,
         registry,
-        db.with_name("console-session.key"),
+        beside(db, "console-session.key"),
         secure_cookies=not insecure_cookies,
         idle_s=idle_minutes * 60,
         lifetime_s=lifetime_hours * 3600,
@@ -286,10 +279,12 @@ def serve(
     help="How many, newest first.",
 )
 @click.option("--before", default="", help="Only rows before this one (the next page).")
-def log_command(db: Path, registry: Path | None, limit: int, before: str, **fields: str) -> None:
+def log_command(
+    db: Path | str, registry: Path | None, limit: int, before: str, **fields: str
+) -> None:
     """Search the log (newest first)."""
-    log, people = CentralLog(db), Directory(registry)
-    page = search(log, _query(fields, before, limit), people)
+    log, people = log_at(db), Directory(registry)
+    page = search(log, _query(log, people, fields, before, limit), people)
     for e in page.entries:
         person = people.person(e.body.get("card_ref"), e.ts)
         who = f"{person.name} ({person.staff_no}, {person.department})" if person else ""
@@ -304,40 +299,18 @@ def log_command(db: Path, registry: Path | None, limit: int, before: str, **fiel
 @cli.command()
 @db_option
 @registry_option
-@click.option("--zone", "line_zone", default=LINE_ZONE, show_default=True)
-def muster(db: Path, registry: Path | None, line_zone: str) -> None:
-    """Print who is inside the security line now, by floor and department."""
-    log, people = CentralLog(db), Directory(registry)
-    present = inside(log, line_zone)
-    rows = []
-    for p in present:
-        person = people.person(p.card_ref, p.ts)
-        if person:
-            rows.append((person.floor, person.department, person.name, person.staff_no, p))
-        else:
-            rows.append(("-", "?", f"card {p.card_ref[:12]}…", "", p))
-    click.echo(f"inside the security line: {len(present)}")
-    for floor, department, name, staff_no, p in sorted(rows, key=lambda r: r[:3]):
-        click.echo(
-            terminal(f"  {floor:>2}F {department:<12} {name:<14} {staff_no:<8} {p.door} {p.ts}")
-        )
-
-
-@cli.command()
-@db_option
-@registry_option
 @query_options
 @click.option(
     "--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="CSV file."
 )
 @click.option("--by", default=getpass.getuser(), show_default=True, help="Who exports (audit).")
-def export(db: Path, registry: Path | None, out: Path, by: str, **fields: str) -> None:
+def export(db: Path | str, registry: Path | None, out: Path, by: str, **fields: str) -> None:
     """Write a search to CSV (UTF-8 with BOM, for Excel); audited.
 
     A cell that a spreadsheet would run as a formula (= + - @ tab CR) starts with a '.
     """
-    log, people = CentralLog(db), Directory(registry)
-    query = _query(fields, "", 1000)
+    log, people = log_at(db), Directory(registry)
+    query = _query(log, people, fields, "", 1000)
     count = -1
     with out.open("w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f, lineterminator="\r\n")
@@ -348,8 +321,11 @@ def export(db: Path, registry: Path | None, out: Path, by: str, **fields: str) -
     click.echo(terminal(f"wrote {count} events to {out}"))
 
 
-def _query(fields: dict[str, str], before: str, limit: int) -> Query:
+def _query(
+    log: CentralLog, people: Directory, fields: dict[str, str], before: str, limit: int
+) -> Query:
     """The options' query (times in UTC unless they say otherwise), or a usage error."""
+    site_scope(log, people, fields.get("site", ""))  # a site the log lacks: a usage error
     try:
         return parse_query(fields, before, UTC, limit=limit)
     except QueryError as error:
@@ -361,13 +337,13 @@ def _query(fields: dict[str, str], before: str, limit: int) -> Query:
 @cli.command()
 @db_option
 @click.option("--all", "every", is_flag=True, help="Every chain, as CHAIN:ROW:HASH lines.")
-def head(db: Path, every: bool) -> None:
+def head(db: Path | str, every: bool) -> None:
     """Print the newest event row and its hash: keep it outside the log (print it, mail it).
 
     Later, `verify --anchor ROW:HASH` proves the log up to that row is still the same.
     `edge-console collect` also signs every chain's head into an anchor file on a schedule.
     """
-    log = CentralLog(db)
+    log = log_at(db)
     if every:
         for chain, (row, digest) in log.heads().items():
             click.echo(f"{chain}:{row}:{digest}")
@@ -401,7 +377,7 @@ def head(db: Path, every: bool) -> None:
 @click.pass_context
 def verify(
     ctx: click.Context,
-    db: Path,
+    db: Path | str,
     anchors: tuple[str, ...],
     anchor_files: tuple[Path, ...],
     anchor_key: Path | None,
@@ -409,7 +385,7 @@ def verify(
     """Check the log's hash chains (events, audit trail, acknowledgements): any edited,
     deleted, inserted or reordered row is named; exit 1 if one is."""
 
-    log = CentralLog(db)
+    log = log_at(db)
     checked = log.check()
     problems = list(checked.problems)
     for anchor in anchors:
@@ -430,7 +406,7 @@ def verify(
     lines = 0
     if anchor_files:
         try:
-            public = load_verifier(anchor_key or db.with_name(ANCHOR_KEY))
+            public = load_verifier(anchor_key or beside(db, ANCHOR_KEY))
             for path in anchor_files:
                 count, found = check_file(log, path, public)
                 lines += count
@@ -459,7 +435,18 @@ def verify(
 
 
 cli.add_command(users_group)
-for command in (alarms, door_group, lockdown, fire_reset, forgive, card_group, pass_group):
+for command in (
+    alarms,
+    door_group,
+    lockdown,
+    fire_reset,
+    forgive,
+    card_group,
+    pass_group,
+    muster,
+    sites,
+    devices,
+):
     cli.add_command(command)
 
 

@@ -14,9 +14,8 @@ import click
 from console.actions import site_slug
 from console.alarms import Words, active
 from console.claims import Registry
-from console.cli_users import db_option
+from console.cli_users import db_option, log_at
 from console.i18n import code
-from console.log import CentralLog
 from console.people import Directory, RegistryMissing
 from console.safe_output import terminal
 
@@ -39,7 +38,7 @@ from console.safe_output import terminal
 def alarms(
     ctx: click.Context,
     /,
-    db: Path,
+    db: Path | str,
     registry: Path | None,
     site_dir: Path | None,
     site: str | None,
@@ -57,7 +56,7 @@ def alarms(
     if site_dir is not None:
         zones = Registry(site_dir, site or _slug(registry)).zone_names()
     named = people if registry is not None else None
-    log = CentralLog(db)
+    log = log_at(db)
     try:
         found = active(log, named, zones)
     finally:

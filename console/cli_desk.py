@@ -21,9 +21,8 @@ import click
 
 from console.cli_auth import acting_user, acting_user_options
 from console.cli_options import broker_options, site_dir_option
-from console.cli_users import db_option
+from console.cli_users import db_option, log_at
 from console.desk import Desk, DeskError, Done, NotPublished
-from console.log import CentralLog
 from console.safe_output import terminal
 from console.users import may_act, users
 from console.web_context import BrokerAccess
@@ -58,7 +57,7 @@ def desk_options(f: Any) -> Any:
 def _run(
     ctx: click.Context, action: str, options: dict[str, Any], act: Callable[[Desk, str], Done]
 ) -> None:
-    log = CentralLog(options["db"])
+    log = log_at(options["db"])
     try:
         user = acting_user(ctx, log, options["user"], options["password_file"], action)
         site_dir: Path = options["site_dir"]

@@ -31,7 +31,7 @@ from console.actions import (
 from console.claims import Registry
 from console.cli_auth import acting_user, acting_user_options
 from console.cli_options import broker_options, site_dir_option
-from console.cli_users import db_option
+from console.cli_users import db_option, log_at
 from console.log import CentralLog
 from console.safe_output import terminal
 from console.users import audit
@@ -90,7 +90,7 @@ def _door_command(verb: str, text: str) -> click.Command:
     @acting_options
     @click.pass_context
     def command(ctx: click.Context, /, door: str, **options: Any) -> None:
-        log = CentralLog(options["db"])
+        log = log_at(options["db"])
         user = acting_user(ctx, log, options["user"], options["password_file"], known.action)
         site = acting_site(ctx, options)
         try:
@@ -132,7 +132,7 @@ def _lockdown_command(on: bool) -> click.Command:
         yes: bool,
         **options: Any,
     ) -> None:
-        log = CentralLog(options["db"])
+        log = log_at(options["db"])
         user = acting_user(ctx, log, options["user"], options["password_file"], "lockdown")
         site = acting_site(ctx, options)
         try:
@@ -165,7 +165,7 @@ lockdown.add_command(_lockdown_command(False))
 @click.pass_context
 def fire_reset(ctx: click.Context, /, door: str | None, **options: Any) -> None:
     """Reset doors released by a fire input once the input has cleared."""
-    log = CentralLog(options["db"])
+    log = log_at(options["db"])
     user = acting_user(ctx, log, options["user"], options["password_file"], "door.fire_reset")
     site = acting_site(ctx, options)
     try:

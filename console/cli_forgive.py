@@ -21,6 +21,7 @@ from console.actions import (
 )
 from console.cli_auth import acting_user
 from console.cli_doors import acting_commander, acting_options, acting_site, refuse
+from console.cli_users import log_at
 from console.forgive import ACTION
 from console.log import CentralLog
 from console.safe_output import terminal
@@ -42,7 +43,7 @@ def forgive(
     """Forget a card's anti-passback position, so it may enter again (a manager)."""
     if (staff_no is None) == (card is None):
         refuse(ctx, "give --staff-no or --card (one of them)")
-    log = CentralLog(options["db"])
+    log = log_at(options["db"])
     try:
         _forgive(ctx, log, staff_no, card, zone, options)
     finally:

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from console.log import CentralLog
+from console.log import CentralLog, LogError, open_log
 from console.safe_output import terminal
 from console.users import (
     ROLES,
@@ -29,16 +29,50 @@ from console.users import (
 )
 
 DEFAULT_DB = Path("/var/lib/edge-console/log.db")
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+class LogTarget(click.ParamType[Path | str, object]):
+    """A log's file (SQLite) or its `postgresql://` URL."""
+
+    name = "FILE|URL"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Path | str:
+        """Return a URL as text, anything else as a file path (never a directory)."""
+        if isinstance(value, Path):
+            return value
+        text = str(value).strip()
+        if text.startswith(URL_SCHEMES):
+            return text
+        if not text or Path(text).is_dir():
+            self.fail(f"{text!r}: give the log's file, or a postgresql://HOST/DATABASE URL")
+        return Path(text)
 
 
 def db_option(f: Any) -> Any:
     return click.option(
         "--db",
-        type=click.Path(path_type=Path, dir_okay=False),
+        type=LogTarget(),
         default=DEFAULT_DB,
         show_default=True,
-        help="The central log (SQLite).",
+        help="The central log: an SQLite file, or a postgresql://USER@HOST/DATABASE URL "
+        "(the password from ~/.pgpass or PGPASSWORD, never on the command line).",
     )(f)
+
+
+def log_at(db: Path | str) -> CentralLog:
+    """Open the log `--db` names, or stop with the reason it cannot be opened."""
+    try:
+        return open_log(db)
+    except LogError as error:
+        raise click.ClickException(terminal(str(error))) from None
+
+
+def beside(db: Path | str, name: str) -> Path:
+    """Return the file `name` beside the log (beside the default log for a URL)."""
+    return (db if isinstance(db, Path) else DEFAULT_DB).with_name(name)
 
 
 @click.group("users")
@@ -52,7 +86,7 @@ def users_group() -> None:
 @click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--by", default=getpass.getuser(), show_default=True, help="Who adds (audit).")
 @click.pass_context
-def users_add(ctx: click.Context, db: Path, username: str, role: str, by: str) -> None:
+def users_add(ctx: click.Context, db: Path | str, username: str, role: str, by: str) -> None:
     """Add a user; the password is asked for (or read from stdin when piped)."""
     password = (
         sys.stdin.readline().rstrip("\n")
@@ -60,7 +94,7 @@ def users_add(ctx: click.Context, db: Path, username: str, role: str, by: str) -
         else click.prompt("password", hide_input=True, confirmation_prompt=True)
     )
     try:
-        add_user(CentralLog(db), username, role, password, by)
+        add_user(log_at(db), username, role, password, by)
     except UserError as error:
         click.echo(terminal(f"users add refused: {error}"), err=True)
         ctx.exit(2)
@@ -73,10 +107,10 @@ def users_add(ctx: click.Context, db: Path, username: str, role: str, by: str) -
 @click.argument("role", type=click.Choice(ROLES))
 @click.option("--by", default=getpass.getuser(), show_default=True, help="Who changes (audit).")
 @click.pass_context
-def users_role(ctx: click.Context, db: Path, username: str, role: str, by: str) -> None:
+def users_role(ctx: click.Context, db: Path | str, username: str, role: str, by: str) -> None:
     """Change a user's role."""
     try:
-        set_role(CentralLog(db), username, role, by)
+        set_role(log_at(db), username, role, by)
     except UserError as error:
         click.echo(terminal(f"users role refused: {error}"), err=True)
         ctx.exit(2)
@@ -85,9 +119,9 @@ def users_role(ctx: click.Context, db: Path, username: str, role: str, by: str) 
 
 @users_group.command("list")
 @db_option
-def users_list(db: Path) -> None:
+def users_list(db: Path | str) -> None:
     """List users, roles and whether they may log in."""
-    for username, role, enabled in users(CentralLog(db)):
+    for username, role, enabled in users(log_at(db)):
         click.echo(terminal(f"{username:<20} {role:<10} {'' if enabled else 'disabled'}").rstrip())
 
 
@@ -98,7 +132,7 @@ def _user_change(action: str, help_text: str) -> Any:
     @click.argument("username")
     @click.option("--by", default=getpass.getuser(), show_default=True, help="Who (audit).")
     @click.pass_context
-    def command(ctx: click.Context, db: Path, username: str, by: str) -> None:
+    def command(ctx: click.Context, db: Path | str, username: str, by: str) -> None:
         changes: dict[str, Callable[[CentralLog, str, str], int | None]] = {
             "disable": disable_user,
             "enable": enable_user,
@@ -106,7 +140,7 @@ def _user_change(action: str, help_text: str) -> Any:
         }
         change = changes[action]
         try:
-            ended = change(CentralLog(db), username, by)
+            ended = change(log_at(db), username, by)
         except UserError as error:
             click.echo(terminal(f"users {action} refused: {error}"), err=True)
             ctx.exit(2)
@@ -128,7 +162,7 @@ _user_change("remove", "Remove a user; their open web sessions end now (the audi
 @click.argument("username")
 @click.option("--by", default=getpass.getuser(), show_default=True, help="Who changes (audit).")
 @click.pass_context
-def users_password(ctx: click.Context, db: Path, username: str, by: str) -> None:
+def users_password(ctx: click.Context, db: Path | str, username: str, by: str) -> None:
     """Set a user's password (asked for, hidden; read from stdin when piped).
 
     Every web session of that user ends.
@@ -139,7 +173,7 @@ def users_password(ctx: click.Context, db: Path, username: str, by: str) -> None
         else click.prompt("new password", hide_input=True, confirmation_prompt=True)
     )
     try:
-        ended = set_password(CentralLog(db), username, password, by)
+        ended = set_password(log_at(db), username, password, by)
     except UserError as error:
         click.echo(terminal(f"users password refused: {error}"), err=True)
         ctx.exit(2)

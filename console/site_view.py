@@ -143,14 +143,17 @@ def _behind(newest: object, now: datetime, connected: object, stored: object) ->
         return None
 
 
-def _is_online(status: object) -> int:
-    if not isinstance(status, str):
-        return 0
+def status_of(text: object) -> dict[str, Any]:
+    """Return a device's retained status as a dict ({} if none, unreadable or not an object)."""
     try:
-        body = json.loads(status)
+        body = json.loads(text) if isinstance(text, str) else {}
     except ValueError:
-        return 0
-    return int(isinstance(body, dict) and body.get("state") == "online")
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _is_online(status: object) -> int:
+    return int(status_of(status).get("state") == "online")
 
 
 def duration(seconds: float | None) -> str:

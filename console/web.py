@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import json
 import os
 import secrets
 from collections import defaultdict
@@ -41,13 +40,13 @@ from console import headcount, web_account, web_cards, web_doors, web_forgive, w
 from console.admission import LoginThrottle, StreamSlots
 from console.forgive import ACTION as FORGIVE
 from console.headcount import ZoneCount
-from console.log import CentralLog
+from console.log import CentralLog, open_log
 from console.people import Directory
 from console.rollcall import Present, by_site, inside
 from console.rooms_view import rooms_now
 from console.search import FIELDS, Query, QueryError, export_rows, parse_query, search
 from console.sessions import SessionStore
-from console.site_view import SiteScope, device_health
+from console.site_view import SiteScope, device_health, status_of
 from console.users import audit, audit_trail, may, may_act
 from console.web_context import (
     AlarmsUser,
@@ -106,7 +105,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Times are stored in UTC; guards read them in the site's local time.
     templates.env.filters["local"] = lambda ts: _local(ts, zone)
     templates.env.filters["floor_label"] = floorplan.floor_label
-    log = CentralLog(settings.log_path)
+    log = open_log(settings.log_path)
     app.state.console = Console(
         settings,
         log,
@@ -344,7 +343,7 @@ def devices(request: Request, session: DevicesUser) -> Response:
     scope = web_sites.scope_for(request)
     grouped: dict[str, list[tuple[str, dict[str, Any], dict[str, Any], list[int]]]] = {}
     for site, device, row, gaps in device_health(console.log, scope):
-        status = _status(row.get("status"))
+        status = status_of(row.get("status"))
         grouped.setdefault(site, []).append((device, row, status, gaps))
     return page(
         request,
@@ -352,15 +351,6 @@ def devices(request: Request, session: DevicesUser) -> Response:
         **web_sites.site_context(request, scope),
         grouped=sorted(grouped.items()),
     )
-
-
-def _status(text: object) -> dict[str, Any]:
-    """A device's retained status as a dict ({} if it sent none, or not an object)."""
-    try:
-        body = json.loads(text) if isinstance(text, str) else {}
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 @router.get("/audit", response_class=HTMLResponse)

@@ -57,7 +57,7 @@ class BrokerAccess:
 class Settings:
     """Where the console's files are, and how it is served."""
 
-    log_path: Path
+    log_path: Path | str  # the log's file (SQLite) or its postgresql:// URL
     registry: Path | None
     secret_file: Path
     secure_cookies: bool = True  # False only for http on loopback (tests, a laptop)

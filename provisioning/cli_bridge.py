@@ -15,6 +15,7 @@ import click
 from cryptography import x509
 
 from edge.errors import EdgeError
+from edge.store.connection import write_transaction
 from edge.text import terminal
 from firmware_config.fields import check_slug, check_topic_root
 from provisioning import bridge, broker
@@ -117,7 +118,8 @@ def bridge_site(
     """
     try:
         check_topic_root(root)
-        slug = Registry(directory / "registry.db").site()["slug"]
+        registry = Registry(directory / "registry.db")
+        slug = registry.site()["slug"]
         bridge.check_host(central_host)
         pem = _ca_pem(ca_file)
         ca_copy = str((out / CA_COPY).resolve())
@@ -134,6 +136,9 @@ def bridge_site(
     shared_dir(out, MOSQUITTO)
     write_file(out / CA_COPY, pem, PUBLIC)
     write_file(out / "bridge.conf", text.encode(), SHARED_WITH_GROUP, MOSQUITTO)
+    with write_transaction(registry.db) as db:
+        registry.record(db, "bridge site", central=f"{central_host}:{central_port}", out=str(out))
+    registry.close()
     click.echo(
         terminal(
             f"wrote {out / 'bridge.conf'} (bridge {bridge.account(slug)} to "

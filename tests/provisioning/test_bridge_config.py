@@ -9,6 +9,7 @@ import pytest
 
 from provisioning import bridge
 from provisioning.devices import ReservedIdError, check_device_id
+from provisioning.registry import Registry
 from tests.provisioning.commands import provision
 
 PASSWORD = "not-a-real-password"
@@ -129,6 +130,9 @@ def test_the_commands_write_private_files_and_refuse_bad_input(tmp_path: Path) -
     assert password not in made.stdout + made.stderr
     again = provision("bridge", "site", "--dir", str(sites / "site-a"), "--ca-file", ca, *common)
     assert (sites / "site-a" / "bridge" / "password").read_text().strip() == password
+    registry = Registry(sites / "site-a" / "registry.db")
+    assert [a["action"] for a in registry.audit()].count("bridge site") == 2
+    registry.close()
     not_a_ca = str(sites / "site-a" / "registry.db")
     bad = provision(
         "bridge", "site", "--dir", str(sites / "site-b"), "--ca-file", not_a_ca, *common

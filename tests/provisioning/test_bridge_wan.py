@@ -149,9 +149,12 @@ def test_a_site_cannot_speak_for_another_or_read_its_commands(wan: Wan) -> None:
     wan.sites[A].link.cut()  # the real bridge of A steps aside: its account is ours now
     try:
         password = (wan.sites[A].directory / "bridge" / "password").read_text().strip()
-        hostile = wan.client(
-            central, account(A), password, subscribe=(topics.command_branch_filter(ROOT, B),)
+        filters = (
+            topics.command_branch_filter(ROOT, B),
+            topics.credentials_branch_filter(ROOT, B),
+            topics.command_branch_filter(ROOT, A),  # its own: the marker comes this way
         )
+        hostile = wan.client(central, account(A), password, subscribe=filters)
         forged = next(events(GATE, 9001, 9001))[1]
         refused = hostile.publish(topics.event(ROOT, B, GATE, "access"), forged)
         own = hostile.publish(topics.event(ROOT, A, "gate-9", "access"), forged)
@@ -166,7 +169,6 @@ def test_a_site_cannot_speak_for_another_or_read_its_commands(wan: Wan) -> None:
         console.publish(topics.command(ROOT, B, GATE, "unlock"), b"for site B only")
         office.publish(topics.credentials(ROOT, B, GATE), b"site B's snapshot", retain=True)
         own_command = topics.command(ROOT, A, GATE, "unlock")
-        hostile.client.subscribe(topics.command_branch_filter(ROOT, A), qos=1)
         console.publish(own_command, b"marker")
         hostile.wait_for(lambda m: any(x.topic == own_command for x in m), "its own command")
         assert hostile.on(topics.site_prefix(ROOT, B)) == []
@@ -212,6 +214,32 @@ def test_commands_and_credentials_reach_the_right_site_only(wan: Wan) -> None:
     at_a.close()  # one `tap` client per broker at a time (the account is the client id)
     later = tap(wan, wan.sites[A].broker.port, "tap-a-later")
     later.wait_for(lambda m: {x.topic for x in m if x.retain} >= {snapshot, delta}, "retained")
+
+
+def test_credentials_sent_during_a_cut_arrive_after_it_and_commands_do_not(wan: Wan) -> None:
+    """mosquitto 2.0.11 keeps no central session for an MQTT 5 bridge (provisioning.bridge):
+    what is retained comes down again when the link returns; a command does not."""
+    console = wan.client(wan.central.port, "collector", wan.central_password("collector"),
+                         client_id="collector-cut")  # fmt: skip
+    office = wan.client(wan.central.port, "office", wan.central_password("office"))
+    at_a = tap(wan, wan.sites[A].broker.port, "tap-a-cut")
+    wait_down_link(console, at_a, A)
+    snapshot, delta = (
+        topics.credentials(ROOT, A, "gate-2"),
+        f"{topics.credentials(ROOT, A, 'gate-2')}/delta",
+    )
+    lost = topics.command(ROOT, A, "gate-2", "unlock")
+    wan.sites[A].link.cut()
+    try:
+        office.publish(snapshot, b"snapshot sent during the cut", retain=True)
+        office.publish(delta, b"delta sent during the cut", retain=True)
+        console.publish(lost, b"command sent during the cut")
+    finally:
+        wan.sites[A].link.restore()
+    at_a.wait_for(lambda m: {x.topic for x in m} >= {snapshot, delta}, "the credentials", 30)
+    assert [m.payload for m in at_a.on(delta)][-1] == b"delta sent during the cut"
+    wait_down_link(console, at_a, A)  # a later command gets through: the earlier one never will
+    assert at_a.on(lost) == []
 
 
 def test_only_the_contracts_topics_cross(wan: Wan) -> None:

@@ -28,11 +28,11 @@ hostile site can neither speak for another site nor read another site's commands
 credentials. The central broker replaces each client id by the username, so no site can take
 another's session either.
 
-mosquitto 2.0.11 sends an MQTT 5 bridge's CONNECT without a session expiry, so the central
-broker ends the bridge's session whenever the link drops (mosquitto issues 1632, 2424): a
-command published at the centre during a cut never reaches the site (it would have expired,
-15 s, anyway; the sender gets no reply), while the retained snapshot and delta come down
-again when the bridge subscribes anew. The site's side keeps its session
+mosquitto 2.0.11 sends an MQTT 5 bridge's CONNECT without a session expiry (it has no
+setting for one), so the central broker ends the bridge's session whenever the link drops:
+a command published at the centre during a cut never reaches the site (it would have
+expired, 15 s, anyway; the sender gets no reply), while the retained snapshot and delta come
+down again when the bridge subscribes anew. The site's side keeps its session
 (`local_cleansession false`), so nothing bound upward is lost.
 """
 

@@ -181,9 +181,9 @@ class CentralLog:
                     "id": event_id,
                     "device": device,
                     "seq": seq,
-                    "ts": later.get(event_id, str(event.get("ts", ""))),
-                    "kind": str(event.get("kind", "")),
-                    "type": str(event.get("type", "")),
+                    "ts": _clean(later.get(event_id, str(event.get("ts", "")))),
+                    "kind": _clean(str(event.get("kind", ""))),
+                    "type": _clean(str(event.get("type", ""))),
                     "door": _text(data.get("door")),
                     "card_ref": _text(data.get("card_ref")),
                     "reason": _text(data.get("reason")),
@@ -489,7 +489,13 @@ def identity(event: dict[str, Any]) -> tuple[str, str, int]:
 
 
 def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+    return _clean(value) if isinstance(value, str) else None
+
+
+def _clean(text: str) -> str:
+    """Return a column's text without NUL (U+FFFD instead), which PostgreSQL cannot store;
+    the body keeps what the device sent."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _first_line(error: Exception) -> str:

@@ -27,7 +27,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from console.log_pg_schema import LOCK, MIGRATIONS, PARTITIONS_LOCK
-from console.log_store import LogError, Rows
+from console.log_store import LogError, LogUnavailable, Rows
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class PostgresStore:
                 _migrate(conn)
                 self._months = _partitions(conn)
         except psycopg.OperationalError as error:
-            raise LogError(
+            raise LogUnavailable(
                 f"cannot open the log at {self.target}: {_first_line(error)}; check the URL, "
                 "that PostgreSQL runs and that the account may connect"
             ) from None
@@ -126,7 +126,7 @@ class PostgresStore:
             try:
                 conn = psycopg.connect(self._url, autocommit=True)
             except psycopg.OperationalError as error:
-                raise LogError(
+                raise LogUnavailable(
                     f"cannot reach the log at {self.target}: {_first_line(error)}"
                 ) from None
             conn.adapters.register_dumper(bool, _BoolAsInteger)
@@ -180,7 +180,9 @@ class PostgresStore:
     def outage(self, error: BaseException) -> bool:
         """True for a failure of the database itself (down, unreachable, out of space,
         a deadlock or a serialization failure to retry), not of one row."""
-        return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError | MemoryError)
+        return isinstance(
+            error, psycopg.OperationalError | psycopg.InterfaceError | LogUnavailable | MemoryError
+        )
 
     def prepare(self, events: Iterable[Mapping[str, Any]]) -> None:
         """Make the partition of every month the events fall in that has none yet."""

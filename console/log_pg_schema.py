@@ -64,10 +64,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "0002_zone_indexes",
         (
             # The body's field as text ('$.a.b' is the path a, b), as SQLite's json_extract
-            # finds it; `json`, not `jsonb`: a field never asked for may hold anything.
+            # finds it. PostgreSQL's text holds no NUL: a device's \u0000 is read as U+FFFD
+            # (the stored body keeps it), so it can neither refuse its event here nor break
+            # every reader's query.
             "CREATE FUNCTION json_extract(body text, path text) RETURNS text LANGUAGE sql "
-            "IMMUTABLE STRICT PARALLEL SAFE "
-            "RETURN (body::json) #>> string_to_array(substr(path, 3), '.')",
+            "IMMUTABLE STRICT PARALLEL SAFE RETURN (replace(body, '\\u0000', '\\ufffd')::json) "
+            "#>> string_to_array(substr(path, 3), '.')",
             *(
                 f"CREATE INDEX {name} ON events (json_extract(body, '$.{field}'), ts) "
                 f"WHERE kind = '{kind}' AND type IN {types}"

@@ -19,6 +19,10 @@ class LogError(EdgeError, ValueError):
     """The log cannot be opened or an entry is unusable; the message says which."""
 
 
+class LogUnavailable(LogError):
+    """The log's database cannot be reached now: what was being written is to be retried."""
+
+
 class Rows(Protocol):
     """A cursor over a statement's rows (tuples)."""
 

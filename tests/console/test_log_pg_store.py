@@ -3,15 +3,18 @@ events' months partitioned, and two collectors writing at once losing and doubli
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from console.log import LogError, open_log
 from console.log_pg import masked, translate
+from simulator.postgres import PostgresCluster
 from tests.console.test_log import RECEIVED, event
 from tests.pg import pg_database, postgres  # noqa: F401 (the fixtures)
 
@@ -225,3 +228,64 @@ def test_an_sqlite_log_has_no_months_to_drop(tmp_path: Path) -> None:
             log.drop_month("2026-01", LATER)
     finally:
         log.close()
+
+
+@pytest.mark.services
+def test_a_nul_a_device_sends_neither_refuses_its_event_nor_breaks_a_query(
+    pg_database: str,  # noqa: F811
+) -> None:
+    log = open_log(pg_database)
+    try:
+        crossing = event(
+            "gate-1", 1, {"type": "crossing", "to_zone": "lob\x00by", "reason": "\x00"}
+        )
+        fire = event("gate-1", 2, {"kind": "alarm", "type": "fire", "state": "raised\x00"})
+
+        assert log.append([crossing, fire], RECEIVED, site="hall") == ["gate-1:1", "gate-1:2"]
+
+        assert [e.body for e in log.entries()] == [crossing, fire]  # the body as sent
+        assert log.db.execute(
+            "SELECT json_extract(body, '$.to_zone'), reason FROM events WHERE seq = 1"
+        ).fetchone() == ("lob\ufffdby", "\ufffd")
+        assert log.db.execute(
+            "SELECT count(*) FROM events WHERE kind = 'alarm' "
+            "AND json_extract(body, '$.state') = ?",
+            ["raised\ufffd"],
+        ).fetchone() == (1,)
+        assert log.verify() == []
+    finally:
+        log.close()
+
+
+@pytest.mark.services
+def test_the_database_gone_is_an_outage_to_retry_and_the_log_reconnects() -> None:
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="edge-pg-")))
+    cluster.start()
+    log = open_log(cluster.url)
+    try:
+        log.append([event("gate-1", 1)], RECEIVED, site="hall")
+        with psycopg.connect(cluster.url, autocommit=True) as admin:  # the server goes down
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            )
+        cluster.stop()
+
+        with pytest.raises(Exception) as lost:  # noqa: PT011  # whatever the driver raises
+            log.append([event("gate-1", 2)], RECEIVED, site="hall")
+        assert log.outage(lost.value)
+        with pytest.raises(LogError) as unreachable:  # the next try: no server to connect to
+            log.append([event("gate-1", 2)], RECEIVED, site="hall")
+        assert log.outage(unreachable.value)
+        assert "postgresql://" in str(unreachable.value)
+
+        cluster.start()
+        assert log.append([event("gate-1", 2)], RECEIVED, site="hall") == ["gate-1:2"]
+        with pytest.raises(LogError) as refused:
+            log.append([{"id": "gate-1:3", "seq": 3, "ts": "x"}], RECEIVED)  # no site
+        assert not log.outage(refused.value)
+        assert log.count() == 2
+        assert log.verify() == []
+    finally:
+        log.close()
+        cluster.remove()

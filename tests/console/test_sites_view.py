@@ -1,0 +1,107 @@
+"""The console across sites: each site's roll call, search, alarms, counts and devices on
+their own, and each site's link to the centre; on SQLite (the home site's rows without a
+site, as written before sites existed) and on PostgreSQL (every row with its site)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from console import alarms, headcount
+from console.log import CentralLog, open_log
+from console.people import Directory
+from console.rollcall import by_site, inside
+from console.search import Query, export_rows, search
+from console.site_view import SiteError, SiteScope, device_health, known_sites, scope_of, site_links
+from tests.console.sites_fixtures import BRANCH, HOME, LINE, NOW, A, B, C, fill, registry
+from tests.pg import pg_database, postgres  # noqa: F401 (the fixtures)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def two_sites(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[CentralLog, Directory]]:
+    """The two sites' log (SQLite, or PostgreSQL) and the home site's directory."""
+    if request.param == "sqlite":
+        log, home = open_log(tmp_path / "log.db"), None
+    else:
+        log, home = open_log(request.getfixturevalue("pg_database")), HOME
+    fill(log, home, with_users=False)
+    yield log, Directory(registry(tmp_path / "registry.db"))
+    log.close()
+
+
+def scope(site: str = "") -> SiteScope:
+    return SiteScope(site, HOME)
+
+
+def test_each_sites_roll_call_holds_only_its_own_people(
+    two_sites: tuple[CentralLog, Directory],
+) -> None:
+    log, _ = two_sites
+    assert {p.card_ref for p in inside(log, LINE, scope=scope(HOME))} == {A, B}
+    # B left the branch's line without entering it: that says nothing of the home site.
+    assert {p.card_ref for p in inside(log, LINE, scope=scope(BRANCH))} == {A}
+    every = by_site(inside(log, LINE, scope=scope()))
+    assert {site: sorted(p.card_ref for p in people) for site, people in every.items()} == {
+        BRANCH: [A],
+        HOME: [A, B],
+    }
+
+
+def test_the_search_keeps_to_the_site_asked_for(two_sites: tuple[CentralLog, Directory]) -> None:
+    log, people = two_sites
+    branch = search(log, Query(site=BRANCH), people).entries
+    assert {e.device for e in branch} == {"gate-h1"}
+    assert len(branch) == 6
+    home = search(log, Query(site=HOME, result="crossing"), people).entries
+    assert [e.body["card_ref"] for e in home] == [B, A]
+    assert len(search(log, Query(), people).entries) == 9
+    page = search(log, Query(site=BRANCH, limit=4), people)
+    older = search(log, Query(site=BRANCH, before=page.next_before), people)
+    assert len(page.entries) == 4
+    assert len(older.entries) == 2
+    rows = list(export_rows(log, Query(site=BRANCH), people))
+    assert rows[0][-1] == "site"
+    assert {r[-1] for r in rows[1:]} == {BRANCH}
+
+
+def test_alarms_and_counts_keep_to_their_site(two_sites: tuple[CentralLog, Directory]) -> None:
+    log, people = two_sites
+    assert {(a.site, a.device) for a in alarms.active(log, people)} == {
+        (HOME, "gate-1"),
+        (BRANCH, "gate-h1"),
+    }
+    assert [a.device for a in alarms.active(log, people, scope=scope(BRANCH))] == ["gate-h1"]
+    # Summed over both sites the line would hold 0 (3 in, 3 out): each site counts its own.
+    assert headcount.occupancy(log, scope(HOME))[LINE].count == 2
+    assert headcount.occupancy(log, scope(BRANCH))[LINE].count == 0
+    assert C not in {p.card_ref for p in inside(log, LINE, scope=scope(BRANCH))}
+
+
+def test_devices_and_links_are_shown_by_site(two_sites: tuple[CentralLog, Directory]) -> None:
+    log, _ = two_sites
+    assert [(site, device) for site, device, _, _ in device_health(log, scope())] == [
+        (HOME, "gate-1"),
+        (BRANCH, "gate-h1"),
+    ]
+    assert [d for _, d, _, _ in device_health(log, scope(BRANCH))] == ["gate-h1"]
+    links = {s.site: s for s in site_links(log, HOME, datetime.fromisoformat(NOW))}
+    branch = links[BRANCH]
+    assert (branch.connected, branch.stored, branch.online, branch.devices) == (False, 42, 0, 1)
+    assert branch.newest_ts == "2026-11-26T09:25:00.000Z"
+    assert branch.behind_s == 35 * 60  # cut off: now less its newest event
+    assert (links[HOME].online, links[HOME].devices, links[HOME].behind_s) == (1, 1, None)
+
+
+def test_a_site_the_log_lacks_is_refused_naming_the_sites_it_has(
+    two_sites: tuple[CentralLog, Directory],
+) -> None:
+    log, _ = two_sites
+    assert known_sites(log, HOME) == [BRANCH, HOME]
+    with pytest.raises(SiteError, match=f"use one of: {BRANCH}, {HOME}"):
+        scope_of(log, "zushi", HOME)
+    assert scope_of(log, f" {BRANCH} ", HOME) == SiteScope(BRANCH, HOME)

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from console.chain import BY_NAME, canonical
+from console.chain import by_name, canonical
 from console.log import CentralLog
 from edge.core.clock import utc_text
 from edge.errors import EdgeError
@@ -45,6 +45,7 @@ from edge.signing import SignatureError, key_id, parse_public_key, public_key_he
 log = logging.getLogger(__name__)
 
 VERSION = 1
+MAX_CHAINS = 10_000  # heads in a line: an events chain per site (PostgreSQL), audit, acks
 Heads = dict[str, tuple[int, str]]
 
 
@@ -63,7 +64,7 @@ class _Line(BaseModel):
     v: int = Field(ge=VERSION, le=VERSION)
     at: str = Field(max_length=40)
     key: str = Field(pattern="^[0-9a-f]{8}$")
-    heads: dict[str, _Head] = Field(max_length=len(BY_NAME))
+    heads: dict[str, _Head] = Field(max_length=MAX_CHAINS)
     sig: str = Field(pattern="^[0-9a-f]{128}$")
 
 
@@ -244,7 +245,7 @@ def check_file(log_: CentralLog, path: Path, public: Ed25519PublicKey) -> tuple[
             problems.append(f"{where}: the signature does not verify: forged or edited")
             continue
         for name, head in sorted(line.heads.items()):
-            if name not in BY_NAME:
+            if by_name(name) is None:
                 problems.append(f"{where}: unknown chain {name[:40]!r}")
                 continue
             problem = log_.anchored(head.row, head.hash, name)

@@ -395,7 +395,10 @@ class CentralLog:
         the real one; a head kept outside the database (printed, mailed, signed into an
         anchor file) can.
         """
-        spec = self._chain(chain)
+        try:
+            spec = self._chain(chain)
+        except LogError as error:
+            return str(error)
         if row == 0:
             return None if expected == GENESIS else f"{chain}: an anchor at row 0 is {GENESIS}"
         where, params = spec.where()

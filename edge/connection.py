@@ -139,7 +139,7 @@ def build_remote(
     keys = connection.keys
     if keys is None:
         return NoRemote()
-    verifier = SnapshotVerifier(keys.credentials, config.site.id, config.device.id)
+    verifier = SnapshotVerifier(keys.credentials, config.site.id, config.device.id, clock_synced)
     snapshots: Snapshots = (
         SnapshotWorker(verifier, config.store.path, clock, connection.inbox.put)
         if connection.worker

@@ -76,16 +76,18 @@ class CredentialRefresh:
         if version != self.controller.policy.version:
             self.controller.policy = self.credentials.policy()
             meta = self.credentials.meta()
-            out.append(
-                record(
-                    EventKind.SYSTEM,
-                    "credentials_applied",
-                    now.utc,
-                    version=version,
-                    cards=meta.get("cards"),
-                    issued_at=meta.get("issued_at"),
+            # A set that came over MQTT had its event stored with it, in one transaction.
+            if not meta.get("recorded"):
+                out.append(
+                    record(
+                        EventKind.SYSTEM,
+                        "credentials_applied",
+                        now.utc,
+                        version=version,
+                        cards=meta.get("cards"),
+                        issued_at=meta.get("issued_at"),
+                    )
                 )
-            )
             self.changed()
         if not stale:
             return out

@@ -32,7 +32,7 @@ from edge.link.payloads import CommandReply
 from edge.peers import PeerCrossings
 from edge.snapshot import SnapshotError, parse
 from edge.snapshot_delta import parse as parse_delta
-from edge.store import Store
+from edge.store import Store, outbox
 from edge.store.connection import connect, write_transaction
 from edge.store.credentials import SqliteCredentials
 from edge.store.nonces import NonceCache
@@ -66,11 +66,15 @@ class NoReplies:
 
 @dataclass(frozen=True)
 class SnapshotVerifier:
-    """Verifies credential snapshots for one device and applies them to a store."""
+    """Verifies credential snapshots for one device and applies them to a store.
+
+    A set applied goes with its `credentials_applied` event, in the same transaction.
+    """
 
     key: Ed25519PublicKey
     site: str
     device: str
+    clock_synced: Callable[[], bool] = lambda: True
 
     def apply(
         self, payload: bytes, db: Database, now: Instant, *, delta: bool = False
@@ -84,14 +88,34 @@ class SnapshotVerifier:
             if delta:
                 changes = parse_delta(payload, self.key, site=self.site, device=self.device)
                 with write_transaction(db):
-                    applied = SqliteCredentials(db).apply_delta(changes, now.utc)
+                    credentials = SqliteCredentials(db)
+                    applied = credentials.apply_delta(changes, now.utc, recorded=True)
+                    self._record(db, credentials, applied, now)
                 return SnapshotResult(changes.version if applied else None)
             snapshot = parse(payload, self.key, site=self.site, device=self.device)
             with write_transaction(db):
-                applied = SqliteCredentials(db).apply(snapshot, now.utc)
+                credentials = SqliteCredentials(db)
+                applied = credentials.apply(snapshot, now.utc, recorded=True)
+                self._record(db, credentials, applied, now)
         except (SnapshotError, sqlite3.Error) as exc:  # a duplicate card, a full disk
             return SnapshotResult(None, str(exc))
         return SnapshotResult(snapshot.version if applied else None)
+
+    def _record(
+        self, db: Database, credentials: SqliteCredentials, applied: bool, now: Instant
+    ) -> None:
+        if not applied:
+            return
+        meta = credentials.meta()
+        event = record(
+            EventKind.SYSTEM,
+            "credentials_applied",
+            now.utc,
+            version=meta["version"],
+            cards=meta["cards"],
+            issued_at=meta["issued_at"],
+        )
+        outbox.append(db, self.device, [event.event], self.clock_synced())
 
 
 class Snapshots(Protocol):
@@ -115,7 +139,9 @@ class InlineSnapshots:
         return f"<InlineSnapshots {self.verifier.device}>"
 
     def submit(self, payload: bytes, now: Instant, *, delta: bool = False) -> SnapshotResult:
-        """Verify and apply the snapshot (or delta) at once."""
+        """Verify and apply the snapshot (or delta) at once; an empty one is nothing to do."""
+        if not payload:
+            return SnapshotResult(None)
         return self.verifier.apply(payload, self.store.db, now, delta=delta)
 
     def close(self) -> None:
@@ -185,7 +211,9 @@ class Remote:
         self, message: InboundMessage, now: Instant, *, delta: bool = False
     ) -> list[Output]:
         if not message.payload:
-            return []  # the retained snapshot (or delta: a full snapshot went out) was cleared
+            if delta:  # a full snapshot follows: a delta still waiting for the worker is void
+                self.snapshots.submit(b"", now, delta=True)
+            return []  # the retained snapshot (or delta) was cleared
         # With a worker, a large set is verified and written off the loop, so the doors
         # never wait; taps meanwhile use the old set, and the swap is one transaction.
         result = self.snapshots.submit(message.payload, now, delta=delta)
@@ -310,10 +338,13 @@ class SnapshotWorker:
         return f"<SnapshotWorker {self.store_path} pending={pending}>"
 
     def submit(self, payload: bytes, now: Instant, *, delta: bool = False) -> None:
-        """Queue a snapshot or delta; a newer one of the same kind replaces one not started."""
+        """Queue a snapshot or delta; a newer one of the same kind replaces one not started.
+
+        An empty delta drops the one waiting (the retained delta was cleared).
+        """
         with self._cond:
             if delta:
-                self._delta = payload
+                self._delta = payload or None
             else:
                 self._latest = payload
             self._cond.notify()

@@ -81,11 +81,12 @@ class SqliteCredentials:
         meta = self.meta()
         return int(meta.get("base", meta.get("version", 0)))
 
-    def apply(self, snapshot: Snapshot, applied_at: datetime) -> bool:
+    def apply(self, snapshot: Snapshot, applied_at: datetime, *, recorded: bool = False) -> bool:
         """Replace the set with a newer snapshot; call inside a transaction.
 
         Return False for the version already applied, or the base the set is built on (the
         retained snapshot comes again on each connection); raise SnapshotError for an older one.
+        `recorded`: the caller stores the `credentials_applied` event in this transaction.
         """
         current = self.version()
         if snapshot.version in (current, self.base()):
@@ -100,10 +101,12 @@ class SqliteCredentials:
             )
         guard.raise_to(self._db, guard.Guard(credentials_version=snapshot.version))
         self.replace(snapshot.policy, snapshot.credentials, snapshot.deny, snapshot.card_keys)
-        self._set_meta(snapshot.version, snapshot.version, snapshot.issued_at, applied_at)
+        self._set_meta(
+            snapshot.version, snapshot.version, snapshot.issued_at, applied_at, recorded=recorded
+        )
         return True
 
-    def apply_delta(self, delta: Delta, applied_at: datetime) -> bool:
+    def apply_delta(self, delta: Delta, applied_at: datetime, *, recorded: bool = False) -> bool:
         """Change the named cards of the base the delta is built on; call inside a transaction.
 
         Return False for the version already applied; raise SnapshotError (changing nothing)
@@ -148,11 +151,20 @@ class SqliteCredentials:
             "UPDATE policy SET version = ?, body = ? WHERE id = 1",
             [delta.version, json.dumps(policy_to_json(policy), sort_keys=True)],
         )
-        self._set_meta(delta.version, delta.base, delta.issued_at, applied_at)
+        self._set_meta(delta.version, delta.base, delta.issued_at, applied_at, recorded=recorded)
         return True
 
-    def _set_meta(self, version: int, base: int, issued_at: datetime, applied_at: datetime) -> None:
+    def _set_meta(
+        self,
+        version: int,
+        base: int,
+        issued_at: datetime,
+        applied_at: datetime,
+        *,
+        recorded: bool,
+    ) -> None:
         meta = {
+            "recorded": recorded,
             "version": version,
             "base": base,
             "issued_at": issued_at.isoformat(),

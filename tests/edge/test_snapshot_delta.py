@@ -12,9 +12,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.cardref import card_reference
+from edge.core.clock import Instant
 from edge.core.credentials import Credential, DenyReason
 from edge.core.policy import AccessPolicy, Rule
 from edge.link.messages import InboundMessage
+from edge.remote import SnapshotVerifier
 from edge.snapshot import SnapshotError, parse
 from edge.snapshot import build as build_snapshot
 from edge.snapshot_delta import build
@@ -217,8 +219,26 @@ def test_the_agent_refuses_a_delta_on_the_wrong_base_with_an_event(tmp_path: Pat
         running.settle()
         access = [e for e in outbox(device.store) if e["kind"] == "access"]
         assert (access[-1]["type"], access[-1]["reason"]) == ("denied", "revoked")
-        assert any(
-            e["type"] == "credentials_applied" and e["version"] == 42 for e in outbox(device.store)
-        )
+        applied = [e["version"] for e in outbox(device.store) if e["type"] == "credentials_applied"]
+        assert applied == [40, 42]  # once each: stored with the set, not again by the loop
     finally:
         running.stop()
+
+
+def test_an_applied_set_and_its_event_are_stored_together(store: Store) -> None:
+    verifier = SnapshotVerifier(PUBLIC, SITE, DEVICE)
+    now = Instant(0.0, ISSUED)
+    assert verifier.apply(full(40, 0, 1, 2), store.db, now).version == 40
+    assert verifier.apply(revoke(40, 42, 2), store.db, now, delta=True).version == 42
+    refused = verifier.apply(revoke(39, 43, 1), store.db, now, delta=True)
+    assert refused.error is not None
+    assert "built on snapshot v39" in refused.error
+    rows = store.db.execute("SELECT payload FROM outbox ORDER BY seq").fetchall()
+    events = [json.loads(text) for (text,) in rows]
+    assert [(e["type"], e["version"], e["cards"]) for e in events] == [
+        ("credentials_applied", 40, 3),
+        ("credentials_applied", 42, 2),
+    ]
+    assert SqliteCredentials(store.db).meta()["recorded"] is True
+    assert verifier.apply(revoke(40, 42, 2), store.db, now, delta=True).version is None
+    assert len(store.db.execute("SELECT seq FROM outbox").fetchall()) == 2  # no event again

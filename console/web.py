@@ -16,7 +16,8 @@ import io
 import os
 import secrets
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -84,12 +85,13 @@ def session_secret(path: Path) -> str:
 def create_app(settings: Settings) -> FastAPI:
     """Build the web application."""
     doors = web_doors.desk(settings)
+    log = open_log(settings.log_path)
     app = FastAPI(
         title="edge-console",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        lifespan=web_doors.lifespan(doors),
+        lifespan=_lifespan(web_doors.lifespan(doors), log),
     )
     app.add_middleware(
         SessionMiddleware,
@@ -105,7 +107,6 @@ def create_app(settings: Settings) -> FastAPI:
     # Times are stored in UTC; guards read them in the site's local time.
     templates.env.filters["local"] = lambda ts: _local(ts, zone)
     templates.env.filters["floor_label"] = floorplan.floor_label
-    log = open_log(settings.log_path)
     app.state.console = Console(
         settings,
         log,
@@ -126,6 +127,22 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(web_cards.router)
     app.include_router(web_sites.router)
     return app
+
+
+def _lifespan(
+    doors: Callable[[FastAPI], AbstractAsyncContextManager[None]], log: CentralLog
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Return the app's lifespan: the doors page's, then the log's connections close."""
+
+    @asynccontextmanager
+    async def span(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            async with doors(app):
+                yield
+        finally:
+            log.close()
+
+    return span
 
 
 async def _to_login(request: Request, _: Exception) -> Response:

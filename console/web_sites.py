@@ -40,5 +40,6 @@ def site_context(request: Request, scope: SiteScope) -> dict[str, Any]:
 @router.get("/sites", response_class=HTMLResponse)
 def sites_page(request: Request, session: SitesUser) -> Response:
     console = console_of(request)
-    links = site_links(console.log, console.people.site, datetime.now(UTC))
+    now = datetime.fromtimestamp(console.settings.clock(), UTC)  # the sessions' clock too
+    links = site_links(console.log, console.people.site, now)
     return page(request, "sites.html", links=links, duration=duration)

@@ -63,11 +63,16 @@ def db_option(f: Any) -> Any:
 
 
 def log_at(db: Path | str) -> CentralLog:
-    """Open the log `--db` names, or stop with the reason it cannot be opened."""
+    """Open the log `--db` names (closed when the command ends), or stop with the reason it
+    cannot be opened."""
     try:
-        return open_log(db)
+        log = open_log(db)
     except LogError as error:
         raise click.ClickException(terminal(str(error))) from None
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.call_on_close(log.close)
+    return log
 
 
 def beside(db: Path | str, name: str) -> Path:

@@ -3,7 +3,6 @@ SQLite and PostgreSQL alike (the command run in this process, its output capture
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from tests.pg import pg_database, postgres  # noqa: F401 (the fixtures)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def log_and_registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str]]:
+def log_and_registry(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
     """`--db` and `--registry` of the two sites' log (SQLite, or PostgreSQL)."""
     if request.param == "sqlite":
         target, home = str(tmp_path / "log.db"), None

@@ -18,6 +18,7 @@ from console.cli_users import db_option, log_at
 from console.i18n import code
 from console.people import Directory, RegistryMissing
 from console.safe_output import terminal
+from console.site_view import SiteScope
 
 
 @click.command("alarms")
@@ -32,7 +33,11 @@ from console.safe_output import terminal
     type=click.Path(path_type=Path, file_okay=False, exists=True),
     help="edge-provision's site directory, to name zones (and the registry, if not given).",
 )
-@click.option("--site", help="The site's id (read from the registry if not given).")
+@click.option(
+    "--site",
+    help="Only this site's alarms, its zones named (default: every site's; the registry's "
+    "site names zones).",
+)
 @click.option("--lang", type=click.Choice(["en", "ja"]), default="en", show_default=True)
 @click.pass_context
 def alarms(
@@ -58,14 +63,17 @@ def alarms(
     named = people if registry is not None else None
     log = log_at(db)
     try:
-        found = active(log, named, zones)
+        # Rows written before sites existed are the registry's site's (or --site's).
+        found = active(log, named, zones, SiteScope(site or "", people.site or site))
     finally:
         log.close()
     local = Words(named, zones).time
+    several = len({a.site for a in found}) > 1
     for a in found:
         acked = f"  [acknowledged by {a.acked_by}]" if a.acked_by else ""
+        where = f"{a.site}/{a.device}" if several else a.device
         line = (
-            f"{local(a.ts)}  {code(a.type, lang)}  {code(a.state, lang)}  {a.device}  {a.where}  "
+            f"{local(a.ts)}  {code(a.type, lang)}  {code(a.state, lang)}  {where}  {a.where}  "
             f"{a.detail}{acked}"
         )
         click.echo(terminal(line.rstrip()))

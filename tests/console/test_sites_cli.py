@@ -74,3 +74,14 @@ def test_a_site_the_log_lacks_is_a_usage_error_naming_its_sites(
         assert result.exit_code == 2, command
         assert "--site" in result.output
         assert f"use one of: {BRANCH}, {HOME}" in result.output
+
+
+def test_alarms_of_one_site_or_every_site_named_by_site(log_and_registry: list[str]) -> None:
+    branch = run("alarms", *log_and_registry, "--site", BRANCH)
+    assert branch.exit_code == 0, branch.output
+    assert [line.split("  ")[3] for line in branch.output.splitlines()] == ["gate-h1"]
+    every = run("alarms", *log_and_registry)
+    assert sorted(line.split("  ")[3] for line in every.output.splitlines()) == [
+        f"{BRANCH}/gate-h1",
+        f"{HOME}/gate-1",
+    ]

@@ -59,6 +59,7 @@ KINDS = {
     "reply": "reply/r1",
     "cmd": "cmd/ping",
     "credentials": "credentials",
+    "credentials-delta": "credentials/delta",
     # The gate's doors join lobby and staff-area (its example configuration); no device's
     # doors lead into the vault.
     "crossings": "crossings/staff-area",
@@ -95,7 +96,7 @@ def may_write(actor: str, target: str, kind: str) -> bool:
         return kind == "cmd"
     if role == "homeassistant":  # nothing under the root: only its own birth message
         return False
-    return kind == "credentials"
+    return kind in {"credentials", "credentials-delta"}
 
 
 def may_read(actor: str, target: str, kind: str) -> bool:
@@ -103,7 +104,7 @@ def may_read(actor: str, target: str, kind: str) -> bool:
     if role == "device":
         if kind in ("crossings", "positions"):  # every device's, of a zone it serves
             return actor in SERVES_STAFF_AREA
-        return actor == target and kind in {"cmd", "credentials"}
+        return actor == target and kind in {"cmd", "credentials", "credentials-delta"}
     if role == "rooms":  # never credentials, crossings, positions, commands or alarms
         return kind in ROOMS_READS
     if role == "console":

@@ -117,3 +117,19 @@ def test_without_a_session_the_sites_page_asks_for_a_login(url: str) -> None:
     reply = Client(url).get("/sites")
     assert reply.status == 303
     assert reply.headers["location"].endswith("/login")
+
+
+def test_a_guard_acknowledges_one_sites_alarm(url: str) -> None:
+    guard = client(url, "guard1")
+    rows = guard.get(f"/alarms/rows?site={BRANCH}").text
+    found = re.search(r'<tr class="alarm-raised" data-key="([^"]+)"', rows)
+    assert found is not None, rows
+    reply = guard.post("/alarms/ack", {"key": found.group(1), "csrf": guard.csrf("/alarms")})
+    assert reply.status == 303
+    after = guard.get("/alarms/rows").text
+    shown = re.findall(
+        r'class="alarm-raised( acked)?" data-key="[^"]+" data-type="door_forced" '
+        r'data-device="([^"]+)"',
+        after,
+    )
+    assert shown == [(" acked", "gate-h1"), ("", "gate-1")]  # the home site's still waits

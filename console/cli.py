@@ -1,6 +1,6 @@
 """`edge-console`: the security office's log, alarms, roll call and web page.
 
-edge-console collect --port 8883 --user console --password-file console.password
+edge-console collect --sites-dir /srv/edge/sites --user console-a --password-file …
 edge-console serve --registry SITE/registry.db
 edge-console log --since 2026-11-26T00:00 --door gate-1f-east --person 佐藤
 edge-console muster
@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import csv
 import getpass
-import logging
 import os
-import signal
 import sqlite3
-import threading
 from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
@@ -26,15 +23,15 @@ from typing import Any
 
 import click
 
-from console.anchor import Anchorer, AnchorError, check_file, load_or_create_key, load_verifier
+from console.anchor import AnchorError, check_file, load_verifier
 from console.chain import BY_NAME
 from console.cli_alarms import alarms
+from console.cli_collect import ANCHOR_KEY, collect
 from console.cli_desk import card_group, pass_group
 from console.cli_doors import door_group, fire_reset, lockdown, serve_acting, serve_acting_options
 from console.cli_forgive import forgive
 from console.cli_sites import devices, muster, registry_option, site_scope, sites
 from console.cli_users import beside, db_option, log_at, users_group
-from console.collector import Collector
 from console.log import CentralLog
 from console.people import Directory
 from console.safe_output import terminal
@@ -42,10 +39,6 @@ from console.search import Query, QueryError, export_rows, parse_query, search
 from console.users import (
     audit,
 )
-from edge.errors import EdgeError
-
-ANCHOR_FILE = "anchors.jsonl"  # beside the log unless --anchor-file
-ANCHOR_KEY = "console-anchor.key"
 
 
 def query_options(f: Any) -> Any:
@@ -76,126 +69,6 @@ def query_options(f: Any) -> Any:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """The security console: central log, alarms, roll call, web page."""
-
-
-@cli.command()
-@db_option
-@click.option("--host", default="localhost", show_default=True, help="Broker host.")
-@click.option("--port", default=8883, show_default=True, help="Broker port.")
-@click.option(
-    "--user",
-    default="console",
-    show_default=True,
-    help="Broker account, one per collector: the broker uses it as the client id.",
-)
-@click.option(
-    "--password-file",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="File with the account's password (from edge-provision account add).",
-)
-@click.option("--site", required=True, help="Site id, e.g. kamakura-city-hall.")
-@click.option("--root", default="edge", show_default=True, help="MQTT topic root.")
-@click.option(
-    "--registry",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="edge-provision's SITE/registry.db: the device configurations in SITE/devices/ "
-    "say what each device may report.",
-)
-@click.option(
-    "--group",
-    help="Share the load between several collectors (an MQTT 5 shared subscription of this "
-    "name), each with its own --user. Without it, one collector: a plain subscription, which "
-    "mosquitto keeps across its own restart (it does not keep shared ones).",
-)
-@click.option(
-    "--ca-file",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="TLS: the CA that signed the broker's certificate (omit for plain TCP).",
-)
-@click.option(
-    "--anchor-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Append every chain's head (events, audit, acknowledgements), signed, to this file "
-    "as a JSON line every --anchor-every-s and on stop [default: anchors.jsonl beside --db]. "
-    "Keep it on another disk or host; `verify --anchor-file` checks the log against it.",
-)
-@click.option(
-    "--anchor-key",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="The Ed25519 key (PEM) that signs anchor lines; created (mode 0600) when missing "
-    "[default: console-anchor.key beside --db].",
-)
-@click.option(
-    "--anchor-every-s",
-    type=click.FloatRange(min=0.1, max=86400),
-    default=300,
-    show_default=True,
-    help="Seconds between anchor lines (a line only when the log moved).",
-)
-@click.option("--no-anchor", is_flag=True, help="Write no anchor lines.")
-def collect(
-    db: Path,
-    host: str,
-    port: int,
-    user: str,
-    password_file: Path | None,
-    site: str,
-    root: str,
-    registry: Path,
-    group: str | None,
-    ca_file: Path | None,
-    anchor_file: Path | None,
-    anchor_key: Path | None,
-    anchor_every_s: float,
-    no_anchor: bool,
-) -> None:
-    """Collect every device's events into the central log until stopped (SIGTERM).
-
-    Unless --no-anchor, the heads of the log's chains are signed into --anchor-file on a
-    schedule and on stop, so a log rewritten later fails `verify --anchor-file`.
-    """
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    anchorer = None
-    if not no_anchor:
-        try:
-            key = load_or_create_key(anchor_key or db.with_name(ANCHOR_KEY))
-        except AnchorError as error:
-            raise click.ClickException(str(error)) from None
-        anchorer = Anchorer(anchor_file or db.with_name(ANCHOR_FILE), key, anchor_every_s)
-        click.echo(
-            f"anchoring to {anchorer.path} every {anchor_every_s:g} s; anchor public key "
-            f"{anchorer.public_key}",
-            err=True,
-        )
-    password = password_file.read_text().strip() if password_file else None
-    collector = Collector(
-        db,
-        site_dir=registry.parent,
-        host=host,
-        port=port,
-        site=site,
-        root=root,
-        username=user,
-        password=password,
-        client_id=user,
-        group=group,
-        ca_file=str(ca_file) if ca_file else None,
-        anchorer=anchorer,
-    )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        collector.start()
-    except EdgeError as error:
-        raise click.ClickException(str(error)) from None
-    sharing = f"sharing as {group}" if group else "alone"
-    click.echo(f"collecting {root}/{site} into {db} as {user} ({sharing})", err=True)
-    stop.wait()
-    collector.close()
-    click.echo(f"stopped: {collector.stored} events stored this run", err=True)
 
 
 @cli.command()
@@ -436,6 +309,7 @@ def verify(
 
 cli.add_command(users_group)
 for command in (
+    collect,
     alarms,
     door_group,
     lockdown,

@@ -1,36 +1,46 @@
 """The collector: every device's events, status and occupancy into the central log.
 
-Events arrive on an MQTT 5 shared subscription (`$share/{group}/…`), so several collectors
-split the load; each message is acknowledged to the broker only after it is stored or
-refused, and the session is persistent, so neither a collector restart nor a broker
-outage loses an event. Status and occupancy are retained and idempotent: every collector
-takes them all (the broker does not send retained messages to shared subscriptions).
+A collector takes one or more sites. For each it subscribes, in its own persistent MQTT 5
+session (it never expires), to the devices' events, status and occupancy, the rooms
+service's view and the site's bridge state; each message is acknowledged to the broker only
+after it is stored or refused, so neither a collector restart nor a broker restart loses an
+event. The subscriptions are plain, never `$share` ones: mosquitto restores plain ones with
+the session after its own restart and not shared ones. Several collectors may take the same
+sites for redundancy (each receives every message; the log stores each event once, keyed by
+its site and id) or different sites to share the load.
 
 Each message is judged alone: read under limits (`console.intake`), then checked against
-what its device was provisioned with (`console.claims`). A message that fails is refused
-with its reason, kept aside without its payload (`console.refusals`), acknowledged, and
-raises the device's console alarm; it never holds back another message. Only a failure of
-the database itself (disk full, locked) leaves a batch unacknowledged, to be delivered again.
-Messages wait in one lane per device, drained in turn behind a per-device rate budget
-(`console.lanes`), so a device that floods delays nobody else.
+what its device was provisioned with in its own site's directory (`console.claims`). A
+message that fails is refused with its reason, kept aside without its payload
+(`console.refusals`), acknowledged, and raises the device's console alarm; it never holds
+back another message. Only a failure of the database itself (disk full, locked) leaves a
+batch unacknowledged, to be delivered again. Messages wait in one lane per device of each
+site, drained in turn behind a per-device rate budget (`console.lanes`), so a device that
+floods delays nobody else.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from console import refusals, rooms_view
+from console import refusals
 from console.anchor import Anchorer
 from console.claims import Registry
-from console.intake import Refused, parse
+from console.judged import (
+    UNKNOWN,
+    Judged,
+    Refuse,
+    claim,
+    parsed,
+    rooms,
+)
 from console.lanes import Lanes
-from console.log import CentralLog, LogError, identity
+from console.log import CentralLog, open_log
 from console.mqtt import ConsoleClient, Message
 from console.refusals import BAD_MESSAGES, CLAIM_REFUSED, Refusal
 from edge.core.clock import utc_text
@@ -45,19 +55,6 @@ BATCH_WAIT_S = 0.02
 # x86-64 on loopback; a Raspberry Pi is slower), so an honest device never exceeds this.
 RATE_PER_S: Final = 15_000.0
 BURST: Final = 30_000.0
-UNKNOWN: Final = "(unknown)"  # the lane and refusals of every device not provisioned
-FUTURE: Final = timedelta(minutes=5)  # a device clock this far ahead is not believed
-EPOCH: Final = datetime(2020, 1, 1, tzinfo=UTC)  # nor one before the system existed
-
-
-class Refuse(Exception):
-    """Refuse one message: why, whose it is, and which console alarm it raises."""
-
-    def __init__(self, reason: str, device: str, alarm: str = BAD_MESSAGES) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.device = device
-        self.alarm = alarm
 
 
 class Collector:
@@ -65,34 +62,47 @@ class Collector:
 
     def __init__(
         self,
-        log_path: Path,
+        log_target: str | Path,
         *,
-        site_dir: Path,
         host: str,
         port: int,
-        site: str,
+        sites: Mapping[str, Path] | None = None,
+        site_dir: Path | None = None,
+        site: str | None = None,
         root: str = "edge",
         username: str | None = None,
         password: str | None = None,
         client_id: str = "console-collector",
-        group: str | None = None,
         ca_file: str | None = None,
         rate_per_s: float = RATE_PER_S,
         burst: float = BURST,
         anchorer: Anchorer | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.log = CentralLog(log_path)
+        """Take `sites` ({site id: its directory}), or one `site` in `site_dir`."""
+        if sites is None:
+            if site is None or site_dir is None:
+                raise ValueError(
+                    "a collector takes sites={site: directory}, or site= and site_dir="
+                )
+            sites = {site: site_dir}
+        elif site is not None or site_dir is not None:
+            raise ValueError("give a collector sites= or site= with site_dir=, not both")
+        if not sites:
+            raise ValueError("a collector takes at least one site")
+        self.registries = {name: Registry(directory, name) for name, directory in sites.items()}
+        self.log = open_log(log_target)
         self.clock = clock  # the console's time: receive times, and what device times face
         self._anchorer = anchorer  # signs the chains' heads into a file outside, on a schedule
-        self.registry = Registry(site_dir, site)
-        self.site = site
         self.root = root
+        self._prefix = f"{root}/"
         self.received = 0
         self.stored = 0
         self.rejected = 0  # messages refused (their own, over the budget, or by the log)
         self.accepted = 0  # messages judged good (stored, or already stored)
         self.over_budget = 0
+        # Per site: how far behind its newest event was when its last batch was stored.
+        self.lag_s: dict[str, float] = {}
         self.lanes: Lanes[Message] = Lanes(rate_per_s, burst)
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -112,27 +122,35 @@ class Collector:
             ca_file=ca_file,
             on_connect=self._connected,
         )
-        # One collector: a plain subscription, which the broker keeps in the persistent
-        # session across its own restart. Several: a shared one splits the load, but
-        # mosquitto 2.0 does not restore shared subscriptions after a restart (see docs/mqtt.md).
-        events = topics.events_filter(root, site)
-        self.client.subscribe(
-            f"$share/{group}/{events}" if group else events,
-            topics.status_filter(root, site),
-            topics.occupancy_filter(root, site),
-            topics.rooms_view(root, site),  # the rooms service's building view (its status
-            handler=self._receive,  # arrives with the devices': `+/status`)
-        )
+        self.client.subscribe(*self.filters(), handler=self._receive)
         self._writer = threading.Thread(target=self._write_loop, name="collector", daemon=True)
         log.info(
-            "collector %s: %s/%s, claims from %s, budget %.0f/s (burst %.0f) per device",
+            "collector %s: %s, sites %s, budget %.0f/s (burst %.0f) per device",
             client_id,
             root,
-            site,
-            self.registry.devices_dir,
+            ", ".join(f"{s} (claims from {r.devices_dir})" for s, r in self.registries.items()),
             rate_per_s,
             burst,
         )
+
+    @property
+    def sites(self) -> list[str]:
+        """The sites this collector takes."""
+        return list(self.registries)
+
+    def filters(self) -> list[str]:
+        """Return the topic filters this collector subscribes to, every site's in turn."""
+        filters: list[str] = []
+        for site in self.registries:
+            filters += [
+                topics.events_filter(self.root, site),
+                topics.status_filter(self.root, site),  # the rooms service's status too
+                topics.occupancy_filter(self.root, site),
+                topics.rooms_view(self.root, site),  # the rooms service's building view
+                topics.bridge_state(self.root, site),  # the site broker's link
+                topics.bridge_stored(self.root, site),
+            ]
+        return filters
 
     def __repr__(self) -> str:
         return f"<Collector {self.client.client_id} stored={self.stored} rejected={self.rejected}>"
@@ -166,12 +184,21 @@ class Collector:
     # -- paho's thread: file the message in its device's lane, nothing more -----------------
 
     def _receive(self, message: Message) -> None:
-        parts = message.topic.split("/", 3)
-        device = parts[2] if len(parts) > 3 else UNKNOWN
-        if not self.registry.known(device) and device != topics.ROOMS:
-            device = UNKNOWN
-        if not self.lanes.put(device, message):
+        if not self.lanes.put(self._lane(message.topic), message):
             self.client.ack(message)  # over the device's budget: refused, counted, gone
+
+    def _lane(self, topic: str) -> str:
+        """Return `{site}/{device}` for a provisioned device of a site taken, else UNKNOWN."""
+        if not topic.startswith(self._prefix):
+            return UNKNOWN
+        parts = topic[len(self._prefix) :].split("/", 2)
+        registry = self.registries.get(parts[0])
+        if registry is None or len(parts) < 3:
+            return UNKNOWN
+        device = parts[1]
+        if registry.known(device) or device in (topics.ROOMS, topics.BRIDGE):
+            return f"{parts[0]}/{device}"
+        return UNKNOWN
 
     def _connected(self) -> None:
         now = self.clock()
@@ -213,181 +240,99 @@ class Collector:
         if self._anchorer is not None:
             self._anchorer.anchor(self.log)  # the heads as this run leaves them
 
-    def _store(self, batch: list[Message], over: dict[str, int]) -> list[str]:
+    def _store(self, batch: list[Message], over: Mapping[str, int]) -> list[str]:
         now_dt = self.clock()
         now = utc_text(now_dt)
-        judged = Judged(now_dt)
+        judged: dict[str, Judged] = {}  # only the sites this batch has messages of
+        strays: list[Refusal] = []  # refused before any site of ours could be named
         for message in batch:
             self.received += 1
             try:
-                self._judge(message, judged)
+                self._judge(message, judged, now_dt)
                 self.accepted += 1
             except Refuse as refuse:
-                judged.refused.append(
-                    Refusal.of(
-                        refuse.device, refuse.alarm, refuse.reason, message.topic, message.payload
-                    )
+                site = self._site_of(message.topic)
+                refusal = Refusal.of(
+                    refuse.device, refuse.alarm, refuse.reason, message.topic, message.payload
                 )
-        for device, count in over.items():
+                (_share(judged, site, now_dt).refused if site else strays).append(refusal)
+        for lane, count in over.items():
             self.over_budget += count
+            site, _, device = lane.rpartition("/")
             reason = f"{count} messages over the budget of {self.lanes.rate_per_s:.0f}/s"
-            judged.refused.append(Refusal(device, BAD_MESSAGES, reason, "", 0, "", count))
-        stored = judged.write(self.log, now)
+            refusal = Refusal(device, BAD_MESSAGES, reason, "", 0, "", count)
+            taken = site in self.registries
+            (_share(judged, site, now_dt).refused if taken else strays).append(refusal)
+        stored: list[str] = []
+        for site, share in judged.items():
+            new = share.write(self.log, now)
+            stored += new
+            if share.newest is not None:
+                self.lag_s[site] = (now_dt - datetime.fromisoformat(share.newest)).total_seconds()
+        refused = strays + [r for share in judged.values() for r in share.refused]
         self.stored += len(stored)
-        self.rejected += sum(r.count for r in judged.refused)
-        refusals.keep(self.log, judged.refused, now)
-        if judged.refused:  # one line a batch, however many: a flood must not flood the log
-            first = judged.refused[0]
+        self.rejected += sum(r.count for r in refused)
+        refusals.keep(self.log, strays, now)  # under no site of ours: the log's own
+        for site, share in judged.items():
+            refusals.keep(self.log, share.refused, now, site=site)
+        if refused:  # one line a batch, however many: a flood must not flood the log
+            first = refused[0]
             log.warning(
                 "refused %d messages (from %s: %s%s)",
-                sum(r.count for r in judged.refused),
+                sum(r.count for r in refused),
                 first.device,
                 first.reason,
-                ", …" if len(judged.refused) > 1 else "",
+                ", …" if len(refused) > 1 else "",
             )
         return stored
 
-    def _judge(self, message: Message, judged: Judged) -> None:
-        levels = topics.device_levels(message.topic, self.root, self.site)
-        if levels is None or len(levels) < 2:
-            raise Refuse("not under this site's topics", UNKNOWN)
+    def _site_of(self, topic: str) -> str | None:
+        """Return the site a topic is under if this collector takes it, else None."""
+        if not topic.startswith(self._prefix):
+            return None
+        site = topic[len(self._prefix) :].split("/", 1)[0]
+        return site if site in self.registries else None
+
+    def _judge(self, message: Message, judged: dict[str, Judged], now: datetime) -> None:
+        site = self._site_of(message.topic)
+        levels = None if site is None else topics.device_levels(message.topic, self.root, site)
+        if site is None or levels is None or len(levels) < 2:
+            raise Refuse("not under the topics of a site this collector takes", UNKNOWN)
+        share = _share(judged, site, now)
         device, where, *rest = levels
         if device == topics.ROOMS and not rest:  # never a device's id: the rooms service's
-            _rooms(where, message.payload, self.site, judged)
+            rooms(where, message.payload, share)
             return
-        claims = self.registry.claims(device)
+        if device == topics.BRIDGE and not rest:  # never a device's id: the site broker's bridge
+            share.link(where, message.payload)
+            return
+        claims = self.registries[site].claims(device)
         if claims is None:
             raise Refuse(f"device {device[:40]!r} is not provisioned", UNKNOWN, CLAIM_REFUSED)
         if not message.payload and where in ("status", "occupancy"):
             return  # a retained message cleared: nothing to store
-        body = _parse(message.payload, device)
+        body = parsed(message.payload, device)
         if not isinstance(body, dict):
             raise Refuse(f"{where} payload is not a JSON object", device)
         if where == "status" and not rest:
-            judged.statuses.append((device, message.payload.decode()))
+            share.statuses.append((device, message.payload.decode()))
         elif where == "occupancy" and len(rest) == 1:
-            _claim(claims.occupancy(rest[0], body), device)
-            order = judged.plausible(body.get("ts"))
+            claim(claims.occupancy(rest[0], body), device)
+            order = share.plausible(body.get("ts"))
             ts = str(body["ts"]) if order is None else order
-            judged.occupancy.append((device, rest[0], body.get("count") or 0, body, ts))
+            share.occupancy.append((device, rest[0], body.get("count") or 0, body, ts))
             if "id" in body:  # an occupancy change is an event of the device's sequence too
-                judged.event(body, device)
+                share.event(body, device)
         elif where == "events" and len(rest) == 1:
-            _claim(claims.event(rest[0], body), device)
-            judged.event(body, device)
+            claim(claims.event(rest[0], body), device)
+            share.event(body, device)
         else:
             raise Refuse("not a status, event or occupancy topic", device)
 
 
-class Judged:
-    """What one batch holds once judged: what to store and what was refused."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-        self._now_text = utc_text(now)
-        self._latest = now + FUTURE
-        self.events: list[dict[str, Any]] = []
-        self.implausible: dict[str, str] = {}
-        self.statuses: list[tuple[str, str]] = []
-        self.occupancy: list[tuple[str, str, int, dict[str, Any], str]] = []
-        self.rooms: list[tuple[str, str]] = []  # the rooms service's (view | status, body)
-        self.refused: list[Refusal] = []
-
-    def event(self, body: dict[str, Any], device: str) -> None:
-        """Accept an event for storing, once its id names this device and its seq."""
-        try:
-            event_id, owner, _ = identity(body)
-        except LogError as error:
-            raise Refuse(str(error)[:200], device) from None
-        if owner != device:
-            raise Refuse("event id names another device", device)
-        order = self.plausible(body.get("ts"))
-        if order is not None:
-            self.implausible[event_id] = order
-        self.events.append(body)
-
-    def plausible(self, ts: object) -> str | None:
-        """Return None if a device's `ts` can order its event, else the time to use instead."""
-        now = self._now_text
-        if not isinstance(ts, str) or len(ts) > 40:
-            return now
-        try:
-            when = datetime.fromisoformat(ts)
-        except ValueError:
-            return now
-        if when.tzinfo is None or utc_text(when) != ts:
-            return now  # not the contract's UTC text: it would sort among the others wrongly
-        return now if not EPOCH <= when <= self._latest else None
-
-    def write(self, log: CentralLog, now: str) -> list[str]:
-        """Store what was accepted; refuse alone what the database refuses. Return the ids of
-        the events stored (duplicates left out)."""
-        for device, status in self.statuses:
-            self._alone(device, lambda: log.set_status(device, status, now))  # noqa: B023
-        for device, zone, count, body, ts in self.occupancy:
-            occupied = bool(body.get("occupied"))
-            self._alone(device, lambda: log.set_occupancy(device, zone, count, occupied, ts))  # noqa: B023
-        for what, kept in self.rooms:
-            self._alone(topics.ROOMS, lambda: log.set_rooms(what, kept, now))  # noqa: B023
-        events = self.events
-        try:
-            return log.append(events, now, self.implausible)
-        except Exception as error:
-            if _database_wide(error):
-                raise
-        stored: list[str] = []
-        for event in events:  # one of them the log refuses: store the others one by one
-            try:
-                stored += log.append([event], now, self.implausible)
-            except Exception as error:
-                if _database_wide(error):
-                    raise
-                self._refused_by_log(str(event.get("id", "")).rsplit(":", 1)[0], error)
-        return stored
-
-    def _alone(self, device: str, write: Callable[[], None]) -> None:
-        """Write one status or occupancy (called at once); refuse it if the log refuses it."""
-        try:
-            write()
-        except Exception as error:
-            if _database_wide(error):
-                raise
-            self._refused_by_log(device, error)
-
-    def _refused_by_log(self, device: str, error: Exception) -> None:
-        reason = f"the log refused it: {type(error).__name__}"
-        self.refused.append(Refusal(device, BAD_MESSAGES, reason, "", 0, ""))
-
-
-def _parse(payload: bytes, device: str) -> Any:
-    try:
-        return parse(payload)
-    except Refused as refused:
-        raise Refuse(str(refused), device) from None
-
-
-def _rooms(where: str, payload: bytes, site: str, judged: Judged) -> None:
-    """Keep the rooms service's view or status once judged (console.rooms_view)."""
-    if not payload:
-        return  # a retained message cleared: the last one kept stays
-    try:
-        if where == rooms_view.VIEW:
-            judged.rooms.append((where, rooms_view.judge_view(payload, site)))
-        elif where == rooms_view.STATUS:
-            judged.rooms.append((where, rooms_view.judge_status(payload)))
-        else:
-            raise Refuse("not a rooms service topic the console reads", topics.ROOMS)
-    except rooms_view.ViewRefused as refused:
-        raise Refuse(str(refused), topics.ROOMS) from None
-
-
-def _claim(problem: str | None, device: str) -> None:
-    if problem is not None:
-        raise Refuse(problem, device, CLAIM_REFUSED)
-
-
-def _database_wide(error: BaseException) -> bool:
-    """True for a failure of the database itself (full, locked, corrupt), not of one row."""
-    return isinstance(error, sqlite3.OperationalError | MemoryError) or (
-        type(error) is sqlite3.DatabaseError
-    )
+def _share(judged: dict[str, Judged], site: str, now: datetime) -> Judged:
+    """Return the batch's share of `site`, made at its first message."""
+    share = judged.get(site)
+    if share is None:
+        share = judged[site] = Judged(site, now)
+    return share

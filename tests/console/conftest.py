@@ -76,7 +76,6 @@ def collectors(broker: Broker, site_dir: Path) -> Iterator[Callable[..., Collect
     def make(
         log_path: Path,
         client_id: str = "collector-a",
-        group: str | None = None,
         **options: Any,
     ) -> Collector:
         collector = Collector(
@@ -86,7 +85,6 @@ def collectors(broker: Broker, site_dir: Path) -> Iterator[Callable[..., Collect
             port=broker.port,
             site=SITE,
             client_id=client_id,
-            group=group,
             **options,
         )
         made.append(collector)

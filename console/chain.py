@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from console.log_store import Executor
+from console.log_store import Executor, Writer
 
 GENESIS = "0" * 64
 SCHEME = 2  # every chained column
@@ -162,6 +162,33 @@ def insert(
         params,
     )
     return int(cursor.fetchone()[0]), digest
+
+
+def insert_many(
+    conn: Writer,
+    chain: Chain,
+    rows: Sequence[Mapping[str, Any]],
+    numbers: Sequence[int],
+    previous: tuple[int, str],
+) -> tuple[int, str]:
+    """Store events as rows `numbers`, each chained on the one before, the first on
+    `previous` (row, hash), in the caller's transaction; return the last (row, hash).
+    The caller records the head (`set_head`) once its rows are in."""
+    row, head = previous
+    params: list[list[Any]] = []
+    for number, values in zip(numbers, rows, strict=True):
+        digest = row_hash(head, chain, values)
+        linked = [row] if chain.site is not None else []
+        params.append([number, *(values.get(c) for c in chain.columns), digest, SCHEME, *linked])
+        row, head = number, digest
+    columns = [chain.row, *chain.columns, "hash", "scheme", *(["prev"] if chain.site else [])]
+    if params:
+        conn.executemany(
+            f"INSERT INTO {chain.table} ({', '.join(columns)}) "  # noqa: S608  # names from CHAINS
+            f"VALUES ({', '.join('?' * len(columns))})",
+            params,
+        )
+    return row, head
 
 
 def append_row(conn: Executor, chain: Chain, values: Mapping[str, Any]) -> int:

@@ -19,6 +19,7 @@ holds the statements that differ.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from console.chain import (
     by_name,
     canonical,
     chain_hash,
-    insert,
+    insert_many,
     newest,
     set_head,
     site_events,
@@ -151,47 +152,47 @@ class CentralLog:
         two collectors writing the same site never fork its chain.
         """
         site = self._keys.site(site)
-        stored: list[str] = []
         events = list(events)
-        for event in events:  # all or nothing: check every event before writing any
-            identity(event)
+        ids = [identity(event) for event in events]  # all or nothing: check each first
         later = implausible or {}
         self._store.prepare([{"ts": later.get(e["id"], e.get("ts"))} for e in events])
         with self._store.transaction() as conn:
             chain = site_events(site) if site is not None and self.keys_sites else EVENTS
-            row, head = self._keys.lock_head(conn, chain)
-            touched: set[str] = set()
-            claimed: set[str] = set()
-            for event in events:
-                event_id, device, seq = identity(event)
-                if device not in claimed:
-                    self._keys.claim(conn, device, site)
-                    claimed.add(device)
-                if not self._keys.first(conn, site, event_id):
-                    key, params = self._keys.key(site, device)
-                    conn.execute(
-                        f"UPDATE devices SET duplicates = duplicates + 1 WHERE {key}",  # noqa: S608
-                        params,
-                    )
+            head = self._keys.lock_head(conn, chain)
+            for device in sorted({device for _, device, _ in ids}):
+                self._keys.claim(conn, device, site)
+            fresh = self._keys.fresh(conn, site, [event_id for event_id, _, _ in ids])
+            rows: list[dict[str, Any]] = []
+            duplicates: Counter[str] = Counter()
+            highest: dict[str, int] = {}
+            for event, (event_id, device, seq) in zip(events, ids, strict=True):
+                if event_id not in fresh:  # stored before, or earlier in this batch
+                    duplicates[device] += 1
                     continue
+                fresh.discard(event_id)
+                highest[device] = max(seq, highest.get(device, 0))
                 nested = event.get("data")
                 data: dict[str, Any] = nested if isinstance(nested, dict) else event
-                values = {
-                    "site": site,
-                    "id": event_id,
-                    "device": device,
-                    "seq": seq,
-                    "ts": _clean(later.get(event_id, str(event.get("ts", "")))),
-                    "kind": _clean(str(event.get("kind", ""))),
-                    "type": _clean(str(event.get("type", ""))),
-                    "door": _text(data.get("door")),
-                    "card_ref": _text(data.get("card_ref")),
-                    "reason": _text(data.get("reason")),
-                    "body": canonical(event),
-                    "received_at": received_at,
-                    "ts_implausible": int(event_id in later),
-                }
-                row, head = insert(conn, chain, values, (row, head))
+                rows.append(
+                    {
+                        "site": site,
+                        "id": event_id,
+                        "device": device,
+                        "seq": seq,
+                        "ts": _clean(later.get(event_id, str(event.get("ts", "")))),
+                        "kind": _clean(str(event.get("kind", ""))),
+                        "type": _clean(str(event.get("type", ""))),
+                        "door": _text(data.get("door")),
+                        "card_ref": _text(data.get("card_ref")),
+                        "reason": _text(data.get("reason")),
+                        "body": canonical(event),
+                        "received_at": received_at,
+                        "ts_implausible": int(event_id in later),
+                    }
+                )
+            numbers = self._keys.allocate(conn, len(rows))
+            row, digest = insert_many(conn, chain, rows, numbers, head)
+            for device, seq in sorted(highest.items()):
                 conn.execute(
                     "INSERT INTO devices (site, device, contiguous, max_seq) VALUES (?, ?, 0, ?) "  # noqa: S608
                     f"ON CONFLICT {self._keys.conflict('device')} DO UPDATE SET max_seq = "
@@ -199,13 +200,17 @@ class CentralLog:
                     "ELSE devices.max_seq END",
                     [site, device, seq],
                 )
-                touched.add(device)
-                stored.append(event_id)
-            for device in sorted(touched):
+            for device, count in sorted(duplicates.items()):
+                key, params = self._keys.key(site, device)
+                conn.execute(
+                    f"UPDATE devices SET duplicates = duplicates + ? WHERE {key}",  # noqa: S608
+                    [count, *params],
+                )
+            for device in sorted(highest):
                 self._keys.advance_contiguous(conn, site, device)
-            if stored:
-                set_head(conn, chain, row, head)
-        return stored
+            if rows:
+                set_head(conn, chain, row, digest)
+        return [values["id"] for values in rows]
 
     def set_status(
         self, device: str, body: str, received_at: str, *, site: str | None = None

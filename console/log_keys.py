@@ -10,6 +10,7 @@ from typing import Any
 from console.chain import ACKS, AUDIT, CHAINS, GENESIS, SITE_EVENTS, Chain, site_events, stored_head
 from console.log_store import Executor, LogError
 
+_CHUNK = 500  # ids in one statement, seqs read at a time
 _SITE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")  # a topic level (edge.link.topics)
 
 
@@ -70,37 +71,70 @@ class Keys:
                 "apart, or use PostgreSQL (a postgresql:// log) for several sites"
             )
 
-    def first(self, conn: Executor, site: str | None, event_id: str) -> bool:
-        """Return True if the event is not stored yet (PostgreSQL: and claim its id)."""
+    def fresh(self, conn: Executor, site: str | None, ids: list[str]) -> set[str]:
+        """Return the ids not stored yet (PostgreSQL: and claim them for this transaction)."""
         if self.by_site:
-            return bool(
-                conn.execute(
-                    "INSERT INTO event_ids (site, id) VALUES (?, ?) ON CONFLICT DO NOTHING "
-                    "RETURNING 1",
-                    [site, event_id],
-                ).fetchone()
-            )
-        return conn.execute("SELECT 1 FROM events WHERE id = ?", [event_id]).fetchone() is None
+            return {
+                event_id
+                for (event_id,) in conn.execute(
+                    "INSERT INTO event_ids (site, id) SELECT ?, unnest(CAST(? AS text[])) "
+                    "ON CONFLICT DO NOTHING RETURNING id",
+                    [site, ids],
+                )
+            }
+        stored: set[str] = set()
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            stored |= {
+                event_id
+                for (event_id,) in conn.execute(
+                    f"SELECT id FROM events WHERE id IN ({', '.join('?' * len(chunk))})",  # noqa: S608
+                    chunk,
+                )
+            }
+        return set(ids) - stored
 
-    def stored(self, conn: Executor, site: str | None, event_id: str) -> bool:
-        if self.by_site:
-            sql, params = "SELECT 1 FROM event_ids WHERE site = ? AND id = ?", [site, event_id]
-        else:
-            sql, params = "SELECT 1 FROM events WHERE id = ?", [event_id]
-        return conn.execute(sql, params).fetchone() is not None
+    def allocate(self, conn: Executor, count: int) -> list[int]:
+        """Return the row numbers of `count` new events, in order."""
+        if not count:
+            return []
+        if self.by_site:  # one sequence across sites: each collector takes its own numbers
+            return sorted(
+                int(number)
+                for (number,) in conn.execute(
+                    "SELECT nextval('events_row') FROM generate_series(1, ?)", [count]
+                )
+            )
+        (last,) = conn.execute("SELECT coalesce(max(row), 0) FROM events").fetchone()
+        return list(range(int(last) + 1, int(last) + 1 + count))
 
     def advance_contiguous(self, conn: Executor, site: str | None, device: str) -> None:
+        """Move the device's `contiguous` up past every seq now stored without a hole."""
         key, params = self.key(site, device)
         (contiguous,) = conn.execute(
             f"SELECT contiguous FROM devices WHERE {key}",  # noqa: S608
             params,
         ).fetchone()
-        while self.stored(conn, site, f"{device}:{contiguous + 1}"):
-            contiguous += 1
-        conn.execute(
-            f"UPDATE devices SET contiguous = ? WHERE {key}",  # noqa: S608
-            [contiguous, *params],
-        )
+        start = contiguous
+        while True:
+            seqs = [
+                int(seq)
+                for (seq,) in conn.execute(
+                    f"SELECT seq FROM events WHERE {key} AND seq > ? ORDER BY seq LIMIT ?",  # noqa: S608
+                    [*params, contiguous, _CHUNK],
+                )
+            ]
+            for seq in seqs:
+                if seq != contiguous + 1:
+                    break
+                contiguous = seq
+            if contiguous != (seqs[-1] if seqs else None) or len(seqs) < _CHUNK:
+                break
+        if contiguous != start:
+            conn.execute(
+                f"UPDATE devices SET contiguous = ? WHERE {key}",  # noqa: S608
+                [contiguous, *params],
+            )
 
     def lock_head(self, conn: Executor, chain: Chain) -> tuple[int, str]:
         """Return the head new rows chain on; PostgreSQL: lock it till the transaction ends."""

@@ -82,6 +82,11 @@ class PgDatabase:
         """Run one statement; return its cursor (rows as tuples)."""
         return self.conn.execute(translate(sql), _params(parameters))
 
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> None:
+        """Run one statement for each set of values (pipelined: one round trip, not one each)."""
+        with self.conn.cursor() as cursor:
+            cursor.executemany(translate(sql), [_params(p) for p in seq_of_parameters])
+
     def query(self, sql: str, params: Any = None, /) -> Iterator[dict[str, Any]]:
         """Run one statement; yield its rows as dicts."""
         with self.conn.cursor(row_factory=dict_row) as cursor:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from console.log_schema import migrations
-from console.log_store import Executor, LogDatabase, LogError
+from console.log_store import Executor, LogDatabase, LogError, Writer
 from provisioning.files import private_database
 
 
@@ -65,7 +65,7 @@ class SqliteStore:
         self._local = threading.local()
 
     @contextmanager
-    def transaction(self) -> Iterator[Executor]:
+    def transaction(self) -> Iterator[Writer]:
         """Write in one transaction on this thread's connection; inside one, join it."""
         conn = self.database().conn
         if conn.in_transaction:

@@ -42,6 +42,12 @@ class Executor(Protocol):
     def execute(self, sql: str, parameters: Any = ..., /) -> Rows: ...
 
 
+class Writer(Executor, Protocol):
+    """A connection in a write transaction: one statement, or one for each set of values."""
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> Any: ...
+
+
 class LogDatabase(Executor, Protocol):
     """`CentralLog.db`: a statement's cursor (`execute`) or its rows as dicts (`query`)."""
 
@@ -58,7 +64,7 @@ class Store(Protocol):
     def db(self) -> LogDatabase:
         """Return this thread's connection."""
 
-    def transaction(self) -> AbstractContextManager[Executor]:
+    def transaction(self) -> AbstractContextManager[Writer]:
         """Write in one transaction; inside one, join it."""
 
     def snapshot(self) -> AbstractContextManager[Executor]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import getpass
 import os
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
@@ -286,10 +285,9 @@ def verify(
                 problems += found
         except AnchorError as error:
             raise click.ClickException(str(error)) from None
-    try:
-        gaps = log.gaps()
-    except sqlite3.DatabaseError:
-        gaps = {}  # the devices table is gone: named among the problems
+    # A table that cannot be read (altered under the log) is named among the problems.
+    altered = any(": cannot be read (" in problem for problem in problems)
+    gaps = {} if altered else log.gaps()
     for problem in problems:  # ids in them come from devices: no escapes reach the terminal
         click.echo(terminal(f"TAMPERED: {problem}"))
     for note in checked.notes:

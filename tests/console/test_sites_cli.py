@@ -85,3 +85,15 @@ def test_alarms_of_one_site_or_every_site_named_by_site(log_and_registry: list[s
         f"{BRANCH}/gate-h1",
         f"{HOME}/gate-1",
     ]
+
+
+def test_verify_names_a_dropped_table_instead_of_a_traceback(
+    log_and_registry: list[str],
+) -> None:
+    log = open_log(log_and_registry[1])
+    with log.transaction() as conn:
+        conn.execute("DROP TABLE devices")
+    log.close()
+    result = run("verify", *log_and_registry[:2])
+    assert result.exit_code == 1, result.output
+    assert "TAMPERED: devices: cannot be read (" in result.output

@@ -4,6 +4,7 @@ resets and the daily forgiveness, each event once, never below zero, read off in
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -12,16 +13,30 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from console import headcount
-from console.log import CentralLog
+from console.log import CentralLog, open_log
 from console.people import Directory
 from console.search import parse_query, search
 from console.users import add_user
 from console.web import Settings, create_app
 from tests.console.test_log import event
 from tests.console.web_fixtures import PASSWORDS, Client, serve
+from tests.pg import pg_database, postgres  # noqa: F401 (the fixtures)
 
 LINE = "staff-area"
 RECEIVED = "2026-11-27T00:00:00.000Z"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def target(request: pytest.FixtureRequest, path: Path) -> Path | str:
+    """Where the log is: an SQLite file, or a PostgreSQL database."""
+    return path if request.param == "sqlite" else str(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+def log(target: Path | str) -> Iterator[CentralLog]:
+    central = open_log(target)
+    yield central
+    central.close()
 
 
 class Gates:
@@ -30,12 +45,13 @@ class Gates:
     def __init__(self, log: CentralLog) -> None:
         self.log = log
         self.seqs: dict[str, count[int]] = {}
+        self.site = "test-site" if log.keys_sites else None  # PostgreSQL: every row's site
 
     def send(self, device: str, ts: str, **fields: Any) -> dict[str, Any]:
         seq = next(self.seqs.setdefault(device, count(1)))
         made = {k: v for k, v in event(device, seq).items() if k not in ("card_ref", "reason")}
         made = {**made, "ts": f"2026-11-26T{ts}.000Z", **fields}
-        self.log.append([made], RECEIVED)
+        self.log.append([made], RECEIVED, site=self.site)
         return made
 
     def enter(self, device: str, ts: str, zone: str = LINE) -> dict[str, Any]:
@@ -75,9 +91,9 @@ def test_entries_at_one_gate_and_exits_at_others_add_up(log: CentralLog, gates: 
     gates.button_exit("gate-3", "09:10:00")
     gates.enter("gate-4", "09:20:00")
     # What each gate saw, as it reports it: none of them is the line's count.
-    log.set_occupancy("gate-1", LINE, 3, True, "2026-11-26T08:02:00.000Z")
-    log.set_occupancy("gate-2", LINE, 0, False, "2026-11-26T09:00:00.000Z")
-    log.set_occupancy("gate-4", LINE, 1, True, "2026-11-26T09:20:00.000Z")
+    log.set_occupancy("gate-1", LINE, 3, True, "2026-11-26T08:02:00.000Z", site=gates.site)
+    log.set_occupancy("gate-2", LINE, 0, False, "2026-11-26T09:00:00.000Z", site=gates.site)
+    log.set_occupancy("gate-4", LINE, 1, True, "2026-11-26T09:20:00.000Z", site=gates.site)
     assert line(log) == headcount.ZoneCount(LINE, 2, True, None, "log")
     assert headcount.occupancy(log)["lobby"].count == 0  # more left it than entered: not below 0
 
@@ -85,7 +101,7 @@ def test_entries_at_one_gate_and_exits_at_others_add_up(log: CentralLog, gates: 
 def test_an_event_sent_again_is_counted_once(log: CentralLog, gates: Gates) -> None:
     first = gates.enter("gate-1", "08:00:00")
     gates.enter("gate-1", "08:01:00")
-    log.append([first, dict(first)], RECEIVED)  # the gate's outbox sent it again, twice
+    log.append([first, dict(first)], RECEIVED, site=gates.site)  # sent again, twice
     assert line(log).count == 2
 
 
@@ -137,8 +153,8 @@ def test_a_presence_only_zone_keeps_the_devices_occupied_or_vacant(
     log: CentralLog, gates: Gates
 ) -> None:
     gates.enter("gate-1", "08:00:00")
-    log.set_occupancy("booth-3f", "booth-1", 0, True, "2026-11-26T08:00:00.000Z")
-    log.set_occupancy("booth-3f", "booth-2", 0, False, "2026-11-26T08:00:00.000Z")
+    log.set_occupancy("booth-3f", "booth-1", 0, True, "2026-11-26T08:00:00.000Z", site=gates.site)
+    log.set_occupancy("booth-3f", "booth-2", 0, False, "2026-11-26T08:00:00.000Z", site=gates.site)
     zones = headcount.occupancy(log)
     assert zones["booth-1"] == headcount.ZoneCount("booth-1", None, True)
     assert zones["booth-2"] == headcount.ZoneCount("booth-2", None, False)
@@ -154,8 +170,10 @@ def test_a_presence_only_zone_keeps_the_devices_occupied_or_vacant(
         ("SELECT ts FROM events WHERE {base} AND {zone} = 'x' ORDER BY ts DESC", "zone_baseline"),
     ],
 )
-def test_every_count_query_reads_an_index(log: CentralLog, query: str, index: str) -> None:
-    """The queries as console.headcount writes them: a year of log never means a scan."""
+def test_every_count_query_reads_an_index(path: Path, query: str, index: str) -> None:
+    """The queries as console.headcount writes them: a year of log never means a scan
+    (SQLite's plan; bench/ compares PostgreSQL's)."""
+    log = open_log(path)
     text = query.format(
         move=headcount._MOVE,
         base=headcount._BASE,
@@ -164,19 +182,20 @@ def test_every_count_query_reads_an_index(log: CentralLog, query: str, index: st
         zone=headcount._ZONE,
     )
     plan = " ".join(str(row[3]) for row in log.db.execute(f"EXPLAIN QUERY PLAN {text}"))
+    log.close()
     assert f"USING INDEX events_{index}" in plan, plan
 
 
 def test_the_occupancy_page_shows_the_line_added_up(
-    log: CentralLog, gates: Gates, tmp_path: Path
+    log: CentralLog, gates: Gates, tmp_path: Path, target: Path | str
 ) -> None:
     gates.enter("gate-1", "08:00:00")
     gates.enter("gate-1", "08:01:00")
     gates.leave("gate-2", "08:02:00")
-    log.set_occupancy("gate-1", LINE, 2, True, "2026-11-26T08:01:00.000Z")
-    log.set_occupancy("booth-3f", "booth-1", 0, True, "2026-11-26T08:00:00.000Z")
+    log.set_occupancy("gate-1", LINE, 2, True, "2026-11-26T08:01:00.000Z", site=gates.site)
+    log.set_occupancy("booth-3f", "booth-1", 0, True, "2026-11-26T08:00:00.000Z", site=gates.site)
     add_user(log, "ops", "operator", PASSWORDS["ops"], by="test")
-    settings = Settings(log.path, None, tmp_path / "session.key", secure_cookies=False)
+    settings = Settings(target, None, tmp_path / "session.key", secure_cookies=False)
     with serve(create_app(settings)) as url:
         client = Client(url)
         client.login("ops")

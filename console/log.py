@@ -41,11 +41,11 @@ from console.chain import (
     site_events,
     walk,
 )
-from console.log_keys import Keys
+from console.log_keys import Keys, event_row, identity
 from console.log_pg import PostgresStore, is_url
 from console.log_schema import BASELINES, MOVES, migrations
 from console.log_sqlite import SqliteStore
-from console.log_store import Executor, LogDatabase, LogError, Store
+from console.log_store import Executor, LogDatabase, LogError, LogUnavailable, Store
 
 __all__ = [
     "BASELINES",
@@ -54,6 +54,7 @@ __all__ = [
     "CentralLog",
     "Entry",
     "LogError",
+    "LogUnavailable",
     "Verification",
     "canonical",
     "chain_hash",
@@ -171,25 +172,7 @@ class CentralLog:
                     continue
                 fresh.discard(event_id)
                 highest[device] = max(seq, highest.get(device, 0))
-                nested = event.get("data")
-                data: dict[str, Any] = nested if isinstance(nested, dict) else event
-                rows.append(
-                    {
-                        "site": site,
-                        "id": event_id,
-                        "device": device,
-                        "seq": seq,
-                        "ts": _clean(later.get(event_id, str(event.get("ts", "")))),
-                        "kind": _clean(str(event.get("kind", ""))),
-                        "type": _clean(str(event.get("type", ""))),
-                        "door": _text(data.get("door")),
-                        "card_ref": _text(data.get("card_ref")),
-                        "reason": _text(data.get("reason")),
-                        "body": canonical(event),
-                        "received_at": received_at,
-                        "ts_implausible": int(event_id in later),
-                    }
-                )
+                rows.append(event_row(event, site, received_at, later))
             numbers = self._keys.allocate(conn, len(rows))
             row, digest = insert_many(conn, chain, rows, numbers, head)
             for device, seq in sorted(highest.items()):
@@ -385,6 +368,18 @@ class CentralLog:
             }
         return {site: found[site] for site in sorted(found)}
 
+    def marker(self) -> tuple[tuple[str, int], ...]:
+        """Return a value that differs after each batch of events committed: every events
+        chain's head row. (On PostgreSQL rows are numbered when written and committed in
+        that order only within a site, so `max(row)` can miss another site's batch.)"""
+        return tuple(
+            (str(chain), int(row))
+            for chain, row in self.db.execute(
+                "SELECT chain, row FROM chain_heads WHERE chain = 'events' OR chain LIKE "
+                "'events/%' ORDER BY chain"
+            ).fetchall()
+        )
+
     def head(self, chain: str = "events") -> tuple[int, str]:
         """Return (row, hash) of a chain's newest row: kept elsewhere, it anchors the chain."""
         return newest(self.db, self._chain(chain))
@@ -477,33 +472,6 @@ class CentralLog:
                 f"{', '.join(c.name for c in self._keys.chains(self.db))}"
             )
         return spec
-
-
-def identity(event: dict[str, Any]) -> tuple[str, str, int]:
-    """Return (id, device, seq) of an event, or raise LogError naming what is wrong."""
-    event_id, seq = event.get("id"), event.get("seq")
-    if (
-        not isinstance(event_id, str)
-        or ":" not in event_id
-        or not isinstance(seq, int)
-        or isinstance(seq, bool)
-        or not 0 < seq < 2**53
-    ):
-        raise LogError(f"event without a valid id/seq: id={event_id!r} seq={seq!r}")
-    device = event_id.rsplit(":", 1)[0]
-    if event_id != f"{device}:{seq}":
-        raise LogError(f"event id {event_id!r} does not match its seq {seq}")
-    return event_id, device, seq
-
-
-def _text(value: object) -> str | None:
-    return _clean(value) if isinstance(value, str) else None
-
-
-def _clean(text: str) -> str:
-    """Return a column's text without NUL (U+FFFD instead), which PostgreSQL cannot store;
-    the body keeps what the device sent."""
-    return text.replace("\x00", "\ufffd")
 
 
 def _first_line(error: Exception) -> str:

@@ -5,9 +5,20 @@ has its own events chain, `events/{site}`)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
-from console.chain import ACKS, AUDIT, CHAINS, GENESIS, SITE_EVENTS, Chain, site_events, stored_head
+from console.chain import (
+    ACKS,
+    AUDIT,
+    CHAINS,
+    GENESIS,
+    SITE_EVENTS,
+    Chain,
+    canonical,
+    site_events,
+    stored_head,
+)
 from console.log_store import Executor, LogError
 
 _CHUNK = 500  # ids in one statement, seqs read at a time
@@ -186,3 +197,55 @@ class Keys:
                     f"{max_seq} was stored, the log ends at {stored})"
                 )
         return problems
+
+
+def event_row(
+    event: dict[str, Any], site: str | None, received_at: str, later: Mapping[str, str]
+) -> dict[str, Any]:
+    """Return the columns an event is stored with (`later`: the times of events whose own
+    cannot be believed, by id)."""
+    event_id, device, seq = identity(event)
+    nested = event.get("data")
+    data: dict[str, Any] = nested if isinstance(nested, dict) else event
+    return {
+        "site": site,
+        "id": event_id,
+        "device": device,
+        "seq": seq,
+        "ts": _clean(later.get(event_id, str(event.get("ts", "")))),
+        "kind": _clean(str(event.get("kind", ""))),
+        "type": _clean(str(event.get("type", ""))),
+        "door": _text(data.get("door")),
+        "card_ref": _text(data.get("card_ref")),
+        "reason": _text(data.get("reason")),
+        "body": canonical(event),
+        "received_at": received_at,
+        "ts_implausible": int(event_id in later),
+    }
+
+
+def identity(event: dict[str, Any]) -> tuple[str, str, int]:
+    """Return (id, device, seq) of an event, or raise LogError naming what is wrong."""
+    event_id, seq = event.get("id"), event.get("seq")
+    if (
+        not isinstance(event_id, str)
+        or ":" not in event_id
+        or not isinstance(seq, int)
+        or isinstance(seq, bool)
+        or not 0 < seq < 2**53
+    ):
+        raise LogError(f"event without a valid id/seq: id={event_id!r} seq={seq!r}")
+    device = event_id.rsplit(":", 1)[0]
+    if event_id != f"{device}:{seq}":
+        raise LogError(f"event id {event_id!r} does not match its seq {seq}")
+    return event_id, device, seq
+
+
+def _text(value: object) -> str | None:
+    return _clean(value) if isinstance(value, str) else None
+
+
+def _clean(text: str) -> str:
+    """Return a column's text without NUL (U+FFFD instead), which PostgreSQL cannot store;
+    the body keeps what the device sent."""
+    return text.replace("\x00", "\ufffd")

@@ -128,3 +128,16 @@ def test_an_sqlite_log_refuses_a_device_id_another_site_holds(tmp_path: Path) ->
         assert log.verify() == []
     finally:
         log.close()
+
+
+@pytest.mark.services
+def test_the_marker_moves_with_every_batch_of_any_site(backend: Backend) -> None:
+    log = backend.log
+    before = log.marker()
+    log.append(events("gate-1", [1]), RECEIVED, site=SITE)
+    after_one = log.marker()
+    log.append(events("gate-1", [1]), RECEIVED, site=SITE)  # a duplicate: nothing new
+    assert log.marker() == after_one
+    log.append(events("gate-2", [1]), RECEIVED, site=SITE)
+
+    assert len({before, after_one, log.marker()}) == 3

@@ -118,9 +118,12 @@ def recent(
 
 
 def latest(log: CentralLog) -> int:
-    """Return the newest refusal's id (0 if none): a change marker for live pages."""
-    row = log.db.execute("SELECT max(id) FROM refusals").fetchone()
-    return int(row[0] or 0)
+    """Return how many refusals were ever counted (0 if none): a change marker for live pages.
+
+    A total, not the newest id: two collectors commit their refusals out of id order.
+    """
+    row = log.db.execute("SELECT sum(total) FROM refusal_totals").fetchone()
+    return int(row[0] or 0)  # PostgreSQL sums to a Decimal
 
 
 def _printable(text: str) -> str:

@@ -141,3 +141,14 @@ def test_the_marker_moves_with_every_batch_of_any_site(backend: Backend) -> None
     log.append(events("gate-2", [1]), RECEIVED, site=SITE)
 
     assert len({before, after_one, log.marker()}) == 3
+
+
+@pytest.mark.services
+def test_the_refusals_marker_counts_every_refusal_kept_or_dropped(backend: Backend) -> None:
+    log = backend.log
+    assert refusals.latest(log) == 0
+    refusal = Refusal("gate-1", BAD_MESSAGES, "not JSON", "edge/hall/gate-1/events/access", 3, "d")
+    refusals.keep(log, [refusal] * (refusals.KEEP + 1), RECEIVED, site=SITE)
+    refusals.keep(log, [Refusal("gate-2", BAD_MESSAGES, "over", "", 0, "", 7)], LATER, site=SITE)
+
+    assert refusals.latest(log) == refusals.KEEP + 1 + 7

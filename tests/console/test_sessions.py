@@ -1,8 +1,9 @@
 """Sessions on the server: a cookie is only a key to a session the console can end.
 
-Real parts: uvicorn serving the app on loopback, the central log in SQLite; the sessions'
-clock is a FakeClock the tests move (no sleeping). Page flows in the browser are in
-test_web.py; here the replayed cookie is sent as any HTTP client would send it.
+Real parts: uvicorn serving the app on loopback, the central log in SQLite and in
+PostgreSQL; the sessions' clock is a FakeClock the tests move (no sleeping). Page flows in
+the browser are in test_web.py; here the replayed cookie is sent as any HTTP client would
+send it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from console.admission import LoginThrottle, StreamSlots
-from console.log import CentralLog
+from console.log import CentralLog, open_log
 from console.users import (
     add_user,
     audit_trail,
@@ -25,6 +26,7 @@ from console.users import (
     set_role,
 )
 from console.web import Settings, create_app
+from tests.pg import pg_database, postgres  # noqa: F401 (the fixtures)
 
 from .web_fixtures import Client, FakeClock, serve
 
@@ -37,14 +39,17 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def log_path(tmp_path: Path) -> Path:
-    return tmp_path / "log.db"
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def log_path(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """The log's file (SQLite) or its PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return tmp_path / "log.db"
+    return str(request.getfixturevalue("pg_database"))
 
 
 @pytest.fixture
-def log(log_path: Path) -> Iterator[CentralLog]:
-    central = CentralLog(log_path)
+def log(log_path: Path | str) -> Iterator[CentralLog]:
+    central = open_log(log_path)
     for name, role in (("anna", "manager"), ("ben", "guard"), ("carl", "guard")):
         add_user(central, name, role, PASSWORD, by="test")
     yield central
@@ -52,7 +57,7 @@ def log(log_path: Path) -> Iterator[CentralLog]:
 
 
 @pytest.fixture
-def url(log: CentralLog, log_path: Path, tmp_path: Path, clock: FakeClock) -> Iterator[str]:
+def url(log: CentralLog, log_path: Path | str, tmp_path: Path, clock: FakeClock) -> Iterator[str]:
     settings = Settings(
         log_path,
         None,

@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 BATCH = 500
 NEVER = 0xFFFFFFFF  # MQTT 5: a session expiry interval that never ends
 BATCH_WAIT_S = 0.02
+RETRY_S: Final = 1.0  # between attempts to store a batch while the database is failing
 # Per device: the agent drains its outbox at about 11,200 events/s at most (bench/link.py,
 # x86-64 on loopback; a Raspberry Pi is slower), so an honest device never exceeds this.
 RATE_PER_S: Final = 15_000.0
@@ -103,6 +104,7 @@ class Collector:
         self.over_budget = 0
         # Per site: how far behind its newest event was when its last batch was stored.
         self.lag_s: dict[str, float] = {}
+        self.log_failing_since: datetime | None = None  # while the database fails writes
         self.lanes: Lanes[Message] = Lanes(rate_per_s, burst)
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -216,40 +218,61 @@ class Collector:
     # -- the writer -------------------------------------------------------------------------
 
     def _write_loop(self) -> None:
-        while not (self._stop.is_set() and not len(self.lanes)):
-            if self._anchorer is not None:
-                self._anchorer.tick(self.log)
-            batch = self.lanes.take(BATCH, 0.2, BATCH_WAIT_S)
-            over = self.lanes.over_budget()
-            if not batch and not over:
-                continue
+        batch: list[Message] = []
+        over: Mapping[str, int] = {}
+        while True:
+            self._anchor(self._anchorer.tick if self._anchorer else None)
+            if not batch and not over:  # else the batch the database failed, again
+                if self._stop.is_set() and not len(self.lanes):
+                    break
+                batch = self.lanes.take(BATCH, 0.2, BATCH_WAIT_S)
+                over = self.lanes.over_budget()
+                if not batch and not over:
+                    continue
             try:
                 stored = self._store(batch, over)
-            except Exception:
+            except Exception as error:
                 # The database itself failed (a bad message is refused alone, never here).
-                # Not acknowledged: the broker delivers them again after a reconnect.
-                log.exception("storing %d messages failed; they stay unacknowledged", len(batch))
+                # Unacknowledged, the batch is stored again once the database is back; the
+                # broker holds what follows (and on stop, delivers it all to the next run).
+                if self.log_failing_since is None:
+                    log.error("the log failed; %d messages wait for it: %s", len(batch), error)
+                    self.log_failing_since = self.clock()
+                if self._stop.wait(RETRY_S):
+                    break
                 continue
+            if self.log_failing_since is not None:
+                log.warning("the log is back; storing again")
+                self.log_failing_since = None
             for message in batch:
                 self.client.ack(message)
+            batch, over = [], {}
             for listener in list(self._listeners):
                 listener(stored)
             with self._cond:
                 self._cond.notify_all()
             self._lost_at = self.clock()
-        if self._anchorer is not None:
-            self._anchorer.anchor(self.log)  # the heads as this run leaves them
+        self._anchor(self._anchorer.anchor if self._anchorer else None)  # as this run leaves it
+
+    def _anchor(self, step: Callable[[CentralLog], None] | None) -> None:
+        """Anchor the heads if it is time; a failure of the log there is the next write's."""
+        if step is None:
+            return
+        try:
+            step(self.log)
+        except Exception:
+            log.exception("anchoring failed")
 
     def _store(self, batch: list[Message], over: Mapping[str, int]) -> list[str]:
         now_dt = self.clock()
         now = utc_text(now_dt)
         judged: dict[str, Judged] = {}  # only the sites this batch has messages of
         strays: list[Refusal] = []  # refused before any site of ours could be named
+        accepted = 0
         for message in batch:
-            self.received += 1
             try:
                 self._judge(message, judged, now_dt)
-                self.accepted += 1
+                accepted += 1
             except Refuse as refuse:
                 site = self._site_of(message.topic)
                 refusal = Refusal.of(
@@ -257,7 +280,6 @@ class Collector:
                 )
                 (_share(judged, site, now_dt).refused if site else strays).append(refusal)
         for lane, count in over.items():
-            self.over_budget += count
             site, _, device = lane.rpartition("/")
             reason = f"{count} messages over the budget of {self.lanes.rate_per_s:.0f}/s"
             refusal = Refusal(device, BAD_MESSAGES, reason, "", 0, "", count)
@@ -270,11 +292,15 @@ class Collector:
             if share.newest is not None:
                 self.lag_s[site] = (now_dt - datetime.fromisoformat(share.newest)).total_seconds()
         refused = strays + [r for share in judged.values() for r in share.refused]
-        self.stored += len(stored)
-        self.rejected += sum(r.count for r in refused)
         refusals.keep(self.log, strays, now)  # under no site of ours: the log's own
         for site, share in judged.items():
             refusals.keep(self.log, share.refused, now, site=site)
+        # Counted once stored: a batch the database failed is judged again.
+        self.received += len(batch)
+        self.accepted += accepted
+        self.over_budget += sum(over.values())
+        self.stored += len(stored)
+        self.rejected += sum(r.count for r in refused)
         if refused:  # one line a batch, however many: a flood must not flood the log
             first = refused[0]
             log.warning(

@@ -8,7 +8,6 @@ the log refusing one row refuses only that message, and the events in one append
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -102,17 +101,19 @@ class Judged:
         the events stored (duplicates left out)."""
         site = self.site
         for device, status in self.statuses:
-            self._alone(device, lambda: log.set_status(device, status, now, site=site))  # noqa: B023
+            self._alone(log, device, lambda: log.set_status(device, status, now, site=site))  # noqa: B023
         for device, zone, count, body, ts in self.occupancy:
             occupied = bool(body.get("occupied"))
             self._alone(
+                log,
                 device,
                 lambda: log.set_occupancy(device, zone, count, occupied, ts, site=site),  # noqa: B023
             )
         for what, kept in self.rooms:
-            self._alone(topics.ROOMS, lambda: log.set_rooms(what, kept, now))  # noqa: B023
+            self._alone(log, topics.ROOMS, lambda: log.set_rooms(what, kept, now))  # noqa: B023
         for connected, held in self.links:
             self._alone(
+                log,
                 topics.BRIDGE,
                 lambda: log.set_site_link(site, connected=connected, stored=held, at=now),  # noqa: B023
             )
@@ -121,25 +122,25 @@ class Judged:
         try:
             return log.append(self.events, now, self.implausible, site=site)
         except Exception as error:
-            if database_wide(error):
+            if log.outage(error):
                 raise
         stored: list[str] = []
         for event in self.events:  # one of them the log refuses: store the others one by one
             try:
                 stored += log.append([event], now, self.implausible, site=site)
             except Exception as error:
-                if database_wide(error):
+                if log.outage(error):
                     raise
                 self._refused_by_log(str(event.get("id", "")).rsplit(":", 1)[0], error)
         return stored
 
-    def _alone(self, device: str, write: Callable[[], None]) -> None:
+    def _alone(self, log: CentralLog, device: str, write: Callable[[], None]) -> None:
         """Write one status, occupancy, view or link (called at once); refuse it if the log
         refuses it."""
         try:
             write()
         except Exception as error:
-            if database_wide(error):
+            if log.outage(error):
                 raise
             self._refused_by_log(device, error)
 
@@ -175,16 +176,3 @@ def claim(problem: str | None, device: str) -> None:
     """Refuse the message if its device may not claim what it says."""
     if problem is not None:
         raise Refuse(problem, device, CLAIM_REFUSED)
-
-
-# PEP 249's classes for a failure of the database or the link to it, not of one row: every
-# DB-API driver's errors (sqlite3's, psycopg's) derive from classes of these names.
-_DATABASE_WIDE: Final = frozenset({"OperationalError", "InterfaceError", "InternalError"})
-
-
-def database_wide(error: BaseException) -> bool:
-    """True for a failure of the database itself (full, locked, corrupt, its link lost), not
-    of one row."""
-    if isinstance(error, MemoryError) or type(error) is sqlite3.DatabaseError:
-        return True
-    return any(cls.__name__ in _DATABASE_WIDE for cls in type(error).__mro__)

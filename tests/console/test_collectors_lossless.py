@@ -10,14 +10,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from console.collector import Collector
 from console.log import CentralLog, open_log
+from console.sites import site_dirs
+from simulator.postgres import PostgresCluster
 from simulator.readiness import keep_draining, wait_for_output
 from tests.broker import Broker
 from tests.console.test_collectors_sites import event_topic, site_at
@@ -187,6 +191,17 @@ def wait_stored(target: str, total: int, timeout_s: float = 60) -> CentralLog:
     return log
 
 
+def until(predicate: Callable[[], bool], timeout_s: float = 30) -> bool:
+    """Wait until `predicate()` holds (another thread's state, looked at every 50 ms)."""
+    deadline = time.monotonic() + timeout_s
+    idle = threading.Event()  # never set
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        idle.wait(0.05)
+    return True
+
+
 def assert_exactly_once(log: CentralLog, per_device: int) -> None:
     """Every device's every seq once, no gap, every chain intact."""
     total = per_device * sum(len(d) for d in DEVICES.values())
@@ -256,3 +271,44 @@ def test_a_collector_back_after_a_crash_gets_what_arrived_meanwhile_from_its_ses
         assert_exactly_once(log, 100)
     finally:
         log.close()
+
+
+def test_a_database_outage_mid_stream_holds_the_batch_until_postgresql_is_back(
+    tmp_path: Path,
+    broker: Broker,
+    sites_dir: Path,
+    postgres: PostgresCluster,  # noqa: F811 (the fixture)
+    pg_database: str,  # noqa: F811 (the fixture)
+) -> None:
+    name = pg_database.rsplit("/", 1)[1]
+    collector = Collector(
+        pg_database,
+        sites=site_dirs(sites_dir, []),
+        host="127.0.0.1",
+        port=broker.port,
+        client_id="collector-a",
+    )
+    collector.start()
+    try:
+        stream = Stream(broker.port, range(1, 51))
+        stream.halfway()
+        wait_stored(pg_database, 100).close()
+        with psycopg.connect(postgres.url, autocommit=True) as admin:  # the database goes away
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                [name],
+            )
+        stream.wait()  # the second half reaches the broker while the log cannot take it
+        assert until(lambda: collector.log_failing_since is not None), "it never noticed"
+        assert collector.stored == 100  # the rest waits, unacknowledged
+        with psycopg.connect(postgres.url, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        log = wait_stored(pg_database, 200)
+        try:
+            assert_exactly_once(log, 50)
+        finally:
+            log.close()
+        assert until(lambda: collector.log_failing_since is None), "it never said it was back"
+    finally:
+        collector.close()

@@ -45,7 +45,7 @@ from console.log_keys import Keys, event_row, identity
 from console.log_pg import PostgresStore, is_url
 from console.log_schema import BASELINES, MOVES, migrations
 from console.log_sqlite import SqliteStore
-from console.log_store import Executor, LogDatabase, LogError, LogUnavailable, Store
+from console.log_store import LogDatabase, LogError, LogUnavailable, Store, Writer
 
 __all__ = [
     "BASELINES",
@@ -127,7 +127,7 @@ class CentralLog:
         return self._store.outage(error)
 
     @contextmanager
-    def transaction(self) -> Iterator[Executor]:
+    def transaction(self) -> Iterator[Writer]:
         """Write in one transaction on this thread's connection; inside one, join it."""
         with self._store.transaction() as conn:
             yield conn

@@ -66,19 +66,27 @@ def keep(log: CentralLog, refusals: Iterable[Refusal], at: str, *, site: str | N
     refusals = list(refusals)
     if not refusals:
         return
+    totals: dict[tuple[str, str], tuple[int, str]] = {}
+    for r in refusals:
+        total, _ = totals.get((r.device, r.alarm), (0, ""))
+        totals[r.device, r.alarm] = (total + r.count, r.reason)
     with log.transaction() as conn:
-        for r in refusals:
-            conn.execute(
-                "INSERT INTO refusals (site, device, alarm, reason, topic, size, digest, count, "
-                "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [site, r.device, r.alarm, r.reason, r.topic, r.size, r.digest, r.count, at],
-            )
+        conn.executemany(
+            "INSERT INTO refusals (site, device, alarm, reason, topic, size, digest, count, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                [site, r.device, r.alarm, r.reason, r.topic, r.size, r.digest, r.count, at]
+                for r in refusals
+            ],
+        )
+        # In key order: two collectors counting the same devices' refusals never deadlock.
+        for (device, alarm), (total, reason) in sorted(totals.items()):
             conn.execute(
                 "INSERT INTO refusal_totals (site, device, alarm, total, first_at, last_at, "
                 "last_reason) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, device, alarm) "
                 "DO UPDATE SET total = refusal_totals.total + excluded.total, "
                 "last_at = excluded.last_at, last_reason = excluded.last_reason",
-                [site or "", r.device, r.alarm, r.count, at, at, r.reason],
+                [site or "", device, alarm, total, at, at, reason],
             )
         # Per device (of its site, where device ids are kept per site): what one device
         # floods the refusals with drops only its own.

@@ -4,12 +4,15 @@ SQLite log refuses a second site's id, naming PostgreSQL)."""
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
+from sqlite_utils import Database
 
 from console import refusals
-from console.log import CentralLog, LogError, open_log
+from console.log import CentralLog, LogError, migrations, open_log
 from console.refusals import BAD_MESSAGES, Refusal
 from tests.console.log_backends import SITE, Backend, backend_fixture  # noqa: F401 (the fixture)
 from tests.console.test_log import RECEIVED, event, events
@@ -152,3 +155,24 @@ def test_the_refusals_marker_counts_every_refusal_kept_or_dropped(backend: Backe
     refusals.keep(log, [Refusal("gate-2", BAD_MESSAGES, "over", "", 0, "", 7)], LATER, site=SITE)
 
     assert refusals.latest(log) == refusals.KEEP + 1 + 7
+
+
+def test_an_sqlite_log_from_before_sites_keeps_its_rows_hashes_and_totals(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        old = Database(conn)
+        migrations.apply(old, stop_before="0010_sites")
+        old.execute(
+            "INSERT INTO refusal_totals (device, alarm, total, first_at, last_at, last_reason) "
+            "VALUES ('gate-1', 'bad_messages', 4, ?, ?, 'not JSON')",
+            [RECEIVED, RECEIVED],
+        )
+    log = CentralLog(path)
+    try:
+        assert [(t.site, t.device, t.total) for t in refusals.totals(log)] == [(None, "gate-1", 4)]
+        log.append(events("gate-1", [1]), RECEIVED)
+        log.append(events("gate-1", [2]), RECEIVED, site=SITE)
+        assert log.verify() == []
+        assert log.sites()[SITE]["devices"] == 1
+    finally:
+        log.close()

@@ -44,6 +44,7 @@ class Message:
     mid: int
     qos: int
     correlation: bytes | None = None
+    connection: int = 0  # which connection delivered it (its `mid` means nothing in another)
 
 
 Handler = Callable[[Message], None]
@@ -85,6 +86,7 @@ class ConsoleClient:
         self._persistent = persistent
         self._manual_ack = manual_ack
         self._session_expiry_s = session_expiry_s
+        self._connection = 0  # counts successful connections; messages carry theirs
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -148,8 +150,13 @@ class ConsoleClient:
             )
 
     def ack(self, message: Message) -> None:
-        """Tell the broker a QoS 1 message is safely stored (manual acknowledgement)."""
-        if self._manual_ack and message.qos:
+        """Tell the broker a QoS 1 message is safely stored (manual acknowledgement).
+
+        Not if a later connection has begun: the broker sends every message left
+        unacknowledged again on it, under the same packet id, and may already have reused
+        that id for another message once the copy was acknowledged.
+        """
+        if self._manual_ack and message.qos and message.connection == self._connection:
             self.client.ack(message.mid, message.qos)
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1) -> None:
@@ -211,6 +218,7 @@ class ConsoleClient:
             if reason.is_failure:
                 self._refused = str(reason)
                 return
+            self._connection += 1
             topics = [*self._subscriptions, *([self._reply_filter] if self._reply_filter else [])]
             self._subscribed.clear()
             mids = (client.subscribe(topic, qos=1)[1] for topic in topics)
@@ -263,6 +271,7 @@ class ConsoleClient:
                         message.mid,
                         message.qos,
                         None if correlation is None else bytes(correlation),
+                        self._connection,
                     )
                 )
         except Exception:

@@ -20,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from console.collector import Collector
 from console.log import CentralLog, open_log
+from console.mqtt import ConsoleClient, Message
 from console.sites import site_dirs
 from simulator.postgres import PostgresCluster
 from simulator.readiness import keep_draining, wait_for_output
@@ -312,3 +313,46 @@ def test_a_database_outage_mid_stream_holds_the_batch_until_postgresql_is_back(
         assert until(lambda: collector.log_failing_since is None), "it never said it was back"
     finally:
         collector.close()
+
+
+def test_a_message_from_an_earlier_connection_is_never_acknowledged_on_a_later_one(
+    broker: Broker,
+) -> None:
+    """Its packet id belongs to the connection that delivered it: the broker sends it again
+    on the next one under the same id, and may reuse that id once the copy is acknowledged."""
+    got: list[Message] = []
+    cond = threading.Condition()
+
+    def keep(message: Message) -> None:
+        with cond:
+            got.append(message)
+            cond.notify_all()
+
+    client = ConsoleClient(
+        "127.0.0.1", broker.port, client_id="collector-a", session_expiry_s=3600, manual_ack=True
+    )
+    client.subscribe(event_topic("site-a", "gate-a1"), handler=keep)
+    client.start()
+    device = Device(broker.port, "site-a", "gate-a1")
+    try:
+        device.send(1)
+        for copies in (2, 3):
+            with cond:
+                assert cond.wait_for(lambda: len(got) >= copies - 1, 30)  # noqa: B023
+            broker.stop()
+            broker.start()
+            with cond:  # unacknowledged: the broker sends it again on the new connection
+                assert cond.wait_for(lambda: len(got) >= copies, 30), len(got)  # noqa: B023
+            client.ack(got[0])  # delivered on the first connection: not acknowledged now
+        assert {m.mid for m in got} == {got[0].mid}
+        assert [m.connection for m in got] == [1, 2, 3]
+        client.ack(got[-1])  # on its own connection: acknowledged, never sent again
+        broker.stop()
+        broker.start()
+        device.send(2)
+        with cond:
+            assert cond.wait_for(lambda: len(got) >= 4, 30)
+        assert json.loads(got[-1].payload)["seq"] == 2
+    finally:
+        device.close()
+        client.close()

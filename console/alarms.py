@@ -21,7 +21,7 @@ from console import refusals
 from console.chain import ACKS, append_row
 from console.log import CentralLog
 from console.people import Directory
-from console.site_view import SiteScope
+from console.site_view import SiteScope, home_site
 from console.users import audit
 from edge.core.clock import utc_text
 
@@ -64,7 +64,7 @@ def active(
     With `people` a card alarm names the card's holder (at the alarm's time) and times are
     the site's; with `zones` a zone is shown by its name; with `scope` one site's alarms.
     """
-    scope = scope or SiteScope(home=people.site if people is not None else None)
+    scope = scope or SiteScope(home=home_site(log, people.site if people is not None else None))
     words = Words(people, zones or {})
     latest: dict[tuple[str, str, str, str], tuple[str, str, str, str, str]] = {}
     one_shots: list[Alarm] = []

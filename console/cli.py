@@ -156,7 +156,8 @@ def log_command(
 ) -> None:
     """Search the log (newest first)."""
     log, people = log_at(db), Directory(registry)
-    page = search(log, _query(log, people, fields, before, limit), people)
+    query, home = _query(log, people, fields, before, limit)
+    page = search(log, query, people, home)
     for e in page.entries:
         person = people.person(e.body.get("card_ref"), e.ts)
         who = f"{person.name} ({person.staff_no}, {person.department})" if person else ""
@@ -182,11 +183,11 @@ def export(db: Path | str, registry: Path | None, out: Path, by: str, **fields: 
     A cell that a spreadsheet would run as a formula (= + - @ tab CR) starts with a '.
     """
     log, people = log_at(db), Directory(registry)
-    query = _query(log, people, fields, "", 1000)
+    query, home = _query(log, people, fields, "", 1000)
     count = -1
     with out.open("w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f, lineterminator="\r\n")
-        for row in export_rows(log, query, people):
+        for row in export_rows(log, query, people, home):
             writer.writerow(row)
             count += 1
     audit(log, by, "export", f"{out}: {count} rows; {fields}")
@@ -195,11 +196,12 @@ def export(db: Path | str, registry: Path | None, out: Path, by: str, **fields: 
 
 def _query(
     log: CentralLog, people: Directory, fields: dict[str, str], before: str, limit: int
-) -> Query:
-    """The options' query (times in UTC unless they say otherwise), or a usage error."""
-    site_scope(log, people, fields.get("site", ""))  # a site the log lacks: a usage error
+) -> tuple[Query, str | None]:
+    """The options' query (times in UTC unless they say otherwise) and the site owning rows
+    without one, or a usage error."""
+    home = site_scope(log, people, fields.get("site", "")).home  # a site the log lacks: refused
     try:
-        return parse_query(fields, before, UTC, limit=limit)
+        return parse_query(fields, before, UTC, limit=limit), home
     except QueryError as error:
         raise click.BadParameter(
             str(error).partition(": ")[2], param_hint=f"--{error.field}"

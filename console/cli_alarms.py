@@ -18,7 +18,7 @@ from console.cli_users import db_option, log_at
 from console.i18n import code
 from console.people import Directory, RegistryMissing
 from console.safe_output import terminal
-from console.site_view import SiteScope
+from console.site_view import SiteScope, home_site
 
 
 @click.command("alarms")
@@ -64,7 +64,8 @@ def alarms(
     log = log_at(db)
     try:
         # Rows written before sites existed are the registry's site's (or --site's).
-        found = active(log, named, zones, SiteScope(site or "", people.site or site))
+        home = home_site(log, people.site or site)
+        found = active(log, named, zones, SiteScope(site or "", home))
     finally:
         log.close()
     local = Words(named, zones).time

@@ -17,7 +17,7 @@ from typing import Any
 from console.log import CentralLog, Entry
 from console.people import Directory
 from console.safe_output import csv_row, terminal
-from console.site_view import SLUG, SiteScope
+from console.site_view import SLUG, SiteScope, home_site
 from edge.core.clock import utc_text
 from edge.errors import EdgeError
 
@@ -149,7 +149,7 @@ class Page:
     sites: dict[int, str | None] = field(default_factory=dict)  # each entry's site by row
 
 
-def _where(query: Query, people: Directory) -> tuple[str, list[Any]]:
+def _where(query: Query, people: Directory, home: str | None) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
     if query.person:
@@ -187,7 +187,7 @@ def _where(query: Query, people: Directory) -> tuple[str, list[Any]]:
         clauses.append("kind = ?")
         params.append(query.result)
     if query.site:
-        clause, values = SiteScope(query.site, people.site).where()
+        clause, values = SiteScope(query.site, home).where()
         clauses.append(clause)
         params += values
     for value, clause in (
@@ -203,9 +203,13 @@ def _where(query: Query, people: Directory) -> tuple[str, list[Any]]:
     return " AND ".join(clauses) or "1 = 1", params
 
 
-def search(log: CentralLog, query: Query, people: Directory) -> Page:
-    """Return one page of matching events, newest first."""
-    where, params = _where(query, people)
+def search(log: CentralLog, query: Query, people: Directory, home: str | None = None) -> Page:
+    """Return one page of matching events, newest first.
+
+    Rows without a site are `home`'s (default: the registry's site).
+    """
+    owner = home_site(log, home or people.site) if query.site else None
+    where, params = _where(query, people, owner)
     if query.before is not None:
         where += " AND row < ?"
         params.append(query.before)
@@ -224,7 +228,9 @@ def search(log: CentralLog, query: Query, people: Directory) -> Page:
     return Page(entries, entries[-1].row if more and entries else None, sites)
 
 
-def export_rows(log: CentralLog, query: Query, people: Directory) -> Iterator[list[str]]:
+def export_rows(
+    log: CentralLog, query: Query, people: Directory, home: str | None = None
+) -> Iterator[list[str]]:
     """Yield the CSV rows (header first) of everything matching, newest first.
 
     Every cell is safe to open in a spreadsheet (console.safe_output.csv_cell).
@@ -245,7 +251,7 @@ def export_rows(log: CentralLog, query: Query, people: Directory) -> Iterator[li
     ]
     before: int | None = None
     while True:
-        page = search(log, replace(query, before=before, limit=1000), people)
+        page = search(log, replace(query, before=before, limit=1000), people, home)
         for e in page.entries:
             person = people.person(e.body.get("card_ref"), e.ts)
             yield csv_row(
@@ -261,7 +267,7 @@ def export_rows(log: CentralLog, query: Query, people: Directory) -> Iterator[li
                     person.name if person else "",
                     person.department if person else "",
                     str(e.body.get("card_ref", ""))[:16],
-                    page.sites.get(e.row) or people.site or "",
+                    page.sites.get(e.row) or home or people.site or "",
                 ]
             )
         if page.next_before is None:

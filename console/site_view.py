@@ -44,8 +44,18 @@ class SiteScope:
         return site if isinstance(site, str) and site else (self.home or "")
 
 
+def home_site(log: CentralLog, given: str | None) -> str | None:
+    """Return the site that owns rows without one: the registry's (`given`), else the
+    log's only named site (an SQLite log a site's collector went on writing), else None."""
+    if given:
+        return given
+    named = log.db.execute("SELECT DISTINCT site FROM devices WHERE site IS NOT NULL").fetchall()
+    return str(named[0][0]) if len(named) == 1 else None
+
+
 def known_sites(log: CentralLog, home: str | None) -> list[str]:
-    """Return every site the log has devices of, by name (NULL rows as `home`)."""
+    """Return every site the log has devices of, by name (NULL rows as `home`'s)."""
+    home = home_site(log, home)
     rows = log.db.execute("SELECT DISTINCT site FROM devices").fetchall()
     return sorted({SiteScope(home=home).name(site) for (site,) in rows})
 
@@ -53,6 +63,7 @@ def known_sites(log: CentralLog, home: str | None) -> list[str]:
 def scope_of(log: CentralLog, site: str, home: str | None) -> SiteScope:
     """Return the scope of a site someone asked for, or raise SiteError naming the choices."""
     site = site.strip()
+    home = home_site(log, home)
     if not site:
         return SiteScope("", home)
     known = known_sites(log, home)
@@ -101,7 +112,7 @@ class SiteLink:
 
 def site_links(log: CentralLog, home: str | None, now: datetime) -> list[SiteLink]:
     """Return every site's link to the centre, its newest event and its devices online."""
-    scope = SiteScope(home=home)
+    scope = SiteScope(home=home_site(log, home))
     online: dict[str, list[int]] = {}
     for site, status in log.db.execute("SELECT site, status FROM devices"):
         counts = online.setdefault(scope.name(site), [0, 0])

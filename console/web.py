@@ -250,13 +250,14 @@ def acknowledge(
 @router.get("/log", response_class=HTMLResponse)
 def log_page(request: Request, session: LogUser) -> Response:
     console = console_of(request)
+    scope = web_sites.scope_for(request)
     query = _query(request)
-    result = search(console.log, query, console.people)
+    result = search(console.log, query, console.people, scope.home)
     rows = [(e, console.people.person(e.body.get("card_ref"), e.ts)) for e in result.entries]
     return page(
         request,
         "log.html",
-        **web_sites.site_context(request, web_sites.scope_for(request)),
+        **web_sites.site_context(request, scope),
         q=query,
         form={f: request.query_params.get(f, "") for f in ("since", "until")},
         rows=rows,
@@ -269,12 +270,13 @@ def log_page(request: Request, session: LogUser) -> Response:
 @router.get("/log/export.csv")
 def export(request: Request, session: ExportUser) -> Response:
     console = console_of(request)
+    home = web_sites.scope_for(request).home
     query = _query(request)
     audit(console.log, session.user, "export", str(_params(request)))
 
     def body() -> Iterator[str]:
         yield "\ufeff"  # Excel reads UTF-8 with a BOM
-        for row in export_rows(console.log, query, console.people):
+        for row in export_rows(console.log, query, console.people, home):
             out = io.StringIO()
             csv.writer(out, lineterminator="\r\n").writerow(row)
             yield out.getvalue()
@@ -328,7 +330,7 @@ def occupancy(request: Request, session: OccupancyUser) -> Response:
     counts = []  # zones are each site's own: counted site by site
     for site in [scope.site] if scope.site else sites["sites"]:
         floors: dict[str, list[ZoneCount]] = defaultdict(list)
-        zones = headcount.occupancy(console.log, SiteScope(site, console.people.site))
+        zones = headcount.occupancy(console.log, SiteScope(site, scope.home))
         for zone, counted in zones.items():
             floors[_floor_of(zone)].append(counted)
         counts.append((site, sorted(floors.items())))
@@ -396,7 +398,6 @@ def _alarm_marker(log: CentralLog) -> str:
 def _query(request: Request) -> Query:
     """The search form's query; its times are the site's local time, the log's are UTC."""
     zone = ZoneInfo(console_of(request).people.timezone)
-    web_sites.scope_for(request)  # a site the log does not have is answered 400
     return parse_query(request.query_params, request.query_params.get("before"), zone)
 
 

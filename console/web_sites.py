@@ -34,7 +34,7 @@ def scope_for(request: Request) -> SiteScope:
 def site_context(request: Request, scope: SiteScope) -> dict[str, Any]:
     """Return what a page's site filter needs: the log's sites and the one chosen."""
     console = console_of(request)
-    return {"sites": known_sites(console.log, console.people.site), "site": scope.site}
+    return {"sites": known_sites(console.log, scope.home), "site": scope.site}
 
 
 @router.get("/sites", response_class=HTMLResponse)

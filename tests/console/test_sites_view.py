@@ -16,7 +16,7 @@ from console.people import Directory
 from console.rollcall import by_site, inside
 from console.search import Query, export_rows, search
 from console.site_view import SiteError, SiteScope, device_health, known_sites, scope_of, site_links
-from tests.console.sites_fixtures import BRANCH, HOME, LINE, NOW, A, B, C, fill, registry
+from tests.console.sites_fixtures import BRANCH, HOME, LINE, NOW, A, B, C, Sites, fill, registry
 from tests.pg import pg_database, postgres  # noqa: F401 (the fixtures)
 
 
@@ -105,3 +105,17 @@ def test_a_site_the_log_lacks_is_refused_naming_the_sites_it_has(
     with pytest.raises(SiteError, match=f"use one of: {BRANCH}, {HOME}"):
         scope_of(log, "zushi", HOME)
     assert scope_of(log, f" {BRANCH} ", HOME) == SiteScope(BRANCH, HOME)
+
+
+def test_without_a_registry_rows_without_a_site_are_the_logs_only_sites(tmp_path: Path) -> None:
+    """An SQLite log a site's collector went on writing: its older rows have no site."""
+    log = open_log(tmp_path / "log.db")
+    sites = Sites(log)
+    sites.cross("gate-1", None, "08:00", A, inward=True)
+    sites.cross("gate-1", HOME, "09:00", B, inward=True)
+    assert known_sites(log, None) == [HOME]
+    scope = scope_of(log, HOME, None)
+    assert {p.card_ref for p in inside(log, LINE, scope=scope)} == {A, B}
+    assert len(search(log, Query(site=HOME), Directory(None)).entries) == 2
+    assert [p.site for p in inside(log, LINE, scope=scope_of(log, "", None))] == [HOME, HOME]
+    log.close()

@@ -14,13 +14,14 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser
 
 from console.log import open_log
 from console.web import Settings, create_app
 from tests.console.sites_fixtures import BRANCH, HOME, NOW, fill, registry
 from tests.pg import pg_database, postgres  # noqa: F401 (the fixtures)
 
-from .web_fixtures import Client, FakeClock, serve
+from .web_fixtures import PASSWORDS, Client, FakeClock, serve
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
@@ -133,3 +134,23 @@ def test_a_guard_acknowledges_one_sites_alarm(url: str) -> None:
         after,
     )
     assert shown == [(" acked", "gate-h1"), ("", "gate-1")]  # the home site's still waits
+
+
+def test_a_guard_picks_a_site_in_the_browser_and_prints_its_roll_call(
+    url: str, browser: Browser
+) -> None:
+    page = browser.new_context(locale="ja-JP").new_page()
+    page.goto(f"{url}/login")
+    page.fill("input[name=username]", "guard1")
+    page.fill("input[name=password]", PASSWORDS["guard1"])
+    page.click("button[type=submit]")
+    page.goto(f"{url}/muster")
+    assert page.locator("section.site").count() == 2
+    page.select_option("select#site", BRANCH)
+    page.click("form.site-filter button[type=submit]")
+    page.wait_for_url(f"**/muster?site={BRANCH}")
+    assert page.locator("section.site").get_attribute("data-site") == BRANCH
+    assert page.locator("#total").inner_text() == "1"
+    assert page.locator("tr[data-staff]").all_inner_texts()[0].startswith("相模 一郎 (K10001)")
+    assert page.locator("select#site").input_value() == BRANCH
+    page.context.close()

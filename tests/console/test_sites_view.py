@@ -16,7 +16,19 @@ from console.people import Directory
 from console.rollcall import by_site, inside
 from console.search import Query, export_rows, search
 from console.site_view import SiteError, SiteScope, device_health, known_sites, scope_of, site_links
-from tests.console.sites_fixtures import BRANCH, HOME, LINE, NOW, A, B, C, Sites, fill, registry
+from tests.console.sites_fixtures import (
+    BRANCH,
+    HOME,
+    LINE,
+    NOW,
+    RECEIVED,
+    A,
+    B,
+    C,
+    Sites,
+    fill,
+    registry,
+)
 from tests.pg import pg_database, postgres  # noqa: F401 (the fixtures)
 
 
@@ -118,4 +130,26 @@ def test_without_a_registry_rows_without_a_site_are_the_logs_only_sites(tmp_path
     assert {p.card_ref for p in inside(log, LINE, scope=scope)} == {A, B}
     assert len(search(log, Query(site=HOME), Directory(None)).entries) == 2
     assert [p.site for p in inside(log, LINE, scope=scope_of(log, "", None))] == [HOME, HOME]
+    log.close()
+
+
+def test_one_device_id_at_two_sites_keeps_its_gaps_apart(
+    pg_database: str,  # noqa: F811 -- the fixture imported above
+) -> None:
+    """PostgreSQL keys devices by site: each site's gate-1 has its own seq and gaps."""
+    log = open_log(pg_database)
+
+    def crossing(seq: int) -> dict[str, object]:
+        ts = f"2026-11-26T08:0{seq}:00.000Z"
+        fields = {"kind": "access", "type": "crossing", "card_ref": A, "to_zone": LINE}
+        return {"v": 1, "id": f"gate-1:{seq}", "seq": seq, "ts": ts, **fields}
+
+    log.append([crossing(1), crossing(3)], RECEIVED, site=HOME)  # seq 2 never came
+    log.append([crossing(1), crossing(2)], RECEIVED, site=BRANCH)
+    missing = [a for a in alarms.active(log) if a.type == "missing_events"]
+    assert [(a.site, a.device, a.detail) for a in missing] == [(HOME, "gate-1", "seq 2")]
+    branch = alarms.active(log, scope=scope(BRANCH))
+    assert not [a for a in branch if a.type == "missing_events"]
+    gaps = {(s, d): len(g) for s, d, _, g in device_health(log, scope())}
+    assert gaps == {(HOME, "gate-1"): 1, (BRANCH, "gate-1"): 0}
     log.close()

@@ -50,7 +50,15 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.sites_topology import COLLECTORS as COLLECTOR_NAMES
-from bench.sites_topology import PUBLISHER, WATCHER, Topology, build, device_names, write_devices
+from bench.sites_topology import (
+    PUBLISHER,
+    WATCHER,
+    Topology,
+    build,
+    device_names,
+    site_slug,
+    write_devices,
+)
 from bench.sites_traffic import BridgeWatch, Publisher, SitePlan, SiteResult
 from console.collector import Collector
 from console.log import CentralLog, open_log
@@ -373,17 +381,24 @@ def gaps_text(gaps: dict[str, list[int]]) -> str:
     return f"{len(gaps)} devices, e.g. {first}"
 
 
-def broker_log(work: Path) -> tuple[list[str], int]:
-    """Return mosquitto's lines about dropped messages, and how many lines name an error
-    (a cut link's TLS and bridge errors are expected)."""
-    dropped, errors = [], 0
+def broker_log(work: Path, cut: set[str]) -> tuple[list[str], dict[str, int], list[str]]:
+    """Return mosquitto's lines about dropped messages, its error lines counted by where
+    (a cut link's TLS and bridge errors are expected at the cut sites and the centre), and
+    the first few error lines anywhere else."""
+    dropped: list[str] = []
+    errors = {"cut sites": 0, "centre": 0, "elsewhere": 0}
+    elsewhere: list[str] = []
     for log_file in sorted(work.glob("**/mosquitto.log")):
+        broker = log_file.parent.name
+        where = "cut sites" if broker in cut else "centre" if broker == "central" else "elsewhere"
         for line in log_file.read_text(errors="replace").splitlines():
             if "dropped" in line.lower():
-                dropped.append(f"{log_file.parent.name}: {line[:200]}")
+                dropped.append(f"{broker}: {line[:200]}")
             elif "error" in line.lower():
-                errors += 1
-    return dropped, errors
+                errors[where] += 1
+                if where == "elsewhere" and len(elsewhere) < 3:
+                    elsewhere.append(f"{broker}: {line[:200]}")
+    return dropped, errors, elsewhere
 
 
 def run(work: Path, args: argparse.Namespace, problems: Problems) -> None:
@@ -449,11 +464,15 @@ def run(work: Path, args: argparse.Namespace, problems: Problems) -> None:
         if topology is not None:
             topology.close()
         pg.remove()
-    dropped, errors = broker_log(work)
+    cut = {site_slug(i) for i in range(max(1, min(args.cut_sites, args.sites - 1)))}
+    dropped, errors, elsewhere = broker_log(work, cut)
     print(
         f"mosquitto logs: {len(dropped)} lines about dropped messages"
         + (f" ({dropped[:3]})" if dropped else "")
-        + f"; {errors} error lines (TLS and bridge errors while a link is cut are expected)"
+        + "; error lines: "
+        + ", ".join(f"{where} {n}" for where, n in errors.items())
+        + (f" ({elsewhere})" if elsewhere else "")
+        + " (TLS and bridge errors while a link is cut are expected)"
     )
     print(
         f"collector warnings/errors logged: {problems.count}"

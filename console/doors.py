@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from console.actions import Site
 from console.alarms import active
 from console.log import CentralLog
+from console.site_view import SiteScope
 
 UNKNOWN = "unknown"
 
@@ -35,18 +36,24 @@ class DoorState:
 
 
 def door_states(log: CentralLog, site: Site) -> list[DoorState]:
-    """Return the state of every provisioned door, by door id."""
+    """Return the state of every provisioned door of the site, by door id.
+
+    Only the site's own rows count (a door or device of the same id at another site of the
+    log is another door); rows written before sites existed are this site's.
+    """
+    scope = SiteScope(site.registry.site, site.registry.site)
     alarms: dict[str, list[str]] = {}
-    for alarm in active(log):
+    for alarm in active(log, scope=scope):
         if alarm.where:
             alarms.setdefault(alarm.where, []).append(alarm.type)
-    devices = log.devices()
+    # A log of many sites keys its devices `site/device` unless asked for one site's.
+    devices = log.devices(site=scope.site) if log.keys_sites else log.devices()
     states = []
     for door, claims in sorted(site.doors().items()):
         heard = claims.device in devices
-        lock = _newest(log, door, ("unlocked", "locked")) or ("locked" if heard else UNKNOWN)
-        leaf = _newest(log, door, ("opened", "closed")) or ("closed" if heard else UNKNOWN)
-        mode = _mode(log, door) or ("normal" if heard else UNKNOWN)
+        lock = _newest(log, scope, door, ("unlocked", "locked")) or ("locked" if heard else UNKNOWN)
+        leaf = _newest(log, scope, door, ("opened", "closed")) or ("closed" if heard else UNKNOWN)
+        mode = _mode(log, scope, door) or ("normal" if heard else UNKNOWN)
         states.append(
             DoorState(
                 door,
@@ -54,7 +61,7 @@ def door_states(log: CentralLog, site: Site) -> list[DoorState]:
                 lock,
                 {"opened": "open", "closed": "closed"}.get(leaf, UNKNOWN),
                 mode,
-                _fire(log, claims.device),
+                _fire(log, scope, claims.device),
                 tuple(sorted(set(alarms.get(door, ())))),
                 _online(devices.get(claims.device)),
             )
@@ -62,29 +69,32 @@ def door_states(log: CentralLog, site: Site) -> list[DoorState]:
     return states
 
 
-def _newest(log: CentralLog, door: str, types: tuple[str, str]) -> str | None:
+def _newest(log: CentralLog, scope: SiteScope, door: str, types: tuple[str, str]) -> str | None:
+    site, at = scope.where()
     row = log.db.execute(
-        "SELECT type FROM events WHERE door = ? AND kind = 'door' AND type IN (?, ?) "
-        "ORDER BY ts DESC, row DESC LIMIT 1",
-        [door, *types],
+        "SELECT type FROM events WHERE door = ? AND kind = 'door' AND type IN (?, ?) "  # noqa: S608  # a condition of ours
+        f"AND {site} ORDER BY ts DESC, row DESC LIMIT 1",
+        [door, *types, *at],
     ).fetchone()
     return None if row is None else str(row[0])
 
 
-def _mode(log: CentralLog, door: str) -> str | None:
+def _mode(log: CentralLog, scope: SiteScope, door: str) -> str | None:
+    site, at = scope.where()
     row = log.db.execute(
-        "SELECT json_extract(body, '$.mode') FROM events WHERE door = ? AND kind = 'door' "
-        "AND type = 'mode' ORDER BY ts DESC, row DESC LIMIT 1",
-        [door],
+        "SELECT json_extract(body, '$.mode') FROM events WHERE door = ? AND kind = 'door' "  # noqa: S608  # a condition of ours
+        f"AND type = 'mode' AND {site} ORDER BY ts DESC, row DESC LIMIT 1",
+        [door, *at],
     ).fetchone()
     return None if row is None else str(row[0])
 
 
-def _fire(log: CentralLog, device: str) -> bool:
+def _fire(log: CentralLog, scope: SiteScope, device: str) -> bool:
+    site, at = scope.where()
     row = log.db.execute(
-        "SELECT json_extract(body, '$.state') FROM events WHERE device = ? AND kind = 'alarm' "
-        "AND type = 'fire' ORDER BY ts DESC, row DESC LIMIT 1",
-        [device],
+        "SELECT json_extract(body, '$.state') FROM events WHERE device = ? AND kind = 'alarm' "  # noqa: S608  # a condition of ours
+        f"AND type = 'fire' AND {site} ORDER BY ts DESC, row DESC LIMIT 1",
+        [device, *at],
     ).fetchone()
     return row is not None and row[0] == "raised"
 

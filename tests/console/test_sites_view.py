@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from console import alarms, headcount
+from console.actions import Site
+from console.claims import Registry
+from console.doors import door_states
 from console.log import CentralLog, open_log
 from console.people import Directory
 from console.rollcall import by_site, inside
@@ -29,6 +32,7 @@ from tests.console.sites_fixtures import (
     fill,
     registry,
 )
+from tests.console.test_claims import SITE, provision
 from tests.pg import pg_database, postgres  # noqa: F401 (the fixtures)
 
 
@@ -153,3 +157,36 @@ def test_one_device_id_at_two_sites_keeps_its_gaps_apart(
     gaps = {(s, d): len(g) for s, d, _, g in device_health(log, scope())}
     assert gaps == {(HOME, "gate-1"): 1, (BRANCH, "gate-1"): 0}
     log.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def empty_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CentralLog]:
+    target = (
+        tmp_path / "log.db" if request.param == "sqlite" else request.getfixturevalue("pg_database")
+    )
+    log = open_log(target)
+    yield log
+    log.close()
+
+
+def test_the_doors_page_reads_its_own_sites_door_not_one_of_the_same_name(
+    empty_log: CentralLog, tmp_path: Path
+) -> None:
+    site = Site(Registry(provision(tmp_path / "site", gates=("gate-1",)), SITE))
+    empty_log.set_status("gate-1", '{"state":"online"}', RECEIVED, site=SITE)
+
+    def door_event(device: str, seq: int, **fields: object) -> dict[str, object]:
+        ts = f"2026-11-26T08:0{seq}:00.000Z"
+        return {"v": 1, "id": f"{device}:{seq}", "seq": seq, "ts": ts, "door": "gate-1", **fields}
+
+    # Another site's door of the same id, opened and forced open.
+    empty_log.append(
+        [
+            door_event("gate-9", 1, kind="door", type="opened"),
+            door_event("gate-9", 2, kind="alarm", type="door_forced", state="raised"),
+        ],
+        RECEIVED,
+        site=BRANCH,
+    )
+    (state,) = door_states(empty_log, site)
+    assert (state.door, state.leaf, state.alarms, state.online) == ("gate-1", "closed", (), True)

@@ -197,7 +197,9 @@ class Desk:
         """Return how far `version` got, from the statuses in the console's log."""
         with self._registry() as registry:
             devices = device_ids(registry)
-        stored = self.log.devices()
+            # A log of many sites keys its devices `site/device` unless asked for one site's.
+            site = str(registry.site()["slug"]) if self.log.keys_sites else None
+        stored = self.log.devices(site=site)
         statuses: dict[str, dict[str, object] | None] = {}
         for device in devices:
             text = stored.get(device, {}).get("status")

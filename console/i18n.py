@@ -191,6 +191,14 @@ LABELS: dict[str, tuple[str, str]] = {
     "newest_event": ("最新のイベント", "Newest event"),
     "behind": ("遅れ", "Behind"),
     "devices_online": ("接続中の機器", "Devices online"),
+    "site_cut_off": (
+        "センターとの接続が切れています。この拠点の警報は届いていません",
+        "cut off from the centre: its alarms are not reaching this console",
+    ),
+    "site_catching_up": (
+        "未送信の記録を送信中です。この拠点の警報は遅れて届きます",
+        "still sending its backlog: its alarms arrive late",
+    ),
     "no_sites": ("まだどの拠点からも記録がありません", "No site has reported yet"),
     "sites_note": (
         "切断中または送信待ちがある拠点では、遅れの分だけ警報と記録が届いていません。",

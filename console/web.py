@@ -164,14 +164,16 @@ router = APIRouter()
 def alarms_page(request: Request, session: AlarmsUser) -> Response:
     scope = web_sites.scope_for(request)
     sites = web_sites.site_context(request, scope)
-    return page(request, "alarms.html", alarms=_alarms(request, scope), **sites)
+    cut_off = web_sites.cut_off(request, scope)
+    return page(request, "alarms.html", alarms=_alarms(request, scope), **sites, **cut_off)
 
 
 @router.get("/alarms/rows", response_class=HTMLResponse)
 def alarm_rows(request: Request, session: AlarmsUser) -> Response:
     scope = web_sites.scope_for(request)
     sites = web_sites.site_context(request, scope)
-    return page(request, "_alarm_rows.html", alarms=_alarms(request, scope), **sites)
+    cut_off = web_sites.cut_off(request, scope)
+    return page(request, "_alarm_rows.html", alarms=_alarms(request, scope), **sites, **cut_off)
 
 
 def _alarms(request: Request, scope: SiteScope) -> list[alarm_list.Alarm]:
@@ -392,7 +394,13 @@ def _alarm_marker(log: CentralLog) -> str:
             "ORDER BY device"
         )
     )
-    return f"{alarm_list.latest_alarm_row(log)}-{acks}-{holes}"
+    links = ",".join(
+        f"{site}:{connected}:{stored}"
+        for site, connected, stored in log.db.execute(
+            "SELECT site, connected, stored FROM sites ORDER BY site"
+        )
+    )
+    return f"{alarm_list.latest_alarm_row(log)}-{acks}-{holes}-{links}"
 
 
 def _query(request: Request) -> Query:

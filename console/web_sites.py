@@ -37,6 +37,21 @@ def site_context(request: Request, scope: SiteScope) -> dict[str, Any]:
     return {"sites": known_sites(console.log, scope.home), "site": scope.site}
 
 
+def cut_off(request: Request, scope: SiteScope) -> dict[str, Any]:
+    """Return the sites (of the scope) cut off from the centre or still sending a backlog:
+    their alarms are not reaching the console, which the alarm page says first."""
+    console = console_of(request)
+    now = datetime.fromtimestamp(console.settings.clock(), UTC)
+    links = site_links(console.log, scope.home, now)
+    behind = [
+        link
+        for link in links
+        if (link.connected is False or link.behind_s is not None)
+        and (not scope.site or link.site == scope.site)
+    ]
+    return {"cut_off": behind, "duration": duration}
+
+
 @router.get("/sites", response_class=HTMLResponse)
 def sites_page(request: Request, session: SitesUser) -> Response:
     console = console_of(request)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from console import alarms, headcount
+from console import alarms, headcount, web
 from console.actions import Site
 from console.claims import Registry
 from console.doors import door_states
@@ -190,3 +190,12 @@ def test_the_doors_page_reads_its_own_sites_door_not_one_of_the_same_name(
     )
     (state,) = door_states(empty_log, site)
     assert (state.door, state.leaf, state.alarms, state.online) == ("gate-1", "closed", (), True)
+
+
+def test_a_sites_link_changing_wakes_the_live_alarm_page(
+    two_sites: tuple[CentralLog, Directory],
+) -> None:
+    log, _ = two_sites
+    before = web._alarm_marker(log)
+    log.set_site_link(BRANCH, connected=True, at="2026-11-26T09:40:00.000Z")
+    assert web._alarm_marker(log) != before

@@ -154,3 +154,14 @@ def test_a_guard_picks_a_site_in_the_browser_and_prints_its_roll_call(
     assert page.locator("tr[data-staff]").all_inner_texts()[0].startswith("相模 一郎 (K10001)")
     assert page.locator("select#site").input_value() == BRANCH
     page.context.close()
+
+
+def test_the_alarm_page_says_first_which_sites_alarms_are_not_arriving(url: str) -> None:
+    guard = client(url, "guard1")
+    rows = guard.get("/alarms/rows").text
+    banner = re.search(r'<tr class="alarm-raised site-cut" data-site="([^"]+)">(.*?)</tr>', rows)
+    assert banner is not None, rows
+    assert banner.group(1) == BRANCH
+    assert "センターとの接続が切れています" in banner.group(2)
+    assert "35 min" in banner.group(2)
+    assert "site-cut" not in guard.get(f"/alarms/rows?site={HOME}").text

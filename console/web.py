@@ -329,8 +329,9 @@ def occupancy(request: Request, session: OccupancyUser) -> Response:
     console = console_of(request)
     scope = web_sites.scope_for(request)
     sites = web_sites.site_context(request, scope)
-    counts = []  # zones are each site's own: counted site by site
-    for site in [scope.site] if scope.site else sites["sites"]:
+    counts = []  # zones are each site's own: counted site by site (one site: all rows)
+    several = sites["sites"] if len(sites["sites"]) > 1 else [scope.site]
+    for site in [scope.site] if scope.site else several:
         floors: dict[str, list[ZoneCount]] = defaultdict(list)
         zones = headcount.occupancy(console.log, SiteScope(site, scope.home))
         for zone, counted in zones.items():

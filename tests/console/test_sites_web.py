@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from console.log import open_log
+from console.users import add_user
 from console.web import Settings, create_app
 from tests.console.sites_fixtures import BRANCH, HOME, NOW, fill, registry
 from tests.pg import pg_database, postgres  # noqa: F401 (the fixtures)
@@ -165,3 +166,16 @@ def test_the_alarm_page_says_first_which_sites_alarms_are_not_arriving(url: str)
     assert "センターとの接続が切れています" in banner.group(2)
     assert "35 min" in banner.group(2)
     assert "site-cut" not in guard.get(f"/alarms/rows?site={HOME}").text
+
+
+def test_a_log_of_presence_reports_alone_shows_its_zones(tmp_path: Path) -> None:
+    """No device has sent an event or a status yet, only its zones' occupancy."""
+    target = tmp_path / "log.db"
+    log = open_log(target)
+    log.set_occupancy("booth-3f", "booth-1", 0, True, "2026-11-26T08:00:00.000Z")
+    add_user(log, "ops", "operator", PASSWORDS["ops"], by="test")
+    log.close()
+    settings = Settings(target, None, tmp_path / "session.key", secure_cookies=False)
+    with serve(create_app(settings)) as served:
+        shown = client(served, "ops").get("/occupancy").text
+    assert 'data-zone="booth-1"' in shown

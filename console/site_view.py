@@ -17,6 +17,8 @@ from typing import Any
 from console.log import CentralLog
 from edge.errors import EdgeError
 
+# A site is known by its devices, and by zones a device reported without anything else yet.
+_SITES = "SELECT site FROM devices UNION SELECT site FROM occupancy"
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
@@ -49,14 +51,14 @@ def home_site(log: CentralLog, given: str | None) -> str | None:
     log's only named site (an SQLite log a site's collector went on writing), else None."""
     if given:
         return given
-    named = log.db.execute("SELECT DISTINCT site FROM devices WHERE site IS NOT NULL").fetchall()
+    named = [row for row in log.db.execute(_SITES).fetchall() if row[0] is not None]
     return str(named[0][0]) if len(named) == 1 else None
 
 
 def known_sites(log: CentralLog, home: str | None) -> list[str]:
     """Return every site the log has devices of, by name (NULL rows as `home`'s)."""
     home = home_site(log, home)
-    rows = log.db.execute("SELECT DISTINCT site FROM devices").fetchall()
+    rows = log.db.execute(_SITES).fetchall()
     return sorted({SiteScope(home=home).name(site) for (site,) in rows})
 
 

@@ -1,9 +1,9 @@
 """The console across sites: which site a page shows, and how each site's link to the centre is.
 
 Every event, device and occupancy row carries its `site`. In an SQLite log written before
-sites existed the column is NULL: those rows are the console's own site's (`home`, the
-site id of the provisioning registry it was given). A page shows one site (`site=…`) or
-every site (no value), each grouped under its name.
+sites existed the column is NULL: those rows are the console's own site's (`home`: the
+site id of the provisioning registry it was given, else the log's only named site). A page
+shows one site (`site=…`) or every site (no value), each grouped under its name.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def home_site(log: CentralLog, given: str | None) -> str | None:
 
 
 def known_sites(log: CentralLog, home: str | None) -> list[str]:
-    """Return every site the log has devices of, by name (NULL rows as `home`'s)."""
+    """Return every site the log has devices or zones of, by name (NULL rows as `home`'s)."""
     home = home_site(log, home)
     rows = log.db.execute(_SITES).fetchall()
     return sorted({SiteScope(home=home).name(site) for (site,) in rows})

@@ -10,27 +10,26 @@ from __future__ import annotations
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from edge.link.crossings import served_zones
 from edge.link.mqtt import LinkError, publish_and_watch
 from edge.link.topics import credentials as credentials_topic
 from edge.link.topics import credentials_delta as delta_topic
 from edge.link.topics import status as status_topic
 from edge.link.topics import status_filter
 from edge.store.connection import write_transaction
-from firmware_config.loader import load_config
 from firmware_config.model import MqttConfig
 from provisioning import deltas
+from provisioning.config_facts import ConfigFacts, DeviceFacts
 from provisioning.credential_sets import Built, SetBuilder
 from provisioning.deltas import DELTA_SHARE
-from provisioning.device_view import device_view
+from provisioning.device_view import DeviceView
 from provisioning.keys import SiteKeys
 from provisioning.options import status_version
 from provisioning.registry import Registry, short_ref
-from provisioning.rules import anti_passback_zones
+from provisioning.rules import RuleBook, anti_passback_zones
 
 LOCK_FILE = ".publish.lock"
 
@@ -69,30 +68,32 @@ def device_ids(registry: Registry) -> list[str]:
     return [r[0] for r in registry.db.execute("SELECT id FROM devices ORDER BY id")]
 
 
-def check_zone_settings(registry: Registry, site_dir: Path) -> None:
+def device_facts(site_dir: Path, devices: list[str]) -> dict[str, DeviceFacts]:
+    """Return each device's configuration facts, validating only configurations not seen."""
+    kept = ConfigFacts(site_dir)
+    found = {d: kept.facts(site_dir / "devices" / f"{d}.toml") for d in devices}
+    kept.save()
+    return found
+
+
+def check_zone_settings(
+    registry: Registry, site_dir: Path, facts: dict[str, DeviceFacts] | None = None
+) -> None:
     """Refuse (ValueError naming the zone, the devices, their values and the fix) when device
     configurations disagree on a zone's anti-passback and the site policy does not set it.
 
     The gates of a zone share positions; one that refuses what another lets in, or forgets
-    at another hour, splits the line.
+    at another hour, splits the line. `facts`: every device's, when the caller has them.
     """
     settled = anti_passback_zones(registry)
+    if facts is None:
+        facts = device_facts(site_dir, device_ids(registry))
     seen: dict[str, dict[tuple[str, str, str], list[str]]] = {}
     for device in device_ids(registry):
-        config = load_config(site_dir / "devices" / f"{device}.toml")
         # Only devices with a door into or out of the zone share its positions (a sensor
-        # node watching it does not).
-        served = served_zones(config)
-        for zone in config.zones:
-            if zone.id not in served:
-                continue
-            forgive = zone.anti_passback_forgive_at
-            value = (
-                zone.anti_passback,
-                forgive.strftime("%H:%M") if forgive else "none",
-                zone.anti_passback_offline,
-            )
-            seen.setdefault(zone.id, {}).setdefault(value, []).append(device)
+        # node watching it does not): the facts hold those zones' settings alone.
+        for zone, mode, forgive, offline in facts[device].anti_passback:
+            seen.setdefault(zone, {}).setdefault((mode, forgive, offline), []).append(device)
     for zone_id, values in sorted(seen.items()):
         if len(values) < 2 or zone_id in settled:
             continue
@@ -127,12 +128,13 @@ def build_all(
     passes are live; the current time by default).
     """
     site = registry.site()
-    check_zone_settings(registry, site_dir)
+    targets = devices or device_ids(registry)
+    facts = device_facts(site_dir, sorted({*device_ids(registry), *targets}))
+    check_zone_settings(registry, site_dir, facts)
     deltas.ensure(registry)
     keys = SiteKeys(site_dir / "keys")
     private = keys.load_private("credentials")
     version = next_version(registry)
-    targets = devices or device_ids(registry)
     now = now or datetime.now(UTC)
     # The journal's position first, then the cards: a change made meanwhile is in the
     # snapshot and comes again in the next delta (harmless), never in neither.
@@ -144,18 +146,17 @@ def build_all(
         now=now,
         journal=deltas.head(registry.db),
     )
+    views = Views(RuleBook(registry), version)
     known = {} if full else deltas.bases(registry.db)
     built = []
     new_bases: dict[str, deltas.Base] = {}
     for device in targets:
-        view = device_view(registry, site_dir, device, version)
+        view, fingerprint = views.view(device, facts[device])
         base = known.get(device)
-        one = None if base is None else builder.delta(view, base, delta_share)
+        one = None if base is None else builder.delta(view, base, delta_share, fingerprint)
         if one is None:
             one = builder.full(view)
-            new_bases[device] = deltas.Base(
-                version, builder.journal, view.fingerprint(), len(one.data)
-            )
+            new_bases[device] = deltas.Base(version, builder.journal, fingerprint, len(one.data))
         built.append(one)
     with write_transaction(registry.db) as db:
         for b in built:
@@ -174,6 +175,34 @@ def build_all(
             detail["passes_left_out"] = sorted(short_ref(r) for r in builder.left_out)
         registry.record(db, "publish", **detail)
     return built
+
+
+class Views:
+    """Each device's view at one version: devices alike in what a view depends on (doors,
+    zones, keypads, role, readers) share one policy and one fingerprint."""
+
+    def __init__(self, book: RuleBook, version: int) -> None:
+        self.book = book
+        self.version = version
+        self._shapes: dict[tuple[object, ...], tuple[DeviceView, str]] = {}
+
+    def __repr__(self) -> str:
+        return f"<Views v{self.version} shapes={len(self._shapes)}>"
+
+    def view(self, device: str, facts: DeviceFacts) -> tuple[DeviceView, str]:
+        """Return the device's view and its fingerprint."""
+        key = (facts.doors, facts.zones, facts.keypads, facts.role, facts.readers)
+        shape = self._shapes.get(key)
+        if shape is None:
+            policy = self.book.policy(facts.doors, self.version, facts.zones)
+            # The groups the device acts on: its rules, lockdown override, proof and PIN.
+            wanted = {r.group for r in policy.rules} | set(policy.override_groups)
+            wanted |= policy.authenticated_groups | policy.pin_groups
+            view = DeviceView(
+                "", policy, frozenset(wanted), facts.keypads, facts.role, facts.readers
+            )
+            shape = self._shapes[key] = (view, view.fingerprint())
+        return replace(shape[0], device=device), shape[1]
 
 
 @dataclass(frozen=True)

@@ -137,32 +137,70 @@ def policy_for(
     registry: Registry, doors: set[str], version: int, zones: set[str] | None = None
 ) -> AccessPolicy:
     """Return the policy a device with `doors` needs: only the rules that touch its doors."""
-    schedules: dict[str, Any] = {
-        sid: json.loads(body) for sid, body in registry.db.execute("SELECT id, body FROM schedules")
-    }
-    rules = []
-    for group, doors_json, schedule in registry.db.execute(
-        "SELECT grp, doors, schedule FROM rules ORDER BY id"
-    ):
-        mine = sorted(set(json.loads(doors_json)) & doors)
-        if mine:
-            rules.append({"group": group, "doors": mine, "schedule": schedule})
-    row = registry.db.execute("SELECT value FROM settings WHERE key = 'override_groups'").fetchone()
-    return policy_from_json(
-        {
-            "version": version,
-            "schedules": {
-                s: schedules[s] for s in {r["schedule"] for r in rules} if s in schedules
-            },
-            "rules": rules,
-            "override_groups": json.loads(row[0]) if row else [],
-            "authenticated_groups": _setting(registry, "authenticated_groups", []),
-            "pin_groups": _setting(registry, "pin_groups", []),
-            "closure_days": _setting(registry, "closure_days", []),
-            "anti_passback": {
-                z: body
-                for z, body in _setting(registry, "anti_passback", {}).items()
-                if zones is None or z in zones
-            },
+    return RuleBook(registry).policy(frozenset(doors), version, zones)
+
+
+class RuleBook:
+    """The site's rules and settings, read once; each device's policy is cut from them.
+
+    A publish reads the registry once, not once per device, and devices with the same
+    doors and zones share one policy object.
+    """
+
+    def __init__(self, registry: Registry) -> None:
+        self.schedules: dict[str, Any] = {
+            sid: json.loads(body)
+            for sid, body in registry.db.execute("SELECT id, body FROM schedules")
         }
-    )
+        self.rules = [
+            (group, frozenset(json.loads(doors_json)), schedule)
+            for group, doors_json, schedule in registry.db.execute(
+                "SELECT grp, doors, schedule FROM rules ORDER BY id"
+            )
+        ]
+        self.override_groups = _setting(registry, "override_groups", [])
+        self.authenticated_groups = _setting(registry, "authenticated_groups", [])
+        self.pin_groups = _setting(registry, "pin_groups", [])
+        self.closure_days = _setting(registry, "closure_days", [])
+        self.anti_passback: dict[str, Any] = _setting(registry, "anti_passback", {})
+        self._cut: dict[tuple[frozenset[str], int, frozenset[str] | None], AccessPolicy] = {}
+
+    def __repr__(self) -> str:
+        return f"<RuleBook rules={len(self.rules)} schedules={len(self.schedules)}>"
+
+    def policy(
+        self, doors: frozenset[str], version: int, zones: set[str] | frozenset[str] | None = None
+    ) -> AccessPolicy:
+        """Return the policy of a device with `doors` (and `zones`), at `version`."""
+        key = (doors, version, None if zones is None else frozenset(zones))
+        found = self._cut.get(key)
+        if found is None:
+            found = self._cut[key] = self._policy(doors, version, key[2])
+        return found
+
+    def _policy(
+        self, doors: frozenset[str], version: int, zones: frozenset[str] | None
+    ) -> AccessPolicy:
+        rules = [
+            {"group": group, "doors": sorted(ruled & doors), "schedule": schedule}
+            for group, ruled, schedule in self.rules
+            if ruled & doors
+        ]
+        return policy_from_json(
+            {
+                "version": version,
+                "schedules": {
+                    s: self.schedules[s]
+                    for s in {r["schedule"] for r in rules}
+                    if s in self.schedules
+                },
+                "rules": rules,
+                "override_groups": self.override_groups,
+                "authenticated_groups": self.authenticated_groups,
+                "pin_groups": self.pin_groups,
+                "closure_days": self.closure_days,
+                "anti_passback": {
+                    z: body for z, body in self.anti_passback.items() if zones is None or z in zones
+                },
+            }
+        )

@@ -126,3 +126,19 @@ def test_a_new_rule_or_a_large_delta_sends_a_full_snapshot(
         assert journal(registry) == []  # every base covers it: pruned
     finally:
         registry.close()
+
+
+def test_a_device_whose_configuration_changed_gets_a_full_snapshot_of_its_new_doors(
+    site: Path,  # noqa: F811 (the fixture)
+) -> None:
+    assert publish(site).kind == "full"
+    assert publish(site, delta_share=1.0).kind == "delta"  # nothing changed: an empty delta
+    config = site / "devices" / "gate-1.toml"
+    text = config.read_text()
+    moved = text.replace('id = "gate-1"\nout', 'id = "gate-9"\nout').replace(
+        'door = "gate-1"', 'door = "gate-9"'
+    )
+    assert moved.count("gate-9") == 3
+    config.write_text(moved)  # the same process: what it kept of the old file must not count
+    built = publish(site, delta_share=1.0)
+    assert (built.kind, built.cards) == ("full", 0)  # no rule lets anyone through gate-9

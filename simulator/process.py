@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -43,9 +45,12 @@ class AgentProcess:
         python: str = sys.executable,
     ) -> None:
         self.config = config
-        self.socket_path = home / "control.sock"
+        # A unix socket's path holds at most 107 bytes, and `home` may sit deep (a pytest
+        # worker's temporary directory, a long --run-dir): the socket gets a short private
+        # directory of its own, removed with it.
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="edge-agent-"))
+        self.socket_path = self.socket_dir / "control.sock"
         self.log_path = home / "agent.log"
-        self.socket_path.unlink(missing_ok=True)
         self._log = self.log_path.open("ab")
         command = [
             python,
@@ -136,6 +141,7 @@ class AgentProcess:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self._log.close()
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
 
     def log(self) -> str:
         """Return the agent's log."""

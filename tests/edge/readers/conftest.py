@@ -34,8 +34,14 @@ def pcsc_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PcscStack
 
 
 @pytest.fixture
-def pcsc(pcsc_session: PcscStack) -> Iterator[PcscStack]:
+def pcsc(pcsc_session: PcscStack, request: pytest.FixtureRequest) -> Iterator[PcscStack]:
     """Give a test the running stack with an empty reader; take its cards away afterwards."""
+    if request.node.get_closest_marker("pcscd") is None:  # tests/conftest.py groups by it
+        pytest.fail(
+            f"{request.node.nodeid} asks for pcscd at run time but is not marked `pcscd`: "
+            "mark it (pytest.mark.pcscd) so that it runs on the one xdist worker with pcscd",
+            pytrace=False,
+        )
     if not pcsc_session.running:  # a test that stopped pcscd failed before restarting it
         pcsc_session.start()
     yield pcsc_session

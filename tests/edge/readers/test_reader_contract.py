@@ -76,7 +76,9 @@ class PcscHarness:
         self.stack.start()
 
 
-@pytest.fixture(params=["sim", pytest.param("pcsc", marks=pytest.mark.services)])
+@pytest.fixture(
+    params=["sim", pytest.param("pcsc", marks=[pytest.mark.services, pytest.mark.pcscd])]
+)
 def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
     if request.param == "sim":
         made: Harness = SimHarness()

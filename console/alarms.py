@@ -152,10 +152,28 @@ def acknowledge(log: CentralLog, key: str, username: str, note: str = "") -> boo
 
 
 def latest_alarm_row(log: CentralLog) -> int:
-    """Return the newest alarm's row (0 if none): a cheap change marker for live pages."""
-    row = log.db.execute("SELECT max(row) FROM events WHERE kind = 'alarm'").fetchone()
+    """Return the newest alarm's row (0 if none): a cheap change marker for live pages.
+
+    A log of many sites numbers rows when they are written and commits them in that order
+    only within a site, so one site's alarm may land below another's newest: there the
+    marker adds up each site's newest alarm row (each only grows).
+    """
+    if not log.keys_sites:
+        row = log.db.execute("SELECT max(row) FROM events WHERE kind = 'alarm'").fetchone()
+        newest = int(row[0] or 0)
+    else:
+        sites = [site for (site,) in log.db.execute("SELECT DISTINCT site FROM devices")]
+        newest = sum(
+            int(
+                log.db.execute(
+                    "SELECT max(row) FROM events WHERE site = ? AND kind = 'alarm'", [site]
+                ).fetchone()[0]
+                or 0
+            )
+            for site in sites
+        )
     # Both only grow, so their sum changes whenever either does.
-    return int(row[0] or 0) + refusals.latest(log)
+    return newest + refusals.latest(log)
 
 
 class Words:

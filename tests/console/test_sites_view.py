@@ -199,3 +199,19 @@ def test_a_sites_link_changing_wakes_the_live_alarm_page(
     before = web._alarm_marker(log)
     log.set_site_link(BRANCH, connected=True, at="2026-11-26T09:40:00.000Z")
     assert web._alarm_marker(log) != before
+
+
+def test_each_sites_new_alarm_changes_the_live_pages_marker(
+    two_sites: tuple[CentralLog, Directory],
+) -> None:
+    log, _ = two_sites
+    home = HOME if log.keys_sites else None
+    seen = {alarms.latest_alarm_row(log)}
+    for device, site, seq in (("gate-1", home, 9), ("gate-h1", BRANCH, 10)):
+        forced = {"kind": "alarm", "type": "door_held_open", "state": "raised"}
+        ts = f"2026-11-26T09:5{seq - 9}:00.000Z"
+        log.append(
+            [{"v": 1, "id": f"{device}:{seq}", "seq": seq, "ts": ts, **forced}], RECEIVED, site=site
+        )
+        seen.add(alarms.latest_alarm_row(log))
+    assert len(seen) == 3

@@ -45,6 +45,7 @@ from bench.log_sample import at, card_refs, pct, queries, rows
 from console.log import GENESIS, CentralLog, open_log
 from console.people import Directory
 from console.search import Page, Query, _where, search
+from console.site_view import home_site
 from simulator.postgres import PostgresCluster
 
 CHUNK = 100_000
@@ -59,7 +60,7 @@ SETTINGS = {
     "effective_cache_size": "8GB",
     "maintenance_work_mem": "1GB",
     "work_mem": "16MB",
-    "max_wal_size": "16GB",
+    "max_wal_size": "4GB",  # more filled the disk (WAL of the index builds) at 20M rows
     "checkpoint_timeout": "30min",
     "random_page_cost": "1.1",
     "autovacuum": "off",
@@ -102,8 +103,9 @@ class SqliteBuild:
         self.conn.execute("COMMIT")
         self.load_s += time.perf_counter() - began
         began = time.perf_counter()
-        for _, sql in self.indexes:
+        for name, sql in self.indexes:
             self.conn.execute(sql)
+            print(f"    SQLite index {name} made ({time.perf_counter() - began:.0f} s)")
         self.index_s = time.perf_counter() - began
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.close()
@@ -168,6 +170,9 @@ class PostgresBuild:
             # pg_indexes gives a partitioned index as made ON ONLY the parent (an empty
             # shell); made on the table, it is built on every partition.
             self.conn.execute(sql.replace(" ON ONLY ", " ON ", 1).encode())
+            print(
+                f"    PostgreSQL index {sql.split()[2]} made ({time.perf_counter() - began:.0f} s)"
+            )
         self.conn.execute("ALTER TABLE event_ids ADD PRIMARY KEY (site, id)")
         self.index_s = time.perf_counter() - began
         began = time.perf_counter()
@@ -232,9 +237,9 @@ def build(args: argparse.Namespace, sqlite_path: Path, url: str) -> tuple[list[s
     return sites, doors, cards
 
 
-def statement(query: Query, people: Directory) -> tuple[str, list[Any]]:
+def statement(log: CentralLog, query: Query, people: Directory) -> tuple[str, list[Any]]:
     """The SQL console.search.search runs for `query` (to EXPLAIN it)."""
-    where, params = _where(query, people)
+    where, params = _where(query, people, home_site(log, people.site) if query.site else None)
     if query.before is not None:
         where += " AND row < ?"
         params.append(query.before)
@@ -312,7 +317,7 @@ def compare(args: argparse.Namespace, lite: CentralLog, pg: CentralLog, mix: Any
         p95, p50 = at(sorted(samples), 0.95), at(sorted(samples), 0.5)
         if p95 >= 200 or (p50 > 20 and p50 > 2 * at(sorted(times["SQLite"][kind]), 0.5)):
             ms, query = slowest[kind]
-            sql, params = statement(query, people)
+            sql, params = statement(pg, query, people)
             print(
                 f"  slow on PostgreSQL: {kind} (p95 {p95:.1f} ms), its slowest ({ms:.1f} ms): {query}"
             )

@@ -147,12 +147,7 @@ class SetBuilder:
 
     def _count(self, view: DeviceView) -> int:
         if self._groups is None:
-            self._groups = group_masks(
-                self.registry.db.execute(
-                    "SELECT p.groups, count(*) FROM cards c JOIN people p "
-                    "ON p.staff_no = c.staff_no WHERE c.status = 'active' GROUP BY p.groups"
-                )
-            )
+            self._groups = group_masks(deltas.group_counts(self.registry.db))
         owned = 0
         for group in view.wanted:
             owned |= self._groups.get(group, 0)

@@ -76,6 +76,65 @@ def credential_bases(db: Database) -> None:
     )
 
 
+_ADD = (
+    "INSERT INTO card_counts (groups, cards) SELECT coalesce(p.groups, '[]'), {n} "
+    "FROM people p WHERE p.staff_no = {who} AND {when} "
+    "ON CONFLICT(groups) DO UPDATE SET cards = cards + excluded.cards;"
+)
+_TAKE = (
+    "INSERT INTO card_counts (groups, cards) VALUES (coalesce(OLD.groups, '[]'), -{n}) "
+    "ON CONFLICT(groups) DO UPDATE SET cards = cards + excluded.cards;"
+)
+_ACTIVE = "(SELECT count(*) FROM cards WHERE staff_no = {who} AND status = 'active')"
+# The active cards per combination of groups, kept by triggers: a delta's card count reads
+# these few rows, not every card of the site.
+_COUNT_TRIGGERS = (
+    "cards_insert AFTER INSERT ON cards BEGIN "
+    + _ADD.format(n="1", who="NEW.staff_no", when="NEW.status = 'active'")
+    + " END",
+    "cards_update AFTER UPDATE ON cards WHEN OLD.status IS NOT NEW.status "
+    "OR OLD.staff_no IS NOT NEW.staff_no BEGIN "
+    + _ADD.format(n="-1", who="OLD.staff_no", when="OLD.status = 'active'")
+    + _ADD.format(n="1", who="NEW.staff_no", when="NEW.status = 'active'")
+    + " END",
+    "cards_delete AFTER DELETE ON cards BEGIN "
+    + _ADD.format(n="-1", who="OLD.staff_no", when="OLD.status = 'active'")
+    + " END",
+    "people_insert AFTER INSERT ON people BEGIN "
+    + _ADD.format(n=_ACTIVE.format(who="NEW.staff_no"), who="NEW.staff_no", when="true")
+    + " END",
+    "people_update AFTER UPDATE ON people WHEN OLD.groups IS NOT NEW.groups "
+    "OR OLD.staff_no IS NOT NEW.staff_no BEGIN "
+    + _TAKE.format(n=_ACTIVE.format(who="OLD.staff_no"))
+    + _ADD.format(n=_ACTIVE.format(who="NEW.staff_no"), who="NEW.staff_no", when="true")
+    + " END",
+    "people_delete AFTER DELETE ON people BEGIN "
+    + _TAKE.format(n=_ACTIVE.format(who="OLD.staff_no"))
+    + " END",
+)
+
+
+@migrations(name="0003_card_counts")
+def card_counts(db: Database) -> None:
+    """Count the active cards per combination of groups, kept by triggers."""
+    db.execute("CREATE TABLE card_counts (groups TEXT PRIMARY KEY, cards INTEGER NOT NULL)")
+    db.execute(
+        "INSERT INTO card_counts (groups, cards) SELECT coalesce(p.groups, '[]'), count(*) "
+        "FROM cards c JOIN people p ON p.staff_no = c.staff_no WHERE c.status = 'active' "
+        "GROUP BY coalesce(p.groups, '[]')"
+    )
+    for trigger in _COUNT_TRIGGERS:
+        db.execute("CREATE TRIGGER card_counts_" + trigger)
+
+
+def group_counts(db: Database) -> list[tuple[str, int]]:
+    """Return the active cards per combination of groups (groups as JSON text)."""
+    return [
+        (groups, int(n))
+        for groups, n in db.execute("SELECT groups, cards FROM card_counts WHERE cards > 0")
+    ]
+
+
 def ensure(registry: Registry) -> None:
     """Create the journal and the bases table if this registry has none yet."""
     migrations.apply(registry.db)

@@ -29,6 +29,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -462,9 +463,24 @@ PUBLISH_WAIT_S = 30.0
 """How long publish_and_watch waits for the broker's login answer and each acknowledgement."""
 
 
-def _publish_acknowledged(client: mqtt.Client, topic: str, payload: bytes) -> None:
-    """Publish retained at QoS 1 and wait for the broker's acknowledgement, or raise."""
-    info = client.publish(topic, payload, qos=1, retain=True)
+PUBLISH_WINDOW = 100
+"""Messages publish_and_watch keeps in flight: a site's publish is not one round trip per
+device, and its payloads are not all copied into paho's queue at once."""
+
+
+def _publish_acknowledged(client: mqtt.Client, messages: list[tuple[str, bytes]]) -> None:
+    """Publish retained at QoS 1, in order, and wait for the broker to acknowledge each, or
+    raise."""
+    pending: deque[tuple[str, mqtt.MQTTMessageInfo]] = deque()
+    for topic, payload in messages:
+        if len(pending) >= PUBLISH_WINDOW:
+            _acknowledged(*pending.popleft())
+        pending.append((topic, client.publish(topic, payload, qos=1, retain=True)))
+    while pending:
+        _acknowledged(*pending.popleft())
+
+
+def _acknowledged(topic: str, info: mqtt.MQTTMessageInfo) -> None:
     try:
         info.wait_for_publish(PUBLISH_WAIT_S)
     except (RuntimeError, ValueError) as error:  # paho's: not queued, or failed
@@ -518,6 +534,7 @@ def publish_and_watch(
             connack.append(not reason.is_failure)
             lock.notify_all()
 
+    client.max_inflight_messages_set(PUBLISH_WINDOW)
     client.on_socket_open = no_nagle
     client.on_message = on_message
     client.on_connect = on_connect
@@ -534,8 +551,7 @@ def publish_and_watch(
                     f"{config.username or '(no user)'}; check the account and its password"
                 )
         client.subscribe(watch, qos=1)
-        for topic, payload in messages:
-            _publish_acknowledged(client, topic, payload)
+        _publish_acknowledged(client, messages)
         deadline = time.monotonic() + timeout_s
         with lock:
             while not done(seen):

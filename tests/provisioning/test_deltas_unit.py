@@ -3,6 +3,7 @@ instead, and that a device on deltas holds exactly what a full snapshot would gi
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, timedelta
 from pathlib import Path
 
@@ -142,3 +143,62 @@ def test_a_device_whose_configuration_changed_gets_a_full_snapshot_of_its_new_do
     config.write_text(moved)  # the same process: what it kept of the old file must not count
     built = publish(site, delta_share=1.0)
     assert (built.kind, built.cards) == ("full", 0)  # no rule lets anyone through gate-9
+
+
+def test_the_kept_card_counts_follow_every_kind_of_change_to_cards_and_people(
+    site: Path,  # noqa: F811 (the fixture)
+) -> None:
+    registry = open_registry(site)
+    deltas.ensure(registry)
+    db = registry.db.conn
+    rng = random.Random(5)
+    groups = ['["staff"]', '["a","staff"]', '["b"]', None]
+    statuses = ["active", "revoked", "lost"]
+    try:
+        for step in range(400):
+            staff = f"R{rng.randint(0, 15):03d}"
+            card = f"card-{rng.randint(0, 30):03d}"
+            with db:
+                match rng.randint(0, 6):
+                    case 0:
+                        db.execute(
+                            "INSERT OR IGNORE INTO people (staff_no, name, groups) "
+                            "VALUES (?, ?, ?)",
+                            [staff, "x", rng.choice(groups)],
+                        )
+                    case 1:
+                        db.execute(
+                            "UPDATE people SET groups = ? WHERE staff_no = ?",
+                            [rng.choice(groups), staff],
+                        )
+                    case 2:
+                        db.execute(
+                            "UPDATE OR IGNORE people SET staff_no = ? WHERE staff_no = ?",
+                            [f"R{rng.randint(0, 15):03d}", staff],
+                        )
+                    case 3:
+                        db.execute("DELETE FROM people WHERE staff_no = ?", [staff])
+                    case 4:
+                        db.execute(
+                            "INSERT OR IGNORE INTO cards (card_ref, staff_no, technology, status) "
+                            "VALUES (?, ?, 'felica', ?)",
+                            [card, staff, rng.choice(statuses)],
+                        )
+                    case 5:
+                        db.execute(
+                            "UPDATE cards SET status = ?, staff_no = ? WHERE card_ref = ?",
+                            [rng.choice(statuses), staff, card],
+                        )
+                    case _:
+                        db.execute("DELETE FROM cards WHERE card_ref = ?", [card])
+            counted = dict(
+                db.execute(
+                    "SELECT coalesce(p.groups, '[]'), count(*) FROM cards c JOIN people p "
+                    "ON p.staff_no = c.staff_no WHERE c.status = 'active' "
+                    "GROUP BY coalesce(p.groups, '[]')"
+                )
+            )
+            assert dict(deltas.group_counts(registry.db)) == counted, step
+        assert db.execute("SELECT count(*) FROM card_counts WHERE cards < 0").fetchone() == (0,)
+    finally:
+        registry.close()

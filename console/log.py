@@ -231,12 +231,13 @@ class CentralLog:
                 [site, device, zone, count, int(occupied), ts],
             )
 
-    def set_rooms(self, what: str, body: str, received_at: str) -> None:
-        """Keep the rooms service's newest `view` or `status`."""
+    def set_rooms(self, what: str, body: str, received_at: str, *, site: str | None = None) -> None:
+        """Keep a site's rooms service's newest `view` or `status` (None: the log's own)."""
         self.db.execute(
-            "INSERT INTO rooms (what, body, received_at) VALUES (?, ?, ?) ON CONFLICT (what) "
-            "DO UPDATE SET body = excluded.body, received_at = excluded.received_at",
-            [what, body, received_at],
+            "INSERT INTO rooms (site, what, body, received_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (site, what) DO UPDATE SET body = excluded.body, "
+            "received_at = excluded.received_at",
+            [_room_site(site), what, body, received_at],
         )
 
     def set_site_link(
@@ -333,10 +334,29 @@ class CentralLog:
             zones[row["zone"]] = row
         return zones
 
-    def rooms(self) -> dict[str, tuple[str, str]]:
-        """Return the rooms service's kept {what: (body, received_at)}."""
-        rows = self.db.execute("SELECT what, body, received_at FROM rooms").fetchall()
+    def rooms(self, site: str | None = None) -> dict[str, tuple[str, str]]:
+        """Return a site's rooms service's kept {what: (body, received_at)} (None: the
+        log's own)."""
+        rows = self.db.execute(
+            "SELECT what, body, received_at FROM rooms WHERE site = ?", [_room_site(site)]
+        ).fetchall()
         return {what: (body, at) for what, body, at in rows}
+
+    def last_received_at(self, site: str | None = None) -> str | None:
+        """Return when the newest stored event (of one site, if given) was received, read
+        off the chains' heads or the site's newest row, never by scanning the events."""
+        if site is not None:
+            found = self.db.execute(
+                "SELECT received_at FROM events WHERE site = ? ORDER BY row DESC LIMIT 1",
+                [self._keys.named(site)],
+            ).fetchone()
+            return None if found is None else str(found[0])
+        (newest_at,) = self.db.execute(
+            "SELECT max(events.received_at) FROM chain_heads JOIN events "
+            "ON events.row = chain_heads.row "
+            "WHERE chain_heads.chain = 'events' OR chain_heads.chain LIKE 'events/%'"
+        ).fetchone()
+        return None if newest_at is None else str(newest_at)
 
     def sites(self) -> dict[str, dict[str, Any]]:
         """Return each site's link (`connected`, `stored`, `link_at`), its `devices`, its
@@ -472,6 +492,11 @@ class CentralLog:
                 f"{', '.join(c.name for c in self._keys.chains(self.db))}"
             )
         return spec
+
+
+def _room_site(site: str | None) -> str:
+    """Key the rooms table by site; '' is the log's own (a key column cannot be NULL)."""
+    return "" if site is None else Keys.named(site)
 
 
 def _first_line(error: Exception) -> str:

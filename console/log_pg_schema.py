@@ -128,4 +128,13 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX events_archived_device ON events_archived (site, device, seq)",
         ),
     ),
+    (
+        "0006_rooms_sites",
+        (
+            # One site's rooms service never overwrites another's; '' is the log's own.
+            f"ALTER TABLE rooms ADD COLUMN site {C} NOT NULL DEFAULT ''",
+            "ALTER TABLE rooms DROP CONSTRAINT rooms_pkey",
+            "ALTER TABLE rooms ADD PRIMARY KEY (site, what)",
+        ),
+    ),
 )

@@ -158,6 +158,22 @@ def sites(db: Database) -> None:
     )
 
 
+@migrations(name="0011_rooms_sites")
+def rooms_sites(db: Database) -> None:
+    """Key the rooms service's view and status by site ('' is the log's own), so one site's
+    rooms service never overwrites another's."""
+    db.execute("ALTER TABLE rooms RENAME TO rooms_unsited")
+    db.execute(
+        "CREATE TABLE rooms (site TEXT NOT NULL DEFAULT '', what TEXT NOT NULL, "
+        "body TEXT NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY (site, what))"
+    )
+    db.execute(
+        "INSERT INTO rooms (what, body, received_at) SELECT what, body, received_at "
+        "FROM rooms_unsited"
+    )
+    db.execute("DROP TABLE rooms_unsited")
+
+
 # The zone indexes' conditions; a query must hold the same term for SQLite to use them.
 MOVES = "('crossing', 'button_exit')"
 BASELINES = "('occupancy_reset', 'anti_passback_forgiven')"

@@ -176,3 +176,29 @@ def test_an_sqlite_log_from_before_sites_keeps_its_rows_hashes_and_totals(tmp_pa
         assert log.sites()[SITE]["devices"] == 1
     finally:
         log.close()
+
+
+@pytest.mark.services
+def test_each_sites_rooms_view_is_kept_apart(backend: Backend) -> None:
+    log = backend.log
+    log.set_rooms("view", '{"of":"hall"}', RECEIVED, site=SITE)
+    log.set_rooms("view", '{"of":"annex"}', LATER, site="annex")
+    log.set_rooms("status", '{"of":"own"}', LATER)
+
+    assert log.rooms(SITE) == {"view": ('{"of":"hall"}', RECEIVED)}
+    assert log.rooms("annex") == {"view": ('{"of":"annex"}', LATER)}
+    assert log.rooms() == {"status": ('{"of":"own"}', LATER)}
+    with pytest.raises(LogError, match="site"):
+        log.set_rooms("view", "{}", LATER, site="Bad Site")
+
+
+@pytest.mark.services
+def test_last_received_at_is_the_newest_events_reception(backend: Backend) -> None:
+    log = backend.log
+    assert log.last_received_at() is None
+    log.append(events("gate-1", range(1, 3)), RECEIVED, site=SITE)
+    log.append(events("gate-1", range(3, 5)), LATER, site=SITE)
+
+    assert log.last_received_at() == LATER
+    assert log.last_received_at(SITE) == LATER
+    assert log.last_received_at("annex") is None

@@ -41,6 +41,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from edge.errors import EdgeError
 from edge.link import topics
@@ -64,6 +65,9 @@ RESTART_S = (5, 60)  # reconnect backoff: mosquitto's jitter from 5 s up to a mi
 AUTOSAVE_S = 60
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
+# mosquitto's PBKDF2-SHA512 hash, as provisioning.broker.password_hash writes it.
+_B64 = r"[A-Za-z0-9+/]+={0,2}"
+_HASH = re.compile(rf"\$7\$[1-9][0-9]{{0,9}}\${_B64}\${_B64}")
 
 
 class BridgeError(EdgeError, ValueError):
@@ -218,6 +222,38 @@ def central_account_topics(root: str, sites: Iterable[str], name: str, role: str
                 f"topic read {topics.bridge_stored(root, site)}",
             ]
     return lines
+
+
+def central_passwd_line(site: str, text: str, path: Path) -> str:
+    """Return the one passwd line `bridge-{site}:$7$…` that `text` (from `path`) may hold.
+
+    The line goes into the central password file as is, and mosquitto keeps the last line
+    of a user named twice: a site's file naming any other account would take that account.
+    """
+    user = account(site)
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) == 1:
+        name, _, hashed = lines[0].partition(":")
+        if name == user and _HASH.fullmatch(hashed):
+            return f"{user}:{hashed}\n"
+    raise BridgeError(
+        f"{path} must hold exactly one line {user}:$7$… (its bridge's password hash) and "
+        f"nothing else; delete it and the site's bridge/password and run edge-provision "
+        f"bridge site for site {site} again"
+    )
+
+
+def central_passwd(lines: Iterable[str]) -> str:
+    """Return the central password file of `lines`, refusing any user named twice."""
+    lines = sorted(lines)
+    users = [line.partition(":")[0] for line in lines]
+    if twice := sorted({user for user in users if users.count(user) > 1}):
+        # mosquitto keeps the last line of a user named twice: never leave it to the order.
+        raise BridgeError(
+            f"account {', '.join(twice)} would be in the central passwd twice (mosquitto "
+            "keeps the last line); give each account one name and each site one bridge"
+        )
+    return "".join(lines)
 
 
 def check_central_name(name: str) -> str:

@@ -249,9 +249,10 @@ def broker_settings(
     password_path: str,
     acl_path: str,
     tls: tuple[str, str, str] | None = None,
+    address: str | None = None,
 ) -> str:
     """Return the mosquitto settings every broker of ours needs; `tls` = (ca, cert, key)."""
-    listener = [f"listener {port}"]
+    listener = [f"listener {port}" + (f" {address}" if address else "")]
     if tls is not None:
         ca, cert, key = tls
         listener += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]

@@ -32,6 +32,7 @@ from provisioning.registry import Registry
 
 MOSQUITTO = "mosquitto"  # the group mosquitto reads its files as, after dropping root
 CA_COPY = "central-ca.crt"
+LOOPBACK = "127.0.0.1"
 
 
 @click.group("bridge")
@@ -174,6 +175,11 @@ def bridge_site(
 @click.option("--port", default=8883, show_default=True, help="The listener port in edge.conf.")
 @click.option("--console", "consoles", multiple=True, help="A console account (repeatable).")
 @click.option("--operator", "operators", multiple=True, help="An operator account (repeatable).")
+@click.option(
+    "--plain-loopback",
+    is_flag=True,
+    help="Without bridge ca's keys: a plain-text listener on 127.0.0.1 only (tests, one host).",
+)
 @click.pass_context
 def bridge_central(
     ctx: click.Context,
@@ -184,6 +190,7 @@ def bridge_central(
     port: int,
     consoles: tuple[str, ...],
     operators: tuple[str, ...],
+    plain_loopback: bool,
 ) -> None:
     """Write the central broker's password file, ACL and settings for every site's bridge.
 
@@ -192,7 +199,9 @@ def bridge_central(
     reads every site and sends commands; each --operator publishes credentials; their
     passwords are made once in DIR/accounts/NAME.password (0600, never printed). A site
     without a bridge yet (no `bridge site`) is named and left out. Run it again after
-    adding a site, then restart the central broker.
+    adding a site, then restart the central broker. The listener uses TLS with the keys in
+    DIR/keys (`bridge ca`); without them it is refused unless --plain-loopback asks for a
+    plain-text listener on 127.0.0.1 only.
     """
     try:
         check_topic_root(root)
@@ -203,34 +212,54 @@ def bridge_central(
         for name in accounts:
             bridge.check_central_name(check_slug(name))
         acl = bridge.central_acl(root, hashes, accounts)
+        tls = _central_tls(directory, plain_loopback)
     except (EdgeError, ValueError) as error:
         _refuse(ctx, "central", str(error))
     lines = list(hashes.values())
     for name in accounts:
         password = _password(directory / "accounts" / f"{name}.password")
         lines.append(f"{name}:{broker.password_hash(password)}\n")
+    try:
+        passwd = bridge.central_passwd(lines)
+    except bridge.BridgeError as error:
+        _refuse(ctx, "central", str(error))
     shared_dir(out, MOSQUITTO)
-    write_file(out / "passwd", "".join(sorted(lines)).encode(), SHARED_WITH_GROUP, MOSQUITTO)
+    write_file(out / "passwd", passwd.encode(), SHARED_WITH_GROUP, MOSQUITTO)
     write_file(out / "acl", acl.encode(), SHARED_WITH_GROUP, MOSQUITTO)
-    keys = (directory / "keys").resolve()
-    tls = None
-    if (keys / "broker-server.crt").exists():
-        tls = (
-            str(keys / "ca.crt"),
-            str(keys / "broker-server.crt"),
-            str(keys / "broker-server.key"),
-        )
     settings = broker.broker_settings(
-        port, str((out / "passwd").resolve()), str((out / "acl").resolve()), tls
+        port,
+        str((out / "passwd").resolve()),
+        str((out / "acl").resolve()),
+        tls,
+        LOOPBACK if tls is None else None,
     )
     write_file(out / "edge.conf", settings.encode(), SHARED_WITH_GROUP, MOSQUITTO)
     sites = len(hashes)
     click.echo(
         terminal(
             f"wrote {out / 'passwd'}, {out / 'acl'}, {out / 'edge.conf'} for the bridges of "
-            f"{sites} sites and {len(accounts)} accounts" + ("" if tls else "; no TLS: bridge ca")
+            f"{sites} sites and {len(accounts)} accounts"
+            + ("" if tls else f"; plain text on {LOOPBACK} only")
         )
     )
+
+
+def _central_tls(directory: Path, plain_loopback: bool) -> tuple[str, str, str] | None:
+    """Return the listener's (ca, cert, key) in DIR/keys, or None for --plain-loopback."""
+    keys = (directory / "keys").resolve()
+    if not (keys / "broker-server.crt").exists():
+        if plain_loopback:
+            return None
+        raise bridge.BridgeError(
+            f"no TLS keys in {keys}: the sites' bridges would send passwords and events in "
+            f"plain text; run `edge-provision bridge ca --dir {directory} --host NAME` first "
+            "(or give --plain-loopback for a plain listener on 127.0.0.1 only)"
+        )
+    if plain_loopback:
+        raise bridge.BridgeError(
+            f"--plain-loopback with TLS keys in {keys}: drop --plain-loopback to use them"
+        )
+    return str(keys / "ca.crt"), str(keys / "broker-server.crt"), str(keys / "broker-server.key")
 
 
 def _site_hashes(sites_dir: Path) -> dict[str, str]:
@@ -259,7 +288,13 @@ def _site_hashes(sites_dir: Path) -> dict[str, str]:
                 err=True,
             )
             continue
-        found[slug] = line.read_text(encoding="utf-8")
+        try:
+            text = line.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise bridge.BridgeError(
+                f"{line}: {error}; run edge-provision bridge site again"
+            ) from None
+        found[slug] = bridge.central_passwd_line(slug, text, line)
     if not found:
         raise bridge.BridgeError(
             f"no site under {sites_dir} has a bridge; run edge-provision bridge site for each"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioning import bridge
+from provisioning import bridge, broker
 from provisioning.devices import ReservedIdError, check_device_id
 from provisioning.registry import Registry
 from tests.provisioning.commands import provision
@@ -153,3 +153,69 @@ def test_the_commands_write_private_files_and_refuse_bad_input(tmp_path: Path) -
     assert "user bridge-site-b" not in (central_out / "acl").read_text()
     assert "cafile " in (central_out / "edge.conf").read_text()  # TLS from bridge ca
     assert mode(central / "accounts" / "console-hq.password") == 0o600
+
+
+def hashed(password: str) -> str:
+    return broker.password_hash(password, iterations=1000)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "bridge-site-b:{h}\n",  # another site's bridge
+        "console-hq:{h}\n",  # a console account
+        "bridge-site-a:{h}\nbridge-site-b:{h}\n",  # its own line, then another's
+        "bridge-site-a:{h}\nbridge-site-a:{h}\n",  # its own, twice
+        "bridge-site-a:plain-password\n",
+        "bridge-site-a:$7$1000$c2FsdA==$x y\n",
+    ],
+)
+def test_a_sites_passwd_line_may_name_only_its_own_bridge(text: str, tmp_path: Path) -> None:
+    path = tmp_path / "central.passwd"
+    with pytest.raises(bridge.BridgeError, match=f"{path} must hold exactly one line"):
+        bridge.central_passwd_line("site-a", text.format(h=hashed("x")), path)
+    good = f"bridge-site-a:{hashed('x')}\n"
+    assert bridge.central_passwd_line("site-a", f"\n{good}\n", path) == good
+
+
+def test_the_central_passwd_never_names_a_user_twice() -> None:
+    lines = [f"bridge-site-a:{hashed('a')}\n", f"console-hq:{hashed('b')}\n"]
+    assert bridge.central_passwd(lines) == "".join(sorted(lines))
+    with pytest.raises(bridge.BridgeError, match="bridge-site-a would be in the central passwd"):
+        bridge.central_passwd([*lines, f"bridge-site-a:{hashed('evil')}\n"])
+
+
+def test_central_refuses_a_site_file_naming_another_account_and_plain_text(
+    tmp_path: Path,
+) -> None:
+    central, sites = tmp_path / "central", tmp_path / "sites"
+    assert provision("bridge", "ca", "--dir", str(central), "--host", "10.0.0.5").returncode == 0
+    for slug in ("site-a", "site-b"):
+        assert provision("site", "init", "--site", slug, "--dir", str(sites / slug)).returncode == 0
+        made = provision(
+            "bridge", "site", "--dir", str(sites / slug), "--central-host", "central.lan",
+            "--ca-file", str(central / "keys" / "ca.crt"), "--out", str(tmp_path / slug),
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    out = tmp_path / "broker-central"
+    args = ["bridge", "central", "--sites", str(sites), "--out", str(out), "--console", "hq"]
+    # Without bridge ca's keys: refused with the fix, unless plain text on loopback is asked.
+    plain = provision(*args, "--dir", str(tmp_path / "no-keys"))
+    assert plain.returncode == 2
+    assert "run `edge-provision bridge ca" in plain.stderr
+    assert not (out / "edge.conf").exists()
+    loopback = provision(*args, "--dir", str(tmp_path / "no-keys"), "--plain-loopback")
+    assert loopback.returncode == 0, loopback.stderr
+    settings = (out / "edge.conf").read_text()
+    assert "listener 8883 127.0.0.1\n" in settings
+    assert "cafile" not in settings
+    # Whoever writes site-b's directory adds a line for site-a's bridge (sorted after it).
+    evil = sites / "site-b" / "bridge" / "central.passwd"
+    evil.write_text(evil.read_text() + f"bridge-site-a:{hashed('evil')}\n")
+    (out / "passwd").unlink()
+    taken = provision(*args, "--dir", str(central))
+    assert taken.returncode == 2
+    assert f"{evil} must hold exactly one line bridge-site-b:$7$" in taken.stderr
+    assert "Traceback" not in taken.stderr
+    assert not (out / "passwd").exists()

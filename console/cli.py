@@ -23,14 +23,15 @@ from typing import Any
 import click
 
 from console.anchor import AnchorError, check_file, load_verifier
-from console.chain import BY_NAME
+from console.chain import by_name
 from console.cli_alarms import alarms
 from console.cli_collect import ANCHOR_KEY, collect
 from console.cli_desk import card_group, pass_group
 from console.cli_doors import door_group, fire_reset, lockdown, serve_acting, serve_acting_options
 from console.cli_forgive import forgive
 from console.cli_sites import devices, muster, registry_option, site_scope, sites
-from console.cli_users import beside, db_option, log_at, users_group
+from console.cli_users import OPEN_LOG, beside, db_option, log_at, users_group
+from console.i18n import labels
 from console.log import CentralLog
 from console.people import Directory
 from console.safe_output import terminal
@@ -65,7 +66,35 @@ def query_options(f: Any) -> Any:
     return f
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+EX_TEMPFAIL = 75  # sysexits: the log's database is down, try again later
+
+
+class LogUnreachable(click.ClickException):
+    """The log's database failed as a whole: a message and exit status 75."""
+
+    exit_code = EX_TEMPFAIL
+
+
+class _Console(click.Group):
+    """The command group: an outage of the log's database ends a command with a message and
+    exit status 75, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; turn the log's outage into a message."""
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as error:
+            log = ctx.meta.get(OPEN_LOG)
+            if not isinstance(log, CentralLog) or not log.outage(error):
+                raise
+            raise LogUnreachable(
+                f"{labels('en')['log_unreachable']} ({log!r}: {type(error).__name__})"
+            ) from None
+
+
+@click.group(cls=_Console, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """The security console: central log, alarms, roll call, web page."""
 
@@ -263,10 +292,10 @@ def verify(
     checked = log.check()
     problems = list(checked.problems)
     for anchor in anchors:
-        parts = anchor.split(":")
+        parts = anchor.rsplit(":", 2)  # a site's chain `events/{site}` comes first
         if len(parts) == 2:
             parts.insert(0, "events")
-        if len(parts) != 3 or parts[0] not in BY_NAME or not parts[1].isdigit():
+        if len(parts) != 3 or by_name(parts[0]) is None or not parts[1].isdigit():
             parts = ["", "", ""]
         chain, row, digest = parts
         if len(digest) != 64:

@@ -62,6 +62,9 @@ def db_option(f: Any) -> Any:
     )(f)
 
 
+OPEN_LOG = "edge-console.log"  # click context meta: the log the command opened
+
+
 def log_at(db: Path | str) -> CentralLog:
     """Open the log `--db` names (closed when the command ends), or stop with the reason it
     cannot be opened."""
@@ -72,6 +75,7 @@ def log_at(db: Path | str) -> CentralLog:
     context = click.get_current_context(silent=True)
     if context is not None:
         context.call_on_close(log.close)
+        context.meta[OPEN_LOG] = log  # edge-console's group tells an outage by it
     return log
 
 

@@ -205,6 +205,10 @@ LABELS: dict[str, tuple[str, str]] = {
         "A site that is cut off or still sending its backlog has not delivered its alarms "
         "and events for as long as it is behind.",
     ),
+    "log_unreachable": (
+        "記録のデータベースに接続できません。しばらくしてから再度お試しください",
+        "The log's database cannot be reached; try again shortly",
+    ),
 }
 
 

@@ -65,6 +65,7 @@ from console.web_context import (
     csrf_ok,
     page,
 )
+from console.web_outage import LogOutage
 from rooms import floorplan
 
 __all__ = ["Settings", "create_app"]
@@ -117,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
         StreamSlots(settings.streams_per_session, settings.streams_total),
         doors=doors,
     )
+    app.add_middleware(LogOutage, log=log)  # outermost: the session lookup may fail too
     app.add_exception_handler(LoginNeeded, _to_login)
     app.add_exception_handler(Forbidden, _forbidden)
     app.add_exception_handler(QueryError, _bad_query)

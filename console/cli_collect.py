@@ -18,6 +18,7 @@ from console.actions import site_slug
 from console.anchor import Anchorer, AnchorError, load_or_create_key
 from console.cli_users import DEFAULT_DB, LogTarget, beside
 from console.collector import Collector
+from console.log_pg import is_url, masked
 from console.sites import SitesError, site_dirs, usable
 from edge.errors import EdgeError
 
@@ -225,9 +226,6 @@ def _anchorer(
 
 
 def _shown(log_target: Path | str) -> str:
-    """Return the log target without a password a URL may carry."""
-    scheme, sep, rest = str(log_target).partition("://")
-    if not sep or "@" not in rest:
-        return str(log_target)
-    who, _, where = rest.partition("@")
-    return f"{scheme}://{who.split(':', 1)[0]}@{where}"
+    """Return the log target without a password a URL may carry (before `@` or in its
+    query string)."""
+    return masked(str(log_target)) if is_url(log_target) else str(log_target)

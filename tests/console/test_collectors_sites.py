@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from console import refusals
 from console.cli import cli
+from console.cli_collect import _shown
 from console.collector import Collector
 from console.log import open_log
 from console.mqtt import ConsoleClient, Message
@@ -259,3 +260,17 @@ def test_on_postgresql_two_sites_may_have_the_same_device_id(
         assert reopened.count() == 10
     finally:
         reopened.close()
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "postgresql://u@h/db?password=s3cret",
+        "postgresql://u:s3cret@h/db",
+        "postgres://u@h:5432/db?sslmode=require&password=s3cret",
+    ],
+)
+def test_collect_never_shows_the_logs_password(target: str) -> None:
+    shown = _shown(target)
+    assert "s3cret" not in shown
+    assert shown.split("://")[1].startswith("u")  # who and where stay readable

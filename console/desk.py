@@ -26,7 +26,16 @@ from console.web_context import BrokerAccess
 from edge.errors import EdgeError
 from firmware_config.model import MqttConfig, TlsConfig
 from provisioning.passes import DayPass, at_local, issue_pass, list_passes, return_pass, spares
-from provisioning.publish import Outcome, build_all, device_ids, outcome, publishing, send
+from provisioning.publish import (
+    Outcome,
+    build_all,
+    commit_bases,
+    device_ids,
+    forget_bases,
+    outcome,
+    publishing,
+    send,
+)
 from provisioning.registry import Registry, RegistryError, change_cards, find_people
 
 APPLY_WAIT_S = 3.0
@@ -214,11 +223,15 @@ class Desk:
         try:
             broker, account = self._acting()
             config = _mqtt(broker, account, self.site_dir)
-            with publishing(self.site_dir):
-                with self._registry() as registry:
-                    site = registry.site()["slug"]
-                    built = build_all(registry, self.site_dir, now=self.now())
-                result = send(config, site, built, f"{account}-desk-{os.getpid()}", self.wait_s)
+            with publishing(self.site_dir), self._registry() as registry:
+                site = registry.site()["slug"]
+                built = build_all(registry, self.site_dir, now=self.now())
+                try:
+                    result = send(config, site, built, f"{account}-desk-{os.getpid()}", self.wait_s)
+                except Exception:
+                    forget_bases(registry, built)  # the broker may hold any of them
+                    raise
+                commit_bases(registry, built, result)
         # The registry has changed already: whatever stops the publish (the broker, paho,
         # a device file, a site without devices) is reported and audited, never a crash.
         except Exception as error:

@@ -11,7 +11,7 @@ from edge.errors import EdgeError
 from firmware_config.fields import check_slug
 from firmware_config.model import MqttConfig
 from provisioning.options import site_dir
-from provisioning.publish import build_all, publishing, send
+from provisioning.publish import build_all, commit_bases, forget_bases, publishing, send
 from provisioning.registry import (
     Registry,
 )
@@ -229,7 +229,8 @@ def _publish(
     try:
         registry = Registry(directory / "registry.db")
         site_row = registry.site()
-        # Files are loaded alone on a device: always full snapshots.
+        # Files are loaded alone on a device: always full snapshots, and never a base (the
+        # broker keeps retaining the one the devices on it hold).
         built = build_all(registry, directory, list(devices) or None, full=full or out is not None)
     except (EdgeError, ValueError, OSError) as error:
         click.echo(f"publish refused: {error}", err=True)
@@ -258,8 +259,10 @@ def _publish(
     try:
         result = send(config, site_row["slug"], built, f"edge-provision-{os.getpid()}", wait_s)
     except (EdgeError, OSError) as error:
+        forget_bases(registry, built)
         click.echo(f"publish failed: {error}", err=True)
         ctx.exit(2)
+    commit_bases(registry, built, result)
     for device, seen in result.devices.items():
         mark = "applied" if seen >= version else f"NOT applied (has v{seen})"
         click.echo(f"  {device}: {mark}")

@@ -40,6 +40,8 @@ class Built:
     cards: int  # on the device once it has applied this
     data: bytes
     base: int | None = None  # None: `data` is a full snapshot (the device's new base)
+    # A full snapshot's base record, kept by `publish.commit_bases` once the broker has it.
+    new_base: deltas.Base | None = None
 
     @property
     def kind(self) -> str:

@@ -192,6 +192,11 @@ def set_base(db: Database, device: str, base: Base) -> None:
     )
 
 
+def drop_bases(db: Database, devices: list[str]) -> None:
+    """Forget devices' bases (their next publish is full); call inside a write transaction."""
+    db.conn.executemany("DELETE FROM credential_bases WHERE device = ?", ((d,) for d in devices))
+
+
 def prune(db: Database) -> int:
     """Drop journal rows every device's base already covers; return how many.
 

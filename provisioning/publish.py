@@ -126,6 +126,9 @@ def build_all(
     that snapshot's size; otherwise (or with `full`) a full snapshot, its new base. Live
     day passes go in as their spare cards, valid until the pass ends (`now` decides which
     passes are live; the current time by default).
+
+    A full snapshot becomes the device's base only through `commit_bases`, once `send` has
+    put it on the broker: deltas are never built on a snapshot no device can hold.
     """
     site = registry.site()
     targets = devices or device_ids(registry)
@@ -149,14 +152,14 @@ def build_all(
     views = Views(RuleBook(registry), version)
     known = {} if full else deltas.bases(registry.db)
     built = []
-    new_bases: dict[str, deltas.Base] = {}
     for device in targets:
         view, fingerprint = views.view(device, facts[device])
         base = known.get(device)
         one = None if base is None else builder.delta(view, base, delta_share, fingerprint)
         if one is None:
             one = builder.full(view)
-            new_bases[device] = deltas.Base(version, builder.journal, fingerprint, len(one.data))
+            record = deltas.Base(version, builder.journal, fingerprint, len(one.data))
+            one = replace(one, new_base=record)
         built.append(one)
     with write_transaction(registry.db) as db:
         for b in built:
@@ -166,15 +169,39 @@ def build_all(
                 "published_at = excluded.published_at, cards = excluded.cards",
                 [b.device, b.version, now.isoformat(), b.cards],
             )
-        for device, base in new_bases.items():
-            deltas.set_base(db, device, base)
-        deltas.prune(db)
         detail: dict[str, object] = {"version": version, "devices": [b.device for b in built]}
         detail["deltas"] = sorted(b.device for b in built if b.base is not None)
         if builder.left_out:
             detail["passes_left_out"] = sorted(short_ref(r) for r in builder.left_out)
         registry.record(db, "publish", **detail)
     return built
+
+
+def commit_bases(registry: Registry, built: list[Built], result: Outcome) -> None:
+    """Record the full snapshots `send` put on the broker as the devices' bases.
+
+    Call only after `send` returned. A device whose status shows a version below the base
+    its delta was built on does not hold that base (a broker that lost its retained
+    snapshot, a device restored from an old copy): its base is dropped, so the next publish
+    sends it a full snapshot instead of a delta it would refuse.
+    """
+    with write_transaction(registry.db) as db:
+        for b in built:
+            if b.new_base is not None:
+                deltas.set_base(db, b.device, b.new_base)
+            elif b.base is not None and 0 < result.devices.get(b.device, 0) < b.base:
+                deltas.drop_bases(db, [b.device])
+        deltas.prune(db)
+
+
+def forget_bases(registry: Registry, built: list[Built]) -> None:
+    """Drop the bases of the devices `built` sent full snapshots to, after a failed `send`.
+
+    What the broker retains for them is unknown (some messages may have gone): their next
+    publish is a full snapshot, which every device applies whatever it holds.
+    """
+    with write_transaction(registry.db) as db:
+        deltas.drop_bases(db, [b.device for b in built if b.new_base is not None])
 
 
 class Views:

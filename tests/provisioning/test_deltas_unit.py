@@ -14,7 +14,7 @@ from edge.store import Store
 from provisioning import deltas
 from provisioning.credential_sets import Built
 from provisioning.passes import issue_pass
-from provisioning.publish import build_all
+from provisioning.publish import Outcome, build_all, commit_bases
 from provisioning.registry import Registry, change_cards, import_people
 from provisioning.rules import add_rule
 from provisioning.staff_csv import StaffRow
@@ -23,10 +23,13 @@ from tests.provisioning.test_passes_unit import NOW, SITE, open_registry, site  
 WHEN = NOW.astimezone(UTC)
 
 
-def publish(site_dir: Path, **options: object) -> Built:
+def publish(site_dir: Path, *, sent: bool = True, **options: object) -> Built:
+    """Build gate-1's snapshot or delta; `sent`: the broker took it (its bases are kept)."""
     registry = open_registry(site_dir)
     try:
         [built] = build_all(registry, site_dir, now=WHEN, **options)  # type: ignore[arg-type]
+        if sent:
+            commit_bases(registry, [built], Outcome(built.version, {}))
     finally:
         registry.close()
     return built

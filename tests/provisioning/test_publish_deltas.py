@@ -14,7 +14,7 @@ from sqlite_utils import Database
 from edge.store.credentials import SqliteCredentials
 from firmware_config.model import MqttConfig
 from provisioning.credential_sets import Built
-from provisioning.publish import Outcome, build_all, send
+from provisioning.publish import Outcome, build_all, commit_bases, send
 from provisioning.registry import Registry, change_cards
 from provisioning.rules import add_rule
 from tests.broker import Broker
@@ -54,18 +54,20 @@ def agent(site: Path, tmp_path: Path, port: int, device: str) -> SimDevice:
 
 
 def publish(site: Path, port: int, wait_s: float = 30.0) -> tuple[list[Built], Outcome]:
-    registry = Registry(site / "registry.db")
-    try:
-        built = build_all(registry, site, delta_share=SHARE)
-    finally:
-        registry.close()
     config = MqttConfig(
         host="127.0.0.1",
         port=port,
         username="operator",
         password_file=site / "accounts" / "operator.password",
     )
-    return built, send(config, SITE, built, "operator-test", wait_s)
+    registry = Registry(site / "registry.db")
+    try:
+        built = build_all(registry, site, delta_share=SHARE)
+        outcome = send(config, SITE, built, "operator-test", wait_s)
+        commit_bases(registry, built, outcome)
+    finally:
+        registry.close()
+    return built, outcome
 
 
 def tap(process: AgentProcess, n: int) -> dict[str, object]:

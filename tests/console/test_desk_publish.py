@@ -102,3 +102,12 @@ def test_a_desk_publish_waits_for_the_sites_publish_lock(site: Path, log: Centra
     assert not acting.is_alive()
     assert len(failures) == 1
     assert query(site, "SELECT value FROM settings WHERE key = 'version'") == [("1",)]
+
+
+def test_a_publish_the_broker_never_took_leaves_no_base(site: Path, log: CentralLog) -> None:
+    desk = Desk(with_operator(site), NOBODY, log, NOW.timestamp, publisher="operator")
+    with pytest.raises(NotPublished, match="not published"):
+        desk.card("guard1", "card.lost", "S002", None)
+    assert query(site, "SELECT value FROM settings WHERE key = 'version'") == [("1",)]
+    # v1 was built full but never reached the broker: no delta may be built on it.
+    assert query(site, "SELECT device FROM credential_bases") == []

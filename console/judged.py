@@ -110,7 +110,7 @@ class Judged:
                 lambda: log.set_occupancy(device, zone, count, occupied, ts, site=site),  # noqa: B023
             )
         for what, kept in self.rooms:
-            self._alone(log, topics.ROOMS, lambda: log.set_rooms(what, kept, now))  # noqa: B023
+            self._alone(log, topics.ROOMS, lambda: log.set_rooms(what, kept, now, site=site))  # noqa: B023
         for connected, held in self.links:
             self._alone(
                 log,

@@ -59,9 +59,11 @@ class RoomsNow:
     status: str | None  # online, offline, or None: never heard
 
 
-def rooms_now(log: CentralLog) -> RoomsNow:
-    """Return the newest view and status the collector kept (None where there is none)."""
-    kept = log.rooms()
+def rooms_now(log: CentralLog, site: str | None = None, home: str | None = None) -> RoomsNow:
+    """Return the newest view and status the collector kept for `site` (None where there
+    is none); the home site's are also those kept before views were kept per site, and
+    without a site a log holding one site's view shows that one."""
+    kept = _kept(log, site, home)
     view, received = None, None
     if VIEW in kept:
         body, at = kept[VIEW]
@@ -72,3 +74,14 @@ def rooms_now(log: CentralLog) -> RoomsNow:
             view = None
     status = kept[STATUS][0] if STATUS in kept else None
     return RoomsNow(view, received, status)
+
+
+def _kept(log: CentralLog, site: str | None, home: str | None) -> dict[str, tuple[str, str]]:
+    if site:
+        kept = log.rooms(site)
+        return kept if kept or site != home else log.rooms()
+    kept = log.rooms()
+    if kept:
+        return kept
+    named = [row[0] for row in log.db.execute("SELECT DISTINCT site FROM rooms").fetchall()]
+    return log.rooms(named[0]) if len(named) == 1 and named[0] else {}

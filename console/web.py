@@ -339,7 +339,9 @@ def occupancy(request: Request, session: OccupancyUser) -> Response:
         for zone, counted in zones.items():
             floors[_floor_of(zone)].append(counted)
         counts.append((site, sorted(floors.items())))
-    rooms = rooms_now(console.log)
+    # The building view drawn is one site's: the one chosen, the only one, else the home's.
+    shown = scope.site or (several[0] if len(several) == 1 and several[0] else scope.home)
+    rooms = rooms_now(console.log, shown, scope.home)
     site_time = ZoneInfo(console.people.timezone)
     plans = []
     if rooms.view is not None:

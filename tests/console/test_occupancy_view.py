@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from console.collector import Collector
+from console.judged import Judged
+from console.judged import rooms as judged_rooms
 from console.log import CentralLog
 from console.mqtt import ConsoleClient
-from console.rooms_view import MAX_VIEW, ViewRefused, judge_status, judge_view
+from console.rooms_view import MAX_VIEW, STATUS, VIEW, ViewRefused, judge_status, judge_view
 from console.users import add_user
 from console.web import Settings, create_app
 from rooms.view import AreaView
 from tests.console.collector_fixtures import SITE
+from tests.console.sites_fixtures import BRANCH, HOME, NOW, RECEIVED, fill, registry
 from tests.console.web_fixtures import PASSWORDS, Client, serve
 from tests.rooms.test_floorplan import room, sample
 
@@ -63,7 +67,7 @@ def test_the_page_draws_the_retained_view_the_collector_kept(
     publisher.publish(STATUS_TOPIC, b"offline", retain=True)
     log_path = tmp_path / "log.db"
     collector = collectors(log_path)
-    assert collector.wait_for(lambda log: {"view", "status"} <= set(log.rooms()), 20)
+    assert collector.wait_for(lambda log: {"view", "status"} <= set(log.rooms(SITE)), 20)
     # A view that is not one is refused; the one kept stays.
     publisher.publish(VIEW_TOPIC, b'{"v": 1, "site": "' + SITE.encode() + b'"}', retain=True)
     assert collector.wait_for(lambda log: collector.rejected >= 1, 20)
@@ -86,7 +90,7 @@ def test_a_view_for_another_site_is_refused(
     log_path = tmp_path / "log.db"
     collector = collectors(log_path)
     assert collector.wait_for(lambda log: collector.rejected >= 1, 20)
-    assert "view" not in collector.log.rooms()
+    assert "view" not in collector.log.rooms(SITE)
     assert "the rooms service has not published a view" in occupancy_page(tmp_path, log_path)
 
 
@@ -116,3 +120,33 @@ def test_the_rooms_status_is_online_or_offline_only() -> None:
     assert judge_status(b"online") == "online"
     with pytest.raises(ViewRefused):
         judge_status(b'{"state": "online"}')
+
+
+def test_each_sites_page_draws_its_own_view_and_its_own_services_status(tmp_path: Path) -> None:
+    log_path = tmp_path / "log.db"
+    log = CentralLog(log_path)
+    fill(log, None, with_users=True)  # the home site's rows as written before sites
+    judged = {}
+    for site, zone, status in ((HOME, "room-home", "online"), (BRANCH, "room-branch", "offline")):
+        judged[site] = Judged(site, datetime.fromisoformat(NOW))
+        view = sample(site=site, rooms=(room(zone, "free"),)).model_dump_json().encode()
+        judged_rooms(VIEW, view, judged[site])
+        judged_rooms(STATUS, status.encode(), judged[site])
+        judged[site].write(log, RECEIVED)  # as the collector stores a batch of that site
+    assert set(log.rooms(BRANCH)) == {VIEW, STATUS}
+    log.close()
+    settings = Settings(
+        log_path, registry(tmp_path / "registry.db"), tmp_path / "session.key", secure_cookies=False
+    )
+    with serve(create_app(settings)) as url:
+        guard = Client(url)
+        assert guard.login("guard1").status == 303
+        queries = (f"?site={HOME}", f"?site={BRANCH}", "")
+        home, branch, every = (guard.get(f"/occupancy{query}").text for query in queries)
+    assert 'data-zone="room-home"' in home
+    assert 'data-zone="room-branch"' not in home
+    assert 'id="rooms-offline"' not in home  # the branch's service is offline, not the home's
+    assert 'data-zone="room-branch"' in branch
+    assert 'data-zone="room-home"' not in branch
+    assert 'id="rooms-offline"' in branch
+    assert 'data-zone="room-home"' in every  # no site chosen: the console's own site's view

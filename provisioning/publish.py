@@ -2,7 +2,10 @@
 
 Each device gets only what it needs. On the broker a device's retained `credentials` topic
 holds its last full snapshot (the base) and `credentials/delta` the one cumulative delta
-from that base to the current version (empty when the snapshot is current).
+from that base to the current version (empty when the snapshot is current). An emptied
+retained message does not reach a site whose bridge was cut off meanwhile, so a site broker
+may keep sending a delta on an older base with the new snapshot: a device ignores a delta
+that brings nothing newer than the snapshot it holds (`SqliteCredentials.apply_delta`).
 """
 
 from __future__ import annotations

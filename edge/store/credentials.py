@@ -7,6 +7,7 @@ the named cards on top of the base it was built on, and only on that base.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -21,6 +22,8 @@ from edge.policy_json import policy_from_json, policy_to_json
 from edge.snapshot import Snapshot, SnapshotError
 from edge.snapshot_delta import Delta
 from edge.store import guard
+
+log = logging.getLogger(__name__)
 
 
 class SqliteCredentials:
@@ -109,12 +112,24 @@ class SqliteCredentials:
     def apply_delta(self, delta: Delta, applied_at: datetime, *, recorded: bool = False) -> bool:
         """Change the named cards of the base the delta is built on; call inside a transaction.
 
-        Return False for the version already applied; raise SnapshotError (changing nothing)
-        for a delta on another base or an older version. The guard's floor stays at the base,
-        so a store moved aside as corrupt can take the retained base and this delta again.
+        Return False for the version already applied, and for a delta on an older base than
+        the snapshot held that brings nothing newer (a site broker that missed the clearing
+        of its retained delta during a WAN cut keeps sending it); raise SnapshotError
+        (changing nothing) for any other delta on another base or an older version. The
+        guard's floor stays at the base, so a store moved aside as corrupt can take the
+        retained base and this delta again.
         """
         current, base = self.version(), self.base()
         if delta.version == current and delta.base == base:
+            return False
+        if delta.base < base and delta.version <= current:
+            log.debug(
+                "credential delta v%d->v%d ignored: superseded by snapshot v%d (holding v%d)",
+                delta.base,
+                delta.version,
+                base,
+                current,
+            )
             return False
         if delta.version <= current:
             raise SnapshotError(

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge.core.clock import Instant
+from edge.remote import SnapshotVerifier
+from edge.signing import load_public_key
 from edge.store import Store
+from edge.store.credentials import SqliteCredentials
 from provisioning import deltas
 from provisioning.publish import Outcome, build_all, commit_bases, forget_bases
 from provisioning.registry import change_cards
@@ -91,3 +95,37 @@ def test_a_device_below_its_base_gets_a_full_snapshot_next(site: Path, tmp_path:
         apply(site, device, again)
         assert denied(device, ref)
         assert publish(site, delta_share=1.0).kind == "delta"  # deltas resume on it
+
+
+def test_a_stale_delta_under_a_newer_snapshot_is_ignored_quietly(
+    site: Path,  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    verifier = SnapshotVerifier(load_public_key(site / "keys" / "credentials.pub"), SITE, "gate-1")
+    at = Instant(0.0, WHEN)
+    with Store(tmp_path / "device.db") as device:
+        apply(site, device, publish(site))  # v1
+        registry = open_registry(site)
+        try:
+            change_cards(registry, "S002", "lost", None)
+        finally:
+            registry.close()
+        stale = publish(site, delta_share=1.0)  # v1 -> v2
+        apply(site, device, stale)
+        apply(site, device, publish(site, full=True))  # v3: the broker clears the delta
+        # A site broker that missed the clear (a WAN cut) still sends v1 -> v2 with v3.
+        ignored = verifier.apply(stale.data, device.db, at, delta=True)
+        assert (ignored.version, ignored.error) == (None, None)  # no credentials_refused
+        assert SqliteCredentials(device.db).version() == 3
+        # Not a stale one: it would bring v4 on top of v1, which this device cannot reach.
+        registry = open_registry(site)
+        try:
+            change_cards(registry, "S001", "revoked", cards_of(registry, "S001")[0][:8])
+            unsent = build_all(registry, site, now=WHEN, full=True)  # v4, never sent
+        finally:
+            registry.close()
+        apply(site, device, unsent[0])  # as `publish --out` files loaded on the device
+        newer = publish(site, delta_share=1.0)  # v5 on the broker's base v3
+        refused = verifier.apply(newer.data, device.db, at, delta=True)
+        assert refused.error is not None
+        assert "built on snapshot v3, but this device holds v4" in refused.error

@@ -209,9 +209,10 @@ class Collector:
         self._lost_at = now
 
     def _last_heard(self) -> datetime | None:
-        row = self.log.db.execute("SELECT max(received_at) FROM events").fetchone()
+        """When the newest stored event came (off the chains' heads: no scan of the events)."""
+        newest = self.log.last_received_at()
         try:
-            return datetime.fromisoformat(row[0]) if row and row[0] else None
+            return datetime.fromisoformat(newest) if newest else None
         except ValueError:
             return None
 

@@ -4,7 +4,9 @@ its own site's devices and stored with its site's name, the sites' bridge links.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -14,12 +16,14 @@ from console.cli import cli
 from console.cli_collect import _shown
 from console.collector import Collector
 from console.log import open_log
+from console.log_pg import PgDatabase
 from console.mqtt import ConsoleClient, Message
 from console.sites import SitesError, site_dirs
 from provisioning.registry import Registry as ProvisioningRegistry
 from tests.broker import Broker
 from tests.console.collector_fixtures import event
 from tests.console.test_claims import provision
+from tests.console.test_log import event as event_body
 from tests.pg import pg_database, postgres  # noqa: F401 (the fixtures)
 
 
@@ -274,3 +278,36 @@ def test_collect_never_shows_the_logs_password(target: str) -> None:
     shown = _shown(target)
     assert "s3cret" not in shown
     assert shown.split("://")[1].startswith("u")  # who and where stay readable
+
+
+@pytest.mark.services
+def test_a_collector_starts_without_reading_the_events_in_full(
+    sites_dir: Path,
+    pg_database: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log = open_log(pg_database)
+    log.append([event_body("gate-1", 1)], "2026-11-26T10:00:00.000Z", site="site-a")
+    log.close()
+    statements: list[tuple[str, Any]] = []
+    execute = PgDatabase.execute
+
+    def traced(db: PgDatabase, sql: str, parameters: Any = None, /) -> Any:
+        statements.append((sql, parameters))
+        return execute(db, sql, parameters)
+
+    monkeypatch.setattr(PgDatabase, "execute", traced)
+    made = Collector(pg_database, sites=site_dirs(sites_dir, []), host="127.0.0.1", port=1)
+    monkeypatch.undo()
+    try:
+        assert made._lost_at == datetime(2026, 11, 26, 10, tzinfo=UTC)  # heard from the log
+        made.log.db.execute("SET enable_seqscan = off")  # a scan left is one with no index
+        plans = [
+            " ".join(str(row[0]) for row in made.log.db.execute(f"EXPLAIN {sql}", params))
+            for sql, params in statements
+            if sql.lstrip().upper().startswith("SELECT") and "events" in sql
+        ]
+    finally:
+        made.close()
+    assert plans  # the start-up read the log
+    assert not [plan for plan in plans if "Seq Scan on events" in plan], plans

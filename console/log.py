@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from console import log_archive as archive
 from console.chain import (
     ACKS,
     AUDIT,
@@ -268,27 +269,7 @@ class CentralLog:
         The holes are found between the seqs present, never by listing the whole range: a
         device whose store was replaced continues from a far larger seq.
         """
-        missing: dict[str, list[int]] = {}
-        where, params = self._keys.of_site(site, "WHERE contiguous < max_seq")
-        for row_site, device, contiguous in self.db.execute(
-            f"SELECT site, device, contiguous FROM devices {where}",  # noqa: S608
-            params,
-        ).fetchall():
-            holes: list[int] = []
-            expected = contiguous + 1
-            key, key_params = self._keys.key(row_site, device)
-            for (seq,) in self.db.execute(
-                f"SELECT seq FROM events WHERE {key} AND seq > ? ORDER BY seq",  # noqa: S608
-                [*key_params, contiguous],
-            ):
-                while expected < seq and len(holes) < limit:
-                    holes.append(expected)
-                    expected += 1
-                if len(holes) >= limit:
-                    break
-                expected = seq + 1
-            missing[self._keys.device_key(row_site, device, site)] = holes
-        return missing
+        return self._keys.gaps(self.db, limit, site)
 
     def devices(self, *, site: str | None = None) -> dict[str, dict[str, Any]]:
         """Return each device's site, seq bookkeeping and latest status (keyed as `gaps`)."""
@@ -450,6 +431,7 @@ class CentralLog:
         problems: list[str] = []
         notes: list[str] = []
         errors = self._store.errors
+        unreadable: set[str] = set()
         with self._store.snapshot() as conn:
             chains: list[Chain] = [AUDIT, ACKS]
             try:
@@ -463,6 +445,7 @@ class CentralLog:
                         found = walk(conn, chain)
                 except errors as error:  # a column dropped, a table gone
                     problems.append(f"{chain.name}: cannot be read ({_first_line(error)}): altered")
+                    unreadable.add(chain.name)
                     continue
                 problems += found.problems
                 if found.archived:
@@ -482,6 +465,13 @@ class CentralLog:
                     problems += self._keys.newest_deleted(conn)
             except errors as error:
                 problems.append(f"devices: cannot be read ({_first_line(error)}): altered")
+            if self.keys_sites and AUDIT.name not in unreadable:  # drops are audit rows
+                try:
+                    with self._store.attempt(conn):
+                        problems += archive.problems(conn)
+                        notes += self._store.notes(conn)
+                except errors as error:
+                    problems.append(f"events_archived: cannot be read ({_first_line(error)})")
         return Verification(problems, notes)
 
     def _chain(self, name: str) -> Chain:

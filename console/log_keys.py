@@ -147,6 +147,37 @@ class Keys:
                 [contiguous, *params],
             )
 
+    def gaps(self, conn: Executor, limit: int, site: str | None) -> dict[str, list[int]]:
+        """Return {device: its first `limit` missing seqs} for every device with a hole,
+        found in SQL (each seq with the next one present, only where they are apart)."""
+        where, params = self.of_site(site, "WHERE d.contiguous < d.max_seq")
+        where = where.replace(" site = ?", " d.site = ?")
+        same = "e.site = d.site AND " if self.by_site else ""
+        missing: dict[str, list[int]] = {
+            self.device_key(row_site, device, site): []
+            for row_site, device in conn.execute(
+                f"SELECT d.site, d.device FROM devices d {where}",  # noqa: S608
+                params,
+            ).fetchall()
+        }
+        if not missing:
+            return missing
+        holes = conn.execute(
+            "WITH marks AS (SELECT d.site, d.device, d.contiguous AS seq FROM devices d "  # noqa: S608
+            f"{where} UNION ALL SELECT d.site, d.device, e.seq FROM devices d JOIN events e "
+            f"ON {same}e.device = d.device AND e.seq > d.contiguous {where}), "
+            "spans AS (SELECT site, device, seq, lead(seq) OVER (PARTITION BY site, device "
+            "ORDER BY seq) AS next FROM marks), "
+            "holes AS (SELECT site, device, seq, next, row_number() OVER (PARTITION BY site, "
+            "device ORDER BY seq) AS nth FROM spans WHERE next > seq + 1) "
+            "SELECT site, device, seq, next FROM holes WHERE nth <= ? ORDER BY site, device, seq",
+            [*params, *params, limit],
+        )
+        for row_site, device, seq, after in holes:
+            kept = missing[self.device_key(row_site, device, site)]
+            kept += range(int(seq) + 1, min(int(after), int(seq) + 1 + limit - len(kept)))
+        return missing
+
     def lock_head(self, conn: Executor, chain: Chain) -> tuple[int, str]:
         """Return the head new rows chain on; PostgreSQL: lock it till the transaction ends."""
         if chain.site is None:

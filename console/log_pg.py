@@ -15,6 +15,7 @@ import functools
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,8 +27,9 @@ from psycopg.adapt import Dumper
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
+from console.log_archive import record_drop
 from console.log_pg_schema import LOCK, MIGRATIONS, PARTITIONS_LOCK
-from console.log_store import LogError, LogUnavailable, Rows
+from console.log_store import Executor, LogError, LogUnavailable, Rows
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ _MONTH: Final = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])")
 _PARTITION: Final = re.compile(r"^events_y(\d{4})m(\d{2})$")
 _FIRST_YEAR: Final = 2000  # a month before this stays in the default partition
 _LOCK_WAIT: Final = "5s"  # how long making a partition waits for the table
+_AHEAD: Final = 2  # months after this one whose partitions are made ahead
+_RETRY: Final = 30.0  # seconds before making a partition that failed is tried again
 
 
 def is_url(target: str | Path) -> bool:
@@ -109,17 +113,25 @@ class PostgresStore:
         self._connections: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
         self._months: set[str] = set()
+        self._retry: dict[str, float] = {}  # month: when its partition is tried again
+        waiting: set[str] = set()
         try:
             with psycopg.connect(url, autocommit=True) as conn:
                 _migrate(conn)
                 self._months = _partitions(conn)
+                waiting = _waiting(conn)
         except psycopg.OperationalError as error:
             raise LogUnavailable(
                 f"cannot open the log at {self.target}: {_first_line(error)}; check the URL, "
                 "that PostgreSQL runs and that the account may connect"
             ) from None
-        now = datetime.now(UTC)
-        self.prepare([{"ts": f"{now:%Y-%m}"}, {"ts": _next_month(f"{now:%Y-%m}")}])
+        except psycopg.Error as error:
+            raise LogError(
+                f"cannot open the log at {self.target}: {_first_line(error)}; check that the "
+                "account owns the log's tables (or may create them) and that the database is "
+                "the log's"
+            ) from None
+        self.prepare([{"ts": month} for month in sorted(waiting)])
 
     def __repr__(self) -> str:
         return f"<PostgresStore {self.target}>"
@@ -135,7 +147,8 @@ class PostgresStore:
                     f"cannot reach the log at {self.target}: {_first_line(error)}"
                 ) from None
             conn.adapters.register_dumper(bool, _BoolAsInteger)
-            with self._lock:
+            with self._lock:  # a lost one is closed: keep only those still to close
+                self._connections = [kept for kept in self._connections if not kept.closed]
                 self._connections.append(conn)
             self._local.conn = conn
             self._local.db = PgDatabase(conn)
@@ -183,27 +196,59 @@ class PostgresStore:
             yield
 
     def outage(self, error: BaseException) -> bool:
-        """True for a failure of the database itself (down, unreachable, out of space,
-        a deadlock or a serialization failure to retry), not of one row."""
-        return isinstance(
-            error, psycopg.OperationalError | psycopg.InterfaceError | LogUnavailable | MemoryError
-        )
+        """True unless one row is at fault: the log's own check of a value (LogError) or a
+        value PostgreSQL refuses (DataError, IntegrityError). Any other database error is
+        the database's (down, read-only after a failover, a grant revoked, a table gone):
+        to be retried, never taken as a bad event and acknowledged."""
+        if isinstance(error, LogUnavailable | MemoryError):
+            return True
+        if isinstance(error, psycopg.DataError | psycopg.IntegrityError):
+            return False
+        return isinstance(error, psycopg.Error)
 
     def prepare(self, events: Iterable[Mapping[str, Any]]) -> None:
-        """Make the partition of every month the events fall in that has none yet."""
-        months = {month for e in events if (month := _month(e.get("ts")))}
+        """Make the partitions of this month, the next two and every month the events fall
+        in that has none yet; a month whose making fails is tried again at a later write
+        (its events wait in the default partition and are moved into it then)."""
+        now = datetime.now(UTC)
+        ahead = {f"{now:%Y-%m}"}
+        for _ in range(_AHEAD):
+            ahead.add(_next_month(max(ahead)))
+        months = ahead | {month for e in events if (month := _month(e.get("ts")))}
+        clock = time.monotonic()
         with self._lock:
             months -= self._months
+            months = {m for m in months if self._retry.get(m, clock) <= clock}
         if not months:
             return
         # Its own connection, outside any write transaction: making a partition locks the
         # whole table, and must never wait on (or hold up) a collector's transaction.
-        with psycopg.connect(self._url, autocommit=True) as conn:
-            conn.execute(f"SET lock_timeout = '{_LOCK_WAIT}'")
-            for month in sorted(months):
-                _partition(conn, month)
-                with self._lock:
-                    self._months.add(month)  # made, or left to the default: not retried
+        try:
+            with psycopg.connect(self._url, autocommit=True) as conn:
+                conn.execute(f"SET lock_timeout = '{_LOCK_WAIT}'")
+                for month in sorted(months):
+                    made = _partition(conn, month)
+                    with self._lock:
+                        if made:
+                            self._months.add(month)
+                            self._retry.pop(month, None)
+                        else:
+                            self._retry[month] = time.monotonic() + _RETRY
+        except psycopg.Error as error:  # the write that follows reports the outage
+            log.warning("cannot make the log's partitions: %s", _first_line(error))
+
+    def notes(self, conn: Executor) -> list[str]:
+        """Name the months whose events wait in the default partition."""
+        waiting = conn.execute(
+            "SELECT substr(ts, 1, 7), count(*) FROM events_default GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        return [
+            f"events_default holds {count} events of {month}: their month has no partition "
+            "yet (it is made, and they are moved into it, at the next open or write); "
+            "until then the month cannot be dropped"
+            for month, count in waiting
+            if _month(month)
+        ]
 
     def drop_month(self, month: str, at: str) -> int:
         """Archive a month's events (after their export): keep each one's row, prev, hash
@@ -216,6 +261,8 @@ class PostgresStore:
         name = f"events_y{month[:4]}m{month[5:7]}"
         with psycopg.connect(self._url, autocommit=True) as conn:
             conn.execute(f"SET lock_timeout = '{_LOCK_WAIT}'")
+            if month not in _partitions(conn) and month in _waiting(conn):
+                _partition(conn, month)  # its events wait in the default: move them first
             if month not in _partitions(conn):
                 raise LogError(f"month {month}: the log has no partition for it (dropped?)")
             try:
@@ -230,6 +277,7 @@ class PostgresStore:
                     dropped = conn.execute(archive.encode(), [month, at]).rowcount
                     conn.execute(f"ALTER TABLE events DETACH PARTITION {name}".encode())
                     conn.execute(f"DROP TABLE {name}".encode())
+                    record_drop(PgDatabase(conn), month, at)
             except psycopg.errors.LockNotAvailable:
                 raise LogError(
                     f"month {month}: the log is busy (a collector is writing); try again"
@@ -240,6 +288,8 @@ class PostgresStore:
 
 def _migrate(conn: psycopg.Connection[Any]) -> None:
     """Apply the migrations not applied yet, each in its own transaction, in order."""
+    if not _missing(conn):
+        return  # nothing to write: a read-only database (a standby, a reader) opens too
     conn.execute("SELECT pg_advisory_lock(%s)", [LOCK])  # collectors opening at once
     try:
         conn.execute(
@@ -262,6 +312,15 @@ def _migrate(conn: psycopg.Connection[Any]) -> None:
         conn.execute("SELECT pg_advisory_unlock(%s)", [LOCK])
 
 
+def _missing(conn: psycopg.Connection[Any]) -> bool:
+    """True if a migration is still to apply (read without writing anything)."""
+    (table,) = conn.execute("SELECT to_regclass('migrations')").fetchone() or (None,)
+    if table is None:
+        return True
+    done = {name for (name,) in conn.execute("SELECT name FROM migrations")}
+    return any(name not in done for name, _ in MIGRATIONS)
+
+
 def _partitions(conn: psycopg.Connection[Any]) -> set[str]:
     rows = conn.execute(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
@@ -270,22 +329,53 @@ def _partitions(conn: psycopg.Connection[Any]) -> set[str]:
     return {f"{m[1]}-{m[2]}" for (name,) in rows if (m := _PARTITION.match(name))}
 
 
-def _partition(conn: psycopg.Connection[Any], month: str) -> None:
-    """Make the partition of `month` (YYYY-MM); on failure its events go to the default."""
+def _partition(conn: psycopg.Connection[Any], month: str) -> bool:
+    """Make the partition of `month` (YYYY-MM), moving into it the events of that month
+    the default partition holds, in one transaction; return False if it cannot be made now."""
     name = f"events_y{month[:4]}m{month[5:7]}"
+    bounds = [month, _next_month(month)]
     try:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITIONS_LOCK])
+            if month in _partitions(conn):
+                return True
+            waiting = conn.execute(
+                "SELECT 1 FROM events_default WHERE ts >= %s AND ts < %s LIMIT 1", bounds
+            ).fetchone()
+            if waiting is None:
+                conn.execute(
+                    f"CREATE TABLE {name} PARTITION OF events "
+                    f"FOR VALUES FROM ('{month}') TO ('{bounds[1]}')".encode()
+                )
+                return True
+            # Attaching a month the default holds rows of is refused: move them first.
+            like = "LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
+            conn.execute(f"CREATE TABLE {name} ({like})".encode())
+            moved = conn.execute(
+                f"WITH moved AS (DELETE FROM events_default WHERE ts >= %s AND ts < %s "  # noqa: S608
+                f"RETURNING *) INSERT INTO {name} SELECT * FROM moved".encode(),
+                bounds,
+            ).rowcount
             conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF events "
-                f"FOR VALUES FROM ('{month}') TO ('{_next_month(month)}')".encode()
+                f"ALTER TABLE events ATTACH PARTITION {name} "
+                f"FOR VALUES FROM ('{month}') TO ('{bounds[1]}')".encode()
             )
+        log.warning("made the partition %s; moved its %d events out of the default", name, moved)
+        return True
     except psycopg.Error as error:
         log.warning(
-            "cannot make the partition %s (%s); its month's events are kept in events_default",
+            "cannot make the partition %s now (%s); its events wait in events_default and "
+            "are moved into it when it is made",
             name,
             _first_line(error),
         )
+        return False
+
+
+def _waiting(conn: psycopg.Connection[Any]) -> set[str]:
+    """Return the months the default partition holds events of that should have one."""
+    rows = conn.execute("SELECT DISTINCT substr(ts, 1, 7) FROM events_default").fetchall()
+    return {month for (ts,) in rows if (month := _month(ts))}
 
 
 def _month(ts: object) -> str | None:
@@ -293,7 +383,9 @@ def _month(ts: object) -> str | None:
     if not isinstance(ts, str) or not (found := _MONTH.match(ts)):
         return None
     month = found.group()
-    latest = _next_month(f"{datetime.now(UTC):%Y-%m}")
+    latest = f"{datetime.now(UTC):%Y-%m}"
+    for _ in range(_AHEAD):
+        latest = _next_month(latest)
     return month if int(month[:4]) >= _FIRST_YEAR and month <= latest else None
 
 

@@ -137,4 +137,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "ALTER TABLE rooms ADD PRIMARY KEY (site, what)",
         ),
     ),
+    (
+        "0007_alarm_marker",
+        (
+            # The live pages' marker (each site's newest alarm row) reads it off this index.
+            "CREATE INDEX events_alarm_site_row ON events (site, row) WHERE kind = 'alarm'",
+        ),
+    ),
 )

@@ -109,3 +109,7 @@ class SqliteStore:
 
     def prepare(self, events: Iterable[Mapping[str, Any]]) -> None:
         """Nothing to make room for: one table holds every event."""
+
+    def notes(self, conn: Executor) -> list[str]:
+        """Nothing is held aside: one table holds every event."""
+        return []

@@ -82,5 +82,8 @@ class Store(Protocol):
     def drop_month(self, month: str, at: str) -> int:
         """Archive a month's events, their places in the chains kept; return how many."""
 
+    def notes(self, conn: Executor) -> list[str]:
+        """Name what the store holds aside that `check` should mention (not tampering)."""
+
     def close(self) -> None:
         """Close every connection; idempotent."""

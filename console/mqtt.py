@@ -87,6 +87,9 @@ class ConsoleClient:
         self._manual_ack = manual_ack
         self._session_expiry_s = session_expiry_s
         self._connection = 0  # counts successful connections; messages carry theirs
+        # Held while an acknowledgement checks its connection and is queued, and while a new
+        # connection is counted: an ack meant for the last connection never goes on the next.
+        self._ack_lock = threading.Lock()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -156,8 +159,11 @@ class ConsoleClient:
         unacknowledged again on it, under the same packet id, and may already have reused
         that id for another message once the copy was acknowledged.
         """
-        if self._manual_ack and message.qos and message.connection == self._connection:
-            self.client.ack(message.mid, message.qos)
+        if not (self._manual_ack and message.qos):
+            return
+        with self._ack_lock:  # paho's ack only queues the packet: held for no network wait
+            if message.connection == self._connection:
+                self.client.ack(message.mid, message.qos)
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1) -> None:
         """Publish and wait (up to 10 s) for the broker's acknowledgement."""
@@ -218,7 +224,8 @@ class ConsoleClient:
             if reason.is_failure:
                 self._refused = str(reason)
                 return
-            self._connection += 1
+            with self._ack_lock:
+                self._connection += 1
             topics = [*self._subscriptions, *([self._reply_filter] if self._reply_filter else [])]
             self._subscribed.clear()
             mids = (client.subscribe(topic, qos=1)[1] for topic in topics)

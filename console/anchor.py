@@ -172,14 +172,14 @@ class Anchorer:
             heads = log_.heads()
             if heads != self._last:
                 self._write(heads)
-        except (OSError, EdgeError, ValueError) as error:
+        except Exception as error:  # the file, the key or the log's database (any driver's)
             self._failed(error)
 
     def anchor(self, log_: CentralLog) -> None:
         """Anchor now, whatever changed (on close); never raises."""
         try:
             self._write(log_.heads())
-        except (OSError, EdgeError, ValueError) as error:
+        except Exception as error:  # as in tick: logged once, the collector goes on
             self._failed(error)
 
     def wait_for(self, predicate: Callable[[Heads], bool], timeout_s: float) -> bool:

@@ -257,3 +257,28 @@ def test_head_all_and_verify_anchor_per_chain(log: CentralLog, path: Path) -> No
     junk = edge_console("verify", "--db", str(path), "--anchor", "nope:1:abc")
     assert junk.returncode == 2
     assert "use [CHAIN:]ROW:HASH" in junk.stderr
+
+
+def test_anchoring_goes_on_when_the_logs_database_fails(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = CentralLog(tmp_path / "log.db")
+    log.append([event("gate-1", 1)], "2026-11-26T10:00:00.000Z")
+    now = [0.0]
+    anchorer = Anchorer(
+        tmp_path / "anchors.jsonl", Ed25519PrivateKey.generate(), every_s=1, clock=lambda: now[0]
+    )
+    log.db.execute("ALTER TABLE events RENAME TO events_away")  # the database fails the read
+    for _ in range(3):
+        anchorer.tick(log)  # neither raises (sqlite3's own error) nor logs it each time
+        now[0] += 2
+    anchorer.anchor(log)
+    failures = [
+        r for r in caplog.records if r.levelname == "ERROR" and "cannot anchor" in r.message
+    ]
+    assert len(failures) == 1
+    assert anchorer.written == 0
+    log.db.execute("ALTER TABLE events_away RENAME TO events")  # back: anchoring resumes
+    anchorer.tick(log)
+    assert anchorer.written == 1
+    log.close()

@@ -389,28 +389,43 @@ def test_a_full_snapshot_passes_and_a_larger_packet_is_refused(site: Site) -> No
 
 
 def test_collectors_sharing_the_load_each_on_its_own_account(site: Site) -> None:
-    """edge-console collect --group: one console account per collector, none kicks another."""
-    shared = f"$share/collectors/{BASE}/+/events/#"
+    """Each collector has its own account and persistent session with plain subscriptions:
+    both connected at once, each gets every event (the log de-duplicates), none kicks the
+    other, and one away finds on return what came meanwhile, without subscribing again."""
+    events = f"{BASE}/+/events/#"
     both = threading.Condition()
-    collectors = [Account(site, "console", cond=both), Account(site, "console-b", cond=both)]
+    accounts = ("console", "console-b")
+    collectors = [Account(site, a, session_s=3600, cond=both) for a in accounts]
     gate = Account(site, GATE)
+    back: Account | None = None
     try:
         for collector in collectors:
-            collector.subscribe(shared)
+            collector.subscribe(events)
         sent = [str(i).encode() for i in range(40)]
         for payload in sent:
             assert gate.publish(topic(GATE, "events"), payload) < 0x80
 
-        def received() -> list[bytes]:
-            return [p for c in collectors for p in c.payloads(topic(GATE, "events"))]
+        def complete(collector: Account, expected: list[bytes]) -> bool:
+            return sorted(collector.payloads(topic(GATE, "events"))) == sorted(expected)
 
-        collectors[0].wait(lambda: len(received()) >= len(sent), "events missing")
-        assert sorted(received()) == sorted(sent)  # each event to one collector
-        assert all(c.payloads(topic(GATE, "events")) for c in collectors)  # both took some
-        assert not any(c.disconnects for c in collectors)
+        for collector in collectors:
+            collector.wait(partial(complete, collector, sent), f"{collector.account}: missing")
+        assert not any(c.disconnects for c in collectors)  # neither took the other's place
+        collectors[1].close()  # away: its session and subscription stay on the broker
+        meanwhile = [f"away-{i}".encode() for i in range(10)]
+        for payload in meanwhile:
+            assert gate.publish(topic(GATE, "events"), payload) < 0x80
+        back = Account(site, "console-b", clean_start=False, session_s=3600)
+        assert back.connack == (True, 0)  # its session, with its plain subscription
+        back.wait(partial(complete, back, meanwhile), "console-b: the queued events missing")
+        first = collectors[0]
+        first.wait(partial(complete, first, sent + meanwhile), "console: events missing")
+        assert not first.disconnects
     finally:
-        for client in (*collectors, gate):
+        for client in (collectors[0], gate, *([back] if back else [])):
             client.close()
+        for account in accounts:  # a clean start with no expiry ends the session
+            Account(site, account).close()
 
 
 def test_only_the_rooms_service_speaks_home_assistant_discovery(site: Site) -> None:

@@ -325,17 +325,21 @@ class CentralLog:
 
     def last_received_at(self, site: str | None = None) -> str | None:
         """Return when the newest stored event (of one site, if given) was received, read
-        off the chains' heads or the site's newest row, never by scanning the events."""
-        if site is not None:
+        off the chains' heads (SQLite, for a site: its newest row), never by scanning."""
+        heads = "chain_heads.chain = 'events' OR chain_heads.chain LIKE 'events/%'"
+        params: list[Any] = []
+        if site is not None and self.keys_sites:
+            heads, params = "chain_heads.chain = ?", [site_events(self._keys.named(site)).name]
+        elif site is not None:  # read back by row: `|| ''` keeps it off the (site, ts) index
             found = self.db.execute(
-                "SELECT received_at FROM events WHERE site = ? ORDER BY row DESC LIMIT 1",
+                "SELECT received_at FROM events WHERE site || '' = ? ORDER BY row DESC LIMIT 1",
                 [self._keys.named(site)],
             ).fetchone()
             return None if found is None else str(found[0])
         (newest_at,) = self.db.execute(
-            "SELECT max(events.received_at) FROM chain_heads JOIN events "
-            "ON events.row = chain_heads.row "
-            "WHERE chain_heads.chain = 'events' OR chain_heads.chain LIKE 'events/%'"
+            "SELECT max(events.received_at) FROM chain_heads JOIN events "  # noqa: S608
+            f"ON events.row = chain_heads.row WHERE {heads}",
+            params,
         ).fetchone()
         return None if newest_at is None else str(newest_at)
 
@@ -354,9 +358,6 @@ class CentralLog:
             ).fetchall()
         )
         for site in sorted({*found, *counted}):
-            last = self.db.execute(
-                "SELECT received_at FROM events WHERE site = ? ORDER BY row DESC LIMIT 1", [site]
-            ).fetchone()
             (newest_ts,) = self.db.execute(
                 "SELECT max(ts) FROM events WHERE site = ?", [site]
             ).fetchone()
@@ -364,7 +365,7 @@ class CentralLog:
                 "site": site,
                 **found.get(site, {"connected": None, "stored": None, "link_at": None}),
                 "devices": int(counted.get(site, 0)),
-                "last_received_at": last[0] if last else None,
+                "last_received_at": self.last_received_at(site),
                 "newest_ts": newest_ts,
             }
         return {site: found[site] for site in sorted(found)}

@@ -202,3 +202,20 @@ def test_last_received_at_is_the_newest_events_reception(backend: Backend) -> No
     assert log.last_received_at() == LATER
     assert log.last_received_at(SITE) == LATER
     assert log.last_received_at("annex") is None
+
+
+@pytest.mark.services
+def test_gaps_are_the_first_missing_seqs_of_each_device_up_to_the_limit(backend: Backend) -> None:
+    log = backend.log
+    log.append(events("gate-1", [1, 2, 5, 9, 10, 1_000_000]), RECEIVED, site=SITE)
+    log.append(events("gate-2", [2, 3]), RECEIVED, site=SITE)
+    log.append(events("gate-3", [1, 2]), RECEIVED, site=SITE)
+
+    assert log.gaps(limit=10, site=SITE) == {
+        "gate-1": [3, 4, 6, 7, 8, 11, 12, 13, 14, 15],
+        "gate-2": [1],
+    }
+    assert log.gaps(limit=3, site=SITE) == {"gate-1": [3, 4, 6], "gate-2": [1]}
+    assert len(log.gaps(site=SITE)["gate-1"]) == 1000  # the default limit
+    prefix = f"{SITE}/" if log.keys_sites else ""
+    assert log.gaps(limit=2) == {f"{prefix}gate-1": [3, 4], f"{prefix}gate-2": [1]}

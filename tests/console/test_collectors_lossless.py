@@ -356,3 +356,57 @@ def test_a_message_from_an_earlier_connection_is_never_acknowledged_on_a_later_o
     finally:
         device.close()
         client.close()
+
+
+def test_the_only_collector_killed_holding_uncommitted_messages_loses_none_of_them(
+    tmp_path: Path,
+    broker: Broker,
+    sites_dir: Path,
+    pg_database: str,  # noqa: F811 (the fixture)
+    processes: list[CollectorProcess],
+) -> None:
+    """Its batch commit is held back by the test holding the sites' chain heads (FOR UPDATE):
+    whatever it received then is neither stored nor acknowledged when it is SIGKILLed, so the
+    broker gives all of it to the same collector (its client id) when it is back."""
+    name = pg_database.rsplit("/", 1)[1]
+    only = start(processes, pg_database, tmp_path, broker, "collector-a")
+    devices = [Device(broker.port, s, d) for s, names in DEVICES.items() for d in names]
+    try:
+        for device in devices:
+            device.send(1)  # every site's chain has its head row now
+        wait_stored(pg_database, len(devices)).close()
+        with psycopg.connect(pg_database) as holder:  # one transaction until the block ends
+            heads = holder.execute(
+                "SELECT chain FROM chain_heads WHERE chain LIKE 'events/%' FOR UPDATE"
+            ).fetchall()
+            assert len(heads) == len(DEVICES)
+            for seq in range(2, 51):
+                for device in devices:
+                    device.send(seq)  # the broker has it (PUBACK); the collector takes it
+
+            def waiting_on_the_heads() -> bool:
+                with psycopg.connect(pg_database, autocommit=True) as look:
+                    found = look.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+                        "AND wait_event_type = 'Lock' AND query ILIKE %s",
+                        [name, "%chain_heads%FOR UPDATE%"],
+                    ).fetchone()
+                return bool(found and found[0])
+
+            assert until(waiting_on_the_heads), "the collector never tried to commit a batch"
+            only.kill()  # received, judged, uncommitted, unacknowledged
+            holder.rollback()  # its blocked statement's client is gone: nothing commits
+        log = open_log(pg_database)
+        try:
+            assert log.count() == len(devices)  # the killed run stored none of them
+        finally:
+            log.close()
+        start(processes, pg_database, tmp_path, broker, "collector-a")  # the same session
+        log = wait_stored(pg_database, 50 * len(devices))
+        try:
+            assert_exactly_once(log, 50)
+        finally:
+            log.close()
+    finally:
+        for device in devices:
+            device.close()

@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from edge.errors import EdgeError
 from simulator.broker import STDBUF, free_port
@@ -72,7 +74,6 @@ class PostgresCluster:
             )
         self.process = subprocess.Popen(  # noqa: S603  # fixed programs, no shell
             [
-                *self._as_user(),
                 STDBUF,
                 "-oL",
                 "-eL",
@@ -92,6 +93,9 @@ class PostgresCluster:
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            # As root, the server process itself runs as the user (no wrapper between it and
+            # our signals: a `runuser` in between would take the stop signal for itself).
+            **self._user_args(),
         )
         assert self.process.stdout is not None
         if not wait_for_output(self.process.stdout, READY, timeout_s):
@@ -117,7 +121,9 @@ class PostgresCluster:
         if kill:
             self.process.kill()
         else:
-            self.process.terminate()  # SIGTERM: PostgreSQL's "smart" shutdown
+            # SIGINT is PostgreSQL's "fast" shutdown: connected clients are disconnected
+            # (SIGTERM, "smart", would wait for every one of them to leave).
+            self.process.send_signal(signal.SIGINT)
         self.process.wait(30)
         self.process = None
 
@@ -131,6 +137,12 @@ class PostgresCluster:
             entry = pwd.getpwnam(self._user)
             os.chown(path, entry.pw_uid, entry.pw_gid)
             path.chmod(0o700)
+
+    def _user_args(self) -> dict[str, Any]:
+        if os.geteuid() != 0:
+            return {}
+        entry = pwd.getpwnam(self._user)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
     def _as_user(self) -> list[str]:
         return ["runuser", "-u", self._user, "--"] if os.geteuid() == 0 else []

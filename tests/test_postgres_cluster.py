@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import psycopg
+import pytest
 
 from simulator.postgres import PostgresCluster
 from tests.pg import pg_database, postgres  # noqa: F401 (the fixtures)
@@ -16,7 +20,26 @@ def test_each_test_gets_an_empty_database_of_its_own(
         conn.execute("CREATE TABLE t (n integer)")
         conn.execute("INSERT INTO t VALUES (1), (2)")
         assert conn.execute("SELECT sum(n) FROM t").fetchone() == (3,)
-        assert conn.execute("SHOW server_version").fetchone()[0].startswith("15.")
+        version = conn.execute("SHOW server_version").fetchone()
+        assert version is not None
+        assert version[0].startswith("15.")
     with psycopg.connect(postgres.url) as conn:
         found = conn.execute("SELECT to_regclass('public.t')").fetchone()
         assert found == (None,)  # the table is in the test's database only
+
+
+@pytest.mark.services
+def test_a_cluster_stops_with_clients_connected_and_starts_again() -> None:
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="edge-pg-")))
+    cluster.start()
+    try:
+        client = psycopg.connect(cluster.url, autocommit=True)
+        client.execute("CREATE TABLE kept (n integer)")
+        client.execute("INSERT INTO kept VALUES (7)")
+        cluster.stop()  # a connected client must not hold the shutdown up
+        cluster.start()
+        with psycopg.connect(cluster.url) as again:
+            assert again.execute("SELECT n FROM kept").fetchone() == (7,)
+        client.close()
+    finally:
+        cluster.remove()

@@ -4,9 +4,14 @@ One connection per thread, in autocommit outside `transaction()`, like the SQLit
 `db` runs the readers' portable SQL: its `?` placeholders become psycopg's (a `%` is
 escaped, and neither is touched inside a string literal, a quoted name or a comment), and a
 Python bool is stored as 0/1, as SQLite stores it. The schema is made by the named
-migrations of console.log_pg_schema; events are partitioned by month, and a month's
-partition is made before its first event is written, on a connection of its own and
-outside any write transaction (making one locks the whole table).
+migrations of console.log_pg_schema (a database with every one applied opens read-only).
+Events are partitioned by month: this month's and the next two are made at open and
+whenever a write sees the calendar reach a new month, and an older month's before its first
+event, each on a connection of its own outside any write transaction (making one locks the
+whole table). A month whose making fails (the table held by a long reader) is tried again
+at a later write; its events wait in the default partition and are moved into the month's
+when it is made, in the same transaction. Only a value PostgreSQL refuses (DataError,
+IntegrityError) is one event's fault: any other database error is an outage, retried.
 """
 
 from __future__ import annotations

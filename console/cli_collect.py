@@ -18,7 +18,7 @@ from console.actions import site_slug
 from console.anchor import Anchorer, AnchorError, load_or_create_key
 from console.cli_users import DEFAULT_DB, LogTarget, beside
 from console.collector import Collector
-from console.log_pg import is_url, masked
+from console.log_store import is_url, masked
 from console.sites import SitesError, site_dirs, usable
 from edge.errors import EdgeError
 

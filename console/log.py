@@ -43,10 +43,9 @@ from console.chain import (
     walk,
 )
 from console.log_keys import Keys, event_row, identity
-from console.log_pg import PostgresStore, is_url
 from console.log_schema import BASELINES, MOVES, migrations
 from console.log_sqlite import SqliteStore
-from console.log_store import LogDatabase, LogError, LogUnavailable, Store, Writer
+from console.log_store import LogDatabase, LogError, LogUnavailable, Store, Writer, is_url
 
 __all__ = [
     "BASELINES",
@@ -96,9 +95,7 @@ class CentralLog:
     """The console's log; one or more writers (collectors), any number of readers."""
 
     def __init__(self, target: str | Path) -> None:
-        self._store: Store = (
-            PostgresStore(str(target)) if is_url(target) else SqliteStore(Path(target))
-        )
+        self._store: Store = _postgres(str(target)) if is_url(target) else SqliteStore(Path(target))
         self._keys = Keys(self._store.keys_sites)
         self.path: Path | None = target if isinstance(target, Path) else None
         if self.path is None and not is_url(target):
@@ -492,3 +489,11 @@ def _room_site(site: str | None) -> str:
 
 def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _postgres(url: str) -> Store:
+    """Open a PostgreSQL store; psycopg is imported only when a log is on PostgreSQL, so a
+    console on SQLite (every command's start) never pays for loading it."""
+    from console.log_pg import PostgresStore  # noqa: PLC0415  # see the docstring
+
+    return PostgresStore(url)

@@ -24,7 +24,6 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
 import psycopg
@@ -33,8 +32,8 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from console.log_archive import record_drop
-from console.log_pg_schema import LOCK, MIGRATIONS, PARTITIONS_LOCK
-from console.log_store import Executor, LogError, LogUnavailable, Rows
+from console.log_pg_schema import LOCK, MIGRATIONS, PARTITIONS_LOCK, TS_STATISTICS
+from console.log_store import Executor, LogError, LogUnavailable, Rows, masked
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +44,6 @@ _FIRST_YEAR: Final = 2000  # a month before this stays in the default partition
 _LOCK_WAIT: Final = "5s"  # how long making a partition waits for the table
 _AHEAD: Final = 2  # months after this one whose partitions are made ahead
 _RETRY: Final = 30.0  # seconds before making a partition that failed is tried again
-
-
-def is_url(target: str | Path) -> bool:
-    """Return True if `target` names a PostgreSQL database (`postgresql://…`)."""
-    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
-
-
-def masked(url: str) -> str:
-    """Return the URL without its password (what logs and errors may show)."""
-    url = re.sub(r"(://[^:/@?]*):[^@/?]*@", r"\1:***@", url)
-    return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
 
 
 @functools.lru_cache(maxsize=2048)
@@ -352,6 +340,7 @@ def _partition(conn: psycopg.Connection[Any], month: str) -> bool:
                     f"CREATE TABLE {name} PARTITION OF events "
                     f"FOR VALUES FROM ('{month}') TO ('{bounds[1]}')".encode()
                 )
+                conn.execute(TS_STATISTICS.format(table=name).encode())
                 return True
             # Attaching a month the default holds rows of is refused: move them first.
             like = "LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
@@ -365,6 +354,7 @@ def _partition(conn: psycopg.Connection[Any], month: str) -> bool:
                 f"ALTER TABLE events ATTACH PARTITION {name} "
                 f"FOR VALUES FROM ('{month}') TO ('{bounds[1]}')".encode()
             )
+            conn.execute(TS_STATISTICS.format(table=name).encode())
         log.warning("made the partition %s; moved its %d events out of the default", name, moved)
         return True
     except psycopg.Error as error:

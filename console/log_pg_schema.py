@@ -24,6 +24,12 @@ C: Final = 'text COLLATE "C"'  # names, ids and times compare byte by byte, as o
 LOCK: Final = 7_172_026  # the advisory lock opening the log takes (any fixed number)
 PARTITIONS_LOCK: Final = 7_172_027  # the one creating a month's partition takes
 
+# A fine histogram of `ts`: with the default one the planner walks a month's `row` index
+# backwards to answer "one hour, newest first" instead of reading the hour off the `ts`
+# index (bench/central_log.py: seconds against a millisecond on 20,000,000 rows). A new
+# partition does not inherit it from the parent, so each month's table gets it when made.
+TS_STATISTICS: Final = "ALTER TABLE {table} ALTER COLUMN ts SET STATISTICS 1000"
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     (
         "0001_events",
@@ -144,4 +150,5 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX events_alarm_site_row ON events (site, row) WHERE kind = 'alarm'",
         ),
     ),
+    ("0008_ts_statistics", (TS_STATISTICS.format(table="events"),)),
 )

@@ -174,6 +174,13 @@ def rooms_sites(db: Database) -> None:
     db.execute("DROP TABLE rooms_unsited")
 
 
+@migrations(name="0012_site_index")
+def site_index(db: Database) -> None:
+    """Index the site alone: its entries end in the row, so a site's newest page (and its
+    denied ones) are read straight off the index, as a door's are."""
+    db.execute("CREATE INDEX events_site_row ON events (site)")
+
+
 # The zone indexes' conditions; a query must hold the same term for SQLite to use them.
 MOVES = "('crossing', 'button_exit')"
 BASELINES = "('occupancy_reset', 'anti_passback_forgiven')"

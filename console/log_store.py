@@ -8,8 +8,10 @@ de-duplicated.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, Protocol
 
 from edge.errors import EdgeError
@@ -87,3 +89,14 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Close every connection; idempotent."""
+
+
+def is_url(target: str | Path) -> bool:
+    """Return True if `target` names a PostgreSQL database (`postgresql://…`)."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+def masked(url: str) -> str:
+    """Return the URL without its password (what logs and errors may show)."""
+    url = re.sub(r"(://[^:/@?]*):[^@/?]*@", r"\1:***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", url)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from edge.errors import EdgeError
 from firmware_config.fields import check_slug
-from firmware_config.model import MqttConfig
+from firmware_config.model import MqttConfig, TlsConfig
 from provisioning.options import site_dir
 from provisioning.publish import build_all, commit_bases, forget_bases, publishing, send
 from provisioning.registry import (
@@ -181,6 +182,17 @@ def rules_antipassback(
     show_default=True,
     help="Broker account that may publish credentials.",
 )
+@click.option(
+    "--password-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The account's password file (default: SITE/accounts/USER.password); at the centre, "
+    "the operator account `bridge central` made.",
+)
+@click.option(
+    "--ca-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="TLS: the CA that signed the broker's certificate (the central broker's: bridge ca).",
+)
 @click.option("--root", default="edge", show_default=True, help="MQTT topic root.")
 @click.option(
     "--wait",
@@ -199,6 +211,8 @@ def publish(
     host: str,
     port: int,
     user: str,
+    password_file: Path | None,
+    ca_file: Path | None,
     root: str,
     wait_s: float,
 ) -> None:
@@ -207,10 +221,22 @@ def publish(
     Each device gets only its doors' rules and the cards allowed there, by reference: a
     delta on top of its last snapshot when only cards changed and the delta is small. Then
     the devices' status shows which applied the new version; any that did not in --wait
-    seconds is named (exit status 1).
+    seconds is named (exit status 1). Sites bridged to a central broker are published to
+    from the centre, one site directory at a time, with the centre's operator account
+    (--password-file) over TLS (--ca-file).
     """
+    account = Account(user, password_file or directory / "accounts" / f"{user}.password", ca_file)
     with publishing(directory):  # one publish at a time per site, the console's desk too
-        _publish(ctx, directory, devices, out, host, port, user, root, wait_s, full=full)
+        _publish(ctx, directory, devices, out, host, port, account, root, wait_s, full=full)
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who publishes: the broker account, its password file, and the CA for TLS if any."""
+
+    user: str
+    password_file: Path
+    ca_file: Path | None
 
 
 def _publish(
@@ -220,7 +246,7 @@ def _publish(
     out: Path | None,
     host: str,
     port: int,
-    user: str,
+    account: Account,
     root: str,
     wait_s: float,
     *,
@@ -253,8 +279,9 @@ def _publish(
         host=host,
         port=port,
         root=root,
-        username=user,
-        password_file=directory / "accounts" / f"{user}.password",
+        username=account.user,
+        password_file=account.password_file,
+        tls=None if account.ca_file is None else TlsConfig(ca_file=account.ca_file),
     )
     try:
         result = send(config, site_row["slug"], built, f"edge-provision-{os.getpid()}", wait_s)

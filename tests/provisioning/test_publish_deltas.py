@@ -4,20 +4,21 @@ agents in their own processes."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlite_utils import Database
 
+from edge.link.topics import status_filter
 from edge.store.credentials import SqliteCredentials
 from firmware_config.model import MqttConfig
 from provisioning.credential_sets import Built
 from provisioning.publish import Outcome, build_all, commit_bases, send
 from provisioning.registry import Registry, change_cards
 from provisioning.rules import add_rule
-from tests.broker import Broker
+from tests.broker import Broker, Subscriber
 from tests.edge.agent_fixtures import SimDevice, sim_config
 from tests.edge.sim_process import AgentProcess
 from tests.provisioning.commands import provision
@@ -75,11 +76,27 @@ def tap(process: AgentProcess, n: int) -> dict[str, object]:
     return process.request(op="tap", reader="gate-east-in", technology="felica", id=card)
 
 
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)  # polling a condition, not waiting for time to pass
+def statuses(site: Path, port: int) -> Subscriber:
+    """Watch every device's status, as the operator who publishes may."""
+    password = (site / "accounts" / "operator.password").read_text().strip()
+    return Subscriber(
+        port,
+        status_filter("edge", SITE),
+        client_id="operator-watch",
+        username="operator",
+        password=password,
+    )
+
+
+def reports(watch: Subscriber, device: str, version: int) -> None:
+    """Wait until `device`'s status says it holds credentials `version`."""
+
+    def holds(messages: list[Any]) -> bool:
+        mine = [m for m in messages if m.topic.split("/")[2] == device and m.payload]
+        held = json.loads(mine[-1].payload).get("credentials") if mine else None
+        return isinstance(held, dict) and held.get("version") == version
+
+    watch.wait_for(holds, 30, f"{device} to report credentials v{version}")
 
 
 def stored(sim: SimDevice) -> tuple[int, list[tuple[object, ...]], list[tuple[object, ...]]]:
@@ -149,11 +166,14 @@ def test_a_gate_offline_through_thirty_publishes_converges_to_the_same_set(
             kinds.append({b.device: b.kind for b in built})
         assert kinds[12] == {"gate-1f-east": "full", "gate-1f-west": "full"}
         assert kinds[29] == {"gate-1f-east": "delta", "gate-1f-west": "delta"}
-        east = sims["gate-1f-east"]
-        wait_until(lambda: stored(east)[0] == 31)
-        agents["gate-1f-west"] = start(sims, tmp_path, "gate-1f-west")
-        west = sims["gate-1f-west"]
-        wait_until(lambda: stored(west)[0] == 31)
+        east, west = sims["gate-1f-east"], sims["gate-1f-west"]
+        watch = statuses(site, broker.port)
+        try:
+            reports(watch, "gate-1f-east", 31)
+            agents["gate-1f-west"] = start(sims, tmp_path, "gate-1f-west")
+            reports(watch, "gate-1f-west", 31)
+        finally:
+            watch.close()
         assert stored(west) == stored(east)
         for process in agents.values():
             assert tap(process, 6)["decision"] == "denied"  # lost on the 26th
